@@ -1,0 +1,131 @@
+// Runs one workload on attnflow and every peer, then folds the samples into a BenchResult:
+// medians, GFLOP/s, max-abs-diff against attnflow's output, and attnflow-best / best-peer.
+import type { BenchResult, BenchRow } from "../types.js";
+import { attnflowBackends, attnflowMha, attnflowSdpa, attnflowTrain, loadAttnflow } from "../attnflow-adapter.js";
+import { runJax } from "../peers/jax-peer.js";
+import { runOrt } from "../peers/ort-peer.js";
+import { runTfjs } from "../peers/tfjs-peer.js";
+import { runTorch } from "../peers/torch-peer.js";
+import { defaultPolicy, measure, median } from "./measure.js";
+import { errorText, type PeerContext, type PeerRun } from "./peer-types.js";
+import { maxAbsDiff, taskFlops, type Task } from "./tasks.js";
+
+export interface HarnessConfig {
+  /** Skip an implementation whose estimated single run exceeds this many seconds. */
+  maxRunS: number;
+  /** Run only rows whose impl name contains one of these substrings (empty: all). */
+  implFilter: string[];
+  log(msg: string): void;
+}
+
+const config: HarnessConfig = { maxRunS: 60, implFilter: [], log: (m) => process.stderr.write(m + "\n") };
+
+export function configureHarness(c: Partial<HarnessConfig>): void { Object.assign(config, c); }
+export function harnessConfig(): Readonly<HarnessConfig> { return config; }
+
+/**
+ * Conservative GFLOP/s per implementation (measured on the 2-core Zen 5 machine, rounded down),
+ * used only to skip runs that would take longer than --max-run-s. First matching prefix wins.
+ */
+const EXPECTED_GFLOPS: [string, number][] = [
+  ["attnflow-reference", 1], ["attnflow", 20], ["onnxruntime", 60], ["pytorch", 30],
+  ["jax-js", 8], ["tfjs-wasm", 1.5], ["tfjs-cpu", 0.7],
+];
+
+export function estimatedSeconds(impl: string, flops: number): number {
+  const rate = EXPECTED_GFLOPS.find(([p]) => impl.startsWith(p))?.[1] ?? 10;
+  return flops / (rate * 1e9);
+}
+
+export function wanted(impl: string): boolean {
+  return config.implFilter.length === 0 || impl.startsWith("attnflow") || config.implFilter.some((f) => impl.includes(f));
+}
+
+/** skipReason() value for rows excluded by --impl (dropped from the result). */
+const FILTERED = "filtered out by --impl";
+
+function skipReasonFor(flops: number) {
+  return (impl: string): string | null => {
+    if (!wanted(impl)) return FILTERED;
+    const est = estimatedSeconds(impl, flops);
+    return est > config.maxRunS ? `skipped: ~${Math.round(est)} s per run estimated > --max-run-s ${config.maxRunS}` : null;
+  };
+}
+
+async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
+  const loaded = await loadAttnflow();
+  if (!loaded.ok) return [{ impl: "attnflow", note: `attnflow unavailable: ${loaded.reason}` }];
+  const out: PeerRun[] = [];
+  for (const backend of attnflowBackends(loaded.api)) {
+    const impl = `attnflow-${backend}`;
+    const skip = ctx.skipReason(impl);
+    if (skip) { out.push({ impl, note: skip }); continue; }
+    try {
+      const api = loaded.api;
+      const step = task.kind === "mha" ? attnflowMha(api, backend, task)
+        : task.kind === "sdpa" ? attnflowSdpa(api, backend, task) : attnflowTrain(api, backend, task);
+      const m = await measure(step, ctx.policy);
+      out.push({ impl, timesMs: m.timesMs, output: m.last, note: m.note });
+    } catch (e) {
+      out.push({ impl, note: `failed: ${errorText(e)}` });
+    }
+  }
+  return out;
+}
+
+const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runTorch, runTfjs, runJax];
+
+/** Preference order for the cross-check reference when attnflow has no output. */
+const FALLBACK_REF = ["pytorch-cpu", "onnxruntime-node-2t", "onnxruntime-node-1t", "jax-js-wasm", "tfjs-wasm", "tfjs-cpu"];
+
+export interface CaseMeta { name: string; group: string; description: string }
+
+/** Fold peer runs into a BenchResult (shared with the memory cases). */
+export function buildResult(meta: CaseMeta, runs: PeerRun[], flops: number | undefined, extra: Map<string, Partial<BenchRow>> = new Map()): BenchResult {
+  const isAf = (r: PeerRun) => r.impl.startsWith("attnflow");
+  let ref = runs.find((r) => isAf(r) && r.output && r.impl === "attnflow-native") ?? runs.find((r) => isAf(r) && r.output);
+  let checkedAgainst = ref?.impl;
+  if (!ref) {
+    ref = FALLBACK_REF.map((n) => runs.find((r) => r.impl === n && r.output)).find((r) => r);
+    checkedAgainst = ref ? `${ref.impl} (attnflow unavailable)` : undefined;
+  }
+  const rows: BenchRow[] = runs.map((r) => {
+    const row: BenchRow = { impl: r.impl, medianMs: null, ...extra.get(r.impl) };
+    if (r.timesMs?.length) {
+      row.medianMs = median(r.timesMs);
+      row.minMs = Math.min(...r.timesMs);
+      row.maxMs = Math.max(...r.timesMs);
+      if (flops) row.gflops = flops / (row.medianMs * 1e6);
+    }
+    if (ref?.output && r.output && r !== ref) {
+      try { row.maxAbsDiff = maxAbsDiff(r.output, ref.output); } catch (e) { row.note = `${row.note ? row.note + "; " : ""}cross-check: ${errorText(e)}`; }
+    } else if (r === ref) row.maxAbsDiff = 0;
+    if (r.note) row.note = row.note ? `${r.note}; ${row.note}` : r.note;
+    return row;
+  });
+  const best = (pred: (r: BenchRow) => boolean) =>
+    Math.min(...rows.filter((r) => pred(r) && r.medianMs !== null).map((r) => r.medianMs as number));
+  const af = best((r) => r.impl.startsWith("attnflow"));
+  const peer = best((r) => !r.impl.startsWith("attnflow"));
+  const ratio = Number.isFinite(af) && Number.isFinite(peer) ? af / peer : null;
+  return { case: meta.name, group: meta.group, description: meta.description, flops, rows, ratioToBestPeer: ratio, checkedAgainst };
+}
+
+/** Run `task` on attnflow and all peers with the case's timing policy. */
+export async function runTask(meta: CaseMeta, task: Task, opts: { repeats: number; quick: boolean }): Promise<BenchResult> {
+  const flops = taskFlops(task);
+  const ctx: PeerContext = { policy: defaultPolicy(opts.quick, opts.repeats), skipReason: skipReasonFor(flops), log: config.log };
+  const runs: PeerRun[] = [];
+  for (const peer of [runAttnflow, ...PEERS]) {
+    try {
+      for (const r of await peer(task, ctx)) if (wanted(r.impl) && r.note !== FILTERED) {
+        runs.push(r);
+        const ms = r.timesMs?.length ? `${median(r.timesMs).toFixed(2)} ms` : "—";
+        config.log(`  ${meta.name} ${r.impl}: ${ms}${r.note ? ` (${r.note})` : ""}`);
+      }
+    } catch (e) {
+      config.log(`  ${meta.name}: a peer failed: ${errorText(e)}`);
+    }
+  }
+  return buildResult(meta, runs, flops);
+}

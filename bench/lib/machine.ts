@@ -1,0 +1,64 @@
+// Machine and version facts recorded with every benchmark run.
+import { existsSync, readFileSync } from "node:fs";
+import { cpus, arch, platform, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { loadAttnflow } from "../attnflow-adapter.js";
+import { jaxVersion } from "../peers/jax-peer.js";
+import { ortVersion } from "../peers/ort-peer.js";
+import { torchVersion } from "../peers/torch-peer.js";
+import { peerVersion } from "./peer-modules.js";
+import { REPO_ROOT } from "./paths.js";
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  arch: string;
+  platform: string;
+  kernel: string;
+  totalMemGB: number;
+  node: string;
+  cpuFlags: string[];
+}
+
+export function machineInfo(): MachineInfo {
+  const c = cpus();
+  let flags: string[] = [];
+  try {
+    const m = /^flags\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    const interesting = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"];
+    if (m) flags = m[1].split(/\s+/).filter((f) => interesting.includes(f));
+  } catch { /* not Linux */ }
+  return {
+    cpu: c[0]?.model.trim() ?? "unknown", cores: c.length, arch: arch(), platform: platform(), kernel: release(),
+    totalMemGB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, cpuFlags: flags,
+  };
+}
+
+/** The checked-out commit, read from .git without running git. */
+export function gitCommit(): string | null {
+  try {
+    const git = join(REPO_ROOT, ".git");
+    const head = readFileSync(join(git, "HEAD"), "utf8").trim();
+    if (!head.startsWith("ref: ")) return head.slice(0, 12);
+    const ref = head.slice(5);
+    if (existsSync(join(git, ref))) return readFileSync(join(git, ref), "utf8").trim().slice(0, 12);
+    const packed = readFileSync(join(git, "packed-refs"), "utf8").split("\n").find((l) => l.endsWith(` ${ref}`));
+    return packed ? packed.slice(0, 12) : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function versions(log: (m: string) => void): Promise<Record<string, unknown>> {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
+  const af = await loadAttnflow();
+  return {
+    attnflow: { version: pkg.version, commit: gitCommit(), ...(af.ok ? { backends: af.api.availableBackends() } : { unavailable: af.reason }) },
+    "onnxruntime-node": ortVersion(),
+    "@tensorflow/tfjs-core": peerVersion("@tensorflow/tfjs-core"),
+    "@tensorflow/tfjs-backend-wasm": peerVersion("@tensorflow/tfjs-backend-wasm"),
+    "@tensorflow/tfjs-backend-cpu": peerVersion("@tensorflow/tfjs-backend-cpu"),
+    "@jax-js/jax": jaxVersion(),
+    pytorch: await torchVersion(log),
+  };
+}

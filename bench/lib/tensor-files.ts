@@ -1,0 +1,47 @@
+// Float32 tensors exchanged with child-process peers (jax-js, PyTorch) as raw little-endian files
+// in one temporary folder per benchmark run; removed when the process exits.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+let dir: string | null = null;
+let counter = 0;
+const written = new WeakMap<Float32Array, string>();
+
+function tensorDir(): string {
+  if (!dir) {
+    const d = mkdtempSync(join(tmpdir(), "attnflow-bench-"));
+    dir = d;
+    process.on("exit", () => rmSync(d, { recursive: true, force: true }));
+  }
+  return dir;
+}
+
+/** Write `a` once (cached by identity) and return its path. */
+export function tensorFile(a: Float32Array, hint = "t"): string {
+  const hit = written.get(a);
+  if (hit) return hit;
+  const p = join(tensorDir(), `${hint}-${counter++}.f32`);
+  writeFileSync(p, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  written.set(a, p);
+  return p;
+}
+
+/** A fresh path for a child to write its output into. */
+export function outputPath(hint = "out"): string {
+  return join(tensorDir(), `${hint}-${counter++}.f32`);
+}
+
+export function readTensorFile(p: string): Float32Array {
+  const b = readFileSync(p);
+  const out = new Float32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  rmSync(p, { force: true });
+  return out;
+}
+
+/** Remove a tensor file written by tensorFile (large inputs of memory cases). */
+export function dropTensorFile(a: Float32Array): void {
+  const p = written.get(a);
+  if (p) { rmSync(p, { force: true }); written.delete(a); }
+}

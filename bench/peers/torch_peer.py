@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""PyTorch CPU peer for `npm run bench` (Debian's python3-torch, 1.13 here).
+
+Speaks JSON lines on stdin/stdout (see bench/lib/child-peer.ts): each request names raw float32
+files written by the harness; each reply carries the timed samples, and the output is written
+to the `out` file. The timing policy mirrors bench/lib/measure.ts.
+
+torch 1.13 has no F.scaled_dot_product_attention, so attention is the explicit composition
+(matmul / softmax / matmul); MHA also tries nn.MultiheadAttention and reports the best.
+"""
+import json
+import math
+import os
+import platform
+import re
+import sys
+import time
+
+os.environ.pop("OPENBLAS_CORETYPE", None)  # a forced Haswell core type halves OpenBLAS speed
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(int(os.environ.get("ATTNFLOW_BENCH_TORCH_THREADS", "2")))
+    TORCH_ERROR = None
+except Exception as e:  # reported in every reply; the harness shows it as the row's note
+    TORCH_ERROR = "%s: %s" % (type(e).__name__, e)
+
+
+def load(path, shape):
+    return torch.from_numpy(np.fromfile(path, dtype="<f4").reshape(shape))
+
+
+def save(path, tensors):
+    with open(path, "wb") as f:
+        for t in tensors:
+            f.write(t.detach().contiguous().numpy().astype("<f4").tobytes())
+
+
+def measure(fn, p):
+    """Same policy as measure.ts: warm up, size the repeat count from the warm-up, cap by budget."""
+    t0 = time.perf_counter()
+    last = fn()
+    first = (time.perf_counter() - t0) * 1e3
+    if first >= p["slowMs"]:
+        return [first], last, "slow: 1 run"
+    i = 1
+    while i < p["warmup"] and first * (i + 1) < p["budgetMs"]:
+        t0 = time.perf_counter()
+        last = fn()
+        first = (time.perf_counter() - t0) * 1e3
+        i += 1
+    n = max(1, min(p["repeats"], int(p["budgetMs"] // max(first, 1e-3))))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        last = fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times, last, ("%d runs (time budget)" % n if n < p["repeats"] else None)
+
+
+def median(xs):
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def attention(q, k, v, causal):
+    """softmax(q kᵀ / √d [masked]) v on (B, H, T, d)."""
+    T, d = q.shape[-2], q.shape[-1]
+    s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(d))  # (B, H, T, T)
+    if causal:
+        s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.matmul(torch.softmax(s, dim=-1), v)
+
+
+def mha_composed(x, w_in, b_in, w_out, b_out, H):
+    B, T, D = x.shape
+    d = D // H
+    q, k, v = F.linear(x, w_in, b_in).split(D, dim=-1)  # 3 × (B, T, D)
+    heads = lambda t: t.reshape(B, T, H, d).transpose(1, 2)  # (B, H, T, d)
+    o = attention(heads(q), heads(k), heads(v), False).transpose(1, 2).reshape(B, T, D)
+    return F.linear(o, w_out, b_out)
+
+
+def mha_module(D, H, w):
+    m = torch.nn.MultiheadAttention(D, H, batch_first=True)
+    m.load_state_dict({"in_proj_weight": w[0], "in_proj_bias": w[1], "out_proj.weight": w[2], "out_proj.bias": w[3]})
+    return m
+
+
+def mha_weights(req, D):
+    f = req["files"]
+    return [load(f["in_proj_weight"], (3 * D, D)), load(f["in_proj_bias"], (3 * D,)),
+            load(f["out_proj_weight"], (D, D)), load(f["out_proj_bias"], (D,))]
+
+
+def best_of(variants, policy):
+    """Time each (name, fn) variant; return samples/output of the fastest plus a summary note."""
+    best, parts = None, []
+    for name, fn in variants:
+        times, out, note = measure(fn, policy)
+        med = median(times)
+        parts.append("%s %.2f ms" % (name, med))
+        if best is None or med < best[0]:
+            best = (med, times, out, name, note)
+    note = "best: %s (%s)" % (best[3], "; ".join(parts))
+    if best[4]:
+        note += "; " + best[4]
+    return best[1], best[2], note
+
+
+def run_case(req):
+    op, s, policy = req["op"], req["shape"], req["policy"]
+    if op == "sdpa":
+        dims = (s["B"], s["H"], s["T"], s["d"])
+        q, k, v = (load(req["files"][n], dims) for n in ("q", "k", "v"))
+        with torch.inference_mode():
+            times, out, note = best_of([("composed", lambda: attention(q, k, v, req.get("causal", False)))], policy)
+        return times, [out], note
+    B, T, D, H = s["B"], s["T"], s["D"], s["H"]
+    x = load(req["files"]["x"], (B, T, D))
+    w = mha_weights(req, D)
+    m = mha_module(D, H, w)
+    if op == "mha":
+        m.eval()
+        with torch.inference_mode():
+            return (lambda r: (r[0], [r[1]], r[2]))(best_of([
+                ("composed", lambda: mha_composed(x, *w, H)),
+                ("nn.MultiheadAttention", lambda: m(x, x, x, need_weights=False)[0]),
+            ], policy))
+    # train: loss = sum(out · g); all four parameters get gradients; report d/d in_proj_weight
+    g = load(req["files"]["g"], (B, T, D))
+    leaves = [t.clone().requires_grad_(True) for t in w]
+    m.train()
+
+    def step_composed():
+        for t in leaves:
+            t.grad = None
+        (mha_composed(x, *leaves, H) * g).sum().backward()
+        return leaves[0].grad
+
+    def step_module():
+        m.zero_grad(set_to_none=True)
+        (m(x, x, x, need_weights=False)[0] * g).sum().backward()
+        return m.in_proj_weight.grad
+
+    times, out, note = best_of([("composed", step_composed), ("nn.MultiheadAttention", step_module)], policy)
+    return times, [out], note
+
+
+def status_kb(field):
+    with open("/proc/self/status") as f:
+        m = re.search(r"^%s:\s+(\d+) kB" % field, f.read(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def run_memory(req):
+    """Causal attention forward+backward once; peak RSS above the post-setup baseline."""
+    s = req["shape"]
+    dims = (s["B"], s["H"], s["T"], s["d"])
+    q, k, v, g = (load(req["files"][n], dims) for n in ("q", "k", "v", "g"))
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    small = [torch.randn(1, 2, 16, 8, requires_grad=True) for _ in range(3)]
+    (attention(*small, True).sum()).backward()  # load kernels before the baseline
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset VmHWM (peak RSS) to the current RSS
+        reset = True
+    except OSError:
+        reset = False
+    base = status_kb("VmRSS")
+    t0 = time.perf_counter()
+    o = attention(q, k, v, True)
+    (o * g).sum().backward()
+    ms = (time.perf_counter() - t0) * 1e3
+    peak = status_kb("VmHWM")
+    if req.get("out"):
+        save(req["out"], [o])
+    note = None if reset else "peak RSS could not be reset; includes setup"
+    return {"timesMs": [ms], "peakMB": max(0, peak - base) / 1024, "baselineMB": base / 1024, "note": note}
+
+
+def version_info():
+    cfg = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", cfg)
+    return {"torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "blas": blas.group(1) if blas else None}
+
+
+def handle(req):
+    if TORCH_ERROR:
+        return {"ok": False, "error": TORCH_ERROR}
+    op = req["op"]
+    if op == "version":
+        return dict(ok=True, **version_info())
+    if op == "memory":
+        return dict(ok=True, **run_memory(req))
+    times, outs, note = run_case(req)
+    if req.get("out"):
+        save(req["out"], outs)
+    return {"ok": True, "timesMs": times, "note": note}
+
+
+def main():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            reply = handle(req)
+        except Exception as e:
+            reply = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+        reply["id"] = req.get("id")
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+// Fused attention forward (FlashAttention-2 style) for one ISA.
+// One task = (b, h, query block of BQ rows). Tiles are kept "query-major in lanes": the score tile is stored
+// transposed, S^T (keys × BQ), so each SIMD lane is one query row and the online softmax needs no horizontal
+// reductions:
+//   S^T = K_blk · (scale·log2e · Q_blk)^T          (BK × BQ)   A = K rows broadcast, B = packed Q^T
+//   m' = max(m, colmax S^T);  P^T = 2^(S^T − m');  l = l·2^(m−m') + colsum P^T
+//   O^T = O^T·2^(m−m') + V_blk^T · P̃^T             (Dv × BQ)   A = V read transposed, B = P̃^T rows
+// Scores are kept in base-2 units (log2e folded into the scale and the additive mask), lse = (m + log2 l)·ln 2.
+// Only O^T, m, l live across key blocks: O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
+
+constexpr int64_t FWD_BQ = ATT_NV * VW;   // 64 query lanes with AVX-512
+constexpr int64_t FWD_BK = 128;           // keys per tile
+
+struct FwdCtx {
+  const AttnArgs* a;
+  int64_t nqb;
+  float qscale, invKeep;
+  uint32_t thr;
+  bool dropout;
+};
+
+AF_INLINE const float* maskBase(const AttnArgs& a, int64_t b, int64_t h) {
+  if (!a.mask) return nullptr;
+  int64_t mb = a.maskB == 1 ? 0 : b, mh = a.maskH == 1 ? 0 : h;
+  return a.mask + (mb * a.maskH + mh) * a.Tq * a.Tk;
+}
+
+void fwdTask(void* vctx, int64_t t, int) {
+  const FwdCtx& c = *static_cast<const FwdCtx*>(vctx);
+  const AttnArgs& a = *c.a;
+  const int64_t BH = a.B * a.H;
+  // Heaviest blocks first (with causal masking, later query blocks see more keys).
+  int64_t qb = c.nqb - 1 - t / BH, bh = t % BH;
+  int64_t b = bh / a.H, h = bh % a.H, hk = h / (a.H / a.Hkv);
+  int64_t D = a.D, Dv = a.Dv, Tk = a.Tk;
+  int64_t q0 = qb * FWD_BQ, nq = imin(FWD_BQ, a.Tq - q0);
+  const float* Q = a.q + (bh * a.Tq + q0) * D;
+  const float* K = a.k + (b * a.Hkv + hk) * Tk * D;
+  const float* V = a.v + (b * a.Hkv + hk) * Tk * Dv;
+  const float* M = maskBase(a, b, h);
+  const uint8_t* pad = a.keyPad ? a.keyPad + b * Tk : nullptr;
+
+  float* QT = threadScratch(0, (size_t)(D * FWD_BQ));   // (D, BQ) scaled Q^T, zero lanes past nq
+  float* ST = threadScratch(1, (size_t)(FWD_BK * FWD_BQ));
+  float* OT = threadScratch(2, (size_t)(Dv * FWD_BQ));
+  for (int64_t d = 0; d < D; d++)
+    for (int64_t i = 0; i < FWD_BQ; i++) QT[d * FWD_BQ + i] = i < nq ? Q[i * D + d] * c.qscale : 0.0f;
+  for (int64_t x = 0; x < Dv * FWD_BQ; x++) OT[x] = 0.0f;
+
+  vf mv[ATT_NV], lv[ATT_NV], alpha[ATT_NV];
+  vu rowKey[ATT_NV];
+  vi lane;
+  for (int l = 0; l < VW; l++) lane[l] = l;
+  for (int v = 0; v < ATT_NV; v++) {
+    mv[v] = splat(-__builtin_inff());
+    lv[v] = splat(0.0f);
+    if (c.dropout)
+      for (int l = 0; l < VW; l++) rowKey[v][l] = dropRowKey(a.seed, (uint32_t)b, (uint32_t)h, (uint32_t)(q0 + v * VW + l));
+  }
+
+  int64_t kEnd = a.causal ? imin(Tk, q0 + nq) : Tk;  // causal: tiles entirely above the diagonal are never visited
+  for (int64_t j0 = 0; j0 < kEnd; j0 += FWD_BK) {
+    int64_t nk = imin(FWD_BK, kEnd - j0);
+    blockGemm(nk, FWD_BQ, D, K + j0 * D, D, 1, QT, FWD_BQ, ST, FWD_BQ, false);
+    if (M) {  // additive mask, read transposed (rows of M are queries)
+      for (int64_t i = 0; i < nq; i++) {
+        const float* mrow = M + (q0 + i) * Tk + j0;
+        for (int64_t j = 0; j < nk; j++) ST[j * FWD_BQ + i] += mrow[j] * kLog2e;
+      }
+    }
+    if (pad)
+      for (int64_t j = 0; j < nk; j++)
+        if (pad[j0 + j])
+          for (int64_t v = 0; v < ATT_NV; v++) store(ST + j * FWD_BQ + v * VW, splat(-__builtin_inff()));
+    if (a.causal && j0 + nk - 1 > q0) {  // tile crosses the diagonal: mask key j > query i
+      for (int64_t j = 0; j < nk; j++) {
+        int32_t jj = (int32_t)(j0 + j);
+        if (jj <= q0) continue;
+        for (int v = 0; v < ATT_NV; v++) {
+          vi qi = lane + (int32_t)(q0 + v * VW);
+          float* s = ST + j * FWD_BQ + v * VW;
+          store(s, select(qi < jj, splat(-__builtin_inff()), load(s)));
+        }
+      }
+    }
+    // Online softmax, one vector of query lanes at a time.
+    for (int v = 0; v < ATT_NV; v++) {
+      vf mx = mv[v];
+      for (int64_t j = 0; j < nk; j++) mx = vmax(mx, load(ST + j * FWD_BQ + v * VW));
+      vf msafe = select(mx == -__builtin_inff(), splat(0.0f), mx);  // all-masked so far: keep P = 0, no NaN
+      alpha[v] = vexp2(mv[v] - msafe);
+      mv[v] = mx;
+      vf sum = splat(0.0f);
+      if (!c.dropout) {
+        for (int64_t j = 0; j < nk; j++) {
+          float* s = ST + j * FWD_BQ + v * VW;
+          vf p = vexp2(load(s) - msafe);
+          sum += p;
+          store(s, p);
+        }
+      } else {
+        for (int64_t j = 0; j < nk; j++) {
+          float* s = ST + j * FWD_BQ + v * VW;
+          vf p = vexp2(load(s) - msafe);
+          sum += p;  // the normaliser uses the weights before dropout
+          vu hsh = mix32v(rowKey[v] ^ (uint32_t)(j0 + j));
+          vi keep = (vi)((hsh >> 8) >= c.thr);
+          store(s, select(keep, p * c.invKeep, splat(0.0f)));
+        }
+      }
+      lv[v] = lv[v] * alpha[v] + sum;
+    }
+    if (j0 > 0)
+      for (int64_t d = 0; d < Dv; d++)
+        for (int v = 0; v < ATT_NV; v++) store(OT + d * FWD_BQ + v * VW, load(OT + d * FWD_BQ + v * VW) * alpha[v]);
+    blockGemm(Dv, FWD_BQ, nk, V + j0 * Dv, 1, Dv, ST, FWD_BQ, OT, FWD_BQ, true);
+  }
+
+  // O = O^T / l (transposed back), lse = (m + log2 l)·ln2; rows with no visible key: O = 0, lse = −inf.
+  alignas(64) float inv[FWD_BQ], lse[FWD_BQ];
+  for (int v = 0; v < ATT_NV; v++)
+    for (int l = 0; l < VW; l++) {
+      float lsum = lv[v][l];
+      bool ok = lsum > 0.0f;
+      inv[v * VW + l] = ok ? 1.0f / lsum : 0.0f;
+      lse[v * VW + l] = ok ? (mv[v][l] + log2f(lsum)) * kLn2 : -__builtin_inff();
+    }
+  float* O = a.outW + (bh * a.Tq + q0) * Dv;
+  for (int64_t i = 0; i < nq; i++)
+    for (int64_t d = 0; d < Dv; d++) O[i * Dv + d] = OT[d * FWD_BQ + i] * inv[i];
+  if (a.lseW)
+    for (int64_t i = 0; i < nq; i++) a.lseW[bh * a.Tq + q0 + i] = lse[i];
+}
+
+void attnForward(const AttnArgs& a) {
+  if (a.B == 0 || a.Tq == 0) return;
+  FwdCtx c;
+  c.a = &a;
+  c.nqb = ceilDiv(a.Tq, FWD_BQ);
+  c.qscale = a.scale * kLog2e;
+  c.dropout = a.dropoutP > 0.0;
+  c.thr = dropThreshold(a.dropoutP);
+  c.invKeep = c.dropout ? (float)(1.0 / (1.0 - a.dropoutP)) : 1.0f;
+  int64_t tasks = c.nqb * a.B * a.H;
+  double work = (double)a.B * a.H * a.Tq * (a.Tk + 1) * (a.D + a.Dv);
+  if (work < 2e5) {
+    for (int64_t t = 0; t < tasks; t++) fwdTask(&c, t, 0);
+    return;
+  }
+  parallelFor(tasks, fwdTask, &c);
+}

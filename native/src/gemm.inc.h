@@ -1,0 +1,213 @@
+// Packed, cache-blocked, multithreaded SGEMM (BLIS loop order):
+//   for jc (NC columns)  for pc (KC depth): pack B panel   for ic (MC rows): pack A block
+//     for jr (NR) for ir (MR): micro-kernel MR×NR on packed panels, C updated in place.
+// C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], then (+bias per column, activation) after the last depth block.
+
+#if AF_VW == 16
+constexpr int GEMM_MR = 6, GEMM_NV = 4;  // 6×64 tile: 24 zmm accumulators
+constexpr int64_t GEMM_KC = 256, GEMM_MC = 144, GEMM_NC = 2048;
+#else
+constexpr int GEMM_MR = 6, GEMM_NV = 2;  // 6×16 (AVX2) / 6×8 (SSE) tiles: 12 accumulators
+constexpr int64_t GEMM_KC = 256, GEMM_MC = 120, GEMM_NC = 2048;
+#endif
+constexpr int GEMM_NR = GEMM_NV * VW;
+
+// Ap: ceil(mc/MR) panels, each kc × MR (k-major), zero padded past the last row.
+void packA(const float* A, bool trans, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* Ap) {
+  for (int64_t ip = 0; ip < mc; ip += GEMM_MR) {
+    int rv = (int)imin(GEMM_MR, mc - ip);
+    float* dst = Ap + ip * kc;
+    if (trans) {  // op(A)(i,k) = A[k·lda + i]: rows of a panel are contiguous
+      const float* src = A + p0 * lda + i0 + ip;
+      for (int64_t k = 0; k < kc; k++) {
+        const float* s = src + k * lda;
+        float* d = dst + k * GEMM_MR;
+        for (int r = 0; r < rv; r++) d[r] = s[r];
+        for (int r = rv; r < GEMM_MR; r++) d[r] = 0.0f;
+      }
+    } else {  // op(A)(i,k) = A[i·lda + k]
+      const float* src = A + (i0 + ip) * lda + p0;
+      if (rv == GEMM_MR) {
+        const float* s[GEMM_MR];
+        for (int r = 0; r < GEMM_MR; r++) s[r] = src + r * lda;
+        for (int64_t k = 0; k < kc; k++)
+#pragma GCC unroll 8
+          for (int r = 0; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = s[r][k];
+      } else {
+        for (int64_t k = 0; k < kc; k++) {
+          for (int r = 0; r < rv; r++) dst[k * GEMM_MR + r] = src[r * lda + k];
+          for (int r = rv; r < GEMM_MR; r++) dst[k * GEMM_MR + r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Bp: ceil(nc/NR) panels, each kc × NR (k-major), zero padded past the last column.
+void packB(const float* B, bool trans, int64_t ldb, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* Bp) {
+  for (int64_t jp = 0; jp < nc; jp += GEMM_NR) {
+    int cv = (int)imin(GEMM_NR, nc - jp);
+    float* dst = Bp + jp * kc;
+    if (!trans) {  // op(B)(k,j) = B[k·ldb + j]: contiguous rows
+      const float* src = B + p0 * ldb + j0 + jp;
+      if (cv == GEMM_NR) {
+        for (int64_t k = 0; k < kc; k++)
+#pragma GCC unroll 4
+          for (int v = 0; v < GEMM_NV; v++) store(dst + k * GEMM_NR + v * VW, load(src + k * ldb + v * VW));
+      } else {
+        for (int64_t k = 0; k < kc; k++) {
+          for (int c = 0; c < cv; c++) dst[k * GEMM_NR + c] = src[k * ldb + c];
+          for (int c = cv; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = 0.0f;
+        }
+      }
+    } else {  // op(B)(k,j) = B[j·ldb + k]
+      const float* src = B + (j0 + jp) * ldb + p0;
+      for (int64_t k = 0; k < kc; k++) {
+        float* d = dst + k * GEMM_NR;
+        for (int c = 0; c < cv; c++) d[c] = src[c * ldb + k];
+        for (int c = cv; c < GEMM_NR; c++) d[c] = 0.0f;
+      }
+    }
+  }
+}
+
+struct Epilogue {
+  float alpha, beta;
+  bool first, last;  // first depth block applies beta; last applies bias + activation
+  const float* bias; // already offset to the tile's first column, or null
+  int act;
+};
+
+// Updates the full MR×NR tile at C (row stride ldc) from the accumulators.
+AF_INLINE void storeTile(vf (&acc)[GEMM_MR][GEMM_NV], float* C, int64_t ldc, const Epilogue& e) {
+  vf bias[GEMM_NV] = {};
+  if (e.last && e.bias)
+    for (int v = 0; v < GEMM_NV; v++) bias[v] = load(e.bias + v * VW);
+#pragma GCC unroll 8
+  for (int r = 0; r < GEMM_MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < GEMM_NV; v++) {
+      float* c = C + r * ldc + v * VW;
+      vf x = acc[r][v] * e.alpha;
+      if (!e.first) x += load(c);
+      else if (e.beta != 0.0f) x += e.beta * load(c);
+      if (e.last) {
+        if (e.bias) x += bias[v];
+        if (e.act != ACT_NONE) x = applyAct(x, e.act);
+      }
+      store(c, x);
+    }
+}
+
+void microTile(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int mr, int nr,
+               const Epilogue& e) {
+  vf acc[GEMM_MR][GEMM_NV];
+  mkAcc<GEMM_MR, GEMM_NV>(acc, kc, Ap, 1, GEMM_MR, Bp, GEMM_NR);
+  if (mr == GEMM_MR && nr == GEMM_NR) {
+    storeTile(acc, C, ldc, e);
+    return;
+  }
+  // Edge tile: run the same update on a padded copy, then write back only the valid part.
+  alignas(64) float tmp[GEMM_MR * GEMM_NR];
+  alignas(64) float btmp[GEMM_NR];
+  for (int r = 0; r < GEMM_MR; r++)
+    for (int c = 0; c < GEMM_NR; c++) tmp[r * GEMM_NR + c] = (r < mr && c < nr && (!e.first || e.beta != 0.0f)) ? C[r * ldc + c] : 0.0f;
+  Epilogue e2 = e;
+  if (e.last && e.bias) {
+    for (int c = 0; c < GEMM_NR; c++) btmp[c] = c < nr ? e.bias[c] : 0.0f;
+    e2.bias = btmp;
+  }
+  storeTile(acc, tmp, GEMM_NR, e2);
+  for (int r = 0; r < mr; r++)
+    for (int c = 0; c < nr; c++) C[r * ldc + c] = tmp[r * GEMM_NR + c];
+}
+
+// C[m0:m1, n0:n1] of batch entry bi, single-threaded, packing into this thread's scratch.
+void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const float* A = g.A + bi * g.strideA;
+  const float* B = g.B + bi * g.strideB;
+  float* C = g.C + bi * g.strideC;
+  int64_t K = g.K;
+  if (K == 0 || g.alpha == 0.0f) {  // no product: C = beta·C, then the epilogue
+    for (int64_t i = m0; i < m1; i++)
+      for (int64_t j = n0; j < n1; j++) {
+        float* c = C + i * g.ldc + j;
+        float x = g.beta == 0.0f ? 0.0f : g.beta * *c;
+        if (g.bias) x += g.bias[j];
+        if (g.act != ACT_NONE) x = applyAct(splat(x), g.act)[0];
+        *c = x;
+      }
+    return;
+  }
+  int64_t ncMax = imin(GEMM_NC, roundUp(n1 - n0, GEMM_NR));
+  int64_t kcMax = imin(GEMM_KC, K);
+  int64_t mcMax = imin(GEMM_MC, roundUp(m1 - m0, GEMM_MR));
+  float* Bp = threadScratch(0, (size_t)(ncMax * kcMax));
+  float* Ap = threadScratch(1, (size_t)(mcMax * kcMax));
+  for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
+    int64_t nc = imin(GEMM_NC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
+      int64_t kc = imin(GEMM_KC, K - pc);
+      packB(B, g.transB, g.ldb, pc, kc, jc, nc, Bp);
+      Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, nullptr, g.act};
+      for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
+        int64_t mc = imin(GEMM_MC, m1 - ic);
+        packA(A, g.transA, g.lda, ic, mc, pc, kc, Ap);
+        for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
+          int nr = (int)imin(GEMM_NR, nc - jr);
+          e.bias = g.bias ? g.bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += GEMM_MR) {
+            int mr = (int)imin(GEMM_MR, mc - ir);
+            microTile(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr, e);
+          }
+        }
+      }
+    }
+  }
+}
+
+struct GemmPlan {
+  const GemmArgs* g;
+  int64_t pieces;  // per batch entry
+  bool splitN;
+};
+
+void gemmTask(void* ctx, int64_t t, int) {
+  const GemmPlan& p = *static_cast<const GemmPlan*>(ctx);
+  const GemmArgs& g = *p.g;
+  int64_t bi = t / p.pieces, piece = t % p.pieces;
+  if (p.splitN) {
+    int64_t step = roundUp(ceilDiv(g.N, p.pieces), GEMM_NR);
+    int64_t n0 = piece * step, n1 = imin(g.N, n0 + step);
+    if (n0 < n1) gemmRange(g, bi, 0, g.M, n0, n1);
+  } else {
+    int64_t step = roundUp(ceilDiv(g.M, p.pieces), GEMM_MR);
+    int64_t m0 = piece * step, m1 = imin(g.M, m0 + step);
+    if (m0 < m1) gemmRange(g, bi, m0, m1, 0, g.N);
+  }
+}
+
+int64_t gcd64(int64_t a, int64_t b) {
+  while (b) { int64_t t = a % b; a = b; b = t; }
+  return a;
+}
+
+void gemm(const GemmArgs& g) {
+  if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  int T = numThreads();
+  double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
+  GemmPlan plan{&g, 1, g.N >= g.M};
+  if (T > 1 && flops >= 2e6 && !(g.batch >= 4 * T || g.batch % T == 0)) {
+    // Split each product into pieces along its larger side so batch·pieces spreads evenly over the threads;
+    // the other operand is packed once per piece (the smaller redundancy).
+    int64_t want = T / gcd64(g.batch, T);
+    int64_t maxPieces = plan.splitN ? ceilDiv(g.N, GEMM_NR) : ceilDiv(g.M, GEMM_MR);
+    plan.pieces = imax(1, imin(want, maxPieces));
+  }
+  int64_t tasks = g.batch * plan.pieces;
+  if (T == 1 || flops < 2e6 || tasks == 1) {
+    for (int64_t t = 0; t < tasks; t++) gemmTask(&plan, t, 0);
+    return;
+  }
+  parallelFor(tasks, gemmTask, &plan);
+}

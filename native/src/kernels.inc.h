@@ -1,0 +1,23 @@
+// The whole kernel set for one ISA. Each isa-*.cc defines AF_VW (floats per vector), AF_NS (its namespace) and
+// AF_ISA_NAME, then includes this file; everything lands in an anonymous namespace inside AF_NS, so no symbol
+// compiled with one ISA's flags can be linked into another's code paths.
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include "af-common.h"
+
+namespace AF_NS {
+namespace {
+using namespace af;
+#include "simd.inc.h"
+#include "microkernel.inc.h"
+#include "gemm.inc.h"
+#include "attention-fwd.inc.h"
+#include "attention-bwd.inc.h"
+#include "attention-weights.inc.h"
+#include "rows.inc.h"
+
+const KernelTable kTable = {AF_ISA_NAME,      gemm,    attnForward,    attnBackward,   attnWeights, layerNormForward,
+                            layerNormBackward, softmax, softmaxBackward};
+}  // namespace
+}  // namespace AF_NS

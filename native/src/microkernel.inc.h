@@ -1,0 +1,74 @@
+// Register-blocked micro-kernels shared by the packed GEMM and the attention tiles.
+//   acc[r][v] = Σ_k A(r, k) · B(k, v·VW … v·VW+VW−1)
+// A is read by broadcast through two strides (A(r,k) = A[r·sai + k·sak]), so it can be a packed panel, a row-major
+// matrix or a transposed one without copying; B rows are contiguous vectors (B(k, ·) = B + k·ldb).
+// R×NV accumulators stay in registers: AVX-512 6×4 (24 zmm), AVX2/SSE 6×2 (12 regs).
+
+template <int R, int NV>
+AF_INLINE void mkAcc(vf (&acc)[R][NV], int64_t K, const float* __restrict A, int64_t sai, int64_t sak,
+                     const float* __restrict B, int64_t ldb) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = splat(0.0f);
+  for (int64_t k = 0; k < K; k++) {
+    vf b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = load(B + v * VW);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      vf a = splat(A[r * sai]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+    }
+    A += sak;
+    B += ldb;
+  }
+}
+
+// C (R × NV·VW, row stride ldc) = acc, or += acc when accumulate.
+template <int R, int NV>
+void mkBlock(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B, int64_t ldb, float* C,
+             int64_t ldc, bool accumulate) {
+  vf acc[R][NV];
+  mkAcc<R, NV>(acc, K, A, sai, sak, B, ldb);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + v * VW;
+      store(c, accumulate ? load(c) + acc[r][v] : acc[r][v]);
+    }
+}
+
+constexpr int ATT_R = 6;
+constexpr int ATT_NV = AF_VW == 16 ? 4 : 2;
+
+typedef void (*MkBlockFn)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool);
+
+template <int R>
+struct MkRow {
+  static constexpr MkBlockFn fns[4] = {mkBlock<R, 1>, mkBlock<R, 2>, mkBlock<R, ATT_NV >= 3 ? 3 : 1>,
+                                       mkBlock<R, ATT_NV >= 4 ? 4 : 1>};
+};
+const MkBlockFn kMkTable[ATT_R][4] = {
+    {MkRow<1>::fns[0], MkRow<1>::fns[1], MkRow<1>::fns[2], MkRow<1>::fns[3]},
+    {MkRow<2>::fns[0], MkRow<2>::fns[1], MkRow<2>::fns[2], MkRow<2>::fns[3]},
+    {MkRow<3>::fns[0], MkRow<3>::fns[1], MkRow<3>::fns[2], MkRow<3>::fns[3]},
+    {MkRow<4>::fns[0], MkRow<4>::fns[1], MkRow<4>::fns[2], MkRow<4>::fns[3]},
+    {MkRow<5>::fns[0], MkRow<5>::fns[1], MkRow<5>::fns[2], MkRow<5>::fns[3]},
+    {MkRow<6>::fns[0], MkRow<6>::fns[1], MkRow<6>::fns[2], MkRow<6>::fns[3]},
+};
+
+// C (M × N) = A (M × K) · B (K × N), or C += …; N must be a multiple of VW (callers pad their scratch tiles).
+// Used for the small in-cache products inside the attention kernels.
+void blockGemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t sai, int64_t sak, const float* B,
+               int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t i0 = 0; i0 < M; i0 += ATT_R) {
+    int r = (int)imin(ATT_R, M - i0);
+    for (int64_t j0 = 0; j0 < N; j0 += ATT_NV * VW) {
+      int nv = (int)imin(ATT_NV, (N - j0) / VW);
+      kMkTable[r - 1][nv - 1](K, A + i0 * sai, sai, sak, B + j0, ldb, C + i0 * ldc + j0, ldc, accumulate);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+// Portable SIMD layer for one ISA translation unit, written with GCC vector extensions so the same kernel source
+// compiles to AVX-512 (AF_VW = 16), AVX2 (8) or baseline SSE/NEON (4). Included inside an anonymous namespace of
+// the ISA's own namespace, so every helper has internal linkage (no cross-ISA symbol clashes).
+// Only C library math (math.h) and compiler builtins are used here: no inline/template code from the C++ std lib.
+
+constexpr int VW = AF_VW;
+typedef float vf __attribute__((vector_size(AF_VW * 4)));
+typedef int32_t vi __attribute__((vector_size(AF_VW * 4)));
+typedef uint32_t vu __attribute__((vector_size(AF_VW * 4)));
+typedef float vf_u __attribute__((vector_size(AF_VW * 4), aligned(4), may_alias));
+
+#define AF_INLINE inline __attribute__((always_inline))
+
+AF_INLINE vf load(const float* p) { return *reinterpret_cast<const vf_u*>(p); }
+AF_INLINE void store(float* p, vf v) { *reinterpret_cast<vf_u*>(p) = v; }
+AF_INLINE vf splat(float x) { return vf{} + x; }
+AF_INLINE vu splatu(uint32_t x) { return vu{} + x; }
+
+// Lane-wise max/min with x86 maxps/minps semantics (GCC emits exactly those instructions for this pattern):
+// when either lane is NaN the second operand is returned, so max(c, x) propagates a NaN x.
+AF_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }
+AF_INLINE vf vmin(vf a, vf b) { return a < b ? a : b; }
+AF_INLINE vf select(vi m, vf a, vf b) { return m ? a : b; }  // m lanes are 0 or -1
+
+AF_INLINE float hsum(vf v) {
+  float s = 0.f;
+  for (int i = 0; i < VW; i++) s += v[i];
+  return s;
+}
+AF_INLINE float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < VW; i++) m = v[i] > m ? v[i] : m;
+  return m;
+}
+
+// 2^x for a vector. |error| ≈ 2e-7 relative; x ≤ -127 (including -inf) gives exactly 0; x > 127 saturates at
+// 2^127; NaN stays NaN. Split x = k + f with k = round(x), f ∈ [-0.5, 0.5]; 2^f by a degree-6 Taylor polynomial,
+// 2^k built from exponent bits and multiplied in (so a NaN polynomial can never turn into a finite number).
+AF_INLINE vf vexp2(vf x) {
+  const vf magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer in the low mantissa bits
+  vf xc = vmin(splat(127.0f), vmax(splat(-127.0f), x));
+  vf t = xc + magic;
+  vf kf = t - magic;
+  vf f = xc - kf;
+  vi k = (vi)t - (vi)magic;
+  vf p = splat(1.540353039338e-4f);
+  p = p * f + 1.333355814643e-3f;
+  p = p * f + 9.618129107628e-3f;
+  p = p * f + 5.550410866482e-2f;
+  p = p * f + 2.402265069591e-1f;
+  p = p * f + 6.931471805599e-1f;
+  p = p * f + 1.0f;
+  vf scale = (vf)((k + 127) << 23);
+  return p * scale;
+}
+AF_INLINE vf vexp(vf x) { return vexp2(x * 1.4426950408889634f); }
+
+// tanh(u) = 1 − 2/(e^{2u}+1): saturates cleanly to ±1 at both ends.
+AF_INLINE vf vtanh(vf u) { return 1.0f - 2.0f / (vexp(u + u) + 1.0f); }
+
+// erf(x) by Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7), odd extension.
+AF_INLINE vf verf(vf x) {
+  vf ax = vmax(x, -x);
+  vf t = 1.0f / (1.0f + 0.3275911f * ax);
+  vf y = splat(1.061405429f);
+  y = y * t - 1.453152027f;
+  y = y * t + 1.421413741f;
+  y = y * t - 0.284496736f;
+  y = y * t + 0.254829592f;
+  y = y * t;
+  vf r = 1.0f - y * vexp(-ax * ax);
+  return select(x < 0.0f, -r, r);
+}
+
+AF_INLINE vf applyAct(vf x, int act) {
+  switch (act) {
+    case ACT_RELU: return vmax(x, splat(0.0f));
+    case ACT_GELU_ERF: return 0.5f * x * (1.0f + verf(x * 0.7071067811865476f));
+    case ACT_GELU_TANH: {
+      vf u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.0f + vtanh(u));
+    }
+    default: return x;
+  }
+}
+
+// The dropout hash of src/backend/dropout-hash.ts (lowbias32 mixing), scalar and vector forms.
+AF_INLINE uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du;
+  x ^= x >> 15; x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+AF_INLINE vu mix32v(vu x) {
+  x ^= x >> 16; x *= 0x7feb352du;
+  x ^= x >> 15; x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+// Row key = hash state after mixing seed, b, h, i; the element hash is mix32(rowKey ^ j).
+AF_INLINE uint32_t dropRowKey(uint32_t seed, uint32_t b, uint32_t h, uint32_t i) {
+  uint32_t x = mix32(seed ^ 0x9e3779b9u);
+  x = mix32(x ^ b);
+  x = mix32(x ^ h);
+  return mix32(x ^ i);
+}
+// keep ⇔ (hash >> 8) / 2^24 ≥ p ⇔ (hash >> 8) ≥ ceil(p·2^24).
+AF_INLINE uint32_t dropThreshold(double p) {
+  double t = __builtin_ceil(p * 16777216.0);
+  return t <= 0 ? 0u : (uint32_t)t;
+}
+
+AF_INLINE int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+AF_INLINE int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+AF_INLINE int64_t roundUp(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+AF_INLINE int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+const float kLog2e = 1.4426950408889634f;
+const float kLn2 = 0.6931471805599453f;

@@ -1,0 +1,70 @@
+// Capturing attention from any model built with attnflow modules, without changing the model code: every attention
+// module asks the active recorder (if any) whether to hand out its weights. On the fused path the weights are
+// recomputed from the saved log-sum-exp, so capture never forces the slow path; withGrad switches to the composed
+// path so the captured weights carry gradients (for gradient-weighted attention).
+import type { Tensor } from "../tensor.js";
+import { keep } from "../scope.js";
+
+export interface AttentionRecord {
+  /** Module path in the model, e.g. "layers.0.self_attn". */
+  name: string;
+  kind: "self" | "cross";
+  /** (B, H, Tq, Tk) per head, or (B, Tq, Tk) when the recorder keeps only the head mean. */
+  weights: Tensor;
+  headMean: boolean;
+  /** (B, Tk) bool, true = padded key (when the call had one). */
+  keyPaddingMask: Tensor | null;
+  causal: boolean;
+}
+
+export interface CaptureOptions {
+  /** "full" keeps every head; "mean" keeps only the head average (H× less memory). */
+  mode?: "full" | "mean";
+  /** Keep the weights in the autograd graph (composed attention path) so their gradients can be read after backward. */
+  withGrad?: boolean;
+  /** Record only modules whose name matches. */
+  filter?: (name: string) => boolean;
+}
+
+export class AttentionRecorder {
+  readonly records: AttentionRecord[] = [];
+  readonly mode: "full" | "mean";
+  readonly withGrad: boolean;
+  private names = new Map<object, string>();
+  private filter?: (name: string) => boolean;
+
+  constructor(root: { namedModules(): [string, object][] } | null, opts: CaptureOptions = {}) {
+    this.mode = opts.withGrad ? "full" : opts.mode ?? "full";
+    this.withGrad = !!opts.withGrad;
+    this.filter = opts.filter;
+    if (root) for (const [n, m] of root.namedModules()) this.names.set(m, n || "attention");
+  }
+
+  wants(module: object): boolean {
+    const name = this.names.get(module) ?? "attention";
+    return !this.filter || this.filter(name);
+  }
+
+  add(module: object, r: Omit<AttentionRecord, "name">): void {
+    const name = this.names.get(module) ?? `attention${this.records.length}`;
+    if (this.withGrad) r.weights.retainGrad();
+    this.records.push({ ...r, name, weights: keep(r.weights) });
+  }
+}
+
+const stack: AttentionRecorder[] = [];
+
+/** The innermost active recorder, or null (the common, zero-cost case). */
+export function activeRecorder(): AttentionRecorder | null { return stack.length ? stack[stack.length - 1] : null; }
+
+/** Run fn with attention recording on; returns fn's result and the records in call order. */
+export function captureAttention<T>(model: { namedModules(): [string, object][] } | null, fn: () => T, opts: CaptureOptions = {}): { result: T; records: AttentionRecord[] } {
+  const rec = new AttentionRecorder(model, opts);
+  stack.push(rec);
+  try {
+    const result = fn();
+    return { result, records: rec.records };
+  } finally {
+    stack.pop();
+  }
+}

@@ -1,0 +1,48 @@
+// safetensors ⇄ attnflow tensors: state dicts keep PyTorch's names, so files written by torch/safetensors load
+// directly into attnflow modules and the other way round.
+import { Tensor } from "../tensor.js";
+import type { Module } from "../nn/module.js";
+import { parseSafetensors, serializeSafetensors, toBool, toFloat32, toInt32, fromBool, fromFloat32, fromInt32, type StTensor } from "./safetensors.js";
+
+export interface LoadedTensors { tensors: Map<string, Tensor>; metadata: Record<string, string> }
+
+/** Decode every tensor: float types → float32, integer types → int32 (range-checked), BOOL → bool. */
+export function loadSafetensors(bytes: Uint8Array): LoadedTensors {
+  const { tensors, metadata } = parseSafetensors(bytes);
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) out.set(name, toTensor(name, t));
+  return { tensors: out, metadata };
+}
+
+export function toTensor(name: string, t: StTensor): Tensor {
+  switch (t.dtype) {
+    case "F32": case "F16": case "BF16": case "F64": return Tensor.fromArray(toFloat32(t, name), t.shape, "float32");
+    case "BOOL": return Tensor.fromArray(toBool(t, name), t.shape, "bool");
+    default: return Tensor.fromArray(toInt32(t, name), t.shape, "int32");
+  }
+}
+
+export interface SaveOptions { metadata?: Record<string, string>; floatDType?: "F32" | "F16" | "BF16"; intDType?: "I32" | "I64" }
+
+export function saveSafetensors(tensors: Record<string, Tensor> | Map<string, Tensor>, opts: SaveOptions = {}): Uint8Array {
+  const entries: [string, StTensor][] = [];
+  const it = tensors instanceof Map ? tensors.entries() : Object.entries(tensors);
+  for (const [name, t] of it) {
+    const data = t.dataSync();
+    entries.push([name, t.dtype === "float32" ? fromFloat32(data as Float32Array, t.shape, opts.floatDType ?? "F32")
+      : t.dtype === "int32" ? fromInt32(data as Int32Array, t.shape, opts.intDType ?? "I64") : fromBool(data as Uint8Array, t.shape)]);
+  }
+  return serializeSafetensors(entries, opts.metadata);
+}
+
+/** Serialize a module's state dict (PyTorch names). */
+export function saveModule(m: Module, opts: SaveOptions = {}): Uint8Array { return saveSafetensors(m.stateDict(), opts); }
+
+/** Load a safetensors state dict into a module (strict by default); returns the file's metadata. */
+export function loadModule(m: Module, bytes: Uint8Array, opts: { strict?: boolean; prefix?: string } = {}): Record<string, string> {
+  const { tensors, metadata } = loadSafetensors(bytes);
+  const sd = new Map<string, Tensor>();
+  for (const [k, v] of tensors) if (!opts.prefix || k.startsWith(opts.prefix)) sd.set(opts.prefix ? k.slice(opts.prefix.length) : k, v);
+  m.loadStateDict(sd, { strict: opts.strict });
+  return metadata;
+}

@@ -1,0 +1,176 @@
+// Attention modules: the product brief's SelfAttention (fixed correctly for batches) and PyTorch's MultiheadAttention.
+import { Tensor } from "../tensor.js";
+import { zeros } from "../creation.js";
+import { shapeStr } from "../shape.js";
+import * as F from "../functional.js";
+import { sdpa } from "../ops/attention.js";
+import { activeRecorder } from "../explain/capture.js";
+import { Module, Parameter } from "./module.js";
+import { Linear } from "./layers.js";
+import { xavierUniform_ } from "./init.js";
+
+/**
+ * The brief's module, batched: Q, K, V = three Linear(dModel, dModel) of x (B, T, dModel);
+ * weights = softmax(Q·Kᵀ/√dModel) over the last axis (each query's distribution over keys); output = weights·V.
+ */
+export class SelfAttention extends Module {
+  queryLinear: Linear;
+  keyLinear: Linear;
+  valueLinear: Linear;
+  constructor(readonly dModel: number) {
+    super();
+    this.queryLinear = new Linear(dModel, dModel);
+    this.keyLinear = new Linear(dModel, dModel);
+    this.valueLinear = new Linear(dModel, dModel);
+  }
+
+  forward(x: Tensor): Tensor { return this.forwardWithWeights(x, false)[0]; }
+
+  /** Output (B, T, dModel) and the attention weights (B, T, T) (rows sum to 1). */
+  forwardWithWeights(x: Tensor, needWeights = true): [Tensor, Tensor | null] {
+    if (x.ndim !== 3 || x.shape[2] !== this.dModel) {
+      throw new Error(`SelfAttention: expected input (B, T, ${this.dModel}), got ${shapeStr(x.shape)}`);
+    }
+    const rec = activeRecorder();
+    const recording = !!rec && rec.wants(this);
+    const q = this.queryLinear.forward(x), k = this.keyLinear.forward(x), v = this.valueLinear.forward(x); // (B, T, D)
+    const { out, weights } = sdpa(q, k, v, {
+      scale: 1 / Math.sqrt(this.dModel), returnWeights: needWeights || recording ? "full" : false,
+      impl: recording && rec!.withGrad ? "math" : "fused",
+    });                                                                                                   // (B, T, D), (B, T, T)
+    if (recording && weights) rec!.add(this, { kind: "self", weights: weights.unsqueeze(1), headMean: false, keyPaddingMask: null, causal: false });
+    return [out, needWeights ? weights : null];
+  }
+  protected override extraRepr(): string { return `dModel=${this.dModel}`; }
+}
+
+export interface MhaOptions { bias?: boolean; kdim?: number; vdim?: number; batchFirst?: boolean; dropout?: number }
+export interface MhaForwardOptions {
+  /** (B, Tk) bool, true = padding (ignored); or float, added to the scores. */
+  keyPaddingMask?: Tensor | null;
+  needWeights?: boolean;
+  /** (Tq, Tk) or (B·H, Tq, Tk): bool true = NOT allowed to attend (PyTorch MHA convention), or float added to scores. */
+  attnMask?: Tensor | null;
+  averageAttnWeights?: boolean;
+  isCausal?: boolean;
+}
+
+/** torch.nn.MultiheadAttention: same parameters, names, masks and outputs. */
+export class MultiheadAttention extends Module {
+  inProjWeight: Tensor | null = null;   // (3E, E) when kdim = vdim = E
+  qProjWeight: Tensor | null = null;    // (E, E)    otherwise
+  kProjWeight: Tensor | null = null;    // (E, kdim)
+  vProjWeight: Tensor | null = null;    // (E, vdim)
+  inProjBias: Tensor | null = null;     // (3E)
+  outProj: Linear;
+  readonly headDim: number;
+  readonly kdim: number;
+  readonly vdim: number;
+  readonly batchFirst: boolean;
+  readonly dropout: number;
+
+  constructor(readonly embedDim: number, readonly numHeads: number, opts: MhaOptions = {}) {
+    super();
+    if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
+    this.headDim = embedDim / numHeads;
+    this.kdim = opts.kdim ?? embedDim; this.vdim = opts.vdim ?? embedDim;
+    this.batchFirst = opts.batchFirst ?? false; this.dropout = opts.dropout ?? 0;
+    const E = embedDim;
+    if (this.kdim === E && this.vdim === E) this.inProjWeight = Parameter(xavierUniform_(zeros([3 * E, E])));
+    else {
+      this.qProjWeight = Parameter(xavierUniform_(zeros([E, E])));
+      this.kProjWeight = Parameter(xavierUniform_(zeros([E, this.kdim])));
+      this.vProjWeight = Parameter(xavierUniform_(zeros([E, this.vdim])));
+    }
+    if (opts.bias !== false) this.inProjBias = Parameter(zeros([3 * E]));
+    this.outProj = new Linear(E, E, { bias: opts.bias !== false });
+    if (this.outProj.bias) this.outProj.bias.storage.data.fill(0);
+  }
+
+  /** Returns [attnOutput, attnWeights | null] with PyTorch's shapes. */
+  forward(query: Tensor, key: Tensor, value: Tensor, opts: MhaForwardOptions = {}): [Tensor, Tensor | null] {
+    const E = this.embedDim, H = this.numHeads, hd = this.headDim;
+    let q = query, k = key, v = value;
+    if (q.ndim !== 3 || k.ndim !== 3 || v.ndim !== 3) {
+      throw new Error(`MultiheadAttention: expected 3-D query/key/value, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
+    }
+    if (!this.batchFirst) { q = q.transpose(0, 1); k = k.transpose(0, 1); v = v.transpose(0, 1); } // → (B, T, ·)
+    const [B, Tq] = q.shape, Tk = k.shape[1];
+    if (q.shape[2] !== E || k.shape[2] !== this.kdim || v.shape[2] !== this.vdim || k.shape[0] !== B || v.shape[0] !== B || v.shape[1] !== Tk) {
+      throw new Error(`MultiheadAttention: query ${shapeStr(query.shape)}, key ${shapeStr(key.shape)}, value ${shapeStr(value.shape)} ` +
+        `do not fit embedDim=${E}, kdim=${this.kdim}, vdim=${this.vdim} (batchFirst=${this.batchFirst})`);
+    }
+    const [Q, Kp, Vp] = this.project(q, k, v, query === key && key === value);            // (B, T, E) each
+    const heads = (t: Tensor, T: number) => t.reshape([B, T, H, hd]).permute([0, 2, 1, 3]); // (B, H, T, hd)
+
+    const rec = activeRecorder();
+    const recording = !!rec && rec.wants(this);
+    const need = opts.needWeights ?? true;
+    const avg = opts.averageAttnWeights ?? true;
+    const mode: "full" | "mean" | false = recording ? (rec!.mode === "mean" && (!need || avg) ? "mean" : "full") : need ? (avg ? "mean" : "full") : false;
+    const kpm = opts.keyPaddingMask ?? null;
+    const floatKpm = !!kpm && kpm.dtype !== "bool";
+    const { out, weights } = sdpa(heads(Q, Tq), heads(Kp, Tk), heads(Vp, Tk), {
+      attnMask: floatKpm ? this.floatPadding(kpm!, opts.attnMask ?? null, B, Tq, Tk) : this.convertAttnMask(opts.attnMask ?? null, B, Tq, Tk),
+      keyPaddingMask: floatKpm ? null : kpm,
+      causal: !!opts.isCausal && !opts.attnMask,
+      dropout: this.training ? this.dropout : 0,
+      returnWeights: mode,
+      impl: recording && rec!.withGrad ? "math" : "fused",
+    });                                                                                    // (B, H, Tq, hd)
+    let y = this.outProj.forward(out.permute([0, 2, 1, 3]).reshape([B, Tq, E]));          // (B, Tq, E)
+    if (!this.batchFirst) y = y.transpose(0, 1);
+    if (recording && weights) {
+      rec!.add(this, { kind: query === key ? "self" : "cross", weights, headMean: mode === "mean",
+        keyPaddingMask: opts.keyPaddingMask ?? null, causal: !!opts.isCausal });
+    }
+    if (!need || !weights) return [y, null];
+    if (mode === "full" && avg) return [y, weights.mean(1)];                               // (B, Tq, Tk)
+    return [y, weights];
+  }
+
+  /** Q/K/V projections; self-attention runs one (B·T, E)×(E, 3E) GEMM. */
+  private project(q: Tensor, k: Tensor, v: Tensor, self: boolean): [Tensor, Tensor, Tensor] {
+    const E = this.embedDim, b = this.inProjBias;
+    const bias = (i: number) => (b ? b.narrow(0, i * E, E) : null);
+    if (this.inProjWeight) {
+      if (self) {
+        const qkv = F.linear(q, this.inProjWeight, b);                                     // (B, T, 3E)
+        const [Q, K, V] = qkv.split(E, -1);
+        return [Q, K, V];
+      }
+      const W = this.inProjWeight;
+      return [F.linear(q, W.narrow(0, 0, E), bias(0)), F.linear(k, W.narrow(0, E, E), bias(1)), F.linear(v, W.narrow(0, 2 * E, E), bias(2))];
+    }
+    return [F.linear(q, this.qProjWeight!, bias(0)), F.linear(k, this.kProjWeight!, bias(1)), F.linear(v, this.vProjWeight!, bias(2))];
+  }
+
+  /** MHA mask (true = blocked, or additive) → sdpa mask (true = attend, or additive), shaped to broadcast over (B,H). */
+  private convertAttnMask(m: Tensor | null, B: number, Tq: number, Tk: number): Tensor | null {
+    if (!m) return null;
+    let mm = m;
+    if (m.ndim === 3) {
+      if (m.shape[0] !== B * this.numHeads || m.shape[1] !== Tq || m.shape[2] !== Tk) {
+        throw new Error(`MultiheadAttention: 3-D attnMask must be (${B * this.numHeads}, ${Tq}, ${Tk}), got ${shapeStr(m.shape)}`);
+      }
+      mm = m.reshape([B, this.numHeads, Tq, Tk]);
+    } else if (m.ndim !== 2 || m.shape[0] !== Tq || m.shape[1] !== Tk) {
+      throw new Error(`MultiheadAttention: attnMask must be (${Tq}, ${Tk}) or (${B * this.numHeads}, ${Tq}, ${Tk}), got ${shapeStr(m.shape)}`);
+    }
+    return mm.dtype === "bool" ? mm.logicalNot() : mm;
+  }
+
+  /** A float key padding mask is added to the scores (together with any attnMask). */
+  private floatPadding(kpm: Tensor, attnMask: Tensor | null, B: number, Tq: number, Tk: number): Tensor {
+    if (kpm.ndim !== 2 || kpm.shape[0] !== B || kpm.shape[1] !== Tk) throw new Error(`MultiheadAttention: keyPaddingMask must be (${B}, ${Tk}), got ${shapeStr(kpm.shape)}`);
+    let add = kpm.reshape([B, 1, 1, Tk]);
+    const am = this.convertAttnMask(attnMask, B, Tq, Tk);
+    if (am) add = add.add(am.dtype === "bool" ? boolToAdditive(am) : am);
+    return add;
+  }
+  protected override extraRepr(): string { return `embedDim=${this.embedDim}, numHeads=${this.numHeads}, batchFirst=${this.batchFirst}`; }
+}
+
+function boolToAdditive(attend: Tensor): Tensor {
+  return zeros(attend.shape).maskedFill(attend.logicalNot(), -Infinity);
+}

@@ -1,0 +1,159 @@
+// nn.TransformerEncoderLayer / TransformerEncoder / TransformerDecoderLayer / TransformerDecoder, PyTorch semantics
+// and parameter names (self_attn, multihead_attn, linear1, linear2, norm1..3).
+import type { Tensor } from "../tensor.js";
+import * as F from "../functional.js";
+import { Module } from "./module.js";
+import { Dropout, LayerNorm, Linear, ModuleList } from "./layers.js";
+import { MultiheadAttention } from "./attention.js";
+
+export interface TransformerLayerOptions {
+  dimFeedforward?: number;      // default 2048
+  dropout?: number;             // default 0.1
+  activation?: "relu" | "gelu" | ((x: Tensor) => Tensor);
+  layerNormEps?: number;        // default 1e-5
+  batchFirst?: boolean;         // default false, like PyTorch
+  normFirst?: boolean;          // pre-norm when true
+  bias?: boolean;
+}
+
+function act(a: TransformerLayerOptions["activation"]): (x: Tensor) => Tensor {
+  if (typeof a === "function") return a;
+  if (a === undefined || a === "relu") return F.relu;
+  if (a === "gelu") return (x) => F.gelu(x);
+  throw new Error(`Transformer layer: activation must be "relu" or "gelu", got ${String(a)}`);
+}
+
+export interface EncoderForwardOptions { srcMask?: Tensor | null; srcKeyPaddingMask?: Tensor | null; isCausal?: boolean }
+
+export class TransformerEncoderLayer extends Module {
+  selfAttn: MultiheadAttention;
+  linear1: Linear;
+  dropout: Dropout;
+  linear2: Linear;
+  norm1: LayerNorm;
+  norm2: LayerNorm;
+  dropout1: Dropout;
+  dropout2: Dropout;
+  readonly normFirst: boolean;
+  private activation: (x: Tensor) => Tensor;
+
+  constructor(readonly dModel: number, readonly nhead: number, o: TransformerLayerOptions = {}) {
+    super();
+    const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
+    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
+    this.linear1 = new Linear(dModel, ff, { bias });
+    this.dropout = new Dropout(p);
+    this.linear2 = new Linear(ff, dModel, { bias });
+    this.norm1 = new LayerNorm(dModel, { eps, bias });
+    this.norm2 = new LayerNorm(dModel, { eps, bias });
+    this.dropout1 = new Dropout(p);
+    this.dropout2 = new Dropout(p);
+    this.normFirst = o.normFirst ?? false;
+    this.activation = act(o.activation);
+  }
+
+  forward(src: Tensor, o: EncoderForwardOptions = {}): Tensor {
+    const sa = (y: Tensor) => this.dropout1.forward(this.selfAttn.forward(y, y, y,
+      { attnMask: o.srcMask ?? null, keyPaddingMask: o.srcKeyPaddingMask ?? null, needWeights: false, isCausal: o.isCausal })[0]);
+    const ff = (y: Tensor) => this.dropout2.forward(this.linear2.forward(this.dropout.forward(this.activation(this.linear1.forward(y)))));
+    let x = src;
+    if (this.normFirst) {
+      x = x.add(sa(this.norm1.forward(x)));
+      x = x.add(ff(this.norm2.forward(x)));
+    } else {
+      x = this.norm1.forward(x.add(sa(x)));
+      x = this.norm2.forward(x.add(ff(x)));
+    }
+    return x;
+  }
+}
+
+export class TransformerEncoder extends Module {
+  layers: ModuleList<TransformerEncoderLayer>;
+  norm: LayerNorm | null;
+  /** numLayers independent layers built by `makeLayer(i)` (PyTorch deep-copies one layer; a factory is clearer). */
+  constructor(makeLayer: (i: number) => TransformerEncoderLayer, numLayers: number, norm: LayerNorm | null = null) {
+    super();
+    this.layers = new ModuleList(Array.from({ length: numLayers }, (_, i) => makeLayer(i)));
+    this.norm = norm;
+  }
+  forward(src: Tensor, o: { mask?: Tensor | null; srcKeyPaddingMask?: Tensor | null; isCausal?: boolean } = {}): Tensor {
+    let x = src;
+    for (const layer of this.layers) x = layer.forward(x, { srcMask: o.mask, srcKeyPaddingMask: o.srcKeyPaddingMask, isCausal: o.isCausal });
+    return this.norm ? this.norm.forward(x) : x;
+  }
+}
+
+export interface DecoderForwardOptions {
+  tgtMask?: Tensor | null; memoryMask?: Tensor | null;
+  tgtKeyPaddingMask?: Tensor | null; memoryKeyPaddingMask?: Tensor | null;
+  tgtIsCausal?: boolean;
+}
+
+export class TransformerDecoderLayer extends Module {
+  selfAttn: MultiheadAttention;
+  multiheadAttn: MultiheadAttention;
+  linear1: Linear;
+  dropout: Dropout;
+  linear2: Linear;
+  norm1: LayerNorm;
+  norm2: LayerNorm;
+  norm3: LayerNorm;
+  dropout1: Dropout;
+  dropout2: Dropout;
+  dropout3: Dropout;
+  readonly normFirst: boolean;
+  private activation: (x: Tensor) => Tensor;
+
+  constructor(readonly dModel: number, readonly nhead: number, o: TransformerLayerOptions = {}) {
+    super();
+    const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
+    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
+    this.multiheadAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
+    this.linear1 = new Linear(dModel, ff, { bias });
+    this.dropout = new Dropout(p);
+    this.linear2 = new Linear(ff, dModel, { bias });
+    this.norm1 = new LayerNorm(dModel, { eps, bias });
+    this.norm2 = new LayerNorm(dModel, { eps, bias });
+    this.norm3 = new LayerNorm(dModel, { eps, bias });
+    this.dropout1 = new Dropout(p);
+    this.dropout2 = new Dropout(p);
+    this.dropout3 = new Dropout(p);
+    this.normFirst = o.normFirst ?? false;
+    this.activation = act(o.activation);
+  }
+
+  forward(tgt: Tensor, memory: Tensor, o: DecoderForwardOptions = {}): Tensor {
+    const sa = (y: Tensor) => this.dropout1.forward(this.selfAttn.forward(y, y, y,
+      { attnMask: o.tgtMask ?? null, keyPaddingMask: o.tgtKeyPaddingMask ?? null, needWeights: false, isCausal: o.tgtIsCausal })[0]);
+    const ca = (y: Tensor) => this.dropout2.forward(this.multiheadAttn.forward(y, memory, memory,
+      { attnMask: o.memoryMask ?? null, keyPaddingMask: o.memoryKeyPaddingMask ?? null, needWeights: false })[0]);
+    const ff = (y: Tensor) => this.dropout3.forward(this.linear2.forward(this.dropout.forward(this.activation(this.linear1.forward(y)))));
+    let x = tgt;
+    if (this.normFirst) {
+      x = x.add(sa(this.norm1.forward(x)));
+      x = x.add(ca(this.norm2.forward(x)));
+      x = x.add(ff(this.norm3.forward(x)));
+    } else {
+      x = this.norm1.forward(x.add(sa(x)));
+      x = this.norm2.forward(x.add(ca(x)));
+      x = this.norm3.forward(x.add(ff(x)));
+    }
+    return x;
+  }
+}
+
+export class TransformerDecoder extends Module {
+  layers: ModuleList<TransformerDecoderLayer>;
+  norm: LayerNorm | null;
+  constructor(makeLayer: (i: number) => TransformerDecoderLayer, numLayers: number, norm: LayerNorm | null = null) {
+    super();
+    this.layers = new ModuleList(Array.from({ length: numLayers }, (_, i) => makeLayer(i)));
+    this.norm = norm;
+  }
+  forward(tgt: Tensor, memory: Tensor, o: DecoderForwardOptions = {}): Tensor {
+    let x = tgt;
+    for (const layer of this.layers) x = layer.forward(x, memory, o);
+    return this.norm ? this.norm.forward(x) : x;
+  }
+}

@@ -1,0 +1,135 @@
+// Fused neural-network ops with hand-written gradients: softmax, logSoftmax, layerNorm, linear, embedding, dropout.
+// (Attention lives in ops/attention.ts; losses in ops/loss.ts.)
+import { normAxis, numel, shapeStr } from "../shape.js";
+import { record } from "../autograd.js";
+import { K } from "../backend/registry.js";
+import { defaultGenerator, type Generator } from "../random.js";
+import { Tensor } from "../tensor.js";
+import { assertFloat, uninit, zerosOf } from "./util.js";
+import { contiguousData } from "./movement.js";
+import { unaryOp } from "./elementwise.js";
+
+/** Apply a last-axis row kernel along `dim` by moving dim last. */
+function alongLastDim(x: Tensor, dim: number, fn: (xc: Tensor) => Tensor): Tensor {
+  const d = normAxis(dim, x.ndim, "softmax");
+  if (d === x.ndim - 1 || x.ndim === 0) return fn(x.contiguous());
+  return fn(x.transpose(d, -1).contiguous()).transpose(d, -1);
+}
+
+export function softmax(x: Tensor, dim = -1): Tensor {
+  assertFloat(x, "softmax");
+  return alongLastDim(x, dim, (xc) => {
+    const n = xc.shape[xc.ndim - 1] ?? 1, rows = xc.numel() / Math.max(n, 1);
+    const y = uninit(xc.shape);
+    K.softmax(contiguousData(xc) as Float32Array, y.storage.data as Float32Array, rows, n);
+    return record(y, "softmax", [xc], (g) => {
+      const gc = g.contiguous(), dx = uninit(xc.shape);
+      K.softmaxBackward(y.storage.data as Float32Array, contiguousData(gc) as Float32Array, dx.storage.data as Float32Array, rows, n);
+      return [dx];
+    }, [y]);
+  });
+}
+
+export function logSoftmax(x: Tensor, dim = -1): Tensor {
+  assertFloat(x, "logSoftmax");
+  return alongLastDim(x, dim, (xc) => {
+    const n = xc.shape[xc.ndim - 1] ?? 1, rows = xc.numel() / Math.max(n, 1);
+    const y = uninit(xc.shape);
+    K.logSoftmax(contiguousData(xc) as Float32Array, y.storage.data as Float32Array, rows, n);
+    // d/dx: g − softmax(x)·Σg  (softmax = exp(y))
+    return record(y, "logSoftmax", [xc], (g) => [g.sub(y.exp().mul(g.sum(-1, true)))], [y]);
+  });
+}
+
+/** LayerNorm over the trailing `normalizedShape` dims (biased variance, eps inside the sqrt, like PyTorch). */
+export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  assertFloat(x, "layerNorm");
+  const D = numel(normalizedShape);
+  const tail = x.shape.slice(x.ndim - normalizedShape.length);
+  if (normalizedShape.length > x.ndim || tail.some((d, i) => d !== normalizedShape[i])) {
+    throw new Error(`layerNorm: normalizedShape ${shapeStr(normalizedShape)} does not match the trailing dims of input ${shapeStr(x.shape)}`);
+  }
+  for (const [p, name] of [[weight, "weight"], [bias, "bias"]] as const) {
+    if (p && p.numel() !== D) throw new Error(`layerNorm: ${name} has shape ${shapeStr(p.shape)}, expected ${shapeStr(normalizedShape)}`);
+  }
+  const xc = x.contiguous(), rows = xc.numel() / Math.max(D, 1);
+  const y = uninit(x.shape), mean = uninit([rows]), rstd = uninit([rows]);
+  const wd = weight ? contiguousData(weight) as Float32Array : null, bd = bias ? contiguousData(bias) as Float32Array : null;
+  K.layerNormForward(contiguousData(xc) as Float32Array, wd, bd, y.storage.data as Float32Array,
+    mean.storage.data as Float32Array, rstd.storage.data as Float32Array, rows, D, eps);
+  const inputs = [xc, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record(y, "layerNorm", inputs, (g) => {
+    const gc = g.contiguous(), dx = uninit(x.shape);
+    const dw = weight?.requiresGrad ? zerosOf(weight.shape) : null, db = bias?.requiresGrad ? zerosOf(bias.shape) : null;
+    K.layerNormBackward(contiguousData(gc) as Float32Array, contiguousData(xc) as Float32Array, wd,
+      mean.storage.data as Float32Array, rstd.storage.data as Float32Array, dx.storage.data as Float32Array,
+      dw ? dw.storage.data as Float32Array : null, db ? db.storage.data as Float32Array : null, rows, D);
+    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+  }, [xc, mean, rstd]);
+}
+
+/** y = x·Wᵀ + b, x (..., in), W (out, in), b (out). One GEMM forward, two backward. */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  assertFloat(x, "linear");
+  const inF = weight.shape[1], outF = weight.shape[0];
+  if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`linear: input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (expected last dim ${inF})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)}`);
+  const xc = x.contiguous(), wc = weight.contiguous();
+  const N = xc.numel() / inF;
+  const y = uninit([...x.shape.slice(0, -1), outF]);
+  const yd = y.storage.data as Float32Array;
+  let beta = 0;
+  if (bias) { const bd = contiguousData(bias); for (let r = 0; r < N; r++) yd.set(bd, r * outF); beta = 1; }
+  K.gemm(false, true, N, outF, inF, 1, xc.storage.data as Float32Array, xc.offset, inF, wc.storage.data as Float32Array, wc.offset, inF,
+    beta, yd, 0, outF, 1, 0, 0, 0);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record(y, "linear", inputs, (g) => {
+    const gc = g.contiguous(), gd = gc.storage.data as Float32Array;
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (x.requiresGrad) { // dx (N,in) = g (N,out) · W (out,in)
+      dx = uninit(x.shape);
+      K.gemm(false, false, N, inF, outF, 1, gd, gc.offset, outF, wc.storage.data as Float32Array, wc.offset, inF, 0, dx.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
+    }
+    if (weight.requiresGrad) { // dW (out,in) = gᵀ (out,N) · x (N,in)
+      dw = uninit(weight.shape);
+      K.gemm(true, false, outF, inF, N, 1, gd, gc.offset, outF, xc.storage.data as Float32Array, xc.offset, inF, 0, dw.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
+    }
+    if (bias?.requiresGrad) db = gc.reshape([N, outF]).sum(0);
+    return bias ? [dx, dw, db] : [dx, dw];
+  }, [xc, wc]);
+}
+
+/** Row lookup; the gradient skips paddingIdx (like nn.Embedding(padding_idx)), repeated indices accumulate. */
+export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
+  if (indices.dtype !== "int32") throw new Error(`embedding: indices must be int32, got ${indices.dtype}`);
+  const [V, D] = weight.shape;
+  const idx = contiguousData(indices) as Int32Array;
+  for (let i = 0; i < idx.length; i++) {
+    if (idx[i] < 0 || idx[i] >= V) throw new Error(`embedding: index ${idx[i]} out of range for a table of ${V} rows`);
+  }
+  const wc = weight.contiguous();
+  const y = uninit([...indices.shape, D]);
+  K.gatherRows(contiguousData(wc) as Float32Array, D, idx, y.storage.data as Float32Array);
+  const saved = Int32Array.from(idx);
+  return record(y, "embedding", [weight], (g) => {
+    const dw = zerosOf(weight.shape);
+    K.scatterAddRows(contiguousData(g.contiguous()) as Float32Array, D, saved, dw.storage.data as Float32Array, paddingIdx ?? -1);
+    return [dw];
+  });
+}
+
+/** Inverted dropout: zero with probability p, scale the rest by 1/(1−p). Identity when not training or p = 0. */
+export function dropout(x: Tensor, p = 0.5, training = true, gen: Generator = defaultGenerator): Tensor {
+  if (p < 0 || p > 1) throw new Error(`dropout: probability must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  const mask = uninit(x.shape), md = mask.storage.data as Float32Array, s = p === 1 ? 0 : 1 / (1 - p);
+  for (let i = 0; i < md.length; i++) md[i] = gen.random() >= p ? s : 0;
+  return x.mul(mask);
+}
+
+export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+  return unaryOp(x, approximate === "tanh" ? "geluTanh" : "gelu");
+}
+

@@ -1,0 +1,82 @@
+// Optimizer base: parameter groups, per-parameter state (typed arrays, updated in place), state dicts for checkpoints.
+import type { Tensor } from "../tensor.js";
+import { shapeStr } from "../shape.js";
+
+export interface ParamGroup<H> { params: Tensor[]; hp: H }
+
+export abstract class Optimizer<H extends { lr: number }> {
+  readonly paramGroups: ParamGroup<H>[];
+  /** Per-parameter state by (group, index): named Float32Arrays. */
+  protected state = new Map<Tensor, Record<string, Float32Array>>();
+  stepCount = 0;
+
+  constructor(params: Tensor[] | { params: Tensor[]; [k: string]: unknown }[], defaults: H) {
+    const groups = (params.length && !("storage" in (params[0] as object))) ? params as { params: Tensor[] }[] : [{ params: params as Tensor[] }];
+    this.paramGroups = groups.map((g) => {
+      const { params: ps, ...over } = g as { params: Tensor[] };
+      for (const p of ps) if (!p.requiresGrad) throw new Error(`optimizer: a parameter of shape ${shapeStr(p.shape)} does not require grad`);
+      return { params: ps, hp: { ...defaults, ...over } as H };
+    });
+  }
+
+  get lr(): number { return this.paramGroups[0].hp.lr; }
+  set lr(v: number) { for (const g of this.paramGroups) g.hp.lr = v; }
+
+  /** Reset gradients (set to null, PyTorch ≥ 2.0's default set_to_none=True). */
+  zeroGrad(): void { for (const g of this.paramGroups) for (const p of g.params) p.grad = null; }
+
+  step(): void {
+    this.stepCount++;
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        if (!p.grad) continue;
+        if (!p.isContiguous()) throw new Error("optimizer: parameters must be contiguous tensors");
+        const grad = p.grad.isContiguous() ? p.grad : p.grad.contiguous();
+        const pd = p.storage.data as Float32Array, gd = grad.storage.data as Float32Array;
+        let st = this.state.get(p);
+        if (!st) this.state.set(p, (st = {}));
+        this.update(pd.subarray(p.offset, p.offset + p.numel()), gd.subarray(grad.offset, grad.offset + p.numel()), st, g.hp, p);
+      }
+    }
+  }
+
+  /** Update one parameter in place. `state` arrays are created lazily by the subclass. */
+  protected abstract update(p: Float32Array, g: Float32Array, state: Record<string, Float32Array>, hp: H, param: Tensor): void;
+
+  protected buf(state: Record<string, Float32Array>, name: string, n: number): Float32Array {
+    return state[name] ?? (state[name] = new Float32Array(n));
+  }
+
+  /** Flat state for checkpoints: arrays named "<paramIndex>.<name>" plus scalar fields. */
+  stateDict(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> } {
+    const tensors: Record<string, Float32Array> = {};
+    const scalars: Record<string, number> = { stepCount: this.stepCount };
+    let i = 0;
+    this.paramGroups.forEach((g, gi) => {
+      scalars[`group${gi}.lr`] = g.hp.lr;
+      for (const p of g.params) {
+        const st = this.state.get(p);
+        if (st) for (const [k, v] of Object.entries(st)) tensors[`${i}.${k}`] = v;
+        i++;
+      }
+    });
+    return { tensors, scalars };
+  }
+
+  loadStateDict(sd: { tensors: Record<string, Float32Array>; scalars: Record<string, number> }): void {
+    this.stepCount = sd.scalars.stepCount ?? 0;
+    const flat = this.paramGroups.flatMap((g) => g.params);
+    this.paramGroups.forEach((g, gi) => { if (sd.scalars[`group${gi}.lr`] !== undefined) g.hp.lr = sd.scalars[`group${gi}.lr`]; });
+    this.state.clear();
+    for (const [key, arr] of Object.entries(sd.tensors)) {
+      const dot = key.indexOf(".");
+      const idx = Number(key.slice(0, dot)), name = key.slice(dot + 1);
+      const p = flat[idx];
+      if (!p) throw new Error(`optimizer.loadStateDict: state for parameter #${idx} but the optimizer has ${flat.length} parameters`);
+      if (arr.length !== p.numel()) throw new Error(`optimizer.loadStateDict: state "${key}" has ${arr.length} values, parameter has ${p.numel()}`);
+      let st = this.state.get(p);
+      if (!st) this.state.set(p, (st = {}));
+      st[name] = Float32Array.from(arr);
+    }
+  }
+}

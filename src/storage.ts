@@ -1,0 +1,86 @@
+// Tensor storage and the buffer pool. Fresh memory is expensive to touch (page faults), so buffers are recycled:
+// - explicitly, when a tensor is disposed (dispose(), tidy(), or internal temporaries the library frees itself);
+// - automatically, when a tensor is garbage collected (FinalizationRegistry hands its buffer back to the pool).
+// A storage whose buffer went back to the pool is detached: any later access throws instead of reading reused memory.
+import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
+
+const MAX_POOLED_BYTES = 512 * 1024 * 1024;
+const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to track
+
+class BufferPool {
+  private free = new Map<string, AnyTypedArray[]>();
+  bytes = 0;
+  hits = 0;
+  misses = 0;
+
+  take(dtype: DType, length: number): AnyTypedArray {
+    if (length >= MIN_POOLED_ELEMENTS) {
+      const list = this.free.get(key(dtype, length));
+      const a = list?.pop();
+      if (a) { this.bytes -= a.byteLength; this.hits++; return a; }
+      this.misses++;
+    }
+    return arrayFor(dtype, length);
+  }
+
+  give(a: AnyTypedArray): void {
+    if (a.length < MIN_POOLED_ELEMENTS || this.bytes + a.byteLength > MAX_POOLED_BYTES) return;
+    const k = key(kindOf(a), a.length);
+    let list = this.free.get(k);
+    if (!list) this.free.set(k, (list = []));
+    list.push(a);
+    this.bytes += a.byteLength;
+  }
+
+  clear(): void { this.free.clear(); this.bytes = 0; }
+}
+
+function key(dtype: DType, length: number): string { return dtype + ":" + length; }
+function kindOf(a: AnyTypedArray): DType { return a instanceof Float32Array ? "float32" : a instanceof Int32Array ? "int32" : "bool"; }
+
+export const pool = new BufferPool();
+
+const reclaim = typeof FinalizationRegistry !== "undefined"
+  ? new FinalizationRegistry<AnyTypedArray>((buf) => pool.give(buf))
+  : null;
+
+export class Storage {
+  private buf: AnyTypedArray | null;
+  private readonly pooled: boolean;
+  /** Tensors (views included) that still use this storage; explicit disposal frees at 0. */
+  users = 0;
+  readonly dtype: DType;
+  readonly length: number;
+
+  constructor(buf: AnyTypedArray, pooled: boolean) {
+    this.buf = buf;
+    this.pooled = pooled;
+    this.dtype = kindOf(buf);
+    this.length = buf.length;
+    // Only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user.
+    if (pooled && reclaim && buf.length >= MIN_POOLED_ELEMENTS) reclaim.register(this, buf, this);
+  }
+
+  static alloc(dtype: DType, length: number, zero = true): Storage {
+    const a = pool.take(dtype, length);
+    if (zero) a.fill(0);
+    return new Storage(a, true);
+  }
+
+  get data(): AnyTypedArray {
+    if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
+    return this.buf;
+  }
+
+  get disposed(): boolean { return this.buf === null; }
+
+  /** Give the buffer back to the pool now. */
+  release(): void {
+    if (!this.buf) return;
+    if (this.pooled) {
+      if (reclaim) reclaim.unregister(this);
+      pool.give(this.buf);
+    }
+    this.buf = null;
+  }
+}
