@@ -31,6 +31,8 @@ export interface AttnflowApi {
   setBackend(name: string): unknown;
   availableBackends(): string[];
   noGrad<T>(fn: () => T): T;
+  /** Memory scope: tensors made inside are released (to the buffer pool) when fn returns. */
+  tidy?<T>(fn: () => T): T;
   nn: { MultiheadAttention: new (D: number, H: number, opts: { batchFirst: boolean }) => AfMha };
   functional: { scaledDotProductAttention(q: AfTensor, k: AfTensor, v: AfTensor, opts?: { causal?: boolean }): AfTensor };
   Tensor: { fromArray(a: Float32Array, shape: number[]): AfTensor };
@@ -73,6 +75,14 @@ export function attnflowBackends(api: AttnflowApi): string[] {
   return api.availableBackends();
 }
 
+/** Run one benchmark step inside tidy() when available, as a hot loop in user code would. */
+// (The result is wrapped in a closure so tidy() does not walk a Float32Array's elements looking
+// for tensors.)
+function scoped(api: AttnflowApi, fn: () => Float32Array): () => Float32Array {
+  const tidy = api.tidy;
+  return tidy ? () => tidy(() => { const a = fn(); return () => a; })() : fn;
+}
+
 function requireGrad(t: AfTensor): AfTensor {
   if (typeof t.requiresGrad_ === "function") t.requiresGrad_(true);
   else t.requiresGrad = true;
@@ -103,7 +113,7 @@ export function attnflowMha(api: AttnflowApi, backend: string, t: MhaTask): () =
   const mha = buildMha(api, t.D, t.H, t.w);
   mha.eval?.();
   const x = api.Tensor.fromArray(t.x, [t.B, t.T, t.D]);
-  return () => api.noGrad(() => mha.forward(x, x, x, { needWeights: false }))[0].toFloat32Array();
+  return scoped(api, () => api.noGrad(() => mha.forward(x, x, x, { needWeights: false }))[0].toFloat32Array());
 }
 
 /** SDPA core on (B, H, T, d): returns a step that yields out (B, H, T, d). */
@@ -111,7 +121,7 @@ export function attnflowSdpa(api: AttnflowApi, backend: string, t: SdpaTask): ()
   api.setBackend(backend);
   const dims = [t.B, t.H, t.T, t.d];
   const [q, k, v] = [t.q, t.k, t.v].map((a) => api.Tensor.fromArray(a, dims));
-  return () => api.noGrad(() => api.functional.scaledDotProductAttention(q, k, v, { causal: t.causal })).toFloat32Array();
+  return scoped(api, () => api.noGrad(() => api.functional.scaledDotProductAttention(q, k, v, { causal: t.causal })).toFloat32Array());
 }
 
 /** Training step: loss = sum(out · g), backward; yields dLoss/d in_proj_weight (3D, D). */
@@ -124,13 +134,13 @@ export function attnflowTrain(api: AttnflowApi, backend: string, t: TrainTask): 
   const ps = params(mha);
   const inProj = ps.find(([n]) => n === "in_proj_weight")?.[1];
   if (!inProj) throw new Error(`attnflow MultiheadAttention: no in_proj_weight among parameters [${ps.map(([n]) => n).join(", ")}]`);
-  return () => {
+  return scoped(api, () => {
     for (const [, p] of ps) p.grad = null;
     const [out] = mha.forward(x, x, x, { needWeights: false });
     out.mul(g).sum().backward();
     if (!inProj.grad) throw new Error("attnflow: in_proj_weight.grad is empty after backward()");
     return inProj.grad.toFloat32Array();
-  };
+  });
 }
 
 /** Causal SDPA forward + backward (memory cases): yields the forward output (B, H, T, d). */
@@ -138,10 +148,10 @@ export function attnflowCausalTrain(api: AttnflowApi, backend: string, dims: num
   api.setBackend(backend);
   const [tq, tk, tv] = [q, k, v].map((a) => requireGrad(api.Tensor.fromArray(a, dims)));
   const tg = api.Tensor.fromArray(g, dims);
-  return () => {
+  return scoped(api, () => {
     for (const t of [tq, tk, tv]) t.grad = null;
     const o = api.functional.scaledDotProductAttention(tq, tk, tv, { causal: true });
     o.mul(tg).sum().backward();
     return o.toFloat32Array();
-  };
+  });
 }

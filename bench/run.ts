@@ -103,8 +103,12 @@ export async function discoverCases(log: (m: string) => void): Promise<BenchCase
       all.push(c);
     }
   }
-  return all;
+  // stable order: forward cases, training, other groups (e.g. flow), memory (slowest) last
+  const rank = (g: string) => { const i = GROUP_ORDER.indexOf(g); return i >= 0 ? i : g === "memory" ? 99 : 50; };
+  return all.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c.group) - rank(b.c.group) || a.i - b.i).map((x) => x.c);
 }
+
+const GROUP_ORDER = ["mha", "sdpa", "sdpa-causal", "train"];
 
 /** Keep the cases named by --case (exact case or group names), in discovery order. */
 export function selectCases(all: BenchCase[], names: string[]): BenchCase[] {

@@ -23,7 +23,7 @@ export interface BenchResult {
   // ratio of attnflow's best time to the best peer's time (< 1 means attnflow is faster)
   ratioToBestPeer?: number | null;
   // impl whose output the rows' maxAbsDiff compares against (attnflow's, or a peer's when
-  // attnflow could not run, e.g. "pytorch-cpu (attnflow unavailable)")
+  // attnflow could not run, e.g. "pytorch-cpu (no attnflow output)")
   checkedAgainst?: string;
 }
 

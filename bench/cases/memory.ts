@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import type { BenchCase, BenchRow } from "../types.js";
 import { attnflowBackends, loadAttnflow } from "../attnflow-adapter.js";
 import { ChildPeer } from "../lib/child-peer.js";
-import { buildResult, harnessConfig, wanted, type CaseMeta } from "../lib/harness.js";
+import { buildResult, estimatedSeconds, harnessConfig, wanted, type CaseMeta } from "../lib/harness.js";
 import { errorText, type PeerRun } from "../lib/peer-types.js";
 import { randnArray } from "../lib/prng.js";
 import { dropTensorFile, outputPath, readTensorFile, tensorFile } from "../lib/tensor-files.js";
@@ -46,6 +46,13 @@ function memoryCase(T: number): BenchCase {
       const inputsMB = (4 * n * 4) / 2 ** 20;
       const maxRssMB = LIMIT_MB + inputsMB + 1024; // working memory limit + inputs + runtime
       const timeoutMs = (quick ? 300 : 900) * 1000;
+      // one run per implementation, so allow 10× --max-run-s before skipping on the estimate
+      const flops = 3 * sdpaFlops(1, H, T, d, true);
+      const maxS = harnessConfig().maxRunS * 10;
+      const tooSlow = (impl: string): string | null => {
+        const est = estimatedSeconds(impl, flops);
+        return est > maxS ? `skipped: ~${Math.round(est)} s estimated > 10 × --max-run-s` : null;
+      };
       const shape = { B: 1, H, T, d };
       const runs: PeerRun[] = [];
       const extra = new Map<string, Partial<BenchRow>>();
@@ -54,6 +61,8 @@ function memoryCase(T: number): BenchCase {
       if (!loaded.ok) runs.push({ impl: "attnflow", note: `attnflow unavailable: ${loaded.reason}` });
       else for (const backend of attnflowBackends(loaded.api)) {
         const impl = `attnflow-${backend}`;
+        const skip = tooSlow(impl);
+        if (skip) { runs.push({ impl, note: skip }); continue; }
         const child = new ChildPeer(impl, process.execPath, ["--expose-gc", fileURLToPath(new URL("../memory-child.js", import.meta.url))], { log, maxRssMB });
         runs.push(await measureChild(impl, child, { backend, shape, files }, timeoutMs, outputPath("mem-af"), extra));
       }
@@ -63,12 +72,13 @@ function memoryCase(T: number): BenchCase {
         const estMB = (4 * H * T * T * 4) / 2 ** 20;
         const v = await torchVersion(log);
         if (v.error) runs.push({ impl: TORCH_IMPL, note: `PyTorch unavailable: ${String(v.error)}` });
+        else if (tooSlow(TORCH_IMPL)) runs.push({ impl: TORCH_IMPL, note: tooSlow(TORCH_IMPL)! });
         else if (estMB > LIMIT_MB) runs.push({ impl: TORCH_IMPL, note: `skipped: would need ~${(estMB / 1024).toFixed(0)} GB (> ${LIMIT_MB / 1024} GB)` });
         else runs.push(await measureChild(TORCH_IMPL, torchProcess(log, maxRssMB), { op: "memory", shape, files }, timeoutMs, outputPath("mem-torch"), extra));
       }
       for (const a of inputs) dropTensorFile(a);
       for (const r of runs) log(`  ${name} ${r.impl}: ${r.timesMs ? `${r.timesMs[0].toFixed(0)} ms, ${extra.get(r.impl)?.peakMemMB?.toFixed(0)} MB` : "—"}${r.note ? ` (${r.note})` : ""}`);
-      return buildResult(meta, runs, 3 * sdpaFlops(1, H, T, d, true), extra);
+      return buildResult(meta, runs, flops, extra);
     },
   };
 }

@@ -87,7 +87,7 @@ export function buildResult(meta: CaseMeta, runs: PeerRun[], flops: number | und
   let checkedAgainst = ref?.impl;
   if (!ref) {
     ref = FALLBACK_REF.map((n) => runs.find((r) => r.impl === n && r.output)).find((r) => r);
-    checkedAgainst = ref ? `${ref.impl} (attnflow unavailable)` : undefined;
+    checkedAgainst = ref ? `${ref.impl} (no attnflow output)` : undefined;
   }
   const rows: BenchRow[] = runs.map((r) => {
     const row: BenchRow = { impl: r.impl, medianMs: null, ...extra.get(r.impl) };

@@ -38,7 +38,7 @@ export async function measure<T>(fn: () => T | Promise<T>, p: MeasurePolicy): Pr
     last = await fn();
     timesMs.push(performance.now() - t0);
   }
-  return { timesMs, last, note: n < p.repeats ? `${n} runs (time budget)` : undefined };
+  return { timesMs, last, note: n < p.repeats ? `${n} run${n > 1 ? "s" : ""} (time budget)` : undefined };
 }
 
 export function median(xs: number[]): number {

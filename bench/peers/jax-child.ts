@@ -92,7 +92,7 @@ async function handle(jax: Jax, req: Request): Promise<Record<string, unknown>> 
       const fwd = mhaFn(jax, B, T, D, H);
       // loss = sum(out · g) as a function of the 8 parameters (then x, g as constants)
       const loss: JFn = (wq, wk, wv, bq, bk, bv, wo, bo, xx, gg) => fwd(xx, wq, wk, wv, bq, bk, bv, wo, bo).mul(gg).sum();
-      const dloss = jax.grad(loss, { argnums: [0, 1, 2, 3, 4, 5, 6, 7] });
+      const dloss = jax.jit(jax.grad(loss, { argnums: [0, 1, 2, 3, 4, 5, 6, 7] }) as unknown as JFn) as unknown as (...a: JArray[]) => JArray[];
       step = async () => {
         const grads = dloss(...p.map((a) => a.ref), x.ref, g.ref);
         const data = await Promise.all(grads.slice(0, 3).map((a) => a.data())); // dWqᵀ, dWkᵀ, dWvᵀ

@@ -8,12 +8,13 @@ import type { MhaWeights, Task } from "../lib/tasks.js";
 import { causalMask } from "./onnx-models.js";
 
 // The slice of the tfjs-core API used here; tensors are opaque handles.
-interface TfTensor { data(): Promise<Float32Array | Int32Array | Uint8Array>; dispose(): void; reshape(s: number[]): TfTensor }
+interface TfTensor { data(): Promise<Float32Array | Int32Array | Uint8Array>; dispose(): void }
 interface Tf {
   setBackend(name: string): Promise<boolean>;
   ready(): Promise<void>;
   tensor(values: Float32Array, shape: number[]): TfTensor;
   scalar(v: number): TfTensor;
+  reshape(a: TfTensor, shape: number[]): TfTensor;
   tidy<T>(fn: () => T): T;
   matMul(a: TfTensor, b: TfTensor, transposeA?: boolean, transposeB?: boolean): TfTensor;
   add(a: TfTensor, b: TfTensor): TfTensor;
@@ -52,12 +53,12 @@ interface TfWeights { wIn: TfTensor; bIn: TfTensor; wOut: TfTensor; bOut: TfTens
 /** MHA forward: x (B, T, D) → (B, T, D), weights in PyTorch layout (y = x·Wᵀ + b). */
 function mhaForward(tf: Tf, x: TfTensor, p: TfWeights, B: number, T: number, D: number, H: number): TfTensor {
   const d = D / H;
-  const qkv = tf.add(tf.matMul(x.reshape([B * T, D]), p.wIn, false, true), p.bIn); // (B·T, 3D)
-  const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(t.reshape([B, T, H, d]), [0, 2, 1, 3])); // (B, H, T, d)
+  const qkv = tf.add(tf.matMul(tf.reshape(x, [B * T, D]), p.wIn, false, true), p.bIn); // (B·T, 3D)
+  const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [B, T, H, d]), [0, 2, 1, 3])); // (B, H, T, d)
   const s = tf.mul(tf.matMul(q, k, false, true), tf.scalar(1 / Math.sqrt(d))); // (B, H, T, T)
   const o = tf.matMul(tf.softmax(s), v); // (B, H, T, d)
-  const merged = tf.transpose(o, [0, 2, 1, 3]).reshape([B * T, D]);
-  return tf.add(tf.matMul(merged, p.wOut, false, true), p.bOut).reshape([B, T, D]);
+  const merged = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, D]);
+  return tf.reshape(tf.add(tf.matMul(merged, p.wOut, false, true), p.bOut), [B, T, D]);
 }
 
 async function runOne(tf: Tf, backend: string, task: Task, ctx: PeerContext): Promise<PeerRun> {

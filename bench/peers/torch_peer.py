@@ -58,7 +58,7 @@ def measure(fn, p):
         t0 = time.perf_counter()
         last = fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return times, last, ("%d runs (time budget)" % n if n < p["repeats"] else None)
+    return times, last, ("%d run%s (time budget)" % (n, "s" if n > 1 else "") if n < p["repeats"] else None)
 
 
 def median(xs):

@@ -13,8 +13,17 @@ typedef float vf_u __attribute__((vector_size(AF_VW * 4), aligned(4), may_alias)
 
 AF_INLINE vf load(const float* p) { return *reinterpret_cast<const vf_u*>(p); }
 AF_INLINE void store(float* p, vf v) { *reinterpret_cast<vf_u*>(p) = v; }
-AF_INLINE vf splat(float x) { return vf{} + x; }
-AF_INLINE vu splatu(uint32_t x) { return vu{} + x; }
+// Broadcast by a vector literal with every lane = x: GCC emits a single vbroadcastss (vf{} + x would add 0.0
+// first, since −0 + 0 ≠ −0 forbids folding it away).
+#if AF_VW == 16
+#define AF_LANES(x) {x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
+#elif AF_VW == 8
+#define AF_LANES(x) {x, x, x, x, x, x, x, x}
+#else
+#define AF_LANES(x) {x, x, x, x}
+#endif
+AF_INLINE vf splat(float x) { return (vf)AF_LANES(x); }
+AF_INLINE vu splatu(uint32_t x) { return (vu)AF_LANES(x); }
 
 // Lane-wise max/min with x86 maxps/minps semantics (GCC emits exactly those instructions for this pattern):
 // when either lane is NaN the second operand is returned, so max(c, x) propagates a NaN x.

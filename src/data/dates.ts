@@ -117,7 +117,8 @@ export function makeDateExample(y: number, m: number, d: number, format: string,
   const iso = `${y}-${pad2(m)}-${pad2(d)}`;
   const targetChars = Array.from(iso);
   // (10,) target positions: 0-3 year, 4 '-', 5-6 month, 7 '-', 8-9 day
-  const alignment = targetChars.map((_, j) => (j < 4 ? at("year") : j === 4 || j === 7 ? [] : j < 7 ? at("month") : at("day")));
+  const [yPos, mPos, dPos] = [at("year"), at("month"), at("day")];
+  const alignment = targetChars.map((_, j) => [...(j < 4 ? yPos : j === 4 || j === 7 ? [] : j < 7 ? mPos : dPos)]);
   return { iso, source, sourceTokens, sourceFields, targetChars, alignment, format };
 }
 
@@ -140,14 +141,7 @@ export function generateDateDataset(opts: DateDatasetOptions = {}): { train: Dat
   const formats = opts.formats ?? DATE_FORMATS;
   for (const f of formats) if (!FORMATS[f]) throw new Error(`unknown date format '${f}'; known: ${DATE_FORMATS.join(", ")}`);
   if (formats.length === 0) throw new Error("generateDateDataset: formats is empty");
-  const first = Date.UTC(DATE_MIN_YEAR, 0, 1) / 86400000;
-  const last = Date.UTC(DATE_MAX_YEAR, 11, 31) / 86400000;
-  const trainDays: number[] = [];
-  const testDays: number[] = [];
-  for (let dn = first; dn <= last; dn++) {
-    const x = partsOfDay(dn);
-    (isHeldOut(`${x.y}-${pad2(x.m)}-${pad2(x.d)}`, testFraction) ? testDays : trainDays).push(dn);
-  }
+  const { trainDays, testDays } = datePools(testFraction);
   const rng = new Rng(seed);
   const draw = (days: number[], n: number, split: string): DateExample[] => {
     if (n > 0 && days.length === 0) throw new Error(`no ${split} dates available with testFraction ${testFraction}`);
@@ -159,6 +153,23 @@ export function generateDateDataset(opts: DateDatasetOptions = {}): { train: Dat
     return out;
   };
   return { train: draw(trainDays, trainSize, "train"), test: draw(testDays, testSize, "test") };
+}
+
+const poolCache = new Map<number, { trainDays: number[]; testDays: number[] }>();
+
+/** Day numbers of all train / test dates for a test fraction (memoised: ~36.5k hashes). */
+function datePools(testFraction: number): { trainDays: number[]; testDays: number[] } {
+  let pools = poolCache.get(testFraction);
+  if (pools) return pools;
+  const first = Date.UTC(DATE_MIN_YEAR, 0, 1) / 86400000;
+  const last = Date.UTC(DATE_MAX_YEAR, 11, 31) / 86400000;
+  pools = { trainDays: [], testDays: [] };
+  for (let dn = first; dn <= last; dn++) {
+    const x = partsOfDay(dn);
+    (isHeldOut(`${x.y}-${pad2(x.m)}-${pad2(x.d)}`, testFraction) ? pools.testDays : pools.trainDays).push(dn);
+  }
+  poolCache.set(testFraction, pools);
+  return pools;
 }
 
 /** Every token any format can produce (lowercased), in a fixed order — a closed source vocabulary. */

@@ -26,6 +26,9 @@
 
 import { type MatrixStack, checkMatrixStack } from "./attention-stack.js";
 
+/** Depth of the cheap partial relabel from the sink (exact labels for nodes at distance <= NEAR). */
+const NEAR = 3;
+
 export class LayeredMaxFlow {
   readonly layers: number;
   readonly tokens: number;
@@ -58,6 +61,7 @@ export class LayeredMaxFlow {
   private readonly bHead: Int32Array;     // active nodes bucketed by label (singly linked through bNext)
   private readonly bNext: Int32Array;
   private readonly inQ: Uint8Array;
+  private readonly near: Int32Array;     // (L*T) scratch distances for relabelFromSink
   private maxB = 0;
   private relabelsSinceGlobal = 0;
   private value = 0;
@@ -109,6 +113,7 @@ export class LayeredMaxFlow {
     this.bHead = new Int32Array(L * T + 2);
     this.bNext = new Int32Array(L * T);
     this.inQ = new Uint8Array(L * T);
+    this.near = new Int32Array(L * T);
   }
 
   /**
@@ -125,7 +130,9 @@ export class LayeredMaxFlow {
     // inflow of layer l-1: u saturates its down-edges
     const l = layer, top = (l - 1) * T, srow = (l - 1) * TT + token * T;
     for (let j = 0; j < T; j++) inflow[top + j] = R[srow + j];
-    for (let k = l - 1; k >= 2; k--) {
+    // layer 2 does not push here: solve() spreads its inflow over layer 1 per sink (theta_2 = 0, flows in D)
+    for (let i = 0; i < T; i++) { theta[2 * T + i] = 0; om[2 * T + i] = 1; stuck[2 * T + i] = 0; }
+    for (let k = l - 1; k >= 3; k--) {
       const kb = k * T, lb = (k - 1) * T, m = k - 1;
       for (let j = 0; j < T; j++) inflow[lb + j] = 0;
       for (let i = 0; i < T; i++) {
@@ -167,27 +174,50 @@ export class LayeredMaxFlow {
     this.sinkToken = b;
     const R = this.R;
     if (l === 1) { this.value = R[this.srcToken * T + b]; return this.value; }
-    // layer 1 forwards what it can to b
     const inflow = this.inflow, sinkRes = this.sinkRes, excess = this.supply, eps = this.eps, label = this.level;
     const nNodes = (l - 1) * T, INF = nNodes + 1;
-    let value = 0, sinkCap = 0;
-    for (let x = 0; x < T; x++) {
-      const c = R[x * T + b], e = inflow[T + x];
-      sinkCap += c;
-      if (e >= c) { value += c; sinkRes[x] = 0; excess[x] = e - c; }
-      else { value += e; sinkRes[x] = c - e; excess[x] = 0; }
+    let sinkCap = 0;
+    for (let x = 0; x < T; x++) { const c = R[x * T + b]; sinkCap += c; sinkRes[x] = c; }
+    if (l === 2) {
+      // layer 1 is fed by the source directly and forwards what it can; the rest is stuck for good
+      for (let x = 0; x < T; x++) {
+        const e = inflow[T + x], c = sinkRes[x];
+        if (e >= c) { sinkRes[x] = 0; excess[x] = e - c; } else { sinkRes[x] = c - e; excess[x] = 0; }
+      }
+    } else {
+      // layer 2 -> layer 1, per sink: each layer-2 node y gives its inflow greedily to layer-1 nodes that can still
+      // pass flow to b (b first), up to the edge capacity; what it cannot place stays as excess at y
+      const D = this.D, DT = this.DT;
+      for (let y = 0; y < T; y++) {
+        let rem = inflow[2 * T + y];
+        const rb = T * T + y * T;
+        for (let q = -1; q < T && rem > 0; q++) {
+          const x = q < 0 ? b : q;
+          if (q === b) continue;
+          const need = sinkRes[x];
+          if (need <= 0) continue;
+          let f = R[rb + x];
+          if (f > rem) f = rem;
+          if (f > need) f = need;
+          if (f <= 0) continue;
+          D[rb + x] = f; DT[T * T + x * T + y] = f;
+          this.markDirty(1, y, x);
+          sinkRes[x] = need - f; rem -= f;
+        }
+        excess[T + y] = rem;
+      }
+      for (let x = 0; x < T; x++) excess[x] = 0;
     }
-    for (let k = 2; k <= l - 1; k++) for (let i = 0; i < T; i++) excess[(k - 1) * T + i] = this.stuck[k * T + i];
+    for (let k = 3; k <= l - 1; k++) for (let i = 0; i < T; i++) excess[(k - 1) * T + i] = this.stuck[k * T + i];
+    let value = 0;
+    for (let x = 0; x < T; x++) value += R[x * T + b] - sinkRes[x];
     this.value = value;
     // no flow can exceed what leaves the source or what enters the sink: stop as soon as one is reached
     this.bound = Math.min(this.rowSum[(l - 1) * T + this.srcToken], sinkCap) - eps;
     if (this.value >= this.bound) return this.value;
-    // valid initial labels (lower bounds on the distance to the sink): layer-1 nodes with spare sink capacity 1,
-    // saturated ones 3 (they must go up and down again; dead when there is no layer above), layer k >= 2: k
+    // exact labels near the sink (distance <= NEAR), valid lower bounds elsewhere; stop if nothing can move
     label[nNodes] = 0;
-    for (let x = 0; x < T; x++) label[x] = sinkRes[x] > eps ? 1 : l > 2 ? 3 : INF;
-    for (let v = T; v < nNodes; v++) label[v] = (v / T | 0) + 1;
-    this.cur.fill(0, 0, nNodes);
+    if (!this.relabelFromSink(nNodes, NEAR, false)) return this.value;
     this.rebuildBuckets(nNodes);
     this.relabelsSinceGlobal = 0;
     this.highestLabel(nNodes);
@@ -214,6 +244,7 @@ export class LayeredMaxFlow {
   private highestLabel(nNodes: number): void {
     const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps;
     const label = this.level, excess = this.supply, cur = this.cur, bHead = this.bHead, bNext = this.bNext, inQ = this.inQ;
+    let staleNear = false;
     for (;;) {
       while (this.maxB > 0 && bHead[this.maxB] < 0) this.maxB--;
       if (this.maxB === 0) return;
@@ -239,6 +270,7 @@ export class LayeredMaxFlow {
           if (d === r) cur[v] = a + 1;
           if (!(ex > eps)) break;
         } else {
+          if (label[v] < NEAR) staleNear = true; // the near-sink structure changed
           this.relabel(v, nNodes);
           this.relabels++;
           cur[v] = 0;
@@ -249,8 +281,15 @@ export class LayeredMaxFlow {
       excess[v] = ex;
       if (ex > eps && label[v] < INF && inQ[v] === 0) this.activate(v);
       if (this.relabelsSinceGlobal >= nNodes) {
-        this.globalRelabel(nNodes);
+        // periodic complete global relabel: exact labels everywhere, INF for nodes cut off from the sink
         this.relabelsSinceGlobal = 0;
+        staleNear = false;
+        if (!this.relabelFromSink(nNodes, INF, true)) return;
+        this.rebuildBuckets(nNodes);
+      } else if (staleNear) {
+        staleNear = false;
+        if (!this.relabelFromSink(nNodes, NEAR, true)) return;
+        this.rebuildBuckets(nNodes);
       }
     }
   }
@@ -274,27 +313,34 @@ export class LayeredMaxFlow {
   }
 
   /**
-   * Global relabel: exact distances to the sink by BFS over reversed residual arcs; nodes that cannot reach the
-   * sink get INF and drop out. Active buckets and current arcs are rebuilt.
+   * Distance labels by BFS from the sink over reversed residual arcs, expanding only nodes at distance < dmax.
+   * Reached nodes get their exact distance. Unreached nodes get INF when the BFS ran to completion (they cannot
+   * reach the sink), else max(dmax + 1, k) for a node of layer k. That labelling is valid: an unreached node is at
+   * distance >= dmax + 1, a layer-k node is >= k arcs from the sink, and a residual arc from an unreached node into
+   * a reached one ends at distance exactly dmax in a layer within one of its own (so k <= dmax + 1).
+   * raise = true keeps max(current, new) per node (a max of valid labellings is valid, and labels never decrease),
+   * resetting the current arc of raised nodes. Returns false when the preflow is known to be maximum: the BFS was
+   * complete and no node that can reach the sink holds excess.
    */
-  private globalRelabel(nNodes: number): void {
+  private relabelFromSink(nNodes: number, dmax: number, raise: boolean): boolean {
     const T = this.tokens, TT = T * T, l = this.srcLayer, eps = this.eps, INF = nNodes + 1;
-    const label = this.level, queue = this.queue;
+    const label = this.level, near = this.near, queue = this.queue, excess = this.supply, cur = this.cur;
     const R = this.R, RT = this.RT, D = this.D, DT = this.DT, theta = this.theta, om = this.om;
     this.globals++;
-    label.fill(INF, 0, nNodes);
-    label[nNodes] = 0;
-    let qt = 0;
-    for (let x = 0; x < T; x++) if (this.sinkRes[x] > eps) { label[x] = 1; queue[qt++] = x; }
+    near.fill(-1, 0, nNodes);
+    let qt = 0, truncated = false, alive = false;
+    for (let x = 0; x < T; x++) if (this.sinkRes[x] > eps) { near[x] = 1; queue[qt++] = x; }
     for (let qh = 0; qh < qt; qh++) {
-      const w = queue[qh], nd = label[w] + 1;
+      const w = queue[qh], d = near[w], nd = d + 1;
+      if (excess[w] > eps) alive = true;
+      if (d >= dmax) { truncated = true; continue; }
       const k = (w / T | 0) + 1, j = w - (k - 1) * T;
       if (k + 1 <= l - 1) {
         // down arcs (k+1, i) -> (k, j), edge layer k: residual R_k[i, j] (1 - theta_{k+1}[i]) - D_k[i, j]
         const cb = k * TT + j * T, ob = (k + 1) * T, vb = k * T;
         for (let i = 0; i < T; i++) {
           const v = vb + i;
-          if (label[v] === INF && RT[cb + i] * om[ob + i] - DT[cb + i] > eps) { label[v] = nd; queue[qt++] = v; }
+          if (near[v] < 0 && RT[cb + i] * om[ob + i] - DT[cb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }
       }
       if (k >= 2) {
@@ -302,12 +348,19 @@ export class LayeredMaxFlow {
         const th = theta[k * T + j], rb = (k - 1) * TT + j * T, vb = (k - 2) * T;
         for (let i = 0; i < T; i++) {
           const v = vb + i;
-          if (label[v] === INF && th * R[rb + i] + D[rb + i] > eps) { label[v] = nd; queue[qt++] = v; }
+          if (near[v] < 0 && th * R[rb + i] + D[rb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }
       }
     }
-    this.cur.fill(0, 0, nNodes);
-    this.rebuildBuckets(nNodes);
+    for (let v = 0; v < nNodes; v++) {
+      let nv = near[v];
+      if (nv < 0) {
+        if (!truncated) nv = INF;
+        else { const k = (v / T | 0) + 1; nv = k > dmax + 1 ? k : dmax + 1; }
+      }
+      if (!raise) { label[v] = nv; cur[v] = 0; } else if (nv > label[v]) { label[v] = nv; cur[v] = 0; }
+    }
+    return alive || truncated;
   }
 
   /**

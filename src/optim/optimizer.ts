@@ -73,7 +73,7 @@ export abstract class Optimizer<H extends { lr: number }> {
       const idx = Number(key.slice(0, dot)), name = key.slice(dot + 1);
       const p = flat[idx];
       if (!p) throw new Error(`optimizer.loadStateDict: state for parameter #${idx} but the optimizer has ${flat.length} parameters`);
-      if (arr.length !== p.numel()) throw new Error(`optimizer.loadStateDict: state "${key}" has ${arr.length} values, parameter has ${p.numel()}`);
+      if (arr.length !== p.numel() && arr.length !== 1) throw new Error(`optimizer.loadStateDict: state "${key}" has ${arr.length} values, parameter has ${p.numel()}`);
       let st = this.state.get(p);
       if (!st) this.state.set(p, (st = {}));
       st[name] = Float32Array.from(arr);

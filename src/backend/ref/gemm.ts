@@ -7,6 +7,19 @@ export function gemm(transA: boolean, transB: boolean, M: number, N: number, K: 
   const row = new Float64Array(N);
   for (let bt = 0; bt < batch; bt++) {
     const a0 = aOff + bt * strideA, b0 = bOff + bt * strideB, c0 = cOff + bt * strideC;
+    if (!transA && transB) {
+      // C[i,j] = Σ_k A[i,k]·B[j,k]: both operands stream contiguously, so use dot products
+      for (let i = 0; i < M; i++) {
+        const aRow = a0 + i * lda, cRow = c0 + i * ldc;
+        for (let j = 0; j < N; j++) {
+          const bRow = b0 + j * ldb;
+          let s = 0;
+          for (let k = 0; k < K; k++) s += A[aRow + k] * B[bRow + k];
+          C[cRow + j] = beta === 0 ? alpha * s : alpha * s + beta * C[cRow + j];
+        }
+      }
+      continue;
+    }
     for (let i = 0; i < M; i++) {
       row.fill(0);
       for (let k = 0; k < K; k++) {

@@ -1,0 +1,49 @@
+// The `attnflow` command line: a thin argv layer over the library.
+import { runUntrainedDemo } from "./demo.js";
+
+const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
+
+usage:
+  attnflow demo [--text "..."] [--seed N] [--no-color]   the product brief's SelfAttention example
+  attnflow parity <dir>                                  check PyTorch reference fixtures (same as npm run parity)
+  attnflow help
+`;
+
+export interface Args { _: string[]; flags: Record<string, string | boolean> }
+
+export function parseArgs(argv: string[]): Args {
+  const a: Args = { _: [], flags: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const s = argv[i];
+    if (s.startsWith("--")) {
+      const [k, v] = s.slice(2).split("=", 2);
+      if (v !== undefined) a.flags[k] = v;
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) a.flags[k] = argv[++i];
+      else a.flags[k] = true;
+    } else a._.push(s);
+  }
+  return a;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const cmd = args._[0] ?? "help";
+  const color = !args.flags["no-color"] && process.stdout.isTTY === true && !process.env.NO_COLOR;
+  switch (cmd) {
+    case "demo":
+      console.log(runUntrainedDemo({ text: typeof args.flags.text === "string" ? args.flags.text : undefined,
+        seed: args.flags.seed !== undefined ? Number(args.flags.seed) : undefined, color: args.flags.color === true || color }));
+      return 0;
+    case "parity": {
+      process.argv = [process.argv[0], process.argv[1], ...args._.slice(1)];
+      await import("./parity.js");
+      return process.exitCode as number ?? 0;
+    }
+    case "help": case "--help": case "-h":
+      console.log(HELP); return 0;
+    default:
+      console.error(`attnflow: unknown command "${cmd}"\n\n${HELP}`); return 2;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => { console.error(`attnflow: ${e.message}`); process.exitCode = 1; });

@@ -1,0 +1,53 @@
+# attnflow native backend. The hot kernels are compiled three times (AVX-512, AVX2+FMA, baseline) as separate
+# static libraries with their own flags; the addon picks one at load time with __builtin_cpu_supports.
+{
+  "target_defaults": {
+    "cflags": ["-O3", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"],
+    "cflags!": ["-O2", "-Os"],
+    "cflags_cc": ["-std=gnu++17"],
+    "cflags_cc!": ["-std=gnu++1y", "-std=gnu++14"],
+    "xcode_settings": {
+      "GCC_OPTIMIZATION_LEVEL": "3",
+      "CLANG_CXX_LANGUAGE_STANDARD": "gnu++17",
+      "OTHER_CFLAGS": ["-fno-math-errno", "-fno-trapping-math"]
+    }
+  },
+  "targets": [
+    {
+      "target_name": "attnflow_kernels_generic",
+      "type": "static_library",
+      "sources": ["src/isa-generic.cc"]
+    },
+    {
+      "target_name": "attnflow_kernels_avx2",
+      "type": "static_library",
+      "sources": ["src/isa-avx2.cc"],
+      "conditions": [
+        ["target_arch=='x64' or target_arch=='ia32'", {
+          "cflags": ["-mavx2", "-mfma"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-mavx2", "-mfma"]}
+        }]
+      ]
+    },
+    {
+      "target_name": "attnflow_kernels_avx512",
+      "type": "static_library",
+      "sources": ["src/isa-avx512.cc"],
+      "conditions": [
+        ["target_arch=='x64' or target_arch=='ia32'", {
+          "cflags": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"]}
+        }]
+      ]
+    },
+    {
+      "target_name": "attnflow_native",
+      "sources": ["src/addon.cc", "src/thread-pool.cc"],
+      "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-fexceptions"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {"GCC_ENABLE_CPP_EXCEPTIONS": "YES"}
+    }
+  ]
+}

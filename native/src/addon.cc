@@ -1,0 +1,494 @@
+// N-API entry points of attnflow_native: argument validation, then a call into the kernel table chosen for this
+// CPU at load time (avx512 > avx2 > generic; ATTNFLOW_ISA=avx2|generic forces a lower one).
+// Kernels run synchronously on the calling thread plus the pool; they never allocate JS memory and never keep
+// references to their arguments.
+#include <node_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "af-common.h"
+#include "napi-args.h"
+
+#ifndef ATTNFLOW_VERSION
+#define ATTNFLOW_VERSION "0.1.0"
+#endif
+
+namespace af {
+namespace {
+
+const int64_t kMaxDim = int64_t(1) << 40;  // shapes are checked against buffer lengths anyway
+const int64_t kMaxSeq = 0x7fffffff;        // sequence lengths are used as 32-bit lane indices
+
+bool cpuHas(const char* isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (!std::strcmp(isa, "avx512"))
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+  if (!std::strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return !std::strcmp(isa, "generic");
+}
+
+const KernelTable* tableFor(const std::string& isa) {
+  if (isa == "avx512" && cpuHas("avx512")) return tableAvx512();
+  if (isa == "avx2" && cpuHas("avx2")) return tableAvx2();
+  if (isa == "generic") return tableGeneric();
+  return nullptr;
+}
+
+const KernelTable* bestTable() {
+  const KernelTable* t = nullptr;
+  const char* force = std::getenv("ATTNFLOW_ISA");
+  if (force && *force) t = tableFor(force);
+  if (!t) t = tableFor("avx512");
+  if (!t) t = tableFor("avx2");
+  if (!t) t = tableGeneric();
+  return t;
+}
+
+const KernelTable* gTable = bestTable();
+
+napi_value undefinedValue(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+template <typename F>
+napi_value guarded(napi_env env, F&& body) {
+  try {
+    return body();
+  } catch (const ArgError& e) {
+    if (e.range) napi_throw_range_error(env, "ERR_ATTNFLOW_ARG", e.msg.c_str());
+    else napi_throw_type_error(env, "ERR_ATTNFLOW_ARG", e.msg.c_str());
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, "ERR_ATTNFLOW_OOM", "attnflow native: out of memory");
+  }
+  return nullptr;
+}
+
+// JS ToUint32 of a number (what `seed ^ x` does in the TypeScript hash).
+uint32_t toUint32(double v) {
+  if (!std::isfinite(v)) return 0;
+  double m = std::fmod(std::trunc(v), 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return (uint32_t)m;
+}
+
+int parseAct(const Args& a, size_t i) {
+  if (a.isString(i)) {
+    std::string s = a.str(i);
+    if (s == "none") return ACT_NONE;
+    if (s == "relu") return ACT_RELU;
+    if (s == "gelu" || s == "gelu-erf" || s == "gelu_erf") return ACT_GELU_ERF;
+    if (s == "gelu-tanh" || s == "gelu_tanh" || s == "geluTanh") return ACT_GELU_TANH;
+    a.rangeErr("argument 'act' must be 0..3 or one of \"none\", \"relu\", \"gelu\", \"gelu-tanh\"; got \"" + s + "\"");
+  }
+  return (int)a.integer(i, "act", 0, 3);
+}
+
+// ---- gemm ----
+napi_value gemmImpl(napi_env env, napi_callback_info info, bool withBias) {
+  const char* fn = withBias ? "attnflow.gemmBiasAct" : "attnflow.gemm";
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, fn, withBias ? 23 : 20);
+    GemmArgs g{};
+    g.transA = a.boolean(0, "transA");
+    g.transB = a.boolean(1, "transB");
+    g.M = a.integer(2, "M", 0, kMaxDim);
+    g.N = a.integer(3, "N", 0, kMaxDim);
+    g.K = a.integer(4, "K", 0, kMaxDim);
+    g.alpha = (float)a.number(5, "alpha");
+    Buf<float> A = a.f32(6, "A");
+    int64_t aOff = a.integer(7, "aOff", 0, kMaxDim);
+    g.lda = a.integer(8, "lda", 1, kMaxDim);
+    Buf<float> B = a.f32(9, "B");
+    int64_t bOff = a.integer(10, "bOff", 0, kMaxDim);
+    g.ldb = a.integer(11, "ldb", 1, kMaxDim);
+    g.beta = (float)a.number(12, "beta");
+    Buf<float> C = a.f32(13, "C");
+    int64_t cOff = a.integer(14, "cOff", 0, kMaxDim);
+    g.ldc = a.integer(15, "ldc", 1, kMaxDim);
+    g.batch = a.integer(16, "batch", 0, kMaxDim);
+    g.strideA = a.integer(17, "strideA", 0, kMaxDim);
+    g.strideB = a.integer(18, "strideB", 0, kMaxDim);
+    g.strideC = a.integer(19, "strideC", 0, kMaxDim);
+    Buf<float> bias;
+    int64_t biasOff = 0;
+    if (withBias) {
+      bias = a.f32(20, "bias", true);
+      biasOff = a.integer(21, "biasOff", 0, kMaxDim);
+      g.act = parseAct(a, 22);
+    }
+    const int64_t rowsA = g.transA ? g.K : g.M, colsA = g.transA ? g.M : g.K;
+    const int64_t rowsB = g.transB ? g.N : g.K, colsB = g.transB ? g.K : g.N;
+    if (g.lda < colsA) a.rangeErr("lda (" + std::to_string(g.lda) + ") must be >= " + std::to_string(colsA) + (g.transA ? " (M, A is transposed)" : " (K)"));
+    if (g.ldb < colsB) a.rangeErr("ldb (" + std::to_string(g.ldb) + ") must be >= " + std::to_string(colsB) + (g.transB ? " (K, B is transposed)" : " (N)"));
+    if (g.ldc < g.N) a.rangeErr("ldc (" + std::to_string(g.ldc) + ") must be >= N (" + std::to_string(g.N) + ")");
+    if (g.batch == 0 || g.M == 0 || g.N == 0) return undefinedValue(env);
+    // Last element each operand touches, checked against its length.
+    auto need = [&](const char* name, size_t len, int64_t off, int64_t stride, int64_t rows, int64_t cols, int64_t ld) -> int64_t {
+      if (rows == 0 || cols == 0) return off - 1;
+      __int128 last = (__int128)off + (__int128)(g.batch - 1) * stride + (__int128)(rows - 1) * ld + cols - 1;
+      if (last >= (__int128)len)
+        a.rangeErr(std::string("argument '") + name + "' is too short: the call reads/writes element " + Args::i128(last) +
+                   " but its length is " + std::to_string(len));
+      return (int64_t)last;
+    };
+    int64_t lastA = need("A", A.len, aOff, g.strideA, rowsA, colsA, g.lda);
+    int64_t lastB = need("B", B.len, bOff, g.strideB, rowsB, colsB, g.ldb);
+    int64_t lastC = need("C", C.len, cOff, g.strideC, g.M, g.N, g.ldc);
+    if (g.batch > 1 && g.strideC < (g.M - 1) * g.ldc + g.N)
+      a.rangeErr("strideC (" + std::to_string(g.strideC) + ") must be >= (M-1)*ldc+N = " +
+                 std::to_string((g.M - 1) * g.ldc + g.N) + " so that the batch outputs do not overlap");
+    Span sC = spanOf(C.p, cOff, lastC, 4);
+    if (overlaps(sC, spanOf(A.p, aOff, lastA, 4))) a.rangeErr("C must not overlap A");
+    if (overlaps(sC, spanOf(B.p, bOff, lastB, 4))) a.rangeErr("C must not overlap B");
+    if (bias.p) {
+      if ((__int128)biasOff + g.N > (__int128)bias.len)
+        a.rangeErr("argument 'bias' is too short: needs biasOff+N = " + std::to_string(biasOff + g.N) +
+                   " elements, has " + std::to_string(bias.len));
+      g.bias = bias.p + biasOff;
+      if (overlaps(sC, spanOf(bias.p, biasOff, biasOff + g.N - 1, 4))) a.rangeErr("C must not overlap bias");
+    }
+    g.A = A.p + aOff;
+    g.B = B.p + bOff;
+    g.C = C.p + cOff;
+    gTable->gemm(g);
+    return undefinedValue(env);
+  });
+}
+napi_value Gemm(napi_env env, napi_callback_info info) { return gemmImpl(env, info, false); }
+napi_value GemmBiasAct(napi_env env, napi_callback_info info) { return gemmImpl(env, info, true); }
+
+// ---- attention ----
+struct Named {
+  const char* name;
+  const void* p;
+  size_t bytes;
+};
+void noOverlap(const Args& a, const Named* outs, size_t nOut, const Named* ins, size_t nIn) {
+  for (size_t i = 0; i < nOut; i++) {
+    Span so = spanOf(outs[i].p, 0, (int64_t)outs[i].bytes - 1, 1);
+    for (size_t j = 0; j < nIn; j++)
+      if (overlaps(so, spanOf(ins[j].p, 0, (int64_t)ins[j].bytes - 1, 1)))
+        a.rangeErr(std::string("output '") + outs[i].name + "' must not share memory with '" + ins[j].name + "'");
+    for (size_t j = i + 1; j < nOut; j++)
+      if (overlaps(so, spanOf(outs[j].p, 0, (int64_t)outs[j].bytes - 1, 1)))
+        a.rangeErr(std::string("outputs '") + outs[i].name + "' and '" + outs[j].name + "' must not share memory");
+  }
+}
+
+// Dims at i..i+5 (+Dv when withDv): B, H, Hkv, Tq, Tk, D[, Dv]; returns the index after them.
+size_t parseDims(const Args& a, size_t i, AttnArgs& o, bool withDv) {
+  o.B = a.integer(i++, "B", 0, kMaxDim);
+  o.H = a.integer(i++, "H", 1, kMaxDim);
+  o.Hkv = a.integer(i++, "Hkv", 1, kMaxDim);
+  o.Tq = a.integer(i++, "Tq", 0, kMaxSeq);
+  o.Tk = a.integer(i++, "Tk", 0, kMaxSeq);
+  o.D = a.integer(i++, "D", 1, kMaxDim);
+  o.Dv = withDv ? a.integer(i++, "Dv", 1, kMaxDim) : 1;
+  if (o.H % o.Hkv != 0)
+    a.rangeErr("H (" + std::to_string(o.H) + ") must be a multiple of Hkv (" + std::to_string(o.Hkv) + ")");
+  return i;
+}
+
+// scale, causal, keyPad, attnMask, maskB, maskH at i..i+5.
+size_t parseMasking(const Args& a, size_t i, AttnArgs& o, Buf<uint8_t>& pad, Buf<float>& mask) {
+  o.scale = (float)a.number(i++, "scale");
+  o.causal = a.boolean(i++, "causal");
+  pad = a.u8(i++, "keyPad", true);
+  mask = a.f32(i++, "attnMask", true);
+  if (pad.p || pad.len) a.exactLen(pad, "keyPad", (__int128)o.B * o.Tk, "B*Tk");
+  o.keyPad = pad.len ? pad.p : nullptr;
+  if (mask.p || mask.len) {
+    o.maskB = a.integer(i, "maskB", 1, kMaxDim);
+    o.maskH = a.integer(i + 1, "maskH", 1, kMaxDim);
+    if (o.maskB != 1 && o.maskB != o.B) a.rangeErr("maskB must be 1 or B (" + std::to_string(o.B) + "), got " + std::to_string(o.maskB));
+    if (o.maskH != 1 && o.maskH != o.H) a.rangeErr("maskH must be 1 or H (" + std::to_string(o.H) + "), got " + std::to_string(o.maskH));
+    a.exactLen(mask, "attnMask", (__int128)o.maskB * o.maskH * o.Tq * o.Tk, "maskB*maskH*Tq*Tk");
+    o.mask = mask.len ? mask.p : nullptr;
+  } else {
+    o.maskB = o.maskH = 1;
+  }
+  return i + 2;
+}
+
+void parseDropout(const Args& a, size_t i, AttnArgs& o) {
+  o.dropoutP = a.number(i, "dropoutP");
+  if (!(o.dropoutP >= 0.0 && o.dropoutP < 1.0)) a.rangeErr("dropoutP must be in [0, 1), got " + Args::fmt(o.dropoutP));
+  o.seed = toUint32(a.number(i + 1, "seed"));
+}
+
+napi_value AttnForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.attnForward", 20);
+    Buf<float> q = a.f32(0, "q"), k = a.f32(1, "k"), v = a.f32(2, "v"), out = a.f32(3, "out"), lse = a.f32(4, "lse", true);
+    AttnArgs o{};
+    size_t i = parseDims(a, 5, o, true);
+    Buf<uint8_t> pad;
+    Buf<float> mask;
+    i = parseMasking(a, i, o, pad, mask);
+    parseDropout(a, i, o);
+    a.exactLen(q, "q", (__int128)o.B * o.H * o.Tq * o.D, "B*H*Tq*D");
+    a.exactLen(k, "k", (__int128)o.B * o.Hkv * o.Tk * o.D, "B*Hkv*Tk*D");
+    a.exactLen(v, "v", (__int128)o.B * o.Hkv * o.Tk * o.Dv, "B*Hkv*Tk*Dv");
+    a.exactLen(out, "out", (__int128)o.B * o.H * o.Tq * o.Dv, "B*H*Tq*Dv");
+    if (lse.p || lse.len) a.exactLen(lse, "lse", (__int128)o.B * o.H * o.Tq, "B*H*Tq");
+    Named outs[] = {{"out", out.p, out.len * 4}, {"lse", lse.p, lse.len * 4}};
+    Named ins[] = {{"q", q.p, q.len * 4}, {"k", k.p, k.len * 4}, {"v", v.p, v.len * 4},
+                   {"attnMask", mask.p, mask.len * 4}, {"keyPad", pad.p, pad.len}};
+    noOverlap(a, outs, 2, ins, 5);
+    o.q = q.p; o.k = k.p; o.v = v.p; o.outW = out.p; o.lseW = lse.len ? lse.p : nullptr;
+    gTable->attnForward(o);
+    return undefinedValue(env);
+  });
+}
+
+napi_value AttnBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.attnBackward", 24);
+    Buf<float> q = a.f32(0, "q"), k = a.f32(1, "k"), v = a.f32(2, "v"), out = a.f32(3, "out"), dout = a.f32(4, "dout"),
+               lse = a.f32(5, "lse"), dq = a.f32(6, "dq"), dk = a.f32(7, "dk"), dv = a.f32(8, "dv");
+    AttnArgs o{};
+    size_t i = parseDims(a, 9, o, true);
+    Buf<uint8_t> pad;
+    Buf<float> mask;
+    i = parseMasking(a, i, o, pad, mask);
+    parseDropout(a, i, o);
+    __int128 nq = (__int128)o.B * o.H * o.Tq, nk = (__int128)o.B * o.Hkv * o.Tk;
+    a.exactLen(q, "q", nq * o.D, "B*H*Tq*D");
+    a.exactLen(k, "k", nk * o.D, "B*Hkv*Tk*D");
+    a.exactLen(v, "v", nk * o.Dv, "B*Hkv*Tk*Dv");
+    a.exactLen(out, "out", nq * o.Dv, "B*H*Tq*Dv");
+    a.exactLen(dout, "dout", nq * o.Dv, "B*H*Tq*Dv");
+    a.exactLen(lse, "lse", nq, "B*H*Tq");
+    a.exactLen(dq, "dq", nq * o.D, "B*H*Tq*D");
+    a.exactLen(dk, "dk", nk * o.D, "B*Hkv*Tk*D");
+    a.exactLen(dv, "dv", nk * o.Dv, "B*Hkv*Tk*Dv");
+    Named outs[] = {{"dq", dq.p, dq.len * 4}, {"dk", dk.p, dk.len * 4}, {"dv", dv.p, dv.len * 4}};
+    Named ins[] = {{"q", q.p, q.len * 4},         {"k", k.p, k.len * 4},       {"v", v.p, v.len * 4},
+                   {"out", out.p, out.len * 4},   {"dout", dout.p, dout.len * 4}, {"lse", lse.p, lse.len * 4},
+                   {"attnMask", mask.p, mask.len * 4}, {"keyPad", pad.p, pad.len}};
+    noOverlap(a, outs, 3, ins, 8);
+    o.q = q.p; o.k = k.p; o.v = v.p; o.out = out.p; o.dout = dout.p; o.lse = lse.p;
+    o.dq = dq.p; o.dk = dk.p; o.dv = dv.p;
+    if (!gTable->attnBackward(o)) throw std::bad_alloc();
+    return undefinedValue(env);
+  });
+}
+
+napi_value AttnWeights(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.attnWeights", 19);
+    Buf<float> q = a.f32(0, "q"), k = a.f32(1, "k"), lse = a.f32(2, "lse"), w = a.f32(3, "outW");
+    AttnArgs o{};
+    size_t i = parseDims(a, 4, o, false);
+    Buf<uint8_t> pad;
+    Buf<float> mask;
+    i = parseMasking(a, i, o, pad, mask);
+    if (a.isString(i)) {
+      std::string m = a.str(i);
+      if (m == "full") o.mode = 0;
+      else if (m == "mean") o.mode = 1;
+      else a.rangeErr("argument 'mode' must be 0/\"full\" or 1/\"mean\", got \"" + m + "\"");
+    } else {
+      o.mode = (int)a.integer(i, "mode", 0, 1);
+    }
+    o.rowStart = a.integer(i + 1, "rowStart", 0, kMaxSeq);
+    o.rowCount = a.integer(i + 2, "rowCount", 0, kMaxSeq);
+    if (o.rowStart + o.rowCount > o.Tq)
+      a.rangeErr("rows [rowStart, rowStart+rowCount) = [" + std::to_string(o.rowStart) + ", " +
+                 std::to_string(o.rowStart + o.rowCount) + ") exceed Tq (" + std::to_string(o.Tq) + ")");
+    a.exactLen(q, "q", (__int128)o.B * o.H * o.Tq * o.D, "B*H*Tq*D");
+    a.exactLen(k, "k", (__int128)o.B * o.Hkv * o.Tk * o.D, "B*Hkv*Tk*D");
+    a.exactLen(lse, "lse", (__int128)o.B * o.H * o.Tq, "B*H*Tq");
+    if (o.mode == 0) a.exactLen(w, "outW", (__int128)o.B * o.H * o.rowCount * o.Tk, "B*H*rowCount*Tk");
+    else a.exactLen(w, "outW", (__int128)o.B * o.rowCount * o.Tk, "B*rowCount*Tk");
+    Named outs[] = {{"outW", w.p, w.len * 4}};
+    Named ins[] = {{"q", q.p, q.len * 4}, {"k", k.p, k.len * 4}, {"lse", lse.p, lse.len * 4},
+                   {"attnMask", mask.p, mask.len * 4}, {"keyPad", pad.p, pad.len}};
+    noOverlap(a, outs, 1, ins, 5);
+    o.q = q.p; o.k = k.p; o.lse = lse.p; o.outW = w.p;
+    gTable->attnWeights(o);
+    return undefinedValue(env);
+  });
+}
+
+// ---- rows ----
+// Same buffer or disjoint: in-place is fine for these row kernels, partial overlap is not.
+void sameOrDisjoint(const Args& a, const Buf<float>& x, const char* xn, const Buf<float>& y, const char* yn) {
+  if (x.p == y.p) return;
+  if (overlaps(spanOf(x.p, 0, (int64_t)x.len - 1, 4), spanOf(y.p, 0, (int64_t)y.len - 1, 4)))
+    a.rangeErr(std::string("'") + yn + "' partially overlaps '" + xn + "' (it may be the same array or disjoint)");
+}
+
+napi_value LayerNormForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.layerNormForward", 9);
+    Buf<float> x = a.f32(0, "x"), w = a.f32(1, "w", true), b = a.f32(2, "b", true), y = a.f32(3, "y"),
+               mean = a.f32(4, "mean", true), rstd = a.f32(5, "rstd", true);
+    int64_t rows = a.integer(6, "rows", 0, kMaxDim), D = a.integer(7, "D", 1, kMaxDim);
+    double eps = a.number(8, "eps");
+    if (eps < 0) a.rangeErr("eps must be >= 0");
+    a.exactLen(x, "x", (__int128)rows * D, "rows*D");
+    a.exactLen(y, "y", (__int128)rows * D, "rows*D");
+    if (w.p || w.len) a.exactLen(w, "w", D, "D");
+    if (b.p || b.len) a.exactLen(b, "b", D, "D");
+    if (mean.p || mean.len) a.exactLen(mean, "mean", rows, "rows");
+    if (rstd.p || rstd.len) a.exactLen(rstd, "rstd", rows, "rows");
+    sameOrDisjoint(a, x, "x", y, "y");
+    gTable->layerNormForward(x.p, w.len ? w.p : nullptr, b.len ? b.p : nullptr, y.p, mean.len ? mean.p : nullptr,
+                             rstd.len ? rstd.p : nullptr, rows, D, (float)eps);
+    return undefinedValue(env);
+  });
+}
+
+napi_value LayerNormBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.layerNormBackward", 10);
+    Buf<float> dy = a.f32(0, "dy"), x = a.f32(1, "x"), w = a.f32(2, "w", true), mean = a.f32(3, "mean"),
+               rstd = a.f32(4, "rstd"), dx = a.f32(5, "dx"), dw = a.f32(6, "dw", true), db = a.f32(7, "db", true);
+    int64_t rows = a.integer(8, "rows", 0, kMaxDim), D = a.integer(9, "D", 1, kMaxDim);
+    a.exactLen(dy, "dy", (__int128)rows * D, "rows*D");
+    a.exactLen(x, "x", (__int128)rows * D, "rows*D");
+    a.exactLen(dx, "dx", (__int128)rows * D, "rows*D");
+    a.exactLen(mean, "mean", rows, "rows");
+    a.exactLen(rstd, "rstd", rows, "rows");
+    if (w.p || w.len) a.exactLen(w, "w", D, "D");
+    if (dw.p || dw.len) a.exactLen(dw, "dw", D, "D");
+    if (db.p || db.len) a.exactLen(db, "db", D, "D");
+    sameOrDisjoint(a, dy, "dy", dx, "dx");
+    sameOrDisjoint(a, x, "x", dx, "dx");
+    Named outs[] = {{"dw", dw.p, dw.len * 4}, {"db", db.p, db.len * 4}};
+    Named ins[] = {{"dy", dy.p, dy.len * 4}, {"x", x.p, x.len * 4}, {"w", w.p, w.len * 4}, {"dx", dx.p, dx.len * 4}};
+    noOverlap(a, outs, 2, ins, 4);
+    if (!gTable->layerNormBackward(dy.p, x.p, w.len ? w.p : nullptr, mean.p, rstd.p, dx.p, dw.len ? dw.p : nullptr,
+                                   db.len ? db.p : nullptr, rows, D))
+      throw std::bad_alloc();
+    return undefinedValue(env);
+  });
+}
+
+napi_value SoftmaxLastDim(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.softmaxLastDim", 4);
+    Buf<float> x = a.f32(0, "x"), y = a.f32(1, "y");
+    int64_t rows = a.integer(2, "rows", 0, kMaxDim), n = a.integer(3, "n", 1, kMaxDim);
+    a.exactLen(x, "x", (__int128)rows * n, "rows*n");
+    a.exactLen(y, "y", (__int128)rows * n, "rows*n");
+    sameOrDisjoint(a, x, "x", y, "y");
+    gTable->softmax(x.p, y.p, rows, n);
+    return undefinedValue(env);
+  });
+}
+
+napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.softmaxBackward", 5);
+    Buf<float> y = a.f32(0, "y"), dy = a.f32(1, "dy"), dx = a.f32(2, "dx");
+    int64_t rows = a.integer(3, "rows", 0, kMaxDim), n = a.integer(4, "n", 1, kMaxDim);
+    a.exactLen(y, "y", (__int128)rows * n, "rows*n");
+    a.exactLen(dy, "dy", (__int128)rows * n, "rows*n");
+    a.exactLen(dx, "dx", (__int128)rows * n, "rows*n");
+    sameOrDisjoint(a, y, "y", dx, "dx");
+    sameOrDisjoint(a, dy, "dy", dx, "dx");
+    gTable->softmaxBackward(y.p, dy.p, dx.p, rows, n);
+    return undefinedValue(env);
+  });
+}
+
+// ---- misc ----
+uint32_t mix32(uint32_t x) {
+  x ^= x >> 16; x *= 0x7feb352du;
+  x ^= x >> 15; x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+uint32_t hashOf(const Args& a) {
+  uint32_t x = mix32(toUint32(a.number(0, "seed")) ^ 0x9e3779b9u);
+  x = mix32(x ^ (uint32_t)a.integer(1, "b", 0, 0xffffffffLL));
+  x = mix32(x ^ (uint32_t)a.integer(2, "h", 0, 0xffffffffLL));
+  x = mix32(x ^ (uint32_t)a.integer(3, "i", 0, 0xffffffffLL));
+  return mix32(x ^ (uint32_t)a.integer(4, "j", 0, 0xffffffffLL));
+}
+
+napi_value DropoutHash(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.dropoutHash", 5);
+    napi_value r;
+    napi_create_uint32(env, hashOf(a), &r);
+    return r;
+  });
+}
+
+napi_value DropoutKeep(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.dropoutKeep", 6);
+    double p = a.number(5, "p");
+    napi_value r;
+    napi_get_boolean(env, (double)(hashOf(a) >> 8) / 16777216.0 >= p, &r);
+    return r;
+  });
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, isa, th, ver;
+  napi_create_object(env, &o);
+  napi_create_string_utf8(env, gTable->isa, NAPI_AUTO_LENGTH, &isa);
+  napi_create_int32(env, numThreads(), &th);
+  napi_create_string_utf8(env, ATTNFLOW_VERSION, NAPI_AUTO_LENGTH, &ver);
+  napi_set_named_property(env, o, "isa", isa);
+  napi_set_named_property(env, o, "threads", th);
+  napi_set_named_property(env, o, "version", ver);
+  return o;
+}
+
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.setNumThreads", 1);
+    setNumThreads((int)a.integer(0, "n", 1, 256));
+    return undefinedValue(env);
+  });
+}
+
+// setIsa("avx512" | "avx2" | "generic") → whether that variant is available here (and now active).
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.setIsa", 1);
+    if (!a.isString(0)) a.typeErr("argument 'isa' must be a string");
+    const KernelTable* t = tableFor(a.str(0));
+    if (t) gTable = t;
+    napi_value r;
+    napi_get_boolean(env, t != nullptr, &r);
+    return r;
+  });
+}
+
+}  // namespace
+}  // namespace af
+
+NAPI_MODULE_INIT() {
+  using namespace af;
+  napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"gemmBiasAct", nullptr, GemmBiasAct, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attnForward", nullptr, AttnForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attnBackward", nullptr, AttnBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"attnWeights", nullptr, AttnWeights, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmaxLastDim", nullptr, SoftmaxLastDim, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmaxBackward", nullptr, SoftmaxBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dropoutHash", nullptr, DropoutHash, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"dropoutKeep", nullptr, DropoutKeep, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

@@ -1,0 +1,146 @@
+// Loader for the optional C++ backend (native/, built by scripts/build-native.mjs at install time).
+// Never throws: when the addon is missing, stale or disabled, loadNativeKernels() returns { kernels: null, reason }.
+// Search order: $ATTNFLOW_NATIVE_PATH (a .node file), then native/build/Release/attnflow_native.node in the
+// directories above this module (works from src/node/ and dist/src/node/), then above the working directory.
+// ATTNFLOW_NATIVE=0 disables it.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export type NativeIsa = "avx512" | "avx2" | "generic";
+/** Fused GEMM epilogue activation: 0 none, 1 relu, 2 exact (erf) GELU, 3 tanh-approximated GELU. */
+export type NativeActivation = 0 | 1 | 2 | 3 | "none" | "relu" | "gelu" | "gelu-tanh";
+
+export interface NativeInfo {
+  isa: NativeIsa;
+  threads: number;
+  version: string;
+}
+
+/**
+ * The native kernels. All buffers are caller-owned and written in place; shapes are validated and misuse throws a
+ * TypeError/RangeError naming the argument. q (B,H,Tq,D), k (B,Hkv,Tk,D), v (B,Hkv,Tk,Dv) are contiguous; query
+ * head h uses kv head ⌊h/(H/Hkv)⌋. causal masks key j for query i iff j > i (top-left aligned).
+ */
+export interface NativeKernels {
+  /** C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], row-major; strides of A/B may be 0 to broadcast. */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+    batch: number, strideA: number, strideB: number, strideC: number): void;
+  /** gemm, then C = act(C + bias[biasOff + col]) (bias may be null). */
+  gemmBiasAct(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+    batch: number, strideA: number, strideB: number, strideC: number,
+    bias: Float32Array | null, biasOff: number, act: NativeActivation): void;
+  /** out (B,H,Tq,Dv); lse (B,H,Tq) natural-log log-sum-exp (−inf, with out = 0, for rows with no visible key). */
+  attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
+    B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
+    causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
+    dropoutP: number, seed: number): void;
+  /** Writes dq (B,H,Tq,D), dk (B,Hkv,Tk,D), dv (B,Hkv,Tk,Dv) from the forward's out and lse. */
+  attnBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array,
+    lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+    B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
+    causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
+    dropoutP: number, seed: number): void;
+  /** Pre-dropout weights of rows [rowStart, rowStart+rowCount): mode 0/"full" → (B,H,rowCount,Tk), 1/"mean" → (B,rowCount,Tk). */
+  attnWeights(q: Float32Array, k: Float32Array, lse: Float32Array, outW: Float32Array,
+    B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, scale: number,
+    causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
+    mode: 0 | 1 | "full" | "mean", rowStart: number, rowCount: number): void;
+  /** y = (x−mean)·rstd·w + b per row of D; w, b, mean, rstd may be null; y may be x. */
+  layerNormForward(x: Float32Array, w: Float32Array | null, b: Float32Array | null, y: Float32Array,
+    mean: Float32Array | null, rstd: Float32Array | null, rows: number, D: number, eps: number): void;
+  /** Writes dx; accumulates dw += Σ dy·x̂ and db += Σ dy when given (the caller zeroes them). */
+  layerNormBackward(dy: Float32Array, x: Float32Array, w: Float32Array | null, mean: Float32Array,
+    rstd: Float32Array, dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, rows: number, D: number): void;
+  /** Row softmax of (rows, n); a row of all −inf gives NaN (as PyTorch); y may be x. */
+  softmaxLastDim(x: Float32Array, y: Float32Array, rows: number, n: number): void;
+  /** dx = y ⊙ (dy − rowsum(y ⊙ dy)). */
+  softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, n: number): void;
+  /** The attention dropout hash of src/backend/dropout-hash.ts (uint32). */
+  dropoutHash(seed: number, b: number, h: number, i: number, j: number): number;
+  /** Whether element (b,h,i,j) is kept by attention dropout with probability p. */
+  dropoutKeep(seed: number, b: number, h: number, i: number, j: number, p: number): boolean;
+  info(): NativeInfo;
+  /** Resizes the thread pool (1..256). */
+  setNumThreads(n: number): void;
+  /** Switches the kernel variant; returns false (and changes nothing) when this CPU lacks it. */
+  setIsa(isa: NativeIsa): boolean;
+}
+
+export interface NativeLoad {
+  kernels: NativeKernels | null;
+  /** Why kernels is null. */
+  reason: string | null;
+  /** The .node file that was loaded or tried. */
+  path: string | null;
+}
+
+const ADDON = join("native", "build", "Release", "attnflow_native.node");
+const REQUIRED: readonly (keyof NativeKernels)[] = [
+  "gemm", "gemmBiasAct", "attnForward", "attnBackward", "attnWeights", "layerNormForward", "layerNormBackward",
+  "softmaxLastDim", "softmaxBackward", "dropoutHash", "dropoutKeep", "info", "setNumThreads", "setIsa",
+];
+
+function findAbove(start: string): string | null {
+  let dir = resolve(start);
+  for (let depth = 0; depth < 8; depth++) {
+    const candidate = join(dir, ADDON);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  return null;
+}
+
+function locate(): string | null {
+  const env = process.env.ATTNFLOW_NATIVE_PATH;
+  if (env) return resolve(env);
+  let here: string | null = null;
+  try {
+    here = dirname(fileURLToPath(import.meta.url));
+  } catch {
+    here = null;
+  }
+  return (here && findAbove(here)) || findAbove(process.cwd());
+}
+
+let cached: NativeLoad | null = null;
+
+/** Loads the addon once (later calls return the same result). */
+export function loadNativeKernels(): NativeLoad {
+  if (cached) return cached;
+  cached = tryLoad();
+  return cached;
+}
+
+/** The native kernels, or null when unavailable (see loadNativeKernels().reason). */
+export function nativeKernels(): NativeKernels | null {
+  return loadNativeKernels().kernels;
+}
+
+function tryLoad(): NativeLoad {
+  if (process.env.ATTNFLOW_NATIVE === "0") return { kernels: null, reason: "disabled by ATTNFLOW_NATIVE=0", path: null };
+  const path = locate();
+  if (!path) {
+    return { kernels: null, reason: `${ADDON} not found (build it with: node scripts/build-native.mjs)`, path: null };
+  }
+  if (!existsSync(path)) return { kernels: null, reason: `${path} does not exist`, path };
+  try {
+    const require = createRequire(import.meta.url);
+    const mod = require(path) as Partial<NativeKernels>;
+    const missing = REQUIRED.filter((name) => typeof mod[name] !== "function");
+    if (missing.length > 0) {
+      return { kernels: null, reason: `stale native build at ${path} (missing ${missing.join(", ")}); rebuild it`, path };
+    }
+    return { kernels: mod as NativeKernels, reason: null, path };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    return { kernels: null, reason: `could not load ${path}: ${msg}`, path };
+  }
+}
