@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchCase, BenchResult } from "./types.js";
 import { configureHarness } from "./lib/harness.js";
-import { machineInfo, versions } from "./lib/machine.js";
+import { loadAvg1m, machineInfo, versions } from "./lib/machine.js";
 import { ensurePeersInstalled } from "./lib/peer-modules.js";
 import { renderConsole, renderMarkdown, type BenchReport } from "./lib/report.js";
 import { closeJax } from "./peers/jax-peer.js";
@@ -126,6 +126,7 @@ export function selectCases(all: BenchCase[], names: string[]): BenchCase[] {
 export async function runBenchmark(o: RunOptions, log: (m: string) => void): Promise<BenchReport> {
   if (o.install) ensurePeersInstalled(log);
   const maxRunS = o.maxRunS ?? (o.quick ? 8 : 60);
+  const loadAtStart = loadAvg1m();
   configureHarness({ maxRunS, implFilter: o.impls, log });
   const selected = selectCases(await discoverCases(log), o.cases);
   const results: BenchResult[] = [];
@@ -146,7 +147,7 @@ export async function runBenchmark(o: RunOptions, log: (m: string) => void): Pro
       tool: "attnflow-bench",
       date: new Date().toISOString(),
       command: `node dist/bench/run.js ${process.argv.slice(2).join(" ")}`.trim(),
-      machine: machineInfo(),
+      machine: machineInfo(loadAtStart),
       versions: await versions(log),
       options: { quick: o.quick, repeats: o.repeats, maxRunS, cases: selected.map((c) => c.name) },
       results,
@@ -189,7 +190,8 @@ async function main(): Promise<number> {
   else {
     const m = rep.machine;
     const v = Object.entries(rep.versions).map(([k, x]) => `${k} ${typeof x === "object" && x !== null ? JSON.stringify(x) : String(x)}`);
-    process.stdout.write(`attnflow bench ${rep.date}\nmachine: ${m.cpu}, ${m.cores} cores, ${m.totalMemGB} GB, Node ${m.node}\nversions: ${v.join("; ")}\n`);
+    const load = m.loadAvg ? `, load average ${m.loadAvg.start} → ${m.loadAvg.end}` : "";
+    process.stdout.write(`attnflow bench ${rep.date}\nmachine: ${m.cpu}, ${m.cores} cores, ${m.totalMemGB} GB, Node ${m.node}${load}\nversions: ${v.join("; ")}\n`);
     process.stdout.write(renderConsole(rep.results) + "\n");
   }
   return 0;

@@ -1,4 +1,5 @@
 // The `attnflow` command line: a thin argv layer over the library.
+import "../src/node.js"; // registers the native backend when built
 import { runUntrainedDemo } from "./demo.js";
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models

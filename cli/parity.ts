@@ -1,4 +1,5 @@
 // `npm run parity -- <dir>`: check every PyTorch reference fixture under <dir> (any names, any nesting).
+import "../src/node.js"; // registers the native backend when built
 // One line per case, then "N passed, M failed"; exit code 1 if anything failed.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, dirname } from "node:path";

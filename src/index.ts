@@ -18,3 +18,4 @@ export { clipGradNorm } from "./optim/clip.js";
 export { parseSafetensors, serializeSafetensors, SafetensorsError, type StTensor, type StDType } from "./io/safetensors.js";
 export { loadSafetensors, saveSafetensors, saveModule, loadModule } from "./io/state-dict.js";
 export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOptions } from "./explain/capture.js";
+export * as data from "./data/index.js";

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { matrixStack, prepareLayers, type MatrixStack } from "../src/explain/attention-stack.js";
 import { attentionFlow, attentionFlowMatrix, flowAdjacency, flowPerLayer, flowRaw } from "../src/explain/flow.js";
-import { LayeredMaxFlow } from "../src/explain/maxflow.js";
+import { LayeredMaxFlow, type MaxFlowStrategy } from "../src/explain/maxflow.js";
 import { assertClose, edmondsKarp, layeredAdjacency, loadFlowFixture, randomAttention, rng } from "./explain-helpers.js";
 
 for (const name of ["small", "medium", "larger"] as const) {
@@ -57,10 +57,11 @@ function residualCut(adj: Float64Array, flow: Float64Array, N: number, sink: num
   return cut;
 }
 
-function checkSolverAgainstCut(res: MatrixStack, seedText: string): void {
+function checkSolverAgainstCut(res: MatrixStack, seedText: string, strategy: MaxFlowStrategy = "auto"): void {
   const L = res.layers, T = res.tokens, TT = T * T, N = (L + 1) * T;
   const adj = layeredAdjacency(res.data, L, T);
-  const solver = new LayeredMaxFlow(res);
+  const solver = new LayeredMaxFlow(res, strategy);
+  if (strategy !== "auto") assert.equal(solver.strategy, strategy);
   for (let l = 1; l <= L; l++) {
     for (let a = 0; a < T; a++) {
       solver.setSource(l, a);
@@ -91,12 +92,19 @@ function checkSolverAgainstCut(res: MatrixStack, seedText: string): void {
   }
 }
 
-test("max-flow equals Edmonds–Karp and the residual min cut on random attention graphs", () => {
+test("max-flow equals Edmonds–Karp and the residual min cut on random attention graphs (both strategies)", () => {
   for (let seed = 1; seed <= 4; seed++) {
     const att = randomAttention(4, 2, 5, seed, 2.5);
-    checkSolverAgainstCut(prepareLayers(att), `softmax seed ${seed}`);
-    checkSolverAgainstCut(prepareLayers(att, { residual: false }), `no-residual seed ${seed}`);
+    for (const st of ["shared", "per-sink"] as const) {
+      checkSolverAgainstCut(prepareLayers(att), `softmax seed ${seed} ${st}`, st);
+      checkSolverAgainstCut(prepareLayers(att, { residual: false }), `no-residual seed ${seed} ${st}`, st);
+      checkSolverAgainstCut(prepareLayers(att, { causal: true }), `causal seed ${seed} ${st}`, st);
+    }
   }
+  // a deeper, wider graph where the push-relabel phase has real work to do
+  const big = randomAttention(6, 1, 9, 77, 4);
+  checkSolverAgainstCut(prepareLayers(big), "L=6 T=9 peaked", "shared");
+  checkSolverAgainstCut(prepareLayers(big, { causal: true, residual: false }), "L=6 T=9 causal no residual", "per-sink");
 });
 
 test("max-flow on arbitrary non-negative capacities (zeros, unnormalised rows) matches Edmonds–Karp", () => {
@@ -105,7 +113,8 @@ test("max-flow on arbitrary non-negative capacities (zeros, unnormalised rows) m
     const L = 2 + (seed % 3), T = 3 + (seed % 4);
     const data = new Float64Array(L * T * T);
     for (let e = 0; e < data.length; e++) data[e] = r() < 0.3 ? 0 : r() * (r() < 0.2 ? 3 : 1);
-    checkSolverAgainstCut(matrixStack(L, T, data), `random caps seed ${seed}`);
+    checkSolverAgainstCut(matrixStack(L, T, data), `random caps seed ${seed} shared`, "shared");
+    checkSolverAgainstCut(matrixStack(L, T, data), `random caps seed ${seed} per-sink`, "per-sink");
   }
 });
 

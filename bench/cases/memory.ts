@@ -10,7 +10,7 @@ import { ChildPeer } from "../lib/child-peer.js";
 import { buildResult, estimatedSeconds, harnessConfig, wanted, type CaseMeta } from "../lib/harness.js";
 import { errorText, type PeerRun } from "../lib/peer-types.js";
 import { randnArray } from "../lib/prng.js";
-import { dropTensorFile, outputPath, readTensorFile, tensorFile } from "../lib/tensor-files.js";
+import { outputPath, readTensorFile, releaseTensorFiles, tensorFile } from "../lib/tensor-files.js";
 import { sdpaFlops } from "../lib/tasks.js";
 import { torchProcess, torchVersion, TORCH_IMPL } from "../peers/torch-peer.js";
 
@@ -76,7 +76,7 @@ function memoryCase(T: number): BenchCase {
         else if (estMB > LIMIT_MB) runs.push({ impl: TORCH_IMPL, note: `skipped: would need ~${(estMB / 1024).toFixed(0)} GB (> ${LIMIT_MB / 1024} GB)` });
         else runs.push(await measureChild(TORCH_IMPL, torchProcess(log, maxRssMB), { op: "memory", shape, files }, timeoutMs, outputPath("mem-torch"), extra));
       }
-      for (const a of inputs) dropTensorFile(a);
+      releaseTensorFiles();
       for (const r of runs) log(`  ${name} ${r.impl}: ${r.timesMs ? `${r.timesMs[0].toFixed(0)} ms, ${extra.get(r.impl)?.peakMemMB?.toFixed(0)} MB` : "—"}${r.note ? ` (${r.note})` : ""}`);
       return buildResult(meta, runs, flops, extra);
     },

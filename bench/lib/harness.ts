@@ -9,6 +9,7 @@ import { runTorch } from "../peers/torch-peer.js";
 import { defaultPolicy, measure, median } from "./measure.js";
 import { errorText, type PeerContext, type PeerRun } from "./peer-types.js";
 import { maxAbsDiff, taskFlops, type Task } from "./tasks.js";
+import { releaseTensorFiles } from "./tensor-files.js";
 
 export interface HarnessConfig {
   /** Skip an implementation whose estimated single run exceeds this many seconds. */
@@ -127,5 +128,6 @@ export async function runTask(meta: CaseMeta, task: Task, opts: { repeats: numbe
       config.log(`  ${meta.name}: a peer failed: ${errorText(e)}`);
     }
   }
+  releaseTensorFiles();
   return buildResult(meta, runs, flops);
 }

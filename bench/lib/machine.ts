@@ -1,6 +1,6 @@
 // Machine and version facts recorded with every benchmark run.
 import { existsSync, readFileSync } from "node:fs";
-import { cpus, arch, platform, release, totalmem } from "node:os";
+import { cpus, arch, loadavg, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { loadAttnflow } from "../attnflow-adapter.js";
 import { jaxVersion } from "../peers/jax-peer.js";
@@ -18,9 +18,15 @@ export interface MachineInfo {
   totalMemGB: number;
   node: string;
   cpuFlags: string[];
+  /** 1-minute load average when the run started and ended: other work on the machine skews timings. */
+  loadAvg?: { start: number; end: number };
 }
 
-export function machineInfo(): MachineInfo {
+export function loadAvg1m(): number {
+  return Math.round(loadavg()[0] * 100) / 100;
+}
+
+export function machineInfo(loadAtStart?: number): MachineInfo {
   const c = cpus();
   let flags: string[] = [];
   try {
@@ -31,6 +37,7 @@ export function machineInfo(): MachineInfo {
   return {
     cpu: c[0]?.model.trim() ?? "unknown", cores: c.length, arch: arch(), platform: platform(), kernel: release(),
     totalMemGB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, cpuFlags: flags,
+    ...(loadAtStart !== undefined ? { loadAvg: { start: loadAtStart, end: loadAvg1m() } } : {}),
   };
 }
 

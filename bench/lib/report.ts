@@ -90,6 +90,7 @@ export function renderMarkdown(rep: BenchReport): string {
     "",
     `- CPU: ${m.cpu}, ${m.cores} cores (${m.arch}); flags: ${m.cpuFlags.join(" ") || "n/a"}`,
     `- Memory: ${m.totalMemGB} GB; OS: ${m.platform} ${m.kernel}; Node ${m.node}`,
+    ...(m.loadAvg ? [`- 1-minute load average: ${m.loadAvg.start} at start, ${m.loadAvg.end} at end (the benchmark itself accounts for up to ~${m.cores}; more means other work competed for the cores)`] : []),
     `- Options: ${rep.options.quick ? "quick" : "full"}, repeats ${rep.options.repeats ?? "default"}, max run ${rep.options.maxRunS} s`,
     "",
     "## Versions",

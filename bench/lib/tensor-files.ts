@@ -6,7 +6,8 @@ import { join } from "node:path";
 
 let dir: string | null = null;
 let counter = 0;
-const written = new WeakMap<Float32Array, string>();
+let written = new WeakMap<Float32Array, string>();
+const live = new Set<string>();
 
 function tensorDir(): string {
   if (!dir) {
@@ -24,6 +25,7 @@ export function tensorFile(a: Float32Array, hint = "t"): string {
   const p = join(tensorDir(), `${hint}-${counter++}.f32`);
   writeFileSync(p, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   written.set(a, p);
+  live.add(p);
   return p;
 }
 
@@ -40,8 +42,9 @@ export function readTensorFile(p: string): Float32Array {
   return out;
 }
 
-/** Remove a tensor file written by tensorFile (large inputs of memory cases). */
-export function dropTensorFile(a: Float32Array): void {
-  const p = written.get(a);
-  if (p) { rmSync(p, { force: true }); written.delete(a); }
+/** Delete every input file written so far (end of a case: the next case has new inputs). */
+export function releaseTensorFiles(): void {
+  for (const p of live) rmSync(p, { force: true });
+  live.clear();
+  written = new WeakMap();
 }

@@ -10,110 +10,82 @@
 //    then has a single down-edge, to b, with capacity c_x = R[0][x, b].
 //  * No max flow ever sends flow back into u (u has no in-edges), so reverse arcs into u are dropped.
 //
-// Algorithm: a preflow that is the same for every sink, then Dinic on what is left.
-//  1. Base preflow (per source, shared by all T sinks): u saturates its edges; every node (k, i), k >= 2, pushes
-//     the same fraction theta = min(1, inflow / outcap) of each of its down-edges (the rollout of u's row). For
-//     row-stochastic R the inflow of every node is <= 1 = outcap, so nothing gets stuck above layer 1.
-//  2. Per sink b: layer-1 node x forwards min(inflow_x, c_x) to b; what it cannot forward is stuck excess.
-//  3. Blocked excess is routed on with Dinic from a virtual super-source feeding every excess node (at most its
-//     excess): BFS levels on the residual graph, stopped at the level where the sink appears; blocking flow by
-//     DFS with current-arc pointers. The answer is the flow into b when no excess can reach b (a maximum
-//     preflow has the max-flow value: the nodes that can still reach b in the residual form a cut saturated
-//     from outside with zero flow going out of it).
-// Flows are stored as the implicit base theta*R plus a delta D (and its transpose, for column scans) that is
-// reset, row by row, after each sink. Capacities are float64; residuals <= eps are treated as saturated, eps =
-// 1e-13 times the largest row sum, so values are exact to about 1e-12 relative.
+// Algorithm: push-relabel (highest label first, phase 1 only: the value of a maximum preflow is the max-flow
+// value) started from a preflow that already does most of the work.
+//  1. Shared preflow ("shared" strategy, per source, reused by all T sinks): u saturates its edges; every node
+//     (k, i), k >= 3, pushes the same fraction theta = min(1, inflow / outcap) of each of its down-edges, i.e.
+//     the rollout of u's row. For row-stochastic R every inflow is <= 1 = outcap, so nothing is stuck above layer 2.
+//     With many zero capacities (causal masks) the "per-sink" strategy instead restricts that push, per sink, to
+//     nodes that can reach b at all (reach bitsets), so no flow is poured into dead ends.
+//  2. Per sink: each layer-2 node hands its inflow greedily to layer-1 nodes that still have spare capacity to b
+//     (b first); what it cannot place stays as excess. Often this already reaches min(out(u), in(b)): done.
+//  3. Otherwise push-relabel on the rest, with exact distance labels near the sink (a BFS from the sink truncated
+//     at distance 3, valid lower bounds elsewhere), refreshed when a node next to the sink relabels, and a full
+//     global relabel every (l-1)*T relabels. It stops when the flow reaches the upper bound, or when no node
+//     holding excess can reach the sink (then the sink-reachable set is a saturated cut: the value is exact).
+// Capacities are float64; residuals <= eps = 1e-13 * (largest row sum) count as saturated, so values are exact to
+// about 1e-12 relative.
 
-import { type MatrixStack, checkMatrixStack } from "./attention-stack.js";
+import type { MatrixStack } from "./attention-stack.js";
+import { LayeredResidual } from "./maxflow-residual.js";
 
 /** Depth of the cheap partial relabel from the sink (exact labels for nodes at distance <= NEAR). */
 const NEAR = 3;
 
-export class LayeredMaxFlow {
-  readonly layers: number;
-  readonly tokens: number;
-  private readonly R: Float64Array;      // (L, T, T) capacities, edge layer m: (m+1, i) -> (m, j)
-  private readonly RT: Float64Array;     // (L, T, T) per-layer transposes
-  private readonly rowSum: Float64Array; // (L, T) out-capacity of (m+1, i)
-  private readonly eps: number;
-  // per source
-  private srcLayer = 0;
-  private srcToken = -1;
-  private readonly theta: Float64Array;  // (L+1, T) filled fraction of the down-edges of node (k, i), k >= 2
-  private readonly om: Float64Array;     // 1 - theta
-  private readonly inflow: Float64Array; // (L+1, T) base inflow of node (k, i)
-  private readonly stuck: Float64Array;  // (L+1, T) base excess of node (k, i), k >= 2
-  // per sink
-  private sinkToken = -1;
-  private readonly D: Float64Array;      // (L, T, T) flow delta on edge layer m, row = upper node
-  private readonly DT: Float64Array;     // transpose of D per layer, row = lower node
-  private readonly dirtyRow: Uint8Array; // (L, T) rows of D (and the matching columns of DT) with nonzero delta
-  private readonly dirtyList: Int32Array;
-  private nDirty = 0;
-  private readonly dirtyRowT: Uint8Array;
-  private readonly dirtyListT: Int32Array;
-  private nDirtyT = 0;
-  private readonly sinkRes: Float64Array; // (T) residual of layer-1 node x -> sink
-  private readonly supply: Float64Array;  // (L*T) remaining excess of node v = (k-1)*T + i
-  private readonly level: Int32Array;     // (L*T + 1), last entry = the sink
-  private readonly cur: Int32Array;       // current-arc pointer per node
-  private readonly queue: Int32Array;
-  private readonly bHead: Int32Array;     // active nodes bucketed by label (singly linked through bNext)
+export type MaxFlowStrategy = "auto" | "shared" | "per-sink";
+
+export class LayeredMaxFlow extends LayeredResidual {
+  /** The strategy in use after "auto" was resolved. */
+  readonly strategy: "shared" | "per-sink";
+  private reach: Uint32Array | null = null; // ((L+1) T, W) reach bitsets (per-sink strategy only)
+  private words = 0;
+  private srcLive = 0;                      // capacity of the source's edges into live nodes (per-sink)
+  private readonly inflow: Float64Array;    // (L+1, T) inflow of node (k, i) in the preflow
+  private readonly stuck: Float64Array;     // (L+1, T) shared-preflow excess of node (k, i), k >= 3
+  private readonly bHead: Int32Array;       // active nodes bucketed by label (singly linked through bNext)
   private readonly bNext: Int32Array;
   private readonly inQ: Uint8Array;
-  private readonly near: Int32Array;     // (L*T) scratch distances for relabelFromSink
   private maxB = 0;
   private relabelsSinceGlobal = 0;
-  private value = 0;
   private bound = 0;
-  private arcRes = 0;                     // residual of the arc nextArc() returned
-  /** Work counters over the solver's lifetime (for profiling). */
-  pushes = 0;
-  relabels = 0;
-  globals = 0;
 
-  /** `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0. */
-  constructor(res: MatrixStack) {
-    checkMatrixStack(res, "LayeredMaxFlow");
-    const L = res.layers, T = res.tokens, TT = T * T;
-    this.layers = L; this.tokens = T;
-    this.R = res.data;
-    this.RT = new Float64Array(L * TT);
-    this.rowSum = new Float64Array(L * T);
-    let scale = 0;
-    for (let m = 0; m < L; m++) {
-      for (let i = 0; i < T; i++) {
-        let s = 0;
-        for (let j = 0; j < T; j++) {
-          const c = this.R[m * TT + i * T + j];
-          if (!(c >= 0) || c === Infinity) throw new RangeError(`LayeredMaxFlow: capacity [${m}, ${i}, ${j}] is ${c}; capacities must be finite and >= 0`);
-          this.RT[m * TT + j * T + i] = c;
-          s += c;
+  /**
+   * `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0.
+   * strategy: "shared" starts every solve from the per-source rollout preflow (best for dense attention),
+   * "per-sink" rebuilds that preflow per sink over the nodes that can reach the sink (best when many capacities
+   * are 0, e.g. causal masks); "auto" (default) picks "per-sink" when more than 1% of the capacities are 0.
+   */
+  constructor(res: MatrixStack, strategy: MaxFlowStrategy = "auto") {
+    super(res);
+    if (strategy !== "auto" && strategy !== "shared" && strategy !== "per-sink") {
+      throw new RangeError(`LayeredMaxFlow: strategy must be "auto", "shared" or "per-sink", got ${String(strategy)}`);
+    }
+    const L = this.layers, T = this.tokens, TT = T * T, R = this.R;
+    let zeros = 0;
+    for (let e = 0; e < R.length; e++) if (R[e] === 0) zeros++;
+    this.strategy = strategy === "auto" ? (zeros > 0.01 * R.length ? "per-sink" : "shared") : strategy;
+    this.perSink = this.strategy === "per-sink";
+    if (this.perSink) {
+      // reach[(k, i)] = set of input tokens node (k, i) reaches through positive capacities, k = 1..L
+      const W = this.words = (T + 31) >>> 5;
+      const reach = this.reach = new Uint32Array((L + 1) * T * W);
+      for (let x = 0; x < T; x++) for (let b = 0; b < T; b++) if (R[x * T + b] > 0) reach[(T + x) * W + (b >>> 5)] |= 1 << (b & 31);
+      for (let k = 2; k <= L; k++) {
+        for (let i = 0; i < T; i++) {
+          const o = (k * T + i) * W, rb = (k - 1) * TT + i * T;
+          for (let j = 0; j < T; j++) {
+            if (!(R[rb + j] > 0)) continue;
+            const c = ((k - 1) * T + j) * W;
+            for (let w = 0; w < W; w++) reach[o + w] |= reach[c + w];
+          }
         }
-        this.rowSum[m * T + i] = s;
-        if (s > scale) scale = s;
       }
     }
-    this.eps = 1e-13 * (scale > 0 ? scale : 1);
-    this.theta = new Float64Array((L + 1) * T);
-    this.om = new Float64Array((L + 1) * T);
     this.inflow = new Float64Array((L + 1) * T);
     this.stuck = new Float64Array((L + 1) * T);
-    this.D = new Float64Array(L * TT);
-    this.DT = new Float64Array(L * TT);
-    this.dirtyRow = new Uint8Array(L * T);
-    this.dirtyList = new Int32Array(L * T);
-    this.dirtyRowT = new Uint8Array(L * T);
-    this.dirtyListT = new Int32Array(L * T);
-    this.sinkRes = new Float64Array(T);
-    this.supply = new Float64Array(L * T);
-    this.level = new Int32Array(L * T + 1);
-    this.cur = new Int32Array(L * T);
-    this.queue = new Int32Array(L * T + 1);
     this.bHead = new Int32Array(L * T + 2);
     this.bNext = new Int32Array(L * T);
     this.inQ = new Uint8Array(L * T);
-    this.near = new Int32Array(L * T);
   }
 
   /**
@@ -132,6 +104,11 @@ export class LayeredMaxFlow {
     for (let j = 0; j < T; j++) inflow[top + j] = R[srow + j];
     // layer 2 does not push here: solve() spreads its inflow over layer 1 per sink (theta_2 = 0, flows in D)
     for (let i = 0; i < T; i++) { theta[2 * T + i] = 0; om[2 * T + i] = 1; stuck[2 * T + i] = 0; }
+    if (this.perSink) {
+      // the preflow is built per sink in solve(); nothing is shared
+      theta.fill(0); om.fill(1); stuck.fill(0);
+      return;
+    }
     for (let k = l - 1; k >= 3; k--) {
       const kb = k * T, lb = (k - 1) * T, m = k - 1;
       for (let j = 0; j < T; j++) inflow[lb + j] = 0;
@@ -148,23 +125,6 @@ export class LayeredMaxFlow {
       }
     }
   }
-
-  private resetSink(): void {
-    const T = this.tokens, D = this.D, DT = this.DT;
-    for (let q = 0; q < this.nDirty; q++) {
-      const r = this.dirtyList[q];
-      D.fill(0, r * T, r * T + T);
-      this.dirtyRow[r] = 0;
-    }
-    for (let q = 0; q < this.nDirtyT; q++) {
-      const r = this.dirtyListT[q];
-      DT.fill(0, r * T, r * T + T);
-      this.dirtyRowT[r] = 0;
-    }
-    this.nDirty = 0; this.nDirtyT = 0;
-    this.sinkToken = -1;
-  }
-
   /** Max-flow value from the current source to input token b. */
   solve(b: number): number {
     const T = this.tokens, l = this.srcLayer;
@@ -178,6 +138,15 @@ export class LayeredMaxFlow {
     const nNodes = (l - 1) * T, INF = nNodes + 1;
     let sinkCap = 0;
     for (let x = 0; x < T; x++) { const c = R[x * T + b]; sinkCap += c; sinkRes[x] = c; }
+    if (this.perSink) {
+      // live[(k, i)]: node (k, i) can reach b through positive capacities
+      const reach = this.reach!, W = this.words, wb = b >>> 5, bit = 1 << (b & 31), live = this.live;
+      for (let v = T; v < (l + 1) * T; v++) live[v] = (reach[v * W + wb] & bit) !== 0 ? 1 : 0;
+      let srcLive = 0;
+      const top = (l - 1) * T, srow = (l - 1) * T * T + this.srcToken * T;
+      for (let j = 0; j < T; j++) if (live[top + j]) srcLive += R[srow + j];
+      this.srcLive = srcLive;
+    }
     if (l === 2) {
       // layer 1 is fed by the source directly and forwards what it can; the rest is stuck for good
       for (let x = 0; x < T; x++) {
@@ -185,6 +154,7 @@ export class LayeredMaxFlow {
         if (e >= c) { sinkRes[x] = 0; excess[x] = e - c; } else { sinkRes[x] = c - e; excess[x] = 0; }
       }
     } else {
+      if (this.perSink) this.livePreflow();
       // layer 2 -> layer 1, per sink: each layer-2 node y gives its inflow greedily to layer-1 nodes that can still
       // pass flow to b (b first), up to the edge capacity; what it cannot place stays as excess at y
       const D = this.D, DT = this.DT;
@@ -208,22 +178,59 @@ export class LayeredMaxFlow {
       }
       for (let x = 0; x < T; x++) excess[x] = 0;
     }
-    for (let k = 3; k <= l - 1; k++) for (let i = 0; i < T; i++) excess[(k - 1) * T + i] = this.stuck[k * T + i];
+    if (!this.perSink) for (let k = 3; k <= l - 1; k++) for (let i = 0; i < T; i++) excess[(k - 1) * T + i] = this.stuck[k * T + i];
     let value = 0;
     for (let x = 0; x < T; x++) value += R[x * T + b] - sinkRes[x];
     this.value = value;
     // no flow can exceed what leaves the source or what enters the sink: stop as soon as one is reached
-    this.bound = Math.min(this.rowSum[(l - 1) * T + this.srcToken], sinkCap) - eps;
+    this.bound = Math.min(this.perSink ? this.srcLive : this.rowSum[(l - 1) * T + this.srcToken], sinkCap) - eps;
     if (this.value >= this.bound) return this.value;
     // exact labels near the sink (distance <= NEAR), valid lower bounds elsewhere; stop if nothing can move
     label[nNodes] = 0;
-    if (!this.relabelFromSink(nNodes, NEAR, false)) return this.value;
+    const more = this.relabelFromSink(nNodes, NEAR, false);
+    if (this.perSink) {
+      // nodes that cannot reach b even in the original graph never carry flow: they stay out for good
+      for (let v = 0; v < nNodes; v++) if (this.live[v + T] === 0) label[v] = INF;
+    }
+    if (!more) return this.value;
     this.rebuildBuckets(nNodes);
     this.relabelsSinceGlobal = 0;
     this.highestLabel(nNodes);
     return this.value;
   }
-
+  /**
+   * Per-sink strategy, sink b: the rollout preflow restricted to nodes that can reach b in the original graph
+   * (reach bitsets). From the top, each such node pushes theta * R[i, j] to every such child j, theta =
+   * min(1, inflow / capacity to such children); the rest stays as excess. Layer 2's inflow is left for the greedy.
+   */
+  private livePreflow(): void {
+    const T = this.tokens, TT = T * T, l = this.srcLayer, R = this.R, D = this.D, DT = this.DT;
+    const inflow = this.inflow, excess = this.supply, live = this.live;
+    // inflow[k*T + i] for k < l-1 is per-sink scratch here; the source's row stays in inflow[(l-1)*T ..]
+    const top = (l - 1) * T, srow = (l - 1) * TT + this.srcToken * T;
+    for (let k = l - 1; k >= 3; k--) {
+      const kb = k * T, lb = (k - 1) * T, m = k - 1;
+      for (let j = 0; j < T; j++) inflow[lb + j] = 0;
+      for (let i = 0; i < T; i++) {
+        const e = k === l - 1 ? (live[kb + i] ? R[srow + i] : 0) : inflow[kb + i];
+        excess[kb - T + i] = 0;
+        if (!(e > 0)) continue;
+        const rb = m * TT + i * T;
+        let cap = 0;
+        for (let j = 0; j < T; j++) if (live[lb + j]) cap += R[rb + j];
+        const th = cap <= 0 ? 0 : e >= cap ? 1 : e / cap;
+        excess[kb - T + i] = th === 0 ? e : th < 1 ? 0 : e - cap;
+        if (th === 0) continue;
+        this.markRow(m, i);
+        for (let j = 0; j < T; j++) {
+          if (!live[lb + j]) continue;
+          const f = th * R[rb + j];
+          D[rb + j] = f; DT[m * TT + j * T + i] = f; inflow[lb + j] += f;
+        }
+      }
+      for (let j = 0; j < T; j++) if (live[lb + j]) this.markRowT(m, j);
+    }
+  }
   private rebuildBuckets(nNodes: number): void {
     const label = this.level, excess = this.supply, eps = this.eps, INF = nNodes + 1;
     this.bHead.fill(-1, 0, INF + 1);
@@ -233,13 +240,11 @@ export class LayeredMaxFlow {
       if (excess[v] > eps && label[v] < INF) this.activate(v);
     }
   }
-
   private activate(v: number): void {
     const d = this.level[v];
     this.bNext[v] = this.bHead[d]; this.bHead[d] = v; this.inQ[v] = 1;
     if (d > this.maxB) this.maxB = d;
   }
-
   /** Highest-label push-relabel until no active node is left (or the flow reaches its upper bound). */
   private highestLabel(nNodes: number): void {
     const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps;
@@ -293,188 +298,9 @@ export class LayeredMaxFlow {
       }
     }
   }
-
-  /** label[v] = 1 + min label over residual arcs of v (INF when it has none). */
-  private relabel(v: number, nNodes: number): void {
-    const T = this.tokens, TT = T * T, l = this.srcLayer, eps = this.eps, label = this.level;
-    const k = (v / T | 0) + 1, i = v - (k - 1) * T;
-    let m = nNodes; // INF - 1
-    if (k === 1) {
-      if (this.sinkRes[i] > eps) m = 0;
-    } else {
-      const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T;
-      for (let j = 0; j < T; j++) if (label[lb + j] < m && R[rb + j] * o - D[rb + j] > eps) m = label[lb + j];
-    }
-    if (k + 1 <= l - 1) {
-      const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T, tb = (k + 1) * T, lb = k * T;
-      for (let h = 0; h < T; h++) if (label[lb + h] < m && theta[tb + h] * RT[rb + h] + DT[rb + h] > eps) m = label[lb + h];
-    }
-    label[v] = m + 1;
-  }
-
-  /**
-   * Distance labels by BFS from the sink over reversed residual arcs, expanding only nodes at distance < dmax.
-   * Reached nodes get their exact distance. Unreached nodes get INF when the BFS ran to completion (they cannot
-   * reach the sink), else max(dmax + 1, k) for a node of layer k. That labelling is valid: an unreached node is at
-   * distance >= dmax + 1, a layer-k node is >= k arcs from the sink, and a residual arc from an unreached node into
-   * a reached one ends at distance exactly dmax in a layer within one of its own (so k <= dmax + 1).
-   * raise = true keeps max(current, new) per node (a max of valid labellings is valid, and labels never decrease),
-   * resetting the current arc of raised nodes. Returns false when the preflow is known to be maximum: the BFS was
-   * complete and no node that can reach the sink holds excess.
-   */
-  private relabelFromSink(nNodes: number, dmax: number, raise: boolean): boolean {
-    const T = this.tokens, TT = T * T, l = this.srcLayer, eps = this.eps, INF = nNodes + 1;
-    const label = this.level, near = this.near, queue = this.queue, excess = this.supply, cur = this.cur;
-    const R = this.R, RT = this.RT, D = this.D, DT = this.DT, theta = this.theta, om = this.om;
-    this.globals++;
-    near.fill(-1, 0, nNodes);
-    let qt = 0, truncated = false, alive = false;
-    for (let x = 0; x < T; x++) if (this.sinkRes[x] > eps) { near[x] = 1; queue[qt++] = x; }
-    for (let qh = 0; qh < qt; qh++) {
-      const w = queue[qh], d = near[w], nd = d + 1;
-      if (excess[w] > eps) alive = true;
-      if (d >= dmax) { truncated = true; continue; }
-      const k = (w / T | 0) + 1, j = w - (k - 1) * T;
-      if (k + 1 <= l - 1) {
-        // down arcs (k+1, i) -> (k, j), edge layer k: residual R_k[i, j] (1 - theta_{k+1}[i]) - D_k[i, j]
-        const cb = k * TT + j * T, ob = (k + 1) * T, vb = k * T;
-        for (let i = 0; i < T; i++) {
-          const v = vb + i;
-          if (near[v] < 0 && RT[cb + i] * om[ob + i] - DT[cb + i] > eps) { near[v] = nd; queue[qt++] = v; }
-        }
-      }
-      if (k >= 2) {
-        // up arcs (k-1, i) -> (k, j): residual = flow on (k, j) -> (k-1, i), edge layer k-1
-        const th = theta[k * T + j], rb = (k - 1) * TT + j * T, vb = (k - 2) * T;
-        for (let i = 0; i < T; i++) {
-          const v = vb + i;
-          if (near[v] < 0 && th * R[rb + i] + D[rb + i] > eps) { near[v] = nd; queue[qt++] = v; }
-        }
-      }
-    }
-    for (let v = 0; v < nNodes; v++) {
-      let nv = near[v];
-      if (nv < 0) {
-        if (!truncated) nv = INF;
-        else { const k = (v / T | 0) + 1; nv = k > dmax + 1 ? k : dmax + 1; }
-      }
-      if (!raise) { label[v] = nv; cur[v] = 0; } else if (nv > label[v]) { label[v] = nv; cur[v] = 0; }
-    }
-    return alive || truncated;
-  }
-
-  /**
-   * First admissible arc of node v at index >= a (an arc to a node one level closer to the sink with residual >
-   * eps), or 2T if none. Arcs [0, T): down to (k-1, j) (for k = 1 only arc 0, the sink); [T, 2T): up to (k+1, h).
-   * Leaves the arc's residual in this.arcRes.
-   */
-  private nextArc(v: number, a: number): number {
-    const T = this.tokens, TT = T * T, l = this.srcLayer, eps = this.eps, level = this.level;
-    const k = (v / T | 0) + 1, i = v - (k - 1) * T, tl = level[v] - 1;
-    if (a < T) {
-      if (k === 1) {
-        if (a === 0 && tl === 0 && this.sinkRes[i] > eps) { this.arcRes = this.sinkRes[i]; return 0; }
-        a = T;
-      } else {
-        const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T;
-        for (; a < T; a++) {
-          if (level[lb + a] !== tl) continue;
-          const r = R[rb + a] * o - D[rb + a];
-          if (r > eps) { this.arcRes = r; return a; }
-        }
-      }
-    }
-    if (k + 1 <= l - 1) {
-      const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T - T, tb = (k + 1) * T - T, lb = k * T - T;
-      for (; a < 2 * T; a++) {
-        if (level[lb + a] !== tl) continue;
-        const r = theta[tb + a] * RT[rb + a] + DT[rb + a];
-        if (r > eps) { this.arcRes = r; return a; }
-      }
-    }
-    return 2 * T;
-  }
-
-  /** Residual capacity of arc number `a` of node v (see arcCount for the numbering). */
-  private residual(v: number, a: number): number {
-    const T = this.tokens, TT = T * T;
-    const k = (v / T | 0) + 1, i = v - (k - 1) * T;
-    if (k === 1) {
-      if (a < T) return this.sinkRes[i];
-      const h = a - T; // up arc (1, i) -> (2, h): flow on edge (2, h) -> (1, i), edge layer 1
-      return this.theta[2 * T + h] * this.RT[TT + i * T + h] + this.DT[TT + i * T + h];
-    }
-    if (a < T) { // down arc (k, i) -> (k-1, a), edge layer k-1
-      const m = k - 1;
-      return this.R[m * TT + i * T + a] * this.om[k * T + i] - this.D[m * TT + i * T + a];
-    }
-    const h = a - T; // up arc (k, i) -> (k+1, h), edge layer k
-    return this.theta[(k + 1) * T + h] * this.RT[k * TT + i * T + h] + this.DT[k * TT + i * T + h];
-  }
-
-  private markDirty(m: number, row: number, colRow: number): void {
-    const T = this.tokens;
-    const r = m * T + row;
-    if (this.dirtyRow[r] === 0) { this.dirtyRow[r] = 1; this.dirtyList[this.nDirty++] = r; }
-    const rt = m * T + colRow;
-    if (this.dirtyRowT[rt] === 0) { this.dirtyRowT[rt] = 1; this.dirtyListT[this.nDirtyT++] = rt; }
-  }
-
-  /** Pushes d along arc `a` of node v. */
-  private push(v: number, a: number, d: number): void {
-    const T = this.tokens, TT = T * T;
-    const k = (v / T | 0) + 1, i = v - (k - 1) * T;
-    if (k === 1) {
-      if (a < T) { this.sinkRes[i] -= d; return; }
-      const h = a - T;
-      this.D[TT + h * T + i] -= d; this.DT[TT + i * T + h] -= d; this.markDirty(1, h, i);
-      return;
-    }
-    if (a < T) {
-      const m = k - 1;
-      this.D[m * TT + i * T + a] += d; this.DT[m * TT + a * T + i] += d; this.markDirty(m, i, a);
-      return;
-    }
-    const h = a - T;
-    this.D[k * TT + h * T + i] -= d; this.DT[k * TT + i * T + h] -= d; this.markDirty(k, h, i);
-  }
-
-  /** Node reached by arc a of v (nNodes = the sink). */
-  private head(v: number, a: number, nNodes: number): number {
-    const T = this.tokens;
-    const k = (v / T | 0) + 1;
-    if (k === 1) return a < T ? nNodes : T + (a - T);
-    if (a < T) return (k - 2) * T + a;
-    return k * T + (a - T);
-  }
-
-
-
   /** Max-flow values from source (layer, token) to every input token, written to out[0..T). */
   flowsFrom(layer: number, token: number, out: Float64Array = new Float64Array(this.tokens)): Float64Array {
     this.setSource(layer, token);
     for (let b = 0; b < this.tokens; b++) out[b] = this.solve(b);
     return out;
-  }
-
-  /**
-   * The preflow of the last solve() as dense edge flows over the original graph restricted to layers 0..l:
-   * (l, T, T), entry [m][i][j] = flow on edge (m+1, i) -> (m, j). For checking; allocates.
-   */
-  edgeFlows(): { flows: Float64Array; layer: number; source: number; sink: number; value: number } {
-    const T = this.tokens, TT = T * T, l = this.srcLayer, a0 = this.srcToken, b = this.sinkToken;
-    if (a0 < 0 || b < 0) throw new Error("LayeredMaxFlow.edgeFlows: no solve() to report");
-    const f = new Float64Array(l * TT);
-    const R = this.R;
-    if (l === 1) { f[a0 * T + b] = R[a0 * T + b]; return { flows: f, layer: l, source: a0, sink: b, value: this.value }; }
-    for (let j = 0; j < T; j++) f[(l - 1) * TT + a0 * T + j] = R[(l - 1) * TT + a0 * T + j];
-    for (let m = 1; m <= l - 2; m++) {
-      for (let i = 0; i < T; i++) {
-        const th = this.theta[(m + 1) * T + i];
-        for (let j = 0; j < T; j++) f[m * TT + i * T + j] = th * R[m * TT + i * T + j] + this.D[m * TT + i * T + j];
-      }
-    }
-    for (let x = 0; x < T; x++) f[x * T + b] = R[x * T + b] - this.sinkRes[x];
-    return { flows: f, layer: l, source: a0, sink: b, value: this.value };
-  }
-}
+  }}
