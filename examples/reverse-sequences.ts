@@ -1,6 +1,6 @@
 // A tiny training loop: a 2-layer Transformer encoder learns to reverse sequences of digits.
 // Run: node dist/examples/reverse-sequences.js   (after `npm install`)
-import { nn, optim, F, randint, manualSeed, noGrad, Tensor, type Generator } from "../src/index.js";
+import { nn, optim, F, randint, manualSeed, noGrad, Tensor, type Generator } from "../src/node.js";
 
 export interface ReversalConfig { vocab: number; seqLen: number; dModel: number; heads: number; layers: number }
 

@@ -6,19 +6,22 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
-test("npm run parity passes every PyTorch fixture (forward values and gradients)", () => {
-  let out: string;
-  try {
-    out = execFileSync(process.execPath, ["dist/cli/parity.js", "test/fixtures/pytorch"], { cwd: root, encoding: "utf8" });
-  } catch (e) {
-    assert.fail(`parity runner failed:\n${(e as { stdout?: string }).stdout}`);
-  }
-  const last = out.trim().split("\n").pop()!;
-  const m = /^(\d+) passed, (\d+) failed$/.exec(last);
-  assert.ok(m, `unexpected summary line: ${last}`);
-  assert.equal(Number(m[2]), 0, out);
-  assert.ok(Number(m[1]) >= 54, `expected all 54 cases, got ${m[1]}`);
-});
+for (const backend of ["reference", "auto"]) {
+  test(`npm run parity passes every PyTorch fixture (forward values and gradients), backend ${backend}`, () => {
+    let out: string;
+    const env = { ...process.env, ATTNFLOW_QUIET: "1", ...(backend === "auto" ? {} : { ATTNFLOW_BACKEND: backend }) };
+    try {
+      out = execFileSync(process.execPath, ["dist/cli/parity.js", "test/fixtures/pytorch"], { cwd: root, encoding: "utf8", env });
+    } catch (e) {
+      assert.fail(`parity runner failed:\n${(e as { stdout?: string }).stdout}`);
+    }
+    const last = out.trim().split("\n").pop()!;
+    const m = /^(\d+) passed, (\d+) failed$/.exec(last);
+    assert.ok(m, `unexpected summary line: ${last}`);
+    assert.equal(Number(m[2]), 0, out);
+    assert.ok(Number(m[1]) >= 54, `expected all 54 cases, got ${m[1]}`);
+  });
+}
 
 test("parity runner reports a failing case and exits non-zero", async () => {
   const { mkdtempSync, copyFileSync, readFileSync, writeFileSync } = await import("node:fs");

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { matrixStack, prepareLayers, type MatrixStack } from "../src/explain/attention-stack.js";
 import { attentionFlow, attentionFlowMatrix, flowAdjacency, flowPerLayer, flowRaw } from "../src/explain/flow.js";
 import { LayeredMaxFlow, type MaxFlowStrategy } from "../src/explain/maxflow.js";
+import { FlowWorkerPool, attentionFlowMatrixParallel, attentionFlowParallel, flowPerLayerParallel } from "../src/node/flow-workers.js";
 import { assertClose, edmondsKarp, layeredAdjacency, loadFlowFixture, randomAttention, rng } from "./explain-helpers.js";
 
 for (const name of ["small", "medium", "larger"] as const) {
@@ -125,4 +126,27 @@ test("flow errors name the bad argument", () => {
   const res = prepareLayers(att);
   res.data[4] = -1;
   assert.throws(() => flowRaw(res, 2, [0]), /capacity \[0, 1, 1\]/);
+});
+
+test("worker-thread flow is bit-identical to the single-threaded flow", async () => {
+  const att = randomAttention(4, 3, 12, 99);
+  const pool = new FlowWorkerPool(2);
+  try {
+    const single = flowPerLayer(att);
+    const par = await flowPerLayerParallel(att, { pool });
+    assert.deepEqual(par.shape, single.shape);
+    assert.deepEqual(Array.from(par.data), Array.from(single.data));
+    const causal = { causal: true } as const;
+    const s1 = attentionFlow(att, { ...causal, fromTokens: [11, 3, 7] });
+    const p1 = await attentionFlowParallel(att, { ...causal, fromTokens: [11, 3, 7], pool });
+    assert.equal(p1.layer, 4);
+    assert.deepEqual(Array.from(p1.raw), Array.from(s1.raw));
+    assert.deepEqual(Array.from(p1.flows), Array.from(s1.flows));
+    await assert.rejects(pool.flowRows(prepareLayers(att), [[5, 0]]), /layer must be an integer in \[1, 4\]/);
+  } finally {
+    await pool.close();
+  }
+  // one-shot helper that owns its pool
+  const fm = await attentionFlowMatrixParallel(att, { workers: 2 });
+  assert.deepEqual(Array.from(fm.data), Array.from(attentionFlowMatrix(att).data));
 });

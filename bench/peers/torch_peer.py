@@ -8,6 +8,7 @@ to the `out` file. The timing policy mirrors bench/lib/measure.ts.
 torch 1.13 has no F.scaled_dot_product_attention, so attention is the explicit composition
 (matmul / softmax / matmul); MHA also tries nn.MultiheadAttention and reports the best.
 """
+import ctypes
 import json
 import math
 import os
@@ -23,10 +24,41 @@ try:
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(int(os.environ.get("ATTNFLOW_BENCH_TORCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("ATTNFLOW_BENCH_TORCH_THREADS", "2")))  # intra-op threads
     TORCH_ERROR = None
 except Exception as e:  # reported in every reply; the harness shows it as the row's note
     TORCH_ERROR = "%s: %s" % (type(e).__name__, e)
+
+
+def _openblas_setter():
+    """openblas_set_num_threads from the BLAS torch already loaded (Debian: libblas.so.3 → OpenBLAS)."""
+    for name in ("libblas.so.3", "libopenblas.so.0"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        if hasattr(lib, "openblas_set_num_threads"):
+            return lib.openblas_set_num_threads
+    return None
+
+
+SET_BLAS_THREADS = _openblas_setter() if TORCH_ERROR is None else None
+THREADS = int(os.environ.get("ATTNFLOW_BENCH_TORCH_THREADS", "2"))
+
+
+def blas_variants(variants):
+    """Each variant with OpenBLAS on THREADS threads and on 1 thread: OpenBLAS's own pool competes
+    with torch's intra-op threads and with other work on a 2-core machine, so either can win."""
+    if SET_BLAS_THREADS is None or THREADS == 1:
+        return variants
+    out = []
+    for name, fn in variants:
+        for n in (THREADS, 1):
+            def run(fn=fn, n=n):
+                SET_BLAS_THREADS(n)
+                return fn()
+            out.append(("%s, BLAS %dt" % (name, n), run))
+    return out
 
 
 def load(path, shape):
@@ -100,12 +132,14 @@ def mha_weights(req, D):
 def best_of(variants, policy):
     """Time each (name, fn) variant; return samples/output of the fastest plus a summary note."""
     best, parts = None, []
-    for name, fn in variants:
+    for name, fn in blas_variants(variants):
         times, out, note = measure(fn, policy)
         med = median(times)
         parts.append("%s %.2f ms" % (name, med))
         if best is None or med < best[0]:
             best = (med, times, out, name, note)
+    if SET_BLAS_THREADS is not None:
+        SET_BLAS_THREADS(THREADS)
     note = "best: %s (%s)" % (best[3], "; ".join(parts))
     if best[4]:
         note += "; " + best[4]

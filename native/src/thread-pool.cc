@@ -86,7 +86,10 @@ class Pool {
   void start(int n) {
     nthreads_ = n < 1 ? 1 : n;
     quit_.store(false);
-    for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t] { workerLoop(t); });
+    // Workers start from the current generation: reading it inside the new thread could miss a job published
+    // before the thread got scheduled (and the caller would then wait for it forever).
+    uint64_t g0 = gen_.load(std::memory_order_acquire);
+    for (int t = 1; t < nthreads_; t++) workers_.emplace_back([this, t, g0] { workerLoop(t, g0); });
   }
 
   void stop() {
@@ -107,8 +110,7 @@ class Pool {
     }
   }
 
-  void workerLoop(int tid) {
-    uint64_t seen = gen_.load(std::memory_order_acquire);
+  void workerLoop(int tid, uint64_t seen) {
     for (;;) {
       // Spin ~300 µs waiting for the next job (consecutive kernel calls are common), then sleep.
       auto t0 = std::chrono::steady_clock::now();

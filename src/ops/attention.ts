@@ -75,6 +75,7 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     const mode = opts.returnWeights === "mean" ? "mean" : "full";
     weights = uninit(mode === "full" ? [B, H, Tq, Tk] : [B, Tq, Tk]);
     K.attnWeights(qd, kd, lse.storage.data as Float32Array, weights.storage.data as Float32Array, args, mode, 0, Tq);
+    if (mode === "full") renormaliseRows(weights.storage.data as Float32Array, Tk);
   }
   if (isGradEnabled()) {
     record(out, "scaledDotProductAttention", [q, k, v], (g) => {
@@ -144,4 +145,13 @@ function keyPadding(m: Tensor, B: number, Tk: number): Uint8Array {
     throw new Error(`keyPaddingMask has shape ${shapeStr(m.shape)}, expected [${B}, ${Tk}] (batch, key length)`);
   }
   return Uint8Array.from(contiguousData(m) as Uint8Array);
+}
+
+/** exp(s − lse) inherits the float32 rounding of lse as a per-row factor exp(δ); dividing by the row sum removes it. */
+function renormaliseRows(w: Float32Array, n: number): void {
+  for (let o = 0; o < w.length; o += n) {
+    let s = 0;
+    for (let j = 0; j < n; j++) s += w[o + j];
+    if (s > 0) { const inv = 1 / s; for (let j = 0; j < n; j++) w[o + j] *= inv; }
+  }
 }

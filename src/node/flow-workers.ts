@@ -1,0 +1,163 @@
+// Node only: attention flow with the source rows spread over worker_threads.
+//
+// Every (layer, token) source row is an independent set of T max-flows, so rows are handed out dynamically
+// through an atomic counter in shared memory; the capacities and the output live in SharedArrayBuffers, so
+// nothing is copied per row. Each worker runs the same LayeredMaxFlow as the single-threaded functions, and a
+// row's result does not depend on which rows the solver computed before, so the output is bit-identical.
+
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import { type AttentionStack, type MatrixStack, type PrepareOptions, checkMatrixStack, matrixStack, prepareLayers } from "../explain/attention-stack.js";
+import {
+  type FlowMatrix, type FlowOptions, type FlowResult, blocksToFlowMatrix, normaliseRows, resolveFromTokens, resolveLayer,
+} from "../explain/flow.js";
+import { LayeredMaxFlow, type MaxFlowStrategy } from "../explain/maxflow.js";
+
+const KIND = "attnflow-flow-worker";
+
+interface Job {
+  id: number;
+  res: SharedArrayBuffer;     // (L, T, T) float64 capacities
+  layers: number;
+  tokens: number;
+  strategy: MaxFlowStrategy;
+  tasks: SharedArrayBuffer;   // int32 pairs (layer, token); row r of the output belongs to task r
+  counter: SharedArrayBuffer; // int32[1], next task index
+  out: SharedArrayBuffer;     // (nTasks, T) float64 raw max-flow values
+}
+
+type Reply = { id: number; ok: true } | { id: number; ok: false; error: string };
+
+function runJob(job: Job): void {
+  const res = matrixStack(job.layers, job.tokens, new Float64Array(job.res));
+  const solver = new LayeredMaxFlow(res, job.strategy);
+  const tasks = new Int32Array(job.tasks), counter = new Int32Array(job.counter), out = new Float64Array(job.out);
+  const n = tasks.length / 2, T = job.tokens;
+  for (;;) {
+    const r = Atomics.add(counter, 0, 1);
+    if (r >= n) break;
+    solver.flowsFrom(tasks[2 * r], tasks[2 * r + 1], out.subarray(r * T, (r + 1) * T));
+  }
+}
+
+if (!isMainThread && parentPort !== null && (workerData as { kind?: string } | null)?.kind === KIND) {
+  const port = parentPort;
+  port.on("message", (job: Job) => {
+    let reply: Reply;
+    try { runJob(job); reply = { id: job.id, ok: true }; }
+    catch (e) { reply = { id: job.id, ok: false, error: e instanceof Error ? e.message : String(e) }; }
+    port.postMessage(reply);
+  });
+}
+
+/** Default worker count: the machine's available parallelism. */
+export function defaultFlowWorkers(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/**
+ * A reusable pool of flow workers (starting a worker costs tens of milliseconds, so reuse one pool for many
+ * calls). Call close() when done; an open pool keeps the process alive.
+ */
+export class FlowWorkerPool {
+  readonly size: number;
+  private readonly workers: Worker[] = [];
+  private nextId = 1;
+  private busy = false;
+  private closed = false;
+
+  constructor(size: number = defaultFlowWorkers()) {
+    if (!Number.isInteger(size) || size < 1) throw new RangeError(`FlowWorkerPool: size must be a positive integer, got ${String(size)}`);
+    this.size = size;
+    for (let w = 0; w < size; w++) this.workers.push(new Worker(new URL(import.meta.url), { workerData: { kind: KIND } }));
+  }
+
+  /**
+   * Raw max-flow values for the given source rows: rows[r] = [layer (1..L), token]; returns (rows.length, T).
+   * Same numbers as LayeredMaxFlow.flowsFrom row by row.
+   */
+  async flowRows(res: MatrixStack, rows: ReadonlyArray<readonly [number, number]>, strategy: MaxFlowStrategy = "auto"): Promise<Float64Array> {
+    if (this.closed) throw new Error("FlowWorkerPool: the pool is closed");
+    if (this.busy) throw new Error("FlowWorkerPool: one job at a time; await the previous call first");
+    checkMatrixStack(res, "FlowWorkerPool.flowRows");
+    const L = res.layers, T = res.tokens;
+    for (const [l, a] of rows) {
+      resolveLayer(L, l, "FlowWorkerPool.flowRows");
+      resolveFromTokens(T, [a], "FlowWorkerPool.flowRows");
+    }
+    const resSab = new SharedArrayBuffer(res.data.byteLength);
+    new Float64Array(resSab).set(res.data);
+    const tasks = new SharedArrayBuffer(Math.max(8, rows.length * 8));
+    const t32 = new Int32Array(tasks);
+    rows.forEach(([l, a], r) => { t32[2 * r] = l; t32[2 * r + 1] = a; });
+    const out = new SharedArrayBuffer(Math.max(8, rows.length * T * 8));
+    const job: Job = { id: this.nextId++, res: resSab, layers: L, tokens: T, strategy, tasks, counter: new SharedArrayBuffer(4), out };
+    this.busy = true;
+    try {
+      await Promise.all(this.workers.map((w) => new Promise<void>((resolve, reject) => {
+        const onMessage = (m: Reply) => {
+          if (m.id !== job.id) return;
+          cleanup();
+          if (m.ok) resolve(); else reject(new Error(`flow worker: ${m.error}`));
+        };
+        const onError = (e: Error) => { cleanup(); reject(e); };
+        const cleanup = () => { w.off("message", onMessage); w.off("error", onError); };
+        w.on("message", onMessage);
+        w.on("error", onError);
+        w.postMessage(job);
+      })));
+    } finally {
+      this.busy = false;
+    }
+    return new Float64Array(out).slice(0, rows.length * T);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+export interface ParallelOptions {
+  /** Number of worker threads (default: available parallelism); ignored when `pool` is given. */
+  workers?: number;
+  /** An existing pool to run on (not closed afterwards). */
+  pool?: FlowWorkerPool;
+  /** Max-flow strategy (default "auto"). */
+  strategy?: MaxFlowStrategy;
+}
+
+async function withPool<R>(opts: ParallelOptions, f: (p: FlowWorkerPool) => Promise<R>): Promise<R> {
+  if (opts.pool) return f(opts.pool);
+  const pool = new FlowWorkerPool(opts.workers ?? defaultFlowWorkers());
+  try { return await f(pool); } finally { await pool.close(); }
+}
+
+/** attentionFlow (flow from some output tokens of one layer to all inputs) computed on worker threads. */
+export async function attentionFlowParallel(att: AttentionStack, opts: FlowOptions & ParallelOptions = {}): Promise<FlowResult> {
+  const res = prepareLayers(att, opts);
+  const T = res.tokens;
+  const layer = resolveLayer(res.layers, opts.layer, "attentionFlowParallel");
+  const fromTokens = resolveFromTokens(T, opts.fromTokens, "attentionFlowParallel");
+  const raw = await withPool(opts, (p) => p.flowRows(res, fromTokens.map((a) => [layer, a] as const), opts.strategy));
+  return { flows: normaliseRows(raw, T), raw, fromTokens, layer, tokens: T, shape: [fromTokens.length, T] };
+}
+
+/** flowPerLayer on worker threads: (L, T, T) normalised flow blocks of every layer. */
+export async function flowPerLayerParallel(att: AttentionStack, opts: PrepareOptions & ParallelOptions = {}): Promise<MatrixStack> {
+  const res = prepareLayers(att, opts);
+  const L = res.layers, T = res.tokens;
+  const rows: Array<readonly [number, number]> = [];
+  // the deepest rows cost the most: hand them out first so the workers finish together
+  for (let l = L; l >= 1; l--) for (let a = 0; a < T; a++) rows.push([l, a]);
+  const raw = await withPool(opts, (p) => p.flowRows(res, rows, opts.strategy));
+  const out = matrixStack(L, T);
+  rows.forEach(([l, a], r) => normaliseRows(raw.subarray(r * T, (r + 1) * T), T, out.data.subarray(((l - 1) * T + a) * T, ((l - 1) * T + a + 1) * T)));
+  return out;
+}
+
+/** attentionFlowMatrix on worker threads: the reference ((L+1)T)^2 layout. */
+export async function attentionFlowMatrixParallel(att: AttentionStack, opts: PrepareOptions & ParallelOptions = {}): Promise<FlowMatrix> {
+  return blocksToFlowMatrix(await flowPerLayerParallel(att, opts));
+}
