@@ -173,6 +173,9 @@ async function main(): Promise<number> {
     for (const c of all) process.stdout.write(`${c.name.padEnd(24)} ${c.group.padEnd(12)} ${c.description}\n`);
     return 0;
   }
+  // Ctrl-C / kill: exit normally so temp tensor files are removed and child peers see EOF
+  process.once("SIGINT", () => process.exit(130));
+  process.once("SIGTERM", () => process.exit(143));
   // peers sometimes print to stdout (console.log); keep stdout for the JSON document alone
   if (o.json) console.log = console.error;
   let rep: BenchReport;

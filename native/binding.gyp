@@ -35,7 +35,7 @@
       "sources": ["src/isa-avx512.cc"],
       "conditions": [
         ["target_arch=='x64' or target_arch=='ia32'", {
-          "cflags": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"],
+          "cflags": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma", "-Wno-maybe-uninitialized"],
           "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma"]}
         }]
       ]

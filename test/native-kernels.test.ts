@@ -293,6 +293,57 @@ test("native attnBackward: matches the reference gradients (the reference checke
   n.setNumThreads(2);
 });
 
+test("native attention layouts: fused QKV input, token-major out/dq/dk/dv, same results as contiguous", { skip }, () => {
+  const n = nk!;
+  const c = attnCase(2, 4, 2, 37, 37, 16, 16, { causal: true, p: 0.2 });
+  const { B, H, Hkv, Tq: T, D } = c;
+  const q = randn(B * H * T * D), k = randn(B * Hkv * T * D), v = randn(B * Hkv * T * D), dout = randn(B * H * T * D);
+  // Fused row per token: [q heads | k heads | v heads], as a (T, (H+2·Hkv)·D) projection would write it.
+  const W = (H + 2 * Hkv) * D;
+  const qkv = new Float32Array(B * T * W), dO = new Float32Array(B * T * H * D);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) {
+    for (let h = 0; h < H; h++) {
+      qkv[(b * T + t) * W + h * D + d] = q[((b * H + h) * T + t) * D + d];
+      dO[((b * T + t) * H + h) * D + d] = dout[((b * H + h) * T + t) * D + d];
+    }
+    for (let h = 0; h < Hkv; h++) {
+      qkv[(b * T + t) * W + (H + h) * D + d] = k[((b * Hkv + h) * T + t) * D + d];
+      qkv[(b * T + t) * W + (H + Hkv + h) * D + d] = v[((b * Hkv + h) * T + t) * D + d];
+    }
+  }
+  const qL = [0, T * W, D, W] as const, kL = [H * D, T * W, D, W] as const, vL = [(H + Hkv) * D, T * W, D, W] as const;
+  const tokenMajor = (heads: number) => [0, T * heads * D, D, heads * D] as const;
+  eachIsa(n, (isa) => {
+    const ref = nativeForward(n, c, q, k, v);
+    const out = new Float32Array(B * T * H * D), lse = new Float32Array(B * H * T);
+    n.attnForward(qkv, qkv, qkv, out, lse, B, H, Hkv, T, T, D, D, c.scale, c.causal, null, null, 1, 1, c.p, c.seed,
+      { q: qL, k: kL, v: vL, out: tokenMajor(H) });
+    const outHeadMajor = new Float32Array(out.length);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) for (let d = 0; d < D; d++)
+      outHeadMajor[((b * H + h) * T + t) * D + d] = out[((b * T + t) * H + h) * D + d];
+    close(`${isa} strided out`, outHeadMajor, ref.out, 1e-6);
+    close(`${isa} strided lse`, lse, ref.lse, 1e-6);
+    const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+    n.attnBackward(q, k, v, ref.out, dout, ref.lse, dq, dk, dv, B, H, Hkv, T, T, D, D, c.scale, c.causal, null, null, 1, 1, c.p, c.seed);
+    const dqkv = new Float32Array(qkv.length).fill(NaN);
+    n.attnBackward(qkv, qkv, qkv, out, dO, lse, dqkv, dqkv, dqkv, B, H, Hkv, T, T, D, D, c.scale, c.causal, null, null, 1, 1, c.p, c.seed,
+      { q: qL, k: kL, v: vL, out: tokenMajor(H), dout: tokenMajor(H), dq: qL, dk: kL, dv: vL });
+    const want = new Float32Array(qkv.length);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let d = 0; d < D; d++) {
+      for (let h = 0; h < H; h++) want[(b * T + t) * W + h * D + d] = dq[((b * H + h) * T + t) * D + d];
+      for (let h = 0; h < Hkv; h++) {
+        want[(b * T + t) * W + (H + h) * D + d] = dk[((b * Hkv + h) * T + t) * D + d];
+        want[(b * T + t) * W + (H + Hkv + h) * D + d] = dv[((b * Hkv + h) * T + t) * D + d];
+      }
+    }
+    close(`${isa} strided dq/dk/dv`, dqkv, want, 1e-5);
+  });
+  assert.throws(() => n.attnForward(qkv, qkv, qkv, new Float32Array(B * T * H * D), null, B, H, Hkv, T, T, D, D, 1, false, null, null, 1, 1, 0, 0,
+    { q: qL, k: kL, v: vL, out: [0, T * H * D, 1, H * D] }), /share memory/);
+  assert.throws(() => n.attnForward(qkv, qkv, qkv, new Float32Array(B * T * H * D), null, B, H, Hkv, T, T, D, D, 1, false, null, null, 1, 1, 0, 0,
+    { q: [W - H * D + 1, T * W, D, W], k: kL, v: vL, out: tokenMajor(H) }), /'q' is too short/);
+});
+
 test("native dropout: the shared hash, deterministic masks, seed sensitivity", { skip }, () => {
   const n = nk!;
   for (const seed of [0, 1, 42, 2 ** 32 + 7, 2 ** 40 + 5, -3, 123.75]) {

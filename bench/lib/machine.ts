@@ -29,13 +29,17 @@ export function loadAvg1m(): number {
 export function machineInfo(loadAtStart?: number): MachineInfo {
   const c = cpus();
   let flags: string[] = [];
+  let family = "";
   try {
-    const m = /^flags\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    const fam = /^cpu family\s*:\s*(\d+)$/m.exec(info), mod = /^model\s*:\s*(\d+)$/m.exec(info);
+    if (fam && mod) family = ` (family ${fam[1]}, model ${mod[1]})`; // AMD family 26 = Zen 5
+    const m = /^flags\s*:\s*(.*)$/m.exec(info);
     const interesting = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"];
     if (m) flags = m[1].split(/\s+/).filter((f) => interesting.includes(f));
   } catch { /* not Linux */ }
   return {
-    cpu: c[0]?.model.trim() ?? "unknown", cores: c.length, arch: arch(), platform: platform(), kernel: release(),
+    cpu: (c[0]?.model.trim() ?? "unknown") + family, cores: c.length, arch: arch(), platform: platform(), kernel: release(),
     totalMemGB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, cpuFlags: flags,
     ...(loadAtStart !== undefined ? { loadAvg: { start: loadAtStart, end: loadAvg1m() } } : {}),
   };

@@ -23,13 +23,21 @@ struct GemmArgs {
   int act;
 };
 
-// Fused attention on contiguous q (B,H,Tq,D), k (B,Hkv,Tk,D), v (B,Hkv,Tk,Dv).
+// Element strides of a (B, heads, T, features) tensor whose feature axis is contiguous:
+// element (b, h, t, d) is at base[b·b + h·h + t·t + d]. Contiguous (B,H,T,D) is {H·T·D, T·D, D}.
+struct Strides {
+  int64_t b, h, t;
+};
+
+// Fused attention on q (B,H,Tq,D), k (B,Hkv,Tk,D), v (B,Hkv,Tk,Dv), each with its own strides (so q/k/v can be
+// column blocks of one fused QKV projection, and out/dq/dk/dv can be written token-major).
 struct AttnArgs {
   const float *q, *k, *v;
   const float *out, *dout, *lse;   // backward inputs (lse also for weights)
   float *outW, *lseW;              // forward outputs: out (B,H,Tq,Dv), lse (B,H,Tq) (lseW may be null)
   float *dq, *dk, *dv;             // backward outputs
   int64_t B, H, Hkv, Tq, Tk, D, Dv;
+  Strides sq, sk, sv, so, sdo, sdq, sdk, sdv;  // q, k, v, out, dout, dq, dk, dv
   float scale;
   bool causal;
   const uint8_t* keyPad;           // (B,Tk) or null

@@ -44,8 +44,8 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
   const int64_t D = a.D, Dv = a.Dv, Tk = a.Tk, Tq = a.Tq, Dp = c.Dp, BKp = c.BKp;
   const int64_t G = a.H / a.Hkv;
   int64_t j0 = kb * BWD_BK, nk = imin(BWD_BK, Tk - j0);
-  const float* Kb = a.k + ((b * a.Hkv + hk) * Tk + j0) * D;
-  const float* Vb = a.v + ((b * a.Hkv + hk) * Tk + j0) * Dv;
+  const float* Kb = a.k + b * a.sk.b + hk * a.sk.h + j0 * a.sk.t;
+  const float* Vb = a.v + b * a.sv.b + hk * a.sv.h + j0 * a.sv.t;
 
   float* KT = threadScratch(0, (size_t)(D * BKp));     // (D, BKp)
   float* VT = threadScratch(1, (size_t)(Dv * BKp));    // (Dv, BKp)
@@ -56,12 +56,16 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
   float* PD = S + BWD_BQ * BKp;       // P̃ (dropped, scaled)
   float* dP = PD + BWD_BQ * BKp;
   float* colNeg = dP + BWD_BQ * BKp;  // 0 or −inf per key column (padding, columns past nk)
-  for (int64_t d = 0; d < D; d++)
-    for (int64_t j = 0; j < BKp; j++) KT[d * BKp + j] = j < nk ? Kb[j * D + d] : 0.0f;
-  for (int64_t d = 0; d < Dv; d++)
-    for (int64_t j = 0; j < BKp; j++) VT[d * BKp + j] = j < nk ? Vb[j * Dv + d] : 0.0f;
+  transposeScaled(Kb, a.sk.t, nk, D, KT, BKp, 1.0f);
+  transposeScaled(Vb, a.sv.t, nk, Dv, VT, BKp, 1.0f);
+  if (nk < BKp) {
+    for (int64_t d = 0; d < D; d++)
+      for (int64_t j = nk; j < BKp; j++) KT[d * BKp + j] = 0.0f;
+    for (int64_t d = 0; d < Dv; d++)
+      for (int64_t j = nk; j < BKp; j++) VT[d * BKp + j] = 0.0f;
+  }
   for (int64_t j = 0; j < nk; j++)
-    for (int64_t d = 0; d < Dp; d++) Kp[j * Dp + d] = d < D ? Kb[j * D + d] : 0.0f;
+    for (int64_t d = 0; d < Dp; d++) Kp[j * Dp + d] = d < D ? Kb[j * a.sk.t + d] : 0.0f;
   for (int64_t x = 0; x < D * BKp; x++) dKT[x] = 0.0f;
   for (int64_t x = 0; x < Dv * BKp; x++) dVT[x] = 0.0f;
   for (int64_t j = 0; j < BKp; j++)
@@ -76,10 +80,10 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
     const float* M = maskBase(a, b, h);
     for (int64_t i0 = iFirst / BWD_BQ * BWD_BQ; i0 < Tq; i0 += BWD_BQ) {
       int64_t nq = imin(BWD_BQ, Tq - i0);
-      const float* Qb = a.q + (bh * Tq + i0) * D;
-      const float* dOb = a.dout + (bh * Tq + i0) * Dv;
-      blockGemm(nq, BKp, D, Qb, D, 1, KT, BKp, S, BKp, false);
-      blockGemm(nq, BKp, Dv, dOb, Dv, 1, VT, BKp, dP, BKp, false);
+      const float* Qb = a.q + b * a.sq.b + h * a.sq.h + i0 * a.sq.t;
+      const float* dOb = a.dout + b * a.sdo.b + h * a.sdo.h + i0 * a.sdo.t;
+      blockGemm(nq, BKp, D, Qb, a.sq.t, 1, KT, BKp, S, BKp, false);
+      blockGemm(nq, BKp, Dv, dOb, a.sdo.t, 1, VT, BKp, dP, BKp, false);
       for (int64_t i = 0; i < nq; i++) {
         int64_t row = i0 + i;
         float L2 = c.lse2[bh * Tq + row];
@@ -104,17 +108,13 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
           store(s, p * (dpdrop - dl) * a.scale);  // dS, with the softmax scale folded in
         }
       }
-      blockGemm(Dv, BKp, nq, dOb, 1, Dv, PD, BKp, dVT, BKp, true);
-      blockGemm(D, BKp, nq, Qb, 1, D, S, BKp, dKT, BKp, true);
+      blockGemm(Dv, BKp, nq, dOb, 1, a.sdo.t, PD, BKp, dVT, BKp, true);
+      blockGemm(D, BKp, nq, Qb, 1, a.sq.t, S, BKp, dKT, BKp, true);
       blockGemm(nq, Dp, nk, S, BKp, 1, Kp, Dp, dqAcc + (bh * Tq + i0) * Dp, Dp, true);
     }
   }
-  float* dk = a.dk + ((b * a.Hkv + hk) * Tk + j0) * D;
-  float* dv = a.dv + ((b * a.Hkv + hk) * Tk + j0) * Dv;
-  for (int64_t j = 0; j < nk; j++)
-    for (int64_t d = 0; d < D; d++) dk[j * D + d] = dKT[d * BKp + j];
-  for (int64_t j = 0; j < nk; j++)
-    for (int64_t d = 0; d < Dv; d++) dv[j * Dv + d] = dVT[d * BKp + j];
+  transposeScaled(dKT, BKp, D, nk, a.dk + b * a.sdk.b + hk * a.sdk.h + j0 * a.sdk.t, a.sdk.t, 1.0f);
+  transposeScaled(dVT, BKp, Dv, nk, a.dv + b * a.sdv.b + hk * a.sdv.h + j0 * a.sdv.t, a.sdv.t, 1.0f);
 }
 
 void bwdTask(void* vctx, int64_t t, int) {
@@ -140,8 +140,9 @@ void bwdPrepTask(void* vctx, int64_t t, int) {
   float* delta = const_cast<float*>(c.delta);
   float* lse2 = const_cast<float*>(c.lse2);
   for (int64_t row = r0; row < r1; row++) {
-    const float* o = a.out + row * a.Dv;
-    const float* g = a.dout + row * a.Dv;
+    const int64_t b = row / (a.H * a.Tq), h = row / a.Tq % a.H, i = row % a.Tq;
+    const float* o = a.out + b * a.so.b + h * a.so.h + i * a.so.t;
+    const float* g = a.dout + b * a.sdo.b + h * a.sdo.h + i * a.sdo.t;
     float s = 0.0f;
     for (int64_t d = 0; d < a.Dv; d++) s += o[d] * g[d];
     delta[row] = s;
@@ -160,12 +161,15 @@ void bwdReduceTask(void* vctx, int64_t t, int) {
   const BwdCtx& c = *r.c;
   const AttnArgs& a = *c.a;
   int64_t r0 = t * r.per, r1 = imin(r.rows, r0 + r.per);
-  for (int64_t row = r0; row < r1; row++)
+  for (int64_t row = r0; row < r1; row++) {
+    const int64_t b = row / (a.H * a.Tq), h = row / a.Tq % a.H, i = row % a.Tq;
+    float* dq = a.dq + b * a.sdq.b + h * a.sdq.h + i * a.sdq.t;
     for (int64_t d = 0; d < a.D; d++) {
       float s = 0.0f;
       for (int64_t ch = 0; ch < c.chunks; ch++) s += c.dqAcc[ch * r.rows * c.Dp + row * c.Dp + d];
-      a.dq[row * a.D + d] = s;
+      dq[d] = s;
     }
+  }
 }
 
 void runMaybeParallel(int64_t tasks, TaskFn fn, void* ctx, bool parallel) {
@@ -194,7 +198,8 @@ bool attnBackward(const AttnArgs& a) {
   c.chunks = 1;
   if (parallel && c.nkb > 1 && !(groups >= 4 * T || (groups >= T && groups % T == 0)))
     c.chunks = imin(c.nkb, ceilDiv(4 * T, groups));
-  bool direct = c.chunks == 1 && c.Dp == a.D;
+  // dQ accumulates straight into dq when that is a single contiguous, unpadded (B,H,Tq,D) buffer.
+  bool direct = c.chunks == 1 && c.Dp == a.D && a.sdq.t == a.D && a.sdq.h == a.Tq * a.D && a.sdq.b == a.H * a.Tq * a.D;
   size_t accSize = direct ? 0 : (size_t)(c.chunks * rows * c.Dp);
   float* buf = sharedScratch(2 * (size_t)rows + accSize);
   if (!buf) return false;
@@ -203,11 +208,7 @@ bool attnBackward(const AttnArgs& a) {
   c.dqAcc = direct ? a.dq : buf + 2 * rows;
   RowsCtx rc{&c, rows, imax(1, ceilDiv(rows, 8 * T))};
   runMaybeParallel(ceilDiv(rows, rc.per), bwdPrepTask, &rc, parallel);
-  if (a.Tk == 0) {
-    for (int64_t x = 0; x < rows * a.D; x++) a.dq[x] = 0.0f;
-    return true;
-  }
-  runMaybeParallel(groups * c.chunks, bwdTask, &c, parallel);
+  if (a.Tk > 0) runMaybeParallel(groups * c.chunks, bwdTask, &c, parallel);
   if (!direct) runMaybeParallel(ceilDiv(rows, rc.per), bwdReduceTask, &rc, parallel);
   return true;
 }

@@ -6,10 +6,13 @@
 //   m' = max(m, colmax S^T);  P^T = 2^(S^T − m');  l = l·2^(m−m') + colsum P^T
 //   O^T = O^T·2^(m−m') + V_blk^T · P̃^T             (Dv × BQ)   A = V read transposed, B = P̃^T rows
 // Scores are kept in base-2 units (log2e folded into the scale and the additive mask), lse = (m + log2 l)·ln 2.
-// Only O^T, m, l live across key blocks: O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
+// q, k, v and out are addressed through their strides (AttnArgs::sq …). Only O^T, m, l live across key blocks: O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
 
 constexpr int64_t FWD_BQ = ATT_NV * VW;   // 64 query lanes with AVX-512
-constexpr int64_t FWD_BK = 128;           // keys per tile
+#ifndef AF_FWD_BK
+#define AF_FWD_BK 128
+#endif
+constexpr int64_t FWD_BK = AF_FWD_BK;  // keys per tile
 
 struct FwdCtx {
   const AttnArgs* a;
@@ -34,17 +37,19 @@ void fwdTask(void* vctx, int64_t t, int) {
   int64_t b = bh / a.H, h = bh % a.H, hk = h / (a.H / a.Hkv);
   int64_t D = a.D, Dv = a.Dv, Tk = a.Tk;
   int64_t q0 = qb * FWD_BQ, nq = imin(FWD_BQ, a.Tq - q0);
-  const float* Q = a.q + (bh * a.Tq + q0) * D;
-  const float* K = a.k + (b * a.Hkv + hk) * Tk * D;
-  const float* V = a.v + (b * a.Hkv + hk) * Tk * Dv;
+  const float* Q = a.q + b * a.sq.b + h * a.sq.h + q0 * a.sq.t;
+  const float* K = a.k + b * a.sk.b + hk * a.sk.h;
+  const float* V = a.v + b * a.sv.b + hk * a.sv.h;
   const float* M = maskBase(a, b, h);
   const uint8_t* pad = a.keyPad ? a.keyPad + b * Tk : nullptr;
 
   float* QT = threadScratch(0, (size_t)(D * FWD_BQ));   // (D, BQ) scaled Q^T, zero lanes past nq
   float* ST = threadScratch(1, (size_t)(FWD_BK * FWD_BQ));
   float* OT = threadScratch(2, (size_t)(Dv * FWD_BQ));
-  for (int64_t d = 0; d < D; d++)
-    for (int64_t i = 0; i < FWD_BQ; i++) QT[d * FWD_BQ + i] = i < nq ? Q[i * D + d] * c.qscale : 0.0f;
+  transposeScaled(Q, a.sq.t, nq, D, QT, FWD_BQ, c.qscale);
+  if (nq < FWD_BQ)
+    for (int64_t d = 0; d < D; d++)
+      for (int64_t i = nq; i < FWD_BQ; i++) QT[d * FWD_BQ + i] = 0.0f;
   for (int64_t x = 0; x < Dv * FWD_BQ; x++) OT[x] = 0.0f;
 
   vf mv[ATT_NV], lv[ATT_NV], alpha[ATT_NV];
@@ -61,7 +66,7 @@ void fwdTask(void* vctx, int64_t t, int) {
   int64_t kEnd = a.causal ? imin(Tk, q0 + nq) : Tk;  // causal: tiles entirely above the diagonal are never visited
   for (int64_t j0 = 0; j0 < kEnd; j0 += FWD_BK) {
     int64_t nk = imin(FWD_BK, kEnd - j0);
-    blockGemm(nk, FWD_BQ, D, K + j0 * D, D, 1, QT, FWD_BQ, ST, FWD_BQ, false);
+    blockGemm(nk, FWD_BQ, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, false);
     if (M) {  // additive mask, read transposed (rows of M are queries)
       for (int64_t i = 0; i < nq; i++) {
         const float* mrow = M + (q0 + i) * Tk + j0;
@@ -113,7 +118,7 @@ void fwdTask(void* vctx, int64_t t, int) {
     if (j0 > 0)
       for (int64_t d = 0; d < Dv; d++)
         for (int v = 0; v < ATT_NV; v++) store(OT + d * FWD_BQ + v * VW, load(OT + d * FWD_BQ + v * VW) * alpha[v]);
-    blockGemm(Dv, FWD_BQ, nk, V + j0 * Dv, 1, Dv, ST, FWD_BQ, OT, FWD_BQ, true);
+    blockGemm(Dv, FWD_BQ, nk, V + j0 * a.sv.t, 1, a.sv.t, ST, FWD_BQ, OT, FWD_BQ, true);
   }
 
   // O = O^T / l (transposed back), lse = (m + log2 l)·ln2; rows with no visible key: O = 0, lse = −inf.
@@ -125,9 +130,9 @@ void fwdTask(void* vctx, int64_t t, int) {
       inv[v * VW + l] = ok ? 1.0f / lsum : 0.0f;
       lse[v * VW + l] = ok ? (mv[v][l] + log2f(lsum)) * kLn2 : -__builtin_inff();
     }
-  float* O = a.outW + (bh * a.Tq + q0) * Dv;
-  for (int64_t i = 0; i < nq; i++)
-    for (int64_t d = 0; d < Dv; d++) O[i * Dv + d] = OT[d * FWD_BQ + i] * inv[i];
+  for (int64_t d = 0; d < Dv; d++)
+    for (int v = 0; v < ATT_NV; v++) store(OT + d * FWD_BQ + v * VW, load(OT + d * FWD_BQ + v * VW) * load(inv + v * VW));
+  transposeScaled(OT, FWD_BQ, Dv, nq, a.outW + b * a.so.b + h * a.so.h + q0 * a.so.t, a.so.t, 1.0f);
   if (a.lseW)
     for (int64_t i = 0; i < nq; i++) a.lseW[bh * a.Tq + q0 + i] = lse[i];
 }

@@ -37,12 +37,13 @@ void weightsTask(void* vctx, int64_t t, int) {
     for (int64_t h = hBegin; h < hEnd; h++) {
       int64_t hk = h / G, bh = b * a.H + h;
       if (hk != packedHk) {
-        const float* Kb = a.k + ((b * a.Hkv + hk) * Tk + j0) * D;
+        const float* Kb = a.k + b * a.sk.b + hk * a.sk.h + j0 * a.sk.t;
+        transposeScaled(Kb, a.sk.t, nk, D, KT, BKp, 1.0f);
         for (int64_t d = 0; d < D; d++)
-          for (int64_t j = 0; j < BKp; j++) KT[d * BKp + j] = j < nk ? Kb[j * D + d] : 0.0f;
+          for (int64_t j = nk; j < BKp; j++) KT[d * BKp + j] = 0.0f;
         packedHk = hk;
       }
-      blockGemm(nr, BKp, D, a.q + (bh * Tq + i0) * D, D, 1, KT, BKp, S, BKp, false);
+      blockGemm(nr, BKp, D, a.q + b * a.sq.b + h * a.sq.h + i0 * a.sq.t, a.sq.t, 1, KT, BKp, S, BKp, false);
       const float* M = maskBase(a, b, h);
       for (int64_t r = 0; r < nr; r++) {
         int64_t row = i0 + r;

@@ -3,13 +3,22 @@
 //     for jr (NR) for ir (MR): micro-kernel MR×NR on packed panels, C updated in place.
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], then (+bias per column, activation) after the last depth block.
 
+#ifndef AF_GEMM_MR  // (overridable for tuning experiments)
 #if AF_VW == 16
-constexpr int GEMM_MR = 6, GEMM_NV = 4;  // 6×64 tile: 24 zmm accumulators
-constexpr int64_t GEMM_KC = 256, GEMM_MC = 144, GEMM_NC = 2048;
+#define AF_GEMM_MR 6
+#define AF_GEMM_NV 4  // 6×64 tile: 24 zmm accumulators
+#define AF_GEMM_KC 256
+#define AF_GEMM_MC 144
 #else
-constexpr int GEMM_MR = 6, GEMM_NV = 2;  // 6×16 (AVX2) / 6×8 (SSE) tiles: 12 accumulators
-constexpr int64_t GEMM_KC = 256, GEMM_MC = 120, GEMM_NC = 2048;
+#define AF_GEMM_MR 6
+#define AF_GEMM_NV 2  // 6×16 (AVX2) / 6×8 (SSE) tiles: 12 accumulators
+#define AF_GEMM_KC 256
+#define AF_GEMM_MC 120
 #endif
+#define AF_GEMM_NC 2048
+#endif
+constexpr int GEMM_MR = AF_GEMM_MR, GEMM_NV = AF_GEMM_NV;
+constexpr int64_t GEMM_KC = AF_GEMM_KC, GEMM_MC = AF_GEMM_MC, GEMM_NC = AF_GEMM_NC;
 constexpr int GEMM_NR = GEMM_NV * VW;
 
 // Ap: ceil(mc/MR) panels, each kc × MR (k-major), zero padded past the last row.

@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>  // only always-inline intrinsics: nothing with linkage
+#endif
 #include "af-common.h"
 
 namespace AF_NS {

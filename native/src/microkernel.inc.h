@@ -41,24 +41,21 @@ void mkBlock(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B
     }
 }
 
-constexpr int ATT_R = 6;
+#ifndef AF_ATT_R
+#define AF_ATT_R 6
+#endif
+constexpr int ATT_R = AF_ATT_R;
 constexpr int ATT_NV = AF_VW == 16 ? 4 : 2;
 
 typedef void (*MkBlockFn)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool);
 
-template <int R>
-struct MkRow {
-  static constexpr MkBlockFn fns[4] = {mkBlock<R, 1>, mkBlock<R, 2>, mkBlock<R, ATT_NV >= 3 ? 3 : 1>,
-                                       mkBlock<R, ATT_NV >= 4 ? 4 : 1>};
-};
-const MkBlockFn kMkTable[ATT_R][4] = {
-    {MkRow<1>::fns[0], MkRow<1>::fns[1], MkRow<1>::fns[2], MkRow<1>::fns[3]},
-    {MkRow<2>::fns[0], MkRow<2>::fns[1], MkRow<2>::fns[2], MkRow<2>::fns[3]},
-    {MkRow<3>::fns[0], MkRow<3>::fns[1], MkRow<3>::fns[2], MkRow<3>::fns[3]},
-    {MkRow<4>::fns[0], MkRow<4>::fns[1], MkRow<4>::fns[2], MkRow<4>::fns[3]},
-    {MkRow<5>::fns[0], MkRow<5>::fns[1], MkRow<5>::fns[2], MkRow<5>::fns[3]},
-    {MkRow<6>::fns[0], MkRow<6>::fns[1], MkRow<6>::fns[2], MkRow<6>::fns[3]},
-};
+// kMkTable[r−1][nv−1] = mkBlock<r, nv> for r ≤ ATT_R, nv ≤ ATT_NV (other entries are never called).
+#define AF_MK_ROW(R)                                                                                  \
+  {mkBlock<(R <= ATT_R ? R : 1), 1>, mkBlock<(R <= ATT_R ? R : 1), (ATT_NV >= 2 ? 2 : 1)>,           \
+   mkBlock<(R <= ATT_R ? R : 1), (ATT_NV >= 3 ? 3 : 1)>, mkBlock<(R <= ATT_R ? R : 1), (ATT_NV >= 4 ? 4 : 1)>}
+const MkBlockFn kMkTable[8][4] = {AF_MK_ROW(1), AF_MK_ROW(2), AF_MK_ROW(3), AF_MK_ROW(4),
+                                  AF_MK_ROW(5), AF_MK_ROW(6), AF_MK_ROW(7), AF_MK_ROW(8)};
+#undef AF_MK_ROW
 
 // C (M × N) = A (M × K) · B (K × N), or C += …; N must be a multiple of VW (callers pad their scratch tiles).
 // Used for the small in-cache products inside the attention kernels.

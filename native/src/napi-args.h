@@ -35,6 +35,12 @@ class Args {
   [[noreturn]] void typeErr(const std::string& m) const { throw ArgError{false, std::string(fn_) + ": " + m}; }
   [[noreturn]] void rangeErr(const std::string& m) const { throw ArgError{true, std::string(fn_) + ": " + m}; }
 
+  napi_env env() const { return env_; }
+  size_t count() const { return argc_; }
+  napi_value at(size_t i) const { return argv_[i]; }
+  // Whether optional argument i was passed (and is not null/undefined).
+  bool has(size_t i) const { return i < argc_ && !isNullish(i); }
+
   bool isNullish(size_t i) const {
     napi_valuetype t;
     napi_typeof(env_, argv_[i], &t);

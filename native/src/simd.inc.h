@@ -42,26 +42,35 @@ AF_INLINE float hmax(vf v) {
   return m;
 }
 
-// 2^x for a vector. |error| ≈ 2e-7 relative; x ≤ -127 (including -inf) gives exactly 0; x > 127 saturates at
-// 2^127; NaN stays NaN. Split x = k + f with k = round(x), f ∈ [-0.5, 0.5]; 2^f by a degree-6 Taylor polynomial,
-// 2^k built from exponent bits and multiplied in (so a NaN polynomial can never turn into a finite number).
+// 2^x for a vector, |relative error| ≤ 3e-7. Split x = k + f with k = round(x), f ∈ [-0.5, 0.5]; 2^f by a
+// degree-5 minimax polynomial. x below −127 (including −inf) gives exactly 0 and NaN stays NaN. With AVX-512,
+// vscalefps applies 2^k (overflowing to +inf past 128); elsewhere 2^k is built from exponent bits (x clamped to
+// ≤ 127) and multiplied in, so a NaN polynomial can never turn into a finite number.
+AF_INLINE vf exp2Poly(vf f) {
+  vf p = splat(1.3276466800e-03f);
+  p = p * f + 9.6755412930e-03f;
+  p = p * f + 5.5507132896e-02f;
+  p = p * f + 2.4022119725e-01f;
+  p = p * f + 6.9314696705e-01f;
+  return p * f + 1.0000000717e+00f;
+}
+#if AF_VW == 16 && defined(__AVX512F__)
+AF_INLINE vf vexp2(vf x) {
+  vf xc = vmax(splat(-160.0f), x);  // 2^-160 rounds to 0; keeps NaN
+  vf k = _mm512_roundscale_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return _mm512_scalef_ps(exp2Poly(xc - k), k);
+}
+#else
 AF_INLINE vf vexp2(vf x) {
   const vf magic = splat(12582912.0f);  // 1.5·2^23: adding it rounds to an integer in the low mantissa bits
   vf xc = vmin(splat(127.0f), vmax(splat(-127.0f), x));
   vf t = xc + magic;
-  vf kf = t - magic;
-  vf f = xc - kf;
+  vf f = xc - (t - magic);
   vi k = (vi)t - (vi)magic;
-  vf p = splat(1.540353039338e-4f);
-  p = p * f + 1.333355814643e-3f;
-  p = p * f + 9.618129107628e-3f;
-  p = p * f + 5.550410866482e-2f;
-  p = p * f + 2.402265069591e-1f;
-  p = p * f + 6.931471805599e-1f;
-  p = p * f + 1.0f;
-  vf scale = (vf)((k + 127) << 23);
-  return p * scale;
+  vf scale = (vf)((k + 127) << 23);  // k = −127 gives +0
+  return exp2Poly(f) * scale;
 }
+#endif
 AF_INLINE vf vexp(vf x) { return vexp2(x * 1.4426950408889634f); }
 
 // tanh(u) = 1 − 2/(e^{2u}+1): saturates cleanly to ±1 at both ends.
@@ -126,3 +135,46 @@ AF_INLINE int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 const float kLog2e = 1.4426950408889634f;
 const float kLn2 = 0.6931471805599453f;
+
+// dst[c·ldd + r] = src[r·lds + c]·scale for r < rows, c < cols (a scaled transpose, used to pack tiles).
+#if AF_VW == 16 && defined(__AVX512F__)
+// 16×16 tile in registers: unpack 32-bit pairs, then 64-bit pairs, then 128-bit lanes twice.
+AF_INLINE void transpose16(const float* src, int64_t lds, float* dst, int64_t ldd, float scale) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+  for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + j * ldd, _mm512_mul_ps(r[j], _mm512_set1_ps(scale)));
+}
+#endif
+
+void transposeScaled(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd, float scale) {
+  int64_t r0 = 0;
+#if AF_VW == 16 && defined(__AVX512F__)
+  for (r0 = 0; r0 + 16 <= rows; r0 += 16)
+    for (int64_t c0 = 0; c0 + 16 <= cols; c0 += 16) transpose16(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd, scale);
+  // edges: the column strip right of the full tiles, then the rows below them
+  for (int64_t r = 0; r < r0; r++)
+    for (int64_t c = cols / 16 * 16; c < cols; c++) dst[c * ldd + r] = src[r * lds + c] * scale;
+#endif
+  for (int64_t r = r0; r < rows; r++)
+    for (int64_t c = 0; c < cols; c++) dst[c * ldd + r] = src[r * lds + c] * scale;
+}

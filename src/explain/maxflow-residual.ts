@@ -16,7 +16,7 @@ export class LayeredResidual {
   protected readonly R: Float64Array;      // (L, T, T) capacities, edge layer m: (m+1, i) -> (m, j)
   protected readonly RT: Float64Array;     // (L, T, T) per-layer transposes
   protected readonly rowSum: Float64Array; // (L, T) out-capacity of (m+1, i)
-  protected readonly eps: number;
+  protected eps = 0;
   protected srcLayer = 0;
   protected srcToken = -1;
   protected sinkToken = -1;
@@ -53,21 +53,7 @@ export class LayeredResidual {
     this.R = res.data;
     this.RT = new Float64Array(L * TT);
     this.rowSum = new Float64Array(L * T);
-    let scale = 0;
-    for (let m = 0; m < L; m++) {
-      for (let i = 0; i < T; i++) {
-        let s = 0;
-        for (let j = 0; j < T; j++) {
-          const c = this.R[m * TT + i * T + j];
-          if (!(c >= 0) || c === Infinity) throw new RangeError(`LayeredMaxFlow: capacity [${m}, ${i}, ${j}] is ${c}; capacities must be finite and >= 0`);
-          this.RT[m * TT + j * T + i] = c;
-          s += c;
-        }
-        this.rowSum[m * T + i] = s;
-        if (s > scale) scale = s;
-      }
-    }
-    this.eps = 1e-13 * (scale > 0 ? scale : 1);
+    this.loadCapacities();
     this.theta = new Float64Array((L + 1) * T);
     this.om = new Float64Array((L + 1) * T).fill(1);
     this.D = new Float64Array(L * TT);
@@ -83,6 +69,31 @@ export class LayeredResidual {
     this.queue = new Int32Array(L * T + 1);
     this.near = new Int32Array(L * T);
     this.live = new Uint8Array((L + 1) * T);
+  }
+
+  /**
+   * (Re)reads the capacities from R: validation, per-layer transposes, row sums and eps. Call after the values of
+   * the capacity array changed in place (the solver keeps a reference to it, not a copy).
+   */
+  protected loadCapacities(): void {
+    const L = this.layers, T = this.tokens, TT = T * T, R = this.R, RT = this.RT;
+    let scale = 0;
+    for (let m = 0; m < L; m++) {
+      for (let i = 0; i < T; i++) {
+        let s = 0;
+        for (let j = 0; j < T; j++) {
+          const c = R[m * TT + i * T + j];
+          if (!(c >= 0) || c === Infinity) throw new RangeError(`LayeredMaxFlow: capacity [${m}, ${i}, ${j}] is ${c}; capacities must be finite and >= 0`);
+          RT[m * TT + j * T + i] = c;
+          s += c;
+        }
+        this.rowSum[m * T + i] = s;
+        if (s > scale) scale = s;
+      }
+    }
+    this.eps = 1e-13 * (scale > 0 ? scale : 1);
+    this.resetSink();
+    this.srcToken = -1;
   }
 
   protected resetSink(): void {

@@ -20,9 +20,9 @@
 //  2. Per sink: each layer-2 node hands its inflow greedily to layer-1 nodes that still have spare capacity to b
 //     (b first); what it cannot place stays as excess. Often this already reaches min(out(u), in(b)): done.
 //  3. Otherwise push-relabel on the rest, with exact distance labels near the sink (a BFS from the sink truncated
-//     at distance 3, valid lower bounds elsewhere), refreshed when a node next to the sink relabels, and a full
-//     global relabel every (l-1)*T relabels. It stops when the flow reaches the upper bound, or when no node
-//     holding excess can reach the sink (then the sink-reachable set is a saturated cut: the value is exact).
+//     at distance 3, valid lower bounds elsewhere), refreshed after every few relabels of nodes next to the sink,
+//     and a full global relabel every (l-1)*T relabels. It stops when the flow reaches the upper bound, or when no
+//     node holding excess can reach the sink (then the sink-reachable set is a saturated cut: the value is exact).
 // Capacities are float64; residuals <= eps = 1e-13 * (largest row sum) count as saturated, so values are exact to
 // about 1e-12 relative.
 
@@ -31,12 +31,15 @@ import { LayeredResidual } from "./maxflow-residual.js";
 
 /** Depth of the cheap partial relabel from the sink (exact labels for nodes at distance <= NEAR). */
 const NEAR = 3;
+/** The near-sink labels are refreshed after this many relabels of nodes labelled below NEAR. */
+const STALE_EVERY = 4;
 
 export type MaxFlowStrategy = "auto" | "shared" | "per-sink";
 
 export class LayeredMaxFlow extends LayeredResidual {
   /** The strategy in use after "auto" was resolved. */
-  readonly strategy: "shared" | "per-sink";
+  strategy: "shared" | "per-sink" = "shared";
+  private readonly requested: MaxFlowStrategy;
   private reach: Uint32Array | null = null; // ((L+1) T, W) reach bitsets (per-sink strategy only)
   private words = 0;
   private srcLive = 0;                      // capacity of the source's edges into live nodes (per-sink)
@@ -45,6 +48,7 @@ export class LayeredMaxFlow extends LayeredResidual {
   private readonly bHead: Int32Array;       // active nodes bucketed by label (singly linked through bNext)
   private readonly bNext: Int32Array;
   private readonly inQ: Uint8Array;
+  private readonly needy: Int32Array;       // (T) scratch: layer-1 nodes with spare sink capacity
   private maxB = 0;
   private relabelsSinceGlobal = 0;
   private bound = 0;
@@ -60,32 +64,47 @@ export class LayeredMaxFlow extends LayeredResidual {
     if (strategy !== "auto" && strategy !== "shared" && strategy !== "per-sink") {
       throw new RangeError(`LayeredMaxFlow: strategy must be "auto", "shared" or "per-sink", got ${String(strategy)}`);
     }
-    const L = this.layers, T = this.tokens, TT = T * T, R = this.R;
-    let zeros = 0;
-    for (let e = 0; e < R.length; e++) if (R[e] === 0) zeros++;
-    this.strategy = strategy === "auto" ? (zeros > 0.01 * R.length ? "per-sink" : "shared") : strategy;
-    this.perSink = this.strategy === "per-sink";
-    if (this.perSink) {
-      // reach[(k, i)] = set of input tokens node (k, i) reaches through positive capacities, k = 1..L
-      const W = this.words = (T + 31) >>> 5;
-      const reach = this.reach = new Uint32Array((L + 1) * T * W);
-      for (let x = 0; x < T; x++) for (let b = 0; b < T; b++) if (R[x * T + b] > 0) reach[(T + x) * W + (b >>> 5)] |= 1 << (b & 31);
-      for (let k = 2; k <= L; k++) {
-        for (let i = 0; i < T; i++) {
-          const o = (k * T + i) * W, rb = (k - 1) * TT + i * T;
-          for (let j = 0; j < T; j++) {
-            if (!(R[rb + j] > 0)) continue;
-            const c = ((k - 1) * T + j) * W;
-            for (let w = 0; w < W; w++) reach[o + w] |= reach[c + w];
-          }
-        }
-      }
-    }
+    this.requested = strategy;
+    const L = this.layers, T = this.tokens;
+    this.resolveStrategy();
     this.inflow = new Float64Array((L + 1) * T);
     this.stuck = new Float64Array((L + 1) * T);
     this.bHead = new Int32Array(L * T + 2);
     this.bNext = new Int32Array(L * T);
     this.inQ = new Uint8Array(L * T);
+    this.needy = new Int32Array(T);
+  }
+
+  /**
+   * Re-reads the capacity array after its values were changed in place (same shape): transposes, row sums, the
+   * "auto" strategy choice and the reach bitsets are recomputed; buffers are kept.
+   */
+  refresh(): void {
+    this.loadCapacities();
+    this.resolveStrategy();
+  }
+
+  private resolveStrategy(): void {
+    const L = this.layers, T = this.tokens, TT = T * T, R = this.R;
+    let zeros = 0;
+    for (let e = 0; e < R.length; e++) if (R[e] === 0) zeros++;
+    this.strategy = this.requested === "auto" ? (zeros > 0.01 * R.length ? "per-sink" : "shared") : this.requested;
+    this.perSink = this.strategy === "per-sink";
+    if (!this.perSink) return;
+    // reach[(k, i)] = set of input tokens node (k, i) reaches through positive capacities, k = 1..L
+    const W = this.words = (T + 31) >>> 5;
+    const reach = this.reach = this.reach?.length === (L + 1) * T * W ? this.reach.fill(0) : new Uint32Array((L + 1) * T * W);
+    for (let x = 0; x < T; x++) for (let b = 0; b < T; b++) if (R[x * T + b] > 0) reach[(T + x) * W + (b >>> 5)] |= 1 << (b & 31);
+    for (let k = 2; k <= L; k++) {
+      for (let i = 0; i < T; i++) {
+        const o = (k * T + i) * W, rb = (k - 1) * TT + i * T;
+        for (let j = 0; j < T; j++) {
+          if (!(R[rb + j] > 0)) continue;
+          const c = ((k - 1) * T + j) * W;
+          for (let w = 0; w < W; w++) reach[o + w] |= reach[c + w];
+        }
+      }
+    }
   }
 
   /**
@@ -157,22 +176,25 @@ export class LayeredMaxFlow extends LayeredResidual {
       if (this.perSink) this.livePreflow();
       // layer 2 -> layer 1, per sink: each layer-2 node y gives its inflow greedily to layer-1 nodes that can still
       // pass flow to b (b first), up to the edge capacity; what it cannot place stays as excess at y
-      const D = this.D, DT = this.DT;
+      // (the layer-1 nodes with spare capacity are kept in a compact list, b first, filled ones swapped out)
+      const D = this.D, DT = this.DT, needy = this.needy;
+      let nNeedy = 0;
+      if (sinkRes[b] > 0) needy[nNeedy++] = b;
+      for (let x = 0; x < T; x++) if (x !== b && sinkRes[x] > 0) needy[nNeedy++] = x;
       for (let y = 0; y < T; y++) {
         let rem = inflow[2 * T + y];
         const rb = T * T + y * T;
-        for (let q = -1; q < T && rem > 0; q++) {
-          const x = q < 0 ? b : q;
-          if (q === b) continue;
-          const need = sinkRes[x];
-          if (need <= 0) continue;
+        for (let q = 0; q < nNeedy && rem > 0;) {
+          const x = needy[q], need = sinkRes[x];
           let f = R[rb + x];
           if (f > rem) f = rem;
           if (f > need) f = need;
-          if (f <= 0) continue;
-          D[rb + x] = f; DT[T * T + x * T + y] = f;
-          this.markDirty(1, y, x);
-          sinkRes[x] = need - f; rem -= f;
+          if (f > 0) {
+            D[rb + x] = f; DT[T * T + x * T + y] = f;
+            this.markDirty(1, y, x);
+            sinkRes[x] = need - f; rem -= f;
+          }
+          if (sinkRes[x] > 0) q++; else needy[q] = needy[--nNeedy];
         }
         excess[T + y] = rem;
       }
@@ -249,7 +271,7 @@ export class LayeredMaxFlow extends LayeredResidual {
   private highestLabel(nNodes: number): void {
     const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps;
     const label = this.level, excess = this.supply, cur = this.cur, bHead = this.bHead, bNext = this.bNext, inQ = this.inQ;
-    let staleNear = false;
+    let staleNear = false, lowRelabels = 0;
     for (;;) {
       while (this.maxB > 0 && bHead[this.maxB] < 0) this.maxB--;
       if (this.maxB === 0) return;
@@ -275,7 +297,8 @@ export class LayeredMaxFlow extends LayeredResidual {
           if (d === r) cur[v] = a + 1;
           if (!(ex > eps)) break;
         } else {
-          if (label[v] < NEAR) staleNear = true; // the near-sink structure changed
+          // a node next to the sink relabels: the near-sink structure changed; refresh those labels every few times
+          if (label[v] < NEAR && ++lowRelabels >= STALE_EVERY) { staleNear = true; lowRelabels = 0; }
           this.relabel(v, nNodes);
           this.relabels++;
           cur[v] = 0;

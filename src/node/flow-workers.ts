@@ -1,7 +1,7 @@
 // Node only: attention flow with the source rows spread over worker_threads.
 //
-// Every (layer, token) source row is an independent set of T max-flows, so rows are handed out dynamically
-// through an atomic counter in shared memory; the capacities and the output live in SharedArrayBuffers, so
+// Every (layer, token) source row is an independent set of T max-flows, so rows (or, when there are few rows,
+// chunks of a row's sinks) are handed out dynamically through an atomic counter in shared memory; the capacities and the output live in SharedArrayBuffers, so
 // nothing is copied per row. Each worker runs the same LayeredMaxFlow as the single-threaded functions, and a
 // row's result does not depend on which rows the solver computed before, so the output is bit-identical.
 
@@ -14,29 +14,45 @@ import {
 import { LayeredMaxFlow, type MaxFlowStrategy } from "../explain/maxflow.js";
 
 const KIND = "attnflow-flow-worker";
+const TASK = 5; // int32 fields per task
 
 interface Job {
   id: number;
   res: SharedArrayBuffer;     // (L, T, T) float64 capacities
+  resId: number;              // identifies the shared buffer (reused by the pool while the size stays)
   layers: number;
   tokens: number;
   strategy: MaxFlowStrategy;
-  tasks: SharedArrayBuffer;   // int32 pairs (layer, token); row r of the output belongs to task r
+  tasks: SharedArrayBuffer;   // int32 quadruples (layer, token, outRow, sink0, sink1): sinks [sink0, sink1)
+  nTasks: number;
   counter: SharedArrayBuffer; // int32[1], next task index
   out: SharedArrayBuffer;     // (nTasks, T) float64 raw max-flow values
 }
 
 type Reply = { id: number; ok: true } | { id: number; ok: false; error: string };
 
+// worker side: the solver of the last job, reused (buffers already touched) when the next job comes with the
+// same shared capacity buffer: refresh() re-reads the values the pool copied into it
+let cached: { resId: number; strategy: MaxFlowStrategy; solver: LayeredMaxFlow } | null = null;
+
 function runJob(job: Job): void {
-  const res = matrixStack(job.layers, job.tokens, new Float64Array(job.res));
-  const solver = new LayeredMaxFlow(res, job.strategy);
+  let solver: LayeredMaxFlow;
+  if (cached !== null && cached.resId === job.resId && cached.strategy === job.strategy) {
+    solver = cached.solver;
+    solver.refresh();
+  } else {
+    cached = null;
+    solver = new LayeredMaxFlow(matrixStack(job.layers, job.tokens, new Float64Array(job.res)), job.strategy);
+    cached = { resId: job.resId, strategy: job.strategy, solver };
+  }
   const tasks = new Int32Array(job.tasks), counter = new Int32Array(job.counter), out = new Float64Array(job.out);
-  const n = tasks.length / 2, T = job.tokens;
+  const n = job.nTasks, T = job.tokens;
   for (;;) {
-    const r = Atomics.add(counter, 0, 1);
-    if (r >= n) break;
-    solver.flowsFrom(tasks[2 * r], tasks[2 * r + 1], out.subarray(r * T, (r + 1) * T));
+    const q = Atomics.add(counter, 0, 1);
+    if (q >= n) break;
+    const [l, a, row, b0, b1] = tasks.subarray(q * TASK, q * TASK + TASK);
+    solver.setSource(l, a);
+    for (let b = b0; b < b1; b++) out[row * T + b] = solver.solve(b);
   }
 }
 
@@ -65,6 +81,9 @@ export class FlowWorkerPool {
   private nextId = 1;
   private busy = false;
   private closed = false;
+  private resBuf: SharedArrayBuffer | null = null; // capacities shared with the workers, reused across calls
+  private resId = 0;
+  private resDims = "";
 
   constructor(size: number = defaultFlowWorkers()) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`FlowWorkerPool: size must be a positive integer, got ${String(size)}`);
@@ -81,17 +100,30 @@ export class FlowWorkerPool {
     if (this.busy) throw new Error("FlowWorkerPool: one job at a time; await the previous call first");
     checkMatrixStack(res, "FlowWorkerPool.flowRows");
     const L = res.layers, T = res.tokens;
+    if (rows.length === 0) return new Float64Array(0);
     for (const [l, a] of rows) {
       resolveLayer(L, l, "FlowWorkerPool.flowRows");
       resolveFromTokens(T, [a], "FlowWorkerPool.flowRows");
     }
-    const resSab = new SharedArrayBuffer(res.data.byteLength);
-    new Float64Array(resSab).set(res.data);
-    const tasks = new SharedArrayBuffer(Math.max(8, rows.length * 8));
+    if (this.resBuf === null || this.resBuf.byteLength !== res.data.byteLength || this.resDims !== `${L}x${T}`) {
+      this.resBuf = new SharedArrayBuffer(res.data.byteLength);
+      this.resId++;
+      this.resDims = `${L}x${T}`;
+    }
+    new Float64Array(this.resBuf).set(res.data);
+    // few rows: split each row's sinks into chunks so that every worker gets work
+    const split = Math.max(1, Math.min(T, Math.ceil(2 * this.size / Math.max(1, rows.length))));
+    const tasks = new SharedArrayBuffer(Math.max(4, rows.length * split * TASK * 4));
     const t32 = new Int32Array(tasks);
-    rows.forEach(([l, a], r) => { t32[2 * r] = l; t32[2 * r + 1] = a; });
+    let q = 0;
+    rows.forEach(([l, a], r) => {
+      for (let c = 0; c < split; c++) {
+        t32.set([l, a, r, Math.floor(c * T / split), Math.floor((c + 1) * T / split)], q * TASK);
+        q++;
+      }
+    });
     const out = new SharedArrayBuffer(Math.max(8, rows.length * T * 8));
-    const job: Job = { id: this.nextId++, res: resSab, layers: L, tokens: T, strategy, tasks, counter: new SharedArrayBuffer(4), out };
+    const job: Job = { id: this.nextId++, res: this.resBuf, resId: this.resId, layers: L, tokens: T, strategy, tasks, nTasks: q, counter: new SharedArrayBuffer(4), out };
     this.busy = true;
     try {
       await Promise.all(this.workers.map((w) => new Promise<void>((resolve, reject) => {

@@ -12,6 +12,18 @@ export type NativeIsa = "avx512" | "avx2" | "generic";
 /** Fused GEMM epilogue activation: 0 none, 1 relu, 2 exact (erf) GELU, 3 tanh-approximated GELU. */
 export type NativeActivation = 0 | 1 | 2 | 3 | "none" | "relu" | "gelu" | "gelu-tanh";
 
+/**
+ * Where an attention tensor lives in its buffer: element (b, h, t, d) is at
+ * offset + b·strideB + h·strideH + t·strideT + d (the feature axis stays contiguous). Lets q/k/v be column blocks of
+ * one fused QKV projection (T, 3·H·D) and out/dq/dk/dv be written token-major, with no copies. Tensors not named
+ * here are contiguous (B, heads, T, features). Outputs with custom layouts must not overlap each other (unchecked).
+ */
+export type NativeTensorLayout = readonly [offset: number, strideB: number, strideH: number, strideT: number];
+export interface NativeAttnLayout {
+  q?: NativeTensorLayout; k?: NativeTensorLayout; v?: NativeTensorLayout; out?: NativeTensorLayout;
+  dout?: NativeTensorLayout; dq?: NativeTensorLayout; dk?: NativeTensorLayout; dv?: NativeTensorLayout;
+}
+
 export interface NativeInfo {
   isa: NativeIsa;
   threads: number;
@@ -39,18 +51,18 @@ export interface NativeKernels {
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
-    dropoutP: number, seed: number): void;
+    dropoutP: number, seed: number, layout?: NativeAttnLayout): void;
   /** Writes dq (B,H,Tq,D), dk (B,Hkv,Tk,D), dv (B,Hkv,Tk,Dv) from the forward's out and lse. */
   attnBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array,
     lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
-    dropoutP: number, seed: number): void;
+    dropoutP: number, seed: number, layout?: NativeAttnLayout): void;
   /** Pre-dropout weights of rows [rowStart, rowStart+rowCount): mode 0/"full" → (B,H,rowCount,Tk), 1/"mean" → (B,rowCount,Tk). */
   attnWeights(q: Float32Array, k: Float32Array, lse: Float32Array, outW: Float32Array,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
-    mode: 0 | 1 | "full" | "mean", rowStart: number, rowCount: number): void;
+    mode: 0 | 1 | "full" | "mean", rowStart: number, rowCount: number, layout?: Pick<NativeAttnLayout, "q" | "k">): void;
   /** y = (x−mean)·rstd·w + b per row of D; w, b, mean, rstd may be null; y may be x. */
   layerNormForward(x: Float32Array, w: Float32Array | null, b: Float32Array | null, y: Float32Array,
     mean: Float32Array | null, rstd: Float32Array | null, rows: number, D: number, eps: number): void;

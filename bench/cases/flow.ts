@@ -1,0 +1,173 @@
+// Attention flow (Abnar & Zuidema 2020) max-flow benchmark: L = 12 layers, H = 12 heads, random softmax attention
+// (logits N(0, 1.5²), seeded), heads averaged + residual, exactly the reference graph. Two workloads per T:
+//   flow-row-t{T}:    flow from one output token of the last layer to every input token (T max-flows)
+//   flow-matrix-t{T}: the full T x T flow matrix of the last layer (T² max-flows)
+// Rows: attnflow single-threaded and on worker threads; SciPy's maximum_flow and networkx's Edmonds–Karp through
+// bench/peers/flow_peer.py (system /usr/bin/python3; Debian python3-scipy / python3-networkx).
+// Only the max-flow computations are timed (graph construction is excluded for every implementation).
+// Time budgets: an implementation that would exceed its budget is timed on a sample of rows (attnflow) or of
+// (source, sink) pairs (peers, sampled in a seeded random order) and the total is extrapolated; the note says so.
+// networkx runs only at T = 32 and SciPy's full matrix only up to T = 128 unless ATTNFLOW_BENCH_SLOW=1
+// (bench/flow-main.ts --slow).
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { BenchCase, BenchResult, BenchRow } from "../types.js";
+import { defaultPolicy, measure, median } from "../lib/measure.js";
+import { PEERS_DIR } from "../lib/paths.js";
+import { mulberry32, randnArray } from "../lib/prng.js";
+import { type MatrixStack, prepareLayers } from "../../src/explain/attention-stack.js";
+import { LayeredMaxFlow } from "../../src/explain/maxflow.js";
+import { FlowWorkerPool } from "../../src/node/flow-workers.js";
+
+const L = 12, H = 12;
+export const FLOW_TS = [32, 64, 128, 256, 512];
+/** SciPy needs int32 capacities: they are scaled by 2^29 and rounded (flows <= 1 stay far from overflow). */
+const SCIPY_SCALE = 2 ** 29;
+const WORKERS = 2;
+
+function slowMode(): boolean { return process.env.ATTNFLOW_BENCH_SLOW === "1"; }
+function budgetMs(quick: boolean): number { return slowMode() ? Infinity : quick ? 8000 : 60000; }
+
+/** Seeded (L, H, T, T) softmax attention, prepared into the reference's capacities (L, T, T). */
+export function flowWorkload(T: number): MatrixStack {
+  const logits = randnArray(L * H * T * T, `flow:t${T}`, 1.5);
+  const att = new Float32Array(logits.length);
+  for (let r = 0; r < L * H * T; r++) {
+    let mx = -Infinity, s = 0;
+    for (let j = 0; j < T; j++) mx = Math.max(mx, logits[r * T + j]);
+    for (let j = 0; j < T; j++) { const e = Math.exp(logits[r * T + j] - mx); att[r * T + j] = e; s += e; }
+    for (let j = 0; j < T; j++) att[r * T + j] /= s;
+  }
+  return prepareLayers({ data: att, layers: L, heads: H, tokens: T });
+}
+
+interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string }
+
+/**
+ * Times `runRows(from, to)` over all `nRows` rows; when one pass would exceed the budget, times a prefix of
+ * chunks and extrapolates linearly to all rows.
+ */
+async function timeRows(nRows: number, chunk: number, quick: boolean, repeats: number, runRows: (from: number, to: number) => Promise<void> | void): Promise<Timed> {
+  const budget = budgetMs(quick);
+  // warm-up (JIT, worker start): repeat the first chunk for up to 300 ms or 20 calls, untimed
+  for (let i = 0, w0 = performance.now(); i < 20 && performance.now() - w0 < 300; i++) await runRows(0, Math.min(nRows, chunk));
+  let done = 0, spent = 0;
+  while (done < nRows && spent < budget) {
+    const to = Math.min(nRows, done + chunk);
+    const t0 = performance.now();
+    await runRows(done, to);
+    spent += performance.now() - t0;
+    done = to;
+  }
+  if (done < nRows) {
+    const est = spent / done * nRows;
+    return { medianMs: est, note: `extrapolated from ${done} of ${nRows} rows (${(spent / 1000).toFixed(1)} s measured)` };
+  }
+  if (spent * 2 > budget) return { medianMs: spent, note: "1 run (time budget)" };
+  const policy = { ...defaultPolicy(quick, repeats), warmup: 1, budgetMs: Math.min(budget, defaultPolicy(quick, repeats).budgetMs) };
+  const m = await measure(() => runRows(0, nRows), policy);
+  return { medianMs: median(m.timesMs), minMs: Math.min(...m.timesMs), maxMs: Math.max(...m.timesMs), note: m.note };
+}
+
+interface PeerReply { ok: boolean; error?: string; version?: string; done?: number; seconds?: number; values?: number[] }
+
+function pythonPath(): string | null {
+  const p = process.env.ATTNFLOW_BENCH_PYTHON ?? "/usr/bin/python3";
+  return existsSync(p) ? p : null;
+}
+
+function runPeer(impl: "scipy" | "networkx", capsFile: string, T: number, pairs: number[][], budgetS: number): PeerReply {
+  const py = pythonPath();
+  if (py === null) return { ok: false, error: "python3 not found (/usr/bin/python3; set ATTNFLOW_BENCH_PYTHON)" };
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-flowpeer-"));
+  try {
+    const req = join(dir, "req.json");
+    writeFileSync(req, JSON.stringify({ impl, caps: capsFile, L, T, pairs, budget_s: budgetS, scale: SCIPY_SCALE }));
+    const r = spawnSync(py, [join(PEERS_DIR, "flow_peer.py"), req], { encoding: "utf8", maxBuffer: 64 << 20 });
+    if (r.error) return { ok: false, error: r.error.message };
+    const line = r.stdout.trim().split("\n").pop() ?? "";
+    try { return JSON.parse(line) as PeerReply; } catch { return { ok: false, error: `no reply (exit ${r.status}): ${r.stderr.trim().slice(-300)}` }; }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; quick: boolean }): Promise<BenchResult> {
+  const name = `flow-${matrix ? "matrix" : "row"}-t${T}`;
+  const description = matrix
+    ? `attention flow, full ${T}x${T} matrix of the last layer (L ${L}, H ${H}, T ${T}): ${T * T} max-flows`
+    : `attention flow from token 0 of the last layer to all ${T} inputs (L ${L}, H ${H}): ${T} max-flows`;
+  const res = flowWorkload(T);
+  const sources = matrix ? Array.from({ length: T }, (_, a) => a) : [0];
+  const rows: BenchRow[] = [];
+  const log = (m: string) => process.stderr.write(`[${name}] ${m}\n`);
+  // attnflow, single thread (one solver reused, as flowRaw does)
+  const solver = new LayeredMaxFlow(res);
+  const ref = new Float64Array(sources.length * T);
+  log("attnflow-1t");
+  const t1 = await timeRows(sources.length, 1, opts.quick, opts.repeats, (from, to) => {
+    for (let r = from; r < to; r++) solver.flowsFrom(L, sources[r], ref.subarray(r * T, (r + 1) * T));
+  });
+  rows.push({ impl: "attnflow-1t", ...t1, note: [`strategy ${solver.strategy}`, t1.note].filter(Boolean).join("; ") });
+  // attnflow on worker threads (pool started outside the timing)
+  log(`attnflow-workers-${WORKERS}t`);
+  const pool = new FlowWorkerPool(WORKERS);
+  try {
+    let diff = 0;
+    const tw = await timeRows(sources.length, Math.max(WORKERS, Math.ceil(sources.length / 8)), opts.quick, opts.repeats, async (from, to) => {
+      const out = await pool.flowRows(res, sources.slice(from, to).map((a) => [L, a] as const));
+      for (let e = 0; e < out.length; e++) diff = Math.max(diff, Math.abs(out[e] - ref[from * T + e]));
+    });
+    rows.push({ impl: `attnflow-workers-${WORKERS}t`, ...tw, maxAbsDiff: diff, note: ["pool of worker_threads started outside the timing", tw.note].filter(Boolean).join("; ") });
+  } finally {
+    await pool.close();
+  }
+  // peers on the same capacities
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-flowcaps-"));
+  try {
+    const capsFile = join(dir, "caps.f64");
+    writeFileSync(capsFile, new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength));
+    let pairs: number[][] = [];
+    for (const a of sources) for (let b = 0; b < T; b++) pairs.push([L * T + a, b]);
+    if (matrix) { // sample in a seeded random order so that a partial run is representative
+      const rnd = mulberry32(T);
+      for (let i = pairs.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [pairs[i], pairs[j]] = [pairs[j], pairs[i]]; }
+    }
+    const total = pairs.length;
+    const budgetS = Math.min(budgetMs(opts.quick), 1e9) / 1000;
+    for (const impl of ["scipy", "networkx"] as const) {
+      const label = impl === "scipy" ? "scipy-maximum_flow" : "networkx-edmonds_karp";
+      if (impl === "networkx" && T > 32 && !slowMode()) { rows.push({ impl: label, medianMs: null, note: "skipped beyond T=32 (pure-Python Edmonds–Karp; --slow to run)" }); continue; }
+      if (impl === "scipy" && matrix && T > 128 && !slowMode()) { rows.push({ impl: label, medianMs: null, note: "skipped: full matrix beyond T=128 (--slow to run)" }); continue; }
+      log(label);
+      const rep = runPeer(impl, capsFile, T, pairs, budgetS);
+      if (!rep.ok || !rep.done || rep.seconds === undefined || !rep.values) { rows.push({ impl: label, medianMs: null, note: rep.error ?? "no result" }); continue; }
+      let diff = 0;
+      rep.values.forEach((v, k) => {
+        const [src, b] = pairs[k];
+        const r = sources.indexOf(src - L * T);
+        diff = Math.max(diff, Math.abs(v - ref[r * T + b]));
+      });
+      const ms = rep.seconds * 1000 / rep.done * total;
+      const notes = [`${impl} ${rep.version}`];
+      if (impl === "scipy") notes.push("capacities scaled by 2^29 and rounded to int32 (the API takes integers)");
+      notes.push(rep.done < total ? `extrapolated from ${rep.done} of ${total} flows (${rep.seconds.toFixed(1)} s measured)` : "1 run");
+      rows.push({ impl: label, medianMs: ms, maxAbsDiff: diff, note: notes.join("; ") });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const ours = rows.filter((r) => r.impl.startsWith("attnflow") && r.medianMs !== null).map((r) => r.medianMs as number);
+  const peers = rows.filter((r) => !r.impl.startsWith("attnflow") && r.medianMs !== null).map((r) => r.medianMs as number);
+  const ratio = ours.length && peers.length ? Math.min(...ours) / Math.min(...peers) : null;
+  return { case: name, group: "flow", description, rows, ratioToBestPeer: ratio };
+}
+
+export const cases: BenchCase[] = FLOW_TS.flatMap((T) => [false, true].map((matrix): BenchCase => ({
+  name: `flow-${matrix ? "matrix" : "row"}-t${T}`,
+  group: "flow",
+  description: `attention flow ${matrix ? "full T x T matrix" : "one output row"} at L ${L}, H ${H}, T ${T}`,
+  run: (o) => runFlowCase(T, matrix, o),
+})));

@@ -1,0 +1,60 @@
+// Standalone runner for the attention-flow benchmark cases (bench/cases/flow.ts): prints one table.
+//
+//   node dist/bench/flow-main.js [--quick] [--slow] [--t 32,64,128] [--only row|matrix] [--repeats N] [--json]
+//
+// --slow lifts the time budgets (no extrapolation, SciPy full matrix beyond T=128, networkx beyond T=32).
+import { cases } from "./cases/flow.js";
+import type { BenchResult } from "./types.js";
+
+function parse(argv: string[]) {
+  const o = { quick: false, slow: false, ts: null as number[] | null, only: null as string | null, repeats: 5, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--quick") o.quick = true;
+    else if (a === "--slow") o.slow = true;
+    else if (a === "--json") o.json = true;
+    else if (a === "--t") o.ts = (argv[++i] ?? "").split(",").map(Number);
+    else if (a === "--only") o.only = argv[++i] ?? null;
+    else if (a === "--repeats") o.repeats = Number(argv[++i]);
+    else throw new Error(`unknown argument ${a}; usage: flow-main [--quick] [--slow] [--t 32,64] [--only row|matrix] [--repeats N] [--json]`);
+  }
+  if (o.ts?.some((t) => !Number.isInteger(t) || t < 2)) throw new Error("--t takes a comma-separated list of token counts");
+  if (o.only !== null && o.only !== "row" && o.only !== "matrix") throw new Error("--only takes row or matrix");
+  if (!(o.repeats >= 1)) throw new Error("--repeats must be >= 1");
+  return o;
+}
+
+function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return "—";
+  return ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`;
+}
+
+function renderFlowTable(results: BenchResult[]): string {
+  const lines = ["| case | impl | median | max abs diff | note |", "|---|---|---|---|---|"];
+  for (const r of results) {
+    for (const row of r.rows) {
+      lines.push(`| ${r.case} | ${row.impl} | ${fmtMs(row.medianMs)} | ${row.maxAbsDiff === undefined ? "" : row.maxAbsDiff.toExponential(1)} | ${row.note ?? ""} |`);
+    }
+    const ratio = r.ratioToBestPeer;
+    lines.push(`| ${r.case} | **attnflow / best peer** | ${ratio === null || ratio === undefined ? "—" : ratio < 0.01 ? `1/${(1 / ratio).toFixed(0)}` : ratio.toFixed(3)} | | |`);
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const o = parse(process.argv.slice(2));
+  if (o.slow) process.env.ATTNFLOW_BENCH_SLOW = "1";
+  const selected = cases.filter((c) => {
+    const m = /^flow-(row|matrix)-t(\d+)$/.exec(c.name);
+    if (!m) return false;
+    return (o.only === null || m[1] === o.only) && (o.ts === null || o.ts.includes(Number(m[2])));
+  });
+  const results: BenchResult[] = [];
+  for (const c of selected) {
+    process.stderr.write(`running ${c.name}\n`);
+    results.push(await c.run({ repeats: o.repeats, quick: o.quick }));
+  }
+  process.stdout.write(o.json ? JSON.stringify(results, null, 1) + "\n" : renderFlowTable(results) + "\n");
+}
+
+main().catch((e) => { process.stderr.write(`${e instanceof Error ? e.stack : String(e)}\n`); process.exit(1); });
