@@ -65,25 +65,18 @@ function benchAttn(B, H, T, D, causal, backward) {
   }
 }
 
-// Multi-head attention forward, D = 768, 12 heads: Q/K/V projections written straight into (H, T, 64) by batched
-// GEMMs (B operand = the head's 64 weight columns, A broadcast), fused attention, then the output projection as
-// Σ_h O_h·Wo[h] (12 accumulating GEMMs), all with bias.
+// Multi-head attention forward, D = 768, 12 heads, as a module would run it with no copies: one fused QKV
+// projection GEMM (+bias) writing (T, 3·768), fused attention reading q/k/v out of it through strides and writing
+// its output token-major (T, 768), then the output projection GEMM (+bias).
 function benchMha(T) {
-  const Dm = 768, H = 12, Dh = 64;
-  const x = randn(T * Dm), wq = randn(Dm * Dm), wk = randn(Dm * Dm), wv = randn(Dm * Dm), wo = randn(Dm * Dm);
-  const bq = randn(Dm), bk = randn(Dm), bv = randn(Dm), bo = randn(Dm);
-  const q = new Float32Array(H * T * Dh), k = new Float32Array(H * T * Dh), v = new Float32Array(H * T * Dh);
-  const o = new Float32Array(H * T * Dh), lse = new Float32Array(H * T), y = new Float32Array(T * Dm);
-  const proj = (w, b, dst) => {
-    for (let h = 0; h < H; h++) n.gemmBiasAct(false, false, T, Dh, Dm, 1, x, 0, Dm, w, h * Dh, Dm, 0, dst, h * T * Dh, Dh, 1, 0, 0, 0, b, h * Dh, 0);
-  };
+  const Dm = 768, H = 12, Dh = 64, W = 3 * Dm;
+  const x = randn(T * Dm), wqkv = randn(Dm * W), bqkv = randn(W), wo = randn(Dm * Dm), bo = randn(Dm);
+  const qkv = new Float32Array(T * W), o = new Float32Array(T * Dm), lse = new Float32Array(H * T), y = new Float32Array(T * Dm);
+  const layout = { q: [0, T * W, Dh, W], k: [Dm, T * W, Dh, W], v: [2 * Dm, T * W, Dh, W], out: [0, T * Dm, Dh, Dm] };
   const run = () => {
-    proj(wq, bq, q); proj(wk, bk, k); proj(wv, bv, v);
-    n.attnForward(q, k, v, o, lse, 1, H, H, T, T, Dh, Dh, 1 / 8, false, null, null, 1, 1, 0, 0);
-    for (let h = 0; h < H; h++) {
-      if (h < H - 1) n.gemm(false, false, T, Dm, Dh, 1, o, h * T * Dh, Dh, wo, h * Dh * Dm, Dm, h === 0 ? 0 : 1, y, 0, Dm, 1, 0, 0, 0);
-      else n.gemmBiasAct(false, false, T, Dm, Dh, 1, o, h * T * Dh, Dh, wo, h * Dh * Dm, Dm, 1, y, 0, Dm, 1, 0, 0, 0, bo, 0, 0);
-    }
+    n.gemmBiasAct(false, false, T, W, Dm, 1, x, 0, Dm, wqkv, 0, W, 0, qkv, 0, W, 1, 0, 0, 0, bqkv, 0, 0);
+    n.attnForward(qkv, qkv, qkv, o, lse, 1, H, H, T, T, Dh, Dh, 1 / 8, false, null, null, 1, 1, 0, 0, layout);
+    n.gemmBiasAct(false, false, T, Dm, Dm, 1, o, 0, Dm, wo, 0, Dm, 0, y, 0, Dm, 1, 0, 0, 0, bo, 0, 0);
   };
   const flops = 4 * 2 * T * Dm * Dm + 4 * T * T * Dm;
   row(`MHA (1,${T},768) fwd`, time(run), flops);

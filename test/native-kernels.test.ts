@@ -69,11 +69,11 @@ interface GemmCase { tA: boolean; tB: boolean; M: number; N: number; K: number; 
   batch: number; aOff: number; bOff: number; cOff: number; lda: number; ldb: number; ldc: number;
   sA: number; sB: number; sC: number }
 
-function gemmCase(M: number, N: number, K: number, tA: boolean, tB: boolean, batch = 1, broadcastA = false): GemmCase {
+function gemmCase(M: number, N: number, K: number, tA: boolean, tB: boolean, batch = 1, broadcast: "" | "A" | "B" = ""): GemmCase {
   const lda = (tA ? M : K) + (M % 2), ldb = (tB ? K : N) + 1, ldc = N + 2;
   const sizeA = (tA ? K : M) * lda, sizeB = (tB ? N : K) * ldb, sizeC = M * ldc;
   return { tA, tB, M, N, K, alpha: 0.75, beta: batch > 1 ? 0 : 0.5, batch, aOff: 3, bOff: 1, cOff: 2, lda, ldb, ldc,
-    sA: broadcastA ? 0 : sizeA + 1, sB: sizeB, sC: sizeC + 3 };
+    sA: broadcast === "A" ? 0 : sizeA + 1, sB: broadcast === "B" ? 0 : sizeB, sC: sizeC + 3 };
 }
 
 function refGemm(c: GemmCase, A: Float32Array, B: Float32Array, C: Float32Array, bias: Float32Array | null, act: number): Float64Array {
@@ -123,7 +123,9 @@ test("native gemm: odd sizes, transposes, offsets, leading dims, batch broadcast
     for (const [M, N, K] of [[1, 1, 1], [3, 17, 5], [17, 63, 65], [65, 3, 129], [129, 65, 300], [7, 200, 33]])
       for (const tA of [false, true]) for (const tB of [false, true])
         runGemm(n, gemmCase(M, N, K, tA, tB), null, 0, `${isa} gemm ${M}x${N}x${K} tA=${tA} tB=${tB}`);
-    runGemm(n, gemmCase(40, 70, 50, false, true, 3, true), null, 0, `${isa} batched broadcast A`);
+    runGemm(n, gemmCase(40, 70, 50, false, true, 3, "A"), null, 0, `${isa} batched broadcast A`);
+    runGemm(n, gemmCase(70, 90, 100, true, false, 3, "B"), null, 0, `${isa} batched broadcast B (shared panels)`);
+    runGemm(n, gemmCase(64, 64, 64, false, true, 5), null, 0, `${isa} batch 5 (one task per product)`);
     runGemm(n, gemmCase(31, 33, 0, false, false), null, 0, `${isa} K=0`);
     for (const threads of [1, 2]) {
       n.setNumThreads(threads);
@@ -141,6 +143,7 @@ test("native gemmBiasAct: bias + relu / gelu (erf) / gelu (tanh) after the last 
       runGemm(n, c, randn(70), act, `${isa} act=${act}`);
     }
     runGemm(n, gemmCase(9, 20, 8, false, false), null, 2, `${isa} gelu without bias`);
+    runGemm(n, gemmCase(3, 2100, 2048, false, false), randn(2100), 1, `${isa} two column super-blocks`);
   });
 });
 

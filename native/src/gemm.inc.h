@@ -131,8 +131,10 @@ void microTile(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t l
     for (int c = 0; c < nr; c++) C[r * ldc + c] = tmp[r * GEMM_NR + c];
 }
 
-// C[m0:m1, n0:n1] of batch entry bi, single-threaded, packing into this thread's scratch.
-void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+// C[m0:m1, n0:n1] of batch entry bi, single-threaded. B comes packed from Bpre (full-depth K×NR panels whose
+// first column is preCol0; see gemm()) or is packed here into this thread's scratch when Bpre is null.
+void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* Bpre,
+               int64_t preCol0) {
   const float* A = g.A + bi * g.strideA;
   const float* B = g.B + bi * g.strideB;
   float* C = g.C + bi * g.strideC;
@@ -151,13 +153,13 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
   int64_t ncMax = imin(GEMM_NC, roundUp(n1 - n0, GEMM_NR));
   int64_t kcMax = imin(GEMM_KC, K);
   int64_t mcMax = imin(GEMM_MC, roundUp(m1 - m0, GEMM_MR));
-  float* Bp = threadScratch(0, (size_t)(ncMax * kcMax));
+  float* Bp = Bpre ? nullptr : threadScratch(0, (size_t)(ncMax * kcMax));
   float* Ap = threadScratch(1, (size_t)(mcMax * kcMax));
   for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
     int64_t nc = imin(GEMM_NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
       int64_t kc = imin(GEMM_KC, K - pc);
-      packB(B, g.transB, g.ldb, pc, kc, jc, nc, Bp);
+      if (!Bpre) packB(B, g.transB, g.ldb, pc, kc, jc, nc, Bp);
       Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, nullptr, g.act};
       for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
         int64_t mc = imin(GEMM_MC, m1 - ic);
@@ -165,9 +167,10 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
         for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
           int nr = (int)imin(GEMM_NR, nc - jr);
           e.bias = g.bias ? g.bias + jc + jr : nullptr;
+          const float* Bpanel = Bpre ? Bpre + (jc + jr - preCol0) * K + pc * GEMM_NR : Bp + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += GEMM_MR) {
             int mr = (int)imin(GEMM_MR, mc - ir);
-            microTile(kc, Ap + ir * kc, Bp + jr * kc, C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr, e);
+            microTile(kc, Ap + ir * kc, Bpanel, C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr, e);
           }
         }
       }
@@ -175,48 +178,77 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
   }
 }
 
-struct GemmPlan {
+// ---- parallel driver ----
+// Many independent products (batch ≥ 2·threads): one task per product. Otherwise B is packed once into shared
+// full-depth panels (in parallel, per column super-block so the buffer stays ≤ 16 MB), and tasks over blocks of
+// rows (and, when rows alone give too few tasks, of columns) each pack only their own A rows: no operand is
+// packed twice unless it has to be, and small dynamic tasks keep both cores busy.
+constexpr int64_t GEMM_SHARED_FLOATS = int64_t(4) << 20;
+
+struct GemmShared {
   const GemmArgs* g;
-  int64_t pieces;  // per batch entry
-  bool splitN;
+  float* Bp;              // nB entries × panels × (K × NR)
+  int64_t nB, panels, col0, cols;
+  int64_t rowsPer, mPieces, colsPer, nPieces;
 };
 
-void gemmTask(void* ctx, int64_t t, int) {
-  const GemmPlan& p = *static_cast<const GemmPlan*>(ctx);
-  const GemmArgs& g = *p.g;
-  int64_t bi = t / p.pieces, piece = t % p.pieces;
-  if (p.splitN) {
-    int64_t step = roundUp(ceilDiv(g.N, p.pieces), GEMM_NR);
-    int64_t n0 = piece * step, n1 = imin(g.N, n0 + step);
-    if (n0 < n1) gemmRange(g, bi, 0, g.M, n0, n1);
-  } else {
-    int64_t step = roundUp(ceilDiv(g.M, p.pieces), GEMM_MR);
-    int64_t m0 = piece * step, m1 = imin(g.M, m0 + step);
-    if (m0 < m1) gemmRange(g, bi, m0, m1, 0, g.N);
-  }
+void gemmEntryTask(void* ctx, int64_t t, int) {
+  const GemmArgs& g = *static_cast<const GemmArgs*>(ctx);
+  gemmRange(g, t, 0, g.M, 0, g.N, nullptr, 0);
 }
 
-int64_t gcd64(int64_t a, int64_t b) {
-  while (b) { int64_t t = a % b; a = b; b = t; }
-  return a;
+void gemmPackTask(void* ctx, int64_t t, int) {
+  const GemmShared& s = *static_cast<const GemmShared*>(ctx);
+  const GemmArgs& g = *s.g;
+  int64_t e = t / s.panels, p = t % s.panels;
+  int64_t j0 = s.col0 + p * GEMM_NR;
+  packB(g.B + e * g.strideB, g.transB, g.ldb, 0, g.K, j0, imin(GEMM_NR, s.col0 + s.cols - j0),
+        s.Bp + (e * s.panels + p) * g.K * GEMM_NR);
+}
+
+void gemmBlockTask(void* ctx, int64_t t, int) {
+  const GemmShared& s = *static_cast<const GemmShared*>(ctx);
+  const GemmArgs& g = *s.g;
+  int64_t np = t % s.nPieces, mp = t / s.nPieces % s.mPieces, bi = t / (s.nPieces * s.mPieces);
+  int64_t m0 = mp * s.rowsPer, m1 = imin(g.M, m0 + s.rowsPer);
+  int64_t n0 = s.col0 + np * s.colsPer, n1 = imin(s.col0 + s.cols, n0 + s.colsPer);
+  if (m0 >= m1 || n0 >= n1) return;
+  const float* Bpre = s.Bp + (s.nB == 1 ? 0 : bi) * s.panels * g.K * GEMM_NR;
+  gemmRange(g, bi, m0, m1, n0, n1, Bpre, s.col0);
 }
 
 void gemm(const GemmArgs& g) {
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
-  int T = numThreads();
+  const int64_t T = numThreads();
   double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
-  GemmPlan plan{&g, 1, g.N >= g.M};
-  if (T > 1 && flops >= 2e6 && !(g.batch >= 4 * T || g.batch % T == 0)) {
-    // Split each product into pieces along its larger side so batch·pieces spreads evenly over the threads;
-    // the other operand is packed once per piece (the smaller redundancy).
-    int64_t want = T / gcd64(g.batch, T);
-    int64_t maxPieces = plan.splitN ? ceilDiv(g.N, GEMM_NR) : ceilDiv(g.M, GEMM_MR);
-    plan.pieces = imax(1, imin(want, maxPieces));
-  }
-  int64_t tasks = g.batch * plan.pieces;
-  if (T == 1 || flops < 2e6 || tasks == 1) {
-    for (int64_t t = 0; t < tasks; t++) gemmTask(&plan, t, 0);
+  if (T == 1 || flops < 2e6 || g.K == 0 || g.alpha == 0.0f) {
+    for (int64_t bi = 0; bi < g.batch; bi++) gemmRange(g, bi, 0, g.M, 0, g.N, nullptr, 0);
     return;
   }
-  parallelFor(tasks, gemmTask, &plan);
+  if (g.batch >= 2 * T) {
+    parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
+    return;
+  }
+  GemmShared s{};
+  s.g = &g;
+  s.nB = g.strideB == 0 ? 1 : g.batch;
+  int64_t superCols = imax(GEMM_NR, GEMM_SHARED_FLOATS / (g.K * s.nB) / GEMM_NR * GEMM_NR);
+  int64_t widest = imin(superCols, roundUp(g.N, GEMM_NR));
+  s.Bp = sharedScratch((size_t)(s.nB * g.K * widest));
+  if (!s.Bp) {  // no memory for the shared panels: one task per product, each packing for itself
+    parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
+    return;
+  }
+  // Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread.
+  s.rowsPer = imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
+  s.mPieces = ceilDiv(g.M, s.rowsPer);
+  for (s.col0 = 0; s.col0 < g.N; s.col0 += superCols) {
+    s.cols = imin(superCols, g.N - s.col0);
+    s.panels = ceilDiv(s.cols, GEMM_NR);
+    parallelFor(s.nB * s.panels, gemmPackTask, &s);
+    s.nPieces = imin(s.panels, imax(1, ceilDiv(4 * T, g.batch * s.mPieces)));
+    s.colsPer = ceilDiv(s.panels, s.nPieces) * GEMM_NR;
+    s.nPieces = ceilDiv(s.cols, s.colsPer);
+    parallelFor(g.batch * s.mPieces * s.nPieces, gemmBlockTask, &s);
+  }
 }

@@ -70,7 +70,12 @@ class Pool {
       cv_.notify_all();
     }
     work(0);
-    while (pending_.load(std::memory_order_acquire) > 0) cpuRelax();
+    // Wait for the workers still finishing their last task: spin briefly, then yield the core, so that on a busy
+    // machine a preempted worker can run here instead of being starved by our spinning.
+    for (unsigned it = 0; pending_.load(std::memory_order_acquire) > 0; it++) {
+      if (it < 2000) cpuRelax();
+      else std::this_thread::yield();
+    }
     busy_.store(false, std::memory_order_release);
   }
 

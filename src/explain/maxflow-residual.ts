@@ -111,22 +111,7 @@ export class LayeredResidual {
     this.nDirty = 0; this.nDirtyT = 0;
     this.sinkToken = -1;
   }
-  /** Residual capacity of arc number `a` of node v (numbering in the file header). */
-  protected residual(v: number, a: number): number {
-    const T = this.tokens, TT = T * T;
-    const k = (v / T | 0) + 1, i = v - (k - 1) * T;
-    if (k === 1) {
-      if (a < T) return this.sinkRes[i];
-      const h = a - T; // up arc (1, i) -> (2, h): flow on edge (2, h) -> (1, i), edge layer 1
-      return this.theta[2 * T + h] * this.RT[TT + i * T + h] + this.DT[TT + i * T + h];
-    }
-    if (a < T) { // down arc (k, i) -> (k-1, a), edge layer k-1
-      const m = k - 1;
-      return this.R[m * TT + i * T + a] * this.om[k * T + i] - this.D[m * TT + i * T + a];
-    }
-    const h = a - T; // up arc (k, i) -> (k+1, h), edge layer k
-    return this.theta[(k + 1) * T + h] * this.RT[k * TT + i * T + h] + this.DT[k * TT + i * T + h];
-  }
+
   protected markDirty(m: number, row: number, colRow: number): void {
     this.markRow(m, row);
     this.markRowT(m, colRow);
@@ -160,6 +145,7 @@ export class LayeredResidual {
     const h = a - T;
     this.D[k * TT + h * T + i] -= d; this.DT[k * TT + i * T + h] -= d; this.markDirty(k, h, i);
   }
+
   /** Node reached by arc a of v (nNodes = the sink). */
   protected head(v: number, a: number, nNodes: number): number {
     const T = this.tokens;
@@ -168,6 +154,7 @@ export class LayeredResidual {
     if (a < T) return (k - 2) * T + a;
     return k * T + (a - T);
   }
+
   /**
    * First admissible arc of node v at index >= a (an arc to a node one level closer to the sink with residual >
    * eps), or 2T if none. Arcs [0, T): down to (k-1, j) (for k = 1 only arc 0, the sink); [T, 2T): up to (k+1, h).
@@ -199,6 +186,7 @@ export class LayeredResidual {
     }
     return 2 * T;
   }
+
   /** label[v] = 1 + min label over residual arcs of v (INF when it has none). */
   protected relabel(v: number, nNodes: number): void {
     const T = this.tokens, TT = T * T, l = this.srcLayer, eps = this.eps, label = this.level;
@@ -216,6 +204,7 @@ export class LayeredResidual {
     }
     label[v] = m + 1;
   }
+
   /**
    * Distance labels by BFS from the sink over reversed residual arcs, expanding only nodes at distance < dmax.
    * Reached nodes get their exact distance. Unreached nodes get INF when the BFS ran to completion (they cannot
@@ -266,6 +255,7 @@ export class LayeredResidual {
     }
     return alive || truncated;
   }
+
   /**
    * The preflow of the last solve() as dense edge flows over the original graph restricted to layers 0..l:
    * (l, T, T), entry [m][i][j] = flow on edge (m+1, i) -> (m, j). For checking; allocates.

@@ -37,8 +37,7 @@ const STALE_EVERY = 4;
 export type MaxFlowStrategy = "auto" | "shared" | "per-sink";
 
 export class LayeredMaxFlow extends LayeredResidual {
-  /** The strategy in use after "auto" was resolved. */
-  strategy: "shared" | "per-sink" = "shared";
+  private resolved: "shared" | "per-sink" = "shared";
   private readonly requested: MaxFlowStrategy;
   private reach: Uint32Array | null = null; // ((L+1) T, W) reach bitsets (per-sink strategy only)
   private words = 0;
@@ -75,6 +74,9 @@ export class LayeredMaxFlow extends LayeredResidual {
     this.needy = new Int32Array(T);
   }
 
+  /** The strategy in use ("auto" resolved from the capacities). */
+  get strategy(): "shared" | "per-sink" { return this.resolved; }
+
   /**
    * Re-reads the capacity array after its values were changed in place (same shape): transposes, row sums, the
    * "auto" strategy choice and the reach bitsets are recomputed; buffers are kept.
@@ -88,8 +90,8 @@ export class LayeredMaxFlow extends LayeredResidual {
     const L = this.layers, T = this.tokens, TT = T * T, R = this.R;
     let zeros = 0;
     for (let e = 0; e < R.length; e++) if (R[e] === 0) zeros++;
-    this.strategy = this.requested === "auto" ? (zeros > 0.01 * R.length ? "per-sink" : "shared") : this.requested;
-    this.perSink = this.strategy === "per-sink";
+    this.resolved = this.requested === "auto" ? (zeros > 0.01 * R.length ? "per-sink" : "shared") : this.requested;
+    this.perSink = this.resolved === "per-sink";
     if (!this.perSink) return;
     // reach[(k, i)] = set of input tokens node (k, i) reaches through positive capacities, k = 1..L
     const W = this.words = (T + 31) >>> 5;
@@ -144,6 +146,7 @@ export class LayeredMaxFlow extends LayeredResidual {
       }
     }
   }
+
   /** Max-flow value from the current source to input token b. */
   solve(b: number): number {
     const T = this.tokens, l = this.srcLayer;
@@ -220,6 +223,7 @@ export class LayeredMaxFlow extends LayeredResidual {
     this.highestLabel(nNodes);
     return this.value;
   }
+
   /**
    * Per-sink strategy, sink b: the rollout preflow restricted to nodes that can reach b in the original graph
    * (reach bitsets). From the top, each such node pushes theta * R[i, j] to every such child j, theta =
@@ -229,7 +233,7 @@ export class LayeredMaxFlow extends LayeredResidual {
     const T = this.tokens, TT = T * T, l = this.srcLayer, R = this.R, D = this.D, DT = this.DT;
     const inflow = this.inflow, excess = this.supply, live = this.live;
     // inflow[k*T + i] for k < l-1 is per-sink scratch here; the source's row stays in inflow[(l-1)*T ..]
-    const top = (l - 1) * T, srow = (l - 1) * TT + this.srcToken * T;
+    const srow = (l - 1) * TT + this.srcToken * T;
     for (let k = l - 1; k >= 3; k--) {
       const kb = k * T, lb = (k - 1) * T, m = k - 1;
       for (let j = 0; j < T; j++) inflow[lb + j] = 0;
@@ -253,6 +257,7 @@ export class LayeredMaxFlow extends LayeredResidual {
       for (let j = 0; j < T; j++) if (live[lb + j]) this.markRowT(m, j);
     }
   }
+
   private rebuildBuckets(nNodes: number): void {
     const label = this.level, excess = this.supply, eps = this.eps, INF = nNodes + 1;
     this.bHead.fill(-1, 0, INF + 1);
@@ -262,11 +267,13 @@ export class LayeredMaxFlow extends LayeredResidual {
       if (excess[v] > eps && label[v] < INF) this.activate(v);
     }
   }
+
   private activate(v: number): void {
     const d = this.level[v];
     this.bNext[v] = this.bHead[d]; this.bHead[d] = v; this.inQ[v] = 1;
     if (d > this.maxB) this.maxB = d;
   }
+
   /** Highest-label push-relabel until no active node is left (or the flow reaches its upper bound). */
   private highestLabel(nNodes: number): void {
     const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps;
@@ -321,9 +328,11 @@ export class LayeredMaxFlow extends LayeredResidual {
       }
     }
   }
+
   /** Max-flow values from source (layer, token) to every input token, written to out[0..T). */
   flowsFrom(layer: number, token: number, out: Float64Array = new Float64Array(this.tokens)): Float64Array {
     this.setSource(layer, token);
     for (let b = 0; b < this.tokens; b++) out[b] = this.solve(b);
     return out;
-  }}
+  }
+}

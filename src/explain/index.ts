@@ -1,0 +1,17 @@
+// Explainability math on recorded attention (browser-safe, pure numeric): rollout, attention flow, gradient
+// rollout and per-token importance. The worker-thread flow helpers are Node-only: src/node/flow-workers.ts.
+export {
+  type AttentionStack, type MatrixStack, type HeadFusion, type PrepareOptions,
+  checkAttentionStack, fuseHeads, headMatrix, discardLowest, causalRenormalise, residualMix, prepareLayers, layersAsStack, matrixStack,
+} from "./attention-stack.js";
+export { type RolloutOptions, type PerHeadRolloutOptions, attentionRollout, rolloutOfLayers, rolloutPerHead, headAveraged, matmulSquare } from "./rollout.js";
+export {
+  type FlowOptions, type FlowResult, type FlowMatrix,
+  attentionFlow, attentionFlowMatrix, flowPerLayer, flowPerLayerOfLayers, flowAdjacency, flowRaw, normaliseRows, blocksToFlowMatrix,
+} from "./flow.js";
+export { LayeredMaxFlow, type MaxFlowStrategy } from "./maxflow.js";
+export { type GradRolloutOptions, type GradRolloutResult, gradRollout, gradWeightedLayer, checkGradients } from "./grad-rollout.js";
+export {
+  type AttentionImportanceOptions,
+  attentionImportance, rolloutImportance, flowImportance, gradRolloutImportance, inputXGradient, normaliseScores, rankData, spearman,
+} from "./importance.js";
