@@ -19,3 +19,4 @@ export { parseSafetensors, serializeSafetensors, SafetensorsError, type StTensor
 export { loadSafetensors, saveSafetensors, saveModule, loadModule } from "./io/state-dict.js";
 export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOptions } from "./explain/capture.js";
 export * as data from "./data/index.js";
+export * as explain from "./explain/index.js";

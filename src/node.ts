@@ -4,3 +4,4 @@ export { readSafetensorsFile, writeSafetensorsFile, writeFileAtomic } from "./no
 export { loadFashionMnist } from "./node/datasets.js";
 import { registerNativeBackend } from "./node/native-backend.js";
 registerNativeBackend();
+export { attentionFlowParallel, FlowWorkerPool } from "./node/flow-workers.js";

@@ -150,3 +150,18 @@ test("worker-thread flow is bit-identical to the single-threaded flow", async ()
   const fm = await attentionFlowMatrixParallel(att, { workers: 2 });
   assert.deepEqual(Array.from(fm.data), Array.from(attentionFlowMatrix(att).data));
 });
+
+test("both max-flow strategies give the same flows; auto picks per-sink for causal attention", () => {
+  const att = randomAttention(5, 2, 10, 123);
+  for (const causal of [false, true]) {
+    const a = attentionFlow(att, { causal, strategy: "shared" });
+    const b = attentionFlow(att, { causal, strategy: "per-sink" });
+    assertClose(a.raw, b.raw, `causal=${causal} shared vs per-sink`, 1e-12, 1e-12);
+  }
+  assert.equal(new LayeredMaxFlow(prepareLayers(att, { causal: true })).strategy, "per-sink");
+  assert.equal(new LayeredMaxFlow(prepareLayers(att)).strategy, "shared");
+  // causal flow never reaches future inputs: flow from token i only goes to inputs <= i
+  const c = attentionFlow(att, { causal: true });
+  for (let i = 0; i < 10; i++) for (let j = i + 1; j < 10; j++) assert.equal(c.raw[i * 10 + j], 0);
+  assert.throws(() => new LayeredMaxFlow(prepareLayers(att), "fast" as never), /strategy must be/);
+});

@@ -23,6 +23,10 @@ export interface ChildOptions {
   log?: (msg: string) => void;
 }
 
+/** Every running child, killed when this process exits (Ctrl-C included) so none is orphaned. */
+const running = new Set<ChildProcess>();
+process.on("exit", () => { for (const p of running) p.kill("SIGKILL"); });
+
 export class ChildPeer {
   private proc: ChildProcess | null = null;
   private nextId = 1;
@@ -36,6 +40,7 @@ export class ChildPeer {
     if (this.proc) return this.proc;
     const p = spawn(this.cmd, this.args, { env: this.opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
     this.proc = p;
+    running.add(p);
     this.exitReason = null;
     createInterface({ input: p.stdout! }).on("line", (line) => {
       let msg: ChildReply;
@@ -53,7 +58,7 @@ export class ChildPeer {
       this.watchdog = null;
     };
     p.on("error", (e) => fail(`${this.name} could not start: ${e.message}`));
-    p.on("exit", (code, sig) => fail(`${this.name} exited (${sig ?? `code ${code}`})`));
+    p.on("exit", (code, sig) => { running.delete(p); fail(`${this.name} exited (${sig ?? `code ${code}`})`); });
     if (this.opts.maxRssMB && p.pid) {
       const pid = p.pid, limit = this.opts.maxRssMB;
       this.watchdog = setInterval(() => {

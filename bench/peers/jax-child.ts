@@ -131,9 +131,8 @@ async function main(): Promise<void> {
     }
     busy = false;
   };
-  let closed = false;
-  rl.on("line", (l) => { if (l.trim()) { queue.push(l); void pump().then(() => { if (closed && !busy) process.exit(0); }); } });
-  rl.on("close", () => { closed = true; if (!busy && queue.length === 0) process.exit(0); });
+  rl.on("line", (l) => { if (l.trim()) { queue.push(l); void pump(); } });
+  rl.on("close", () => process.exit(0)); // the harness is gone or done: nobody reads further replies
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

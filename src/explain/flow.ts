@@ -9,9 +9,14 @@
 // stays zero instead of the reference's 0/0.
 
 import { type AttentionStack, type MatrixStack, type PrepareOptions, checkMatrixStack, matrixStack, prepareLayers } from "./attention-stack.js";
-import { LayeredMaxFlow } from "./maxflow.js";
+import { LayeredMaxFlow, type MaxFlowStrategy } from "./maxflow.js";
 
-export interface FlowOptions extends PrepareOptions {
+/** Per-layer preparation plus the max-flow strategy (see LayeredMaxFlow; default "auto"). */
+export interface FlowPrepareOptions extends PrepareOptions {
+  strategy?: MaxFlowStrategy;
+}
+
+export interface FlowOptions extends FlowPrepareOptions {
   /** Output layer the flow starts from, 1..L (layer k = output of attention layer k-1); default L. */
   layer?: number;
   /** Tokens of that layer to compute flow from (default all 0..T-1). */
@@ -89,7 +94,7 @@ export function attentionFlow(att: AttentionStack, opts: FlowOptions = {}): Flow
   const T = res.tokens;
   const layer = resolveLayer(res.layers, opts.layer, "attentionFlow");
   const fromTokens = resolveFromTokens(T, opts.fromTokens, "attentionFlow");
-  const raw = flowRaw(res, layer, fromTokens);
+  const raw = flowRaw(res, layer, fromTokens, new LayeredMaxFlow(res, opts.strategy));
   return { flows: normaliseRows(raw, T), raw, fromTokens, layer, tokens: T, shape: [fromTokens.length, T] };
 }
 
@@ -110,17 +115,17 @@ export function blocksToFlowMatrix(perLayer: MatrixStack): FlowMatrix {
  * Normalised flow of every layer as blocks, (L, T, T): out[l-1][a, b] = flow from token a of layer l to input b
  * (the notebook's convert_adjmat_tomats of the flow matrix). Options as attentionFlow (layer/fromTokens ignored).
  */
-export function flowPerLayer(att: AttentionStack, opts: PrepareOptions = {}): MatrixStack {
+export function flowPerLayer(att: AttentionStack, opts: FlowPrepareOptions = {}): MatrixStack {
   const res = prepareLayers(att, opts);
-  return flowPerLayerOfLayers(res);
+  return flowPerLayerOfLayers(res, opts.strategy);
 }
 
 /** flowPerLayer on prepared capacity matrices. */
-export function flowPerLayerOfLayers(res: MatrixStack): MatrixStack {
+export function flowPerLayerOfLayers(res: MatrixStack, strategy: MaxFlowStrategy = "auto"): MatrixStack {
   checkMatrixStack(res, "flowPerLayer");
   const L = res.layers, T = res.tokens, TT = T * T;
   const out = matrixStack(L, T);
-  const solver = new LayeredMaxFlow(res);
+  const solver = new LayeredMaxFlow(res, strategy);
   const all = Array.from({ length: T }, (_, i) => i);
   for (let l = 1; l <= L; l++) {
     const raw = flowRaw(res, l, all, solver);
@@ -133,7 +138,7 @@ export function flowPerLayerOfLayers(res: MatrixStack): MatrixStack {
  * The reference compute_flows matrix, ((L+1)T, (L+1)T): row l*T + a (l >= 1) holds the normalised flow from node
  * (l, a) to input b at column (l-1)*T + b; rows 0..T-1 and all other entries are 0.
  */
-export function attentionFlowMatrix(att: AttentionStack, opts: PrepareOptions = {}): FlowMatrix {
+export function attentionFlowMatrix(att: AttentionStack, opts: FlowPrepareOptions = {}): FlowMatrix {
   return blocksToFlowMatrix(flowPerLayer(att, opts));
 }
 

@@ -6,7 +6,7 @@ export {
 } from "./attention-stack.js";
 export { type RolloutOptions, type PerHeadRolloutOptions, attentionRollout, rolloutOfLayers, rolloutPerHead, headAveraged, matmulSquare } from "./rollout.js";
 export {
-  type FlowOptions, type FlowResult, type FlowMatrix,
+  type FlowOptions, type FlowPrepareOptions, type FlowResult, type FlowMatrix,
   attentionFlow, attentionFlowMatrix, flowPerLayer, flowPerLayerOfLayers, flowAdjacency, flowRaw, normaliseRows, blocksToFlowMatrix,
 } from "./flow.js";
 export { LayeredMaxFlow, type MaxFlowStrategy } from "./maxflow.js";

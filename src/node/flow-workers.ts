@@ -1,9 +1,10 @@
 // Node only: attention flow with the source rows spread over worker_threads.
 //
 // Every (layer, token) source row is an independent set of T max-flows, so rows (or, when there are few rows,
-// chunks of a row's sinks) are handed out dynamically through an atomic counter in shared memory; the capacities and the output live in SharedArrayBuffers, so
-// nothing is copied per row. Each worker runs the same LayeredMaxFlow as the single-threaded functions, and a
-// row's result does not depend on which rows the solver computed before, so the output is bit-identical.
+// chunks of a row's sinks) are handed out dynamically through an atomic counter in shared memory; the
+// capacities and the output live in SharedArrayBuffers, so nothing is copied per row. Each worker runs the same
+// LayeredMaxFlow as the single-threaded functions, and a max-flow value does not depend on what the solver
+// computed before, so the output is bit-identical.
 
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { availableParallelism } from "node:os";
@@ -23,7 +24,7 @@ interface Job {
   layers: number;
   tokens: number;
   strategy: MaxFlowStrategy;
-  tasks: SharedArrayBuffer;   // int32 quadruples (layer, token, outRow, sink0, sink1): sinks [sink0, sink1)
+  tasks: SharedArrayBuffer;   // int32 5-tuples (layer, token, outRow, sink0, sink1): sinks [sink0, sink1)
   nTasks: number;
   counter: SharedArrayBuffer; // int32[1], next task index
   out: SharedArrayBuffer;     // (nTasks, T) float64 raw max-flow values
