@@ -31,7 +31,7 @@ export function tidy<T>(fn: () => T): T {
 }
 
 function collectTensors(v: unknown, out: Set<Tensor>, depth = 0): void {
-  if (v === null || typeof v !== "object" || depth > 8) return;
+  if (v === null || typeof v !== "object" || depth > 8 || ArrayBuffer.isView(v)) return;
   if (isTensor(v)) { out.add(v); if (v.grad) out.add(v.grad); return; }
   if (Array.isArray(v)) { for (const x of v) collectTensors(x, out, depth + 1); return; }
   if (v instanceof Map) { for (const x of v.values()) collectTensors(x, out, depth + 1); return; }

@@ -69,6 +69,7 @@ export async function versions(log: (m: string) => void): Promise<Record<string,
     "@tensorflow/tfjs-core": peerVersion("@tensorflow/tfjs-core"),
     "@tensorflow/tfjs-backend-wasm": peerVersion("@tensorflow/tfjs-backend-wasm"),
     "@tensorflow/tfjs-backend-cpu": peerVersion("@tensorflow/tfjs-backend-cpu"),
+    "@tensorflow/tfjs": peerVersion("@tensorflow/tfjs"),
     "@jax-js/jax": jaxVersion(),
     pytorch: await torchVersion(log),
   };

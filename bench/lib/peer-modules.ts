@@ -12,6 +12,7 @@ const peerRequire = createRequire(join(PEERS_DIR, "package.json"));
 export const PEER_PACKAGES = [
   "onnxruntime-node",
   "@tensorflow/tfjs-core",
+  "@tensorflow/tfjs", // only for its gradient registrations (training step)
   "@tensorflow/tfjs-backend-cpu",
   "@tensorflow/tfjs-backend-wasm",
   "@jax-js/jax",

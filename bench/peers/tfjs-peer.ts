@@ -34,6 +34,9 @@ let tfCache: Tf | null = null;
 function loadTf(): Tf {
   if (!tfCache) {
     const tf = requirePeer<Tf>("@tensorflow/tfjs-core");
+    // tfjs-core's Node bundle registers no gradients; the union package's bundle registers them
+    // all (in tfjs's global registry), which tf.grads in the training step needs
+    requirePeer("@tensorflow/tfjs");
     requirePeer("@tensorflow/tfjs-backend-cpu");
     requirePeer("@tensorflow/tfjs-backend-wasm");
     tfCache = tf;

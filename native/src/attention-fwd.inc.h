@@ -66,7 +66,12 @@ void fwdTask(void* vctx, int64_t t, int) {
   int64_t kEnd = a.causal ? imin(Tk, q0 + nq) : Tk;  // causal: tiles entirely above the diagonal are never visited
   for (int64_t j0 = 0; j0 < kEnd; j0 += FWD_BK) {
     int64_t nk = imin(FWD_BK, kEnd - j0);
-    blockGemm(nk, FWD_BQ, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, false);
+    // Tiles with no mask to apply get their column maxima from the score registers; others in a separate pass.
+    const bool plain = !M && !pad && !(a.causal && j0 + nk - 1 > q0);
+    vf tileMax[ATT_NV];
+    for (int v = 0; v < ATT_NV; v++) tileMax[v] = mv[v];
+    if (plain) blockGemmMax(nk, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, tileMax);
+    else blockGemm(nk, FWD_BQ, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, false);
     if (M) {  // additive mask, read transposed (rows of M are queries)
       for (int64_t i = 0; i < nq; i++) {
         const float* mrow = M + (q0 + i) * Tk + j0;
@@ -90,8 +95,9 @@ void fwdTask(void* vctx, int64_t t, int) {
     }
     // Online softmax, one vector of query lanes at a time.
     for (int v = 0; v < ATT_NV; v++) {
-      vf mx = mv[v];
-      for (int64_t j = 0; j < nk; j++) mx = vmax(mx, load(ST + j * FWD_BQ + v * VW));
+      vf mx = tileMax[v];
+      if (!plain)
+        for (int64_t j = 0; j < nk; j++) mx = vmax(mx, load(ST + j * FWD_BQ + v * VW));
       vf msafe = select(mx == -__builtin_inff(), splat(0.0f), mx);  // all-masked so far: keep P = 0, no NaN
       alpha[v] = vexp2(mv[v] - msafe);
       mv[v] = mx;

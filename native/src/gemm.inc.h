@@ -18,7 +18,9 @@
 #define AF_GEMM_NC 2048
 #endif
 constexpr int GEMM_MR = AF_GEMM_MR, GEMM_NV = AF_GEMM_NV;
-constexpr int64_t GEMM_KC = AF_GEMM_KC, GEMM_MC = AF_GEMM_MC, GEMM_NC = AF_GEMM_NC;
+
+int64_t envOr(const char* n, int64_t d) { const char* e = getenv(n); return e ? atol(e) : d; }
+const int64_t GEMM_KC = envOr("GKC", AF_GEMM_KC), GEMM_MC = envOr("GMC", AF_GEMM_MC), GEMM_NC = envOr("GNC", AF_GEMM_NC);
 constexpr int GEMM_NR = GEMM_NV * VW;
 
 // Ap: ceil(mc/MR) panels, each kc × MR (k-major), zero padded past the last row.
@@ -178,6 +180,110 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
   }
 }
 
+// ---- few rows (M ≤ 4, e.g. one decoding step): stream B once, no packing ----
+// C[i, n0:n1] for all i < M: with B not transposed each k adds A(i,k)·B[k, cols] to vector accumulators; with B
+// transposed each C element is a dot product of contiguous rows.
+constexpr int64_t SMALL_M = 4;
+
+AF_INLINE void storeRowVec(const GemmArgs& g, float* c, vf x, int64_t j, int64_t cnt) {
+  alignas(64) float buf[VW];
+  if (cnt < VW) {
+    store(buf, x);
+    for (int64_t l = cnt; l < VW; l++) buf[l] = 0.0f;
+    x = load(buf);
+  }
+  x *= g.alpha;
+  if (g.beta != 0.0f) {
+    if (cnt == VW) x += g.beta * load(c);
+    else {
+      for (int64_t l = 0; l < VW; l++) buf[l] = l < cnt ? c[l] : 0.0f;
+      x += g.beta * load(buf);
+    }
+  }
+  if (g.bias) {
+    if (cnt == VW) x += load(g.bias + j);
+    else {
+      for (int64_t l = 0; l < VW; l++) buf[l] = l < cnt ? g.bias[j + l] : 0.0f;
+      x += load(buf);
+    }
+  }
+  if (g.act != ACT_NONE) x = applyAct(x, g.act);
+  if (cnt == VW) store(c, x);
+  else {
+    store(buf, x);
+    for (int64_t l = 0; l < cnt; l++) c[l] = buf[l];
+  }
+}
+
+void gemmSmallM(const GemmArgs& g, int64_t bi, int64_t n0, int64_t n1) {
+  const float* A = g.A + bi * g.strideA;
+  const float* B = g.B + bi * g.strideB;
+  float* C = g.C + bi * g.strideC;
+  const int64_t M = g.M, K = g.K;
+  auto a = [&](int64_t i, int64_t k) { return g.transA ? A[k * g.lda + i] : A[i * g.lda + k]; };
+  if (!g.transB) {
+    for (int64_t j0 = n0; j0 < n1; j0 += 4 * VW) {
+      const int64_t cnt = imin(4 * VW, n1 - j0), nvec = ceilDiv(cnt, VW);
+      vf acc[SMALL_M][4];
+      for (int64_t i = 0; i < SMALL_M; i++)
+        for (int v = 0; v < 4; v++) acc[i][v] = splat(0.0f);
+      alignas(64) float tail[VW];
+      for (int64_t k = 0; k < K; k++) {
+        const float* brow = B + k * g.ldb + j0;
+        vf b[4];
+        for (int64_t v = 0; v < nvec; v++) {
+          if ((v + 1) * VW <= cnt) b[v] = load(brow + v * VW);
+          else {
+            for (int64_t l = 0; l < VW; l++) tail[l] = v * VW + l < cnt ? brow[v * VW + l] : 0.0f;
+            b[v] = load(tail);
+          }
+        }
+        for (int64_t i = 0; i < M; i++) {
+          vf av = splat(a(i, k));
+          for (int64_t v = 0; v < nvec; v++) acc[i][v] += av * b[v];
+        }
+      }
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t v = 0; v < nvec; v++)
+          storeRowVec(g, C + i * g.ldc + j0 + v * VW, acc[i][v], j0 + v * VW, imin(VW, cnt - v * VW));
+    }
+    return;
+  }
+  const int64_t Kv = K / VW * VW;
+  for (int64_t i = 0; i < M; i++) {
+    const float* ai = A + i * g.lda;
+    if (g.transA) {  // gather the row of op(A) once
+      float* row = threadScratch(2, (size_t)K);
+      for (int64_t k = 0; k < K; k++) row[k] = a(i, k);
+      ai = row;
+    }
+    for (int64_t j0 = n0; j0 < n1; j0 += VW) {
+      const int64_t cnt = imin(VW, n1 - j0);
+      alignas(64) float dots[VW] = {};
+      for (int64_t l = 0; l < cnt; l++) {
+        const float* brow = B + (j0 + l) * g.ldb;
+        vf acc = splat(0.0f);
+        float s = 0.0f;
+        for (int64_t k = 0; k < Kv; k += VW) acc += load(ai + k) * load(brow + k);
+        for (int64_t k = Kv; k < K; k++) s += ai[k] * brow[k];
+        dots[l] = hsum(acc) + s;
+      }
+      storeRowVec(g, C + i * g.ldc + j0, load(dots), j0, cnt);
+    }
+  }
+}
+
+struct SmallMPlan {
+  const GemmArgs* g;
+  int64_t pieces, colsPer;
+};
+
+void gemmSmallMTask(void* ctx, int64_t t, int) {
+  const SmallMPlan& p = *static_cast<const SmallMPlan*>(ctx);
+  int64_t bi = t / p.pieces, n0 = t % p.pieces * p.colsPer;
+  gemmSmallM(*p.g, bi, n0, imin(p.g->N, n0 + p.colsPer));
+}
+
 // ---- parallel driver ----
 // Many independent products (batch ≥ 2·threads): one task per product. Otherwise B is packed once into shared
 // full-depth panels (in parallel, per column super-block so the buffer stays ≤ 16 MB), and tasks over blocks of
@@ -221,8 +327,21 @@ void gemm(const GemmArgs& g) {
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
   const int64_t T = numThreads();
   double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
-  if (T == 1 || flops < 2e6 || g.K == 0 || g.alpha == 0.0f) {
+  if (g.K == 0 || g.alpha == 0.0f) {
     for (int64_t bi = 0; bi < g.batch; bi++) gemmRange(g, bi, 0, g.M, 0, g.N, nullptr, 0);
+    return;
+  }
+  if (T == 1 || flops < 2e6) {
+    for (int64_t bi = 0; bi < g.batch; bi++)
+      if (g.M <= SMALL_M) gemmSmallM(g, bi, 0, g.N);
+      else gemmRange(g, bi, 0, g.M, 0, g.N, nullptr, 0);
+    return;
+  }
+  if (g.M <= SMALL_M) {
+    SmallMPlan p{&g, 1, g.N};
+    p.colsPer = imax(4 * VW, roundUp(ceilDiv(g.N, 4 * T), 4 * VW));
+    p.pieces = ceilDiv(g.N, p.colsPer);
+    parallelFor(g.batch * p.pieces, gemmSmallMTask, &p);
     return;
   }
   if (g.batch >= 2 * T) {

@@ -41,6 +41,12 @@ void mkBlock(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B
     }
 }
 
+// C = acc (R × ATT_NV·VW) and colmax[v] = max(colmax[v], max over the R rows): the attention score tile with its
+// column maxima taken while the values are still in registers.
+template <int R>
+void mkBlockMax(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B, int64_t ldb, float* C,
+                int64_t ldc, vf* colmax);
+
 #ifndef AF_ATT_R
 #define AF_ATT_R 6
 #endif
@@ -56,6 +62,35 @@ typedef void (*MkBlockFn)(int64_t, const float*, int64_t, int64_t, const float*,
 const MkBlockFn kMkTable[8][4] = {AF_MK_ROW(1), AF_MK_ROW(2), AF_MK_ROW(3), AF_MK_ROW(4),
                                   AF_MK_ROW(5), AF_MK_ROW(6), AF_MK_ROW(7), AF_MK_ROW(8)};
 #undef AF_MK_ROW
+
+template <int R>
+void mkBlockMax(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B, int64_t ldb, float* C,
+                int64_t ldc, vf* colmax) {
+  vf acc[R][ATT_NV];
+  mkAcc<R, ATT_NV>(acc, K, A, sai, sak, B, ldb);
+#pragma GCC unroll 4
+  for (int v = 0; v < ATT_NV; v++) {
+    vf m = colmax[v];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      store(C + r * ldc + v * VW, acc[r][v]);
+      m = vmax(m, acc[r][v]);
+    }
+    colmax[v] = m;
+  }
+}
+
+typedef void (*MkMaxFn)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, vf*);
+#define AF_MKM(R) mkBlockMax<(R <= ATT_R ? R : 1)>
+const MkMaxFn kMkMaxTable[8] = {AF_MKM(1), AF_MKM(2), AF_MKM(3), AF_MKM(4), AF_MKM(5), AF_MKM(6), AF_MKM(7), AF_MKM(8)};
+#undef AF_MKM
+
+// C (M × ATT_NV·VW) = A · B with running column maxima (see mkBlockMax).
+void blockGemmMax(int64_t M, int64_t K, const float* A, int64_t sai, int64_t sak, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, vf* colmax) {
+  for (int64_t i0 = 0; i0 < M; i0 += ATT_R)
+    kMkMaxTable[imin(ATT_R, M - i0) - 1](K, A + i0 * sai, sai, sak, B, ldb, C + i0 * ldc, ldc, colmax);
+}
 
 // C (M × N) = A (M × K) · B (K × N), or C += …; N must be a multiple of VW (callers pad their scratch tiles).
 // Used for the small in-cache products inside the attention kernels.

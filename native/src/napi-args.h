@@ -6,7 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <new>
 #include <string>
+
+#include "af-common.h"
 
 namespace af {
 
@@ -148,6 +151,37 @@ class Args {
   napi_value argv_[kMax];
 };
 
+const int64_t kMaxDim = int64_t(1) << 40;  // shapes are checked against buffer lengths anyway
+const int64_t kMaxSeq = 0x7fffffff;        // sequence lengths are used as 32-bit lane indices
+
+inline napi_value undefinedValue(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// Runs body(); an ArgError becomes a JS TypeError/RangeError, bad_alloc a plain Error.
+template <typename F>
+napi_value guarded(napi_env env, F&& body) {
+  try {
+    return body();
+  } catch (const ArgError& e) {
+    if (e.range) napi_throw_range_error(env, "ERR_ATTNFLOW_ARG", e.msg.c_str());
+    else napi_throw_type_error(env, "ERR_ATTNFLOW_ARG", e.msg.c_str());
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, "ERR_ATTNFLOW_OOM", "attnflow native: out of memory");
+  }
+  return nullptr;
+}
+
+// JS ToUint32 of a number (what `seed ^ x` does in the TypeScript hash).
+inline uint32_t toUint32(double v) {
+  if (!std::isfinite(v)) return 0;
+  double m = std::fmod(std::trunc(v), 4294967296.0);
+  if (m < 0) m += 4294967296.0;
+  return (uint32_t)m;
+}
+
 // Byte range [lo, hi) of memory an operation touches; empty when lo == hi.
 struct Span {
   const void* lo;
@@ -162,5 +196,13 @@ inline bool overlaps(Span a, Span b) {
   if (!a.lo || !b.lo) return false;
   return a.lo < b.hi && b.lo < a.hi;
 }
+
+// The kernel variant in use (addon.cc).
+const KernelTable* activeTable();
+
+// Attention entry points (napi-attention.cc).
+napi_value AttnForward(napi_env env, napi_callback_info info);
+napi_value AttnBackward(napi_env env, napi_callback_info info);
+napi_value AttnWeights(napi_env env, napi_callback_info info);
 
 }  // namespace af
