@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -62,8 +62,11 @@ function main() {
   const jobs = String(Math.max(1, Math.min(3, cpus().length)));
   const args = [gyp, "rebuild", "--directory", nativeDir, "--jobs", jobs, ...nodedirArgs()];
   const t0 = Date.now();
+  // binding.gyp runs `node` (to read the package version): make it this node.
+  const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ""}` };
   const r = spawnSync(process.execPath, args, {
     cwd: nativeDir,
+    env,
     encoding: "utf8",
     stdio: verbose ? "inherit" : "pipe",
     timeout: 15 * 60 * 1000,

@@ -127,11 +127,12 @@ test("native gemm: odd sizes, transposes, offsets, leading dims, batch broadcast
     runGemm(n, gemmCase(70, 90, 100, true, false, 3, "B"), null, 0, `${isa} batched broadcast B (shared panels)`);
     runGemm(n, gemmCase(64, 64, 64, false, true, 5), null, 0, `${isa} batch 5 (one task per product)`);
     runGemm(n, gemmCase(31, 33, 0, false, false), null, 0, `${isa} K=0`);
-    for (const threads of [1, 2]) {
+    const saved = n.info().threads;
+    for (const threads of [1, 2, 3]) {
       n.setNumThreads(threads);
       runGemm(n, gemmCase(150, 140, 160, true, false, 3), null, 0, `${isa} threads=${threads}`);
     }
-    n.setNumThreads(2);
+    n.setNumThreads(saved);
   });
 });
 
@@ -144,7 +145,7 @@ test("native gemmBiasAct: bias + relu / gelu (erf) / gelu (tanh) after the last 
     }
     runGemm(n, gemmCase(9, 20, 8, false, false), null, 2, `${isa} gelu without bias`);
     for (const tB of [false, true]) runGemm(n, gemmCase(2, 1100, 900, true, tB), randn(1100), 3, `${isa} few rows tB=${tB}`);
-    runGemm(n, gemmCase(3, 2100, 2048, false, false), randn(2100), 1, `${isa} two column super-blocks`);
+    runGemm(n, gemmCase(5, 2100, 2048, false, true), randn(2100), 1, `${isa} two column super-blocks of packed B`);
   });
 });
 
@@ -278,12 +279,13 @@ test("native attnBackward: matches the reference gradients (the reference checke
     }
     close(`reference d${name} vs finite differences`, grad, fd, 1e-6);
   }
+  const saved = n.info().threads;
   for (const [name, c] of ATTN_CASES) {
     const q = randn(c.B * c.H * c.Tq * c.D), k = randn(c.B * c.Hkv * c.Tk * c.D), v = randn(c.B * c.Hkv * c.Tk * c.Dv);
     const dout = randn(c.B * c.H * c.Tq * c.Dv);
     const want = refBackward(c, q, k, v, dout);
     eachIsa(n, (isa) => {
-      for (const threads of name.includes("threads") || name.includes("chunks") ? [1, 2] : [2]) {
+      for (const threads of name.includes("threads") || name.includes("chunks") ? [1, 2] : [saved]) {
         n.setNumThreads(threads);
         const { out, lse } = nativeForward(n, c, q, k, v);
         const dq = new Float32Array(q.length).fill(NaN), dk = new Float32Array(k.length).fill(NaN), dv = new Float32Array(v.length).fill(NaN);
@@ -294,7 +296,7 @@ test("native attnBackward: matches the reference gradients (the reference checke
       }
     });
   }
-  n.setNumThreads(2);
+  n.setNumThreads(saved);
 });
 
 test("native attention layouts: fused QKV input, token-major out/dq/dk/dv, same results as contiguous", { skip }, () => {

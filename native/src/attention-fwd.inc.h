@@ -6,7 +6,8 @@
 //   m' = max(m, colmax S^T);  P^T = 2^(S^T − m');  l = l·2^(m−m') + colsum P^T
 //   O^T = O^T·2^(m−m') + V_blk^T · P̃^T             (Dv × BQ)   A = V read transposed, B = P̃^T rows
 // Scores are kept in base-2 units (log2e folded into the scale and the additive mask), lse = (m + log2 l)·ln 2.
-// q, k, v and out are addressed through their strides (AttnArgs::sq …). Only O^T, m, l live across key blocks: O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
+// q, k, v and out are addressed through their strides (AttnArgs::sq …). Only O^T, m, l live across key blocks:
+// O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
 
 constexpr int64_t FWD_BQ = ATT_NV * VW;   // 64 query lanes with AVX-512
 #ifndef AF_FWD_BK
@@ -31,9 +32,9 @@ AF_INLINE const float* maskBase(const AttnArgs& a, int64_t b, int64_t h) {
 void fwdTask(void* vctx, int64_t t, int) {
   const FwdCtx& c = *static_cast<const FwdCtx*>(vctx);
   const AttnArgs& a = *c.a;
-  const int64_t BH = a.B * a.H;
-  // Heaviest blocks first (with causal masking, later query blocks see more keys).
-  int64_t qb = c.nqb - 1 - t / BH, bh = t % BH;
+  // Head-major order, so both threads sweep the same head's K/V at the same time (it stays in the shared cache);
+  // within a head the heaviest blocks come first (with causal masking, later query blocks see more keys).
+  int64_t bh = t / c.nqb, qb = c.nqb - 1 - t % c.nqb;
   int64_t b = bh / a.H, h = bh % a.H, hk = h / (a.H / a.Hkv);
   int64_t D = a.D, Dv = a.Dv, Tk = a.Tk;
   int64_t q0 = qb * FWD_BQ, nq = imin(FWD_BQ, a.Tq - q0);
@@ -67,18 +68,23 @@ void fwdTask(void* vctx, int64_t t, int) {
   for (int64_t j0 = 0; j0 < kEnd; j0 += FWD_BK) {
     int64_t nk = imin(FWD_BK, kEnd - j0);
     // Tiles with no mask to apply get their column maxima from the score registers; others in a separate pass.
-    const bool plain = !M && !pad && !(a.causal && j0 + nk - 1 > q0);
+    bool anyPad = false;
+    if (pad)
+      for (int64_t j = 0; j < nk; j++) anyPad |= pad[j0 + j] != 0;
+    const bool plain = !M && !anyPad && !(a.causal && j0 + nk - 1 > q0);
     vf tileMax[ATT_NV];
     for (int v = 0; v < ATT_NV; v++) tileMax[v] = mv[v];
     if (plain) blockGemmMax(nk, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, tileMax);
     else blockGemm(nk, FWD_BQ, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, false);
-    if (M) {  // additive mask, read transposed (rows of M are queries)
-      for (int64_t i = 0; i < nq; i++) {
-        const float* mrow = M + (q0 + i) * Tk + j0;
-        for (int64_t j = 0; j < nk; j++) ST[j * FWD_BQ + i] += mrow[j] * kLog2e;
+    if (M) {  // additive mask: its (queries × keys) block transposed into lanes, then added
+      float* MT = threadScratch(3, (size_t)(FWD_BK * FWD_BQ));
+      transposeScaled(M + q0 * Tk + j0, Tk, nq, nk, MT, FWD_BQ, kLog2e);
+      for (int64_t j = 0; j < nk; j++) {
+        for (int64_t i = nq; i < FWD_BQ; i++) MT[j * FWD_BQ + i] = 0.0f;
+        for (int v = 0; v < ATT_NV; v++) store(ST + j * FWD_BQ + v * VW, load(ST + j * FWD_BQ + v * VW) + load(MT + j * FWD_BQ + v * VW));
       }
     }
-    if (pad)
+    if (anyPad)
       for (int64_t j = 0; j < nk; j++)
         if (pad[j0 + j])
           for (int64_t v = 0; v < ATT_NV; v++) store(ST + j * FWD_BQ + v * VW, splat(-__builtin_inff()));

@@ -7,8 +7,8 @@
 #if AF_VW == 16
 #define AF_GEMM_MR 6
 #define AF_GEMM_NV 4  // 6×64 tile: 24 zmm accumulators
-#define AF_GEMM_KC 256
-#define AF_GEMM_MC 144
+#define AF_GEMM_KC 768  // measured best on Zen 5 (2 threads) among KC ∈ {256,512,768} × MC ∈ {72,144,192,288}
+#define AF_GEMM_MC 288
 #else
 #define AF_GEMM_MR 6
 #define AF_GEMM_NV 2  // 6×16 (AVX2) / 6×8 (SSE) tiles: 12 accumulators
@@ -19,8 +19,7 @@
 #endif
 constexpr int GEMM_MR = AF_GEMM_MR, GEMM_NV = AF_GEMM_NV;
 
-int64_t envOr(const char* n, int64_t d) { const char* e = getenv(n); return e ? atol(e) : d; }
-const int64_t GEMM_KC = envOr("GKC", AF_GEMM_KC), GEMM_MC = envOr("GMC", AF_GEMM_MC), GEMM_NC = envOr("GNC", AF_GEMM_NC);
+constexpr int64_t GEMM_KC = AF_GEMM_KC, GEMM_MC = AF_GEMM_MC, GEMM_NC = AF_GEMM_NC;
 constexpr int GEMM_NR = GEMM_NV * VW;
 
 // Ap: ceil(mc/MR) panels, each kc × MR (k-major), zero padded past the last row.
@@ -71,13 +70,11 @@ void packB(const float* B, bool trans, int64_t ldb, int64_t p0, int64_t kc, int6
           for (int c = cv; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = 0.0f;
         }
       }
-    } else {  // op(B)(k,j) = B[j·ldb + k]
-      const float* src = B + (j0 + jp) * ldb + p0;
-      for (int64_t k = 0; k < kc; k++) {
-        float* d = dst + k * GEMM_NR;
-        for (int c = 0; c < cv; c++) d[c] = src[c * ldb + k];
-        for (int c = cv; c < GEMM_NR; c++) d[c] = 0.0f;
-      }
+    } else {  // op(B)(k,j) = B[j·ldb + k]: a transpose of the cv × kc source block
+      transposeScaled(B + (j0 + jp) * ldb + p0, ldb, cv, kc, dst, GEMM_NR, 1.0f);
+      if (cv < GEMM_NR)
+        for (int64_t k = 0; k < kc; k++)
+          for (int c = cv; c < GEMM_NR; c++) dst[k * GEMM_NR + c] = 0.0f;
     }
   }
 }
@@ -110,10 +107,10 @@ AF_INLINE void storeTile(vf (&acc)[GEMM_MR][GEMM_NV], float* C, int64_t ldc, con
     }
 }
 
-void microTile(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t ldc, int mr, int nr,
+void microTile(int64_t kc, const float* Ap, const float* Bp, int64_t ldb, float* C, int64_t ldc, int mr, int nr,
                const Epilogue& e) {
   vf acc[GEMM_MR][GEMM_NV];
-  mkAcc<GEMM_MR, GEMM_NV>(acc, kc, Ap, 1, GEMM_MR, Bp, GEMM_NR);
+  mkAcc<GEMM_MR, GEMM_NV>(acc, kc, Ap, 1, GEMM_MR, Bp, ldb);
   if (mr == GEMM_MR && nr == GEMM_NR) {
     storeTile(acc, C, ldc, e);
     return;
@@ -133,10 +130,14 @@ void microTile(int64_t kc, const float* Ap, const float* Bp, float* C, int64_t l
     for (int c = 0; c < nr; c++) C[r * ldc + c] = tmp[r * GEMM_NR + c];
 }
 
-// C[m0:m1, n0:n1] of batch entry bi, single-threaded. B comes packed from Bpre (full-depth K×NR panels whose
-// first column is preCol0; see gemm()) or is packed here into this thread's scratch when Bpre is null.
-void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const float* Bpre,
-               int64_t preCol0) {
+// Where gemmRange gets its B micro-panels: packed here per (KC, NC) block, from panels packed beforehand (full
+// depth K×NR, first column preCol0; see gemm()), or read in place (B not transposed, rows ldb apart: for few
+// rows of A, packing B would cost more than it saves; only a ragged last panel is packed).
+enum BSource { B_PACK, B_PREPACKED, B_DIRECT };
+
+// C[m0:m1, n0:n1] of batch entry bi, single-threaded.
+void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1, BSource src,
+               const float* Bpre, int64_t preCol0) {
   const float* A = g.A + bi * g.strideA;
   const float* B = g.B + bi * g.strideB;
   float* C = g.C + bi * g.strideC;
@@ -155,13 +156,14 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
   int64_t ncMax = imin(GEMM_NC, roundUp(n1 - n0, GEMM_NR));
   int64_t kcMax = imin(GEMM_KC, K);
   int64_t mcMax = imin(GEMM_MC, roundUp(m1 - m0, GEMM_MR));
-  float* Bp = Bpre ? nullptr : threadScratch(0, (size_t)(ncMax * kcMax));
+  float* Bp = src == B_PREPACKED ? nullptr : threadScratch(0, (size_t)((src == B_PACK ? ncMax : GEMM_NR) * kcMax));
   float* Ap = threadScratch(1, (size_t)(mcMax * kcMax));
   for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
     int64_t nc = imin(GEMM_NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
       int64_t kc = imin(GEMM_KC, K - pc);
-      if (!Bpre) packB(B, g.transB, g.ldb, pc, kc, jc, nc, Bp);
+      if (src == B_PACK) packB(B, g.transB, g.ldb, pc, kc, jc, nc, Bp);
+      if (src == B_DIRECT && nc % GEMM_NR) packB(B, false, g.ldb, pc, kc, jc + nc / GEMM_NR * GEMM_NR, nc % GEMM_NR, Bp);
       Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, nullptr, g.act};
       for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
         int64_t mc = imin(GEMM_MC, m1 - ic);
@@ -169,10 +171,16 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
         for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
           int nr = (int)imin(GEMM_NR, nc - jr);
           e.bias = g.bias ? g.bias + jc + jr : nullptr;
-          const float* Bpanel = Bpre ? Bpre + (jc + jr - preCol0) * K + pc * GEMM_NR : Bp + jr * kc;
+          const float* Bpanel = Bp + jr * kc;
+          int64_t ldb = GEMM_NR;
+          if (src == B_PREPACKED) Bpanel = Bpre + (jc + jr - preCol0) * K + pc * GEMM_NR;
+          if (src == B_DIRECT) {
+            Bpanel = nr == GEMM_NR ? B + pc * g.ldb + jc + jr : Bp;
+            ldb = nr == GEMM_NR ? g.ldb : GEMM_NR;
+          }
           for (int64_t ir = 0; ir < mc; ir += GEMM_MR) {
             int mr = (int)imin(GEMM_MR, mc - ir);
-            microTile(kc, Ap + ir * kc, Bpanel, C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr, e);
+            microTile(kc, Ap + ir * kc, Bpanel, ldb, C + (ic + ir) * g.ldc + jc + jr, g.ldc, mr, nr, e);
           }
         }
       }
@@ -285,11 +293,15 @@ void gemmSmallMTask(void* ctx, int64_t t, int) {
 }
 
 // ---- parallel driver ----
-// Many independent products (batch ≥ 2·threads): one task per product. Otherwise B is packed once into shared
-// full-depth panels (in parallel, per column super-block so the buffer stays ≤ 16 MB), and tasks over blocks of
-// rows (and, when rows alone give too few tasks, of columns) each pack only their own A rows: no operand is
-// packed twice unless it has to be, and small dynamic tasks keep both cores busy.
+// Few rows (M ≤ 4): column blocks of gemmSmallM. Many independent products (batch ≥ 2·threads): one task per
+// product. Otherwise B is packed once into shared full-depth panels (in parallel, per column super-block so the
+// buffer stays ≤ 16 MB) — or read in place when M ≤ GEMM_DIRECT_MAX_M and B is not transposed — and tasks over
+// blocks of rows (and, when rows alone give too few tasks, of columns) each pack only their own A rows: no operand
+// is packed twice unless it has to be, and ~4 dynamic tasks per thread keep both cores busy.
 constexpr int64_t GEMM_SHARED_FLOATS = int64_t(4) << 20;
+// Measured (2 threads, N = 768…3072, K = 768): reading B in place wins up to M = 512 (+38% at M = 128), packing
+// wins from M = 768 on.
+constexpr int64_t GEMM_DIRECT_MAX_M = 512;
 
 struct GemmShared {
   const GemmArgs* g;
@@ -300,7 +312,7 @@ struct GemmShared {
 
 void gemmEntryTask(void* ctx, int64_t t, int) {
   const GemmArgs& g = *static_cast<const GemmArgs*>(ctx);
-  gemmRange(g, t, 0, g.M, 0, g.N, nullptr, 0);
+  gemmRange(g, t, 0, g.M, 0, g.N, B_PACK, nullptr, 0);
 }
 
 void gemmPackTask(void* ctx, int64_t t, int) {
@@ -319,8 +331,12 @@ void gemmBlockTask(void* ctx, int64_t t, int) {
   int64_t m0 = mp * s.rowsPer, m1 = imin(g.M, m0 + s.rowsPer);
   int64_t n0 = s.col0 + np * s.colsPer, n1 = imin(s.col0 + s.cols, n0 + s.colsPer);
   if (m0 >= m1 || n0 >= n1) return;
+  if (!s.Bp) {
+    gemmRange(g, bi, m0, m1, n0, n1, B_DIRECT, nullptr, 0);
+    return;
+  }
   const float* Bpre = s.Bp + (s.nB == 1 ? 0 : bi) * s.panels * g.K * GEMM_NR;
-  gemmRange(g, bi, m0, m1, n0, n1, Bpre, s.col0);
+  gemmRange(g, bi, m0, m1, n0, n1, B_PREPACKED, Bpre, s.col0);
 }
 
 void gemm(const GemmArgs& g) {
@@ -328,13 +344,13 @@ void gemm(const GemmArgs& g) {
   const int64_t T = numThreads();
   double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
   if (g.K == 0 || g.alpha == 0.0f) {
-    for (int64_t bi = 0; bi < g.batch; bi++) gemmRange(g, bi, 0, g.M, 0, g.N, nullptr, 0);
+    for (int64_t bi = 0; bi < g.batch; bi++) gemmRange(g, bi, 0, g.M, 0, g.N, B_PACK, nullptr, 0);
     return;
   }
   if (T == 1 || flops < 2e6) {
     for (int64_t bi = 0; bi < g.batch; bi++)
       if (g.M <= SMALL_M) gemmSmallM(g, bi, 0, g.N);
-      else gemmRange(g, bi, 0, g.M, 0, g.N, nullptr, 0);
+      else gemmRange(g, bi, 0, g.M, 0, g.N, B_PACK, nullptr, 0);
     return;
   }
   if (g.M <= SMALL_M) {
@@ -351,12 +367,15 @@ void gemm(const GemmArgs& g) {
   GemmShared s{};
   s.g = &g;
   s.nB = g.strideB == 0 ? 1 : g.batch;
-  int64_t superCols = imax(GEMM_NR, GEMM_SHARED_FLOATS / (g.K * s.nB) / GEMM_NR * GEMM_NR);
-  int64_t widest = imin(superCols, roundUp(g.N, GEMM_NR));
-  s.Bp = sharedScratch((size_t)(s.nB * g.K * widest));
-  if (!s.Bp) {  // no memory for the shared panels: one task per product, each packing for itself
-    parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
-    return;
+  // Few rows of A reuse each B element too few times to pay for packing it: read B in place instead.
+  const bool direct = !g.transB && g.M <= GEMM_DIRECT_MAX_M;
+  int64_t superCols = direct ? roundUp(g.N, GEMM_NR) : imax(GEMM_NR, GEMM_SHARED_FLOATS / (g.K * s.nB) / GEMM_NR * GEMM_NR);
+  if (!direct) {
+    s.Bp = sharedScratch((size_t)(s.nB * g.K * imin(superCols, roundUp(g.N, GEMM_NR))));
+    if (!s.Bp) {  // no memory for the shared panels: one task per product, each packing for itself
+      parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
+      return;
+    }
   }
   // Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread.
   s.rowsPer = imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
@@ -364,7 +383,7 @@ void gemm(const GemmArgs& g) {
   for (s.col0 = 0; s.col0 < g.N; s.col0 += superCols) {
     s.cols = imin(superCols, g.N - s.col0);
     s.panels = ceilDiv(s.cols, GEMM_NR);
-    parallelFor(s.nB * s.panels, gemmPackTask, &s);
+    if (!direct) parallelFor(s.nB * s.panels, gemmPackTask, &s);
     s.nPieces = imin(s.panels, imax(1, ceilDiv(4 * T, g.batch * s.mPieces)));
     s.colsPer = ceilDiv(s.panels, s.nPieces) * GEMM_NR;
     s.nPieces = ceilDiv(s.cols, s.colsPer);

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <stdlib.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>  // only always-inline intrinsics: nothing with linkage
 #endif
