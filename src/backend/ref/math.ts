@@ -33,3 +33,14 @@ export function erf(x: number): number {
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
   return x < 0 ? erfc - 1 : 1 - erfc;
 }
+
+/**
+ * erfc(x) with < 1.2e-7 relative error everywhere (Chebyshev-fitted exponent, Numerical Recipes §6.2), about ten times
+ * cheaper than erf() above; float32 results cannot tell the difference. Used by gelu and its gradient.
+ */
+export function erfc(x: number): number {
+  const z = Math.abs(x), t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? r : 2 - r;
+}
