@@ -1,12 +1,19 @@
 // The `attnflow` command line: a thin argv layer over the library.
 import "../src/node.js"; // registers the native backend when built
 import { runUntrainedDemo } from "./demo.js";
+import { evalCommand, infoCommand, predictCommand, trainCommand } from "./train.js";
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
 
 usage:
   attnflow demo [--text "..."] [--seed N] [--no-color]   the product brief's SelfAttention example
   attnflow parity <dir>                                  check PyTorch reference fixtures (same as npm run parity)
+  attnflow train <task> [--epochs N] [--batch-size N] [--lr X] [--seed N] [--out ckpt] [--resume [ckpt]]
+                 [--data DIR] [--limit-train N] [--limit-test N] [--stop-after STEPS] [--<model option> V]
+                                                         train a task (attnflow train --list shows them)
+  attnflow eval --model <ckpt> [--data DIR] [--limit N] [--json]      held-out metrics of a checkpoint
+  attnflow predict --model <ckpt> <input> [--json]       run one input (text, image file, ids — depends on the task)
+  attnflow info --model <ckpt> [--json]                  what a checkpoint holds
   attnflow help
 `;
 
@@ -40,6 +47,10 @@ async function main(argv: string[]): Promise<number> {
       await import("./parity.js");
       return process.exitCode as number ?? 0;
     }
+    case "train": return trainCommand(args);
+    case "eval": return evalCommand(args);
+    case "predict": return predictCommand(args);
+    case "info": return infoCommand(args);
     case "help": case "--help": case "-h":
       console.log(HELP); return 0;
     default:

@@ -1,0 +1,121 @@
+// Checkpoints: one safetensors file holding the model weights (PyTorch state-dict names, loadable by torch), the
+// optimizer state ("optimizer/<param index>.<name>"), and JSON metadata: task, model config, trainer state (epoch,
+// position in the epoch, step, RNG state, options) and metrics. Written atomically (temp file + fsync + rename), so
+// a crash or kill at any moment leaves the previous complete checkpoint in place.
+import { readSafetensorsFile, writeFileAtomic } from "./safetensors-file.js";
+import { saveSafetensors, toTensor } from "../io/state-dict.js";
+import { Tensor } from "../tensor.js";
+import type { Module } from "../nn/module.js";
+import type { ModelConfig, Task } from "../tasks/task.js";
+import { findTask } from "./tasks/index.js";
+
+export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
+const OPT_PREFIX = "optimizer/";
+
+/** Where training stopped: enough to continue to exactly the same result. */
+export interface TrainerState {
+  epoch: number;            // current epoch (0-based)
+  batchInEpoch: number;     // next batch to run in that epoch
+  globalStep: number;       // optimizer steps done
+  totalSteps: number;       // planned optimizer steps of the whole run
+  seed: number;
+  rng: number[];            // default generator state (dropout)
+  options: { epochs: number; batchSize: number; lr: number; weightDecay: number; warmupSteps: number; clipNorm: number;
+    limitTrain?: number; limitTest?: number; data?: string };
+  history: { step: number; epoch: number; loss: number; metrics?: Record<string, number> }[];
+  finished: boolean;
+}
+
+export interface CheckpointContents {
+  task: string;
+  config: ModelConfig;
+  model: Module;
+  optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
+  trainer?: TrainerState;
+  metrics?: Record<string, number>;
+  /** Free-form notes (how it was trained). */
+  notes?: string;
+}
+
+export function serializeCheckpoint(c: CheckpointContents): Uint8Array {
+  const tensors = new Map<string, Tensor>(Object.entries(c.model.stateDict()));
+  if (c.optimizer) {
+    for (const [k, v] of Object.entries(c.optimizer.tensors)) tensors.set(OPT_PREFIX + k, Tensor.fromArray(v, [v.length], "float32"));
+  }
+  const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, task: c.task, config: JSON.stringify(c.config) };
+  if (c.optimizer) metadata.optimizer = JSON.stringify(c.optimizer.scalars);
+  if (c.trainer) metadata.trainer = JSON.stringify(c.trainer);
+  if (c.metrics) metadata.metrics = JSON.stringify(c.metrics);
+  if (c.notes) metadata.notes = c.notes;
+  return saveSafetensors(tensors, { metadata });
+}
+
+export async function saveCheckpoint(path: string, c: CheckpointContents): Promise<void> {
+  await writeFileAtomic(path, serializeCheckpoint(c));
+}
+
+export interface RawCheckpoint {
+  path: string;
+  task: string;
+  config: ModelConfig;
+  weights: Map<string, Tensor>;
+  optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
+  trainer?: TrainerState;
+  metrics?: Record<string, number>;
+  notes?: string;
+}
+
+function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try { return JSON.parse(text) as T; } catch (e) {
+    throw new Error(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Read a checkpoint file without building the model. */
+export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
+  const { tensors, metadata } = await readSafetensorsFile(path);
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new Error(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
+      `plain state dicts load with loadModule()`);
+  }
+  if (!metadata.task) throw new Error(`${path}: checkpoint metadata has no "task" field`);
+  const config = parseJsonField<ModelConfig>(path, "config", metadata.config);
+  if (!config || typeof config !== "object") throw new Error(`${path}: checkpoint metadata has no model "config"`);
+  const weights = new Map<string, Tensor>();
+  const optTensors: Record<string, Float32Array> = {};
+  for (const [name, t] of tensors) {
+    if (name.startsWith(OPT_PREFIX)) optTensors[name.slice(OPT_PREFIX.length)] = toTensor(name, t).dataSync() as Float32Array;
+    else weights.set(name, toTensor(name, t));
+  }
+  const scalars = parseJsonField<Record<string, number>>(path, "optimizer", metadata.optimizer);
+  return {
+    path, task: metadata.task, config, weights,
+    optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
+    trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
+    metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
+    notes: metadata.notes,
+  };
+}
+
+export interface LoadedCheckpoint {
+  task: Task;
+  model: Module;
+  config: ModelConfig;
+  meta: { path: string; trainer?: TrainerState; metrics?: Record<string, number>; notes?: string };
+  raw: RawCheckpoint;
+}
+
+/** Read a checkpoint, find its task, rebuild the model from the stored config and load the weights (eval mode). */
+export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  const raw = await readCheckpoint(path);
+  const task = await findTask(raw.task);
+  const model = task.modelFromConfig(raw.config);
+  try {
+    model.loadStateDict(raw.weights, { strict: true });
+  } catch (e) {
+    throw new Error(`${path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`);
+  }
+  model.eval();
+  return { task, model, config: raw.config, meta: { path, trainer: raw.trainer, metrics: raw.metrics, notes: raw.notes }, raw };
+}
