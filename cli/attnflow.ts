@@ -1,7 +1,7 @@
 // The `attnflow` command line: a thin argv layer over the library.
 import "../src/node.js"; // registers the native backend when built
 import { runUntrainedDemo } from "./demo.js";
-import { evalCommand, infoCommand, predictCommand, trainCommand } from "./train.js";
+import { evalCommand, exportCommand, infoCommand, predictCommand, trainCommand } from "./train.js";
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
 
@@ -14,6 +14,7 @@ usage:
   attnflow eval --model <ckpt> [--data DIR] [--limit N] [--json]      held-out metrics of a checkpoint
   attnflow predict --model <ckpt> <input> [--json]       run one input (text, image file, ids — depends on the task)
   attnflow info --model <ckpt> [--json]                  what a checkpoint holds
+  attnflow export --model <ckpt> --out <file> [--half] [--notes "..."]   small inference-only copy
   attnflow help
 `;
 
@@ -51,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
     case "eval": return evalCommand(args);
     case "predict": return predictCommand(args);
     case "info": return infoCommand(args);
+    case "export": return exportCommand(args);
     case "help": case "--help": case "-h":
       console.log(HELP); return 0;
     default:

@@ -1,7 +1,7 @@
 // `attnflow train | eval | predict | info`: argv → the trainer and the task hooks.
 import { findTask, listTasks } from "../src/node/tasks/index.js";
 import { train, fmtMetric } from "../src/node/train/trainer.js";
-import { loadCheckpoint, readCheckpoint } from "../src/node/checkpoint.js";
+import { exportCheckpoint, loadCheckpoint, readCheckpoint } from "../src/node/checkpoint.js";
 import { tidy } from "../src/scope.js";
 import { noGrad } from "../src/autograd.js";
 import { ProgressBar } from "../src/node/progress.js";
@@ -113,5 +113,13 @@ export async function infoCommand(a: Args): Promise<number> {
   if (raw.trainer) console.log(`  trained     step ${raw.trainer.globalStep}/${raw.trainer.totalSteps}, epoch ${raw.trainer.epoch}/${raw.trainer.options.epochs}${raw.trainer.finished ? "" : " (unfinished: --resume to continue)"}`);
   if (raw.metrics) console.log(`  metrics     ${Object.entries(raw.metrics).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}`);
   if (raw.notes) console.log(`  notes       ${raw.notes}`);
+  return 0;
+}
+
+export async function exportCommand(a: Args): Promise<number> {
+  const src = str(a.flags, "model") ?? a._[1], dst = str(a.flags, "out");
+  if (!src || !dst) throw new Error("export: --model <checkpoint> and --out <file> are required");
+  const r = await exportCheckpoint(src, dst, { half: a.flags.half === true, notes: str(a.flags, "notes") });
+  console.log(`wrote ${dst} (${(r.bytes / 1024).toFixed(0)} KiB${a.flags.half ? ", float16 weights" : ""}; inference only, no optimizer state)`);
   return 0;
 }

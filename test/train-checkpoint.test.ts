@@ -6,9 +6,8 @@ import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { train, epochOrder } from "../src/node/train/trainer.js";
-import { readCheckpoint, saveCheckpoint } from "../src/node/checkpoint.js";
+import { exportCheckpoint, readCheckpoint, saveCheckpoint } from "../src/node/checkpoint.js";
 import { toyTask, ToyModel } from "./helpers/toy-task.js";
 
 const dir = mkdtempSync(join(tmpdir(), "attnflow-train-"));
@@ -32,6 +31,19 @@ test("training learns the toy task and writes a checkpoint with metrics", async 
   assert.equal(ck.trainer!.finished, true);
   assert.ok(ck.optimizer && Object.keys(ck.optimizer.tensors).length > 0, "optimizer state stored");
   assert.deepEqual(ck.metrics, r.metrics);
+  // inference-only export: half-precision weights, no optimizer/trainer state, metrics and history kept
+  const small = join(dir, "small.safetensors");
+  const { bytes } = await exportCheckpoint(out, small, { half: true, notes: "toy" });
+  const ex = await readCheckpoint(small);
+  assert.equal(ex.optimizer, undefined);
+  assert.equal(ex.trainer, undefined);
+  assert.deepEqual(ex.metrics, r.metrics);
+  assert.equal(ex.notes, "toy");
+  assert.ok(bytes < readFileSync(out).length / 2, "export is smaller");
+  for (const [k, w] of ck.weights) {
+    const a = w.dataSync(), b = ex.weights.get(k)!.dataSync();
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-3 * Math.max(1, Math.abs(a[i])), `${k}[${i}] half rounding`);
+  }
 });
 
 test("resume continues to exactly the same weights as an uninterrupted run", async () => {
@@ -73,7 +85,6 @@ test("a checkpoint killed mid-save (SIGKILL) is never corrupt", async () => {
     const ck = await readCheckpoint(path); // throws if truncated or corrupt
     assert.equal(ck.task, "toy");
   }
-  void fileURLToPath; void readFileSync;
 });
 
 test("bad checkpoints are rejected with the reason", async () => {

@@ -29,16 +29,19 @@ export interface TrainerState {
 export interface CheckpointContents {
   task: string;
   config: ModelConfig;
-  model: Module;
+  /** The model, or its state dict (name → tensor). */
+  model: Module | Map<string, Tensor>;
   optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   trainer?: TrainerState;
   metrics?: Record<string, number>;
   /** Free-form notes (how it was trained). */
   notes?: string;
+  /** Training summary kept in exported (inference-only) checkpoints. */
+  history?: unknown;
 }
 
-export function serializeCheckpoint(c: CheckpointContents): Uint8Array {
-  const tensors = new Map<string, Tensor>(Object.entries(c.model.stateDict()));
+export function serializeCheckpoint(c: CheckpointContents, o: { floatDType?: "F32" | "F16" | "BF16" } = {}): Uint8Array {
+  const tensors = c.model instanceof Map ? new Map(c.model) : new Map<string, Tensor>(Object.entries(c.model.stateDict()));
   if (c.optimizer) {
     for (const [k, v] of Object.entries(c.optimizer.tensors)) tensors.set(OPT_PREFIX + k, Tensor.fromArray(v, [v.length], "float32"));
   }
@@ -47,11 +50,25 @@ export function serializeCheckpoint(c: CheckpointContents): Uint8Array {
   if (c.trainer) metadata.trainer = JSON.stringify(c.trainer);
   if (c.metrics) metadata.metrics = JSON.stringify(c.metrics);
   if (c.notes) metadata.notes = c.notes;
-  return saveSafetensors(tensors, { metadata });
+  if (c.history) metadata.history = JSON.stringify(c.history);
+  return saveSafetensors(tensors, { metadata, floatDType: o.floatDType });
 }
 
-export async function saveCheckpoint(path: string, c: CheckpointContents): Promise<void> {
-  await writeFileAtomic(path, serializeCheckpoint(c));
+export async function saveCheckpoint(path: string, c: CheckpointContents, o: { floatDType?: "F32" | "F16" | "BF16" } = {}): Promise<void> {
+  await writeFileAtomic(path, serializeCheckpoint(c, o));
+}
+
+/**
+ * A small, inference-only copy of a checkpoint: weights (optionally half precision), config, metrics, training history
+ * and notes; no optimizer or resume state.
+ */
+export async function exportCheckpoint(src: string, dst: string, o: { half?: boolean; notes?: string } = {}): Promise<{ bytes: number }> {
+  const ck = await readCheckpoint(src);
+  const bytes = serializeCheckpoint({ task: ck.task, config: ck.config, model: ck.weights, metrics: ck.metrics,
+    notes: o.notes ?? ck.notes, history: ck.trainer ? { options: ck.trainer.options, seed: ck.trainer.seed, steps: ck.trainer.globalStep, epochs: ck.trainer.history } : ck.history },
+  { floatDType: o.half ? "F16" : "F32" });
+  await writeFileAtomic(dst, bytes);
+  return { bytes: bytes.length };
 }
 
 export interface RawCheckpoint {
@@ -63,6 +80,7 @@ export interface RawCheckpoint {
   trainer?: TrainerState;
   metrics?: Record<string, number>;
   notes?: string;
+  history?: unknown;
 }
 
 function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
@@ -95,6 +113,7 @@ export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
     trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
     metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
     notes: metadata.notes,
+    history: parseJsonField<unknown>(path, "history", metadata.history),
   };
 }
 
