@@ -90,7 +90,7 @@ export async function predictCommand(a: Args): Promise<number> {
   const ck = await loadCheckpoint(path);
   const p = tidy(() => noGrad(() => ck.task.predict(ck.model, ck.config, input, a.flags)));
   if (a.flags.json) { console.log(JSON.stringify(p)); return 0; }
-  console.log(p.output);
+  if (!p.streamed) console.log(p.output);
   if (p.alternatives?.length) {
     const w = Math.max(...p.alternatives.map((x) => x.output.length));
     for (const alt of p.alternatives) console.log(`  ${alt.output.padEnd(w)}  ${p.scoreName ?? "score"} ${alt.score.toFixed(4)}`);

@@ -42,6 +42,8 @@ export interface Prediction {
   scoreName?: string;
   /** Anything else worth printing (e.g. cross-attention alignment, tokens/s). */
   details?: Record<string, unknown>;
+  /** True when predict already wrote `output` to stdout while producing it (streamed generation): print only the rest. */
+  streamed?: boolean;
 }
 
 /** One input to explain: text, an image file, raw pixels (H·W floats in [0, 1], e.g. from a dataset) or token ids. */
@@ -66,6 +68,19 @@ export interface ExplainTarget {
   layerFilter?: (recordName: string) => boolean;
   /** Positions to leave out of importance (e.g. [CLS]); default none. */
   special?: number[];
+  /**
+   * Encoder–decoder models, where the explained output is not a position of the (square, source-side) stack: read
+   * the stack through this distribution over its rows (length tokens.length, sums to 1) instead of one row — e.g. the
+   * target position's head-/layer-averaged cross-attention. Importance of input j = Σ_i readout[i] · M[i, j] for the
+   * raw-attention, rollout and flow matrices M. When given it replaces `query`.
+   */
+  readout?: Float64Array;
+  /**
+   * Whose attention row is explained: a position (the [CLS] token of a classifier, the last position of a language
+   * model predicting the next token) or "mean" (rows of all non-special positions averaged, for mean-pooled
+   * classifiers and encoders of a seq2seq). Default: the first `special` position when there is one, else "mean".
+   */
+  query?: number | "mean";
   /** For image models: the grid of patches and the image itself, for overlays. */
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }

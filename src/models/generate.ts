@@ -1,0 +1,219 @@
+// Autoregressive decoding for any decoder-only model: a preallocated key/value cache, next-token sampling
+// (greedy, temperature, top-k, top-p) and a streaming generate() loop that measures tokens/s.
+// Browser-safe: timing uses the global `performance`.
+import { Tensor } from "../tensor.js";
+import { zeros } from "../creation.js";
+import { noGrad } from "../autograd.js";
+import { keep, tidy } from "../scope.js";
+import { shapeStr } from "../shape.js";
+import { contiguousData } from "../ops/movement.js";
+import { defaultGenerator, type Generator } from "../random.js";
+
+/**
+ * Keys and values of every attention layer for the positions decoded so far, stored in preallocated
+ * (B, H, maxLength, Dh) buffers so that decoding never reallocates. A model's cached forward calls
+ * append(layer, k, v) once per layer with the new positions' keys/values (B, H, t, Dh), attends to the returned
+ * views (B, H, length + t, Dh), and calls advance(t) once all layers have appended.
+ */
+export class KVCache {
+  private readonly keys: Tensor[];
+  private readonly values: Tensor[];
+  /** Positions already cached (identical for every layer between forwards). */
+  length = 0;
+
+  constructor(readonly layers: number, readonly batch: number, readonly heads: number, readonly headDim: number, readonly maxLength: number) {
+    for (const [n, v] of [["layers", layers], ["batch", batch], ["heads", heads], ["headDim", headDim], ["maxLength", maxLength]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`KVCache: ${n} must be a positive integer, got ${v}`);
+    }
+    const mk = () => keep(zeros([batch, heads, maxLength, headDim]));
+    this.keys = Array.from({ length: layers }, mk);
+    this.values = Array.from({ length: layers }, mk);
+  }
+
+  /** Positions still free. */
+  get remaining(): number { return this.maxLength - this.length; }
+
+  /** Store k, v (B, H, t, Dh) of layer `layer` at positions [length, length + t); returns all cached (B, H, length + t, Dh). */
+  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.layers) throw new RangeError(`KVCache.append: layer ${layer} out of range [0, ${this.layers})`);
+    const t = k.shape[2];
+    const want = [this.batch, this.heads, t, this.headDim];
+    for (const [x, n] of [[k, "k"], [v, "v"]] as const) {
+      if (x.ndim !== 4 || x.shape.some((d, i) => d !== want[i])) {
+        throw new Error(`KVCache.append: ${n} has shape ${shapeStr(x.shape)}, expected ${shapeStr(want)} (batch, heads, new positions, head dim)`);
+      }
+    }
+    if (this.length + t > this.maxLength) {
+      throw new RangeError(`KVCache.append: ${this.length} cached + ${t} new positions exceed maxLength ${this.maxLength}`);
+    }
+    const P = this.length, L = this.maxLength, Dh = this.headDim;
+    for (const [src, dst] of [[k, this.keys[layer]], [v, this.values[layer]]] as const) {
+      const s = contiguousData(src) as Float32Array, d = dst.storage.data as Float32Array;
+      // row (b, h) of the new block is t·Dh contiguous floats; it lands at positions P..P+t of row (b, h)
+      for (let bh = 0; bh < this.batch * this.heads; bh++) d.set(s.subarray(bh * t * Dh, (bh + 1) * t * Dh), (bh * L + P) * Dh);
+    }
+    return { k: this.keys[layer].narrow(2, 0, P + t), v: this.values[layer].narrow(2, 0, P + t) };
+  }
+
+  /** Commit t new positions (after every layer appended them). */
+  advance(t: number): void {
+    if (!Number.isInteger(t) || t < 0 || this.length + t > this.maxLength) throw new RangeError(`KVCache.advance: cannot advance ${this.length} by ${t} (maxLength ${this.maxLength})`);
+    this.length += t;
+  }
+
+  /** Forget everything (buffers are reused). */
+  reset(): void { this.length = 0; }
+
+  /** Release the buffers. */
+  dispose(): void { for (const t of [...this.keys, ...this.values]) t.dispose(); }
+}
+
+/** What generate() needs from a decoder-only language model. */
+export interface CachedDecoder {
+  /** ids (B, T) int32 → logits (B, T, V), causal, positions 0..T−1. */
+  forward(ids: Tensor): Tensor;
+  /** ids (B, t) int32 at positions cache.length.. → logits (B, t, V); appends to and advances the cache. */
+  forwardWithCache(ids: Tensor, cache: KVCache): Tensor;
+  /** An empty cache for `batch` sequences. */
+  createCache(batch: number): KVCache;
+  /** Longest context the model accepts (learned positions). */
+  readonly maxLength: number;
+}
+
+export interface SamplingOptions {
+  /** Softmax temperature; 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 or undefined = all). */
+  topK?: number;
+  /** Nucleus sampling: keep the smallest set of most likely tokens whose probability reaches p (1 = all). */
+  topP?: number;
+  /** Token ids that are never sampled (e.g. [PAD]). */
+  banned?: readonly number[];
+  generator?: Generator;
+}
+
+/** Index of the largest entry (first one on ties). */
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+/**
+ * The distribution sampleNext draws from: softmax(logits / T) restricted to the top-k and then to the top-p
+ * nucleus, renormalised (Float64Array, zeros outside the kept set). Temperature 0 puts all mass on the argmax.
+ */
+export function samplingDistribution(logits: ArrayLike<number>, o: SamplingOptions = {}): Float64Array {
+  const V = logits.length;
+  if (V === 0) throw new Error("samplingDistribution: empty logits");
+  const temp = o.temperature ?? 1, topK = o.topK ?? 0, topP = o.topP ?? 1;
+  if (!(temp >= 0) || temp === Infinity) throw new RangeError(`temperature must be a finite number >= 0, got ${temp}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
+  const x = Float64Array.from(logits as ArrayLike<number>);
+  for (const b of o.banned ?? []) if (b >= 0 && b < V) x[b] = -Infinity;
+  for (let i = 0; i < V; i++) if (Number.isNaN(x[i])) throw new Error(`samplingDistribution: logit ${i} is NaN`);
+  const p = new Float64Array(V);
+  const best = argmax(x);
+  if (x[best] === -Infinity) throw new Error("samplingDistribution: every token is banned or has logit -Infinity");
+  if (temp === 0) { p[best] = 1; return p; }
+  // order ids by logit, descending (stable on ties: lower id first)
+  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => x[b] - x[a] || a - b);
+  let keepN = topK > 0 ? Math.min(topK, V) : V;
+  let z = 0;
+  for (let r = 0; r < keepN; r++) { const i = order[r]; p[i] = Math.exp((x[i] - x[best]) / temp); z += p[i]; }
+  if (topP < 1) {
+    // smallest prefix of the (already top-k) sorted tokens whose mass reaches topP
+    let acc = 0, r = 0;
+    while (r < keepN) { acc += p[order[r]] / z; r++; if (acc >= topP) break; }
+    for (let s = r; s < keepN; s++) p[order[s]] = 0;
+    keepN = r;
+    z = 0;
+    for (let s = 0; s < keepN; s++) z += p[order[s]];
+  }
+  for (let r = 0; r < keepN; r++) p[order[r]] /= z;
+  return p;
+}
+
+/** Draw one token id from logits (V) with the given temperature / top-k / top-p; temperature 0 = greedy. */
+export function sampleNext(logits: ArrayLike<number>, o: SamplingOptions = {}): number {
+  const p = samplingDistribution(logits, o);
+  if ((o.temperature ?? 1) === 0) return argmax(p);
+  const u = (o.generator ?? defaultGenerator).random();
+  let acc = 0, last = -1;
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === 0) continue;
+    acc += p[i]; last = i;
+    if (u < acc) return i;
+  }
+  return last; // u within rounding of 1
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Number of tokens to generate (default 100). */
+  maxNewTokens?: number;
+  /** Use the key/value cache (default true); false re-runs the whole context for every token. */
+  useCache?: boolean;
+  /** Called with every new token as soon as it is chosen; return false to stop early. */
+  onToken?: (id: number, step: number) => boolean | void;
+}
+
+export interface GenerateResult {
+  /** The generated ids (without the prompt). */
+  ids: number[];
+  /** New tokens per second over the whole call (prefill included). */
+  tokensPerSecond: number;
+  elapsedMs: number;
+  /** Time spent on the prompt before the first new token was chosen. */
+  prefillMs: number;
+  stoppedEarly: boolean;
+}
+
+/**
+ * Sample a continuation of `prompt` (B = 1), streaming each token through onToken. Contexts longer than
+ * model.maxLength are cut to their last maxLength tokens; with the cache, a full cache is refilled from the last
+ * ⌊3/4·maxLength⌋ tokens, so very long generations may differ slightly between the two modes.
+ */
+export function generate(model: CachedDecoder, prompt: readonly number[], o: GenerateOptions = {}): GenerateResult {
+  const maxNew = o.maxNewTokens ?? 100;
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
+  if (prompt.length === 0) throw new Error("generate: the prompt must contain at least one token");
+  const L = model.maxLength;
+  const useCache = o.useCache ?? true;
+  const ctx = [...prompt];
+  const out: number[] = [];
+  const t0 = performance.now();
+  let prefillMs = 0, stoppedEarly = false;
+  const cache = useCache ? model.createCache(1) : null;
+  const last = (logits: Tensor): Float32Array => {
+    const t = logits.shape[1], V = logits.shape[2];
+    const row = Float32Array.from(contiguousData(logits.narrow(1, t - 1, 1)) as Float32Array);        // (1, 1, V) → (V)
+    if (row.length !== V) throw new Error(`generate: expected logits (1, T, V), got ${shapeStr(logits.shape)}`);
+    return row;
+  };
+  const ids = (a: readonly number[]) => Tensor.fromArray(Int32Array.from(a), [1, a.length]);
+  try {
+    noGrad(() => {
+      for (let step = 0; step < maxNew; step++) {
+        const logits = tidy(() => {
+          if (!cache) return last(model.forward(ids(ctx.slice(-L))));                       // (1, T, V) → (V)
+          if (step === 0 || cache.remaining === 0) {
+            // (re)fill: encode the context tail in one forward
+            const keepN = step === 0 ? Math.min(ctx.length, L) : Math.max(1, Math.floor((3 * L) / 4));
+            cache.reset();
+            return last(model.forwardWithCache(ids(ctx.slice(-keepN)), cache));
+          }
+          return last(model.forwardWithCache(ids([ctx[ctx.length - 1]]), cache));           // (1, 1, V)
+        });
+        const id = sampleNext(logits, o);
+        if (step === 0) prefillMs = performance.now() - t0;
+        ctx.push(id); out.push(id);
+        if (o.onToken && o.onToken(id, step) === false) { stoppedEarly = true; break; }
+      }
+    });
+  } finally {
+    cache?.dispose();
+  }
+  const elapsedMs = performance.now() - t0;
+  return { ids: out, tokensPerSecond: elapsedMs > 0 ? (1000 * out.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly };
+}
