@@ -434,3 +434,15 @@ test("file I/O: the old file survives a failed write", async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("loads from a Node Buffer view into a larger pool (slice() of a Buffer is a view, not a copy)", async () => {
+  const { loadSafetensors, saveSafetensors } = await import("../src/io/state-dict.js");
+  const { tensor } = await import("../src/creation.js");
+  const bytes = saveSafetensors({ a: tensor([1, 2, 3]), b: tensor([[4, 5], [6, 7]]) });
+  const big = Buffer.alloc(bytes.length + 100);
+  Buffer.from(bytes).copy(big, 37);
+  const view = big.subarray(37, 37 + bytes.length);
+  const { tensors } = loadSafetensors(view);
+  assert.deepEqual(Array.from(tensors.get("b")!.dataSync()), [4, 5, 6, 7]);
+  assert.deepEqual(tensors.get("b")!.shape, [2, 2]);
+});

@@ -285,8 +285,8 @@ type TypedCtor<T> = { new (buffer: ArrayBuffer): T };
 
 /** Fresh, aligned copy of the tensor bytes viewed as native typed array (byte-swapped on big-endian hosts). */
 function nativeCopy<T>(t: StTensor, Ctor: TypedCtor<T>, itemsize: number): T {
-  // Uint8Array.prototype.slice copies even when the bytes come from a Node Buffer (whose own slice() is a view)
-  const copy = Uint8Array.prototype.slice.call(t.data) as Uint8Array;
+  // new Uint8Array(view) always copies into a fresh buffer (a Node Buffer's own slice() would return a view)
+  const copy = new Uint8Array(t.data);
   if (!HOST_LE && itemsize > 1) swapBytes(copy, itemsize);
   return new Ctor(copy.buffer);
 }
