@@ -23,6 +23,7 @@ export class ProgressBar {
   private done = 0;
   private readonly start = performance.now();
   private last = 0;
+  private drawnDone = -1;
   private rateBase = { t: performance.now(), n: 0 };
   private fields: Record<string, string> = {};
   private readonly stream: NodeJS.WriteStream;
@@ -60,6 +61,7 @@ export class ProgressBar {
 
   private draw(): void {
     if (this.o.quiet) return;
+    this.drawnDone = this.done;
     if (this.tty) this.stream.write(`\r\x1b[2K${this.line()}`);
     else this.stream.write(this.line() + "\n");
   }
@@ -67,7 +69,10 @@ export class ProgressBar {
   /** Final draw and newline; returns elapsed seconds. */
   finish(fields?: Record<string, string | number>): number {
     if (fields) for (const [k, v] of Object.entries(fields)) this.fields[k] = typeof v === "number" ? fmt(v) : v;
-    if (!this.o.quiet) this.stream.write(this.tty ? `\r\x1b[2K${this.line()}\n` : this.line() + "\n");
+    if (!this.o.quiet) {
+      if (this.tty) this.stream.write(`\r\x1b[2K${this.line()}\n`);
+      else if (this.drawnDone !== this.done || fields) this.stream.write(this.line() + "\n");
+    }
     return (performance.now() - this.start) / 1000;
   }
 
