@@ -20,3 +20,4 @@ export { loadSafetensors, saveSafetensors, saveModule, loadModule } from "./io/s
 export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOptions } from "./explain/capture.js";
 export * as data from "./data/index.js";
 export * as explain from "./explain/index.js";
+export { renderHtmlReport } from "./viz/html-report.js";

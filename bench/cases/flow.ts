@@ -1,7 +1,9 @@
 // Attention flow (Abnar & Zuidema 2020) max-flow benchmark: L = 12 layers, H = 12 heads, random softmax attention
-// (logits N(0, 1.5²), seeded), heads averaged + residual, exactly the reference graph. Two workloads per T:
-//   flow-row-t{T}:    flow from one output token of the last layer to every input token (T max-flows)
-//   flow-matrix-t{T}: the full T x T flow matrix of the last layer (T² max-flows)
+// (logits N(0, 1.5²), seeded), heads averaged + residual, exactly the reference graph. Three workloads per T:
+//   flow-row-t{T}:        flow from one output token of the last layer to every input token (T max-flows)
+//   flow-matrix-t{T}:     the full T x T flow matrix of the last layer (T² max-flows)
+//   flow-causal-row-t{T}: decoder attention (softmax over keys j <= i, causal receptive field), flow from the last
+//                         token of the last layer to every input token (T max-flows; the costliest row)
 // Rows: attnflow single-threaded and on worker threads; SciPy's maximum_flow and networkx's Edmonds–Karp through
 // bench/peers/flow_peer.py (system /usr/bin/python3; Debian python3-scipy / python3-networkx).
 // Only the max-flow computations are timed (graph construction is excluded for every implementation).
@@ -30,20 +32,28 @@ const WORKERS = 2;
 function slowMode(): boolean { return process.env.ATTNFLOW_BENCH_SLOW === "1"; }
 function budgetMs(quick: boolean): number { return slowMode() ? Infinity : quick ? 8000 : 60000; }
 
-/** Seeded (L, H, T, T) softmax attention, prepared into the reference's capacities (L, T, T). */
-export function flowWorkload(T: number): MatrixStack {
-  const logits = randnArray(L * H * T * T, `flow:t${T}`, 1.5);
+/**
+ * Seeded (L, H, T, T) softmax attention, prepared into the reference's capacities (L, T, T). causal: each query i
+ * attends to keys j <= i only, prepared with the causal receptive field (rows renormalised over j <= i).
+ */
+export function flowWorkload(T: number, causal = false): MatrixStack {
+  const logits = randnArray(L * H * T * T, causal ? `flow-causal:t${T}` : `flow:t${T}`, 1.5);
   const att = new Float32Array(logits.length);
   for (let r = 0; r < L * H * T; r++) {
+    const top = causal ? r % T : T - 1; // last visible key
     let mx = -Infinity, s = 0;
-    for (let j = 0; j < T; j++) mx = Math.max(mx, logits[r * T + j]);
-    for (let j = 0; j < T; j++) { const e = Math.exp(logits[r * T + j] - mx); att[r * T + j] = e; s += e; }
-    for (let j = 0; j < T; j++) att[r * T + j] /= s;
+    for (let j = 0; j <= top; j++) mx = Math.max(mx, logits[r * T + j]);
+    for (let j = 0; j <= top; j++) { const e = Math.exp(logits[r * T + j] - mx); att[r * T + j] = e; s += e; }
+    for (let j = 0; j <= top; j++) att[r * T + j] /= s;
   }
-  return prepareLayers({ data: att, layers: L, heads: H, tokens: T });
+  return prepareLayers({ data: att, layers: L, heads: H, tokens: T }, { causal });
 }
 
-interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string }
+interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string; cpuMs?: number }
+
+/** CPU time of this process (all threads) in ms: robust to other work on a shared machine, unlike wall time. */
+function cpuNowMs(): number { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
+const fmtCpu = (ms: number) => (ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`);
 
 /**
  * Times `runRows(from, to)` over all `nRows` rows; when one pass would exceed the budget, times a prefix of
@@ -53,25 +63,30 @@ async function timeRows(nRows: number, chunk: number, quick: boolean, repeats: n
   const budget = budgetMs(quick);
   // warm-up (JIT, worker start): repeat the first chunk for up to 300 ms or 20 calls, untimed
   for (let i = 0, w0 = performance.now(); i < 20 && performance.now() - w0 < 300; i++) await runRows(0, Math.min(nRows, chunk));
-  let done = 0, spent = 0;
+  let done = 0, spent = 0, cpu = 0;
   while (done < nRows && spent < budget) {
     const to = Math.min(nRows, done + chunk);
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = cpuNowMs();
     await runRows(done, to);
-    spent += performance.now() - t0;
+    spent += performance.now() - t0; cpu += cpuNowMs() - c0;
     done = to;
   }
+  const cpuMs = cpu / done * nRows; // one pass (extrapolated like the wall time when sampled)
   if (done < nRows) {
     const est = spent / done * nRows;
-    return { medianMs: est, note: `extrapolated from ${done} of ${nRows} rows (${(spent / 1000).toFixed(1)} s measured)` };
+    return { medianMs: est, cpuMs, note: `extrapolated from ${done} of ${nRows} rows (${(spent / 1000).toFixed(1)} s measured)` };
   }
-  if (spent * 2 > budget) return { medianMs: spent, note: "1 run (time budget)" };
+  if (spent * 2 > budget) return { medianMs: spent, cpuMs, note: "1 run (time budget)" };
   const policy = { ...defaultPolicy(quick, repeats), warmup: 1, budgetMs: Math.min(budget, defaultPolicy(quick, repeats).budgetMs) };
-  const m = await measure(() => runRows(0, nRows), policy);
-  return { medianMs: median(m.timesMs), minMs: Math.min(...m.timesMs), maxMs: Math.max(...m.timesMs), note: m.note };
+  // CPU per run averaged over every call measure() makes (the warm-up call included): steadier than one pass
+  let calls = 0;
+  const c0 = cpuNowMs();
+  const m = await measure(() => { calls++; return runRows(0, nRows); }, policy);
+  const cpuAvg = calls > 0 ? (cpuNowMs() - c0) / calls : cpuMs;
+  return { medianMs: median(m.timesMs), minMs: Math.min(...m.timesMs), maxMs: Math.max(...m.timesMs), cpuMs: cpuAvg, note: m.note };
 }
 
-interface PeerReply { ok: boolean; error?: string; version?: string; done?: number; seconds?: number; values?: number[] }
+interface PeerReply { ok: boolean; error?: string; version?: string; done?: number; seconds?: number; cpu_seconds?: number; values?: number[] }
 
 function pythonPath(): string | null {
   const p = process.env.ATTNFLOW_BENCH_PYTHON ?? "/usr/bin/python3";
@@ -94,13 +109,18 @@ function runPeer(impl: "scipy" | "networkx", capsFile: string, T: number, pairs:
   }
 }
 
-async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; quick: boolean }): Promise<BenchResult> {
-  const name = `flow-${matrix ? "matrix" : "row"}-t${T}`;
+type FlowKind = "row" | "matrix" | "causal-row";
+
+async function runFlowCase(T: number, kind: FlowKind, opts: { repeats: number; quick: boolean }): Promise<BenchResult> {
+  const matrix = kind === "matrix", causal = kind === "causal-row";
+  const name = `flow-${kind}-t${T}`;
   const description = matrix
     ? `attention flow, full ${T}x${T} matrix of the last layer (L ${L}, H ${H}, T ${T}): ${T * T} max-flows`
-    : `attention flow from token 0 of the last layer to all ${T} inputs (L ${L}, H ${H}): ${T} max-flows`;
-  const res = flowWorkload(T);
-  const sources = matrix ? Array.from({ length: T }, (_, a) => a) : [0];
+    : causal
+      ? `causal (decoder) attention flow from the last token of the last layer to all ${T} inputs (L ${L}, H ${H}): ${T} max-flows`
+      : `attention flow from token 0 of the last layer to all ${T} inputs (L ${L}, H ${H}): ${T} max-flows`;
+  const res = flowWorkload(T, causal);
+  const sources = matrix ? Array.from({ length: T }, (_, a) => a) : [causal ? T - 1 : 0];
   const rows: BenchRow[] = [];
   const log = (m: string) => process.stderr.write(`[${name}] ${m}\n`);
   // attnflow, single thread (one solver reused, as flowRaw does)
@@ -112,7 +132,8 @@ async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; 
     for (let r = from; r < to; r++) solver.flowsFrom(L, sources[r], ref.subarray(r * T, (r + 1) * T));
     refRows = Math.max(refRows, to);
   });
-  rows.push({ impl: "attnflow-1t", ...t1, note: [`strategy ${solver.strategy}`, t1.note].filter(Boolean).join("; ") });
+  rows.push({ impl: "attnflow-1t", medianMs: t1.medianMs, minMs: t1.minMs, maxMs: t1.maxMs,
+    note: [`strategy ${solver.strategy}`, `CPU ${fmtCpu(t1.cpuMs!)} per run`, t1.note].filter(Boolean).join("; ") });
   // attnflow on worker threads (pool started outside the timing)
   log(`attnflow-workers-${WORKERS}t`);
   const pool = new FlowWorkerPool(WORKERS);
@@ -123,7 +144,8 @@ async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; 
       const upto = Math.max(0, Math.min(to, refRows) - from) * T;
       for (let e = 0; e < upto; e++) diff = Math.max(diff, Math.abs(out[e] - ref[from * T + e]));
     });
-    rows.push({ impl: `attnflow-workers-${WORKERS}t`, ...tw, maxAbsDiff: diff, note: ["pool of worker_threads started outside the timing", tw.note].filter(Boolean).join("; ") });
+    rows.push({ impl: `attnflow-workers-${WORKERS}t`, medianMs: tw.medianMs, minMs: tw.minMs, maxMs: tw.maxMs, maxAbsDiff: diff,
+      note: ["pool of worker_threads started outside the timing", `CPU ${fmtCpu(tw.cpuMs!)} per run, all threads`, tw.note].filter(Boolean).join("; ") });
   } finally {
     await pool.close();
   }
@@ -134,7 +156,7 @@ async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; 
     writeFileSync(capsFile, new Uint8Array(res.data.buffer, res.data.byteOffset, res.data.byteLength));
     let pairs: number[][] = [];
     for (const a of sources) for (let b = 0; b < T; b++) pairs.push([L * T + a, b]);
-    if (matrix) { // sample in a seeded random order so that a partial run is representative
+    { // a seeded random order, so that a partial (time-budgeted) run is a representative sample
       const rnd = mulberry32(T);
       for (let i = pairs.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [pairs[i], pairs[j]] = [pairs[j], pairs[i]]; }
     }
@@ -155,6 +177,7 @@ async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; 
       });
       const ms = rep.seconds * 1000 / rep.done * total;
       const notes = [`${impl} ${rep.version}`];
+      if (rep.cpu_seconds !== undefined) notes.push(`CPU ${fmtCpu(rep.cpu_seconds * 1000 / rep.done * total)} per run`);
       if (impl === "scipy") notes.push("capacities scaled by 2^29 and rounded to int32 (the API takes integers)");
       notes.push(rep.done < total ? `extrapolated from ${rep.done} of ${total} flows (${rep.seconds.toFixed(1)} s measured)` : "1 run");
       rows.push({ impl: label, medianMs: ms, maxAbsDiff: diff, note: notes.join("; ") });
@@ -168,9 +191,11 @@ async function runFlowCase(T: number, matrix: boolean, opts: { repeats: number; 
   return { case: name, group: "flow", description, rows, ratioToBestPeer: ratio };
 }
 
-export const cases: BenchCase[] = FLOW_TS.flatMap((T) => [false, true].map((matrix): BenchCase => ({
-  name: `flow-${matrix ? "matrix" : "row"}-t${T}`,
+const KIND_TEXT: Record<FlowKind, string> = { row: "one output row", matrix: "full T x T matrix", "causal-row": "one output row of causal attention" };
+
+export const cases: BenchCase[] = FLOW_TS.flatMap((T) => (["row", "matrix", "causal-row"] as const).map((kind): BenchCase => ({
+  name: `flow-${kind}-t${T}`,
   group: "flow",
-  description: `attention flow ${matrix ? "full T x T matrix" : "one output row"} at L ${L}, H ${H}, T ${T}`,
-  run: (o) => runFlowCase(T, matrix, o),
+  description: `attention flow, ${KIND_TEXT[kind]} at L ${L}, H ${H}, T ${T}`,
+  run: (o) => runFlowCase(T, kind, o),
 })));

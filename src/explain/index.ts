@@ -15,3 +15,12 @@ export {
   type AttentionImportanceOptions,
   attentionImportance, rolloutImportance, flowImportance, gradRolloutImportance, inputXGradient, normaliseScores, rankData, spearman,
 } from "./importance.js";
+export {
+  EXPLAIN_METHODS, type ExplainMethod, type Explanation, type ExplainRunOptions, type FlowRowsFn,
+  runExplanation, parseMethods, resolveExplainLayer, flowRowsLocal,
+} from "./explain-run.js";
+export { type TargetAttention, type BlankOutResult, type InputGradResult, targetAttention, blankOut, inputGradient } from "./attribution.js";
+export {
+  FAITHFULNESS_METHODS, FAITHFULNESS_REFERENCES, type FaithfulnessSample, type FaithfulnessSummary,
+  faithfulnessOf, summariseFaithfulness, formatFaithfulnessTable,
+} from "./faithfulness.js";

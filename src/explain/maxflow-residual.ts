@@ -7,6 +7,13 @@
 // between sinks. Layer-1 node x has one down-edge, to the sink, with residual sinkRes[x].
 // Arcs of a node: [0, T) down to (k-1, j) (for k = 1 only arc 0, the sink); [T, 2T) up to (k+1, h), the reverse
 // of edge (k+1, h) -> (k, i), whose residual is that edge's flow. Residuals <= eps count as saturated.
+//
+// Token windows: every scan over the tokens of a neighbouring layer k is limited to [lo[k], hi[k]], a window that
+// holds every node that can carry flow in the current solve: nodes the source reaches (bounded from the first/last
+// nonzero capacity of each row) and, for the per-sink strategy, nodes that can reach the sink. Skipped nodes never
+// hold flow and never receive any (their arcs to the sink side do not exist or their label is INF), so skipping
+// them changes no push, no label and no value. Dense attention keeps the full window; causal attention from
+// source token a to sink b shrinks it to [b, a].
 
 import { type MatrixStack, checkMatrixStack } from "./attention-stack.js";
 
@@ -37,6 +44,12 @@ export class LayeredResidual {
   protected readonly queue: Int32Array;
   protected readonly near: Int32Array;      // (L*T) scratch distances for relabelFromSink
   protected readonly live: Uint8Array;      // ((L+1) T) per sink: node can reach the sink (per-sink strategy only)
+  protected readonly rowLo: Int32Array;     // (L, T) first column j with R[m][i, j] > 0 (T when none)
+  protected readonly rowHi: Int32Array;     // (L, T) last such column (-1 when none)
+  protected readonly srcLo: Int32Array;     // (L+1) token window the current source reaches, per layer
+  protected readonly srcHi: Int32Array;
+  protected readonly lo: Int32Array;        // (L+1) token window scanned in the current solve, per layer
+  protected readonly hi: Int32Array;
   protected perSink = false;                // true: per-sink preflow (maxflow.ts), flows all in D
   protected value = 0;
   protected arcRes = 0;                     // residual of the arc nextArc() returned
@@ -53,6 +66,12 @@ export class LayeredResidual {
     this.R = res.data;
     this.RT = new Float64Array(L * TT);
     this.rowSum = new Float64Array(L * T);
+    this.rowLo = new Int32Array(L * T);
+    this.rowHi = new Int32Array(L * T);
+    this.srcLo = new Int32Array(L + 1);
+    this.srcHi = new Int32Array(L + 1).fill(T - 1);
+    this.lo = new Int32Array(L + 1);
+    this.hi = new Int32Array(L + 1).fill(T - 1);
     this.loadCapacities();
     this.theta = new Float64Array((L + 1) * T);
     this.om = new Float64Array((L + 1) * T).fill(1);
@@ -80,20 +99,42 @@ export class LayeredResidual {
     let scale = 0;
     for (let m = 0; m < L; m++) {
       for (let i = 0; i < T; i++) {
-        let s = 0;
+        let s = 0, first = T, last = -1;
         for (let j = 0; j < T; j++) {
           const c = R[m * TT + i * T + j];
           if (!(c >= 0) || c === Infinity) throw new RangeError(`LayeredMaxFlow: capacity [${m}, ${i}, ${j}] is ${c}; capacities must be finite and >= 0`);
           RT[m * TT + j * T + i] = c;
           s += c;
+          if (c > 0) { if (first === T) first = j; last = j; }
         }
         this.rowSum[m * T + i] = s;
+        this.rowLo[m * T + i] = first; this.rowHi[m * T + i] = last;
         if (s > scale) scale = s;
       }
     }
     this.eps = 1e-13 * (scale > 0 ? scale : 1);
     this.resetSink();
     this.srcToken = -1;
+  }
+
+  /**
+   * Token windows the source (layer l, token a) reaches: layer l is [a, a]; layer k-1 spans the first/last nonzero
+   * columns of the rows in layer k's window (an interval superset of the reachable set). Sets lo/hi to them.
+   */
+  protected sourceWindows(l: number, a: number): void {
+    const T = this.tokens, srcLo = this.srcLo, srcHi = this.srcHi;
+    srcLo.fill(T); srcHi.fill(-1);
+    srcLo[l] = a; srcHi[l] = a;
+    for (let k = l; k >= 1; k--) {
+      let nlo = T, nhi = -1;
+      for (let i = srcLo[k]; i <= srcHi[k]; i++) {
+        const r = (k - 1) * T + i;
+        if (this.rowLo[r] < nlo) nlo = this.rowLo[r];
+        if (this.rowHi[r] > nhi) nhi = this.rowHi[r];
+      }
+      srcLo[k - 1] = nlo; srcHi[k - 1] = nhi;
+    }
+    this.lo.set(srcLo); this.hi.set(srcHi);
   }
 
   protected resetSink(): void {
@@ -168,8 +209,9 @@ export class LayeredResidual {
         if (a === 0 && tl === 0 && this.sinkRes[i] > eps) { this.arcRes = this.sinkRes[i]; return 0; }
         a = T;
       } else {
-        const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T;
-        for (; a < T; a++) {
+        const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T, hi = this.hi[k - 1];
+        if (a < this.lo[k - 1]) a = this.lo[k - 1];
+        for (; a <= hi; a++) {
           if (level[lb + a] !== tl) continue;
           const r = R[rb + a] * o - D[rb + a];
           if (r > eps) { this.arcRes = r; return a; }
@@ -178,7 +220,9 @@ export class LayeredResidual {
     }
     if (k + 1 <= l - 1) {
       const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T - T, tb = (k + 1) * T - T, lb = k * T - T;
-      for (; a < 2 * T; a++) {
+      const alo = T + this.lo[k + 1], ahi = T + this.hi[k + 1];
+      if (a < alo) a = alo;
+      for (; a <= ahi; a++) {
         if (level[lb + a] !== tl) continue;
         const r = theta[tb + a] * RT[rb + a] + DT[rb + a];
         if (r > eps) { this.arcRes = r; return a; }
@@ -195,12 +239,12 @@ export class LayeredResidual {
     if (k === 1) {
       if (this.sinkRes[i] > eps) m = 0;
     } else {
-      const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T;
-      for (let j = 0; j < T; j++) if (label[lb + j] < m && R[rb + j] * o - D[rb + j] > eps) m = label[lb + j];
+      const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T, hi = this.hi[k - 1];
+      for (let j = this.lo[k - 1]; j <= hi; j++) if (label[lb + j] < m && R[rb + j] * o - D[rb + j] > eps) m = label[lb + j];
     }
     if (k + 1 <= l - 1) {
-      const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T, tb = (k + 1) * T, lb = k * T;
-      for (let h = 0; h < T; h++) if (label[lb + h] < m && theta[tb + h] * RT[rb + h] + DT[rb + h] > eps) m = label[lb + h];
+      const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T, tb = (k + 1) * T, lb = k * T, hi = this.hi[k + 1];
+      for (let h = this.lo[k + 1]; h <= hi; h++) if (label[lb + h] < m && theta[tb + h] * RT[rb + h] + DT[rb + h] > eps) m = label[lb + h];
     }
     label[v] = m + 1;
   }
@@ -222,7 +266,7 @@ export class LayeredResidual {
     this.globals++;
     near.fill(-1, 0, nNodes);
     let qt = 0, truncated = false, alive = false;
-    for (let x = 0; x < T; x++) if (this.sinkRes[x] > eps) { near[x] = 1; queue[qt++] = x; }
+    for (let x = this.lo[1]; x <= this.hi[1]; x++) if (this.sinkRes[x] > eps) { near[x] = 1; queue[qt++] = x; }
     for (let qh = 0; qh < qt; qh++) {
       const w = queue[qh], d = near[w], nd = d + 1;
       if (excess[w] > eps) alive = true;
@@ -230,16 +274,16 @@ export class LayeredResidual {
       const k = (w / T | 0) + 1, j = w - (k - 1) * T;
       if (k + 1 <= l - 1) {
         // down arcs (k+1, i) -> (k, j), edge layer k: residual R_k[i, j] (1 - theta_{k+1}[i]) - D_k[i, j]
-        const cb = k * TT + j * T, ob = (k + 1) * T, vb = k * T;
-        for (let i = 0; i < T; i++) {
+        const cb = k * TT + j * T, ob = (k + 1) * T, vb = k * T, hi = this.hi[k + 1];
+        for (let i = this.lo[k + 1]; i <= hi; i++) {
           const v = vb + i;
           if (near[v] < 0 && RT[cb + i] * om[ob + i] - DT[cb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }
       }
       if (k >= 2) {
         // up arcs (k-1, i) -> (k, j): residual = flow on (k, j) -> (k-1, i), edge layer k-1
-        const th = theta[k * T + j], rb = (k - 1) * TT + j * T, vb = (k - 2) * T;
-        for (let i = 0; i < T; i++) {
+        const th = theta[k * T + j], rb = (k - 1) * TT + j * T, vb = (k - 2) * T, hi = this.hi[k - 1];
+        for (let i = this.lo[k - 1]; i <= hi; i++) {
           const v = vb + i;
           if (near[v] < 0 && th * R[rb + i] + D[rb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }

@@ -1,0 +1,97 @@
+// `attnflow eval-faithfulness`: how faithful are attention explanations of a trained model? For n held-out inputs
+// (task.faithfulnessInputs), the Spearman correlation of raw attention, rollout, flow and gradient rollout — at every
+// layer — with blank-out and with input × gradient, as mean ± sd tables (Abnar & Zuidema 2020, tables 1-2).
+//
+//   attnflow eval-faithfulness --model <ckpt> [--data DIR] [--n 50] [--methods raw,rollout,flow,grad] [--json [out.json]]
+import { writeFileSync } from "node:fs";
+import { type ExplainMethod, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import {
+  FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, summariseFaithfulness,
+} from "../src/explain/faithfulness.js";
+import { type CliArgs, type CliIo, UsageError, checkFlags, intFlag, loadModel, nodeFlowRows, stringFlag } from "./explain.js";
+
+export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint> [--data DIR] [--n 50]
+         [--methods raw,rollout,flow,grad (default all four)] [--json [out.json]]`;
+
+const KNOWN = ["model", "data", "n", "methods", "method", "json", "help", "no-color", "color"];
+
+/** A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise). */
+export function progressBar(total: number, write: (s: string) => void, tty: boolean): (done: number, note?: string) => void {
+  const t0 = Date.now();
+  let lastDecile = -1;
+  return (done, note = "") => {
+    const frac = total > 0 ? done / total : 1, w = 24, full = Math.round(frac * w);
+    const el = (Date.now() - t0) / 1000, eta = done > 0 ? el / done * (total - done) : NaN;
+    const line = `[${"#".repeat(full)}${".".repeat(w - full)}] ${done}/${total} inputs  ${el.toFixed(0)} s` +
+      (done < total && Number.isFinite(eta) ? `, eta ${eta.toFixed(0)} s` : "") + (note ? `  ${note}` : "");
+    if (tty) { write(`\r${line}\x1b[K${done >= total ? "\n" : ""}`); return; }
+    const d = Math.floor(frac * 10);
+    if (d !== lastDecile || done >= total) { lastDecile = d; write(line + "\n"); }
+  };
+}
+
+export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
+  const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
+  const err = io.err ?? ((s: string) => { process.stderr.write(s + "\n"); });
+  const f = args.flags;
+  if (f.help === true || args._.includes("help")) { out(FAITHFULNESS_USAGE); return 0; }
+  try {
+    checkFlags(f, KNOWN, "eval-faithfulness");
+    const modelPath = stringFlag(f, "model", "a checkpoint file");
+    const data = stringFlag(f, "data", "a data directory");
+    const n = intFlag(f, "n", "a positive integer") ?? 50;
+    if (n < 1) throw new UsageError(`--n must be a positive integer, got ${n}`);
+    const spec = f.methods ?? f.method;
+    if (spec === true) throw new UsageError("--methods needs a comma list of raw, rollout, flow, grad");
+    let methods: ExplainMethod[];
+    try { methods = parseMethods(spec as string | undefined, [...FAITHFULNESS_METHODS]); } catch (e) { throw new UsageError((e as Error).message); }
+    const bad = methods.filter((m) => !(FAITHFULNESS_METHODS as readonly string[]).includes(m));
+    if (bad.length) throw new UsageError(`--methods: ${bad.join(", ")} ${bad.length > 1 ? "are references" : "is a reference"}, not an evaluated method; choose from ${FAITHFULNESS_METHODS.join(", ")}`);
+    if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
+    const ck = await loadModel(modelPath, io);
+    const task = ck.task;
+    if (typeof task.explain !== "function") throw new Error(`task ${task.name} does not support explain`);
+    if (typeof task.faithfulnessInputs !== "function") throw new Error(`task ${task.name} does not provide faithfulnessInputs (held-out inputs to evaluate)`);
+    err(`loading data for ${task.name}${data ? ` from ${data}` : ""} ...`);
+    const d = task.loadData({ data });
+    const inputs = task.faithfulnessInputs(d, n);
+    if (!inputs.length) throw new Error(`task ${task.name} returned no inputs to evaluate`);
+    const samples: FaithfulnessSample[] = [];
+    const tty = process.stderr.isTTY === true && io.err === undefined;
+    const bar = progressBar(inputs.length, (s) => { if (tty) process.stderr.write(s); else err(s.trimEnd()); }, tty);
+    const flowRows = nodeFlowRows();
+    let refs: ExplainMethod[] = ["blankout", "inputgrad"];
+    const notes: string[] = [];
+    bar(0);
+    for (let i = 0; i < inputs.length; i++) {
+      const target = task.explain(ck.model, ck.config, inputs[i]);
+      let e;
+      try {
+        e = await runExplanation(target, ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+      } catch (x) {
+        // a task without onEmbeddings support: evaluate against blank-out only
+        if (!refs.includes("inputgrad") || !/onEmbeddings/.test((x as Error).message)) throw x;
+        refs = ["blankout"];
+        notes.push(`input × gradient skipped: ${(x as Error).message}`);
+        e = await runExplanation(task.explain(ck.model, ck.config, inputs[i]), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+      }
+      samples.push(faithfulnessOf(e));
+      bar(i + 1);
+    }
+    const summary = summariseFaithfulness(samples);
+    for (const nt of notes) err(`note: ${nt}`);
+    const json = f.json;
+    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, summary, samples };
+    if (json === true) out(JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v)));
+    else {
+      out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs`);
+      out(formatFaithfulnessTable(summary));
+      if (typeof json === "string") { writeFileSync(json, JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))); err(`wrote ${json}`); }
+    }
+    return 0;
+  } catch (x) {
+    if (x instanceof UsageError) { err(`attnflow eval-faithfulness: ${x.message}\n\n${FAITHFULNESS_USAGE}`); return 2; }
+    err(`attnflow eval-faithfulness: ${(x as Error).message}`);
+    return 1;
+  }
+}

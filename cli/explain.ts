@@ -1,0 +1,205 @@
+// `attnflow explain`: explain one input of a trained model (checkpoint) with one or more methods; terminal bars,
+// --json (every matrix and score) and --html (self-contained report).
+//
+//   attnflow explain --model <ckpt> (--text "..." | --image <file> | --input 3,14,15) [--method rollout|raw|flow|
+//     grad|blankout|inputgrad|a,b|all] [--layer N] [--head N] [--target <class|token|index>] [--json [out.json]]
+//     [--html report.html] [--no-color] [--flow-matrices all|layer|none]
+import { existsSync, writeFileSync } from "node:fs";
+import type { Module } from "../src/nn/module.js";
+import type { ExplainInput, ModelConfig, Task } from "../src/tasks/task.js";
+import { type Explanation, type ExplainMethod, type FlowRowsFn, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import type { MatrixStack } from "../src/explain/attention-stack.js";
+import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
+import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
+import { renderHtmlReport } from "../src/viz/html-report.js";
+
+export interface CliArgs { _: string[]; flags: Record<string, string | boolean> }
+export interface LoadedCheckpoint { task: Task; model: Module; config: ModelConfig; meta: Record<string, unknown> }
+export type CheckpointLoader = (path: string) => Promise<LoadedCheckpoint>;
+/** Test hooks: checkpoint loader and output sinks (default: src/node/checkpoint.ts, process.stdout / stderr). */
+export interface CliIo { load?: CheckpointLoader; out?: (s: string) => void; err?: (s: string) => void; color?: boolean }
+
+export const EXPLAIN_USAGE = `usage: attnflow explain --model <checkpoint> (--text "<sentence>" | --image <file> | --input <id,id,...>)
+         [--method rollout|raw|flow|grad|blankout|inputgrad (comma list or all; default rollout)]
+         [--layer N (0-based, -1 = last)] [--head N (raw attention; default head mean)]
+         [--target <class|token|index>] [--json [out.json]] [--html report.html] [--no-color]
+         [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]`;
+
+/** A usage error: reported with the usage text and exit code 2. */
+export class UsageError extends Error {}
+
+/** The lead's checkpoint loader (src/node/checkpoint.ts), imported lazily so that this file builds without it. */
+export async function defaultLoadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  const spec = "../src/node/checkpoint.js";
+  let mod: { loadCheckpoint?: CheckpointLoader };
+  try {
+    mod = await import(spec) as { loadCheckpoint?: CheckpointLoader };
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_MODULE_NOT_FOUND") throw new Error("checkpoint loading is not available in this build (src/node/checkpoint.ts is missing)");
+    throw e;
+  }
+  if (typeof mod.loadCheckpoint !== "function") throw new Error("src/node/checkpoint.ts does not export loadCheckpoint");
+  return mod.loadCheckpoint(path);
+}
+
+export function checkFlags(flags: Record<string, string | boolean>, known: readonly string[], cmd: string): void {
+  const bad = Object.keys(flags).filter((k) => !known.includes(k));
+  if (bad.length) throw new UsageError(`unknown option${bad.length > 1 ? "s" : ""} ${bad.map((b) => `--${b}`).join(", ")} for ${cmd}`);
+}
+
+export function stringFlag(flags: Record<string, string | boolean>, name: string, what: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v === "") throw new UsageError(`--${name} needs ${what}`);
+  return v;
+}
+
+export function intFlag(flags: Record<string, string | boolean>, name: string, what: string): number | undefined {
+  const v = stringFlag(flags, name, what);
+  if (v === undefined) return undefined;
+  if (!/^-?\d+$/.test(v.trim())) throw new UsageError(`--${name} must be ${what}, got "${v}"`);
+  return Number(v);
+}
+
+/** --text / --image / --input → ExplainInput (exactly one). */
+export function parseExplainInput(flags: Record<string, string | boolean>): ExplainInput {
+  const given = ["text", "image", "input"].filter((k) => flags[k] !== undefined);
+  if (given.length === 0) throw new UsageError('missing input: give --text "<sentence>", --image <file> or --input <id,id,...>');
+  if (given.length > 1) throw new UsageError(`give only one input, got ${given.map((g) => `--${g}`).join(" and ")}`);
+  if (flags.text !== undefined) {
+    const t = flags.text;
+    if (typeof t !== "string" || t.trim() === "") throw new UsageError("--text needs a non-empty sentence");
+    return { text: t };
+  }
+  if (flags.image !== undefined) {
+    const f = stringFlag(flags, "image", "an image file");
+    // a dataset reference such as test:17 is the task's to resolve; anything else must be a file
+    if (!/^[a-z]+:\d+$/i.test(f!) && !existsSync(f!)) throw new UsageError(`--image: no such file ${f}`);
+    return { image: f };
+  }
+  const s = stringFlag(flags, "input", "comma-separated token ids")!;
+  const parts = s.split(",").map((x) => x.trim());
+  const bad = parts.find((p) => !/^\d+$/.test(p));
+  if (bad !== undefined) throw new UsageError(`--input must be comma-separated non-negative integer token ids, got "${bad}" in "${s}"`);
+  return { ids: parts.map(Number) };
+}
+
+export async function loadModel(path: string | undefined, io: CliIo): Promise<LoadedCheckpoint> {
+  if (path === undefined) throw new UsageError("missing --model <checkpoint>");
+  if (!existsSync(path)) throw new Error(`bad checkpoint: no such file ${path}`);
+  try {
+    const ck = await (io.load ?? defaultLoadCheckpoint)(path);
+    if (!ck || typeof ck !== "object" || !ck.task || !ck.model) throw new Error("the loader returned no task/model");
+    ck.model.eval();
+    return ck;
+  } catch (e) {
+    throw new Error(`bad checkpoint ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Flow rows on worker threads when the work is large (the pool is started per call and closed after). */
+export function nodeFlowRows(workers = defaultFlowWorkers()): FlowRowsFn {
+  return async (res: MatrixStack, rows) => {
+    const T = res.tokens, work = rows.length * T * T * res.layers;
+    if (workers < 2 || work < 2e6) return flowRowsLocal(res, rows);
+    const pool = new FlowWorkerPool(workers);
+    try { return await pool.flowRows(res, rows); } finally { await pool.close(); }
+  };
+}
+
+const TITLES: Record<ExplainMethod, string> = {
+  raw: "raw attention", rollout: "attention rollout", flow: "attention flow", grad: "gradient-weighted rollout (Chefer et al.)",
+  blankout: "blank-out: score drop when the token is occluded", inputgrad: "input × gradient |Σ x·∂score/∂x|",
+};
+
+/** Whitespace tokens (characters of a char-level model) made visible for labels. */
+function visible(t: string): string {
+  return t.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥") || "∅";
+}
+
+/** Terminal view of an explanation: header, then per method bars over tokens (or a patch grid for images). */
+export function renderExplanationText(e: Explanation, o: { color?: boolean; width?: number } = {}): string {
+  const color = !!o.color, special = new Set(e.special);
+  const labels = e.tokens.map(visible);
+  const chars = e.tokens.every((t) => [...t].length <= 1); // character-level: the strip joins them as text
+  const keep = e.tokens.map((_, i) => i).filter((i) => !special.has(i));
+  const q = e.query === "mean" ? "mean over all non-special rows" : e.query === "readout" ? "rows weighted by the target's readout (cross-attention)"
+    : `${JSON.stringify(e.tokens[e.query])} (position ${e.query})`;
+  const lines = [
+    `target: ${e.target.label} (index ${e.target.index})   score ${e.target.score.toPrecision(5)}`,
+    `positions: ${e.tokens.length}${e.special.length ? ` (special: ${e.special.join(", ")})` : ""}   explained row: ${q}`,
+    `attention: ${e.layers} layer${e.layers === 1 ? "" : "s"} x ${e.heads} head${e.heads === 1 ? "" : "s"}${e.causal ? " (causal)" : ""}; ` +
+      `explained layer ${e.layer}${e.head === null ? ", head mean" : `, head ${e.head}`}`,
+  ];
+  for (const m of Object.keys(e.methods) as ExplainMethod[]) {
+    const imp = e.methods[m]!.importance;
+    lines.push("", `── ${TITLES[m]} ──`);
+    if (e.image) {
+      const im = e.image, v = imp.slice(im.prefix);
+      lines.push(color ? imageOverlay(im, v, { color }) : patchGrid(im.grid, v, { color }));
+      const top = v.map((x, i) => [x, i] as const).sort((a, b) => Math.abs(b[0]) - Math.abs(a[0])).slice(0, 5);
+      lines.push(`top patches: ${top.map(([x, i]) => `${e.tokens[im.prefix + i]} ${x.toPrecision(3)}`).join(", ")}`);
+      continue;
+    }
+    lines.push(tokenStrip(keep.map((i) => (chars && !color ? e.tokens[i] : labels[i])), keep.map((i) => imp[i]), { color, width: o.width ?? 100, separator: chars ? "" : " " }));
+    lines.push(barChart(keep.map((i) => labels[i]), keep.map((i) => imp[i]), { color, width: 36 }));
+    if (m === "raw" && e.tokens.length <= 16) {
+      lines.push("", `attention matrix of layer ${e.layer} (${e.head === null ? "head mean" : `head ${e.head}`}); row = query, column = key:`);
+      lines.push(heatmap(labels, labels, e.methods.raw!.matrix.flat(), { color, digits: 2 }));
+    }
+  }
+  return lines.join("\n");
+}
+
+const KNOWN = ["model", "text", "image", "input", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices"];
+
+export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
+  const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
+  const err = io.err ?? ((s: string) => { process.stderr.write(s + "\n"); });
+  const f = args.flags;
+  if (f.help === true || args._.includes("help")) { out(EXPLAIN_USAGE); return 0; }
+  try {
+    checkFlags(f, KNOWN, "explain");
+    const modelPath = stringFlag(f, "model", "a checkpoint file");
+    const input = parseExplainInput(f);
+    const methodSpec = f.method ?? f.methods;
+    if (methodSpec === true) throw new UsageError("--method needs a name: rollout, raw, flow, grad, blankout, inputgrad, a comma list or all");
+    let methods: ExplainMethod[];
+    try { methods = parseMethods(methodSpec as string | undefined); } catch (e) { throw new UsageError((e as Error).message); }
+    const layer = intFlag(f, "layer", "an integer layer index (0-based, -1 = last)");
+    const head = intFlag(f, "head", "a non-negative integer head index");
+    if (head !== undefined && head < 0) throw new UsageError(`--head must be a non-negative integer, got ${head}`);
+    const target = f.target === undefined ? undefined : stringFlag(f, "target", "a class name, token or index");
+    const html = f.html === undefined ? undefined : stringFlag(f, "html", "an output file name (report.html)");
+    const json = f.json;
+    const fm = f["flow-matrices"] === undefined ? "auto" : stringFlag(f, "flow-matrices", "all, layer or none");
+    if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
+    if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
+    const ck = await loadModel(modelPath, io);
+    if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
+    const t = ck.task.explain(ck.model, ck.config, input, target);
+    let e: Explanation;
+    try {
+      e = await runExplanation(t, ck.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm });
+    } catch (x) {
+      const msg = (x as Error).message;
+      if (/^layer .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
+      if (/^head .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
+      throw x;
+    }
+    e.meta = { task: ck.task.name, checkpoint: modelPath, input };
+    if (json === true) out(JSON.stringify(e));
+    else {
+      const color = io.color ?? (f["no-color"] !== true && (f.color === true || (process.stdout.isTTY === true && !process.env.NO_COLOR)));
+      out(`attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`);
+      out(renderExplanationText(e, { color }));
+      if (typeof json === "string") { writeFileSync(json, JSON.stringify(e)); err(`wrote ${json}`); }
+    }
+    if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${ck.task.name}: ${e.target.label}` })); err(`wrote ${html}`); }
+    return 0;
+  } catch (x) {
+    if (x instanceof UsageError) { err(`attnflow explain: ${x.message}\n\n${EXPLAIN_USAGE}`); return 2; }
+    err(`attnflow explain: ${(x as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,253 @@
+// Attribution over an ExplainTarget (src/tasks/task.ts): the explained attention stack captured while the model
+// scores the input (optionally with the gradients of the score with respect to every attention probability),
+// blank-out (occlusion) and input × gradient. Browser-safe: only the model and the target's score() are run.
+//
+// Positions: index t is a position of the explained self-attention (0..T-1), the same indexing as
+// ExplainTarget.special and score({ occlude }). For an image model T = prefix + number of patches.
+
+import type { Tensor } from "../tensor.js";
+import type { Module } from "../nn/module.js";
+import type { ExplainTarget } from "../tasks/task.js";
+import { noGrad, setGradEnabled } from "../autograd.js";
+import { captureAttention, type AttentionRecord } from "./capture.js";
+import type { AttentionStack } from "./attention-stack.js";
+
+/** The explained self-attention of one input, as plain numbers. */
+export interface TargetAttention {
+  /** (L, H, T, T) attention probabilities of the explained layers, in call order (input side first). */
+  stack: AttentionStack & { data: Float32Array };
+  /** (L, H, T, T) d score / d attention (withGrad only; zeros for a layer the score does not depend on). */
+  grads: (AttentionStack & { data: Float32Array }) | null;
+  /** Module path of each layer's attention, e.g. "encoder.layers.0.self_attn". */
+  names: string[];
+  /** Decoder-style attention: recorded with isCausal, or every weight above the diagonal is exactly 0. */
+  causal: boolean;
+  /** Key positions a padding mask hid (they are treated as special). */
+  padded: number[];
+  /** The target's score on the unmodified input. */
+  score: number;
+}
+
+function scalarOf(t: unknown, what: string): number {
+  const x = t as Tensor;
+  if (x === null || typeof x !== "object" || typeof x.numel !== "function") throw new TypeError(`${what}: ExplainTarget.score() must return a Tensor`);
+  if (x.numel() !== 1) throw new RangeError(`${what}: ExplainTarget.score() must return a scalar (the explained logit), got shape [${x.shape.join(", ")}]`);
+  const v = x.item();
+  if (!Number.isFinite(v)) throw new RangeError(`${what}: ExplainTarget.score() returned ${v}`);
+  return v;
+}
+
+/** Number of attention positions for a target whose tokens may leave out an image model's prefix (e.g. [CLS]). */
+export function positionLabels(target: ExplainTarget, T: number): string[] {
+  const tokens = target.tokens;
+  if (tokens.length === T) return tokens.slice();
+  const prefix = target.image?.prefix ?? 0;
+  if (target.image && tokens.length + prefix === T) {
+    return [...Array.from({ length: prefix }, (_, i) => (i === 0 ? "[CLS]" : `[P${i}]`)), ...tokens];
+  }
+  throw new RangeError(`the explained attention has ${T} positions but ExplainTarget.tokens has ${tokens.length} labels` +
+    (target.image ? ` (image prefix ${prefix})` : ""));
+}
+
+/** Attention positions left out of importance: ExplainTarget.special (default: an image model's prefix), plus padding. */
+export function specialPositions(target: ExplainTarget, T: number, padded: readonly number[] = []): number[] {
+  const base = target.special ?? (target.image ? Array.from({ length: target.image.prefix }, (_, i) => i) : []);
+  for (const p of base) {
+    if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`ExplainTarget.special entry ${String(p)} is not a position in [0, ${T - 1}]`);
+  }
+  return [...new Set([...base, ...padded])].sort((a, b) => a - b);
+}
+
+interface Picked { recs: AttentionRecord[]; T: number; H: number }
+
+/** Chooses the explained records: self-attention, one size, batch 1; clear errors otherwise. */
+function pickRecords(records: AttentionRecord[], target: ExplainTarget): Picked {
+  const self = records.filter((r) => r.kind === "self");
+  if (self.length === 0) {
+    const seen = records.length ? ` (recorded: ${records.map((r) => `${r.name} [${r.kind}]`).join(", ")})` : "";
+    throw new Error(`no self-attention was recorded while scoring the input${seen}: is the model built from attnflow attention modules` +
+      (target.layerFilter ? ", and does ExplainTarget.layerFilter accept their names?" : "?"));
+  }
+  const dims = self.map((r) => {
+    const s = r.weights.shape;
+    const [B, H, Tq, Tk] = r.headMean ? [s[0], 1, s[1], s[2]] : [s[0], s[1], s[2], s[3]];
+    if ((r.headMean ? s.length !== 3 : s.length !== 4) || B !== 1) {
+      throw new RangeError(`attention record ${r.name} has shape [${s.join(", ")}]; explaining needs one input (batch 1)`);
+    }
+    if (Tq !== Tk) throw new RangeError(`self-attention record ${r.name} is ${Tq}x${Tk}, not square`);
+    return { H, T: Tq };
+  });
+  const sizes = [...new Set(dims.map((d) => d.T))];
+  let T = sizes[0];
+  if (sizes.length > 1) {
+    // e.g. encoder and decoder self-attention of a seq2seq without a layerFilter: keep the stack the tokens label
+    const n = target.tokens.length, prefix = target.image?.prefix ?? 0;
+    const match = sizes.filter((s) => s === n || (target.image !== undefined && s === n + prefix));
+    if (match.length !== 1) {
+      throw new RangeError(`self-attention records have different sizes (${self.map((r, i) => `${r.name}: ${dims[i].T}x${dims[i].T}`).join(", ")}); ` +
+        `set ExplainTarget.layerFilter to choose the explained stack`);
+    }
+    T = match[0];
+  }
+  const keep = self.map((r, i) => ({ r, d: dims[i] })).filter((x) => x.d.T === T);
+  const heads = [...new Set(keep.map((x) => x.d.H))];
+  if (heads.length > 1) throw new RangeError(`explained layers have different head counts (${keep.map((x) => `${x.r.name}: ${x.d.H}`).join(", ")})`);
+  return { recs: keep.map((x) => x.r), T, H: heads[0] };
+}
+
+function isLowerTriangular(d: Float32Array, LH: number, T: number): boolean {
+  if (T < 2) return false;
+  for (let m = 0; m < LH; m++) for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) if (d[(m * T + i) * T + j] !== 0) return false;
+  return true;
+}
+
+/**
+ * Runs target.score() with attention capture (ExplainTarget.layerFilter applied) and returns the explained stack.
+ * withGrad: the attention is kept in the autograd graph and the score is back-propagated, giving d score / d A for
+ * gradient-weighted rollout; parameter gradients the backward pass leaves are restored to what they were.
+ * `model` names the attention modules (needed by layerFilter); null names them attention0, attention1, ...
+ */
+export function targetAttention(target: ExplainTarget, model: Module | null, o: { withGrad?: boolean } = {}): TargetAttention {
+  const withGrad = !!o.withGrad;
+  const params = model ? model.parameters() : [];
+  const savedGrads = params.map((p) => p.grad);
+  const run = (): TargetAttention => {
+    const { result, records } = captureAttention(model, () => target.score(), { mode: "full", withGrad, filter: target.layerFilter });
+    try {
+      const score = scalarOf(result, "targetAttention");
+      const { recs, T, H } = pickRecords(records, target);
+      if (withGrad) {
+        if (!result.requiresGrad) throw new Error("targetAttention: the score does not depend on anything that requires grad; cannot take gradients");
+        result.backward();
+      }
+      const L = recs.length, TT = T * T;
+      const data = new Float32Array(L * H * TT);
+      const grads = withGrad ? new Float32Array(L * H * TT) : null;
+      const padded = new Set<number>();
+      recs.forEach((r, l) => {
+        data.set(r.weights.dataSync() as Float32Array, l * H * TT);
+        if (grads) {
+          // no gradient at all means the recorded tensor is not the one the module computed with: refuse rather
+          // than report all-zero relevance
+          if (!r.weights.grad) throw new Error(`no gradient reached the recorded attention of ${r.name}: this module does not record the weights it uses, so gradient rollout is unavailable for it`);
+          grads.set(r.weights.grad.dataSync() as Float32Array, l * H * TT);
+        }
+        if (r.keyPaddingMask) {
+          const m = r.keyPaddingMask.dataSync();
+          if (m.length === T) for (let j = 0; j < T; j++) if (m[j]) padded.add(j);
+        }
+      });
+      const causal = recs.some((r) => r.causal) || isLowerTriangular(data, L * H, T);
+      return {
+        stack: { data, layers: L, heads: H, tokens: T },
+        grads: grads ? { data: grads, layers: L, heads: H, tokens: T } : null,
+        names: recs.map((r) => r.name), causal, padded: [...padded].sort((a, b) => a - b), score,
+      };
+    } finally {
+      for (const r of records) { r.weights.grad = null; r.weights.dispose(); }
+    }
+  };
+  try {
+    return withGrad ? setGradEnabled(true, run) : noGrad(run);
+  } finally {
+    params.forEach((p, i) => { p.grad = savedGrads[i]; });
+  }
+}
+
+export interface BlankOutResult {
+  /** Score of the unmodified input. */
+  base: number;
+  /** (T) score with position t blanked out (NaN at positions not occluded). */
+  occluded: Float64Array;
+  /** (T) base - occluded: how much the score drops without position t (0 at positions not occluded). */
+  drop: Float64Array;
+  /** The occluded positions. */
+  positions: number[];
+}
+
+/**
+ * Blank-out (occlusion) importance: the score is recomputed with each position in turn replaced by the task's
+ * neutral value (score({ occlude: [t] })); importance of t = base score - occluded score (signed: a negative drop
+ * means the position speaks against the target). `positions` defaults to every position of 0..T-1 that is not in
+ * `skip`. One forward pass per position, without gradients.
+ */
+export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void } = {}): BlankOutResult {
+  if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
+  const skip = new Set(o.skip ?? []);
+  const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
+  for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
+  return noGrad(() => {
+    const base = scoreOnce(target, undefined, "blankOut");
+    const occluded = new Float64Array(T).fill(NaN), drop = new Float64Array(T);
+    positions.forEach((p, k) => {
+      const s = scoreOnce(target, [p], "blankOut");
+      occluded[p] = s; drop[p] = base - s;
+      o.onProgress?.(k + 1, positions.length);
+    });
+    return { base, occluded, drop, positions };
+  });
+}
+
+function scoreOnce(target: ExplainTarget, occlude: number[] | undefined, what: string): number {
+  const s = target.score(occlude ? { occlude } : undefined);
+  const v = scalarOf(s, what);
+  s.dispose();
+  return v;
+}
+
+export interface InputGradResult {
+  score: number;
+  /** (T) sum over d of x[t, d] * d score / d x[t, d]: signed (first-order share of position t in the score). */
+  signed: Float64Array;
+  /** (T) |signed|: the importance used for display and faithfulness. */
+  magnitude: Float64Array;
+  /** Embedding width D and the positions the embeddings covered (an image model may embed patches only). */
+  dim: number;
+  positions: number[];
+}
+
+/**
+ * Input × gradient: the embeddings the target hands to onEmbeddings ((1, T', D), right after the embedding layer)
+ * are made a leaf that requires grad, the score is back-propagated, and per position the products x ⊙ dscore/dx are
+ * summed over D. `signed` keeps the sign (Σ_d x·g is the first-order Taylor share of the score), `magnitude` is its
+ * absolute value. When T' = T - prefix (an image model embedding only its patches) the values land on positions
+ * prefix..T-1. Parameter gradients are restored afterwards.
+ */
+export function inputGradient(target: ExplainTarget, T: number, model: Module | null = null): InputGradResult {
+  const params = model ? model.parameters() : [];
+  const savedGrads = params.map((p) => p.grad);
+  let leaf: Tensor | null = null, calls = 0;
+  try {
+    return setGradEnabled(true, () => {
+      const s = target.score({
+        onEmbeddings: (x: Tensor) => {
+          calls++;
+          if (x.ndim !== 3 || x.shape[0] !== 1) throw new RangeError(`inputGradient: onEmbeddings expects embeddings of shape (1, T, D), got [${x.shape.join(", ")}]`);
+          leaf = x.detach().requiresGrad_();
+          return leaf;
+        },
+      });
+      const score = scalarOf(s, "inputGradient");
+      if (calls === 0 || leaf === null) throw new Error("inputGradient: ExplainTarget.score() never called onEmbeddings, so input × gradient is not available for this task");
+      if (calls > 1) throw new Error(`inputGradient: onEmbeddings was called ${calls} times in one score() call; expected once`);
+      const x: Tensor = leaf;
+      if (!s.requiresGrad) throw new Error("inputGradient: the score does not depend on the embeddings handed to onEmbeddings (was the returned tensor used?)");
+      s.backward();
+      const [, Tp, D] = x.shape;
+      const prefix = target.image?.prefix ?? 0;
+      const offset = Tp === T ? 0 : target.image && Tp === T - prefix ? prefix : -1;
+      if (offset < 0) throw new RangeError(`inputGradient: embeddings cover ${Tp} positions but the explained attention has ${T}`);
+      const xv = x.dataSync(), gv = x.grad ? x.grad.dataSync() : new Float32Array(Tp * D);
+      const signed = new Float64Array(T), magnitude = new Float64Array(T);
+      for (let t = 0; t < Tp; t++) {
+        let acc = 0;
+        for (let d = 0; d < D; d++) acc += xv[t * D + d] * gv[t * D + d];
+        signed[offset + t] = acc; magnitude[offset + t] = Math.abs(acc);
+      }
+      x.grad = null;
+      return { score, signed, magnitude, dim: D, positions: Array.from({ length: Tp }, (_, t) => offset + t) };
+    });
+  } finally {
+    params.forEach((p, i) => { p.grad = savedGrads[i]; });
+  }
+}
