@@ -7,6 +7,7 @@ export { where } from "./ops/elementwise.js";
 export { noGrad, isGradEnabled, setGradEnabled } from "./autograd.js";
 export { tidy, keep } from "./scope.js";
 export { Generator, manualSeed, defaultGenerator } from "./random.js";
+import "./backend/wasm/register.js"; // registers the Wasm SIMD backend (priority 10) where the engine supports it
 export { setBackend, getBackend, availableBackends, registerBackend, nativeKernelNames, type BackendInfo } from "./backend/registry.js";
 export type { Kernels, AttnArgs } from "./backend/kernels.js";
 export { pool as bufferPool } from "./storage.js";
@@ -21,3 +22,5 @@ export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOpt
 export * as data from "./data/index.js";
 export * as explain from "./explain/index.js";
 export { renderHtmlReport } from "./viz/html-report.js";
+export { wasmBackendReady } from "./backend/wasm/register.js";
+export { configureWasmThreads } from "./backend/wasm/threads.js";

@@ -1,0 +1,99 @@
+// Batched GEMM on the Wasm kernels: C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] (the Kernels.gemm contract).
+// Goto/BLIS blocking: for each NC-wide column block and KC-deep slice, op(B) is packed once into NR-column panels;
+// for each MC-tall row block op(A) is packed into MR-row panels; the macro kernel runs the register-blocked
+// micro-kernel over every panel pair. Operands are copied into the arena per batch item (a broadcast A or B,
+// stride 0, only once); C is computed compactly there and copied out.
+import type { WasmInstance } from "./module.js";
+import type { ExecutorFor } from "./executor.js";
+import { GEMM_MR, GEMM_NR } from "./gen-gemm.js";
+import { checkSpan, gatherInto, placeMatrix, takeMatrix } from "./copy.js";
+
+const KC = 256, MC = 128, NC = 2048;
+
+export type GemmFn = (transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+  beta: number, C: Float32Array, cOff: number, ldc: number,
+  batch: number, strideA: number, strideB: number, strideC: number) => void;
+
+/** Hook run on the compact C (byte address, M × N) of each batch item before it is copied out. */
+export type Epilogue = (cAddr: number, M: number, N: number) => void;
+
+function checkDims(M: number, N: number, K: number, batch: number): void {
+  for (const [n, v] of [["M", M], ["N", N], ["K", K], ["batch", batch]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`gemm: ${n} must be a non-negative integer, got ${v}`);
+  }
+}
+
+export type GemmRun = (transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+  A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+  beta: number, C: Float32Array, cOff: number, ldc: number,
+  batch: number, strideA: number, strideB: number, strideC: number, epilogue?: Epilogue) => void;
+
+export function makeGemm(inst: WasmInstance, executor: ExecutorFor): GemmRun {
+  const { exports: x, arena } = inst;
+  return (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, strideA, strideB, strideC, epilogue) => {
+    checkDims(M, N, K, batch);
+    if (M === 0 || N === 0 || batch === 0) return;
+    const [aRows, aCols] = transA ? [K, M] : [M, K];
+    const [bRows, bCols] = transB ? [N, K] : [K, N];
+    for (let bt = 0; bt < batch; bt++) {
+      checkSpan("gemm (A)", A.length, aOff + bt * strideA, aRows, aCols, lda);
+      checkSpan("gemm (B)", B.length, bOff + bt * strideB, bRows, bCols, ldb);
+      checkSpan("gemm (C)", C.length, cOff + bt * strideC, M, N, ldc);
+    }
+    arena.reset();
+    const ex = executor(2 * M * N * K * batch), T = ex.threads;
+    // row blocks: MC, or smaller so every thread gets one
+    const mcEff = T > 1 ? Math.min(MC, Math.ceil(Math.ceil(M / T) / GEMM_MR) * GEMM_MR) : MC;
+    const ncMax = Math.min(NC, N), kcMax = Math.min(KC, Math.max(K, 1)), mcMax = Math.min(mcEff, M);
+    const pAs = Array.from({ length: T }, () => arena.allocF32(Math.ceil(mcMax / GEMM_MR) * GEMM_MR * kcMax));
+    const pB = arena.allocF32(Math.ceil(ncMax / GEMM_NR) * GEMM_NR * kcMax);
+    const tmps = Array.from({ length: T }, () => arena.allocF32(GEMM_MR * GEMM_NR));
+    const cAddr = arena.allocF32(M * N);
+    if ((K === 0 || alpha === 0) && !epilogue) {
+      for (let bt = 0; bt < batch; bt++) {
+        const c0 = cOff + bt * strideC;
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) { const q = c0 + i * ldc + j; C[q] = beta === 0 ? 0 : beta * C[q]; }
+      }
+      return;
+    }
+    // broadcast operands (batch stride 0) are placed once, below the per-item mark
+    const fixedA = strideA === 0 || batch === 1 ? placeMatrix(arena, A, aOff, aRows, aCols, lda) : null;
+    const fixedB = strideB === 0 || batch === 1 ? placeMatrix(arena, B, bOff, bRows, bCols, ldb) : null;
+    const top = arena.mark();
+    for (let bt = 0; bt < batch; bt++) {
+      const c0 = cOff + bt * strideC;
+      arena.release(top);
+      const a = fixedA ?? placeMatrix(arena, A, aOff + bt * strideA, aRows, aCols, lda);
+      const b = fixedB ?? placeMatrix(arena, B, bOff + bt * strideB, bRows, bCols, ldb);
+      if (beta !== 0) gatherInto(arena, cAddr, C, c0, M, N, ldc);
+      else if (K === 0 || alpha === 0) arena.f32.fill(0, cAddr >> 2, (cAddr >> 2) + M * N);
+      if (K === 0 || alpha === 0) { if (beta !== 0) x.scale_inplace(cAddr, M * N, beta); }
+      else for (let jc = 0; jc < N; jc += NC) {
+        const nc = Math.min(NC, N - jc);
+        for (let pc = 0; pc < K; pc += KC) {
+          const kc = Math.min(KC, K - pc);
+          // B block → panels, the panels split between the threads
+          const panels = Math.ceil(nc / GEMM_NR), per = Math.ceil(panels / T);
+          for (let t = 0; t < T; t++) {
+            const p0 = t * per, p1 = Math.min(panels, p0 + per);
+            if (p0 >= p1) continue;
+            const j = jc + p0 * GEMM_NR, w = Math.min(nc, p1 * GEMM_NR) - p0 * GEMM_NR;
+            ex.push(t, "gemm_pack_b", b.addr + (transB ? j * b.ld + pc * 4 : pc * b.ld + j * 4), b.ld, transB ? 0 : 1, w, kc,
+              pB + 4 * p0 * kc * GEMM_NR);
+          }
+          ex.run();
+          // row blocks round-robin over the threads, each packing its own A panels
+          for (let ic = 0, blk = 0; ic < M; ic += mcEff, blk++) {
+            const mc = Math.min(mcEff, M - ic), t = blk % T;
+            ex.push(t, "gemm_pack_a", a.addr + (transA ? pc * a.ld + ic * 4 : ic * a.ld + pc * 4), a.ld, transA ? 1 : 0, mc, kc, pAs[t]);
+            ex.push(t, "gemm_macro", pAs[t], pB, cAddr + (ic * N + jc) * 4, N * 4, mc, nc, kc, alpha, pc === 0 ? beta : 1, tmps[t]);
+          }
+          ex.run();
+        }
+      }
+      if (epilogue) epilogue(cAddr, M, N);
+      takeMatrix(arena, cAddr, 4 * N, M, N, C, c0, ldc);
+    }
+  };
+}

@@ -1,0 +1,97 @@
+// Builds the Wasm module (all kernels, from the generators), compiles it and instantiates it over one memory —
+// a plain growing memory, or a shared one when worker threads will run kernels on it too (threads.ts).
+import { ModuleBuilder } from "./emit.js";
+import { WasmArena } from "./arena.js";
+import { addGemmKernels } from "./gen-gemm.js";
+import { addTileKernels } from "./gen-tiles.js";
+import { addAttentionKernels } from "./gen-attention.js";
+import { addAttentionLoops } from "./gen-attention-loops.js";
+import { addRowKernels } from "./gen-rows.js";
+import { addElementwiseKernels } from "./gen-elementwise.js";
+
+type Fn = (...args: number[]) => void;
+
+/** The module's exported kernels (byte addresses and strides; f32 scalars as numbers). */
+export interface WasmExports {
+  gemm_pack_a: Fn;
+  gemm_pack_b: Fn;
+  gemm_macro: Fn;
+  [name: string]: Fn;
+}
+
+export interface WasmInstance {
+  exports: WasmExports;
+  arena: WasmArena;
+  /** The compiled module and its memory (shared when `shared`): what a worker needs to run the same kernels. */
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  shared: boolean;
+}
+
+const MAX_PAGES = 65536;
+const INITIAL_PAGES = 32;
+
+const cachedBytes = new Map<boolean, Uint8Array<ArrayBuffer>>();
+
+/** The module bytes (built once per memory kind). */
+export function wasmModuleBytes(shared = false): Uint8Array<ArrayBuffer> {
+  const hit = cachedBytes.get(shared);
+  if (hit) return hit;
+  const m = new ModuleBuilder();
+  m.importMemory({ module: "env", name: "memory", initialPages: 1, maxPages: MAX_PAGES, shared });
+  addGemmKernels(m);
+  addTileKernels(m);
+  addAttentionKernels(m);
+  addAttentionLoops(m);
+  addRowKernels(m);
+  addElementwiseKernels(m);
+  const bytes = m.bytes();
+  cachedBytes.set(shared, bytes);
+  return bytes;
+}
+
+function makeMemory(shared: boolean): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared });
+}
+
+function wrap(inst: WebAssembly.Instance, module: WebAssembly.Module, memory: WebAssembly.Memory, shared: boolean): WasmInstance {
+  return { exports: inst.exports as unknown as WasmExports, arena: new WasmArena(memory), module, memory, shared };
+}
+
+/** Compile and instantiate synchronously; throws where the platform does not allow it. */
+export function instantiateSync(shared = false): WasmInstance {
+  const memory = makeMemory(shared);
+  const mod = new WebAssembly.Module(wasmModuleBytes(shared));
+  return wrap(new WebAssembly.Instance(mod, { env: { memory } }), mod, memory, shared);
+}
+
+export async function instantiateAsync(shared = false): Promise<WasmInstance> {
+  const memory = makeMemory(shared);
+  const mod = await WebAssembly.compile(wasmModuleBytes(shared));
+  return wrap(await WebAssembly.instantiate(mod, { env: { memory } }), mod, memory, shared);
+}
+
+/** Instantiate an already compiled module over an existing memory (a worker joining the caller's memory). */
+export function instantiateWith(module: WebAssembly.Module, memory: WebAssembly.Memory): WebAssembly.Instance {
+  return new WebAssembly.Instance(module, { env: { memory } });
+}
+
+/** Whether this JavaScript engine runs Wasm SIMD128 (validates a one-instruction SIMD function). */
+export function wasmSimdSupported(): boolean {
+  try {
+    if (typeof WebAssembly !== "object") return false;
+    // (func (result v128) v128.const 0)
+    const bytes = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+    return WebAssembly.validate(bytes);
+  } catch { return false; }
+}
+
+/** Whether shared Wasm memory (threads) can be created here (browsers: only when cross-origin isolated). */
+export function wasmSharedMemorySupported(): boolean {
+  try {
+    if (typeof SharedArrayBuffer !== "function" || typeof Atomics !== "object") return false;
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    return true;
+  } catch { return false; }
+}

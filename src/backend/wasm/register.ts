@@ -1,0 +1,115 @@
+// Registers the Wasm SIMD backend (priority 10: below native, above the reference). Import this module from an
+// entry point; it is browser-safe (no Node APIs). Outside a browser's main thread registration is immediate and
+// cheap: the module is generated and compiled synchronously on the first call of one of its kernels (≈ 0.1–0.2 s,
+// once). On a browser's main thread (where engines may refuse synchronous compiles) it is compiled asynchronously
+// and the backend registers when that finishes; `wasmBackendReady()` resolves once the Wasm kernels are live.
+import type { Kernels } from "../kernels.js";
+import { refKernels } from "../ref/index.js";
+import { registerBackend } from "../registry.js";
+import { instantiateAsync, instantiateSync, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
+import { makeWasmKernels } from "./wasm-kernels.js";
+import { SerialExecutor } from "./executor.js";
+import { startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
+
+export const WASM_BACKEND_PRIORITY = 10;
+
+/** The kernels the Wasm backend implements (the rest fall back to the reference backend). */
+export const WASM_KERNEL_NAMES = [
+  "gemm", "gemmBiasAct", "activationBackward", "softmax", "logSoftmax", "softmaxBackward", "layerNormForward",
+  "layerNormBackward", "unary", "binary", "attnForward", "attnBackward", "attnWeights", "attnForwardLayout",
+  "attnBackwardLayout", "attnWeightsLayout",
+] as const satisfies readonly (keyof Kernels)[];
+
+let instance: WasmInstance | null = null;
+let pool: WorkerPool | null = null;
+let live: Partial<Kernels> | null = null;
+let pending: Promise<boolean> | null = null;
+let failed: string | null = null;
+let registered = false;
+
+/** Threads wanted (configureWasmThreads) and possible here. */
+function threadsWanted(): number {
+  const c = wasmThreadConfig();
+  return c && c.threads > 1 && wasmSharedMemorySupported() ? c.threads : 1;
+}
+
+function activate(inst: WasmInstance): void {
+  instance = inst;
+  const c = wasmThreadConfig();
+  if (inst.shared && c) {
+    const started = startPool(inst, c.threads - 1, c.spawn, new SerialExecutor(inst.exports));
+    pool = started.pool;
+    live = makeWasmKernels(inst, started.executorFor);
+  } else {
+    live = makeWasmKernels(inst);
+  }
+}
+
+/** The Wasm kernels, instantiating on first use; null if that failed (then the reference kernels run). */
+function kernelsNow(): Partial<Kernels> | null {
+  if (live || failed) return live;
+  try {
+    activate(instantiateSync(threadsWanted() > 1));
+  } catch (e) {
+    failed = e instanceof Error ? e.message : String(e);
+    // re-register as an empty table: automatic selection then treats it as the reference backend
+    registerBackend({ name: "wasm", priority: -1, kernels: {}, description: `WebAssembly backend unavailable (${failed})` });
+  }
+  return live;
+}
+
+function lazyTable(): Partial<Kernels> {
+  const table: Record<string, (...args: never[]) => unknown> = {};
+  for (const name of WASM_KERNEL_NAMES) {
+    const ref = refKernels[name as keyof typeof refKernels] as ((...args: unknown[]) => unknown) | undefined;
+    table[name] = (...args: never[]) => {
+      const k = kernelsNow();
+      const fn = (k ? k[name] : ref) as ((...a: unknown[]) => unknown) | undefined;
+      if (!fn) throw new Error(`attnflow wasm backend: ${name} unavailable: the module failed to compile (${failed})`);
+      return fn(...args);
+    };
+  }
+  return table as Partial<Kernels>;
+}
+
+const isBrowserMainThread = (): boolean => {
+  const g = globalThis as { window?: unknown; document?: unknown };
+  return typeof g.window === "object" && typeof g.document === "object";
+};
+
+/** Register the backend (idempotent); false when this engine has no Wasm SIMD128 or ATTNFLOW_WASM=0. */
+export function registerWasmBackend(): boolean {
+  if (registered) return true;
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  if (env?.ATTNFLOW_WASM === "0" || !wasmSimdSupported()) return false;
+  registered = true;
+  const info = {
+    name: "wasm", priority: WASM_BACKEND_PRIORITY,
+    description: `WebAssembly SIMD128 kernels (${threadsWanted()} thread${threadsWanted() > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`,
+  };
+  if (isBrowserMainThread()) {
+    pending = instantiateAsync(threadsWanted() > 1).then((inst) => {
+      activate(inst);
+      registerBackend({ ...info, kernels: live! });
+      return true;
+    }, (e: unknown) => { failed = e instanceof Error ? e.message : String(e); return false; });
+  } else {
+    registerBackend({ ...info, kernels: lazyTable() });
+  }
+  return true;
+}
+
+/** Compile now (instead of on first use); resolves to whether the Wasm kernels are live. */
+export async function wasmBackendReady(): Promise<boolean> {
+  if (!registered && !registerWasmBackend()) return false;
+  if (pending) return pending;
+  return kernelsNow() !== null;
+}
+
+/** The live instance (tests and benchmarks: arena size), or null before first use. */
+export function wasmInstance(): WasmInstance | null { return instance; }
+
+/** Worker threads now running kernels besides the caller (0 = single-threaded). */
+export function wasmWorkerCount(): number { return pool ? pool.ready().length : 0; }
+
+registerWasmBackend();

@@ -1,0 +1,43 @@
+// The body of a Wasm kernel worker (browser-safe; the platform glue passes messages in): instantiate the module
+// over the shared memory, flag ready, then forever: wait for a new generation, run the call list, flag done.
+import { CONTROL, type WorkerInit } from "./threads.js";
+import { ARENA_BASE } from "./arena.js";
+import { instantiateWith } from "./module.js";
+
+export interface WorkerPort { onMessage(cb: (msg: unknown) => void): void }
+
+export function startWasmWorker(port: WorkerPort): void {
+  port.onMessage((msg) => {
+    const init = msg as WorkerInit;
+    if (!init || init.kind !== "attnflow-wasm-worker") return;
+    const inst = instantiateWith(init.module, init.memory);
+    const fns = Object.values(inst.exports) as ((...a: number[]) => void)[];
+    const ctrl = new Int32Array(init.memory.buffer, 0, ARENA_BASE / 4);
+    const b = CONTROL.base(init.slot);
+    Atomics.store(ctrl, b + CONTROL.READY, 1);
+    let gen = Atomics.load(ctrl, b + CONTROL.GO);
+    for (;;) {
+      // a short spin catches back-to-back lists without a sleep/wake round trip
+      for (let i = 0; i < 4000 && Atomics.load(ctrl, b + CONTROL.GO) === gen; i++);
+      while (Atomics.load(ctrl, b + CONTROL.GO) === gen) Atomics.wait(ctrl, b + CONTROL.GO, gen);
+      gen = Atomics.load(ctrl, b + CONTROL.GO);
+      if (Atomics.load(ctrl, b + CONTROL.QUIT)) return;
+      try {
+        const addr = Atomics.load(ctrl, b + CONTROL.LIST), n = Atomics.load(ctrl, b + CONTROL.LEN);
+        let list = new Float64Array(init.memory.buffer, addr);   // re-read: the memory may have grown
+        for (let c = 0, p = 0; c < n; c++) {
+          const fn = fns[list[p]], k = list[p + 1];
+          const args: number[] = [];
+          for (let a = 0; a < k; a++) args.push(list[p + 2 + a]);
+          p += 2 + k;
+          fn(...args);
+          if (list.buffer.byteLength !== init.memory.buffer.byteLength) list = new Float64Array(init.memory.buffer, addr);
+        }
+      } catch {
+        Atomics.store(ctrl, b + CONTROL.ERR, 1);
+      }
+      Atomics.store(ctrl, b + CONTROL.DONE, gen);
+      Atomics.notify(ctrl, b + CONTROL.DONE);
+    }
+  });
+}
