@@ -13,6 +13,8 @@ export interface AfTensor {
   requiresGrad?: boolean;
   requiresGrad_?(on?: boolean): AfTensor;
   toFloat32Array(): Float32Array;
+  /** Flat copy in the tensor's dtype (a Float32Array for float32 tensors: one memcpy). */
+  dataSync?(): ArrayLike<number>;
   backward(): void;
   mul(other: AfTensor): AfTensor;
   sum(): AfTensor;
@@ -83,6 +85,12 @@ function scoped(api: AttnflowApi, fn: () => Float32Array): () => Float32Array {
   return tidy ? () => tidy(() => { const a = fn(); return () => a; })() : fn;
 }
 
+/** The tensor's values as a new Float32Array (a plain copy of a float32 tensor's data). */
+function readback(t: AfTensor): Float32Array {
+  const d = t.dataSync?.();
+  return d instanceof Float32Array ? d : t.toFloat32Array();
+}
+
 function requireGrad(t: AfTensor): AfTensor {
   if (typeof t.requiresGrad_ === "function") t.requiresGrad_(true);
   else t.requiresGrad = true;
@@ -113,7 +121,7 @@ export function attnflowMha(api: AttnflowApi, backend: string, t: MhaTask): () =
   const mha = buildMha(api, t.D, t.H, t.w);
   mha.eval?.();
   const x = api.Tensor.fromArray(t.x, [t.B, t.T, t.D]);
-  return scoped(api, () => api.noGrad(() => mha.forward(x, x, x, { needWeights: false }))[0].toFloat32Array());
+  return scoped(api, () => readback(api.noGrad(() => mha.forward(x, x, x, { needWeights: false }))[0]));
 }
 
 /** SDPA core on (B, H, T, d): returns a step that yields out (B, H, T, d). */
@@ -121,7 +129,7 @@ export function attnflowSdpa(api: AttnflowApi, backend: string, t: SdpaTask): ()
   api.setBackend(backend);
   const dims = [t.B, t.H, t.T, t.d];
   const [q, k, v] = [t.q, t.k, t.v].map((a) => api.Tensor.fromArray(a, dims));
-  return scoped(api, () => api.noGrad(() => api.functional.scaledDotProductAttention(q, k, v, { causal: t.causal })).toFloat32Array());
+  return scoped(api, () => readback(api.noGrad(() => api.functional.scaledDotProductAttention(q, k, v, { causal: t.causal }))));
 }
 
 /** Training step: loss = sum(out · g), backward; yields dLoss/d in_proj_weight (3D, D). */
@@ -139,7 +147,7 @@ export function attnflowTrain(api: AttnflowApi, backend: string, t: TrainTask): 
     const [out] = mha.forward(x, x, x, { needWeights: false });
     out.mul(g).sum().backward();
     if (!inProj.grad) throw new Error("attnflow: in_proj_weight.grad is empty after backward()");
-    return inProj.grad.toFloat32Array();
+    return readback(inProj.grad);
   });
 }
 
@@ -152,6 +160,6 @@ export function attnflowCausalTrain(api: AttnflowApi, backend: string, dims: num
     for (const t of [tq, tk, tv]) t.grad = null;
     const o = api.functional.scaledDotProductAttention(tq, tk, tv, { causal: true });
     o.mul(tg).sum().backward();
-    return o.toFloat32Array();
+    return readback(o);
   });
 }

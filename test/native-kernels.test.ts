@@ -149,6 +149,32 @@ test("native gemmBiasAct: bias + relu / gelu (erf) / gelu (tanh) after the last 
   });
 });
 
+test("native gemm with a long depth and few outputs (dW of small layers): split depth, epilogue, thread-independent", { skip }, () => {
+  const n = nk!;
+  const saved = n.info().threads;
+  try {
+    eachIsa(n, (isa) => {
+      for (const [M, N, K, tA, tB] of [[64, 64, 6400, true, false], [17, 33, 4099, false, false], [9, 70, 2600, true, true], [96, 40, 3000, false, true]] as const) {
+        for (const [bias, act] of [[null, 0], [randn(N), 2]] as const) {
+          const c = gemmCase(M, N, K, tA, tB);
+          runGemm(n, c, bias, act, `${isa} depth-split ${M}x${N}x${K} tA=${tA} tB=${tB} act=${act}`);
+        }
+      }
+      // the same bits with 1, 2 and 3 threads
+      const c = gemmCase(64, 48, 5000, true, false);
+      const A = randn(c.aOff + c.K * c.lda), B = randn(c.bOff + c.K * c.ldb);
+      const outs = [1, 2, 3].map((th) => {
+        n.setNumThreads(th);
+        const C = new Float32Array(c.cOff + c.M * c.ldc);
+        n.gemm(c.tA, c.tB, c.M, c.N, c.K, 1, A, c.aOff, c.lda, B, c.bOff, c.ldb, 0, C, c.cOff, c.ldc, 1, 0, 0, 0);
+        return C;
+      });
+      assert.deepEqual(outs[1], outs[0], `${isa}: 2 threads`);
+      assert.deepEqual(outs[2], outs[0], `${isa}: 3 threads`);
+    });
+  } finally { n.setNumThreads(saved); }
+});
+
 // ---------------------------------------------------------------- attention
 interface AttnCase { B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number; Dv: number; scale: number;
   causal: boolean; keyPad: Uint8Array | null; mask: Float32Array | null; maskB: number; maskH: number; p: number; seed: number }

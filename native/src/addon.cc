@@ -325,5 +325,6 @@ NAPI_MODULE_INIT() {
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  registerElementwise(env, exports);
   return exports;
 }

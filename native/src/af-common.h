@@ -10,6 +10,30 @@ namespace af {
 
 enum Act : int { ACT_NONE = 0, ACT_RELU = 1, ACT_GELU_ERF = 2, ACT_GELU_TANH = 3 };
 
+// Elementwise op codes (the numbers are part of the JS API: see native/README.md).
+enum UnaryOp : int {
+  UN_NEG = 0, UN_ABS = 1, UN_RELU = 2, UN_SQUARE = 3, UN_SQRT = 4, UN_RSQRT = 5, UN_RECIPROCAL = 6, UN_EXP = 7,
+  UN_TANH = 8, UN_SIGMOID = 9, UN_ERF = 10, UN_GELU = 11, UN_GELU_GRAD = 12, UN_GELU_TANH = 13, UN_GELU_TANH_GRAD = 14,
+  UN_COUNT = 15
+};
+enum BinaryOp : int {
+  BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2, BIN_DIV = 3, BIN_MAX = 4, BIN_MIN = 5,  // float32 results
+  BIN_EQ = 6, BIN_NE = 7, BIN_LT = 8, BIN_LE = 9, BIN_GT = 10, BIN_GE = 11,        // uint8 (0/1) results
+  // activation backward, a = dy, b = pre-activation z (for relu z or its output): float32 results
+  BIN_RELU_BWD = 12, BIN_GELU_BWD = 13, BIN_GELU_TANH_BWD = 14,
+  BIN_COUNT = 15
+};
+
+// How a binary operand is read for element i of a (rows, R) output: a[i], a[0], a[i mod R], a[i div R].
+enum BinMode : int { BM_FULL = 0, BM_SCALAR = 1, BM_ROW = 2, BM_COL = 3 };
+
+struct AdamHyper {
+  float lr, beta1, beta2, eps, weightDecay;
+  float stepSize;  // lr / (1 − β1ᵗ)
+  float bc2sqrt;   // √(1 − β2ᵗ)
+  bool decoupled, maximize;
+};
+
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] (+ bias[col], then act) for b < batch; row-major.
 struct GemmArgs {
   bool transA, transB;
@@ -62,6 +86,11 @@ struct KernelTable {
                             float* dx, float* dw, float* db, int64_t rows, int64_t D);
   void (*softmax)(const float* x, float* y, int64_t rows, int64_t n);
   void (*softmaxBackward)(const float* y, const float* dy, float* dx, int64_t rows, int64_t n);
+  void (*unary)(int op, const float* x, float* y, int64_t n);  // y may be x
+  // out (float32 or uint8 by op) = a op b over n elements laid out as (n/R, R); modes are BinMode
+  void (*binary)(int op, const float* a, int modeA, const float* b, int modeB, void* out, int64_t n, int64_t R);
+  bool (*reduceSum)(const float* x, float* out, int64_t outer, int64_t n, int64_t inner);  // false: no scratch
+  void (*adamUpdate)(float* p, const float* g, float* m, float* v, float* vmax, int64_t n, const AdamHyper& h);
 };
 
 // Per-ISA tables (defined in isa-*.cc); null when that variant was not compiled for this architecture.

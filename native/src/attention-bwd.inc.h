@@ -19,6 +19,7 @@ struct BwdCtx {
   const float* delta;  // (B,H,Tq)  Δ = rowsum(dout ⊙ out)
   const float* lse2;   // (B,H,Tq)  lse·log2e, +inf for rows with no visible key (P = 0)
   float* dqAcc;        // chunks × (B,H,Tq,Dp)
+  bool dqDirect;       // one chunk and Dp = D: accumulate straight into dq through its strides (any layout)
 };
 
 // P for lanes j0+v·VW … of one query row from its raw score q·k (key-major lanes): scale, additive mask (row mrow,
@@ -110,7 +111,8 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
       }
       blockGemm(Dv, BKp, nq, dOb, 1, a.sdo.t, PD, BKp, dVT, BKp, true);
       blockGemm(D, BKp, nq, Qb, 1, a.sq.t, S, BKp, dKT, BKp, true);
-      blockGemm(nq, Dp, nk, S, BKp, 1, Kp, Dp, dqAcc + (bh * Tq + i0) * Dp, Dp, true);
+      if (c.dqDirect) blockGemm(nq, Dp, nk, S, BKp, 1, Kp, Dp, a.dq + b * a.sdq.b + h * a.sdq.h + i0 * a.sdq.t, a.sdq.t, true);
+      else blockGemm(nq, Dp, nk, S, BKp, 1, Kp, Dp, dqAcc + (bh * Tq + i0) * Dp, Dp, true);
     }
   }
   transposeScaled(dKT, BKp, D, nk, a.dk + b * a.sdk.b + hk * a.sdk.h + j0 * a.sdk.t, a.sdk.t, 1.0f);
@@ -148,6 +150,11 @@ void bwdPrepTask(void* vctx, int64_t t, int) {
     delta[row] = s;
     float L = a.lse[row];
     lse2[row] = L == -__builtin_inff() ? __builtin_inff() : L * kLog2e;
+    if (c.dqDirect) {
+      float* q = a.dq + b * a.sdq.b + h * a.sdq.h + i * a.sdq.t;
+      for (int64_t d = 0; d < a.D; d++) q[d] = 0.0f;
+      continue;
+    }
     for (int64_t ch = 0; ch < c.chunks; ch++) {
       float* q = c.dqAcc + ch * r.rows * c.Dp + row * c.Dp;
       for (int64_t d = 0; d < c.Dp; d++) q[d] = 0.0f;
@@ -198,14 +205,16 @@ bool attnBackward(const AttnArgs& a) {
   c.chunks = 1;
   if (parallel && c.nkb > 1 && !(groups >= 4 * T || (groups >= T && groups % T == 0)))
     c.chunks = imin(c.nkb, ceilDiv(4 * T, groups));
-  // dQ accumulates straight into dq when that is a single contiguous, unpadded (B,H,Tq,D) buffer.
-  bool direct = c.chunks == 1 && c.Dp == a.D && a.sdq.t == a.D && a.sdq.h == a.Tq * a.D && a.sdq.b == a.H * a.Tq * a.D;
+  // dQ accumulates straight into dq (through its strides: token-major layouts too) when there is one chunk and the
+  // head dim needs no padding; otherwise into per-chunk buffers summed at the end.
+  bool direct = c.chunks == 1 && c.Dp == a.D;
+  c.dqDirect = direct;
   size_t accSize = direct ? 0 : (size_t)(c.chunks * rows * c.Dp);
   float* buf = sharedScratch(2 * (size_t)rows + accSize);
   if (!buf) return false;
   c.delta = buf;
   c.lse2 = buf + rows;
-  c.dqAcc = direct ? a.dq : buf + 2 * rows;
+  c.dqAcc = direct ? nullptr : buf + 2 * rows;
   RowsCtx rc{&c, rows, imax(1, ceilDiv(rows, 8 * T))};
   runMaybeParallel(ceilDiv(rows, rc.per), bwdPrepTask, &rc, parallel);
   if (a.Tk > 0) runMaybeParallel(groups * c.chunks, bwdTask, &c, parallel);

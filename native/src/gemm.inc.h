@@ -339,8 +339,71 @@ void gemmBlockTask(void* ctx, int64_t t, int) {
   gemmRange(g, bi, m0, m1, n0, n1, B_PREPACKED, Bpre, s.col0);
 }
 
+// ---- few outputs, long depth (weight gradients dW = dYᵀ·X of small layers: M·N small, K = tokens) ----
+// Row/column blocks give too few tasks here, so the depth is cut into fixed blocks computed as independent products
+// into private partial C's, summed in block order, then alpha/beta/bias/act. The blocks depend only on K, so the
+// result is the same whatever the thread count (one thread runs the same blocks in turn).
+constexpr int64_t KSPLIT_MAX_MN = 256 * 256;
+constexpr int64_t KSPLIT_MIN_K = 2048;
+
+bool kSplitShape(const GemmArgs& g) {
+  return g.batch == 1 && g.M > SMALL_M && g.M * g.N <= KSPLIT_MAX_MN && g.K >= KSPLIT_MIN_K && g.K >= 8 * imax(g.M, g.N);
+}
+
+struct KSplit {
+  const GemmArgs* g;
+  float* partial;  // pieces × (M × N)
+  int64_t kPer, pieces;
+};
+
+void kSplitTask(void* ctx, int64_t t, int) {
+  const KSplit& s = *static_cast<const KSplit*>(ctx);
+  const GemmArgs& g = *s.g;
+  const int64_t k0 = t * s.kPer;
+  GemmArgs p = g;
+  p.K = imin(s.kPer, g.K - k0);
+  p.A = g.transA ? g.A + k0 * g.lda : g.A + k0;  // op(A) columns k0…: rows of a stored Aᵀ, columns of A
+  p.B = g.transB ? g.B + k0 : g.B + k0 * g.ldb;
+  p.C = s.partial + t * g.M * g.N;
+  p.ldc = g.N;
+  p.alpha = 1.0f;
+  p.beta = 0.0f;
+  p.bias = nullptr;
+  p.act = ACT_NONE;
+  gemmRange(p, 0, 0, g.M, 0, g.N, B_PACK, nullptr, 0);
+}
+
+// false: no memory for the partial products (the caller takes the regular path)
+bool gemmKSplit(const GemmArgs& g) {
+  KSplit s{&g, nullptr, 0, 0};
+  s.kPer = imax(512, roundUp(ceilDiv(g.K, 8), 64));
+  s.pieces = ceilDiv(g.K, s.kPer);
+  s.partial = sharedScratch((size_t)(s.pieces * g.M * g.N));
+  if (!s.partial) return false;
+  if (numThreads() > 1) parallelFor(s.pieces, kSplitTask, &s);
+  else for (int64_t t = 0; t < s.pieces; t++) kSplitTask(&s, t, 0);
+  const int64_t MN = g.M * g.N;
+  for (int64_t i = 0; i < g.M; i++)
+    for (int64_t j = 0; j < g.N; j += VW) {
+      const int64_t cnt = imin(VW, g.N - j);
+      alignas(64) float buf[VW];
+      vf acc = splat(0.0f);
+      for (int64_t t = 0; t < s.pieces; t++) {
+        const float* src = s.partial + t * MN + i * g.N + j;
+        if (cnt == VW) acc += load(src);
+        else {
+          for (int64_t l = 0; l < VW; l++) buf[l] = l < cnt ? src[l] : 0.0f;
+          acc += load(buf);
+        }
+      }
+      storeRowVec(g, g.C + i * g.ldc + j, acc, j, cnt);
+    }
+  return true;
+}
+
 void gemm(const GemmArgs& g) {
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
+  if (g.K > 0 && g.alpha != 0.0f && kSplitShape(g) && gemmKSplit(g)) return;
   const int64_t T = numThreads();
   double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
   if (g.K == 0 || g.alpha == 0.0f) {

@@ -19,8 +19,10 @@ using namespace af;
 #include "attention-bwd.inc.h"
 #include "attention-weights.inc.h"
 #include "rows.inc.h"
+#include "elementwise.inc.h"
 
-const KernelTable kTable = {AF_ISA_NAME,      gemm,    attnForward,    attnBackward,   attnWeights, layerNormForward,
-                            layerNormBackward, softmax, softmaxBackward};
+const KernelTable kTable = {AF_ISA_NAME,     gemm,      attnForward,    attnBackward, attnWeights,
+                            layerNormForward, layerNormBackward, softmax, softmaxBackward, unary,
+                            binary,          reduceSum, adamUpdate};
 }  // namespace
 }  // namespace AF_NS

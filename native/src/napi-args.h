@@ -205,4 +205,7 @@ napi_value AttnForward(napi_env env, napi_callback_info info);
 napi_value AttnBackward(napi_env env, napi_callback_info info);
 napi_value AttnWeights(napi_env env, napi_callback_info info);
 
+// Elementwise entry points (napi-elementwise.cc): adds unary, binary, reduceSum, adamUpdate to exports.
+void registerElementwise(napi_env env, napi_value exports);
+
 }  // namespace af

@@ -27,6 +27,32 @@ export interface AttnArgs {
   dropoutP: number; seed: number;
 }
 
+/** Activation applied in a fused GEMM epilogue (exact erf GELU, or its tanh approximation). */
+export type GemmActivation = "none" | "relu" | "gelu" | "geluTanh";
+
+/**
+ * Where one attention tensor lives in its buffer: element (b, h, t, d) is data[offset + b·strideB + h·strideH +
+ * t·strideT + d] (the feature axis contiguous). Lets q/k/v be read straight out of a token-major projection
+ * (B, T, 3·H·D) or (T, B, 3·H·D), and out/dq/dk/dv be written token-major, with no transposes or copies.
+ */
+export type AttnTensorLayout = readonly [offset: number, strideB: number, strideH: number, strideT: number];
+/** Layouts of the attention tensors; every tensor of a call must be given. */
+export interface AttnLayout {
+  q: AttnTensorLayout; k: AttnTensorLayout; v: AttnTensorLayout; out: AttnTensorLayout;
+  /** Backward only. */
+  dout?: AttnTensorLayout; dq?: AttnTensorLayout; dk?: AttnTensorLayout; dv?: AttnTensorLayout;
+}
+
+/** Hyper-parameters of one fused Adam/AdamW step (PyTorch's update rule, see optim/optimizers.ts). */
+export interface AdamStep {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
+  /** lr / (1 − β1ᵗ) */
+  stepSize: number;
+  /** √(1 − β2ᵗ) */
+  bc2sqrt: number;
+  decoupled: boolean; maximize: boolean;
+}
+
 export interface Kernels {
   /** out (contiguous, shape) = op(x). */
   unary(op: UnaryOp, x: StridedView<Float32Array | Int32Array | Uint8Array>, shape: readonly number[], out: Float32Array | Uint8Array): void;
@@ -67,6 +93,28 @@ export interface Kernels {
   /** Recompute attention weights from the saved lse: mode "full" → (B,H,rows,Tk); "mean" → head mean (B,rows,Tk). */
   attnWeights(q: Float32Array, k: Float32Array, lse: Float32Array, out: Float32Array, a: AttnArgs,
     mode: "full" | "mean", rowStart: number, rowCount: number): void;
+
+  // ---- optional kernels: fast backends provide them; callers fall back to compositions of the kernels above ----
+  /** gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). */
+  gemmBiasAct?(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
+    beta: number, C: Float32Array, cOff: number, ldc: number,
+    batch: number, strideA: number, strideB: number, strideC: number,
+    bias: Float32Array | null, biasOff: number, act: GemmActivation): void;
+  /** out[i] = g[gOff+i]·act'(z[zOff+i]) for i < n (relu: z may be the activation's output instead, same sign). */
+  activationBackward?(act: Exclude<GemmActivation, "none">, z: Float32Array, zOff: number, g: Float32Array, gOff: number,
+    out: Float32Array, n: number): void;
+  /** attnForward with every tensor placed by `layout` (lse stays contiguous (B,H,Tq)). */
+  attnForwardLayout?(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, a: AttnArgs,
+    layout: AttnLayout): void;
+  /** attnBackward with every tensor placed by `layout` (dq/dk/dv may be column blocks of one buffer). */
+  attnBackwardLayout?(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array,
+    lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, a: AttnArgs, layout: Required<AttnLayout>): void;
+  /** attnWeights reading q and k through `layout` (only q and k are used). */
+  attnWeightsLayout?(q: Float32Array, k: Float32Array, lse: Float32Array, out: Float32Array, a: AttnArgs,
+    mode: "full" | "mean", rowStart: number, rowCount: number, layout: Pick<AttnLayout, "q" | "k">): void;
+  /** One Adam/AdamW step in place over whole arrays (pass subarrays); vmax non-null with amsgrad. */
+  adamUpdate?(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null, h: AdamStep): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -3,7 +3,8 @@ import { Tensor } from "../tensor.js";
 import { zeros } from "../creation.js";
 import { shapeStr } from "../shape.js";
 import * as F from "../functional.js";
-import { sdpa } from "../ops/attention.js";
+import { sdpa, type SdpaResult } from "../ops/attention.js";
+import { attentionHeads, type HeadsOptions } from "../ops/attention-heads.js";
 import { activeRecorder } from "../explain/capture.js";
 import { Module, Parameter } from "./module.js";
 import { Linear } from "./layers.js";
@@ -89,7 +90,7 @@ export class MultiheadAttention extends Module {
 
   /** Returns [attnOutput, attnWeights | null] with PyTorch's shapes. */
   forward(query: Tensor, key: Tensor, value: Tensor, opts: MhaForwardOptions = {}): [Tensor, Tensor | null] {
-    const E = this.embedDim, H = this.numHeads, hd = this.headDim;
+    const E = this.embedDim, H = this.numHeads;
     let q = query, k = key, v = value;
     if (q.ndim !== 3 || k.ndim !== 3 || v.ndim !== 3) {
       throw new Error(`MultiheadAttention: expected 3-D query/key/value, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
@@ -100,9 +101,6 @@ export class MultiheadAttention extends Module {
       throw new Error(`MultiheadAttention: query ${shapeStr(query.shape)}, key ${shapeStr(key.shape)}, value ${shapeStr(value.shape)} ` +
         `do not fit embedDim=${E}, kdim=${this.kdim}, vdim=${this.vdim} (batchFirst=${this.batchFirst})`);
     }
-    const [Q, Kp, Vp] = this.project(q, k, v, query === key && key === value);            // (B, T, E) each
-    const heads = (t: Tensor, T: number) => t.reshape([B, T, H, hd]).permute([0, 2, 1, 3]); // (B, H, T, hd)
-
     const rec = activeRecorder();
     const recording = !!rec && rec.wants(this);
     const need = opts.needWeights ?? true;
@@ -110,16 +108,28 @@ export class MultiheadAttention extends Module {
     const mode: "full" | "mean" | false = recording ? (rec!.mode === "mean" && (!need || avg) ? "mean" : "full") : need ? (avg ? "mean" : "full") : false;
     const kpm = opts.keyPaddingMask ?? null;
     const floatKpm = !!kpm && kpm.dtype !== "bool";
-    const { out, weights } = sdpa(heads(Q, Tq), heads(Kp, Tk), heads(Vp, Tk), {
+    const core: HeadsOptions = {
+      heads: H,
       attnMask: floatKpm ? this.floatPadding(kpm!, opts.attnMask ?? null, B, Tq, Tk) : this.convertAttnMask(opts.attnMask ?? null, B, Tq, Tk),
       keyPaddingMask: floatKpm ? null : kpm,
       causal: !!opts.isCausal && !opts.attnMask,
       dropout: this.training ? this.dropout : 0,
       returnWeights: mode,
       impl: recording && rec!.withGrad ? "math" : "fused",
-    });                                                                                    // (B, H, Tq, hd)
-    let y = this.outProj.forward(out.permute([0, 2, 1, 3]).reshape([B, Tq, E]));          // (B, Tq, E)
-    if (!this.batchFirst) y = y.transpose(0, 1);
+    };
+    // Projections stay token-major — (B, T, ·) views of (T, B, ·) storage when batchFirst is false — and the
+    // attention reads its heads straight out of them: no transposes or copies anywhere in this module.
+    const self = query === key && key === value;
+    let r: SdpaResult;
+    if (this.inProjWeight && self) {
+      r = attentionHeads({ qkv: F.linear(q, this.inProjWeight, this.inProjBias) }, core);   // one (B, T, 3E) projection
+    } else {
+      const [Q, Kp, Vp] = this.project(q, k, v);                                          // (B, T, E) each
+      r = attentionHeads({ q: Q, k: Kp, v: Vp }, core);
+    }
+    const { out, weights } = r;                                                            // (B, Tq, E)
+    let y = this.outProj.forward(out);                                                      // (B, Tq, E)
+    if (!this.batchFirst) y = y.transpose(0, 1);                                            // (Tq, B, E)
     if (recording && weights) {
       rec!.add(this, { kind: query === key ? "self" : "cross", weights, headMean: mode === "mean",
         keyPaddingMask: opts.keyPaddingMask ?? null, causal: !!opts.isCausal });
@@ -129,16 +139,11 @@ export class MultiheadAttention extends Module {
     return [y, weights];
   }
 
-  /** Q/K/V projections; self-attention runs one (B·T, E)×(E, 3E) GEMM. */
-  private project(q: Tensor, k: Tensor, v: Tensor, self: boolean): [Tensor, Tensor, Tensor] {
+  /** Separate Q/K/V projections (cross-attention, or kdim/vdim ≠ embedDim); self-attention projects once in forward. */
+  private project(q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor, Tensor] {
     const E = this.embedDim, b = this.inProjBias;
     const bias = (i: number) => (b ? b.narrow(0, i * E, E) : null);
     if (this.inProjWeight) {
-      if (self) {
-        const qkv = F.linear(q, this.inProjWeight, b);                                     // (B, T, 3E)
-        const [Q, K, V] = qkv.split(E, -1);
-        return [Q, K, V];
-      }
       const W = this.inProjWeight;
       return [F.linear(q, W.narrow(0, 0, E), bias(0)), F.linear(k, W.narrow(0, E, E), bias(1)), F.linear(v, W.narrow(0, 2 * E, E), bias(2))];
     }

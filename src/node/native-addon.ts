@@ -24,6 +24,22 @@ export interface NativeAttnLayout {
   dout?: NativeTensorLayout; dq?: NativeTensorLayout; dk?: NativeTensorLayout; dv?: NativeTensorLayout;
 }
 
+/** Elementwise op names of `unary` (or their codes 0…14 in this order). */
+export type NativeUnaryOp = "neg" | "abs" | "relu" | "square" | "sqrt" | "rsqrt" | "reciprocal" | "exp" | "tanh" | "sigmoid"
+  | "erf" | "gelu" | "geluGrad" | "geluTanh" | "geluTanhGrad";
+/**
+ * Ops of `binary` (codes 0…14 in this order): codes 6…11 are comparisons writing 0/1 into a Uint8Array; 12…14 are
+ * activation backwards a·act'(b) with a = dy and b = the pre-activation (relu: or its output); gelu ones need
+ * both operands "full".
+ */
+export type NativeBinaryOp = "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "eq" | "ne" | "lt" | "le" | "gt" | "ge"
+  | "reluBackward" | "geluBackward" | "geluTanhBackward";
+/**
+ * How a binary operand is read for element i of an output laid out as (n/R, R): 0/"full" a[i], 1/"scalar" a[0],
+ * 2/"row" a[i mod R] (a trailing row repeated, e.g. a bias), 3/"col" a[⌊i/R⌋] (one value per row).
+ */
+export type NativeBinaryMode = 0 | 1 | 2 | 3 | "full" | "scalar" | "row" | "col";
+
 export interface NativeInfo {
   isa: NativeIsa;
   threads: number;
@@ -73,6 +89,20 @@ export interface NativeKernels {
   softmaxLastDim(x: Float32Array, y: Float32Array, rows: number, n: number): void;
   /** dx = y ⊙ (dy − rowsum(y ⊙ dy)). */
   softmaxBackward(y: Float32Array, dy: Float32Array, dx: Float32Array, rows: number, n: number): void;
+  /** y[yOff..+n) = op(x[xOff..+n)); y may be exactly x (in place). Transcendentals are accurate to a few ulp. */
+  unary(op: NativeUnaryOp | number, x: Float32Array, xOff: number, y: Float32Array, yOff: number, n: number): void;
+  /** out[outOff + i] = a op b for i < n, operands read by their modes over (n/R, R); out is a Uint8Array for comparisons. */
+  binary(op: NativeBinaryOp | number, a: Float32Array, aOff: number, aMode: NativeBinaryMode, b: Float32Array, bOff: number,
+    bMode: NativeBinaryMode, out: Float32Array | Uint8Array, outOff: number, n: number, R: number): void;
+  /** out (outer, inner) = Σ over the middle axis of x (outer, n, inner), accumulated in float64; deterministic. */
+  reduceSum(x: Float32Array, xOff: number, outer: number, n: number, inner: number, out: Float32Array, outOff: number): void;
+  /**
+   * Fused Adam/AdamW step over whole arrays (pass subarrays), PyTorch's update rule: p, m, v (and vmax with amsgrad,
+   * else null) updated in place. stepSize = lr/(1−β1ᵗ), bc2sqrt = √(1−β2ᵗ).
+   */
+  adamUpdate(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, stepSize: number, bc2sqrt: number,
+    decoupled: boolean, maximize: boolean): void;
   /** The attention dropout hash of src/backend/dropout-hash.ts (uint32). */
   dropoutHash(seed: number, b: number, h: number, i: number, j: number): number;
   /** Whether element (b,h,i,j) is kept by attention dropout with probability p. */
@@ -95,7 +125,8 @@ export interface NativeLoad {
 const ADDON = join("native", "build", "Release", "attnflow_native.node");
 const REQUIRED: readonly (keyof NativeKernels)[] = [
   "gemm", "gemmBiasAct", "attnForward", "attnBackward", "attnWeights", "layerNormForward", "layerNormBackward",
-  "softmaxLastDim", "softmaxBackward", "dropoutHash", "dropoutKeep", "info", "setNumThreads", "setIsa",
+  "softmaxLastDim", "softmaxBackward", "unary", "binary", "reduceSum", "adamUpdate", "dropoutHash", "dropoutKeep", "info",
+  "setNumThreads", "setIsa",
 ];
 
 function findAbove(start: string): string | null {

@@ -5,7 +5,7 @@
 import { shapeStr } from "../shape.js";
 import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
-import type { AttnArgs } from "../backend/kernels.js";
+import type { AttnArgs, AttnTensorLayout } from "../backend/kernels.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
@@ -57,22 +57,29 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     throw new Error(`scaledDotProductAttention: incompatible shapes q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} ` +
       `(need matching batch, k/v with the same heads and length, q/k the same head dim, query heads a multiple of kv heads)`);
   }
-  const p = opts.dropout ?? 0;
-  if (p < 0 || p >= 1) throw new Error(`scaledDotProductAttention: dropout must be in [0, 1), got ${p}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(D);
-  const { mask, maskB, maskH } = additiveMask(opts.attnMask ?? opts.mask ?? null, B, H, Tq, Tk);
-  const keyPad = opts.keyPaddingMask ? keyPadding(opts.keyPaddingMask, B, Tk) : null;
-  const args: AttnArgs = { B, H, Hkv, Tq, Tk, D, Dv, scale, causal: !!opts.causal, keyPad, attnMask: mask, maskB, maskH,
-    dropoutP: p, seed: p > 0 ? (opts.generator ?? defaultGenerator).nextU32() : 0 };
+  const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
   if (opts.impl === "math") return mathPath(q, k, v, args, opts);
+  const mode = weightsMode(opts.returnWeights);
+
+  // Fast backends read q/k/v in place through their strides (any view with a contiguous feature axis, e.g. heads
+  // permuted out of a (B, T, H, D) projection): no contiguous() copies.
+  const qL = layout4(q), kL = layout4(k), vL = layout4(v);
+  if (hasLayoutAttention() && qL && kL && vL) {
+    const out = uninit([B, H, Tq, Dv]);
+    const weights = runFused(args, { t: q, layout: qL }, { t: k, layout: kL }, { t: v, layout: vL }, out,
+      [0, H * Tq * Dv, Tq * Dv, Dv], mode, [q, k, v], () => {
+        const dq = uninit(q.shape), dk = uninit(k.shape), dv = uninit(v.shape);
+        return { grads: [dq, dk, dv], dq: contiguousLayout(dq), dk: contiguousLayout(dk), dv: contiguousLayout(dv) };
+      });
+    return { out, weights };
+  }
 
   const qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   const out = uninit([B, H, Tq, Dv]), lse = uninit([B, H, Tq]);
   const qd = contiguousData(qc) as Float32Array, kd = contiguousData(kc) as Float32Array, vd = contiguousData(vc) as Float32Array;
   K.attnForward(qd, kd, vd, out.storage.data as Float32Array, lse.storage.data as Float32Array, args);
   let weights: Tensor | null = null;
-  if (opts.returnWeights) {
-    const mode = opts.returnWeights === "mean" ? "mean" : "full";
+  if (mode) {
     weights = uninit(mode === "full" ? [B, H, Tq, Tk] : [B, Tq, Tk]);
     K.attnWeights(qd, kd, lse.storage.data as Float32Array, weights.storage.data as Float32Array, args, mode, 0, Tq);
     if (mode === "full") renormaliseRows(weights.storage.data as Float32Array, Tk);
@@ -87,6 +94,86 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     }, [qc, kc, vc, lse]);
   }
   return { out, weights };
+}
+
+/** Whether the active backend has the layout-aware attention kernels runFused needs. */
+export function hasLayoutAttention(): boolean {
+  return !!(K.attnForwardLayout && K.attnBackwardLayout && K.attnWeightsLayout);
+}
+
+/** Kernel arguments for the given dims: scale, masks (converted to additive / key padding), dropout and its seed. */
+export function attnArgsFor(B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, opts: SdpaOptions): AttnArgs {
+  const p = opts.dropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new Error(`scaledDotProductAttention: dropout must be in [0, 1), got ${p}`);
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const { mask, maskB, maskH } = additiveMask(opts.attnMask ?? opts.mask ?? null, B, H, Tq, Tk);
+  const keyPad = opts.keyPaddingMask ? keyPadding(opts.keyPaddingMask, B, Tk) : null;
+  return { B, H, Hkv, Tq, Tk, D, Dv, scale, causal: !!opts.causal, keyPad, attnMask: mask, maskB, maskH,
+    dropoutP: p, seed: p > 0 ? (opts.generator ?? defaultGenerator).nextU32() : 0 };
+}
+
+export function weightsMode(r: SdpaOptions["returnWeights"]): "full" | "mean" | false {
+  return r ? (r === "mean" ? "mean" : "full") : false;
+}
+
+/** [offset, strideB, strideH, strideT] of a (B, heads, T, feat) view whose feature axis is contiguous, else null. */
+function layout4(t: Tensor): AttnTensorLayout | null {
+  if (t.strides[3] !== 1 && t.shape[3] !== 1) return null;
+  if (t.strides.some((s) => s < 0)) return null;
+  return [t.offset, t.strides[0], t.strides[1], t.strides[2]];
+}
+
+function contiguousLayout(t: Tensor): AttnTensorLayout {
+  const [, H, T, F] = t.shape;
+  return [t.offset, H * T * F, T * F, F];
+}
+
+/** The incoming gradient of out, (B, H, Tq, Dv) or token-major (B, Tq, H·Dv), with its layout (copied only if needed). */
+function gradLayout(g: Tensor, Dv: number): [Tensor, AttnTensorLayout] {
+  if (g.ndim === 4) {
+    const l = layout4(g);
+    if (l) return [g, l];
+    const c = g.contiguous();
+    return [c, contiguousLayout(c)];
+  }
+  const c = (g.strides[2] === 1 || g.shape[2] === 1) && g.strides.every((x) => x >= 0) ? g : g.contiguous();
+  return [c, [c.offset, c.strides[0], Dv, c.strides[1]]];
+}
+
+export interface Placed { t: Tensor; layout: AttnTensorLayout }
+export interface GradPlan { grads: (Tensor | null)[]; dq: AttnTensorLayout; dk: AttnTensorLayout; dv: AttnTensorLayout; buffers?: [Tensor, Tensor, Tensor] }
+
+/**
+ * The fused path through layout-aware kernels: forward into `out` (placed by outL), optional weights recomputed from
+ * the log-sum-exp, and a grad node whose backward writes dq/dk/dv where `plan()` places them (the returned
+ * tensors are the gradients of `inputs`, in order; `buffers` are the arrays dq, dk, dv live in when not the grads).
+ */
+export function runFused(a: AttnArgs, q: Placed, k: Placed, v: Placed, out: Tensor, outL: AttnTensorLayout, mode: "full" | "mean" | false,
+  inputs: Tensor[], plan: () => GradPlan): Tensor | null {
+  const qd = q.t.storage.data as Float32Array, kd = k.t.storage.data as Float32Array, vd = v.t.storage.data as Float32Array;
+  const od = out.storage.data as Float32Array;
+  const lse = uninit([a.B, a.H, a.Tq]), ld = lse.storage.data as Float32Array;
+  K.attnForwardLayout!(qd, kd, vd, od, ld, a, { q: q.layout, k: k.layout, v: v.layout, out: outL });
+  let weights: Tensor | null = null;
+  if (mode) {
+    weights = uninit(mode === "full" ? [a.B, a.H, a.Tq, a.Tk] : [a.B, a.Tq, a.Tk]);
+    K.attnWeightsLayout!(qd, kd, ld, weights.storage.data as Float32Array, a, mode, 0, a.Tq, { q: q.layout, k: k.layout });
+    if (mode === "full") renormaliseRows(weights.storage.data as Float32Array, a.Tk);
+  }
+  if (isGradEnabled()) {
+    record(out, "scaledDotProductAttention", inputs, (g) => {
+      // dout read in place when its feature axis is contiguous (it usually comes straight from the next GEMM)
+      const [gc, gl] = gradLayout(g, a.Dv);
+      const p = plan();
+      const [bq, bk, bv] = p.buffers ?? (p.grads as [Tensor, Tensor, Tensor]);
+      K.attnBackwardLayout!(qd, kd, vd, od, gc.storage.data as Float32Array, ld, bq.storage.data as Float32Array,
+        bk.storage.data as Float32Array, bv.storage.data as Float32Array, a,
+        { q: q.layout, k: k.layout, v: v.layout, out: outL, dout: gl, dq: p.dq, dk: p.dk, dv: p.dv });
+      if (gc !== g) gc.dispose();
+      return p.grads;
+    }, [q.t, k.t, v.t, lse]);
+  }
+  return weights;
 }
 
 /** Composed attention (matmul → mask → softmax → dropout → matmul): slower, but every step is differentiable. */

@@ -1,9 +1,10 @@
 // matmul with torch.matmul semantics (1-D promotion, batch broadcasting). Transposed views go to the GEMM kernel as
 // flags, not copies; gradients are matmuls of transposed views: dA = g·Bᵀ, dB = Aᵀ·g (summed over broadcast batches).
+// Also linear (y = act(x·Wᵀ + b)), the GEMM behind F.linear / nn.Linear.
 import { broadcastShapes, numel, shapeStr } from "../shape.js";
-import { record } from "../autograd.js";
+import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
-import type { Tensor } from "../tensor.js";
+import { Tensor } from "../tensor.js";
 import { assertFloat, sumToShape, uninit } from "./util.js";
 
 interface MatOperand { t: Tensor; trans: boolean; ld: number }
@@ -76,4 +77,127 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const gb = b.requiresGrad ? sumToShape(matmul2(a2.mT, g2), b2.shape).reshape(b.shape) : null;
     return [ga, gb];
   }, [a2, b2]);
+}
+
+// ---------- linear: y = act(x·Wᵀ + b) ----------
+
+/** Activation fused into linear(): applied in the GEMM epilogue on fast backends. */
+export type LinearActivation = "relu" | "gelu" | "geluTanh";
+
+/**
+ * When x's elements form a dense block of rows of length inF in some order of its leading dims (contiguous x, or
+ * e.g. the (B, T, F) transpose of a contiguous (T, B, F)), the leading dims in memory order (outermost first);
+ * otherwise null. Such an x is one (N, inF) matrix for the GEMM, with no copy.
+ */
+function denseRowOrder(x: Tensor): number[] | null {
+  const nd = x.ndim, inF = x.shape[nd - 1];
+  if (x.strides[nd - 1] !== 1 && inF !== 1) return null;
+  const lead = Array.from({ length: nd - 1 }, (_, i) => i).sort((a, b) => x.strides[b] - x.strides[a] || a - b);
+  let expect = inF;
+  for (let i = lead.length - 1; i >= 0; i--) {
+    const d = lead[i];
+    if (x.shape[d] === 1) continue;
+    if (x.strides[d] !== expect) return null;
+    expect *= x.shape[d];
+  }
+  return lead;
+}
+
+/** Strides of a dense block of rows of length `cols` whose leading dims are stored in `order` (outermost first). */
+function rowStrides(shape: readonly number[], order: readonly number[], cols: number): number[] {
+  const st = new Array<number>(shape.length);
+  st[shape.length - 1] = 1;
+  let s = cols;
+  for (let i = order.length - 1; i >= 0; i--) { st[order[i]] = s; s *= shape[order[i]]; }
+  return st;
+}
+
+const isIdentity = (order: readonly number[]) => order.every((d, i) => d === i);
+
+/** dz = dy ⊙ act'(z) over n elements (for relu, z may be the activation's output: same sign). */
+function activationBackward(act: LinearActivation, z: Float32Array, zOff: number, g: Float32Array, gOff: number,
+  out: Float32Array, n: number): void {
+  if (K.activationBackward) { K.activationBackward(act, z, zOff, g, gOff, out, n); return; }
+  if (act === "relu") { for (let i = 0; i < n; i++) out[i] = z[zOff + i] > 0 ? g[gOff + i] : 0; return; }
+  K.unary(act === "gelu" ? "geluGrad" : "geluTanhGrad", { data: z, offset: zOff, strides: [1] }, [n], out);
+  for (let i = 0; i < n; i++) out[i] *= g[gOff + i];
+}
+
+/**
+ * y = act(x·Wᵀ + b): x (..., in), W (out, in), b (out) or null. One GEMM with a fused bias/activation epilogue
+ * forward when the backend has it; backward dx = dz·W and dW = dzᵀ·x (two GEMMs), db = Σ_rows dz, with
+ * dz = dy ⊙ act'(z). x whose rows are dense in another order (a transposed (T, B, in) view) is used in place and y
+ * keeps that row order (a view with the same dim order), so seq-first models need no transposing copies.
+ */
+export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: LinearActivation | null): Tensor {
+  assertFloat(x, "linear"); assertFloat(weight, "linear");
+  if (weight.ndim !== 2) throw new Error(`linear: weight must be 2-D (out, in), got ${shapeStr(weight.shape)}`);
+  const inF = weight.shape[1], outF = weight.shape[0];
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`linear: input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (expected last dim ${inF})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)}`);
+  if (act !== null && act !== "relu" && act !== "gelu" && act !== "geluTanh") {
+    throw new Error(`linear: activation must be "relu", "gelu" or "geluTanh", got ${String(act)}`);
+  }
+  let order = x.numel() > 0 ? denseRowOrder(x) : null;
+  const xc = order ? x : x.contiguous();
+  if (!order) order = Array.from({ length: x.ndim - 1 }, (_, i) => i);
+  const wc = weight.contiguous();
+  const N = inF > 0 ? xc.numel() / inF : numel(x.shape.slice(0, -1));
+  const yShape = [...x.shape.slice(0, -1), outF];
+  const ySt = rowStrides(yShape, order, outF);
+  const xd = xc.storage.data as Float32Array, wd = wc.storage.data as Float32Array;
+  const bd = bias ? bias.contiguous() : null;
+  const bData = bd ? bd.storage.data as Float32Array : null, bOff = bd ? bd.offset : 0;
+  const needGrad = isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad);
+  // z = x·Wᵀ + b (pre-activation); with grad and a gelu, z is kept for the backward and y computed from it
+  const keepZ = needGrad && (act === "gelu" || act === "geluTanh");
+  const z = new Tensor(uninit([N * outF]).storage, yShape, ySt, 0);
+  const zd = z.storage.data as Float32Array;
+  const epilogue = keepZ || act === null ? "none" : act;
+  if (K.gemmBiasAct) {
+    K.gemmBiasAct(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, 0, zd, 0, outF, 1, 0, 0, 0, bData, bOff, epilogue);
+  } else {
+    let beta = 0;
+    if (bData) { const row = bData.subarray(bOff, bOff + outF); for (let r = 0; r < N; r++) zd.set(row, r * outF); beta = 1; }
+    K.gemm(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, beta, zd, 0, outF, 1, 0, 0, 0);
+    if (epilogue !== "none") K.unary(epilogue, { data: zd, offset: 0, strides: [1] }, [N * outF], zd);
+  }
+  let y = z;
+  if (keepZ) {
+    y = new Tensor(uninit([N * outF]).storage, yShape, ySt, 0);
+    K.unary(act!, { data: zd, offset: 0, strides: [1] }, [N * outF], y.storage.data as Float32Array);
+  }
+  if (!needGrad) return y;
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const saved = act === null ? [xc, wc] : [xc, wc, z];
+  return record(y, "linear", inputs, (g) => {
+    // g in the row order of y: a free view when it already has y's layout (the usual case)
+    const perm = [...order!, x.ndim - 1];
+    const gm = (isIdentity(order!) ? g : g.permute(perm)).contiguous();
+    let gd = gm.storage.data as Float32Array, gOff = gm.offset;
+    let dz: Tensor | null = null;
+    if (act !== null) {
+      dz = uninit([N * outF]);
+      activationBackward(act, zd, 0, gd, gOff, dz.storage.data as Float32Array, N * outF);
+      gd = dz.storage.data as Float32Array; gOff = 0;
+    }
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (x.requiresGrad) { // dx (N, in) = dz (N, out) · W (out, in), rows in x's memory order
+      dx = new Tensor(uninit([N * inF]).storage, x.shape, rowStrides(x.shape, order!, inF), 0);
+      K.gemm(false, false, N, inF, outF, 1, gd, gOff, outF, wd, wc.offset, inF, 0, dx.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
+    }
+    if (weight.requiresGrad) { // dW (out, in) = dzᵀ (out, N) · x (N, in)
+      dw = uninit(weight.shape);
+      K.gemm(true, false, outF, inF, N, 1, gd, gOff, outF, xd, xc.offset, inF, 0, dw.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
+    }
+    if (bias?.requiresGrad) { // db = column sums of dz
+      db = uninit([outF]);
+      K.reduce("sum", gd.subarray(gOff, gOff + N * outF), 1, N, outF, db.storage.data as Float32Array);
+    }
+    if (dz) dz.dispose();
+    if (gm !== g) gm.dispose();
+    return bias ? [dx, dw, db] : [dx, dw];
+  }, saved);
 }

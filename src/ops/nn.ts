@@ -8,6 +8,7 @@ import { Tensor } from "../tensor.js";
 import { assertFloat, uninit, zerosOf } from "./util.js";
 import { contiguousData } from "./movement.js";
 import { unaryOp } from "./elementwise.js";
+import { linearOp, type LinearActivation } from "./matmul.js";
 
 /** Apply a last-axis row kernel along `dim` by moving dim last. */
 function alongLastDim(x: Tensor, dim: number, fn: (xc: Tensor) => Tensor): Tensor {
@@ -68,37 +69,12 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor |
   }, [xc, mean, rstd]);
 }
 
-/** y = x·Wᵀ + b, x (..., in), W (out, in), b (out). One GEMM forward, two backward. */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  assertFloat(x, "linear");
-  const inF = weight.shape[1], outF = weight.shape[0];
-  if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
-    throw new Error(`linear: input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (expected last dim ${inF})`);
-  }
-  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)}`);
-  const xc = x.contiguous(), wc = weight.contiguous();
-  const N = xc.numel() / inF;
-  const y = uninit([...x.shape.slice(0, -1), outF]);
-  const yd = y.storage.data as Float32Array;
-  let beta = 0;
-  if (bias) { const bd = contiguousData(bias); for (let r = 0; r < N; r++) yd.set(bd, r * outF); beta = 1; }
-  K.gemm(false, true, N, outF, inF, 1, xc.storage.data as Float32Array, xc.offset, inF, wc.storage.data as Float32Array, wc.offset, inF,
-    beta, yd, 0, outF, 1, 0, 0, 0);
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record(y, "linear", inputs, (g) => {
-    const gc = g.contiguous(), gd = gc.storage.data as Float32Array;
-    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
-    if (x.requiresGrad) { // dx (N,in) = g (N,out) · W (out,in)
-      dx = uninit(x.shape);
-      K.gemm(false, false, N, inF, outF, 1, gd, gc.offset, outF, wc.storage.data as Float32Array, wc.offset, inF, 0, dx.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
-    }
-    if (weight.requiresGrad) { // dW (out,in) = gᵀ (out,N) · x (N,in)
-      dw = uninit(weight.shape);
-      K.gemm(true, false, outF, inF, N, 1, gd, gc.offset, outF, xc.storage.data as Float32Array, xc.offset, inF, 0, dw.storage.data as Float32Array, 0, inF, 1, 0, 0, 0);
-    }
-    if (bias?.requiresGrad) db = gc.reshape([N, outF]).sum(0);
-    return bias ? [dx, dw, db] : [dx, dw];
-  }, [xc, wc]);
+/**
+ * y = x·Wᵀ + b, x (..., in), W (out, in), b (out); with `activation`, y = act(x·Wᵀ + b) fused into the GEMM epilogue
+ * (relu, exact gelu or its tanh form). One GEMM forward, two backward (see linearOp in ops/matmul.ts).
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, activation: LinearActivation | null = null): Tensor {
+  return linearOp(x, weight, bias, activation);
 }
 
 /** Row lookup; the gradient skips paddingIdx (like nn.Embedding(padding_idx)), repeated indices accumulate. */

@@ -1,6 +1,10 @@
 // SGD, Adam and AdamW with PyTorch's exact update rules (state kept in float32 like PyTorch).
 import type { Tensor } from "../tensor.js";
 import { Optimizer } from "./optimizer.js";
+import { K } from "../backend/registry.js";
+
+/** Parameters at least this large use the backend's fused Adam kernel when it has one (smaller: the loop below). */
+const FUSED_MIN = 4096;
 
 export interface SgdOptions { lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean; maximize?: boolean }
 
@@ -42,6 +46,10 @@ export class Adam extends Optimizer<AdamHp> {
     const vmax = amsgrad ? this.buf(st, "maxExpAvgSq", p.length) : null;
     const bc1 = 1 - Math.pow(b1, t), bc2sqrt = Math.sqrt(1 - Math.pow(b2, t));
     const stepSize = lr / bc1;
+    if (K.adamUpdate && p.length >= FUSED_MIN) { // one fused pass over p, g, m, v on fast backends
+      K.adamUpdate(p, g, m, v, vmax, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, stepSize, bc2sqrt, decoupled, maximize });
+      return;
+    }
     if (decoupled && wd) for (let i = 0; i < p.length; i++) p[i] *= 1 - lr * wd;
     for (let i = 0; i < p.length; i++) {
       let gi = maximize ? -g[i] : g[i];

@@ -1,0 +1,267 @@
+// Vision Transformer (Dosovitskiy et al. 2021, "An Image is Worth 16x16 Words") built from attnflow's nn blocks:
+//   pixels (B, C, H, W) in [0, 1] → normalise → cut into P×P patches (B, N, K·K·C), N = (H/P)·(W/P), each patch
+//   optionally widened by `patchOverlap` pixels of context (K = P + 2·overlap; K = P is the standard ViT)
+//   → patch_embed.proj: Linear(K·K·C, D) → prepend a learned [CLS] token → + learned position embeddings (1, N+1, D)
+//   → depth × pre-norm TransformerEncoderLayer (GELU MLP, batch-first) → final LayerNorm
+//   → pool ([CLS] token, or the mean of the patch tokens) → head: Linear(D, numClasses) → logits (B, numClasses).
+// Browser-safe. State-dict names follow timm's ViT where they can (patch_embed.proj, cls_token, pos_embed, norm, head);
+// the encoder keeps PyTorch's nn.TransformerEncoder names (encoder.layers.0.self_attn.in_proj_weight, ...).
+import { Tensor } from "../tensor.js";
+import { zeros } from "../creation.js";
+import { cat } from "../ops/movement.js";
+import { shapeStr } from "../shape.js";
+import { defaultGenerator, type Generator } from "../random.js";
+import { Module, Parameter } from "../nn/module.js";
+import { Dropout, LayerNorm, Linear } from "../nn/layers.js";
+import { TransformerEncoder, TransformerEncoderLayer } from "../nn/transformer.js";
+import { MultiheadAttention } from "../nn/attention.js";
+import { truncNormal_, uniform_, zeros_, ones_ } from "../nn/init.js";
+
+export interface VitConfig {
+  /** Square input side in pixels (28 for Fashion-MNIST). */
+  imageSize: number;
+  /** Square patch side; must divide imageSize. */
+  patchSize: number;
+  channels: number;
+  numClasses: number;
+  dModel: number;
+  depth: number;
+  heads: number;
+  /** Hidden width of each layer's MLP. */
+  mlpDim: number;
+  /** Dropout inside the encoder layers (attention weights, MLP, residual branches). */
+  dropout: number;
+  /**
+   * Pixels of context each patch token also sees on every side (overlapping patch embedding, zero outside the
+   * image); 0 (default) is the standard ViT. The token still stands for its P×P cell in explanations.
+   */
+  patchOverlap?: number;
+  /** MLP activation (default "gelu"; "relu" is cheaper on CPU). */
+  activation?: "gelu" | "relu";
+  /** Dropout on the token embeddings after the position embeddings are added (default 0). */
+  embDropout?: number;
+  /** Read the class from the [CLS] token, or from the mean of the patch tokens. */
+  pool: "cls" | "mean";
+  /** Per-channel normalisation applied inside the model: x ← (pixel − mean) / std (defaults 0 and 1). */
+  pixelMean?: number;
+  pixelStd?: number;
+  layerNormEps?: number;
+}
+
+export interface VitForwardOptions {
+  /**
+   * Token positions to blank out: 1..N are patches in row-major order (position 0 is [CLS] and cannot be occluded).
+   * An occluded patch has all its pixels set to `occludeValue` before the patch embedding.
+   */
+  occlude?: readonly number[];
+  /** Pixel value (input scale, [0, 1]) of an occluded patch; default pixelMean (the "mean patch", 0 after normalising). */
+  occludeValue?: number;
+  /**
+   * Sees the token embeddings (B, N+1, D) = [CLS; patch_embed(patches)] before the position embeddings are added and
+   * may return a replacement (same shape); used for input × gradient.
+   */
+  onEmbeddings?: (x: Tensor) => Tensor;
+}
+
+/** Fill a config's optional fields and check it; throws naming the offending field. */
+export function resolveVitConfig(c: VitConfig): Required<VitConfig> {
+  const full: Required<VitConfig> = { patchOverlap: 0, activation: "gelu", embDropout: 0, pixelMean: 0, pixelStd: 1, layerNormEps: 1e-6, ...c };
+  if (!Number.isInteger(full.patchOverlap) || full.patchOverlap < 0 || full.patchOverlap > full.imageSize) {
+    throw new Error(`VisionTransformer: config.patchOverlap must be an integer in [0, ${full.imageSize}], got ${String(full.patchOverlap)}`);
+  }
+  const posInt = ["imageSize", "patchSize", "channels", "numClasses", "dModel", "depth", "heads", "mlpDim"] as const;
+  for (const k of posInt) {
+    const v = full[k];
+    if (!Number.isInteger(v) || v < 1) throw new Error(`VisionTransformer: config.${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (full.imageSize % full.patchSize !== 0) {
+    throw new Error(`VisionTransformer: config.patchSize ${full.patchSize} must divide config.imageSize ${full.imageSize}`);
+  }
+  if (full.dModel % full.heads !== 0) throw new Error(`VisionTransformer: config.dModel ${full.dModel} must be divisible by config.heads ${full.heads}`);
+  for (const k of ["dropout", "embDropout"] as const) {
+    if (!(full[k] >= 0 && full[k] < 1)) throw new Error(`VisionTransformer: config.${k} must be in [0, 1), got ${String(full[k])}`);
+  }
+  if (full.activation !== "gelu" && full.activation !== "relu") throw new Error(`VisionTransformer: config.activation must be "gelu" or "relu", got ${String(full.activation)}`);
+  if (full.pool !== "cls" && full.pool !== "mean") throw new Error(`VisionTransformer: config.pool must be "cls" or "mean", got ${String(full.pool)}`);
+  if (!(full.pixelStd > 0) || !Number.isFinite(full.pixelMean)) {
+    throw new Error(`VisionTransformer: config.pixelStd must be > 0 and pixelMean finite, got ${full.pixelMean} / ${full.pixelStd}`);
+  }
+  return full;
+}
+
+/** patch_embed: flattened P×P×C patches → D. */
+export class PatchEmbedding extends Module {
+  proj: Linear;
+  constructor(readonly patchDim: number, readonly dModel: number) {
+    super();
+    this.proj = new Linear(patchDim, dModel);
+  }
+  /** (B, N, K·K·C) → (B, N, D). */
+  forward(patches: Tensor): Tensor { return this.proj.forward(patches); }
+}
+
+export class VisionTransformer extends Module {
+  readonly config: Required<VitConfig>;
+  /** Patch grid [rows, cols] and patch count N = rows · cols; the sequence length is N + 1. */
+  readonly grid: [number, number];
+  readonly numPatches: number;
+  /** Inputs per token, K·K·C with K = patchSize + 2·patchOverlap. */
+  readonly patchDim: number;
+  /** (N·K·K·C): flat pixel index (channel, y, x) feeding each patch input, −1 outside the image. */
+  private readonly patchIndex: Int32Array;
+  patchEmbed: PatchEmbedding;
+  clsToken: Tensor;   // (1, 1, D)
+  posEmbed: Tensor;   // (1, N+1, D)
+  posDrop: Dropout;
+  encoder: TransformerEncoder;
+  norm: LayerNorm;
+  head: Linear;
+
+  constructor(config: VitConfig, gen: Generator = defaultGenerator) {
+    super();
+    const c = (this.config = resolveVitConfig(config));
+    const g = c.imageSize / c.patchSize;
+    this.grid = [g, g];
+    this.numPatches = g * g;
+    const P = c.patchSize, ov = c.patchOverlap, K = P + 2 * ov, S = c.imageSize, C = c.channels;
+    this.patchDim = K * K * C;
+    this.patchIndex = new Int32Array(this.numPatches * this.patchDim);
+    for (let r = 0, j = 0; r < g; r++) for (let q = 0; q < g; q++) {
+      for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) for (let ch = 0; ch < C; ch++, j++) {
+        const y = r * P - ov + ky, x = q * P - ov + kx;
+        this.patchIndex[j] = y < 0 || y >= S || x < 0 || x >= S ? -1 : (ch * S + y) * S + x;
+      }
+    }
+    this.patchEmbed = new PatchEmbedding(this.patchDim, c.dModel);
+    this.clsToken = Parameter(zeros([1, 1, c.dModel]));
+    this.posEmbed = Parameter(zeros([1, this.numPatches + 1, c.dModel]));
+    this.posDrop = new Dropout(c.embDropout);
+    this.encoder = new TransformerEncoder(() => new TransformerEncoderLayer(c.dModel, c.heads, {
+      dimFeedforward: c.mlpDim, dropout: c.dropout, activation: c.activation, batchFirst: true, normFirst: true, layerNormEps: c.layerNormEps,
+    }), c.depth);
+    this.norm = new LayerNorm(c.dModel, { eps: c.layerNormEps });
+    this.head = new Linear(c.dModel, c.numClasses);
+    this.initWeights(gen);
+  }
+
+  /**
+   * timm-style initialisation, all drawn from `gen` (so one seed fixes the model): Linear weights ~ N(0, 0.02²)
+   * truncated at ±2σ, biases 0; the fused QKV projection Xavier-uniform over each of its three (D, D) blocks;
+   * [CLS] and position embeddings ~ N(0, 0.02²) truncated; LayerNorms 1 / 0.
+   */
+  private initWeights(gen: Generator): void {
+    const tn = (t: Tensor) => truncNormal_(t, 0, 0.02, -0.04, 0.04, gen);
+    tn(this.clsToken); tn(this.posEmbed);
+    for (const m of this.modules()) {
+      if (m instanceof Linear) { tn(m.weight); if (m.bias) zeros_(m.bias); }
+      else if (m instanceof LayerNorm) { if (m.weight) ones_(m.weight); if (m.bias) zeros_(m.bias); }
+      else if (m instanceof MultiheadAttention && m.inProjWeight) {
+        const D = m.embedDim, a = Math.sqrt(6 / (2 * D)); // Xavier bound of one (D, D) block
+        uniform_(m.inProjWeight, -a, a, gen);
+        if (m.inProjBias) zeros_(m.inProjBias);
+      }
+    }
+  }
+
+  /** Sequence length N + 1 ([CLS] first, then patches row-major: token 1 + r·cols + c is patch (r, c)). */
+  get seqLen(): number { return this.numPatches + 1; }
+
+  /** Token labels for explanations: "CLS", "r0c0", "r0c1", ... */
+  tokenNames(): string[] {
+    const [rows, cols] = this.grid, out = ["CLS"];
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out.push(`r${r}c${c}`);
+    return out;
+  }
+
+  /**
+   * Cut normalised images into patch vectors: (B, C, H, W) or (B, H, W) when C = 1 → (B, N, K·K·C) with K = P + 2·overlap:
+   * token n = 1 + r·cols + c sees the P×P cell (r, c) plus `overlap` pixels of context on every side (zero pixels
+   * outside the image), flattened as (ky, kx, channel). Pixels are expected in [0, 1]; pixelMean/pixelStd apply here.
+   * Occluded cells are set to the fill value in the image first, so neighbouring windows see the blank too.
+   */
+  patchify(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
+    const c = this.config, S = c.imageSize, C = c.channels, P = c.patchSize, cols = this.grid[1];
+    const okShape = (images.ndim === 4 && images.shape[1] === C && images.shape[2] === S && images.shape[3] === S) ||
+      (images.ndim === 3 && C === 1 && images.shape[1] === S && images.shape[2] === S);
+    if (!okShape) {
+      throw new Error(`VisionTransformer: expected images (B, ${C}, ${S}, ${S})${C === 1 ? ` or (B, ${S}, ${S})` : ""}, got ${shapeStr(images.shape)}`);
+    }
+    const B = images.shape[0], N = this.numPatches, pd = this.patchDim, HW = C * S * S, idx = this.patchIndex;
+    const blank = this.occlusionMask(o.occlude);
+    const fillPx = o.occludeValue ?? c.pixelMean;
+    // pixel k of the image lies in cell (⌊y/P⌋, ⌊x/P⌋); blanked pixels get fillPx
+    const blankPixel = (k: number) => { const r = k % (S * S), y = (r / S) | 0, x = r % S; return blank![((y / P) | 0) * cols + ((x / P) | 0)] === 1; };
+    if (images.requiresGrad) {
+      // Differentiable path (pixel saliency): gather from the flattened image with one extra zero pixel for the border.
+      let flat = images.reshape([B, HW]);                                            // (B, C·H·W)
+      if (blank) {
+        const keep = new Float32Array(HW), put = new Float32Array(HW);
+        for (let k = 0; k < HW; k++) if (blankPixel(k)) { put[k] = fillPx; } else keep[k] = 1;
+        flat = flat.mul(Tensor.fromArray(keep, [1, HW])).add(Tensor.fromArray(put, [1, HW]));
+      }
+      const ext = cat([flat, zeros([B, 1])], 1);                                      // (B, C·H·W + 1)
+      const gatherIdx = Int32Array.from(idx, (k) => (k < 0 ? HW : k));
+      const x = ext.indexSelect(1, Tensor.fromArray(gatherIdx, [N * pd], "int32")).reshape([B, N, pd]);
+      return x.sub(c.pixelMean).div(c.pixelStd);
+    }
+    let src = images.contiguous().dataSync() as Float32Array;
+    if (blank) {
+      src = src.slice();
+      for (let b = 0; b < B; b++) for (let k = 0; k < HW; k++) if (blankPixel(k)) src[b * HW + k] = fillPx;
+    }
+    const out = Tensor.empty([B, N, pd]);
+    const dst = out.storage.data as Float32Array;
+    const inv = 1 / c.pixelStd, mu = c.pixelMean, pad = -mu * inv, M = N * pd;
+    for (let b = 0; b < B; b++) {
+      const base = b * HW, o0 = b * M;
+      for (let j = 0; j < M; j++) { const k = idx[j]; dst[o0 + j] = k < 0 ? pad : (src[base + k] - mu) * inv; }
+    }
+    return out;
+  }
+
+  /** Occluded token positions (1..N) → a (N) 0/1 mask over cells; errors name a bad position. */
+  private occlusionMask(occlude: readonly number[] | undefined): Uint8Array | null {
+    if (!occlude || occlude.length === 0) return null;
+    const N = this.numPatches, m = new Uint8Array(N);
+    for (const t of occlude) {
+      if (!Number.isInteger(t) || t < 1 || t > N) {
+        throw new Error(`VisionTransformer: occlude position ${String(t)} is not a patch token (1..${N}; 0 is [CLS])`);
+      }
+      m[t - 1] = 1;
+    }
+    return m;
+  }
+
+  /** Encoder output after the final LayerNorm: (B, N+1, D). */
+  features(images: Tensor, o: VitForwardOptions = {}): Tensor {
+    const D = this.config.dModel;
+    const patches = this.patchify(images, o);                                        // (B, N, K·K·C)
+    const B = patches.shape[0];
+    const emb = this.patchEmbed.forward(patches);                                    // (B, N, D)
+    let x = cat([this.clsToken.expand([B, 1, D]), emb], 1);                          // (B, N+1, D)
+    if (o.onEmbeddings) {
+      const y = o.onEmbeddings(x);
+      if (y.ndim !== 3 || y.shape.some((d, i) => d !== x.shape[i])) {
+        throw new Error(`VisionTransformer: onEmbeddings must return ${shapeStr(x.shape)}, got ${shapeStr(y.shape)}`);
+      }
+      x = y;
+    }
+    x = this.posDrop.forward(x.add(this.posEmbed));                                  // (B, N+1, D)
+    x = this.encoder.forward(x);                                                     // (B, N+1, D); self-attention (B, H, N+1, N+1) per layer
+    return this.norm.forward(x);
+  }
+
+  /** Logits (B, numClasses) for pixels in [0, 1]. */
+  forward(images: Tensor, o: VitForwardOptions = {}): Tensor {
+    const x = this.features(images, o);                                              // (B, N+1, D)
+    const pooled = this.config.pool === "cls"
+      ? x.select(1, 0)                                                               // (B, D): the [CLS] token
+      : x.narrow(1, 1, this.numPatches).mean(1);                                     // (B, D): mean of the patch tokens
+    return this.head.forward(pooled);                                                // (B, numClasses)
+  }
+
+  protected override extraRepr(): string {
+    const c = this.config;
+    return `imageSize=${c.imageSize}, patchSize=${c.patchSize}, dModel=${c.dModel}, depth=${c.depth}, heads=${c.heads}, pool=${c.pool}`;
+  }
+}
