@@ -34,13 +34,15 @@ export class SelfAttention extends Module {
     }
     const rec = activeRecorder();
     const recording = !!rec && rec.wants(this);
-    const q = this.queryLinear.forward(x), k = this.keyLinear.forward(x), v = this.valueLinear.forward(x); // (B, T, D)
+    // one head: (B, 1, T, D), so the recorded (B, 1, T, T) weights are the very tensor the output is computed from
+    // (gradient-weighted explanations read their .grad)
+    const q = this.queryLinear.forward(x).unsqueeze(1), k = this.keyLinear.forward(x).unsqueeze(1), v = this.valueLinear.forward(x).unsqueeze(1);
     const { out, weights } = sdpa(q, k, v, {
       scale: 1 / Math.sqrt(this.dModel), returnWeights: needWeights || recording ? "full" : false,
       impl: recording && rec!.withGrad ? "math" : "fused",
-    });                                                                                                   // (B, T, D), (B, T, T)
-    if (recording && weights) rec!.add(this, { kind: "self", weights: weights.unsqueeze(1), headMean: false, keyPaddingMask: null, causal: false });
-    return [out, needWeights ? weights : null];
+    });                                                                                                   // (B, 1, T, D), (B, 1, T, T)
+    if (recording && weights) rec!.add(this, { kind: "self", weights, headMean: false, keyPaddingMask: null, causal: false });
+    return [out.squeeze(1), needWeights && weights ? weights.squeeze(1) : null];
   }
   protected override extraRepr(): string { return `dModel=${this.dModel}`; }
 }
