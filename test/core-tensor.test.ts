@@ -105,3 +105,12 @@ test("printing looks like PyTorch", () => {
   assert.equal(String(tensor([[1.5, -2], [0, 3]])), "tensor([[ 1.5000, -2.0000],\n        [ 0.0000,  3.0000]])");
   assert.equal(String(tensor([1, 2], { dtype: "int32" })), "tensor([1, 2], dtype=int32)");
 });
+
+test("reductions of a contiguous view with a storage offset read the view, not the storage start", async () => {
+  const { tensor } = await import("../src/creation.js");
+  const x = tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12]]);
+  const v = x.narrow(0, 1, 2); // rows [4,5,6], [7,8,9]: contiguous, offset 3
+  assert.deepEqual(Array.from(v.sum(0).dataSync()), [11, 13, 15]);
+  assert.deepEqual(Array.from(v.max(1).dataSync()), [6, 9]);
+  assert.deepEqual(Array.from(v.argmax(0).dataSync()), [1, 1, 1]);
+});

@@ -21,7 +21,8 @@ function reduceAxis(x: Tensor, axis: number, op: ReduceOp): Tensor {
   if (n === 0 && (op === "max" || op === "min" || op === "argmax" || op === "argmin")) {
     throw new Error(`${op}: cannot reduce over an empty dimension (axis ${axis} of shape [${x.shape}])`);
   }
-  K.reduce(op, c.storage.data, outer, n, inner, out.storage.data as Float32Array | Int32Array);
+  // the contiguous view may start at an offset into its storage (e.g. narrow(0, 1, 2)): pass its own elements
+  K.reduce(op, c.storage.data.subarray(c.offset, c.offset + c.numel()), outer, n, inner, out.storage.data as Float32Array | Int32Array);
   if (c !== x) c.dispose();
   return out;
 }
