@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchCase, BenchResult } from "./types.js";
 import { configureHarness } from "./lib/harness.js";
 import { loadAvg1m, machineInfo, versions } from "./lib/machine.js";
+import { reexecWithHugePages } from "./lib/malloc-env.js";
 import { ensurePeersInstalled } from "./lib/peer-modules.js";
 import { renderConsole, renderMarkdown, type BenchReport } from "./lib/report.js";
 import { closeJax } from "./peers/jax-peer.js";
@@ -159,6 +160,8 @@ export async function runBenchmark(o: RunOptions, log: (m: string) => void): Pro
 }
 
 async function main(): Promise<number> {
+  const reexec = reexecWithHugePages(); // the same malloc tuning as the PyTorch child (lib/malloc-env.ts)
+  if (reexec !== null) return reexec;
   let o: RunOptions;
   try {
     o = parseArgs(process.argv.slice(2));

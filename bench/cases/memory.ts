@@ -13,6 +13,7 @@ import { randnArray } from "../lib/prng.js";
 import { outputPath, readTensorFile, releaseTensorFiles, tensorFile } from "../lib/tensor-files.js";
 import { sdpaFlops } from "../lib/tasks.js";
 import { torchProcess, torchVersion, TORCH_IMPL } from "../peers/torch-peer.js";
+import { untunedEnv } from "../lib/malloc-env.js";
 
 const H = 12, d = 64;
 const LIMIT_MB = 8192;
@@ -63,7 +64,8 @@ function memoryCase(T: number): BenchCase {
         const impl = `attnflow-${backend}`;
         const skip = tooSlow(impl);
         if (skip) { runs.push({ impl, note: skip }); continue; }
-        const child = new ChildPeer(impl, process.execPath, ["--expose-gc", fileURLToPath(new URL("../memory-child.js", import.meta.url))], { log, maxRssMB });
+        const child = new ChildPeer(impl, process.execPath, ["--expose-gc", fileURLToPath(new URL("../memory-child.js", import.meta.url))],
+          { log, maxRssMB, env: untunedEnv() });
         runs.push(await measureChild(impl, child, { backend, shape, files }, timeoutMs, outputPath("mem-af"), extra));
       }
 

@@ -8,6 +8,7 @@ import { ortVersion } from "../peers/ort-peer.js";
 import { torchVersion } from "../peers/torch-peer.js";
 import { peerVersion } from "./peer-modules.js";
 import { REPO_ROOT } from "./paths.js";
+import { mallocNote } from "./malloc-env.js";
 
 export interface MachineInfo {
   cpu: string;
@@ -20,6 +21,8 @@ export interface MachineInfo {
   cpuFlags: string[];
   /** 1-minute load average when the run started and ended: other work on the machine skews timings. */
   loadAvg?: { start: number; end: number };
+  /** glibc malloc setting of the process that runs the in-process peers (lib/malloc-env.ts). */
+  malloc?: string;
 }
 
 export function loadAvg1m(): number {
@@ -42,6 +45,7 @@ export function machineInfo(loadAtStart?: number): MachineInfo {
     cpu: (c[0]?.model.trim() ?? "unknown") + family, cores: c.length, arch: arch(), platform: platform(), kernel: release(),
     totalMemGB: Math.round((totalmem() / 2 ** 30) * 10) / 10, node: process.version, cpuFlags: flags,
     ...(loadAtStart !== undefined ? { loadAvg: { start: loadAtStart, end: loadAvg1m() } } : {}),
+    malloc: mallocNote(),
   };
 }
 

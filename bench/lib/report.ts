@@ -89,7 +89,7 @@ export function renderMarkdown(rep: BenchReport): string {
     "## Machine",
     "",
     `- CPU: ${m.cpu}, ${m.cores} cores (${m.arch}); flags: ${m.cpuFlags.join(" ") || "n/a"}`,
-    `- Memory: ${m.totalMemGB} GB; OS: ${m.platform} ${m.kernel}; Node ${m.node}`,
+    `- Memory: ${m.totalMemGB} GB; OS: ${m.platform} ${m.kernel}; Node ${m.node}${m.malloc ? `; malloc: ${m.malloc} (in-process peers and the PyTorch child)` : ""}`,
     ...(m.loadAvg ? [`- 1-minute load average: ${m.loadAvg.start} at start, ${m.loadAvg.end} at end (the benchmark itself accounts for up to ~${m.cores}; more means other work competed for the cores)`] : []),
     `- Options: ${rep.options.quick ? "quick" : "full"}, repeats ${rep.options.repeats ?? "default"}, max run ${rep.options.maxRunS} s`,
     "",

@@ -7,6 +7,7 @@ import { errorText, type PeerContext, type PeerRun } from "../lib/peer-types.js"
 import { PEERS_DIR } from "../lib/paths.js";
 import { outputPath, readTensorFile, tensorFile } from "../lib/tensor-files.js";
 import type { Task } from "../lib/tasks.js";
+import { untunedEnv, withHugePages } from "../lib/malloc-env.js";
 
 export const TORCH_IMPL = "pytorch-cpu";
 let child: ChildPeer | null = null;
@@ -23,9 +24,8 @@ export function pythonPath(): string {
  * Memory runs keep the default malloc so that peak RSS is not rounded up to 2 MiB pages.
  */
 function torchEnv(hugePages: boolean): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env = hugePages ? withHugePages(untunedEnv()) : untunedEnv();
   delete env.OPENBLAS_CORETYPE;
-  if (hugePages) env.GLIBC_TUNABLES = [env.GLIBC_TUNABLES, "glibc.malloc.hugetlb=1"].filter(Boolean).join(":");
   return env;
 }
 
