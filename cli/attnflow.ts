@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
       if (!args.flags.untrained) {
         const { runTrainedDemo } = await import("./demo-trained.js");
         if (await runTrainedDemo({ text, image: typeof args.flags.image === "string" ? args.flags.image : undefined, color: args.flags.color === true || color })) return 0;
-        console.log("(no shipped models found in models/: showing the untrained SelfAttention demo)\n");
+        console.log("(the demo models — models/fortunes-classifier.safetensors, models/fashion-vit.safetensors — are not shipped yet: showing the untrained SelfAttention demo)\n");
       }
       console.log(runUntrainedDemo({ text, seed: args.flags.seed !== undefined ? Number(args.flags.seed) : undefined, color: args.flags.color === true || color }));
       return 0;
