@@ -1,9 +1,13 @@
-// Standalone runner for the attention-flow benchmark cases (bench/cases/flow.ts): prints one table.
+// Standalone runner for the attention-flow and rollout benchmark cases (bench/cases/flow.ts, rollout.ts): one table.
 //
-//   node dist/bench/flow-main.js [--quick] [--slow] [--t 32,64,128] [--only row|matrix|causal-row] [--repeats N] [--json]
+//   node dist/bench/flow-main.js [--quick] [--slow] [--t 32,64,128] [--only row|matrix|causal-row|rollout-row|rollout-matrix] [--repeats N] [--json]
 //
 // --slow lifts the time budgets (no extrapolation, SciPy full matrix beyond T=128, networkx beyond T=32).
-import { cases } from "./cases/flow.js";
+import { cases as flowCases } from "./cases/flow.js";
+import { cases as rolloutCases } from "./cases/rollout.js";
+
+const cases = [...rolloutCases, ...flowCases];
+const KINDS = ["row", "matrix", "causal-row", "rollout-row", "rollout-matrix"];
 import type { BenchResult } from "./types.js";
 
 function parse(argv: string[]) {
@@ -16,10 +20,10 @@ function parse(argv: string[]) {
     else if (a === "--t") o.ts = (argv[++i] ?? "").split(",").map(Number);
     else if (a === "--only") o.only = argv[++i] ?? null;
     else if (a === "--repeats") o.repeats = Number(argv[++i]);
-    else throw new Error(`unknown argument ${a}; usage: flow-main [--quick] [--slow] [--t 32,64] [--only row|matrix|causal-row] [--repeats N] [--json]`);
+    else throw new Error(`unknown argument ${a}; usage: flow-main [--quick] [--slow] [--t 32,64] [--only row|matrix|causal-row|rollout-row|rollout-matrix] [--repeats N] [--json]`);
   }
   if (o.ts?.some((t) => !Number.isInteger(t) || t < 2)) throw new Error("--t takes a comma-separated list of token counts");
-  if (o.only !== null && !o.only.split(",").every((k) => ["row", "matrix", "causal-row"].includes(k))) throw new Error("--only takes row, matrix or causal-row (comma-separated)");
+  if (o.only !== null && !o.only.split(",").every((k) => KINDS.includes(k))) throw new Error(`--only takes ${KINDS.join(", ")} (comma-separated)`);
   if (!(o.repeats >= 1)) throw new Error("--repeats must be >= 1");
   return o;
 }
@@ -45,9 +49,10 @@ async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   if (o.slow) process.env.ATTNFLOW_BENCH_SLOW = "1";
   const selected = cases.filter((c) => {
-    const m = /^flow-(row|matrix|causal-row)-t(\d+)$/.exec(c.name);
+    const m = /^(flow|rollout)-(row|matrix|causal-row)-t(\d+)$/.exec(c.name);
     if (!m) return false;
-    return (o.only === null || o.only.split(",").includes(m[1])) && (o.ts === null || o.ts.includes(Number(m[2])));
+    const kind = m[1] === "rollout" ? `rollout-${m[2]}` : m[2];
+    return (o.only === null || o.only.split(",").includes(kind)) && (o.ts === null || o.ts.includes(Number(m[3])));
   });
   const results: BenchResult[] = [];
   for (const c of selected) {

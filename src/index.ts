@@ -22,5 +22,5 @@ export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOpt
 export * as data from "./data/index.js";
 export * as explain from "./explain/index.js";
 export { renderHtmlReport } from "./viz/html-report.js";
-export { wasmBackendReady } from "./backend/wasm/register.js";
+export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";

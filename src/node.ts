@@ -5,3 +5,7 @@ export { loadFashionMnist } from "./node/datasets.js";
 import { registerNativeBackend } from "./node/native-backend.js";
 registerNativeBackend();
 export { attentionFlowParallel, FlowWorkerPool } from "./node/flow-workers.js";
+export { configureNodeWasmThreads, wasmThreadsFromEnv } from "./node/wasm-threads.js";
+import { configureNodeWasmThreads } from "./node/wasm-threads.js";
+// Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
+configureNodeWasmThreads();

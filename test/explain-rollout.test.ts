@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fuseHeads, prepareLayers, discardLowest, matrixStack, checkAttentionStack } from "../src/explain/attention-stack.js";
-import { attentionRollout, rolloutPerHead, rolloutOfLayers, matmulSquare } from "../src/explain/rollout.js";
+import { attentionRollout, attentionRolloutRow, rolloutPerHead, rolloutOfLayers, matmulSquare } from "../src/explain/rollout.js";
 import { assertClose, loadFlowFixture, randomAttention } from "./explain-helpers.js";
 
 for (const name of ["small", "medium", "larger"] as const) {
@@ -43,6 +43,28 @@ test("rollout recursion: rollout[l] = res[l] @ rollout[l-1], startLayer drops th
   assert.deepEqual(from2.shape, [2, T, T]);
   assertClose(from2.data.subarray(0, TT), res.data.subarray(2 * TT, 3 * TT), "startLayer=2 first matrix", 0, 0);
   assert.throws(() => attentionRollout(att, { startLayer: 4 }), /startLayer/);
+});
+
+test("attentionRolloutRow equals a row of the full rollout (any layer, startLayer, options); bad arguments are named", () => {
+  for (const T of [1, 5, 9]) {
+    const att = randomAttention(5, 2, T, 100 + T);
+    for (const o of [{}, { startLayer: 1 }, { layer: 2 }, { layer: 3, startLayer: 1, causal: true }, { discardRatio: 0.3, headFusion: "max" as const }]) {
+      const layer = (o as { layer?: number }).layer ?? 4, start = (o as { startLayer?: number }).startLayer ?? 0;
+      const full = attentionRollout(att, o);
+      for (let tok = 0; tok < T; tok++) {
+        const row = attentionRolloutRow(att, tok, o);
+        const off = (layer - start) * T * T + tok * T;
+        assertClose(row, full.data.subarray(off, off + T), `T ${T} token ${tok} ${JSON.stringify(o)}`, 1e-12, 1e-12);
+      }
+    }
+  }
+  const fx = loadFlowFixture("small");
+  const last = fx.t("output.rollout").data, TT = fx.T * fx.T;
+  assertClose(attentionRolloutRow(fx.att, fx.T - 1), last.subarray((fx.L - 1) * TT + (fx.T - 1) * fx.T, fx.L * TT), "fixture last row");
+  const att = randomAttention(3, 2, 4, 7);
+  assert.throws(() => attentionRolloutRow(att, 4), /token must be an integer in \[0, 3\], got 4/);
+  assert.throws(() => attentionRolloutRow(att, 0, { layer: 3 }), /layer must be/);
+  assert.throws(() => attentionRolloutRow(att, 0, { layer: 1, startLayer: 2 }), /startLayer/);
 });
 
 test("head fusion max/min and residual alpha", () => {

@@ -23,7 +23,7 @@ import { type MatrixStack, prepareLayers } from "../../src/explain/attention-sta
 import { LayeredMaxFlow } from "../../src/explain/maxflow.js";
 import { FlowWorkerPool } from "../../src/node/flow-workers.js";
 
-const L = 12, H = 12;
+export const L = 12, H = 12;
 export const FLOW_TS = [32, 64, 128, 256, 512];
 /** SciPy needs int32 capacities: they are scaled by 2^29 and rounded (flows <= 1 stay far from overflow). */
 const SCIPY_SCALE = 2 ** 29;
@@ -32,11 +32,8 @@ const WORKERS = 2;
 function slowMode(): boolean { return process.env.ATTNFLOW_BENCH_SLOW === "1"; }
 function budgetMs(quick: boolean): number { return slowMode() ? Infinity : quick ? 8000 : 60000; }
 
-/**
- * Seeded (L, H, T, T) softmax attention, prepared into the reference's capacities (L, T, T). causal: each query i
- * attends to keys j <= i only, prepared with the causal receptive field (rows renormalised over j <= i).
- */
-export function flowWorkload(T: number, causal = false): MatrixStack {
+/** Seeded (L, H, T, T) softmax attention (logits N(0, 1.5²)); causal: query i attends to keys j <= i only. */
+export function randomAttention(T: number, causal = false): Float32Array {
   const logits = randnArray(L * H * T * T, causal ? `flow-causal:t${T}` : `flow:t${T}`, 1.5);
   const att = new Float32Array(logits.length);
   for (let r = 0; r < L * H * T; r++) {
@@ -46,7 +43,15 @@ export function flowWorkload(T: number, causal = false): MatrixStack {
     for (let j = 0; j <= top; j++) { const e = Math.exp(logits[r * T + j] - mx); att[r * T + j] = e; s += e; }
     for (let j = 0; j <= top; j++) att[r * T + j] /= s;
   }
-  return prepareLayers({ data: att, layers: L, heads: H, tokens: T }, { causal });
+  return att;
+}
+
+/**
+ * randomAttention prepared into the reference's capacities (L, T, T). causal: prepared with the causal receptive
+ * field (rows renormalised over j <= i).
+ */
+export function flowWorkload(T: number, causal = false): MatrixStack {
+  return prepareLayers({ data: randomAttention(T, causal), layers: L, heads: H, tokens: T }, { causal });
 }
 
 interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string; cpuMs?: number }

@@ -4,7 +4,7 @@ export {
   type AttentionStack, type MatrixStack, type HeadFusion, type PrepareOptions,
   checkAttentionStack, fuseHeads, headMatrix, discardLowest, causalRenormalise, residualMix, prepareLayers, layersAsStack, matrixStack,
 } from "./attention-stack.js";
-export { type RolloutOptions, type PerHeadRolloutOptions, attentionRollout, rolloutOfLayers, rolloutPerHead, headAveraged, matmulSquare } from "./rollout.js";
+export { type RolloutOptions, type PerHeadRolloutOptions, type RolloutRowOptions, attentionRollout, attentionRolloutRow, rolloutRowOfLayers, rolloutOfLayers, rolloutPerHead, headAveraged, matmulSquare } from "./rollout.js";
 export {
   type FlowOptions, type FlowPrepareOptions, type FlowResult, type FlowMatrix,
   attentionFlow, attentionFlowMatrix, flowPerLayer, flowPerLayerOfLayers, flowAdjacency, flowRaw, normaliseRows, blocksToFlowMatrix,

@@ -18,11 +18,30 @@ export interface RolloutOptions extends PrepareOptions {
   startLayer?: number;
 }
 
-/** C = A @ B for row-major (T, T) float64 matrices (i-k-j order: streams rows of B). */
+/**
+ * C = A @ B for row-major (T, T) float64 matrices, i-k-j order (streams rows of B). Rows of C go in blocks of four,
+ * so each row of B read from memory updates four rows of C; every C[i, j] still sums over k in ascending order.
+ * C must not overlap A or B (they may be other regions of the same array).
+ */
 export function matmulSquare(a: Float64Array, aOff: number, b: Float64Array, bOff: number, c: Float64Array, cOff: number, T: number): void {
-  for (let i = 0; i < T; i++) {
+  let i = 0;
+  for (; i + 4 <= T; i += 4) {
+    const c0 = cOff + i * T, c1 = c0 + T, c2 = c1 + T, c3 = c2 + T;
+    const a0r = aOff + i * T, a1r = a0r + T, a2r = a1r + T, a3r = a2r + T;
+    c.fill(0, c0, c0 + 4 * T);
+    for (let k = 0; k < T; k++) {
+      const a0 = a[a0r + k], a1 = a[a1r + k], a2 = a[a2r + k], a3 = a[a3r + k];
+      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
+      const bk = bOff + k * T;
+      for (let j = 0; j < T; j++) {
+        const bv = b[bk + j];
+        c[c0 + j] += a0 * bv; c[c1 + j] += a1 * bv; c[c2 + j] += a2 * bv; c[c3 + j] += a3 * bv;
+      }
+    }
+  }
+  for (; i < T; i++) {
     const ci = cOff + i * T;
-    for (let j = 0; j < T; j++) c[ci + j] = 0;
+    c.fill(0, ci, ci + T);
     for (let k = 0; k < T; k++) {
       const aik = a[aOff + i * T + k];
       if (aik === 0) continue;
@@ -56,6 +75,45 @@ export function rolloutOfLayers(res: MatrixStack, startLayer = 0): MatrixStack {
  */
 export function attentionRollout(att: AttentionStack, opts: RolloutOptions = {}): MatrixStack {
   return rolloutOfLayers(prepareLayers(att, opts), opts.startLayer ?? 0);
+}
+
+export interface RolloutRowOptions extends RolloutOptions {
+  /** Layer whose output token is explained (0-based, default the last layer L-1). */
+  layer?: number;
+}
+
+/**
+ * One row of the rollout, without forming any T×T product: r = e_token · A[layer] · A[layer-1] ··· A[startLayer]
+ * (a row vector pushed down the prepared layers). Equals attentionRollout(att, opts)[layer - startLayer][token, :]
+ * at O(L·T²) instead of O(L·T³). Returns (T,): share of each input token of layer startLayer in `token` of `layer`.
+ */
+export function attentionRolloutRow(att: AttentionStack, token: number, opts: RolloutRowOptions = {}): Float64Array {
+  return rolloutRowOfLayers(prepareLayers(att, opts), token, opts.layer, opts.startLayer ?? 0);
+}
+
+/** attentionRolloutRow on already prepared per-layer matrices (L, T, T). */
+export function rolloutRowOfLayers(res: MatrixStack, token: number, layer?: number, startLayer = 0): Float64Array {
+  checkMatrixStack(res, "rolloutRowOfLayers");
+  const { layers: L, tokens: T } = res;
+  const top = layer ?? L - 1;
+  if (!Number.isInteger(top) || top < 0 || top >= L) throw new RangeError(`rollout row: layer must be an integer in [0, ${L - 1}], got ${top}`);
+  if (!Number.isInteger(startLayer) || startLayer < 0 || startLayer > top) throw new RangeError(`rollout row: startLayer must be an integer in [0, layer=${top}], got ${startLayer}`);
+  if (!Number.isInteger(token) || token < 0 || token >= T) throw new RangeError(`rollout row: token must be an integer in [0, ${T - 1}], got ${token}`);
+  const TT = T * T, d = res.data;
+  let r = d.slice(top * TT + token * T, top * TT + (token + 1) * T);
+  let next = new Float64Array(T);
+  for (let l = top - 1; l >= startLayer; l--) {
+    next.fill(0);
+    const base = l * TT;
+    for (let k = 0; k < T; k++) {                  // next += r[k] · A[l][k, :]
+      const rk = r[k];
+      if (rk === 0) continue;
+      const row = base + k * T;
+      for (let j = 0; j < T; j++) next[j] += rk * d[row + j];
+    }
+    [r, next] = [next, r];
+  }
+  return r;
 }
 
 export interface PerHeadRolloutOptions extends RolloutOptions {

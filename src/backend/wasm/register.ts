@@ -85,16 +85,20 @@ export function registerWasmBackend(): boolean {
   registered = true;
   const info = {
     name: "wasm", priority: WASM_BACKEND_PRIORITY,
-    description: `WebAssembly SIMD128 kernels (${threadsWanted()} thread${threadsWanted() > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`,
+    // a getter: the thread count is configured by the entry point after this module registers
+    get description(): string {
+      const n = live ? (pool ? pool.size + 1 : 1) : threadsWanted();
+      return `WebAssembly SIMD128 kernels (${n} thread${n > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`;
+    },
   };
   if (isBrowserMainThread()) {
     pending = instantiateAsync(threadsWanted() > 1).then((inst) => {
       activate(inst);
-      registerBackend({ ...info, kernels: live! });
+      registerBackend(Object.assign(info, { kernels: live! }));
       return true;
     }, (e: unknown) => { failed = e instanceof Error ? e.message : String(e); return false; });
   } else {
-    registerBackend({ ...info, kernels: lazyTable() });
+    registerBackend(Object.assign(info, { kernels: lazyTable() }));
   }
   return true;
 }

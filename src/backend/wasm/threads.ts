@@ -55,6 +55,9 @@ export class WorkerPool {
     }
   }
 
+  /** Workers started (ready or still starting). */
+  get size(): number { return this.workers.length; }
+
   /** Slots of the workers that finished starting (they may still be starting: never waited for). */
   ready(): number[] {
     const ctrl = ctrlView(this.inst.memory), out: number[] = [];

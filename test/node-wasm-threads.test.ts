@@ -1,0 +1,58 @@
+// The Node entry runs the Wasm kernels on worker_threads (ATTNFLOW_THREADS, else every CPU): a child process with
+// ATTNFLOW_BACKEND=wasm must start workers and give the reference backend's results on work big enough to split.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { wasmThreadsFromEnv } from "../src/node/wasm-threads.js";
+import { wasmSimdSupported, wasmSharedMemorySupported } from "../src/backend/wasm/module.js";
+
+const skip = wasmSimdSupported() && wasmSharedMemorySupported() ? false : "no Wasm SIMD128 with shared memory here";
+const entry = new URL("../src/node.js", import.meta.url).href;
+
+// runs in the child: matmul + causal multi-head attention forward/backward on the wasm backend, then on the reference
+const script = `
+const af = await import(${JSON.stringify(entry)});
+const run = () => {
+  af.manualSeed(3);
+  const a = af.randn([3, 96, 200]), b = af.randn([200, 150]);
+  const mha = new af.nn.MultiheadAttention(64, 4, { batchFirst: true });
+  const x = af.randn([2, 120, 64], { requiresGrad: true });
+  const [y] = mha.forward(x, x, x, { isCausal: true, attnMask: null, needWeights: false });
+  y.square().sum().backward();
+  return { mm: Array.from(a.matmul(b).dataSync()), y: Array.from(y.dataSync()), gx: Array.from(x.grad.dataSync()) };
+};
+const w = run(); const backend = af.getBackend(); const desc = af.availableBackends();
+// workers start asynchronously (the first run may be single-threaded): wait for them, up to 10 s
+for (let i = 0; i < 100 && af.wasmWorkerCount() < Number(process.env.ATTNFLOW_THREADS) - 1; i++) await new Promise((r) => setTimeout(r, 100));
+const w2 = run(); const workers = af.wasmWorkerCount();
+af.setBackend("reference"); const r = run();
+let maxDiff = 0;
+for (const k of ["mm", "y", "gx"]) for (let i = 0; i < r[k].length; i++) maxDiff = Math.max(maxDiff, Math.abs(w2[k][i] - r[k][i]) / Math.max(1, Math.abs(r[k][i])), Math.abs(w[k][i] - r[k][i]) / Math.max(1, Math.abs(r[k][i])));
+console.log(JSON.stringify({ backend, workers, maxDiff }));
+`;
+
+function child(threads: string): { backend: string; workers: number; maxDiff: number } {
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+    env: { ...process.env, ATTNFLOW_BACKEND: "wasm", ATTNFLOW_THREADS: threads }, encoding: "utf8",
+    cwd: fileURLToPath(new URL(".", import.meta.url)),
+  });
+  return JSON.parse(out.trim().split("\n").pop()!);
+}
+
+test("Wasm kernels in Node run on worker_threads and match the reference backend", { skip }, () => {
+  const two = child("2");
+  assert.equal(two.backend, "wasm");
+  assert.equal(two.workers, 1, "ATTNFLOW_THREADS=2 starts one worker beside the main thread");
+  assert.ok(two.maxDiff < 1e-4, `threaded wasm vs reference: max relative difference ${two.maxDiff}`);
+  const one = child("1");
+  assert.equal(one.workers, 0, "ATTNFLOW_THREADS=1 is single-threaded");
+  assert.ok(one.maxDiff < 1e-4, `single-thread wasm vs reference: max relative difference ${one.maxDiff}`);
+});
+
+test("ATTNFLOW_THREADS: positive integers only, default = the CPUs available", () => {
+  assert.equal(wasmThreadsFromEnv({ ATTNFLOW_THREADS: "3" }), 3);
+  assert.ok(wasmThreadsFromEnv({}) >= 1);
+  assert.throws(() => wasmThreadsFromEnv({ ATTNFLOW_THREADS: "0" }), /ATTNFLOW_THREADS must be a positive integer, got "0"/);
+  assert.throws(() => wasmThreadsFromEnv({ ATTNFLOW_THREADS: "two" }), /ATTNFLOW_THREADS must be a positive integer/);
+});
