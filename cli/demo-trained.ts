@@ -3,7 +3,7 @@
 // test image through the Vision Transformer with its patch flow. Falls back to the untrained brief demo when the
 // shipped models are missing.
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadCheckpoint } from "../src/node/checkpoint.js";
 import { runExplanation } from "../src/explain/explain-run.js";
@@ -46,7 +46,7 @@ export async function runTrainedDemo(o: { text?: string; image?: string; color?:
     const image = o.image ?? join(dir, DEMO_IMAGE);
     const pred = tidy(() => noGrad(() => ck.task.predict(ck.model, ck.config, image, {})));
     out(""); out(rule);
-    out(`attnflow demo 2/2 — Vision Transformer on Fashion-MNIST (${DEMO_IMAGE_MODEL}; test accuracy ${fmtPct(ck.meta.metrics?.accuracy)}) on ${image}`);
+    out(`attnflow demo 2/2 — Vision Transformer on Fashion-MNIST (${DEMO_IMAGE_MODEL}; test accuracy ${fmtPct(ck.meta.metrics?.accuracy)}) on ${relative(process.cwd(), image) || image}`);
     out(`prediction: ${pred.output}${pred.alternatives ? "   (" + pred.alternatives.slice(0, 3).map((a) => `${a.output} ${a.score.toFixed(3)}`).join(", ") + ")" : ""}`);
     if (ck.task.explain) {
       const target = ck.task.explain(ck.model, ck.config, { image });

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fuseHeads, prepareLayers, discardLowest, matrixStack, checkAttentionStack } from "../src/explain/attention-stack.js";
-import { attentionRollout, attentionRolloutRow, rolloutPerHead, rolloutOfLayers, matmulSquare } from "../src/explain/rollout.js";
+import { attentionRollout, attentionRolloutRow, rolloutPerHead, rolloutOfLayers, rolloutRowOfLayers, matmulSquare } from "../src/explain/rollout.js";
 import { assertClose, loadFlowFixture, randomAttention } from "./explain-helpers.js";
 
 for (const name of ["small", "medium", "larger"] as const) {
@@ -48,7 +48,7 @@ test("rollout recursion: rollout[l] = res[l] @ rollout[l-1], startLayer drops th
 test("attentionRolloutRow equals a row of the full rollout (any layer, startLayer, options); bad arguments are named", () => {
   for (const T of [1, 5, 9]) {
     const att = randomAttention(5, 2, T, 100 + T);
-    for (const o of [{}, { startLayer: 1 }, { layer: 2 }, { layer: 3, startLayer: 1, causal: true }, { discardRatio: 0.3, headFusion: "max" as const }]) {
+    for (const o of [{}, { startLayer: 1 }, { layer: 2 }, { layer: 3, startLayer: 1, causal: true }, { discardRatio: 0.3, headFusion: "max" as const }, { headFusion: "min" as const, alpha: 0.3 }, { residual: false, headFusion: "max" as const }]) {
       const layer = (o as { layer?: number }).layer ?? 4, start = (o as { startLayer?: number }).startLayer ?? 0;
       const full = attentionRollout(att, o);
       for (let tok = 0; tok < T; tok++) {
@@ -65,6 +65,16 @@ test("attentionRolloutRow equals a row of the full rollout (any layer, startLaye
   assert.throws(() => attentionRolloutRow(att, 4), /token must be an integer in \[0, 3\], got 4/);
   assert.throws(() => attentionRolloutRow(att, 0, { layer: 3 }), /layer must be/);
   assert.throws(() => attentionRolloutRow(att, 0, { layer: 1, startLayer: 2 }), /startLayer/);
+  // the row path builds prepared rows itself: same numbers, bit for bit, as the prepared stack
+  const big = randomAttention(4, 3, 11, 5);
+  for (const o of [{}, { causal: true, alpha: 0.7 }, { headFusion: "min" as const }]) {
+    assert.deepEqual(attentionRolloutRow(big, 10, o), rolloutRowOfLayers(prepareLayers(big, o), 10), JSON.stringify(o));
+  }
+  const bad = randomAttention(3, 2, 4, 7);
+  bad.data[(1 * 2 + 1) * 16 + 2 * 4 + 3] = NaN;            // layer 1, head 1, query 2, key 3
+  assert.throws(() => attentionRolloutRow(bad, 0), /weight at \[layer 1, head 1, query 2, key 3\] is NaN/);
+  assert.throws(() => attentionRolloutRow({ ...att, data: att.data.subarray(1) }, 0), /data has 95 elements but \(layers, heads, tokens, tokens\) = \(3, 2, 4, 4\) needs 96/);
+  assert.throws(() => attentionRolloutRow(att, 0, { headFusion: "median" as never }), /headFusion must be/);
 });
 
 test("head fusion max/min and residual alpha", () => {
@@ -152,4 +162,24 @@ test("bad attention input is rejected with a message naming the problem", () => 
   bad.data[10] = -0.1;
   assert.throws(() => attentionRollout(bad), /layer 0, head 1, query 0, key 1/);
   assert.throws(() => attentionRollout({ data: new Float64Array(4), layers: 0, heads: 1, tokens: 2 }), /layers/);
+});
+
+test("matmulSquare: register-blocked product equals the plain k-ascending sum, every size and offset", () => {
+  let seed = 9;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 - 0.3; };
+  for (const T of [1, 2, 3, 4, 5, 7, 8, 13, 16]) {
+    const TT = T * T, buf = new Float64Array(3 * TT + 7).map(rnd);
+    const aOff = 3, bOff = 3 + TT, cOff = 3 + 2 * TT;
+    const want = new Float64Array(TT);
+    for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+      let acc = 0;
+      for (let k = 0; k < T; k++) acc += buf[aOff + i * T + k] * buf[bOff + k * T + j];
+      want[i * T + j] = acc;
+    }
+    const before = buf.slice();
+    matmulSquare(buf, aOff, buf, bOff, buf, cOff, T);
+    assert.deepEqual(buf.subarray(cOff, cOff + TT), want, `T ${T}`);
+    assert.deepEqual(buf.subarray(0, cOff), before.subarray(0, cOff), `T ${T}: only C is written`);
+    assert.deepEqual(buf.subarray(cOff + TT), before.subarray(cOff + TT), `T ${T}: nothing after C is written`);
+  }
 });

@@ -192,6 +192,66 @@ export function prepareLayers(att: AttentionStack, opts: PrepareOptions = {}): M
   return m;
 }
 
+/**
+ * Row i of layer l of prepareLayers(att, opts), computed alone into `out` (T,) from the raw stack: the same steps
+ * in the same order per element (so the same numbers), without forming the (L, T, T) stack. Not for discardRatio
+ * (its threshold depends on the whole layer). The values read are validated as checkAttentionStack would.
+ */
+export function preparedRow(att: AttentionStack, l: number, i: number, opts: PrepareOptions, out: Float64Array): void {
+  const { heads: H, tokens: T } = att, TT = T * T, src = att.data, fusion = opts.headFusion ?? "mean";
+  // heads innermost: each output element is accumulated in a register (h ascending, as fuseHeads does)
+  const b0 = l * H * TT + i * T;
+  let bad = false;
+  for (let j = 0; j < T; j++) {
+    let acc = src[b0 + j];
+    if (!(acc >= 0 && acc < Infinity)) bad = true;
+    let p = b0 + TT + j;
+    if (fusion === "mean") {
+      for (let h = 1; h < H; h++, p += TT) { const x = src[p]; if (!(x >= 0 && x < Infinity)) bad = true; acc += x; }
+    } else if (fusion === "max") {
+      for (let h = 1; h < H; h++, p += TT) { const x = src[p]; if (!(x >= 0 && x < Infinity)) bad = true; if (x > acc) acc = x; }
+    } else {
+      for (let h = 1; h < H; h++, p += TT) { const x = src[p]; if (!(x >= 0 && x < Infinity)) bad = true; if (x < acc) acc = x; }
+    }
+    out[j] = acc;
+  }
+  if (bad) {                                      // rare: find the offending weight for the message
+    for (let h = 0; h < H; h++) for (let j = 0; j < T; j++) {
+      const x = src[b0 + h * TT + j];
+      if (!(x >= 0) || x === Infinity) throw new RangeError(`attention: attention weight at [layer ${l}, head ${h}, query ${i}, key ${j}] is ${x}; weights must be finite and >= 0`);
+    }
+  }
+  if (fusion === "mean" && H > 1) for (let j = 0; j < T; j++) out[j] /= H;
+  if (opts.causal) {
+    let s = 0;
+    for (let j = 0; j <= i; j++) s += out[j];
+    for (let j = i + 1; j < T; j++) out[j] = 0;
+    if (s > 0) for (let j = 0; j <= i; j++) out[j] /= s;
+    else out[i] = 1;
+  }
+  if (opts.residual ?? true) {
+    const alpha = opts.alpha ?? 0.5, beta = 1 - alpha;
+    let s = 0;
+    for (let j = 0; j < T; j++) { const x = alpha * out[j] + (i === j ? beta : 0); out[j] = x; s += x; }
+    if (s > 0) for (let j = 0; j < T; j++) out[j] /= s;
+  }
+}
+
+/** Validates the shape of an AttentionStack and the options prepareLayers takes, without reading the weights. */
+export function checkStackShape(att: AttentionStack, opts: PrepareOptions, fn: string): void {
+  if (att === null || typeof att !== "object") throw new TypeError(`${fn}: expected an AttentionStack {data, layers, heads, tokens}`);
+  const L = checkCount(att.layers, "layers", fn), H = checkCount(att.heads, "heads", fn), T = checkCount(att.tokens, "tokens", fn);
+  const d = att.data;
+  if (!(d instanceof Float32Array) && !(d instanceof Float64Array)) throw new TypeError(`${fn}: data must be a Float32Array or Float64Array`);
+  if (d.length !== L * H * T * T) {
+    throw new RangeError(`${fn}: data has ${d.length} elements but (layers, heads, tokens, tokens) = (${L}, ${H}, ${T}, ${T}) needs ${L * H * T * T}`);
+  }
+  const f = opts.headFusion ?? "mean";
+  if (f !== "mean" && f !== "max" && f !== "min") throw new RangeError(`${fn}: headFusion must be "mean", "max" or "min", got ${String(f)}`);
+  const a = opts.alpha ?? 0.5;
+  if (!(a >= 0 && a <= 1)) throw new RangeError(`residual alpha must be in [0, 1], got ${a}`);
+}
+
 /** Wraps one (T, T) matrix or an (L, T, T) stack of per-layer matrices as a one-head AttentionStack. */
 export function layersAsStack(data: Float32Array | Float64Array, layers: number, tokens: number): AttentionStack {
   return { data, layers, heads: 1, tokens };

@@ -10,7 +10,7 @@
 
 import {
   type AttentionStack, type MatrixStack, type PrepareOptions, checkMatrixStack, fuseHeads, headMatrix,
-  matrixStack, prepareLayers,
+  checkStackShape, matrixStack, preparedRow, prepareLayers,
 } from "./attention-stack.js";
 
 export interface RolloutOptions extends PrepareOptions {
@@ -19,34 +19,39 @@ export interface RolloutOptions extends PrepareOptions {
 }
 
 /**
- * C = A @ B for row-major (T, T) float64 matrices, i-k-j order (streams rows of B). Rows of C go in blocks of four,
- * so each row of B read from memory updates four rows of C; every C[i, j] still sums over k in ascending order.
+ * C = A @ B for row-major (T, T) float64 matrices. 4 x 4 blocks of C are accumulated in registers over k (the
+ * loads of 4 values of A and 4 of B feed 16 multiply-adds); edge rows and columns go one element at a time. Every
+ * C[i, j] is the sum over k in ascending order starting from 0, whatever the path, so results do not depend on T.
  * C must not overlap A or B (they may be other regions of the same array).
  */
 export function matmulSquare(a: Float64Array, aOff: number, b: Float64Array, bOff: number, c: Float64Array, cOff: number, T: number): void {
-  let i = 0;
-  for (; i + 4 <= T; i += 4) {
-    const c0 = cOff + i * T, c1 = c0 + T, c2 = c1 + T, c3 = c2 + T;
+  const T4 = T - (T % 4);
+  for (let i = 0; i < T4; i += 4) {
     const a0r = aOff + i * T, a1r = a0r + T, a2r = a1r + T, a3r = a2r + T;
-    c.fill(0, c0, c0 + 4 * T);
-    for (let k = 0; k < T; k++) {
-      const a0 = a[a0r + k], a1 = a[a1r + k], a2 = a[a2r + k], a3 = a[a3r + k];
-      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
-      const bk = bOff + k * T;
-      for (let j = 0; j < T; j++) {
-        const bv = b[bk + j];
-        c[c0 + j] += a0 * bv; c[c1 + j] += a1 * bv; c[c2 + j] += a2 * bv; c[c3 + j] += a3 * bv;
+    const c0 = cOff + i * T, c1 = c0 + T, c2 = c1 + T, c3 = c2 + T;
+    for (let j = 0; j < T4; j += 4) {
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      for (let k = 0, bk = bOff + j; k < T; k++, bk += T) {
+        const b0 = b[bk], b1 = b[bk + 1], b2 = b[bk + 2], b3 = b[bk + 3];
+        const a0 = a[a0r + k], a1 = a[a1r + k], a2 = a[a2r + k], a3 = a[a3r + k];
+        s00 += a0 * b0; s01 += a0 * b1; s02 += a0 * b2; s03 += a0 * b3;
+        s10 += a1 * b0; s11 += a1 * b1; s12 += a1 * b2; s13 += a1 * b3;
+        s20 += a2 * b0; s21 += a2 * b1; s22 += a2 * b2; s23 += a2 * b3;
+        s30 += a3 * b0; s31 += a3 * b1; s32 += a3 * b2; s33 += a3 * b3;
       }
+      c[c0 + j] = s00; c[c0 + j + 1] = s01; c[c0 + j + 2] = s02; c[c0 + j + 3] = s03;
+      c[c1 + j] = s10; c[c1 + j + 1] = s11; c[c1 + j + 2] = s12; c[c1 + j + 3] = s13;
+      c[c2 + j] = s20; c[c2 + j + 1] = s21; c[c2 + j + 2] = s22; c[c2 + j + 3] = s23;
+      c[c3 + j] = s30; c[c3 + j + 1] = s31; c[c3 + j + 2] = s32; c[c3 + j + 3] = s33;
     }
   }
-  for (; i < T; i++) {
-    const ci = cOff + i * T;
-    c.fill(0, ci, ci + T);
-    for (let k = 0; k < T; k++) {
-      const aik = a[aOff + i * T + k];
-      if (aik === 0) continue;
-      const bk = bOff + k * T;
-      for (let j = 0; j < T; j++) c[ci + j] += aik * b[bk + j];
+  // edges: the last T % 4 columns of the blocked rows, then the last T % 4 rows entirely
+  for (let i = 0; i < T; i++) {
+    for (let j = i < T4 ? T4 : 0; j < T; j++) {
+      let acc = 0;
+      for (let k = 0, ai = aOff + i * T, bk = bOff + j; k < T; k++, bk += T) acc += a[ai + k] * b[bk];
+      c[cOff + i * T + j] = acc;
     }
   }
 }
@@ -88,17 +93,43 @@ export interface RolloutRowOptions extends RolloutOptions {
  * at O(L·T²) instead of O(L·T³). Returns (T,): share of each input token of layer startLayer in `token` of `layer`.
  */
 export function attentionRolloutRow(att: AttentionStack, token: number, opts: RolloutRowOptions = {}): Float64Array {
-  return rolloutRowOfLayers(prepareLayers(att, opts), token, opts.layer, opts.startLayer ?? 0);
+  // discarding needs each whole layer (its threshold): prepare the full stack then
+  if (opts.discardRatio !== undefined && opts.discardRatio !== 0) {
+    return rolloutRowOfLayers(prepareLayers(att, opts), token, opts.layer, opts.startLayer ?? 0);
+  }
+  checkStackShape(att, opts, "attentionRolloutRow");
+  const { layers: L, tokens: T } = att;
+  const [top, start] = checkRowArgs(L, T, token, opts.layer, opts.startLayer ?? 0);
+  // prepared rows are made only for the tokens that carry weight: r · A[l] = sum_k r[k] · A[l][k, :]
+  let r = new Float64Array(T), next = new Float64Array(T);
+  const row = new Float64Array(T);
+  preparedRow(att, top, token, opts, r);
+  for (let l = top - 1; l >= start; l--) {
+    next.fill(0);
+    for (let k = 0; k < T; k++) {
+      const rk = r[k];
+      if (rk === 0) continue;
+      preparedRow(att, l, k, opts, row);
+      for (let j = 0; j < T; j++) next[j] += rk * row[j];
+    }
+    [r, next] = [next, r];
+  }
+  return r;
+}
+
+function checkRowArgs(L: number, T: number, token: number, layer: number | undefined, startLayer: number): [number, number] {
+  const top = layer ?? L - 1;
+  if (!Number.isInteger(top) || top < 0 || top >= L) throw new RangeError(`rollout row: layer must be an integer in [0, ${L - 1}], got ${top}`);
+  if (!Number.isInteger(startLayer) || startLayer < 0 || startLayer > top) throw new RangeError(`rollout row: startLayer must be an integer in [0, layer=${top}], got ${startLayer}`);
+  if (!Number.isInteger(token) || token < 0 || token >= T) throw new RangeError(`rollout row: token must be an integer in [0, ${T - 1}], got ${token}`);
+  return [top, startLayer];
 }
 
 /** attentionRolloutRow on already prepared per-layer matrices (L, T, T). */
 export function rolloutRowOfLayers(res: MatrixStack, token: number, layer?: number, startLayer = 0): Float64Array {
   checkMatrixStack(res, "rolloutRowOfLayers");
   const { layers: L, tokens: T } = res;
-  const top = layer ?? L - 1;
-  if (!Number.isInteger(top) || top < 0 || top >= L) throw new RangeError(`rollout row: layer must be an integer in [0, ${L - 1}], got ${top}`);
-  if (!Number.isInteger(startLayer) || startLayer < 0 || startLayer > top) throw new RangeError(`rollout row: startLayer must be an integer in [0, layer=${top}], got ${startLayer}`);
-  if (!Number.isInteger(token) || token < 0 || token >= T) throw new RangeError(`rollout row: token must be an integer in [0, ${T - 1}], got ${token}`);
+  const [top] = checkRowArgs(L, T, token, layer, startLayer);
   const TT = T * T, d = res.data;
   let r = d.slice(top * TT + token * T, top * TT + (token + 1) * T);
   let next = new Float64Array(T);
