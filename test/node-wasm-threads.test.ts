@@ -33,7 +33,8 @@ console.log(JSON.stringify({ backend, workers, maxDiff }));
 `;
 
 function child(threads: string): { backend: string; workers: number; maxDiff: number } {
-  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+  // flags Node refuses in workers (--expose-gc; --input-type with -e) must not stop the workers
+  const out = execFileSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], {
     env: { ...process.env, ATTNFLOW_BACKEND: "wasm", ATTNFLOW_THREADS: threads }, encoding: "utf8",
     cwd: fileURLToPath(new URL(".", import.meta.url)),
   });

@@ -15,6 +15,8 @@ export interface Measurement<T> {
   note?: string;
 }
 
+const WARM_MS = 100, WARM_MAX_CALLS = 1000;
+
 export function defaultPolicy(quick: boolean, repeats?: number): MeasurePolicy {
   return quick
     ? { warmup: 1, repeats: repeats ?? 3, budgetMs: 4000, slowMs: 4000 }
@@ -26,10 +28,14 @@ export async function measure<T>(fn: () => T | Promise<T>, p: MeasurePolicy): Pr
   let last = await fn();
   let first = performance.now() - t0;
   if (first >= p.slowMs) return { timesMs: [first], last, note: "slow: 1 run" };
-  for (let i = 1; i < p.warmup && first * (i + 1) < p.budgetMs; i++) {
+  // `warmup` calls, and for fast calls more of them until ≈ 100 ms are spent: the JIT needs many calls of a
+  // sub-millisecond function before its optimised code runs (and the samples would otherwise measure the tiering)
+  let spent = first;
+  for (let i = 1; (i < p.warmup && first * (i + 1) < p.budgetMs) || (spent < WARM_MS && i < WARM_MAX_CALLS); i++) {
     t0 = performance.now();
     last = await fn();
     first = performance.now() - t0; // later warm-ups are closer to steady state
+    spent += first;
   }
   const n = Math.max(1, Math.min(p.repeats, Math.floor(p.budgetMs / Math.max(first, 1e-3))));
   const timesMs: number[] = [];

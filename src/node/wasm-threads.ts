@@ -19,9 +19,8 @@ export function wasmThreadsFromEnv(env: Record<string, string | undefined> = pro
 }
 
 function spawnWasmWorker(): WorkerHandle {
-  // the parent's flags minus those that only make sense for a main script (--input-type with -e would be refused)
-  const execArgv = process.execArgv.filter((a) => !/^(--input-type|-e$|--eval|-p$|--print)/.test(a));
-  const w = new Worker(new URL(import.meta.url), { workerData: { attnflowWasmWorker: true }, execArgv });
+  // no flags: the worker only runs Wasm, and Node refuses many of the parent's (--expose-gc, --input-type with -e, …)
+  const w = new Worker(new URL(import.meta.url), { workerData: { attnflowWasmWorker: true }, execArgv: [] });
   w.unref();
   return w;
 }

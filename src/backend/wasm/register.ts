@@ -26,6 +26,7 @@ let live: Partial<Kernels> | null = null;
 let pending: Promise<boolean> | null = null;
 let failed: string | null = null;
 let registered = false;
+let threadFailure: string | null = null;
 
 /** Threads wanted (configureWasmThreads) and possible here. */
 function threadsWanted(): number {
@@ -37,12 +38,18 @@ function activate(inst: WasmInstance): void {
   instance = inst;
   const c = wasmThreadConfig();
   if (inst.shared && c) {
-    const started = startPool(inst, c.threads - 1, c.spawn, new SerialExecutor(inst.exports));
-    pool = started.pool;
-    live = makeWasmKernels(inst, started.executorFor);
-  } else {
-    live = makeWasmKernels(inst);
+    try {
+      const started = startPool(inst, c.threads - 1, c.spawn, new SerialExecutor(inst.exports));
+      pool = started.pool;
+      live = makeWasmKernels(inst, started.executorFor);
+      return;
+    } catch (e) {
+      // workers could not start (platform refused): the kernels still run, on this thread only
+      threadFailure = e instanceof Error ? e.message : String(e);
+      (globalThis as { console?: { warn(m: string): void } }).console?.warn(`attnflow: Wasm worker threads unavailable (${threadFailure}); running single-threaded`);
+    }
   }
+  live = makeWasmKernels(inst);
 }
 
 /** The Wasm kernels, instantiating on first use; null if that failed (then the reference kernels run). */
