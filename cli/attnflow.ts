@@ -81,4 +81,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `attnflow … | head`: the reader went away; stop quietly, like other command-line tools
+process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); throw e; });
+
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => { console.error(`attnflow: ${e.message}`); process.exitCode = 1; });
