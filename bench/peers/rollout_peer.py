@@ -29,22 +29,25 @@ def main():
     except ImportError as e:
         return {"ok": False, "error": "numpy missing: %s" % e}
     att = np.fromfile(req["att"], dtype="<f4").reshape(L, H, T, T)
+
+    def products(a):
+        """The rollout products on prepared layers a (L, T, T), NumPy array or torch tensor alike."""
+        if kind == "row":  # row `token` of the last layer pushed down: r <- r @ a[l]
+            r = a[L - 1, token]
+            for l in range(L - 2, -1, -1):
+                r = r @ a[l]
+            return r
+        joint = a[0]  # compute_joint_attention: R_l = A_l @ R_{l-1}
+        for l in range(1, L):
+            joint = a[l] @ joint
+        return joint
     if impl == "numpy":
         version = np.__version__
 
         def run():
             a = att.mean(axis=1, dtype=np.float64) + np.eye(T)[None]
             a /= a.sum(axis=-1, keepdims=True)
-            if kind == "row":
-                r = a[L - 1, token].copy()
-                for l in range(L - 2, -1, -1):
-                    r = r @ a[l]
-                return r
-            joint = np.empty_like(a)
-            joint[0] = a[0]
-            for l in range(1, L):
-                joint[l] = a[l] @ joint[l - 1]
-            return joint[L - 1]
+            return products(a)
         to_np = lambda x: x
     elif impl == "torch":
         try:
@@ -58,16 +61,7 @@ def main():
         def run():
             a = t_att.to(torch.float64).mean(dim=1) + eye
             a = a / a.sum(dim=-1, keepdim=True)
-            if kind == "row":
-                r = a[L - 1, token].clone()
-                for l in range(L - 2, -1, -1):
-                    r = r @ a[l]
-                return r
-            joint = torch.empty_like(a)
-            joint[0] = a[0]
-            for l in range(1, L):
-                joint[l] = a[l] @ joint[l - 1]
-            return joint[L - 1]
+            return products(a)
         to_np = lambda x: x.numpy()
     else:
         return {"ok": False, "error": "unknown impl %r" % impl}
