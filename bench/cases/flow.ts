@@ -11,13 +11,12 @@
 // (source, sink) pairs (peers, sampled in a seeded random order) and the total is extrapolated; the note says so.
 // networkx runs only at T = 32 and SciPy's full matrix only up to T = 128 unless ATTNFLOW_BENCH_SLOW=1
 // (bench/flow-main.ts --slow).
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BenchCase, BenchResult, BenchRow } from "../types.js";
 import { defaultPolicy, measure, median } from "../lib/measure.js";
-import { PEERS_DIR } from "../lib/paths.js";
+import { runPythonPeer } from "../lib/python-peer.js";
 import { mulberry32, randnArray } from "../lib/prng.js";
 import { type MatrixStack, prepareLayers } from "../../src/explain/attention-stack.js";
 import { LayeredMaxFlow } from "../../src/explain/maxflow.js";
@@ -93,25 +92,8 @@ async function timeRows(nRows: number, chunk: number, quick: boolean, repeats: n
 
 interface PeerReply { ok: boolean; error?: string; version?: string; done?: number; seconds?: number; cpu_seconds?: number; values?: number[] }
 
-function pythonPath(): string | null {
-  const p = process.env.ATTNFLOW_BENCH_PYTHON ?? "/usr/bin/python3";
-  return existsSync(p) ? p : null;
-}
-
 function runPeer(impl: "scipy" | "networkx", capsFile: string, T: number, pairs: number[][], budgetS: number): PeerReply {
-  const py = pythonPath();
-  if (py === null) return { ok: false, error: "python3 not found (/usr/bin/python3; set ATTNFLOW_BENCH_PYTHON)" };
-  const dir = mkdtempSync(join(tmpdir(), "attnflow-flowpeer-"));
-  try {
-    const req = join(dir, "req.json");
-    writeFileSync(req, JSON.stringify({ impl, caps: capsFile, L, T, pairs, budget_s: budgetS, scale: SCIPY_SCALE }));
-    const r = spawnSync(py, [join(PEERS_DIR, "flow_peer.py"), req], { encoding: "utf8", maxBuffer: 64 << 20 });
-    if (r.error) return { ok: false, error: r.error.message };
-    const line = r.stdout.trim().split("\n").pop() ?? "";
-    try { return JSON.parse(line) as PeerReply; } catch { return { ok: false, error: `no reply (exit ${r.status}): ${r.stderr.trim().slice(-300)}` }; }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return runPythonPeer<PeerReply>("flow_peer.py", { impl, caps: capsFile, L, T, pairs, budget_s: budgetS, scale: SCIPY_SCALE }, 64 << 20);
 }
 
 type FlowKind = "row" | "matrix" | "causal-row";

@@ -7,13 +7,12 @@
 // The timed work starts from the raw (L, H, T, T) attention for every implementation (head mean, residual, row
 // normalisation and the products). Peers through bench/peers/rollout_peer.py (system /usr/bin/python3): NumPy (the
 // reference implementation's own library) and PyTorch (Debian python3-torch), both float64.
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BenchCase, BenchResult, BenchRow } from "../types.js";
 import { defaultPolicy, measure, median } from "../lib/measure.js";
-import { PEERS_DIR } from "../lib/paths.js";
+import { runPythonPeer } from "../lib/python-peer.js";
 import { attentionRollout, attentionRolloutRow } from "../../src/explain/rollout.js";
 import { FLOW_TS, H, L, randomAttention } from "./flow.js";
 
@@ -24,17 +23,10 @@ interface PeerReply { ok: boolean; error?: string; version?: string; times_s?: n
 function fmtMs(ms: number): string { return ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`; }
 
 function runPeer(impl: "numpy" | "torch", attFile: string, T: number, kind: RolloutKind, token: number, repeats: number, budgetS: number): { reply: PeerReply; out: Float64Array | null } {
-  const py = process.env.ATTNFLOW_BENCH_PYTHON ?? "/usr/bin/python3";
-  if (!existsSync(py)) return { reply: { ok: false, error: `python3 not found (${py}; set ATTNFLOW_BENCH_PYTHON)` }, out: null };
-  const dir = mkdtempSync(join(tmpdir(), "attnflow-rolloutpeer-"));
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-rolloutout-"));
   try {
-    const req = join(dir, "req.json"), outFile = join(dir, "out.f64");
-    writeFileSync(req, JSON.stringify({ impl, att: attFile, L, H, T, kind, token, repeats, budget_s: budgetS, out: outFile }));
-    const r = spawnSync(py, [join(PEERS_DIR, "rollout_peer.py"), req], { encoding: "utf8", maxBuffer: 16 << 20 });
-    if (r.error) return { reply: { ok: false, error: r.error.message }, out: null };
-    const line = r.stdout.trim().split("\n").pop() ?? "";
-    let reply: PeerReply;
-    try { reply = JSON.parse(line) as PeerReply; } catch { return { reply: { ok: false, error: `no reply (exit ${r.status}): ${r.stderr.trim().slice(-300)}` }, out: null }; }
+    const outFile = join(dir, "out.f64");
+    const reply = runPythonPeer<PeerReply>("rollout_peer.py", { impl, att: attFile, L, H, T, kind, token, repeats, budget_s: budgetS, out: outFile });
     if (!reply.ok || !existsSync(outFile)) return { reply, out: null };
     const b = readFileSync(outFile);
     return { reply, out: new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) };

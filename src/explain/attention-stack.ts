@@ -42,6 +42,18 @@ function checkCount(v: unknown, what: string, fn: string): number {
  * (attention weights are probabilities; max-flow capacities must be non-negative).
  */
 export function checkAttentionStack(att: AttentionStack, fn = "attention"): void {
+  const [, H, T] = checkStackDims(att, fn), d = att.data;
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i];
+    if (!(x >= 0) || x === Infinity) {
+      const t = i % (T * T), lh = (i - t) / (T * T);
+      throw weightError(fn, Math.floor(lh / H), lh % H, Math.floor(t / T), t % T, x);
+    }
+  }
+}
+
+/** The shape part of checkAttentionStack (the weights are not read); returns [L, H, T]. */
+function checkStackDims(att: AttentionStack, fn: string): [number, number, number] {
   if (att === null || typeof att !== "object") throw new TypeError(`${fn}: expected an AttentionStack {data, layers, heads, tokens}`);
   const L = checkCount(att.layers, "layers", fn);
   const H = checkCount(att.heads, "heads", fn);
@@ -53,13 +65,21 @@ export function checkAttentionStack(att: AttentionStack, fn = "attention"): void
   if (d.length !== L * H * T * T) {
     throw new RangeError(`${fn}: data has ${d.length} elements but (layers, heads, tokens, tokens) = (${L}, ${H}, ${T}, ${T}) needs ${L * H * T * T}`);
   }
-  for (let i = 0; i < d.length; i++) {
-    const x = d[i];
-    if (!(x >= 0) || x === Infinity) {
-      const t = i % (T * T), lh = (i - t) / (T * T);
-      throw new RangeError(`${fn}: attention weight at [layer ${Math.floor(lh / H)}, head ${lh % H}, query ${Math.floor(t / T)}, key ${t % T}] is ${x}; weights must be finite and >= 0`);
-    }
+  return [L, H, T];
+}
+
+function weightError(fn: string, l: number, h: number, i: number, j: number, x: number): RangeError {
+  return new RangeError(`${fn}: attention weight at [layer ${l}, head ${h}, query ${i}, key ${j}] is ${x}; weights must be finite and >= 0`);
+}
+
+function checkFusion(fusion: unknown, fn: string): void {
+  if (fusion !== "mean" && fusion !== "max" && fusion !== "min") {
+    throw new RangeError(`${fn}: headFusion must be "mean", "max" or "min", got ${String(fusion)}`);
   }
+}
+
+function checkAlpha(alpha: number): void {
+  if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`residual alpha must be in [0, 1], got ${alpha}`);
 }
 
 export function checkMatrixStack(m: MatrixStack, fn: string): void {
@@ -73,9 +93,7 @@ export function checkMatrixStack(m: MatrixStack, fn: string): void {
 /** Fuses heads per layer: (L, H, T, T) -> (L, T, T) by mean (default), max or min over h. */
 export function fuseHeads(att: AttentionStack, fusion: HeadFusion = "mean"): MatrixStack {
   checkAttentionStack(att, "fuseHeads");
-  if (fusion !== "mean" && fusion !== "max" && fusion !== "min") {
-    throw new RangeError(`fuseHeads: headFusion must be "mean", "max" or "min", got ${String(fusion)}`);
-  }
+  checkFusion(fusion, "fuseHeads");
   const { layers: L, heads: H, tokens: T } = att;
   const TT = T * T, src = att.data;
   const out = matrixStack(L, T);
@@ -135,17 +153,16 @@ export function discardLowest(m: MatrixStack, ratio: number): void {
  */
 export function causalRenormalise(m: MatrixStack): void {
   const { layers: L, tokens: T } = m;
-  const d = m.data;
-  for (let l = 0; l < L; l++) {
-    for (let i = 0; i < T; i++) {
-      const r = (l * T + i) * T;
-      let s = 0;
-      for (let j = 0; j <= i; j++) s += d[r + j];
-      for (let j = i + 1; j < T; j++) d[r + j] = 0;
-      if (s > 0) for (let j = 0; j <= i; j++) d[r + j] /= s;
-      else d[r + i] = 1;
-    }
-  }
+  for (let l = 0; l < L; l++) for (let i = 0; i < T; i++) causalRow(m.data, (l * T + i) * T, i, T);
+}
+
+/** causalRenormalise on one row: query i, stored at d[r .. r + T). */
+function causalRow(d: Float64Array, r: number, i: number, T: number): void {
+  let s = 0;
+  for (let j = 0; j <= i; j++) s += d[r + j];
+  for (let j = i + 1; j < T; j++) d[r + j] = 0;
+  if (s > 0) for (let j = 0; j <= i; j++) d[r + j] /= s;
+  else d[r + i] = 1;
 }
 
 /**
@@ -154,17 +171,17 @@ export function causalRenormalise(m: MatrixStack): void {
  * sum is 0 (only possible for alpha = 1 with an all-zero row) is left at zero.
  */
 export function residualMix(m: MatrixStack, alpha = 0.5): void {
-  if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`residual alpha must be in [0, 1], got ${alpha}`);
+  checkAlpha(alpha);
   const { layers: L, tokens: T } = m;
-  const d = m.data, beta = 1 - alpha;
-  for (let l = 0; l < L; l++) {
-    for (let i = 0; i < T; i++) {
-      const r = (l * T + i) * T;
-      let s = 0;
-      for (let j = 0; j < T; j++) { const x = alpha * d[r + j] + (i === j ? beta : 0); d[r + j] = x; s += x; }
-      if (s > 0) for (let j = 0; j < T; j++) d[r + j] /= s;
-    }
-  }
+  for (let l = 0; l < L; l++) for (let i = 0; i < T; i++) residualRow(m.data, (l * T + i) * T, i, T, alpha);
+}
+
+/** residualMix on one row: query i, stored at d[r .. r + T). */
+function residualRow(d: Float64Array, r: number, i: number, T: number, alpha: number): void {
+  const beta = 1 - alpha;
+  let s = 0;
+  for (let j = 0; j < T; j++) { const x = alpha * d[r + j] + (i === j ? beta : 0); d[r + j] = x; s += x; }
+  if (s > 0) for (let j = 0; j < T; j++) d[r + j] /= s;
 }
 
 export interface PrepareOptions {
@@ -218,38 +235,19 @@ export function preparedRow(att: AttentionStack, l: number, i: number, opts: Pre
   if (bad) {                                      // rare: find the offending weight for the message
     for (let h = 0; h < H; h++) for (let j = 0; j < T; j++) {
       const x = src[b0 + h * TT + j];
-      if (!(x >= 0) || x === Infinity) throw new RangeError(`attention: attention weight at [layer ${l}, head ${h}, query ${i}, key ${j}] is ${x}; weights must be finite and >= 0`);
+      if (!(x >= 0) || x === Infinity) throw weightError("attention", l, h, i, j, x);
     }
   }
   if (fusion === "mean" && H > 1) for (let j = 0; j < T; j++) out[j] /= H;
-  if (opts.causal) {
-    let s = 0;
-    for (let j = 0; j <= i; j++) s += out[j];
-    for (let j = i + 1; j < T; j++) out[j] = 0;
-    if (s > 0) for (let j = 0; j <= i; j++) out[j] /= s;
-    else out[i] = 1;
-  }
-  if (opts.residual ?? true) {
-    const alpha = opts.alpha ?? 0.5, beta = 1 - alpha;
-    let s = 0;
-    for (let j = 0; j < T; j++) { const x = alpha * out[j] + (i === j ? beta : 0); out[j] = x; s += x; }
-    if (s > 0) for (let j = 0; j < T; j++) out[j] /= s;
-  }
+  if (opts.causal) causalRow(out, 0, i, T);
+  if (opts.residual ?? true) residualRow(out, 0, i, T, opts.alpha ?? 0.5);
 }
 
 /** Validates the shape of an AttentionStack and the options prepareLayers takes, without reading the weights. */
 export function checkStackShape(att: AttentionStack, opts: PrepareOptions, fn: string): void {
-  if (att === null || typeof att !== "object") throw new TypeError(`${fn}: expected an AttentionStack {data, layers, heads, tokens}`);
-  const L = checkCount(att.layers, "layers", fn), H = checkCount(att.heads, "heads", fn), T = checkCount(att.tokens, "tokens", fn);
-  const d = att.data;
-  if (!(d instanceof Float32Array) && !(d instanceof Float64Array)) throw new TypeError(`${fn}: data must be a Float32Array or Float64Array`);
-  if (d.length !== L * H * T * T) {
-    throw new RangeError(`${fn}: data has ${d.length} elements but (layers, heads, tokens, tokens) = (${L}, ${H}, ${T}, ${T}) needs ${L * H * T * T}`);
-  }
-  const f = opts.headFusion ?? "mean";
-  if (f !== "mean" && f !== "max" && f !== "min") throw new RangeError(`${fn}: headFusion must be "mean", "max" or "min", got ${String(f)}`);
-  const a = opts.alpha ?? 0.5;
-  if (!(a >= 0 && a <= 1)) throw new RangeError(`residual alpha must be in [0, 1], got ${a}`);
+  checkStackDims(att, fn);
+  checkFusion(opts.headFusion ?? "mean", fn);
+  checkAlpha(opts.alpha ?? 0.5);
 }
 
 /** Wraps one (T, T) matrix or an (L, T, T) stack of per-layer matrices as a one-head AttentionStack. */

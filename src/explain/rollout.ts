@@ -100,16 +100,24 @@ export function attentionRolloutRow(att: AttentionStack, token: number, opts: Ro
   checkStackShape(att, opts, "attentionRolloutRow");
   const { layers: L, tokens: T } = att;
   const [top, start] = checkRowArgs(L, T, token, opts.layer, opts.startLayer ?? 0);
-  // prepared rows are made only for the tokens that carry weight: r · A[l] = sum_k r[k] · A[l][k, :]
-  let r = new Float64Array(T), next = new Float64Array(T);
+  // prepared rows are made only for the tokens that carry weight
   const row = new Float64Array(T);
-  preparedRow(att, top, token, opts, r);
+  const rowAt = (l: number, k: number): Float64Array => { preparedRow(att, l, k, opts, row); return row; };
+  return pushDown(T, top, start, rowAt(top, token).slice(), rowAt);
+}
+
+/**
+ * r · A[top-1] · A[top-2] ··· A[start] for the row vector r, where rowAt(l, k) gives row k of A[l]:
+ * r · A[l] = sum_k r[k] · A[l][k, :], skipping the tokens with r[k] = 0.
+ */
+function pushDown(T: number, top: number, start: number, r: Float64Array, rowAt: (l: number, k: number) => Float64Array): Float64Array {
+  let next: Float64Array = new Float64Array(T);
   for (let l = top - 1; l >= start; l--) {
     next.fill(0);
     for (let k = 0; k < T; k++) {
       const rk = r[k];
       if (rk === 0) continue;
-      preparedRow(att, l, k, opts, row);
+      const row = rowAt(l, k);
       for (let j = 0; j < T; j++) next[j] += rk * row[j];
     }
     [r, next] = [next, r];
@@ -130,21 +138,8 @@ export function rolloutRowOfLayers(res: MatrixStack, token: number, layer?: numb
   checkMatrixStack(res, "rolloutRowOfLayers");
   const { layers: L, tokens: T } = res;
   const [top] = checkRowArgs(L, T, token, layer, startLayer);
-  const TT = T * T, d = res.data;
-  let r = d.slice(top * TT + token * T, top * TT + (token + 1) * T);
-  let next = new Float64Array(T);
-  for (let l = top - 1; l >= startLayer; l--) {
-    next.fill(0);
-    const base = l * TT;
-    for (let k = 0; k < T; k++) {                  // next += r[k] · A[l][k, :]
-      const rk = r[k];
-      if (rk === 0) continue;
-      const row = base + k * T;
-      for (let j = 0; j < T; j++) next[j] += rk * d[row + j];
-    }
-    [r, next] = [next, r];
-  }
-  return r;
+  const d = res.data, rowAt = (l: number, k: number) => d.subarray((l * T + k) * T, (l * T + k + 1) * T);
+  return pushDown(T, top, startLayer, rowAt(top, token).slice(), rowAt);
 }
 
 export interface PerHeadRolloutOptions extends RolloutOptions {

@@ -26,7 +26,6 @@ let live: Partial<Kernels> | null = null;
 let pending: Promise<boolean> | null = null;
 let failed: string | null = null;
 let registered = false;
-let threadFailure: string | null = null;
 
 /** Threads wanted (configureWasmThreads) and possible here. */
 function threadsWanted(): number {
@@ -45,8 +44,8 @@ function activate(inst: WasmInstance): void {
       return;
     } catch (e) {
       // workers could not start (platform refused): the kernels still run, on this thread only
-      threadFailure = e instanceof Error ? e.message : String(e);
-      (globalThis as { console?: { warn(m: string): void } }).console?.warn(`attnflow: Wasm worker threads unavailable (${threadFailure}); running single-threaded`);
+      const why = e instanceof Error ? e.message : String(e);
+      (globalThis as { console?: { warn(m: string): void } }).console?.warn(`attnflow: Wasm worker threads unavailable (${why}); running single-threaded`);
     }
   }
   live = makeWasmKernels(inst);
