@@ -47,7 +47,7 @@ async function taskList(): Promise<string> {
 
 export async function trainCommand(a: Args): Promise<number> {
   const name = a._[1];
-  if (!name || a.flags.list) { console.log(`tasks:\n${await taskList()}`); return name ? 0 : 2; }
+  if (!name || a.flags.list) { console.log(`tasks:\n${await taskList()}`); return name || a.flags.list ? 0 : 2; }
   const task = await findTask(name);
   const out = str(a.flags, "out") ?? `runs/${task.name}.safetensors`;
   const resume = a.flags.resume === true ? out : str(a.flags, "resume");

@@ -95,3 +95,14 @@ test("bad checkpoints are rejected with the reason", async () => {
   await assert.rejects(train(toyTask, { out: join(dir, "x.safetensors"), lr: -1, ...quiet }), /--lr must be positive/);
   await assert.rejects(train(toyTask, { out: join(dir, "x.safetensors"), overrides: { dModle: 8 }, ...quiet }), /unknown model option "dModle"/);
 });
+
+test("attnflow train --list lists the tasks and succeeds; train without a task is a usage error", async () => {
+  const { trainCommand } = await import("../cli/train.js");
+  const log = console.log, lines: string[] = [];
+  console.log = (s: string) => { lines.push(String(s)); };
+  try {
+    assert.equal(await trainCommand({ _: ["train"], flags: { list: true } }), 0);
+    assert.match(lines.join("\n"), /fashion-vit/);
+    assert.equal(await trainCommand({ _: ["train"], flags: {} }), 2);
+  } finally { console.log = log; }
+});
