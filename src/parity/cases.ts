@@ -185,6 +185,15 @@ caseRunners.linear = (c) => {
   return finish(c, { y: F.linear(x, w, bl) }, { x, weight: w, ...(bl ? { bias: bl } : {}) });
 };
 
+/** torch.nn.functional.conv2d (groups = 1); config: stride, padding, dilation (int or [h, w]). */
+caseRunners.conv2d = (c) => {
+  const x = leaf(get(c, "input.x")), w = leaf(get(c, "param.weight")), b = opt(c, "param.bias");
+  const bl = b ? leaf(b) : null;
+  const pair = (v: unknown) => (v === undefined || v === null ? undefined : (v as number | [number, number]));
+  const y = F.conv2d(x, w, bl, { stride: pair(c.config.stride), padding: pair(c.config.padding), dilation: pair(c.config.dilation) });
+  return finish(c, { y }, { x, weight: w, ...(bl ? { bias: bl } : {}) });
+};
+
 caseRunners.sinusoidal_positional_encoding = (c) => {
   const pe = get(c, "output.pe");
   return finish(c, { pe: nn.sinusoidalTable(pe.shape[0], (c.config.d_model as number) ?? pe.shape[1], (c.config.base as number) ?? 10000) }, {});

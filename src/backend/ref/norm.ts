@@ -78,7 +78,15 @@ export function layerNormBackward(dy: Float32Array, x: Float32Array, w: Float32A
 }
 
 export function gatherRows(table: Float32Array, cols: number, idx: Int32Array, out: Float32Array): void {
-  for (let i = 0; i < idx.length; i++) out.set(table.subarray(idx[i] * cols, idx[i] * cols + cols), i * cols);
+  if (cols >= 32) {
+    for (let i = 0; i < idx.length; i++) out.set(table.subarray(idx[i] * cols, idx[i] * cols + cols), i * cols);
+    return;
+  }
+  // short rows (im2col of few channels): a plain copy loop beats creating a subarray per row
+  for (let i = 0, o = 0; i < idx.length; i++) {
+    const t = idx[i] * cols;
+    for (let j = 0; j < cols; j++, o++) out[o] = table[t + j];
+  }
 }
 
 export function scatterAddRows(src: Float32Array, cols: number, idx: Int32Array, table: Float32Array, skip: number): void {
