@@ -44,9 +44,14 @@ const reclaim = typeof FinalizationRegistry !== "undefined"
   ? new FinalizationRegistry<AnyTypedArray>((buf) => pool.give(buf))
   : null;
 
+let nextStorageId = 1;
+
 export class Storage {
   private buf: AnyTypedArray | null;
   private readonly pooled: boolean;
+  /** Unique for the life of the process (never reused, even when the buffer is recycled into another storage). */
+  readonly id = nextStorageId++;
+  private writes = 0;
   /** Tensors (views included) that still use this storage; explicit disposal frees at 0. */
   users = 0;
   readonly dtype: DType;
@@ -67,10 +72,32 @@ export class Storage {
     return new Storage(a, true);
   }
 
+  /**
+   * The buffer, for reading or writing. Every access counts as a possible write (see `version`): code that hands
+   * out or writes the buffer must get it here, at the time of the write.
+   */
   get data(): AnyTypedArray {
+    if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
+    this.writes++;
+    return this.buf;
+  }
+
+  /**
+   * The buffer for reading only: does not change `version`. The caller must not write through it, nor keep it
+   * past the current operation.
+   */
+  dataForRead(): AnyTypedArray {
     if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
     return this.buf;
   }
+
+  /**
+   * Changes whenever the contents may have changed: each `data` access counts as one (optimizer steps, init
+   * functions, loadStateDict, in-place ops and direct writes all go through it). Together with `id` it keys the
+   * backends' caches of derived data (e.g. a weight pre-packed for the GEMM kernel): same id and version ⇒ same
+   * contents.
+   */
+  get version(): number { return this.writes; }
 
   get disposed(): boolean { return this.buf === null; }
 

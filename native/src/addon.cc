@@ -10,6 +10,7 @@
 
 #include "af-common.h"
 #include "napi-args.h"
+#include "pack-cache.h"
 
 #ifndef ATTNFLOW_VERSION
 #define ATTNFLOW_VERSION "0.1.0"
@@ -126,6 +127,12 @@ napi_value gemmImpl(napi_env env, napi_callback_info info, bool withBias) {
     g.A = A.p + aOff;
     g.B = B.p + bOff;
     g.C = C.p + cOff;
+    // Optional key of B (gemmBiasAct only): [id, version] of the storage B lives in; B's packing is then served
+    // from / kept in the packed-weight cache (pack-cache.h) when the shape reads packed B.
+    if (withBias && a.has(23)) {
+      PackKey key{a.number(23, "bKeyId"), a.has(24) ? a.number(24, "bKeyVersion") : 0.0};
+      g.Bpacked = packCacheLookup(env, gTable, g, key);
+    }
     gTable->gemm(g);
     return undefinedValue(env);
   });
@@ -326,5 +333,6 @@ NAPI_MODULE_INIT() {
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   registerElementwise(env, exports);
+  registerPackCache(env, exports);
   return exports;
 }

@@ -45,6 +45,10 @@ struct GemmArgs {
   int64_t batch;
   const float* bias;  // length N or null
   int act;
+  // op(B) already packed in full-depth panels (packBFull's layout), or null. Set only with batch == 1 or
+  // strideB == 0 and M > 4 (see gemmUsesPackedB); the kernel then reads B from here and never packs it.
+  const float* Bpacked;
+  uint64_t callId;  // set by gemm() itself (unique per call; lets a thread reuse the A block it packed last)
 };
 
 // Element strides of a (B, heads, T, features) tensor whose feature axis is contiguous:
@@ -91,6 +95,11 @@ struct KernelTable {
   void (*binary)(int op, const float* a, int modeA, const float* b, int modeB, void* out, int64_t n, int64_t R);
   bool (*reduceSum)(const float* x, float* out, int64_t outer, int64_t n, int64_t inner);  // false: no scratch
   void (*adamUpdate)(float* p, const float* g, float* m, float* v, float* vmax, int64_t n, const AdamHyper& h);
+  // Packed-B support (pack-cache.cc): whether gemm would read a pre-packed op(B) for these arguments, the size in
+  // floats of that packing (ISA-specific: panels of NR columns × K), and the packing itself (in parallel).
+  bool (*gemmUsesPackedB)(const GemmArgs&);
+  int64_t (*packedBFloats)(int64_t N, int64_t K);
+  void (*packBFull)(const GemmArgs&, float* dst);
 };
 
 // Per-ISA tables (defined in isa-*.cc); null when that variant was not compiled for this architecture.

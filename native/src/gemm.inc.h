@@ -130,6 +130,19 @@ void microTile(int64_t kc, const float* Ap, const float* Bp, int64_t ldb, float*
     for (int c = 0; c < nr; c++) C[r * ldc + c] = tmp[r * GEMM_NR + c];
 }
 
+// The A block this thread packed last into its scratch slot 1, and for which gemm() call (callId, unique per call:
+// a later call with the same pointers may see new contents). 0 = nothing reusable.
+struct PackedATag {
+  uint64_t callId;
+  const float* A;
+  const float* Ap;
+  int64_t ic, mc, pc, kc;
+  bool operator==(const PackedATag& o) const {
+    return callId == o.callId && A == o.A && Ap == o.Ap && ic == o.ic && mc == o.mc && pc == o.pc && kc == o.kc;
+  }
+};
+thread_local PackedATag tlPackedA{};
+
 // Where gemmRange gets its B micro-panels: packed here per (KC, NC) block, from panels packed beforehand (full
 // depth K×NR, first column preCol0; see gemm()), or read in place (B not transposed, rows ldb apart: for few
 // rows of A, packing B would cost more than it saves; only a ragged last panel is packed).
@@ -158,6 +171,7 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
   int64_t mcMax = imin(GEMM_MC, roundUp(m1 - m0, GEMM_MR));
   float* Bp = src == B_PREPACKED ? nullptr : threadScratch(0, (size_t)((src == B_PACK ? ncMax : GEMM_NR) * kcMax));
   float* Ap = threadScratch(1, (size_t)(mcMax * kcMax));
+  PackedATag& lastA = tlPackedA;
   for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
     int64_t nc = imin(GEMM_NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
@@ -167,7 +181,12 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
       Epilogue e{g.alpha, g.beta, pc == 0, pc + kc >= K, nullptr, g.act};
       for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
         int64_t mc = imin(GEMM_MC, m1 - ic);
-        packA(A, g.transA, g.lda, ic, mc, pc, kc, Ap);
+        // Tasks of one call that cover the same rows (column blocks of few rows) reuse this thread's packed A.
+        PackedATag tag{g.callId, A, Ap, ic, mc, pc, kc};
+        if (!g.callId || !(tag == lastA)) {
+          packA(A, g.transA, g.lda, ic, mc, pc, kc, Ap);
+          lastA = g.callId ? tag : PackedATag{};
+        }
         for (int64_t jr = 0; jr < nc; jr += GEMM_NR) {
           int nr = (int)imin(GEMM_NR, nc - jr);
           e.bias = g.bias ? g.bias + jc + jr : nullptr;
@@ -401,9 +420,21 @@ bool gemmKSplit(const GemmArgs& g) {
   return true;
 }
 
-void gemm(const GemmArgs& g) {
+// Unique id of each gemm() call (0 is never used): see PackedATag.
+uint64_t nextGemmCallId() {
+  static uint64_t counter = 0;
+  return __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+}
+
+// Rows up to which the parallel driver splits a product over column blocks only, every task covering all M rows
+// (one A block: each thread packs it once and reuses it for all its tasks), so that small-M products — a linear
+// layer over 128 tokens — give both threads the same big micro-tile loop with no ragged row blocks.
+constexpr int64_t GEMM_COLS_ONLY_MAX_M = GEMM_MC;
+
+void gemmImpl(const GemmArgs& g) {
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
-  if (g.K > 0 && g.alpha != 0.0f && kSplitShape(g) && gemmKSplit(g)) return;
+  const bool packedB = g.Bpacked != nullptr;
+  if (!packedB && g.K > 0 && g.alpha != 0.0f && kSplitShape(g) && gemmKSplit(g)) return;
   const int64_t T = numThreads();
   double flops = 2.0 * (double)g.M * (double)g.N * (double)g.K * (double)g.batch;
   if (g.K == 0 || g.alpha == 0.0f) {
@@ -412,18 +443,19 @@ void gemm(const GemmArgs& g) {
   }
   if (T == 1 || flops < 2e6) {
     for (int64_t bi = 0; bi < g.batch; bi++)
-      if (g.M <= SMALL_M) gemmSmallM(g, bi, 0, g.N);
+      if (packedB) gemmRange(g, bi, 0, g.M, 0, g.N, B_PREPACKED, g.Bpacked, 0);
+      else if (g.M <= SMALL_M) gemmSmallM(g, bi, 0, g.N);
       else gemmRange(g, bi, 0, g.M, 0, g.N, B_PACK, nullptr, 0);
     return;
   }
-  if (g.M <= SMALL_M) {
+  if (!packedB && g.M <= SMALL_M) {
     SmallMPlan p{&g, 1, g.N};
     p.colsPer = imax(4 * VW, roundUp(ceilDiv(g.N, 4 * T), 4 * VW));
     p.pieces = ceilDiv(g.N, p.colsPer);
     parallelFor(g.batch * p.pieces, gemmSmallMTask, &p);
     return;
   }
-  if (g.batch >= 2 * T) {
+  if (!packedB && g.batch >= 2 * T) {
     parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
     return;
   }
@@ -431,25 +463,65 @@ void gemm(const GemmArgs& g) {
   s.g = &g;
   s.nB = g.strideB == 0 ? 1 : g.batch;
   // Few rows of A reuse each B element too few times to pay for packing it: read B in place instead.
-  const bool direct = !g.transB && g.M <= GEMM_DIRECT_MAX_M;
-  int64_t superCols = direct ? roundUp(g.N, GEMM_NR) : imax(GEMM_NR, GEMM_SHARED_FLOATS / (g.K * s.nB) / GEMM_NR * GEMM_NR);
-  if (!direct) {
+  const bool direct = !packedB && !g.transB && g.M <= GEMM_DIRECT_MAX_M;
+  int64_t superCols = direct || packedB ? roundUp(g.N, GEMM_NR)
+                                        : imax(GEMM_NR, GEMM_SHARED_FLOATS / (g.K * s.nB) / GEMM_NR * GEMM_NR);
+  if (packedB) s.Bp = const_cast<float*>(g.Bpacked);
+  else if (!direct) {
     s.Bp = sharedScratch((size_t)(s.nB * g.K * imin(superCols, roundUp(g.N, GEMM_NR))));
     if (!s.Bp) {  // no memory for the shared panels: one task per product, each packing for itself
       parallelFor(g.batch, gemmEntryTask, const_cast<GemmArgs*>(&g));
       return;
     }
   }
-  // Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread.
-  s.rowsPer = imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
+  const bool colsOnly = g.M <= GEMM_COLS_ONLY_MAX_M;
+  // Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread; or, for few rows, one row block.
+  s.rowsPer = colsOnly ? g.M : imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
   s.mPieces = ceilDiv(g.M, s.rowsPer);
   for (s.col0 = 0; s.col0 < g.N; s.col0 += superCols) {
     s.cols = imin(superCols, g.N - s.col0);
     s.panels = ceilDiv(s.cols, GEMM_NR);
-    if (!direct) parallelFor(s.nB * s.panels, gemmPackTask, &s);
-    s.nPieces = imin(s.panels, imax(1, ceilDiv(4 * T, g.batch * s.mPieces)));
+    if (!direct && !packedB) parallelFor(s.nB * s.panels, gemmPackTask, &s);
+    // Column blocks: about 4 tasks per thread when rows are split too; with whole-M tasks (A packed once per
+    // thread, so extra tasks cost only a counter increment) about 6 per thread, for an even finish.
+    const int64_t want = colsOnly ? 6 * T : 4 * T;
+    s.nPieces = imin(s.panels, imax(1, ceilDiv(want, g.batch * s.mPieces)));
     s.colsPer = ceilDiv(s.panels, s.nPieces) * GEMM_NR;
     s.nPieces = ceilDiv(s.cols, s.colsPer);
     parallelFor(g.batch * s.mPieces * s.nPieces, gemmBlockTask, &s);
   }
+}
+
+void gemm(const GemmArgs& args) {
+  GemmArgs g = args;
+  g.callId = nextGemmCallId();
+  gemmImpl(g);
+}
+
+// ---- pre-packed B (the packed-weight cache of pack-cache.cc) ----
+// Layout: ceil(N/NR) panels, panel p holding columns [p·NR, p·NR+NR) of op(B) for all K depths, k-major (K × NR,
+// zero padded past column N) — the full-depth panels gemmPackTask writes, which gemmRange reads as B_PREPACKED.
+int64_t packedBFloats(int64_t N, int64_t K) { return ceilDiv(N, GEMM_NR) * GEMM_NR * K; }
+
+// Whether gemm() would read a pre-packed B for these arguments: one B for the whole batch, more than SMALL_M rows
+// (a decoding step streams B unpacked), a real product, and not the split-depth path of small weight gradients.
+bool gemmUsesPackedB(const GemmArgs& g) {
+  if (g.batch < 1 || (g.batch > 1 && g.strideB != 0) || g.M <= SMALL_M || g.N <= 0 || g.K <= 0 || g.alpha == 0.0f)
+    return false;
+  return !kSplitShape(g);
+}
+
+void packBFullTask(void* ctx, int64_t t, int) {
+  const GemmShared& s = *static_cast<const GemmShared*>(ctx);
+  packB(s.g->B, s.g->transB, s.g->ldb, 0, s.g->K, t * GEMM_NR, imin(GEMM_NR, s.g->N - t * GEMM_NR),
+        s.Bp + t * s.g->K * GEMM_NR);
+}
+
+void packBFull(const GemmArgs& g, float* dst) {
+  GemmShared s{};
+  s.g = &g;
+  s.Bp = dst;
+  const int64_t panels = ceilDiv(g.N, GEMM_NR);
+  if (numThreads() > 1 && (double)g.N * (double)g.K >= 65536.0) parallelFor(panels, packBFullTask, &s);
+  else for (int64_t t = 0; t < panels; t++) packBFullTask(&s, t, 0);
 }

@@ -23,6 +23,7 @@ using namespace af;
 
 const KernelTable kTable = {AF_ISA_NAME,     gemm,      attnForward,    attnBackward, attnWeights,
                             layerNormForward, layerNormBackward, softmax, softmaxBackward, unary,
-                            binary,          reduceSum, adamUpdate};
+                            binary,          reduceSum, adamUpdate, gemmUsesPackedB, packedBFloats,
+                            packBFull};
 }  // namespace
 }  // namespace AF_NS

@@ -28,6 +28,9 @@ export interface AttnArgs {
 }
 
 /** Activation applied in a fused GEMM epilogue (exact erf GELU, or its tanh approximation). */
+/** Identity of a kernel operand's storage for backend caches: `id` is never reused; `version` changes on every possible write. */
+export interface OperandKey { readonly id: number; readonly version: number }
+
 export type GemmActivation = "none" | "relu" | "gelu" | "geluTanh";
 
 /**
@@ -95,12 +98,17 @@ export interface Kernels {
     mode: "full" | "mean", rowStart: number, rowCount: number): void;
 
   // ---- optional kernels: fast backends provide them; callers fall back to compositions of the kernels above ----
-  /** gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). */
+  /**
+   * gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). `bKey`, when
+   * given, names the storage B lives in (a Storage: unique id, version that changes on every possible write), so
+   * a backend may keep B in its packed form between calls (a weight used again unchanged) — never when the version
+   * or the memory changed.
+   */
   gemmBiasAct?(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number,
     batch: number, strideA: number, strideB: number, strideC: number,
-    bias: Float32Array | null, biasOff: number, act: GemmActivation): void;
+    bias: Float32Array | null, biasOff: number, act: GemmActivation, bKey?: OperandKey | null): void;
   /** out[i] = g[gOff+i]·act'(z[zOff+i]) for i < n (relu: z may be the activation's output instead, same sign). */
   activationBackward?(act: Exclude<GemmActivation, "none">, z: Float32Array, zOff: number, g: Float32Array, gOff: number,
     out: Float32Array, n: number): void;

@@ -40,6 +40,10 @@ export type NativeBinaryOp = "add" | "sub" | "mul" | "div" | "maximum" | "minimu
  */
 export type NativeBinaryMode = 0 | 1 | 2 | 3 | "full" | "scalar" | "row" | "col";
 
+export interface NativePackCacheInfo {
+  entries: number; bytes: number; limit: number; hits: number; packs: number; admitted: number; evicted: number;
+}
+
 export interface NativeInfo {
   isa: NativeIsa;
   threads: number;
@@ -57,12 +61,16 @@ export interface NativeKernels {
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number,
     batch: number, strideA: number, strideB: number, strideC: number): void;
-  /** gemm, then C = act(C + bias[biasOff + col]) (bias may be null). */
+  /**
+   * gemm, then C = act(C + bias[biasOff + col]) (bias may be null). With `bKeyId`/`bKeyVersion` (the id of the
+   * storage B lives in, never reused for other data, and a version that changes whenever it may have been written)
+   * B's packed form is kept in the packed-weight cache and reused while id, version, address and shape match.
+   */
   gemmBiasAct(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
     beta: number, C: Float32Array, cOff: number, ldc: number,
     batch: number, strideA: number, strideB: number, strideC: number,
-    bias: Float32Array | null, biasOff: number, act: NativeActivation): void;
+    bias: Float32Array | null, biasOff: number, act: NativeActivation, bKeyId?: number, bKeyVersion?: number): void;
   /** out (B,H,Tq,Dv); lse (B,H,Tq) natural-log log-sum-exp (−inf, with out = 0, for rows with no visible key). */
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
@@ -112,6 +120,13 @@ export interface NativeKernels {
   setNumThreads(n: number): void;
   /** Switches the kernel variant; returns false (and changes nothing) when this CPU lacks it. */
   setIsa(isa: NativeIsa): boolean;
+  /** Packed-weight cache counters: entries and bytes held, the byte cap, and hits / packings / admissions / evictions. */
+  packCacheInfo(): NativePackCacheInfo;
+  /** Cap on the cache's bytes (default 256 MiB, or $ATTNFLOW_PACK_CACHE_MB); 0 disables it and frees everything. */
+  setPackCacheLimit(bytes: number): void;
+  packCacheClear(): void;
+  /** Forget every packing of storage `id` (called when that storage is garbage-collected). */
+  packCacheDrop(id: number): void;
 }
 
 export interface NativeLoad {
@@ -126,7 +141,7 @@ const ADDON = join("native", "build", "Release", "attnflow_native.node");
 const REQUIRED: readonly (keyof NativeKernels)[] = [
   "gemm", "gemmBiasAct", "attnForward", "attnBackward", "attnWeights", "layerNormForward", "layerNormBackward",
   "softmaxLastDim", "softmaxBackward", "unary", "binary", "reduceSum", "adamUpdate", "dropoutHash", "dropoutKeep", "info",
-  "setNumThreads", "setIsa",
+  "setNumThreads", "setIsa", "packCacheInfo", "setPackCacheLimit", "packCacheClear", "packCacheDrop",
 ];
 
 function findAbove(start: string): string | null {

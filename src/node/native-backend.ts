@@ -3,7 +3,7 @@
 // the elementwise ones take the native path only for large float32 arrays laid out the way the C++ loops read them
 // (contiguous, or a scalar / trailing row / per-row column broadcast), and hand everything else to the reference.
 import { registerBackend } from "../backend/registry.js";
-import type { AttnArgs, AttnLayout, BinaryOp, Kernels, ReduceOp, StridedView, UnaryOp } from "../backend/kernels.js";
+import type { AttnArgs, AttnLayout, BinaryOp, Kernels, OperandKey, ReduceOp, StridedView, UnaryOp } from "../backend/kernels.js";
 import { refKernels } from "../backend/ref/index.js";
 import { loadNativeKernels, type NativeAttnLayout, type NativeKernels } from "./native-addon.js";
 
@@ -128,6 +128,18 @@ function attnKernels(n: NativeKernels): Partial<Kernels> {
   };
 }
 
+// Packed-weight cache (native/src/pack-cache.cc): the addon keeps GEMM B operands packed under their storage's id
+// and version. When a keyed storage is garbage-collected its packings are dropped at once (the cache's size cap and
+// LRU eviction bound it anyway; ids are never reused, so a late drop is only memory, never a wrong result).
+const watched = new WeakSet<OperandKey>();
+let dropPacks: FinalizationRegistry<number> | null = null;
+function watchKey(n: NativeKernels, key: OperandKey): void {
+  if (watched.has(key) || typeof FinalizationRegistry === "undefined") return;
+  dropPacks ??= new FinalizationRegistry<number>((id) => n.packCacheDrop(id));
+  dropPacks.register(key, key.id);
+  watched.add(key);
+}
+
 const ACT_CODES = { none: 0, relu: 1, gelu: 2, geluTanh: 3 } as const;
 const ACT_BWD_CODES = { relu: 12, gelu: 13, geluTanh: 14 } as const;
 
@@ -141,9 +153,16 @@ export function registerNativeBackend(): boolean {
   done = true;
   const kernels: Partial<Kernels> = {
     gemm: n.gemm,
-    gemmBiasAct: (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff, act) =>
+    gemmBiasAct: (transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff, act, bKey) => {
+      if (!bKey) {
+        n.gemmBiasAct(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff,
+          ACT_CODES[act]);
+        return;
+      }
+      watchKey(n, bKey);
       n.gemmBiasAct(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff,
-        ACT_CODES[act]),
+        ACT_CODES[act], bKey.id, bKey.version);
+    },
     softmax: n.softmaxLastDim,
     softmaxBackward: n.softmaxBackward,
     layerNormForward: n.layerNormForward,

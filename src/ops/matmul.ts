@@ -147,7 +147,9 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
   const N = inF > 0 ? xc.numel() / inF : numel(x.shape.slice(0, -1));
   const yShape = [...x.shape.slice(0, -1), outF];
   const ySt = rowStrides(yShape, order, outF);
-  const xd = xc.storage.data as Float32Array, wd = wc.storage.data as Float32Array;
+  // The weight is only read (forward and backward): dataForRead() leaves its storage version alone, so a backend
+  // may keep it packed between calls (bKey below) until something writes it.
+  const xd = xc.storage.data as Float32Array, wd = wc.storage.dataForRead() as Float32Array;
   const bd = bias ? bias.contiguous() : null;
   const bData = bd ? bd.storage.data as Float32Array : null, bOff = bd ? bd.offset : 0;
   const needGrad = isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad);
@@ -157,7 +159,9 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
   const zd = z.storage.data as Float32Array;
   const epilogue = keepZ || act === null ? "none" : act;
   if (K.gemmBiasAct) {
-    K.gemmBiasAct(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, 0, zd, 0, outF, 1, 0, 0, 0, bData, bOff, epilogue);
+    // A copy made by contiguous() above is new on every call: no key (nothing to reuse).
+    K.gemmBiasAct(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, 0, zd, 0, outF, 1, 0, 0, 0, bData, bOff, epilogue,
+      wc === weight ? wc.storage : null);
   } else {
     let beta = 0;
     if (bData) { const row = bData.subarray(bOff, bOff + outF); for (let r = 0; r < N; r++) zd.set(row, r * outF); beta = 1; }

@@ -12,8 +12,10 @@ function makeView(x: Tensor, shape: number[], strides: number[], offset: number)
   return new Tensor(x.storage, shape, strides, offset);
 }
 
+/** x's elements in row-major order: a view into its buffer when x is contiguous (to read, never to write), else a copy. */
 export function contiguousData(x: Tensor): AnyTypedArray {
-  const d = x.storage.data;
+  // read-only (every caller reads): does not count as a write to x's storage (Storage.version)
+  const d = x.storage.dataForRead();
   if (x.isContiguous()) return d.subarray(x.offset, x.offset + x.numel());
   const out = new (d.constructor as { new (n: number): AnyTypedArray })(x.numel());
   K.copy(sview(x), x.shape, out);
