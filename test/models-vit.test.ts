@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Tensor, rand, zeros, noGrad, tidy, captureAttention, manualSeed, Generator, optim } from "../src/index.js";
+import { Tensor, F, rand, zeros, noGrad, tidy, captureAttention, manualSeed, Generator, optim } from "../src/index.js";
 import { VisionTransformer, type VitConfig } from "../src/models/vit.js";
 import { hasFashionMnist } from "../src/node/datasets.js";
 import { task, augmentBatch, fashionVitConfig, type FashionData } from "../src/node/tasks/fashion-vit.js";
@@ -145,4 +145,59 @@ test("fashion-vit: a tiny ViT learns on 512 images; predict and explain work", {
   const occluded = noGrad(() => target.score({ occlude: [1, 2, 3, 4, 5, 6, 7, 8] })).item();
   assert.notEqual(occluded, result.item());
   assert.throws(() => task.explain!(model, config, { text: "test:0" }, "Hat"), /unknown target class "Hat"/);
+});
+
+test("ViT with a convolutional stem: names, shapes, occlusion, pixel gradients, config errors", () => {
+  manualSeed(7);
+  const cfg = tiny({ stemChannels: [3, 5], stemStride: 2, patchOverlap: 2 });
+  const m = new VisionTransformer(cfg, new Generator(8)).eval();
+  const keys = Object.keys(m.stateDict());
+  for (const k of ["stem.0.weight", "stem.0.bias", "stem.1.weight", "stem.1.bias", "patch_embed.proj.weight"]) assert.ok(keys.includes(k), `missing ${k}`);
+  assert.deepEqual(m.stateDict()["stem.1.weight"].shape, [5, 3, 3, 3]);
+  // 8×8 image → stem map 4×4×5; a 4-pixel cell is 2×2 features, 2 pixels of context are 1 feature → K' = 4
+  assert.deepEqual(m.patchEmbed.proj.weight.shape, [8, 4 * 4 * 5]);
+  assert.deepEqual(m.grid, [2, 2]);
+  const x = rand([2, 8, 8]);
+  assert.deepEqual(noGrad(() => m.forward(x)).shape, [2, 3]);
+  // the JS and the differentiable normalisation agree, with and without occlusion
+  for (const occ of [undefined, [1, 4]]) {
+    const fast = m.normalizedImages(x, { occlude: occ }).dataSync(), slow = m.normalizedImages(x.clone().requiresGrad_(true), { occlude: occ }).dataSync();
+    fast.forEach((v, i) => assert.ok(Math.abs(v - slow[i]) < 1e-6, `pixel ${i}: ${v} vs ${slow[i]}`));
+  }
+  // stem patches are the feature map's windows: patch (0, 0)'s first tap lies outside the map (context row −1) → 0
+  const p = noGrad(() => m.stemPatches(x));
+  assert.deepEqual(p.shape, [2, 4, 80]);
+  assert.ok((p.dataSync() as Float32Array).subarray(0, 5).every((v) => v === 0));
+  // occluding cell r1c1 (token 4) = feeding the image with that 4×4 cell at the mean pixel
+  const img = x.dataSync() as Float32Array, blanked = img.slice();
+  for (let b = 0; b < 2; b++) for (let y = 4; y < 8; y++) for (let c = 4; c < 8; c++) blanked[b * 64 + y * 8 + c] = 0.3;
+  const a = noGrad(() => m.forward(x, { occlude: [4] })).dataSync(), e = noGrad(() => m.forward(Tensor.fromArray(blanked, [2, 8, 8]))).dataSync();
+  a.forEach((v, i) => assert.ok(Math.abs(v - e[i]) < 1e-5));
+  // gradients reach the pixels and every stem parameter
+  const px = x.clone().requiresGrad_(true);
+  m.forward(px).select(1, 0).sum().backward();
+  assert.ok((px.grad!.dataSync() as Float32Array).some((v) => v !== 0));
+  for (const conv of m.stem) assert.ok((conv as unknown as { weight: Tensor }).weight.grad!.dataSync().some((v) => v !== 0));
+  // a stem-less model has no stem parameters and the same names as before
+  assert.ok(!Object.keys(new VisionTransformer(tiny()).stateDict()).some((k) => k.startsWith("stem.")));
+  assert.throws(() => new VisionTransformer(tiny({ stemChannels: [4], stemStride: 3 })), /stemStride 3 must divide config.patchSize 4/);
+  assert.throws(() => new VisionTransformer(tiny({ stemChannels: [4, 0] })), /stemChannels must be a list of positive integers, got \[4,0\]/);
+  assert.throws(() => new VisionTransformer(tiny({ stemChannels: [4] })).stemPatches(rand([1, 7, 7])), /expected images \(B, 1, 8, 8\)/);
+  assert.deepEqual(fashionVitConfig({ "stem-channels": "16, 32" }).stemChannels, [16, 32]);
+  assert.deepEqual(fashionVitConfig({ "stem-channels": 24 }).stemChannels, [24]);
+});
+
+test("ViT with a stem learns a toy task (loss falls)", () => {
+  manualSeed(9);
+  const m = new VisionTransformer(tiny({ stemChannels: [4], numClasses: 2 }), new Generator(9));
+  const opt = new optim.AdamW([...m.parameters()], { lr: 3e-3 });
+  // class 1: bright left half; class 0: bright right half
+  const n = 16, px = new Float32Array(n * 64), labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) { labels[i] = i % 2; for (let y = 0; y < 8; y++) for (let c = 0; c < 8; c++) px[i * 64 + y * 8 + c] = (c < 4) === (i % 2 === 1) ? 0.9 : 0.1; }
+  const x = Tensor.fromArray(px, [n, 8, 8]), t = Tensor.fromArray(labels, [n], "int32");
+  const losses: number[] = [];
+  for (let s = 0; s < 30; s++) {
+    losses.push(tidy(() => { const l = F.crossEntropy(m.forward(x), t); opt.zeroGrad(); l.backward(); opt.step(); return l.item(); }));
+  }
+  assert.ok(losses[29] < losses[0] * 0.5, `loss ${losses[0]} → ${losses[29]}`);
 });

@@ -2,6 +2,10 @@
 //   pixels (B, C, H, W) in [0, 1] → normalise → cut into P×P patches (B, N, K·K·C), N = (H/P)·(W/P), each patch
 //   optionally widened by `patchOverlap` pixels of context (K = P + 2·overlap; K = P is the standard ViT)
 //   → patch_embed.proj: Linear(K·K·C, D) → prepend a learned [CLS] token → + learned position embeddings (1, N+1, D)
+//   With a convolutional stem (`stemChannels`, a "hybrid" ViT as in Dosovitskiy et al. §3.1 and Xiao et al. 2021,
+//   "Early Convolutions Help Transformers See Better"): normalised pixels → 3×3 convolutions with GELU
+//   (stem.<i>; the last one has stride `stemStride`) → the patches are cut from the stem's feature map instead of
+//   the pixels (a P×P image cell is a (P/stride)×(P/stride) feature cell) → patch_embed.proj as before.
 //   → depth × pre-norm TransformerEncoderLayer (GELU MLP, batch-first) → final LayerNorm
 //   → pool ([CLS] token, or the mean of the patch tokens) → head: Linear(D, numClasses) → logits (B, numClasses).
 // Browser-safe. State-dict names follow timm's ViT where they can (patch_embed.proj, cls_token, pos_embed, norm, head);
@@ -14,6 +18,9 @@ import { defaultGenerator, type Generator } from "../random.js";
 import { Module, Parameter } from "../nn/module.js";
 import { Dropout, LayerNorm, Linear } from "../nn/layers.js";
 import { TransformerEncoder, TransformerEncoderLayer } from "../nn/transformer.js";
+import { Conv2d } from "../nn/conv.js";
+import { ModuleList } from "../nn/layers.js";
+import { embedding } from "../ops/nn.js";
 import { MultiheadAttention } from "../nn/attention.js";
 import { truncNormal_, uniform_, zeros_, ones_ } from "../nn/init.js";
 
@@ -36,6 +43,13 @@ export interface VitConfig {
    * image); 0 (default) is the standard ViT. The token still stands for its P×P cell in explanations.
    */
   patchOverlap?: number;
+  /**
+   * Output channels of the convolutional stem's 3×3 layers (padding 1, GELU after each), in order; [] (default) = no
+   * stem, patches are cut from the pixels. E.g. [32] or [16, 32].
+   */
+  stemChannels?: number[];
+  /** Stride of the stem's last convolution (the others have stride 1); must divide patchSize and patchOverlap. Default 2. */
+  stemStride?: number;
   /** MLP activation (default "gelu"; "relu" is cheaper on CPU). */
   activation?: "gelu" | "relu";
   /** Dropout on the token embeddings after the position embeddings are added (default 0). */
@@ -65,7 +79,7 @@ export interface VitForwardOptions {
 
 /** Fill a config's optional fields and check it; throws naming the offending field. */
 export function resolveVitConfig(c: VitConfig): Required<VitConfig> {
-  const full: Required<VitConfig> = { patchOverlap: 0, activation: "gelu", embDropout: 0, pixelMean: 0, pixelStd: 1, layerNormEps: 1e-6, ...c };
+  const full: Required<VitConfig> = { patchOverlap: 0, stemChannels: [], stemStride: 2, activation: "gelu", embDropout: 0, pixelMean: 0, pixelStd: 1, layerNormEps: 1e-6, ...c };
   if (!Number.isInteger(full.patchOverlap) || full.patchOverlap < 0 || full.patchOverlap > full.imageSize) {
     throw new Error(`VisionTransformer: config.patchOverlap must be an integer in [0, ${full.imageSize}], got ${String(full.patchOverlap)}`);
   }
@@ -73,6 +87,16 @@ export function resolveVitConfig(c: VitConfig): Required<VitConfig> {
   for (const k of posInt) {
     const v = full[k];
     if (!Number.isInteger(v) || v < 1) throw new Error(`VisionTransformer: config.${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (!Array.isArray(full.stemChannels) || full.stemChannels.some((ch) => !Number.isInteger(ch) || ch < 1)) {
+    throw new Error(`VisionTransformer: config.stemChannels must be a list of positive integers, got ${JSON.stringify(full.stemChannels)}`);
+  }
+  if (!Number.isInteger(full.stemStride) || full.stemStride < 1) throw new Error(`VisionTransformer: config.stemStride must be a positive integer, got ${String(full.stemStride)}`);
+  if (full.stemChannels.length > 0) {
+    const r = full.stemStride;
+    if (full.patchSize % r !== 0 || full.patchOverlap % r !== 0) {
+      throw new Error(`VisionTransformer: config.stemStride ${r} must divide config.patchSize ${full.patchSize} and config.patchOverlap ${full.patchOverlap}`);
+    }
   }
   if (full.imageSize % full.patchSize !== 0) {
     throw new Error(`VisionTransformer: config.patchSize ${full.patchSize} must divide config.imageSize ${full.imageSize}`);
@@ -109,6 +133,12 @@ export class VisionTransformer extends Module {
   readonly patchDim: number;
   /** (N·K·K·C): flat pixel index (channel, y, x) feeding each patch input, −1 outside the image. */
   private readonly patchIndex: Int32Array;
+  /** The convolutional stem (empty without one). */
+  stem: ModuleList;
+  /** With a stem: (N·K'·K') rows of the stem's feature map feeding each patch, K' = K / stemStride, −1 outside it. */
+  private readonly featureIndex: Int32Array | null = null;
+  /** Side of the stem's (square) feature map. */
+  private readonly featureSide: number;
   patchEmbed: PatchEmbedding;
   clsToken: Tensor;   // (1, 1, D)
   posEmbed: Tensor;   // (1, N+1, D)
@@ -124,8 +154,23 @@ export class VisionTransformer extends Module {
     this.grid = [g, g];
     this.numPatches = g * g;
     const P = c.patchSize, ov = c.patchOverlap, K = P + 2 * ov, S = c.imageSize, C = c.channels;
-    this.patchDim = K * K * C;
-    this.patchIndex = new Int32Array(this.numPatches * this.patchDim);
+    this.stem = new ModuleList(c.stemChannels.map((out, i) => new Conv2d(i === 0 ? C : c.stemChannels[i - 1], out, 3, {
+      padding: 1, stride: i === c.stemChannels.length - 1 ? c.stemStride : 1, generator: gen,
+    })));
+    const hasStem = c.stemChannels.length > 0;
+    const st = hasStem ? c.stemStride : 1, Cf = hasStem ? c.stemChannels[c.stemChannels.length - 1] : C;
+    this.featureSide = hasStem ? Math.floor((S - 1) / st) + 1 : S;   // 3×3, padding 1, stride st
+    this.patchDim = (K / st) * (K / st) * Cf;
+    if (hasStem) {
+      // window of patch (row, col) in feature units: cell side P/st, context ov/st, rows (y·Sf + x) of one image's map
+      const Pf = P / st, ovf = ov / st, Kf = K / st, Sf = this.featureSide;
+      this.featureIndex = new Int32Array(this.numPatches * Kf * Kf);
+      for (let row = 0, j = 0; row < g; row++) for (let q = 0; q < g; q++) for (let ky = 0; ky < Kf; ky++) for (let kx = 0; kx < Kf; kx++, j++) {
+        const y = row * Pf - ovf + ky, x = q * Pf - ovf + kx;
+        this.featureIndex[j] = y < 0 || y >= Sf || x < 0 || x >= Sf ? -1 : y * Sf + x;
+      }
+    }
+    this.patchIndex = new Int32Array(this.numPatches * K * K * C);
     for (let r = 0, j = 0; r < g; r++) for (let q = 0; q < g; q++) {
       for (let ky = 0; ky < K; ky++) for (let kx = 0; kx < K; kx++) for (let ch = 0; ch < C; ch++, j++) {
         const y = r * P - ov + ky, x = q * P - ov + kx;
@@ -181,12 +226,8 @@ export class VisionTransformer extends Module {
    */
   patchify(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
     const c = this.config, S = c.imageSize, C = c.channels, P = c.patchSize, cols = this.grid[1];
-    const okShape = (images.ndim === 4 && images.shape[1] === C && images.shape[2] === S && images.shape[3] === S) ||
-      (images.ndim === 3 && C === 1 && images.shape[1] === S && images.shape[2] === S);
-    if (!okShape) {
-      throw new Error(`VisionTransformer: expected images (B, ${C}, ${S}, ${S})${C === 1 ? ` or (B, ${S}, ${S})` : ""}, got ${shapeStr(images.shape)}`);
-    }
-    const B = images.shape[0], N = this.numPatches, pd = this.patchDim, HW = C * S * S, idx = this.patchIndex;
+    this.checkImages(images);
+    const B = images.shape[0], N = this.numPatches, pd = this.patchIndex.length / N, HW = C * S * S, idx = this.patchIndex;
     const blank = this.occlusionMask(o.occlude);
     const fillPx = o.occludeValue ?? c.pixelMean;
     // pixel k of the image lies in cell (⌊y/P⌋, ⌊x/P⌋); blanked pixels get fillPx
@@ -219,6 +260,58 @@ export class VisionTransformer extends Module {
     return out;
   }
 
+  private checkImages(images: Tensor): void {
+    const S = this.config.imageSize, C = this.config.channels;
+    const okShape = (images.ndim === 4 && images.shape[1] === C && images.shape[2] === S && images.shape[3] === S) ||
+      (images.ndim === 3 && C === 1 && images.shape[1] === S && images.shape[2] === S);
+    if (!okShape) {
+      throw new Error(`VisionTransformer: expected images (B, ${C}, ${S}, ${S})${C === 1 ? ` or (B, ${S}, ${S})` : ""}, got ${shapeStr(images.shape)}`);
+    }
+  }
+
+  /**
+   * Normalised images, channels-last (B, H, W, C), with occluded cells set to the fill value first; differentiable
+   * when `images` requires grad (pixel saliency).
+   */
+  normalizedImages(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
+    this.checkImages(images);
+    const c = this.config, S = c.imageSize, C = c.channels, P = c.patchSize, cols = this.grid[1], B = images.shape[0];
+    const blank = this.occlusionMask(o.occlude), fillPx = o.occludeValue ?? c.pixelMean;
+    const blankPixel = (y: number, x: number) => blank !== null && blank[((y / P) | 0) * cols + ((x / P) | 0)] === 1;
+    if (images.requiresGrad) {
+      let x = images.reshape([B, C, S, S]);
+      if (blank) {
+        const keep = new Float32Array(S * S), put = new Float32Array(S * S);
+        for (let y = 0; y < S; y++) for (let xx = 0; xx < S; xx++) if (blankPixel(y, xx)) put[y * S + xx] = fillPx; else keep[y * S + xx] = 1;
+        x = x.mul(Tensor.fromArray(keep, [1, 1, S, S])).add(Tensor.fromArray(put, [1, 1, S, S]));
+      }
+      x = x.sub(c.pixelMean).div(c.pixelStd);                                        // (B, C, H, W)
+      return C === 1 ? x.reshape([B, S, S, 1]) : x.permute([0, 2, 3, 1]).contiguous(); // (B, H, W, C)
+    }
+    const src = images.contiguous().dataSync() as Float32Array, out = Tensor.empty([B, S, S, C]);
+    const dst = out.storage.data as Float32Array, inv = 1 / c.pixelStd, mu = c.pixelMean;
+    for (let b = 0; b < B; b++) for (let ch = 0; ch < C; ch++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+      const v = blankPixel(y, x) ? fillPx : src[((b * C + ch) * S + y) * S + x];
+      dst[((b * S + y) * S + x) * C + ch] = (v - mu) * inv;
+    }
+    return out;
+  }
+
+  /**
+   * With a stem: images → stem feature map (B, Sf, Sf, Cf) → patch vectors (B, N, K'·K'·Cf) (each token's window of
+   * the map, flattened (ky, kx, channel), zero outside the map).
+   */
+  stemPatches(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
+    if (!this.featureIndex) throw new Error("VisionTransformer: stemPatches needs a convolutional stem (config.stemChannels is empty)");
+    let x = this.normalizedImages(images, o);                                        // (B, S, S, C)
+    for (const conv of this.stem.children() as Conv2d[]) x = conv.forwardChannelsLast(x, "gelu"); // (B, Sf, Sf, Cf) at the end
+    const B = x.shape[0], Sf = this.featureSide, Cf = x.shape[3], N = this.numPatches, fi = this.featureIndex;
+    const rows = B * Sf * Sf, per = fi.length, idx = new Int32Array(B * per);
+    for (let b = 0; b < B; b++) for (let j = 0; j < per; j++) idx[b * per + j] = fi[j] < 0 ? rows : b * Sf * Sf + fi[j];
+    const table = cat([x.reshape([rows, Cf]), zeros([1, Cf])], 0);                   // (B·Sf·Sf + 1, Cf), last row = 0
+    return embedding(Tensor.fromArray(idx, [idx.length], "int32"), table, rows).reshape([B, N, this.patchDim]); // (B, N, K'·K'·Cf)
+  }
+
   /** Occluded token positions (1..N) → a (N) 0/1 mask over cells; errors name a bad position. */
   private occlusionMask(occlude: readonly number[] | undefined): Uint8Array | null {
     if (!occlude || occlude.length === 0) return null;
@@ -235,7 +328,7 @@ export class VisionTransformer extends Module {
   /** Encoder output after the final LayerNorm: (B, N+1, D). */
   features(images: Tensor, o: VitForwardOptions = {}): Tensor {
     const D = this.config.dModel;
-    const patches = this.patchify(images, o);                                        // (B, N, K·K·C)
+    const patches = this.featureIndex ? this.stemPatches(images, o) : this.patchify(images, o); // (B, N, patchDim)
     const B = patches.shape[0];
     const emb = this.patchEmbed.forward(patches);                                    // (B, N, D)
     let x = cat([this.clsToken.expand([B, 1, D]), emb], 1);                          // (B, N+1, D)

@@ -43,6 +43,7 @@ export const FASHION_VIT_DEFAULT_CONFIG: FashionVitConfig = {
   imageSize: SIDE, patchSize: 4, patchOverlap: 2, channels: 1, numClasses: 10,
   dModel: 64, depth: 6, heads: 4, mlpDim: 256, dropout: 0, embDropout: 0, pool: "cls", activation: "gelu",
   pixelMean: FASHION_PIXEL_MEAN, pixelStd: FASHION_PIXEL_STD,
+  stemChannels: [], stemStride: 2,
   labelSmoothing: 0.1, cropPad: 0, flip: true,
   classNames: [...FASHION_MNIST_CLASSES],
 };
@@ -61,7 +62,9 @@ export function fashionVitConfig(overrides: ModelConfig = {}): FashionVitConfig 
     const k = k0.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     if (!known.has(k)) throw new Error(`fashion-vit: unknown model option "${k0}" (known: ${[...known].join(", ")})`);
     const def = (FASHION_VIT_DEFAULT_CONFIG as unknown as Record<string, unknown>)[k];
-    out[k] = typeof def === "number" && typeof v === "string" ? Number(v)
+    out[k] = Array.isArray(def) && typeof v === "number" ? [v]
+      : Array.isArray(def) && typeof v === "string" ? (v.trim() === "" ? [] : v.split(",").map((e) => Number(e.trim())))
+      : typeof def === "number" && typeof v === "string" ? Number(v)
       : typeof def === "boolean" && typeof v === "string" ? v === "true" || v === "1" : v;
   }
   const c = out as unknown as FashionVitConfig;
