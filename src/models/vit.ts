@@ -20,7 +20,7 @@ import { Dropout, LayerNorm, Linear } from "../nn/layers.js";
 import { TransformerEncoder, TransformerEncoderLayer } from "../nn/transformer.js";
 import { Conv2d } from "../nn/conv.js";
 import { ModuleList } from "../nn/layers.js";
-import { embedding } from "../ops/nn.js";
+import { gatherRowsPadded } from "../ops/conv.js";
 import { MultiheadAttention } from "../nn/attention.js";
 import { truncNormal_, uniform_, zeros_, ones_ } from "../nn/init.js";
 
@@ -306,10 +306,9 @@ export class VisionTransformer extends Module {
     let x = this.normalizedImages(images, o);                                        // (B, S, S, C)
     for (const conv of this.stem.children() as Conv2d[]) x = conv.forwardChannelsLast(x, "gelu"); // (B, Sf, Sf, Cf) at the end
     const B = x.shape[0], Sf = this.featureSide, Cf = x.shape[3], N = this.numPatches, fi = this.featureIndex;
-    const rows = B * Sf * Sf, per = fi.length, idx = new Int32Array(B * per);
-    for (let b = 0; b < B; b++) for (let j = 0; j < per; j++) idx[b * per + j] = fi[j] < 0 ? rows : b * Sf * Sf + fi[j];
-    const table = cat([x.reshape([rows, Cf]), zeros([1, Cf])], 0);                   // (B·Sf·Sf + 1, Cf), last row = 0
-    return embedding(Tensor.fromArray(idx, [idx.length], "int32"), table, rows).reshape([B, N, this.patchDim]); // (B, N, K'·K'·Cf)
+    const per = fi.length, idx = new Int32Array(B * per);
+    for (let b = 0; b < B; b++) for (let j = 0; j < per; j++) idx[b * per + j] = fi[j] < 0 ? -1 : b * Sf * Sf + fi[j];
+    return gatherRowsPadded(x.reshape([B * Sf * Sf, Cf]), idx).reshape([B, N, this.patchDim]); // (B, N, K'·K'·Cf)
   }
 
   /** Occluded token positions (1..N) → a (N) 0/1 mask over cells; errors name a bad position. */

@@ -1,15 +1,16 @@
 // 2-D convolution (torch.nn.functional.conv2d, groups = 1), composed from existing differentiable ops so autograd
 // and every backend come for free:
-//   im2col as a row gather: the input, channels-last, is a table of B·H·W rows of C channels plus one zero row for
-//   the padding; output position (b, oy, ox) reads the kh·kw rows under its window (F.embedding: gather forward,
-//   scatter-add backward) → (B·Ho·Wo, kh·kw·C) → one GEMM with the weight reshaped to (O, kh·kw·C) (F.linear, bias
+//   im2col as a row gather: the input, channels-last, is a table of B·H·W rows of C channels; output position
+//   (b, oy, ox) reads the kh·kw rows under its window, zeros where the window leaves the image (gatherRowsPadded:
+//   gather forward, scatter-add backward) → (B·Ho·Wo, kh·kw·C) → one GEMM with the weight reshaped to (O, kh·kw·C) (F.linear, bias
 //   and an optional activation in the GEMM epilogue) → (B, Ho, Wo, O).
 // Ho = ⌊(H + 2·padH − dilH·(kh − 1) − 1) / strideH⌋ + 1 (and the same for W), as in PyTorch.
 import { Tensor } from "../tensor.js";
-import { zeros } from "../creation.js";
 import { shapeStr } from "../shape.js";
-import { cat } from "./movement.js";
-import { embedding, linear } from "./nn.js";
+import { record } from "../autograd.js";
+import { contiguousData } from "./movement.js";
+import { linear } from "./nn.js";
+import { uninit, zerosOf } from "./util.js";
 import type { LinearActivation } from "./matmul.js";
 
 export interface Conv2dOptions {
@@ -46,18 +47,18 @@ function geometry(xShape: readonly number[], wShape: readonly number[], o: Conv2
 }
 
 // Gather indices depend only on the geometry: keep the last few (training repeats the same shapes every step).
-const indexCache = new Map<string, Int32Array>();  // plain arrays: a cached Tensor could be disposed by tidy()
+const indexCache = new Map<string, Int32Array>();  // plain arrays: a cached Tensor could be disposed by tidy(); never mutated
 const INDEX_CACHE_SIZE = 8;
 
 /**
- * (B·Ho·Wo·kh·kw) int32 row indices into the (B·H·W + 1, C) table: output (b, oy, ox), tap (ky, kx) reads input row
- * (b·H + iy)·W + ix with iy = oy·sh − ph + ky·dh, ix = ox·sw − pw + kx·dw, or the zero row B·H·W outside the image.
+ * (B·Ho·Wo·kh·kw) row indices into the (B·H·W, C) table: output (b, oy, ox), tap (ky, kx) reads input row
+ * (b·H + iy)·W + ix with iy = oy·sh − ph + ky·dh, ix = ox·sw − pw + kx·dw, or −1 (a zero) outside the image.
  */
-function windowIndex(g: Geometry): Tensor {
+function windowIndex(g: Geometry): Int32Array {
   const key = [g.B, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw].join(",");
   const hit = indexCache.get(key);
-  if (hit) { indexCache.delete(key); indexCache.set(key, hit); return Tensor.fromArray(hit, [hit.length], "int32"); }
-  const zero = g.B * g.H * g.W, idx = new Int32Array(g.B * g.Ho * g.Wo * g.kh * g.kw);
+  if (hit) { indexCache.delete(key); indexCache.set(key, hit); return hit; }
+  const zero = -1, idx = new Int32Array(g.B * g.Ho * g.Wo * g.kh * g.kw);
   let j = 0;
   for (let b = 0; b < g.B; b++) for (let oy = 0; oy < g.Ho; oy++) for (let ox = 0; ox < g.Wo; ox++) {
     for (let ky = 0; ky < g.kh; ky++) {
@@ -70,7 +71,34 @@ function windowIndex(g: Geometry): Tensor {
   }
   indexCache.set(key, idx);
   if (indexCache.size > INDEX_CACHE_SIZE) indexCache.delete(indexCache.keys().next().value as string);
-  return Tensor.fromArray(idx, [idx.length], "int32");
+  return idx;
+}
+
+/**
+ * out[i] = table[idx[i]] (a row of C values), or zeros where idx[i] = −1: table (R, C) → (idx.length, C). Backward:
+ * d table[r] = Σ_{i : idx[i] = r} d out[i]. Indices are trusted (in [−1, R), built by the caller) and must not be
+ * mutated afterwards: the backward reads them.
+ */
+export function gatherRowsPadded(table: Tensor, idx: Int32Array): Tensor {
+  if (table.ndim !== 2) throw new Error(`gatherRowsPadded: table must be 2-D (rows, cols), got ${shapeStr(table.shape)}`);
+  const C = table.shape[1], src = contiguousData(table) as Float32Array;
+  const out = uninit([idx.length, C]), dst = out.storage.data as Float32Array;
+  for (let i = 0, o = 0; i < idx.length; i++, o += C) {
+    const r = idx[i];
+    if (r < 0) { for (let j = 0; j < C; j++) dst[o + j] = 0; continue; }
+    const t = r * C;
+    for (let j = 0; j < C; j++) dst[o + j] = src[t + j];
+  }
+  return record(out, "gatherRowsPadded", [table], (g) => {
+    const gd = contiguousData(g) as Float32Array, acc = zerosOf(table.shape), ad = acc.storage.data as Float32Array;
+    for (let i = 0, o = 0; i < idx.length; i++, o += C) {
+      const r = idx[i];
+      if (r < 0) continue;
+      const t = r * C;
+      for (let j = 0; j < C; j++) ad[t + j] += gd[o + j];
+    }
+    return [acc];
+  });
 }
 
 /**
@@ -81,8 +109,7 @@ export function conv2dChannelsLast(x: Tensor, weight: Tensor, bias: Tensor | nul
   const g = geometry(x.shape, weight.shape, o, true), O = weight.shape[0];
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== O)) throw new Error(`conv2d: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)} (expected (${O}))`);
   const rows = g.B * g.H * g.W, taps = g.kh * g.kw;
-  const table = cat([x.reshape([rows, g.C]), zeros([1, g.C])], 0);                       // (B·H·W + 1, C)
-  const cols = embedding(windowIndex(g), table, rows).reshape([g.B * g.Ho * g.Wo, taps * g.C]); // (B·Ho·Wo, kh·kw·C)
+  const cols = gatherRowsPadded(x.reshape([rows, g.C]), windowIndex(g)).reshape([g.B * g.Ho * g.Wo, taps * g.C]); // (B·Ho·Wo, kh·kw·C)
   const wmat = weight.permute([0, 2, 3, 1]).reshape([O, taps * g.C]);                    // (O, kh·kw·C), taps (ky, kx, c)
   return linear(cols, wmat, bias, activation).reshape([g.B, g.Ho, g.Wo, O]);             // (B, Ho, Wo, O)
 }
