@@ -105,10 +105,30 @@ function nativeLayout(l: Partial<AttnLayout>): NativeAttnLayout {
   return l as NativeAttnLayout;
 }
 
+/** Whether `l` places a (B, heads, T, feat) tensor exactly where the addon's default (contiguous, whole array) would. */
+function isDefaultPlacement(l: NativeAttnLayout[keyof NativeAttnLayout], data: Float32Array, B: number, heads: number, T: number, feat: number): boolean {
+  return !!l && l[0] === 0 && data.length === B * heads * T * feat && (B === 1 || l[1] === heads * T * feat) &&
+    (heads === 1 || l[2] === T * feat) && (T === 1 || l[3] === feat);
+}
+
+/**
+ * The forward's layout without the entries that say what the default already does (contiguous tensors, e.g. sdpa on
+ * fresh (B, H, T, D) tensors): each entry costs the addon a dozen N-API property reads, a few % of a small call.
+ */
+function fwdLayout(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, a: AttnArgs, l: NativeAttnLayout): NativeAttnLayout | undefined {
+  const keep: NativeAttnLayout = {};
+  let any = false;
+  if (l.q && !isDefaultPlacement(l.q, q, a.B, a.H, a.Tq, a.D)) { keep.q = l.q; any = true; }
+  if (l.k && !isDefaultPlacement(l.k, k, a.B, a.Hkv, a.Tk, a.D)) { keep.k = l.k; any = true; }
+  if (l.v && !isDefaultPlacement(l.v, v, a.B, a.Hkv, a.Tk, a.Dv)) { keep.v = l.v; any = true; }
+  if (l.out && !isDefaultPlacement(l.out, out, a.B, a.H, a.Tq, a.Dv)) { keep.out = l.out; any = true; }
+  return any ? keep : undefined;
+}
+
 function attnKernels(n: NativeKernels): Partial<Kernels> {
   const fwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnForward(q, k, v, out, lse, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad, a.attnMask, a.maskB, a.maskH,
-      a.dropoutP, a.seed, layout);
+      a.dropoutP, a.seed, layout && fwdLayout(q, k, v, out, a, layout));
   const bwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array, lse: Float32Array,
     dq: Float32Array, dk: Float32Array, dv: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnBackward(q, k, v, out, dout, lse, dq, dk, dv, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad,
