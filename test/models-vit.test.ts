@@ -107,7 +107,7 @@ const skip = hasFashionMnist() ? false : "Fashion-MNIST not installed (apt-get i
 test("fashion-vit: a tiny ViT learns on 512 images; predict and explain work", { skip }, () => {
   manualSeed(11);
   const data: FashionData = task.loadData({ limitTrain: 512, limitTest: 400 });
-  const { model, config } = task.createModel(data, { patchSize: 7, patchOverlap: 0, dModel: 32, depth: 2, heads: 2, mlpDim: 64, cropPad: 0, flip: false }, new Generator(5));
+  const { model, config } = task.createModel(data, { patchSize: 7, patchOverlap: 0, stemChannels: [], dModel: 32, depth: 2, heads: 2, mlpDim: 64, cropPad: 0, flip: false }, new Generator(5));
   const opt = new optim.AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
   const gen = new Generator(1), losses: number[] = [];
   model.train();
@@ -185,6 +185,12 @@ test("ViT with a convolutional stem: names, shapes, occlusion, pixel gradients, 
   assert.throws(() => new VisionTransformer(tiny({ stemChannels: [4] })).stemPatches(rand([1, 7, 7])), /expected images \(B, 1, 8, 8\)/);
   assert.deepEqual(fashionVitConfig({ "stem-channels": "16, 32" }).stemChannels, [16, 32]);
   assert.deepEqual(fashionVitConfig({ "stem-channels": 24 }).stemChannels, [24]);
+  assert.deepEqual(fashionVitConfig({ "stem-channels": "none" }).stemChannels, []);
+  assert.deepEqual(fashionVitConfig({}).stemChannels, [16, 32]);
+  // a checkpoint config from before the stem existed (no stemChannels key) rebuilds the stem-less model it was
+  const legacy: Record<string, unknown> = { ...fashionVitConfig({ dModel: 16, depth: 1, heads: 2, mlpDim: 16 }) };
+  delete legacy.stemChannels; delete legacy.stemStride;
+  assert.ok(!Object.keys(task.modelFromConfig(legacy as never).stateDict()).some((k) => k.startsWith("stem.")));
 });
 
 test("ViT with a stem learns a toy task (loss falls)", () => {

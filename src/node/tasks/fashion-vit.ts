@@ -41,15 +41,15 @@ export type FashionVitConfig = VitConfig & FashionTrainKnobs & { classNames: str
 
 export const FASHION_VIT_DEFAULT_CONFIG: FashionVitConfig = {
   imageSize: SIDE, patchSize: 4, patchOverlap: 2, channels: 1, numClasses: 10,
-  dModel: 64, depth: 6, heads: 4, mlpDim: 256, dropout: 0, embDropout: 0, pool: "cls", activation: "gelu",
+  dModel: 64, depth: 6, heads: 4, mlpDim: 256, dropout: 0, embDropout: 0, pool: "mean", activation: "gelu",
   pixelMean: FASHION_PIXEL_MEAN, pixelStd: FASHION_PIXEL_STD,
-  stemChannels: [], stemStride: 2,
+  stemChannels: [16, 32], stemStride: 2,
   labelSmoothing: 0.1, cropPad: 0, flip: true,
   classNames: [...FASHION_MNIST_CLASSES],
 };
 
 export const FASHION_VIT_DEFAULTS: TrainDefaults = {
-  epochs: 15, batchSize: 128, lr: 2e-3, weightDecay: 0.05, warmupSteps: 500, clipNorm: 1, evalLimit: 2000,
+  epochs: 20, batchSize: 128, lr: 2e-3, weightDecay: 0.05, warmupSteps: 500, clipNorm: 1, evalLimit: 2000,
 };
 
 const knobsOf = new WeakMap<VisionTransformer, FashionTrainKnobs>();
@@ -63,7 +63,7 @@ export function fashionVitConfig(overrides: ModelConfig = {}): FashionVitConfig 
     if (!known.has(k)) throw new Error(`fashion-vit: unknown model option "${k0}" (known: ${[...known].join(", ")})`);
     const def = (FASHION_VIT_DEFAULT_CONFIG as unknown as Record<string, unknown>)[k];
     out[k] = Array.isArray(def) && typeof v === "number" ? [v]
-      : Array.isArray(def) && typeof v === "string" ? (v.trim() === "" ? [] : v.split(",").map((e) => Number(e.trim())))
+      : Array.isArray(def) && typeof v === "string" ? (v.trim() === "" || v.trim() === "none" ? [] : v.split(",").map((e) => Number(e.trim())))
       : typeof def === "number" && typeof v === "string" ? Number(v)
       : typeof def === "boolean" && typeof v === "string" ? v === "true" || v === "1" : v;
   }
@@ -167,7 +167,7 @@ function resolveImage(input: string | ExplainInput, data: () => FashionData, o: 
 
 export const task: Task<VisionTransformer, FashionData> = {
   name: "fashion-vit",
-  description: "Vision Transformer (4×4 patches) classifying Fashion-MNIST clothing images (dataset-fashion-mnist)",
+  description: "Vision Transformer (convolutional stem, 4×4 patches) classifying Fashion-MNIST clothing images (dataset-fashion-mnist)",
   defaults: FASHION_VIT_DEFAULTS,
 
   loadData(o: DataOptions): FashionData {
@@ -185,7 +185,8 @@ export const task: Task<VisionTransformer, FashionData> = {
     return { model: buildModel(config, gen), config: config as unknown as ModelConfig };
   },
 
-  modelFromConfig(config) { return buildModel(fashionVitConfig(config)); },
+  // a stored config without stemChannels predates the stem (then the default was none), so it means []
+  modelFromConfig(config) { return buildModel(fashionVitConfig({ stemChannels: [], ...config })); },
 
   loss(model, data, indices) {
     checkIndices(indices, data.nTrain, "training");
