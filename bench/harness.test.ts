@@ -77,13 +77,19 @@ test("ONNX models match the JS reference in onnxruntime-node", { skip: peerVersi
 
 test("measure() honours repeats, budget and slow calls", async () => {
   let calls = 0;
-  const m = await measure(() => ++calls, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 1e4 });
+  const m = await measure(() => ++calls, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 1e4, warmMs: 0 });
   assert.equal(m.timesMs.length, 5);
   assert.equal(calls, 7);
   assert.equal(m.last, 7);
-  const slow = await measure(() => { const t = Date.now(); while (Date.now() - t < 30); return 1; }, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 20 });
+  const slow = await measure(() => { const t = Date.now(); while (Date.now() - t < 30); return 1; }, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 20, warmMs: 0 });
   assert.equal(slow.timesMs.length, 1);
   assert.match(slow.note ?? "", /slow/);
+  // warmMs: fast calls keep warming up until that much time is spent, then the samples follow
+  let warmCalls = 0;
+  const warm = await measure(() => { const t = performance.now(); while (performance.now() - t < 2); return ++warmCalls; },
+    { warmup: 2, repeats: 3, budgetMs: 1e4, slowMs: 1e4, warmMs: 40 });
+  assert.equal(warm.timesMs.length, 3);
+  assert.ok(warmCalls >= 3 + 20 && warmCalls <= 3 + 22, `warm-up calls: ${warmCalls - 3}`);
 });
 
 test("parseArgs reads repeatable flags and rejects bad input", () => {

@@ -7,6 +7,7 @@ export interface MeasurePolicy {
   repeats: number;  // maximum samples
   budgetMs: number; // soft cap on time spent sampling one implementation
   slowMs: number;   // above this, one call is the whole measurement
+  warmMs: number;   // keep warming up until this much time is spent (JIT tiering, GC and allocator steady state)
 }
 
 export interface Measurement<T> {
@@ -15,12 +16,12 @@ export interface Measurement<T> {
   note?: string;
 }
 
-const WARM_MS = 100, WARM_MAX_CALLS = 1000;
+const WARM_MAX_CALLS = 1000;
 
 export function defaultPolicy(quick: boolean, repeats?: number): MeasurePolicy {
   return quick
-    ? { warmup: 1, repeats: repeats ?? 3, budgetMs: 4000, slowMs: 4000 }
-    : { warmup: 2, repeats: repeats ?? 10, budgetMs: 20000, slowMs: 10000 };
+    ? { warmup: 1, repeats: repeats ?? 3, budgetMs: 4000, slowMs: 4000, warmMs: 100 }
+    : { warmup: 2, repeats: repeats ?? 20, budgetMs: 20000, slowMs: 10000, warmMs: 1000 };
 }
 
 export async function measure<T>(fn: () => T | Promise<T>, p: MeasurePolicy): Promise<Measurement<T>> {
@@ -28,10 +29,11 @@ export async function measure<T>(fn: () => T | Promise<T>, p: MeasurePolicy): Pr
   let last = await fn();
   let first = performance.now() - t0;
   if (first >= p.slowMs) return { timesMs: [first], last, note: "slow: 1 run" };
-  // `warmup` calls, and for fast calls more of them until ≈ 100 ms are spent: the JIT needs many calls of a
-  // sub-millisecond function before its optimised code runs (and the samples would otherwise measure the tiering)
+  // `warmup` calls, and for fast calls more of them until `warmMs` are spent (≈ 1 s in full runs): the JIT needs
+  // many calls of a fast function before its optimised code runs, and the first garbage collections with large
+  // buffers alive change the allocator's state; samples taken earlier measure those transients, not the library
   let spent = first;
-  for (let i = 1; (i < p.warmup && first * (i + 1) < p.budgetMs) || (spent < WARM_MS && i < WARM_MAX_CALLS); i++) {
+  for (let i = 1; (i < p.warmup && first * (i + 1) < p.budgetMs) || (spent < p.warmMs && i < WARM_MAX_CALLS); i++) {
     t0 = performance.now();
     last = await fn();
     first = performance.now() - t0; // later warm-ups are closer to steady state

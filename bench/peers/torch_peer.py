@@ -78,11 +78,12 @@ def measure(fn, p):
     first = (time.perf_counter() - t0) * 1e3
     if first >= p["slowMs"]:
         return [first], last, "slow: 1 run"
-    i = 1
-    while i < p["warmup"] and first * (i + 1) < p["budgetMs"]:
+    i, spent, warm_ms = 1, first, p.get("warmMs", 100)
+    while (i < p["warmup"] and first * (i + 1) < p["budgetMs"]) or (spent < warm_ms and i < 1000):
         t0 = time.perf_counter()
         last = fn()
         first = (time.perf_counter() - t0) * 1e3
+        spent += first
         i += 1
     n = max(1, min(p["repeats"], int(p["budgetMs"] // max(first, 1e-3))))
     times = []
