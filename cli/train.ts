@@ -49,8 +49,10 @@ export async function trainCommand(a: Args): Promise<number> {
   const name = a._[1];
   if (!name || a.flags.list) { console.log(`tasks:\n${await taskList()}`); return name || a.flags.list ? 0 : 2; }
   const task = await findTask(name);
-  const out = str(a.flags, "out") ?? `runs/${task.name}.safetensors`;
-  const resume = a.flags.resume === true ? out : str(a.flags, "resume");
+  // --resume CKPT without --out keeps writing to CKPT (the run continues where it lives); bare --resume reads --out.
+  const resumeFrom = a.flags.resume === true ? undefined : str(a.flags, "resume");
+  const out = str(a.flags, "out") ?? resumeFrom ?? `runs/${task.name}.safetensors`;
+  const resume = a.flags.resume === true ? out : resumeFrom;
   const r = await train(task, {
     out, resume,
     epochs: num(a.flags, "epochs", true), batchSize: num(a.flags, "batch-size", true), lr: num(a.flags, "lr"),
