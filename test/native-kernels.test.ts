@@ -120,7 +120,7 @@ test("native: info, threads and ISA variants", { skip }, () => {
 test("native gemm: odd sizes, transposes, offsets, leading dims, batch broadcast, threads", { skip }, () => {
   const n = nk!;
   eachIsa(n, (isa) => {
-    for (const [M, N, K] of [[1, 1, 1], [3, 17, 5], [17, 63, 65], [65, 3, 129], [129, 65, 300], [7, 200, 33], [1, 3000, 70], [4, 70, 1200]])
+    for (const [M, N, K] of [[1, 1, 1], [3, 17, 5], [17, 63, 65], [65, 3, 129], [129, 65, 300], [7, 200, 33], [1, 3000, 70], [4, 70, 1200], [301, 130, 1000], [601, 70, 800]])
       for (const tA of [false, true]) for (const tB of [false, true])
         runGemm(n, gemmCase(M, N, K, tA, tB), null, 0, `${isa} gemm ${M}x${N}x${K} tA=${tA} tB=${tB}`);
     runGemm(n, gemmCase(40, 70, 50, false, true, 3, "A"), null, 0, `${isa} batched broadcast A`);
