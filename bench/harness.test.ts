@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildResult } from "./lib/harness.js";
-import { measure } from "./lib/measure.js";
+import { measure, settle } from "./lib/measure.js";
 import { peerVersion } from "./lib/peer-modules.js";
 import { randnArray } from "./lib/prng.js";
 import { refMha, refSdpa } from "./lib/reference.js";
@@ -90,6 +90,12 @@ test("measure() honours repeats, budget and slow calls", async () => {
     { warmup: 2, repeats: 3, budgetMs: 1e4, slowMs: 1e4, warmMs: 40 });
   assert.equal(warm.timesMs.length, 3);
   assert.ok(warmCalls >= 3 + 20 && warmCalls <= 3 + 22, `warm-up calls: ${warmCalls - 3}`);
+});
+
+test("settle() waits for an idle machine, never longer than its limit", async () => {
+  const waited = await settle(300);
+  assert.ok(waited >= 0 && waited < 300 + 250, `waited ${waited} ms`);
+  assert.equal(await settle(0), 0);
 });
 
 test("parseArgs reads repeatable flags and rejects bad input", () => {

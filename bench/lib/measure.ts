@@ -8,6 +8,7 @@ export interface MeasurePolicy {
   budgetMs: number; // soft cap on time spent sampling one implementation
   slowMs: number;   // above this, one call is the whole measurement
   warmMs: number;   // keep warming up until this much time is spent (JIT tiering, GC and allocator steady state)
+  settleMs?: number; // before warming up, wait up to this long for the machine to go idle (see settle())
 }
 
 export interface Measurement<T> {
@@ -21,10 +22,46 @@ const WARM_MAX_CALLS = 1000;
 export function defaultPolicy(quick: boolean, repeats?: number): MeasurePolicy {
   return quick
     ? { warmup: 1, repeats: repeats ?? 3, budgetMs: 4000, slowMs: 4000, warmMs: 100 }
-    : { warmup: 2, repeats: repeats ?? 20, budgetMs: 20000, slowMs: 10000, warmMs: 1000 };
+    : { warmup: 2, repeats: repeats ?? 20, budgetMs: 20000, slowMs: 10000, warmMs: 1000, settleMs: 5000 };
+}
+
+/** Busy and total jiffies of all CPUs from /proc/stat (Linux), or null where it cannot be read. */
+async function cpuJiffies(): Promise<{ busy: number; total: number } | null> {
+  try {
+    const { readFile } = await import("node:fs/promises");
+    const f = (await readFile("/proc/stat", "utf8")).split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { busy: total - f[3] - (f[4] ?? 0), total };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Wait (up to maxMs) until the whole machine has been idle for one 100 ms window — under 0.15 of a core busy.
+ * Peers leave work behind them: thread pools that spin after a call (OpenMP, onnxruntime), child processes
+ * finishing, garbage collection of the previous implementation's buffers. On a 2-core machine that work would be
+ * charged to whichever implementation is measured next. Returns how long it waited.
+ */
+export async function settle(maxMs: number): Promise<number> {
+  if (!(maxMs > 0)) return 0;
+  const t0 = performance.now();
+  const cores = (await import("node:os")).availableParallelism?.() ?? 1;
+  let a = await cpuJiffies();
+  if (!a) return 0;
+  while (performance.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, 100));
+    const b = await cpuJiffies();
+    if (!b) return 0;
+    const dt = b.total - a.total;
+    if (dt > 0 && ((b.busy - a.busy) / dt) * cores < 0.15) break;
+    a = b;
+  }
+  return performance.now() - t0;
 }
 
 export async function measure<T>(fn: () => T | Promise<T>, p: MeasurePolicy): Promise<Measurement<T>> {
+  if (p.settleMs) await settle(p.settleMs);
   let t0 = performance.now();
   let last = await fn();
   let first = performance.now() - t0;

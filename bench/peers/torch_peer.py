@@ -71,8 +71,31 @@ def save(path, tensors):
             f.write(t.detach().contiguous().numpy().astype("<f4").tobytes())
 
 
+def settle(max_ms):
+    """Same as measure.ts settle(): wait until the machine was idle (< 0.15 core busy) for a 100 ms window."""
+    def jiffies():
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+            return sum(v) - v[3] - v[4], sum(v)
+        except (OSError, ValueError, IndexError):
+            return None
+    t0, a = time.perf_counter(), jiffies()
+    while a is not None and (time.perf_counter() - t0) * 1e3 < max_ms:
+        time.sleep(0.1)
+        b = jiffies()
+        if b is None:
+            return
+        dt = b[1] - a[1]
+        if dt > 0 and (b[0] - a[0]) / dt * (os.cpu_count() or 1) < 0.15:
+            return
+        a = b
+
+
 def measure(fn, p):
-    """Same policy as measure.ts: warm up, size the repeat count from the warm-up, cap by budget."""
+    """Same policy as measure.ts: settle, warm up, size the repeat count from the warm-up, cap by budget."""
+    if p.get("settleMs"):
+        settle(p["settleMs"])
     t0 = time.perf_counter()
     last = fn()
     first = (time.perf_counter() - t0) * 1e3

@@ -315,23 +315,23 @@ const KernelTable* activeTable() { return gTable; }
 
 NAPI_MODULE_INIT() {
   using namespace af;
-  napi_property_descriptor props[] = {
-      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"gemmBiasAct", nullptr, GemmBiasAct, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attnForward", nullptr, AttnForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attnBackward", nullptr, AttnBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"attnWeights", nullptr, AttnWeights, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"layerNormForward", nullptr, LayerNormForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"layerNormBackward", nullptr, LayerNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"softmaxLastDim", nullptr, SoftmaxLastDim, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"softmaxBackward", nullptr, SoftmaxBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"dropoutHash", nullptr, DropoutHash, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"dropoutKeep", nullptr, DropoutKeep, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  const NamedFunction fns[] = {
+      {"gemm", Gemm},
+      {"gemmBiasAct", GemmBiasAct},
+      {"attnForward", AttnForward},
+      {"attnBackward", AttnBackward},
+      {"attnWeights", AttnWeights},
+      {"layerNormForward", LayerNormForward},
+      {"layerNormBackward", LayerNormBackward},
+      {"softmaxLastDim", SoftmaxLastDim},
+      {"softmaxBackward", SoftmaxBackward},
+      {"dropoutHash", DropoutHash},
+      {"dropoutKeep", DropoutKeep},
+      {"info", Info},
+      {"setNumThreads", SetNumThreads},
+      {"setIsa", SetIsa},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineFunctions(env, exports, fns);
   registerElementwise(env, exports);
   registerPackCache(env, exports);
   return exports;

@@ -25,6 +25,18 @@ struct Buf {
   bool present() const { return p != nullptr || len > 0; }
 };
 
+// exports.<name> = fn for each entry (the N-API property-descriptor boilerplate, once).
+struct NamedFunction {
+  const char* name;
+  napi_callback fn;
+};
+template <size_t N>
+inline void defineFunctions(napi_env env, napi_value exports, const NamedFunction (&fns)[N]) {
+  napi_property_descriptor props[N];
+  for (size_t i = 0; i < N; i++) props[i] = {fns[i].name, nullptr, fns[i].fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr};
+  napi_define_properties(env, exports, N, props);
+}
+
 class Args {
  public:
   Args(napi_env env, napi_callback_info info, const char* fn, size_t expected) : env_(env), fn_(fn) {

@@ -157,13 +157,13 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void registerElementwise(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  const NamedFunction fns[] = {
+      {"unary", Unary},
+      {"binary", Binary},
+      {"reduceSum", ReduceSum},
+      {"adamUpdate", AdamUpdate},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineFunctions(env, exports, fns);
 }
 
 }  // namespace af

@@ -229,13 +229,13 @@ napi_value PackCacheDrop(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void registerPackCache(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      {"packCacheInfo", nullptr, PackCacheInfo, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"setPackCacheLimit", nullptr, SetPackCacheLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"packCacheClear", nullptr, PackCacheClear, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"packCacheDrop", nullptr, PackCacheDrop, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  const NamedFunction fns[] = {
+      {"packCacheInfo", PackCacheInfo},
+      {"setPackCacheLimit", SetPackCacheLimit},
+      {"packCacheClear", PackCacheClear},
+      {"packCacheDrop", PackCacheDrop},
   };
-  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  defineFunctions(env, exports, fns);
 }
 
 }  // namespace af
