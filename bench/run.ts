@@ -7,7 +7,7 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchCase, BenchResult } from "./types.js";
-import { configureHarness } from "./lib/harness.js";
+import { closeAttnflowChild, configureHarness } from "./lib/harness.js";
 import { loadAvg1m, machineInfo, versions } from "./lib/machine.js";
 import { reexecWithHugePages } from "./lib/malloc-env.js";
 import { ensurePeersInstalled } from "./lib/peer-modules.js";
@@ -155,6 +155,7 @@ export async function runBenchmark(o: RunOptions, log: (m: string) => void): Pro
     };
   } finally {
     closeJax();
+    closeAttnflowChild();
     closeTorch();
   }
 }

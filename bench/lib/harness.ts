@@ -9,7 +9,9 @@ import { runTorch } from "../peers/torch-peer.js";
 import { defaultPolicy, measure, median } from "./measure.js";
 import { errorText, type PeerContext, type PeerRun } from "./peer-types.js";
 import { maxAbsDiff, taskFlops, type Task } from "./tasks.js";
-import { releaseTensorFiles } from "./tensor-files.js";
+import { outputPath, readTensorFile, releaseTensorFiles, tensorFile } from "./tensor-files.js";
+import { ChildPeer } from "./child-peer.js";
+import { fileURLToPath } from "node:url";
 
 export interface HarnessConfig {
   /** Skip an implementation whose estimated single run exceeds this many seconds. */
@@ -53,7 +55,62 @@ function skipReasonFor(flops: number) {
   };
 }
 
+// attnflow runs in a child process of its own (attnflow-child.ts) unless ATTNFLOW_BENCH_IN_PROCESS=1: the peers
+// loaded in this process (onnxruntime-node, tfjs) were seen to change V8's garbage collection for everything
+// else in it (see attnflow-child.ts).
+let afChild: ChildPeer | null = null;
+function attnflowChild(): ChildPeer {
+  afChild ??= new ChildPeer("attnflow", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))], { log: config.log });
+  return afChild;
+}
+export function closeAttnflowChild(): void { afChild?.close(); afChild = null; }
+
+function childRequest(task: Task): { req: Record<string, unknown> } {
+  if (task.kind === "sdpa") {
+    const { B, H, T, d } = task;
+    return { req: { op: "sdpa", shape: { B, H, T, d }, causal: task.causal, files: { q: tensorFile(task.q, "af-q"), k: tensorFile(task.k, "af-k"), v: tensorFile(task.v, "af-v") } } };
+  }
+  const { B, T, D, H } = task;
+  const files: Record<string, string> = {
+    x: tensorFile(task.x, "af-x"), inProjWeight: tensorFile(task.w.inProjWeight, "af-win"), inProjBias: tensorFile(task.w.inProjBias, "af-bin"),
+    outProjWeight: tensorFile(task.w.outProjWeight, "af-wout"), outProjBias: tensorFile(task.w.outProjBias, "af-bout"),
+  };
+  if (task.kind === "train") files.g = tensorFile(task.g, "af-g");
+  return { req: { op: task.kind, shape: { B, T, D, H }, files } };
+}
+
+async function runAttnflowInChild(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
+  const child = attnflowChild();
+  let backends: string[];
+  try {
+    const r = await child.request({ op: "backends" });
+    if (!r.ok) return [{ impl: "attnflow", note: r.error ?? "attnflow unavailable" }];
+    backends = r.backends as string[];
+  } catch (e) {
+    closeAttnflowChild();
+    return [{ impl: "attnflow", note: `attnflow child failed: ${errorText(e)}` }];
+  }
+  const out: PeerRun[] = [];
+  const { req } = childRequest(task);
+  for (const backend of backends) {
+    const impl = `attnflow-${backend}`;
+    const skip = ctx.skipReason(impl);
+    if (skip) { out.push({ impl, note: skip }); continue; }
+    const file = outputPath(`af-${backend}`);
+    try {
+      const r = await child.request({ ...req, backend, out: file, policy: ctx.policy });
+      if (!r.ok) { out.push({ impl, note: `failed: ${r.error ?? "unknown error"}` }); continue; }
+      out.push({ impl, timesMs: r.timesMs, output: readTensorFile(file), note: r.note });
+    } catch (e) {
+      closeAttnflowChild();
+      out.push({ impl, note: `attnflow child failed: ${errorText(e)}` });
+    }
+  }
+  return out;
+}
+
 async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
+  if (process.env.ATTNFLOW_BENCH_IN_PROCESS !== "1") return runAttnflowInChild(task, ctx);
   const loaded = await loadAttnflow();
   if (!loaded.ok) return [{ impl: "attnflow", note: `attnflow unavailable: ${loaded.reason}` }];
   const out: PeerRun[] = [];
