@@ -1,7 +1,7 @@
 // attnflow's own rows, run in a child process (JSON lines, see lib/child-peer.ts) so that no peer library shares its
 // V8 heap: with onnxruntime-node and tfjs loaded in the same process, V8 was seen to run a mark-compact every
 // 20–60 ms of attnflow's calls at T = 128 (external-memory pressure from the per-call readback arrays), which
-// tripled their time. Peers that need a process of their own (jax-js, PyTorch) get one too.
+// tripled their time (still seen, more rarely, in this child: RESULTS.md). jax-js and PyTorch run in children too.
 //   request: { id, op: "backends" } → { backends }
 //            { id, op: "mha" | "sdpa" | "train", backend, shape, causal?, files, out, policy } → { timesMs, note }
 import { readFileSync, writeFileSync } from "node:fs";
