@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { REPO_ROOT } from "./lib/paths.js";
-import type { MhaTask, MhaWeights, SdpaTask, TrainTask } from "./lib/tasks.js";
+import type { MhaTask, MhaWeights, SdpaTask, Task, TrainTask } from "./lib/tasks.js";
 
 export interface AfTensor {
   readonly shape: number[];
@@ -162,4 +162,10 @@ export function attnflowCausalTrain(api: AttnflowApi, backend: string, dims: num
     o.mul(tg).sum().backward();
     return readback(o);
   });
+}
+
+/** The timed step of any benchmark task on one backend. */
+export function attnflowStep(api: AttnflowApi, backend: string, task: Task): () => Float32Array {
+  return task.kind === "mha" ? attnflowMha(api, backend, task)
+    : task.kind === "sdpa" ? attnflowSdpa(api, backend, task) : attnflowTrain(api, backend, task);
 }

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { attnflowCausalTrain, loadAttnflow } from "./attnflow-adapter.js";
 import { randnArray } from "./lib/prng.js";
+import { readF32File } from "./lib/tensor-files.js";
 
 interface MemoryRequest {
   id: number;
@@ -12,13 +13,6 @@ interface MemoryRequest {
   shape: { B: number; H: number; T: number; d: number };
   files: Record<"q" | "k" | "v" | "g", string>;
   out?: string;
-}
-
-function readF32(p: string): Float32Array {
-  const b = readFileSync(p);
-  const a = new Float32Array(b.byteLength / 4);
-  new Uint8Array(a.buffer).set(b);
-  return a;
 }
 
 function statusKB(field: string): number {
@@ -30,7 +24,7 @@ async function handle(req: MemoryRequest): Promise<Record<string, unknown>> {
   const loaded = await loadAttnflow();
   if (!loaded.ok) return { ok: false, error: `attnflow unavailable: ${loaded.reason}` };
   const { B, H, T, d } = req.shape;
-  const [q, k, v, g] = (["q", "k", "v", "g"] as const).map((n) => readF32(req.files[n]));
+  const [q, k, v, g] = (["q", "k", "v", "g"] as const).map((n) => readF32File(req.files[n]));
   // warm-up on a tiny problem so code loading and buffer pools are part of the baseline
   const small = [B, H, 32, d], n = B * H * 32 * d;
   attnflowCausalTrain(loaded.api, req.backend, small, randnArray(n, 1), randnArray(n, 2), randnArray(n, 3), randnArray(n, 4))();

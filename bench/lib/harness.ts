@@ -1,7 +1,7 @@
 // Runs one workload on attnflow and every peer, then folds the samples into a BenchResult:
 // medians, GFLOP/s, max-abs-diff against attnflow's output, and attnflow-best / best-peer.
 import type { BenchResult, BenchRow } from "../types.js";
-import { attnflowBackends, attnflowMha, attnflowSdpa, attnflowTrain, loadAttnflow } from "../attnflow-adapter.js";
+import { attnflowBackends, attnflowStep, loadAttnflow } from "../attnflow-adapter.js";
 import { runJax } from "../peers/jax-peer.js";
 import { runOrt } from "../peers/ort-peer.js";
 import { runTfjs } from "../peers/tfjs-peer.js";
@@ -65,10 +65,11 @@ function attnflowChild(): ChildPeer {
 }
 export function closeAttnflowChild(): void { afChild?.close(); afChild = null; }
 
-function childRequest(task: Task): { req: Record<string, unknown> } {
+/** The child's request for `task` (inputs as tensor files), without backend, output file and policy. */
+function childRequest(task: Task): Record<string, unknown> {
   if (task.kind === "sdpa") {
     const { B, H, T, d } = task;
-    return { req: { op: "sdpa", shape: { B, H, T, d }, causal: task.causal, files: { q: tensorFile(task.q, "af-q"), k: tensorFile(task.k, "af-k"), v: tensorFile(task.v, "af-v") } } };
+    return { op: "sdpa", shape: { B, H, T, d }, causal: task.causal, files: { q: tensorFile(task.q, "af-q"), k: tensorFile(task.k, "af-k"), v: tensorFile(task.v, "af-v") } };
   }
   const { B, T, D, H } = task;
   const files: Record<string, string> = {
@@ -76,7 +77,19 @@ function childRequest(task: Task): { req: Record<string, unknown> } {
     outProjWeight: tensorFile(task.w.outProjWeight, "af-wout"), outProjBias: tensorFile(task.w.outProjBias, "af-bout"),
   };
   if (task.kind === "train") files.g = tensorFile(task.g, "af-g");
-  return { req: { op: task.kind, shape: { B, T, D, H }, files } };
+  return { op: task.kind, shape: { B, T, D, H }, files };
+}
+
+/** One row per attnflow backend: skipped ones noted, the others measured by `run` (an error becomes the row's note). */
+async function attnflowRows(backends: string[], ctx: PeerContext, run: (backend: string, impl: string) => Promise<PeerRun>): Promise<PeerRun[]> {
+  const out: PeerRun[] = [];
+  for (const backend of backends) {
+    const impl = `attnflow-${backend}`;
+    const skip = ctx.skipReason(impl);
+    if (skip) { out.push({ impl, note: skip }); continue; }
+    try { out.push(await run(backend, impl)); } catch (e) { out.push({ impl, note: `failed: ${errorText(e)}` }); }
+  }
+  return out;
 }
 
 async function runAttnflowInChild(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
@@ -90,45 +103,24 @@ async function runAttnflowInChild(task: Task, ctx: PeerContext): Promise<PeerRun
     closeAttnflowChild();
     return [{ impl: "attnflow", note: `attnflow child failed: ${errorText(e)}` }];
   }
-  const out: PeerRun[] = [];
-  const { req } = childRequest(task);
-  for (const backend of backends) {
-    const impl = `attnflow-${backend}`;
-    const skip = ctx.skipReason(impl);
-    if (skip) { out.push({ impl, note: skip }); continue; }
+  const req = childRequest(task);
+  return attnflowRows(backends, ctx, async (backend, impl) => {
     const file = outputPath(`af-${backend}`);
-    try {
-      const r = await child.request({ ...req, backend, out: file, policy: ctx.policy });
-      if (!r.ok) { out.push({ impl, note: `failed: ${r.error ?? "unknown error"}` }); continue; }
-      out.push({ impl, timesMs: r.timesMs, output: readTensorFile(file), note: r.note });
-    } catch (e) {
-      closeAttnflowChild();
-      out.push({ impl, note: `attnflow child failed: ${errorText(e)}` });
-    }
-  }
-  return out;
+    let r;
+    try { r = await child.request({ ...req, backend, out: file, policy: ctx.policy }); } catch (e) { closeAttnflowChild(); throw e; }
+    if (!r.ok) return { impl, note: `failed: ${r.error ?? "unknown error"}` };
+    return { impl, timesMs: r.timesMs, output: readTensorFile(file), note: r.note };
+  });
 }
 
 async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
   if (process.env.ATTNFLOW_BENCH_IN_PROCESS !== "1") return runAttnflowInChild(task, ctx);
   const loaded = await loadAttnflow();
   if (!loaded.ok) return [{ impl: "attnflow", note: `attnflow unavailable: ${loaded.reason}` }];
-  const out: PeerRun[] = [];
-  for (const backend of attnflowBackends(loaded.api)) {
-    const impl = `attnflow-${backend}`;
-    const skip = ctx.skipReason(impl);
-    if (skip) { out.push({ impl, note: skip }); continue; }
-    try {
-      const api = loaded.api;
-      const step = task.kind === "mha" ? attnflowMha(api, backend, task)
-        : task.kind === "sdpa" ? attnflowSdpa(api, backend, task) : attnflowTrain(api, backend, task);
-      const m = await measure(step, ctx.policy);
-      out.push({ impl, timesMs: m.timesMs, output: m.last, note: m.note });
-    } catch (e) {
-      out.push({ impl, note: `failed: ${errorText(e)}` });
-    }
-  }
-  return out;
+  return attnflowRows(attnflowBackends(loaded.api), ctx, async (backend, impl) => {
+    const m = await measure(attnflowStep(loaded.api, backend, task), ctx.policy);
+    return { impl, timesMs: m.timesMs, output: m.last, note: m.note };
+  });
 }
 
 const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runTorch, runTfjs, runJax];

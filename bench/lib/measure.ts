@@ -1,6 +1,8 @@
 // Timing policy shared by in-process peers and the jax-js child (PyTorch mirrors it in Python):
 // warm up, then take up to `repeats` samples while the sampling time stays under `budgetMs`.
 // A call slower than `slowMs` is sampled once and that first call is the only sample.
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 
 export interface MeasurePolicy {
   warmup: number;   // warm-up calls (≥ 1; the first call also sizes the repeat count)
@@ -28,7 +30,6 @@ export function defaultPolicy(quick: boolean, repeats?: number): MeasurePolicy {
 /** Busy and total jiffies of all CPUs from /proc/stat (Linux), or null where it cannot be read. */
 async function cpuJiffies(): Promise<{ busy: number; total: number } | null> {
   try {
-    const { readFile } = await import("node:fs/promises");
     const f = (await readFile("/proc/stat", "utf8")).split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     return { busy: total - f[3] - (f[4] ?? 0), total };
@@ -46,7 +47,7 @@ async function cpuJiffies(): Promise<{ busy: number; total: number } | null> {
 export async function settle(maxMs: number): Promise<number> {
   if (!(maxMs > 0)) return 0;
   const t0 = performance.now();
-  const cores = (await import("node:os")).availableParallelism?.() ?? 1;
+  const cores = availableParallelism();
   let a = await cpuJiffies();
   if (!a) return 0;
   while (performance.now() - t0 < maxMs) {

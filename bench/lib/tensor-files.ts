@@ -34,10 +34,17 @@ export function outputPath(hint = "out"): string {
   return join(tensorDir(), `${hint}-${counter++}.f32`);
 }
 
-export function readTensorFile(p: string): Float32Array {
+/** A tensor file's values (the file stays; child processes read their inputs with this). */
+export function readF32File(p: string): Float32Array {
   const b = readFileSync(p);
   const out = new Float32Array(b.byteLength / 4);
   new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+/** A child's output file: its values, then the file is removed. */
+export function readTensorFile(p: string): Float32Array {
+  const out = readF32File(p);
   rmSync(p, { force: true });
   return out;
 }

@@ -3,12 +3,13 @@
 // JSON lines (see lib/child-peer.ts). Wasm device, jit-compiled functions.
 // jax-js arrays are reference counted: every function argument consumes one reference, so an
 // array used again later is passed as `a.ref`.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
+import { serveRequests } from "../lib/child-serve.js";
 import { measure, type MeasurePolicy } from "../lib/measure.js";
 import { resolvePeer } from "../lib/peer-modules.js";
+import { readF32File } from "../lib/tensor-files.js";
 
 // The slice of jax-js used here; arrays are opaque, reference-counted handles.
 interface JArray {
@@ -46,13 +47,6 @@ async function loadJax(): Promise<Jax> {
   return (await import(pathToFileURL(existsSync(esm) ? esm : main).href)) as Jax;
 }
 
-function readF32(p: string): Float32Array {
-  const b = readFileSync(p);
-  const a = new Float32Array(b.byteLength / 4);
-  new Uint8Array(a.buffer).set(b);
-  return a;
-}
-
 /** MHA forward on BSNH-native layout: x (B, T, D); w*ᵀ are (D, D) so y = x @ wᵀ + b. */
 function mhaFn(jax: Jax, B: number, T: number, D: number, H: number): JFn {
   const np = jax.numpy, d = D / H;
@@ -68,7 +62,7 @@ function mhaFn(jax: Jax, B: number, T: number, D: number, H: number): JFn {
 async function handle(jax: Jax, req: Request): Promise<Record<string, unknown>> {
   if (req.op === "version") return { ok: true };
   const np = jax.numpy;
-  const arr = (name: string, shape: number[]) => np.array(readF32(req.files[name])).reshape(shape);
+  const arr = (name: string, shape: number[]) => np.array(readF32File(req.files[name])).reshape(shape);
   const s = req.shape;
   let step: () => Promise<Float32Array | Float32Array[]>;
   const held: JArray[] = [];
@@ -117,22 +111,7 @@ async function main(): Promise<void> {
   const jax = await loadJax();
   await jax.init("wasm");
   jax.defaultDevice("wasm");
-  const rl = createInterface({ input: process.stdin });
-  const queue: string[] = [];
-  let busy = false;
-  const pump = async () => {
-    if (busy) return;
-    busy = true;
-    while (queue.length) {
-      const req = JSON.parse(queue.shift()!) as Request;
-      let reply: Record<string, unknown>;
-      try { reply = await handle(jax, req); } catch (e) { reply = { ok: false, error: e instanceof Error ? e.message : String(e) }; }
-      process.stdout.write(JSON.stringify({ id: req.id, ...reply }) + "\n");
-    }
-    busy = false;
-  };
-  rl.on("line", (l) => { if (l.trim()) { queue.push(l); void pump(); } });
-  rl.on("close", () => process.exit(0)); // the harness is gone or done: nobody reads further replies
+  serveRequests((req: Request) => handle(jax, req));
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
