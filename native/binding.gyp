@@ -42,7 +42,7 @@
     },
     {
       "target_name": "attnflow_native",
-      "sources": ["src/addon.cc", "src/napi-attention.cc", "src/napi-elementwise.cc", "src/thread-pool.cc", "src/pack-cache.cc"],
+      "sources": ["src/addon.cc", "src/napi-attention.cc", "src/napi-elementwise.cc", "src/thread-pool.cc", "src/pack-cache.cc", "src/malloc-tuning.cc"],
       "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512"],
       "defines": ["ATTNFLOW_VERSION=\"<!(node -p \"require('../package.json').version\")\""],
       "cflags_cc!": ["-fno-exceptions"],

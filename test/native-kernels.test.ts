@@ -3,6 +3,7 @@
 // dropout. Skips when the addon is not built.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/node/native-addon.js";
 import { dropoutHash as tsDropoutHash, dropoutKeep as tsDropoutKeep } from "../src/backend/dropout-hash.js";
 
@@ -115,6 +116,24 @@ test("native: info, threads and ISA variants", { skip }, () => {
   assert.equal(typeof info.version, "string");
   assert.ok(isas(n).includes("generic"));
   assert.equal(n.info().isa, info.isa);
+});
+
+test("native: glibc malloc thresholds are set at load unless the user chose them", { skip }, () => {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  const glibc = !!report?.header?.glibcVersionRuntime;
+  const { malloc } = nk!.info();
+  if (!glibc) assert.match(malloc, /not glibc/);
+  else if (process.env.ATTNFLOW_MALLOC_TUNING === "0") assert.match(malloc, /^off/);
+  else if (/mmap_threshold|trim_threshold/.test(process.env.GLIBC_TUNABLES ?? "")) assert.match(malloc, /GLIBC_TUNABLES/);
+  else assert.equal(malloc, "mmap threshold 32 MiB, trim threshold 64 MiB");
+  if (!glibc) return;
+  // The two ways out, each in a fresh process (the setting is made once per process, at load).
+  const addon = new URL("../src/node/native-addon.js", import.meta.url).href;
+  const script = `import(${JSON.stringify(addon)}).then((m) => console.log(m.nativeKernels().info().malloc))`;
+  const inChild = (env: Record<string, string>) =>
+    execFileSync(process.execPath, ["-e", script], { env: { ...process.env, ...env }, encoding: "utf8" }).trim();
+  assert.equal(inChild({ ATTNFLOW_MALLOC_TUNING: "0" }), "off (ATTNFLOW_MALLOC_TUNING=0)");
+  assert.equal(inChild({ ATTNFLOW_MALLOC_TUNING: "", GLIBC_TUNABLES: "glibc.malloc.trim_threshold=1048576" }), "left to GLIBC_TUNABLES");
 });
 
 test("native gemm: odd sizes, transposes, offsets, leading dims, batch broadcast, threads", { skip }, () => {

@@ -275,7 +275,7 @@ napi_value DropoutKeep(napi_env env, napi_callback_info info) {
 }
 
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value o, isa, th, ver;
+  napi_value o, isa, th, ver, mal;
   napi_create_object(env, &o);
   napi_create_string_utf8(env, gTable->isa, NAPI_AUTO_LENGTH, &isa);
   napi_create_int32(env, numThreads(), &th);
@@ -283,6 +283,8 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "isa", isa);
   napi_set_named_property(env, o, "threads", th);
   napi_set_named_property(env, o, "version", ver);
+  napi_create_string_utf8(env, tuneMalloc(), NAPI_AUTO_LENGTH, &mal);
+  napi_set_named_property(env, o, "malloc", mal);
   return o;
 }
 
@@ -331,6 +333,7 @@ NAPI_MODULE_INIT() {
       {"setNumThreads", SetNumThreads},
       {"setIsa", SetIsa},
   };
+  tuneMalloc();
   defineFunctions(env, exports, fns);
   registerElementwise(env, exports);
   registerPackCache(env, exports);

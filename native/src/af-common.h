@@ -124,4 +124,8 @@ float* threadScratch(int slot, size_t n);
 // when the allocation fails so the caller can throw a JS error.
 float* sharedScratch(size_t n);
 
+// ---- malloc (malloc-tuning.cc) ----
+// Sets glibc's mmap/trim thresholds once per process (see the file for why) and says what it did.
+const char* tuneMalloc();
+
 }  // namespace af

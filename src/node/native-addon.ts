@@ -48,6 +48,8 @@ export interface NativeInfo {
   isa: NativeIsa;
   threads: number;
   version: string;
+  /** What the addon did to glibc's malloc thresholds at load (native/src/malloc-tuning.cc explains why). */
+  malloc: string;
 }
 
 /**
