@@ -74,7 +74,8 @@ export class Storage {
 
   /**
    * The buffer, for reading or writing. Every access counts as a possible write (see `version`): code that hands
-   * out or writes the buffer must get it here, at the time of the write.
+   * out or writes the buffer must get it here, at the time of the write (or call `markModified()` after writing
+   * through an array it kept).
    */
   get data(): AnyTypedArray {
     if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
@@ -98,6 +99,13 @@ export class Storage {
    * contents.
    */
   get version(): number { return this.writes; }
+
+  /**
+   * Declares that the contents changed. Needed only by code that keeps the array from `data` and writes through it
+   * later, after other operations ran (a write made right after reading `data` is already counted): without it a
+   * backend cache keyed on `version` — the native packed-weight cache — could keep serving the old values.
+   */
+  markModified(): void { this.writes++; }
 
   get disposed(): boolean { return this.buf === null; }
 

@@ -84,7 +84,13 @@ test("pack cache: every in-place change of a weight shows in the next result", {
     ["in-place op under noGrad", () => { noGrad(() => lin.weight.addInPlace(randn([72, 64]), 0.5)); }],
     ["direct write of one element", () => { (lin.weight.storage.data as Float32Array)[5 * 64 + 7] += 3; }],
     ["direct write through a view", () => { (lin.weight.narrow(0, 10, 2).storage.data as Float32Array).fill(1, 10 * 64, 12 * 64); }],
+    ["write through an array kept from earlier, then markModified()", () => {
+      held[3] -= 2;
+      lin.weight.storage.markModified();
+    }],
   ];
+  // taken before the linear calls that cache the packing: writing through it alone is not seen (hence markModified)
+  const held = lin.weight.storage.data as Float32Array;
   for (const [what, change] of changes) {
     warm(x, lin.weight, lin.bias, `before ${what}`);
     change();
