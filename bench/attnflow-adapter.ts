@@ -72,6 +72,18 @@ export function loadAttnflow(): Promise<AttnflowLoad> {
   return cached;
 }
 
+/** The native addon's info() (ISA, threads, what it did to malloc), or null when it is not built or not loadable. */
+export async function attnflowNativeInfo(): Promise<Record<string, unknown> | null> {
+  const url = new URL("../src/node/native-addon.js", import.meta.url);
+  if (!existsSync(url)) return null;
+  try {
+    const m = (await import(url.href)) as { nativeKernels(): { info(): Record<string, unknown> } | null };
+    return m.nativeKernels()?.info() ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The `attnflow-<backend>` rows: every backend availableBackends() lists. */
 export function attnflowBackends(api: AttnflowApi): string[] {
   return api.availableBackends();

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { cpus, arch, loadavg, platform, release, totalmem } from "node:os";
 import { join } from "node:path";
-import { loadAttnflow } from "../attnflow-adapter.js";
+import { attnflowNativeInfo, loadAttnflow } from "../attnflow-adapter.js";
 import { jaxVersion } from "../peers/jax-peer.js";
 import { ortVersion } from "../peers/ort-peer.js";
 import { torchVersion } from "../peers/torch-peer.js";
@@ -68,7 +68,10 @@ export async function versions(log: (m: string) => void): Promise<Record<string,
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version?: string };
   const af = await loadAttnflow();
   return {
-    attnflow: { version: pkg.version, commit: gitCommit(), ...(af.ok ? { backends: af.api.availableBackends() } : { unavailable: af.reason }) },
+    attnflow: {
+      version: pkg.version, commit: gitCommit(),
+      ...(af.ok ? { backends: af.api.availableBackends(), native: await attnflowNativeInfo() } : { unavailable: af.reason }),
+    },
     "onnxruntime-node": ortVersion(),
     "@tensorflow/tfjs-core": peerVersion("@tensorflow/tfjs-core"),
     "@tensorflow/tfjs-backend-wasm": peerVersion("@tensorflow/tfjs-backend-wasm"),

@@ -76,6 +76,15 @@ function esc(s: string): string {
   return s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 }
 
+/** What attnflow's native addon did to malloc: it happens in every process that loads attnflow, peers' included. */
+function nativeMallocLine(versions: Record<string, unknown>): string[] {
+  const af = versions.attnflow as { native?: { malloc?: unknown } | null } | undefined;
+  const note = af?.native?.malloc;
+  return typeof note === "string"
+    ? [`- attnflow's native addon set glibc's malloc to "${note}" in each process that loaded attnflow: its own child and the bench process, where onnxruntime-node and tfjs run`]
+    : [];
+}
+
 /** bench/RESULTS.md: machine, versions, date, a matrix per group and per-row details. */
 export function renderMarkdown(rep: BenchReport): string {
   const m = rep.machine;
@@ -90,6 +99,7 @@ export function renderMarkdown(rep: BenchReport): string {
     "",
     `- CPU: ${m.cpu}, ${m.cores} cores (${m.arch}); flags: ${m.cpuFlags.join(" ") || "n/a"}`,
     `- Memory: ${m.totalMemGB} GB; OS: ${m.platform} ${m.kernel}; Node ${m.node}${m.malloc ? `; malloc: ${m.malloc} (in-process peers and the PyTorch child)` : ""}`,
+    ...nativeMallocLine(rep.versions),
     ...(m.loadAvg ? [`- 1-minute load average: ${m.loadAvg.start} at start, ${m.loadAvg.end} at end (the benchmark itself accounts for up to ~${m.cores}; more means other work competed for the cores)`] : []),
     `- Options: ${rep.options.quick ? "quick" : "full"}, repeats ${rep.options.repeats ?? "default"}, max run ${rep.options.maxRunS} s`,
     "",
