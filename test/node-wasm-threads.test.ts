@@ -2,7 +2,7 @@
 // ATTNFLOW_BACKEND=wasm must start workers and give the reference backend's results on work big enough to split.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { wasmThreadsFromEnv } from "../src/node/wasm-threads.js";
 import { wasmSimdSupported, wasmSharedMemorySupported } from "../src/backend/wasm/module.js";
@@ -56,4 +56,16 @@ test("ATTNFLOW_THREADS: positive integers only, default = the CPUs available", (
   assert.ok(wasmThreadsFromEnv({}) >= 1);
   assert.throws(() => wasmThreadsFromEnv({ ATTNFLOW_THREADS: "0" }), /ATTNFLOW_THREADS must be a positive integer, got "0"/);
   assert.throws(() => wasmThreadsFromEnv({ ATTNFLOW_THREADS: "two" }), /ATTNFLOW_THREADS must be a positive integer/);
+});
+
+test("without the native addon the Node entry falls back to Wasm and says so once, naming the reason", { skip }, () => {
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e",
+    `const af = await import(${JSON.stringify(entry)}); await import(${JSON.stringify(entry)}); console.log(af.getBackend());`], {
+    env: { ...process.env, ATTNFLOW_NATIVE_PATH: "/nonexistent/attnflow_native.node", ATTNFLOW_BACKEND: "", ATTNFLOW_QUIET: "" },
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), "wasm");
+  const lines = r.stderr.split("\n").filter((l) => l.includes("native backend unavailable"));
+  assert.deepEqual(lines, ["attnflow: native backend unavailable (/nonexistent/attnflow_native.node does not exist); using the wasm backend"]);
 });

@@ -2,7 +2,7 @@
 // and elementwise kernels) when its addon is built. Kernels it does not provide fall back to the reference backend;
 // the elementwise ones take the native path only for large float32 arrays laid out the way the C++ loops read them
 // (contiguous, or a scalar / trailing row / per-row column broadcast), and hand everything else to the reference.
-import { registerBackend } from "../backend/registry.js";
+import { getBackend, registerBackend } from "../backend/registry.js";
 import type { AttnArgs, AttnLayout, BinaryOp, Kernels, OperandKey, ReduceOp, StridedView, UnaryOp } from "../backend/kernels.js";
 import { refKernels } from "../backend/ref/index.js";
 import { loadNativeKernels, type NativeAttnLayout, type NativeKernels } from "./native-addon.js";
@@ -167,7 +167,7 @@ export function registerNativeBackend(): boolean {
   if (done) return true;
   const { kernels: n, reason } = loadNativeKernels();
   if (!n) {
-    if (!process.env.ATTNFLOW_QUIET) process.stderr.write(`attnflow: native backend unavailable (${reason}); using the reference backend\n`);
+    if (!process.env.ATTNFLOW_QUIET) process.stderr.write(`attnflow: native backend unavailable (${reason}); using the ${getBackend()} backend\n`);
     return false;
   }
   done = true;
