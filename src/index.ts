@@ -24,3 +24,4 @@ export * as explain from "./explain/index.js";
 export { renderHtmlReport } from "./viz/html-report.js";
 export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";
+export { configureBrowserWasmThreads } from "./backend/wasm/web-workers.js";

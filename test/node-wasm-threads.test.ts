@@ -69,3 +69,36 @@ test("without the native addon the Node entry falls back to Wasm and says so onc
   const lines = r.stderr.split("\n").filter((l) => l.includes("native backend unavailable"));
   assert.deepEqual(lines, ["attnflow: native backend unavailable (/nonexistent/attnflow_native.node does not exist); using the wasm backend"]);
 });
+
+test("configureNodeWasmThreads after the first kernel call replaces the instance: workers start, results unchanged", { skip }, () => {
+  const reconf = `
+const af = await import(${JSON.stringify(entry)});
+af.setBackend("wasm");
+const run = () => {
+  af.manualSeed(5);
+  const a = af.randn([3, 96, 200]), b = af.randn([200, 150]);
+  const x = af.randn([2, 120, 64], { requiresGrad: true });
+  const mha = new af.nn.MultiheadAttention(64, 4, { batchFirst: true });
+  const [y] = mha.forward(x, x, x, { isCausal: true, needWeights: false });
+  y.square().sum().backward();
+  return [...a.matmul(b).dataSync(), ...y.dataSync(), ...x.grad.dataSync()];
+};
+const diff = (p, q) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i]) / Math.max(1, Math.abs(q[i]))), 0);
+const one = run(); const before = af.wasmWorkerCount();
+af.configureNodeWasmThreads(2);
+run();
+for (let i = 0; i < 100 && af.wasmWorkerCount() < 1; i++) await new Promise((r) => setTimeout(r, 100));
+const two = run(); const after = af.wasmWorkerCount();
+af.configureNodeWasmThreads(1, { force: true });
+const back = run(); const last = af.wasmWorkerCount();
+console.log(JSON.stringify({ before, after, last, d2: diff(two, one), d1: diff(back, one) }));
+`;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", reconf], {
+    env: { ...process.env, ATTNFLOW_BACKEND: "wasm", ATTNFLOW_THREADS: "1" }, encoding: "utf8",
+  });
+  const r = JSON.parse(out.trim().split("\n").pop()!) as { before: number; after: number; last: number; d2: number; d1: number };
+  assert.equal(r.before, 0, "ATTNFLOW_THREADS=1: single-threaded at first");
+  assert.equal(r.after, 1, "after configureNodeWasmThreads(2): one worker");
+  assert.equal(r.last, 0, "after configureNodeWasmThreads(1, { force: true }): single-threaded again");
+  assert.ok(r.d2 < 1e-4 && r.d1 < 1e-4, `results across configurations: ${r.d2}, ${r.d1}`);
+});

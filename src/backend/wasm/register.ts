@@ -9,7 +9,7 @@ import { registerBackend } from "../registry.js";
 import { instantiateAsync, instantiateSync, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
 import { makeWasmKernels } from "./wasm-kernels.js";
 import { SerialExecutor } from "./executor.js";
-import { startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
+import { onWasmThreadConfig, startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
 
 export const WASM_BACKEND_PRIORITY = 10;
 
@@ -34,6 +34,8 @@ function threadsWanted(): number {
 }
 
 function activate(inst: WasmInstance): void {
+  pool?.terminate();   // a previous instance's workers (the thread configuration changed)
+  pool = null;
   instance = inst;
   const c = wasmThreadConfig();
   if (inst.shared && c) {
@@ -97,17 +99,40 @@ export function registerWasmBackend(): boolean {
       return `WebAssembly SIMD128 kernels (${n} thread${n > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`;
     },
   };
+  // Both paths register the same dispatching table, so a later instance (new thread configuration) replaces `live`
+  // without re-registering.
   if (isBrowserMainThread()) {
-    pending = instantiateAsync(threadsWanted() > 1).then((inst) => {
-      activate(inst);
-      registerBackend(Object.assign(info, { kernels: live! }));
-      return true;
-    }, (e: unknown) => { failed = e instanceof Error ? e.message : String(e); return false; });
+    pending = compileAsync().then((ok) => {
+      if (ok) registerBackend(Object.assign(info, { kernels: lazyTable() }));
+      return ok;
+    });
   } else {
     registerBackend(Object.assign(info, { kernels: lazyTable() }));
   }
   return true;
 }
+
+/** Browser main thread: compile and activate an instance for the current thread configuration. */
+function compileAsync(): Promise<boolean> {
+  return instantiateAsync(threadsWanted() > 1).then((inst) => { activate(inst); return true; },
+    (e: unknown) => { failed = e instanceof Error ? e.message : String(e); return false; });
+}
+
+// configureWasmThreads after the module was instantiated: make a new instance for the new configuration (a shared
+// memory is a property of the compiled module). On a browser's main thread the module compiled at import, before
+// the page could configure threads, so this is the usual path there.
+onWasmThreadConfig(() => {
+  if (!registered || failed) return;
+  if (isBrowserMainThread()) {
+    const prev = pending ?? Promise.resolve(true);
+    pending = prev.then((registeredOk) => registeredOk ? compileAsync() : false);
+  } else if (instance) {
+    pool?.terminate();
+    pool = null;
+    instance = null;
+    live = null;       // the next kernel call instantiates for the new configuration
+  }
+});
 
 /** Compile now (instead of on first use); resolves to whether the Wasm kernels are live. */
 export async function wasmBackendReady(): Promise<boolean> {

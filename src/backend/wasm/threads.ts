@@ -25,13 +25,21 @@ export type WorkerSpawner = () => WorkerHandle;
 export interface ThreadConfig { threads: number; spawn: WorkerSpawner }
 
 let config: ThreadConfig | null = null;
+let onChange: (() => void) | null = null;
 
 /**
- * Use `threads` threads (the caller + threads − 1 workers) for the Wasm kernels. Takes effect when the backend
- * instantiates its module (first kernel call), so call it at startup; threads ≤ 1 or no shared memory: one thread.
+ * Use `threads` threads (the caller + threads − 1 workers) for the Wasm kernels; threads ≤ 1 or no shared memory:
+ * one thread. May be called at any time: an instance already made for another configuration is replaced — on a
+ * browser's main thread by an asynchronous compile (await `wasmBackendReady()`; calls made meanwhile run on the
+ * previous instance), elsewhere at the next kernel call.
  */
-export function configureWasmThreads(c: ThreadConfig | null): void { config = c; }
+export function configureWasmThreads(c: ThreadConfig | null): void {
+  config = c;
+  onChange?.();
+}
 export function wasmThreadConfig(): ThreadConfig | null { return config; }
+/** The backend's hook for configuration changes (register.ts). */
+export function onWasmThreadConfig(cb: () => void): void { onChange = cb; }
 
 const ctrlView = (memory: WebAssembly.Memory) => new Int32Array(memory.buffer, 0, ARENA_BASE / 4);
 const base = (slot: number) => WORDS * (slot + 1);   // line 0 is left to the caller
