@@ -60,6 +60,15 @@ test("ViT: occlusion, onEmbeddings and the differentiable patch path", () => {
   const a = noGrad(() => m.forward(x, { occlude: [2] })).dataSync(), e = noGrad(() => m.forward(Tensor.fromArray(blanked, [2, 8, 8]))).dataSync();
   a.forEach((v, i) => assert.ok(Math.abs(v - e[i]) < 1e-5));
   assert.notDeepEqual(a, noGrad(() => m.forward(x)).dataSync());
+  // pixel gradients through an occlusion: zero on the blanked cell r0c1, non-zero elsewhere
+  const xg = x.clone().requiresGrad_(true);
+  m.forward(xg, { occlude: [2] }).square().sum().backward();
+  const g = xg.grad!.dataSync();
+  for (let b = 0; b < 2; b++) for (let y = 0; y < 8; y++) for (let c = 0; c < 8; c++) {
+    const v = g[b * 64 + y * 8 + c];
+    if (y < 4 && c >= 4) assert.equal(v, 0, `occluded pixel (${b}, ${y}, ${c}) has gradient ${v}`);
+  }
+  assert.ok(Array.from(g).filter((v) => v !== 0).length > 2 * 48 * 0.9, "shown pixels receive gradient");
   assert.throws(() => m.forward(x, { occlude: [0] }), /occlude position 0 is not a patch token \(1\.\.4; 0 is \[CLS\]\)/);
   // onEmbeddings sees (B, N+1, D) once; its replacement is what the encoder uses; gradients reach it
   let seen: number[] = [];

@@ -21,6 +21,7 @@ import { TransformerEncoder, TransformerEncoderLayer } from "../nn/transformer.j
 import { Conv2d } from "../nn/conv.js";
 import { ModuleList } from "../nn/layers.js";
 import { gatherRowsPadded } from "../ops/conv.js";
+import { where } from "../ops/elementwise.js";
 import { MultiheadAttention } from "../nn/attention.js";
 import { truncNormal_, uniform_, zeros_, ones_ } from "../nn/init.js";
 
@@ -225,31 +226,18 @@ export class VisionTransformer extends Module {
    * Occluded cells are set to the fill value in the image first, so neighbouring windows see the blank too.
    */
   patchify(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
-    const c = this.config, S = c.imageSize, C = c.channels, P = c.patchSize, cols = this.grid[1];
+    const c = this.config, S = c.imageSize, C = c.channels;
     this.checkImages(images);
     const B = images.shape[0], N = this.numPatches, pd = this.patchIndex.length / N, HW = C * S * S, idx = this.patchIndex;
-    const blank = this.occlusionMask(o.occlude);
-    const fillPx = o.occludeValue ?? c.pixelMean;
-    // pixel k of the image lies in cell (⌊y/P⌋, ⌊x/P⌋); blanked pixels get fillPx
-    const blankPixel = (k: number) => { const r = k % (S * S), y = (r / S) | 0, x = r % S; return blank![((y / P) | 0) * cols + ((x / P) | 0)] === 1; };
+    const shown = this.occludedImages(images, o);                                    // (B, C, H, W) or (B, H, W)
     if (images.requiresGrad) {
       // Differentiable path (pixel saliency): gather from the flattened image with one extra zero pixel for the border.
-      let flat = images.reshape([B, HW]);                                            // (B, C·H·W)
-      if (blank) {
-        const keep = new Float32Array(HW), put = new Float32Array(HW);
-        for (let k = 0; k < HW; k++) if (blankPixel(k)) { put[k] = fillPx; } else keep[k] = 1;
-        flat = flat.mul(Tensor.fromArray(keep, [1, HW])).add(Tensor.fromArray(put, [1, HW]));
-      }
-      const ext = cat([flat, zeros([B, 1])], 1);                                      // (B, C·H·W + 1)
+      const ext = cat([shown.reshape([B, HW]), zeros([B, 1])], 1);                    // (B, C·H·W + 1)
       const gatherIdx = Int32Array.from(idx, (k) => (k < 0 ? HW : k));
       const x = ext.indexSelect(1, Tensor.fromArray(gatherIdx, [N * pd], "int32")).reshape([B, N, pd]);
       return x.sub(c.pixelMean).div(c.pixelStd);
     }
-    let src = images.contiguous().dataSync() as Float32Array;
-    if (blank) {
-      src = src.slice();
-      for (let b = 0; b < B; b++) for (let k = 0; k < HW; k++) if (blankPixel(k)) src[b * HW + k] = fillPx;
-    }
+    const src = shown.contiguous().dataSync() as Float32Array;
     const out = Tensor.empty([B, N, pd]);
     const dst = out.storage.data as Float32Array;
     const inv = 1 / c.pixelStd, mu = c.pixelMean, pad = -mu * inv, M = N * pd;
@@ -258,6 +246,21 @@ export class VisionTransformer extends Module {
       for (let j = 0; j < M; j++) { const k = idx[j]; dst[o0 + j] = k < 0 ? pad : (src[base + k] - mu) * inv; }
     }
     return out;
+  }
+
+  /**
+   * The images with every pixel of an occluded cell set to the fill value (`occludeValue`, default pixelMean), so
+   * that overlapping windows and stem convolutions see the blank too; the images themselves when nothing is
+   * occluded. Differentiable in the shown pixels.
+   */
+  private occludedImages(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number }): Tensor {
+    const blank = this.occlusionMask(o.occlude);
+    if (!blank) return images;
+    const c = this.config, S = c.imageSize, P = c.patchSize, cols = this.grid[1];
+    const pixels = new Uint8Array(S * S);                                            // pixel (y, x) lies in cell (⌊y/P⌋, ⌊x/P⌋)
+    for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) pixels[y * S + x] = blank[((y / P) | 0) * cols + ((x / P) | 0)];
+    const mask = Tensor.fromArray(pixels, images.ndim === 4 ? [1, 1, S, S] : [1, S, S], "bool");
+    return where(mask, o.occludeValue ?? c.pixelMean, images);
   }
 
   private checkImages(images: Tensor): void {
@@ -275,24 +278,16 @@ export class VisionTransformer extends Module {
    */
   normalizedImages(images: Tensor, o: { occlude?: readonly number[]; occludeValue?: number } = {}): Tensor {
     this.checkImages(images);
-    const c = this.config, S = c.imageSize, C = c.channels, P = c.patchSize, cols = this.grid[1], B = images.shape[0];
-    const blank = this.occlusionMask(o.occlude), fillPx = o.occludeValue ?? c.pixelMean;
-    const blankPixel = (y: number, x: number) => blank !== null && blank[((y / P) | 0) * cols + ((x / P) | 0)] === 1;
+    const c = this.config, S = c.imageSize, C = c.channels, B = images.shape[0];
+    const shown = this.occludedImages(images, o);                                    // (B, C, H, W) or (B, H, W)
     if (images.requiresGrad) {
-      let x = images.reshape([B, C, S, S]);
-      if (blank) {
-        const keep = new Float32Array(S * S), put = new Float32Array(S * S);
-        for (let y = 0; y < S; y++) for (let xx = 0; xx < S; xx++) if (blankPixel(y, xx)) put[y * S + xx] = fillPx; else keep[y * S + xx] = 1;
-        x = x.mul(Tensor.fromArray(keep, [1, 1, S, S])).add(Tensor.fromArray(put, [1, 1, S, S]));
-      }
-      x = x.sub(c.pixelMean).div(c.pixelStd);                                        // (B, C, H, W)
+      const x = shown.reshape([B, C, S, S]).sub(c.pixelMean).div(c.pixelStd);        // (B, C, H, W)
       return C === 1 ? x.reshape([B, S, S, 1]) : x.permute([0, 2, 3, 1]).contiguous(); // (B, H, W, C)
     }
-    const src = images.contiguous().dataSync() as Float32Array, out = Tensor.empty([B, S, S, C]);
+    const src = shown.contiguous().dataSync() as Float32Array, out = Tensor.empty([B, S, S, C]);
     const dst = out.storage.data as Float32Array, inv = 1 / c.pixelStd, mu = c.pixelMean;
     for (let b = 0; b < B; b++) for (let ch = 0; ch < C; ch++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-      const v = blankPixel(y, x) ? fillPx : src[((b * C + ch) * S + y) * S + x];
-      dst[((b * S + y) * S + x) * C + ch] = (v - mu) * inv;
+      dst[((b * S + y) * S + x) * C + ch] = (src[((b * C + ch) * S + y) * S + x] - mu) * inv;
     }
     return out;
   }
