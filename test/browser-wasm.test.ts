@@ -1,23 +1,18 @@
 // The browser entry in a real browser: headless Chromium loads dist/src/index.js from a local server that sends the
 // cross-origin-isolation headers (COOP/COEP), runs the Wasm backend on a Web Worker over shared memory, and checks
 // matmul + causal multi-head attention forward/backward against the reference backend in the same page. Importing
-// the entry at all proves it has no Node-only imports. Skips when no Chromium is installed (Debian:
-// chromium-headless-shell or chromium; or ATTNFLOW_CHROMIUM=/path/to/binary).
+// the entry at all proves it has no Node-only imports. Skips when no Chromium is installed (browser-helpers.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configureBrowserWasmThreads } from "../src/backend/wasm/web-workers.js";
 import { wasmThreadConfig } from "../src/backend/wasm/threads.js";
+import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const DIST = fileURLToPath(new URL("..", import.meta.url));  // dist/ (this file runs as dist/test/…)
-const chromium = [process.env.ATTNFLOW_CHROMIUM, "/usr/bin/chromium-headless-shell", "/usr/bin/chromium"]
-  .find((p): p is string => !!p && existsSync(p));
-const skip = chromium ? false : "no Chromium here (apt-get install chromium-headless-shell)";
 
 const PAGE_SCRIPT = `
 import * as af from "/src/index.js";
@@ -93,14 +88,11 @@ function serveCheck(): Promise<{ url: string; result: Promise<PageResult>; close
 
 test("browser: the Wasm backend runs on a Web Worker under cross-origin isolation and matches the reference", { skip, timeout: 120_000 }, async () => {
   const { url, result, close } = await serveCheck();
-  const profile = mkdtempSync(join(tmpdir(), "attnflow-chromium-"));
-  const browser = spawn(chromium!, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-    `--user-data-dir=${profile}`, url], { stdio: ["ignore", "ignore", "pipe"], detached: true });
-  let stderr = "";
-  browser.stderr.on("data", (c) => { stderr += c; });
-  const exited = new Promise<PageResult>((_, reject) => browser.on("exit", (code) =>
-    reject(new Error(`Chromium exited (${code}) before the page reported:\n${stderr.slice(-2000)}`))));
-  const timer = new Promise<PageResult>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 90 s:\n${stderr.slice(-2000)}`)), 90_000).unref());
+  const browser = launchChromium(url);
+  const exited = browser.exited.then((code): PageResult => {
+    throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`);
+  });
+  const timer = new Promise<PageResult>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 90 s:\n${browser.stderr().slice(-2000)}`)), 90_000).unref());
   try {
     const r = await Promise.race([result, exited, timer]);
     assert.equal(r.error, undefined, r.error);
@@ -113,9 +105,8 @@ test("browser: the Wasm backend runs on a Web Worker under cross-origin isolatio
     assert.ok(r.n! > 40_000, `compared ${r.n} values`);
     assert.ok(r.maxDiff! < 1e-4, `wasm (Web Worker) vs reference: max relative difference ${r.maxDiff}`);
   } finally {
-    try { process.kill(-browser.pid!, "SIGKILL"); } catch { /* already gone */ }   // the whole process group
+    browser.stop();
     close();
-    rmSync(profile, { recursive: true, force: true });
   }
 });
 

@@ -29,6 +29,7 @@ function runReportScript(html: string): Drawn[] {
     return { d, el };
   });
   const document = {
+    body: { setAttribute: () => undefined },
     getElementById: (id: string) => (id === "attnflow-data" ? { textContent: json } : { hidden: true, style: {}, textContent: "" }),
     querySelectorAll: (sel: string) => canvases.filter((c) => sel === `canvas.${c.d.cls}`).map((c) => c.el),
   };

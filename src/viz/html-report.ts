@@ -177,9 +177,11 @@ canvas.heatmap,canvas.overlay{width:160px;image-rendering:pixelated;border:1px s
 canvas.overlay{width:224px}.tip{position:fixed;pointer-events:none;background:#222;color:#fff;font-size:12px;padding:3px 6px;border-radius:3px}
 `;
 
-// Plain ES2015 so that any browser runs it; reads the embedded JSON, draws every canvas, shows values on hover.
+// Plain ES2015 so that any browser runs it; reads the embedded JSON, draws every canvas, shows values on hover, and
+// finally sets <body data-drawn="N"> to the number of canvases drawn (a script error leaves it unset).
 const SCRIPT = `
 (function(){
+var drawn=0;
 var D=JSON.parse(document.getElementById("attnflow-data").textContent);
 var S=${JSON.stringify(STOPS)};
 function ramp(t){t=Math.max(0,Math.min(1,t));var x=t*(S.length-1),i=Math.min(S.length-2,Math.floor(x)),f=x-i,a=S[i],b=S[i+1];return [0,1,2].map(function(k){return Math.round(a[k]+(b[k]-a[k])*f);});}
@@ -197,7 +199,7 @@ Array.prototype.forEach.call(document.querySelectorAll("canvas.heatmap"),functio
  if(R<C)cv.style.height=Math.max(24,160*R/C)+"px";
  var ctx=cv.getContext("2d"),img=ctx.createImageData(C,R);
  for(var p=0;p<R*C;p++){var c=ramp(q[p]/255);img.data[4*p]=c[0];img.data[4*p+1]=c[1];img.data[4*p+2]=c[2];img.data[4*p+3]=255;}
- ctx.putImageData(img,0,0);
+ ctx.putImageData(img,0,0);drawn++;
  hover(cv,R,C,function(i,j){return label(m.rowLabels,i)+" \\u2192 "+label(m.colLabels,j)+": "+(q[i*C+j]/255*m.max).toPrecision(3);});
 });
 Array.prototype.forEach.call(document.querySelectorAll("canvas.overlay"),function(cv){
@@ -207,8 +209,9 @@ Array.prototype.forEach.call(document.querySelectorAll("canvas.overlay"),functio
  var ctx=cv.getContext("2d"),img=ctx.createImageData(W,H);
  for(var y=0;y<H;y++)for(var x=0;x<W;x++){var p=y*W+x,pr=Math.min(G[0]-1,Math.floor(y/P)),pc=Math.min(G[1]-1,Math.floor(x/P)),v=(q[pr*G[1]+pc]-lo)/span,h=ramp(v),a=0.6*v;
   for(var k=0;k<3;k++){var g=im.channels===3?im.pixels[3*p+k]:im.pixels[p];img.data[4*p+k]=Math.round((1-a)*255*Math.max(0,Math.min(1,g))+a*h[k]);}img.data[4*p+3]=255;}
- ctx.putImageData(img,0,0);
+ ctx.putImageData(img,0,0);drawn++;
  hover(cv,H,W,function(i,j){var pr=Math.min(G[0]-1,Math.floor(i/P)),pc=Math.min(G[1]-1,Math.floor(j/P));return "patch r"+pr+"c"+pc+": "+(q[pr*G[1]+pc]/255*m.max).toPrecision(3);});
 });
+document.body.setAttribute("data-drawn",String(drawn));
 })();
 `;
