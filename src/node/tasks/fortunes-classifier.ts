@@ -12,23 +12,22 @@
 import { existsSync, readFileSync } from "node:fs";
 import { Tensor } from "../../tensor.js";
 import * as F from "../../functional.js";
-import { noGrad } from "../../autograd.js";
-import { tidy } from "../../scope.js";
-import { defaultGenerator, type Generator } from "../../random.js";
-import { loadSafetensors } from "../../io/state-dict.js";
+import { defaultGenerator } from "../../random.js";
 import { stableHash32, isHeldOut } from "../../data/hash.js";
 import { parseFortuneFile, normalizeFortune, type LabeledText } from "../../data/fortunes.js";
 import { Tokenizer, CLS_ID, PAD_ID, SEP_ID, type TokenizerJSON } from "../../data/tokenizer.js";
 import { classificationReport } from "../../data/metrics.js";
 import { TfidfLogReg } from "../../data/tfidf-logreg.js";
 import { FORTUNES_DIR, listFortuneFiles, loadFortunes, readFortuneFiles } from "../datasets.js";
-import { TextClassifier, lengthGroups, maskTokens, padIds, type TextClassifierConfig } from "../../models/text-classifier.js";
-import type { DataOptions, ExplainInput, ExplainTarget, ModelConfig, Prediction, Task } from "../../tasks/task.js";
+import { TextClassifier, lengthGroups, maskTokens, padIds } from "../../models/text-classifier.js";
+import type { DataOptions, ModelConfig, Task } from "../../tasks/task.js";
+import {
+  MASK, MASK_ID, checkpointFromBytes, classifierFromConfig, classifierState, classifyIds, encodeText, explainText, predictText,
+  softmaxRow, tokenizerFromConfig, type ClassifierConfig,
+} from "../../tasks/fortunes-classifier-model.js";
 
-export const MASK = "[MASK]";
-export const MASK_ID = 6;
-/** The product brief's example sentence (and its Chinese version, which is out of vocabulary). */
-export const BRIEF_SENTENCE = "The cat sat on the mat and looked at the bird.";
+// The model half lives in src/tasks/fortunes-classifier-model.ts (browser-safe); these names are imported from here too.
+export { BRIEF_SENTENCE, MASK, MASK_ID, classifyIds, encodeText, tokenizerFromConfig, type ClassifierConfig } from "../../tasks/fortunes-classifier-model.js";
 
 // ---------- shared with fortunes-mlm ----------
 
@@ -53,14 +52,6 @@ export function buildWordVocab(texts: readonly string[], minFreq = 3, maxVocab?:
   return Tokenizer.fromTokens("word", [MASK, ...base.toJSON().tokens.slice(6)]);
 }
 
-/** Tokenizer from a stored config; checks that [MASK] sits at id 6. */
-export function tokenizerFromConfig(config: ModelConfig): Tokenizer {
-  if (!config.tokenizer) throw new Error("model config has no 'tokenizer' field");
-  const tok = Tokenizer.fromJSON(config.tokenizer);
-  if (tok.tokenToId(MASK) !== MASK_ID) throw new Error(`model config tokenizer: ${MASK} must have id ${MASK_ID}`);
-  return tok;
-}
-
 /** Items in a fixed pseudo-random order (by text hash): prefixes are roughly stratified subsets. */
 export function hashOrder<T extends { text: string }>(items: readonly T[]): T[] {
   return items.map((e) => ({ e, h: stableHash32("order:" + e.text) })).sort((a, b) => a.h - b.h).map((x) => x.e);
@@ -75,20 +66,11 @@ export function numOpt(o: ModelConfig, key: string, def: number, check: (v: numb
   return n;
 }
 
-/**
- * Model config and weights of an attnflow checkpoint (src/node/checkpoint.ts format: weights under their state-dict
- * names, optimizer state under "optimizer/", the config as JSON in metadata "config"); synchronous for createModel.
- */
+/** checkpointFromBytes of a file, synchronously (for createModel's `init`). */
 export function readCheckpointSync(path: string): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
   const b = readFileSync(path);
-  const { tensors, metadata } = loadSafetensors(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
-  let config: ModelConfig | undefined;
-  try { config = JSON.parse(metadata.config ?? "null") as ModelConfig; } catch { /* reported below */ }
-  if (!config || typeof config !== "object") throw new Error(`${path}: no JSON model config in the safetensors metadata field "config"`);
-  const weights = new Map<string, Tensor>();
-  for (const [k, v] of tensors) if (!k.startsWith("optimizer/")) weights.set(k, v);
-  return { task: metadata.task ?? "", config, weights };
+  return checkpointFromBytes(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
 }
 
 // ---------- the classification task ----------
@@ -106,52 +88,10 @@ export interface FortunesClsData {
   baseline?: { accuracy: number; macroF1: number };
 }
 
-/**
- * Everything the task keeps about a model besides its weights (the JSON stored in checkpoints). Flat, so every
- * field is a `attnflow train` option (--d-model 64, --init runs/fortunes-mlm.safetensors, ...).
- */
-export interface ClassifierConfig extends TextClassifierConfig {
-  task: "fortunes-classifier";
-  /**
-   * Vocabulary: words seen >= minFreq times in the labeled training texts ("train") or in the whole unlabeled
-   * corpus ("corpus"; what masked-LM pre-training uses), at most maxVocab tokens (0 = no cap).
-   */
-  vocabFrom: "train" | "corpus";
-  minFreq: number;
-  maxVocab: number;
-  /** Cross-entropy label smoothing in training. */
-  labelSmoothing: number;
-  /** "balanced": weight each example's loss by N / (C · count of its class) in the training set (helps macro-F1). */
-  classWeight: "none" | "balanced";
-  /** Fraction of input words replaced by [MASK] in training (word dropout; also trains the occlusion token). */
-  tokenDropout: number;
-  /** Weight of an auxiliary masked-LM loss on the dropped-out words (adds the masked-LM head). */
-  mlmWeight: number;
-  /** Training micro-batches are length-sorted groups of at most this many padded tokens. */
-  groupTokens: number;
-  /** Masked-LM (or classifier) checkpoint the encoder and vocabulary are taken from; "" = from scratch. */
-  init: string;
-  tokenizer: TokenizerJSON;
-  labels: string[];
-  [key: string]: unknown;
-}
-
 /** Backbone fields a pre-trained checkpoint fixes. */
 const BACKBONE = ["vocabSize", "dModel", "depth", "heads", "ff", "maxLen", "normFirst", "activation", "vocabFrom", "minFreq", "maxVocab"] as const;
 /** Fields derived from the data or the vocabulary; not options. */
 const DERIVED = new Set(["task", "vocabSize", "numClasses", "tokenizer", "labels", "padId"]);
-
-const state = new WeakMap<TextClassifier, { cfg: ClassifierConfig; tok: Tokenizer }>();
-function stateOf(model: TextClassifier): { cfg: ClassifierConfig; tok: Tokenizer } {
-  const s = state.get(model);
-  if (!s) throw new Error("fortunes-classifier: model was not created by this task (use createModel or modelFromConfig)");
-  return s;
-}
-
-/** [CLS] + word ids, truncated to maxLen. */
-export function encodeText(tok: Tokenizer, text: string, maxLen: number): Int32Array {
-  return Int32Array.from(tok.encode(text, { cls: true, maxLength: maxLen }));
-}
 
 function encoded(data: FortunesClsData, tok: Tokenizer, maxLen: number): { train: Int32Array[]; test: Int32Array[] } {
   let byLen = data.cache.get(tok);
@@ -220,49 +160,12 @@ function buildConfig(data: FortunesClsData, o: ModelConfig): { cfg: ClassifierCo
   return { cfg, pretrained };
 }
 
-function fromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
-  const cfg = config as ClassifierConfig;
-  if (!Array.isArray(cfg.labels)) throw new Error("fortunes-classifier: model config needs a 'labels' field");
-  const tok = tokenizerFromConfig(cfg);
-  if (tok.vocabSize !== cfg.vocabSize) throw new Error(`fortunes-classifier: tokenizer has ${tok.vocabSize} tokens but vocabSize is ${cfg.vocabSize}`);
-  if (cfg.numClasses !== cfg.labels.length) throw new Error(`fortunes-classifier: ${cfg.labels.length} labels but numClasses is ${cfg.numClasses}`);
-  const model = new TextClassifier(cfg, gen);
-  state.set(model, { cfg, tok });
-  return model;
-}
-
-/** Per-example class logits (N, C) as a flat Float32Array, batched by length, no grad. */
-export function classifyIds(model: TextClassifier, seqs: readonly Int32Array[], onProgress?: (done: number, total: number) => void): Float32Array {
-  const C = model.config.numClasses;
-  const out = new Float32Array(seqs.length * C);
-  let done = 0;
-  noGrad(() => {
-    for (const g of lengthGroups(seqs.map((_, i) => i), (i) => seqs[i].length, 4096)) {
-      tidy(() => {
-        const { ids, B, T } = padIds(g.map((i) => seqs[i]));
-        const logits = model.forward(Tensor.fromArray(ids, [B, T])).dataSync() as Float32Array;   // (B, C)
-        g.forEach((i, b) => out.set(logits.subarray(b * C, (b + 1) * C), i * C));
-      });
-      done += g.length;
-      onProgress?.(done, seqs.length);
-    }
-  });
-  return out;
-}
-
 /** Per-class loss weights N / (C · n_c) of the training examples ("balanced"), or null. */
 function classWeights(data: FortunesClsData, mode: "none" | "balanced"): Float64Array | null {
   if (mode === "none") return null;
   const C = data.categories.length, n = new Float64Array(C);
   for (const e of data.train) n[e.label]++;
   return n.map((k) => (k > 0 ? data.train.length / (C * k) : 0));
-}
-
-function softmaxRow(z: ArrayLike<number>): number[] {
-  const m = Math.max(...Array.from(z));
-  const e = Array.from(z, (v) => Math.exp(v - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
 }
 
 /**
@@ -278,28 +181,6 @@ export function baselineMetrics(data: FortunesClsData): { accuracy: number; macr
     data.baseline = { accuracy: r.accuracy, macroF1: r.macroF1 };
   }
   return data.baseline;
-}
-
-function resolveTarget(cfg: ClassifierConfig, target: string | undefined, predicted: number): number {
-  if (target === undefined || target === "") return predicted;
-  const byName = cfg.labels.findIndex((l) => l.toLowerCase() === target.toLowerCase());
-  if (byName >= 0) return byName;
-  const n = Number(target);
-  if (Number.isInteger(n) && n >= 0 && n < cfg.labels.length) return n;
-  throw new Error(`fortunes-classifier: unknown target '${target}' (a class name: ${cfg.labels.join(", ")}; or an index 0..${cfg.labels.length - 1})`);
-}
-
-function inputIds(tok: Tokenizer, maxLen: number, input: ExplainInput | string): Int32Array {
-  if (typeof input === "string") return encodeText(tok, input, maxLen);
-  if (input.text !== undefined) return encodeText(tok, input.text, maxLen);
-  if (input.ids) {
-    const bad = input.ids.findIndex((i) => !Number.isInteger(i) || i < 0 || i >= tok.vocabSize);
-    if (bad >= 0) throw new Error(`fortunes-classifier: ids[${bad}] = ${input.ids[bad]} is not a token id in [0, ${tok.vocabSize})`);
-    const ids = input.ids[0] === CLS_ID ? input.ids : [CLS_ID, ...input.ids];
-    if (ids.length > maxLen) throw new Error(`fortunes-classifier: ${ids.length} ids exceed maxLen ${maxLen}`);
-    return Int32Array.from(ids);
-  }
-  throw new Error("fortunes-classifier: explain needs a text (or ids) input");
 }
 
 export const task: Task<TextClassifier, FortunesClsData> = {
@@ -319,15 +200,15 @@ export const task: Task<TextClassifier, FortunesClsData> = {
 
   createModel(data, overrides, gen) {
     const { cfg, pretrained } = buildConfig(data, overrides);
-    const model = fromConfig(cfg, gen);
+    const model = classifierFromConfig(cfg, gen);
     if (pretrained) model.loadPretrained(pretrained);
     return { model, config: cfg };
   },
 
-  modelFromConfig: (config) => fromConfig(config),
+  modelFromConfig: (config) => classifierFromConfig(config),
 
   loss(model, data, indices) {
-    const { cfg, tok } = stateOf(model);
+    const { cfg, tok } = classifierState(model);
     const seqs = encoded(data, tok, model.config.maxLen).train;
     const N = indices.length;
     const bad = Array.from(indices).find((i) => !(i >= 0 && i < seqs.length));
@@ -359,7 +240,7 @@ export const task: Task<TextClassifier, FortunesClsData> = {
   },
 
   evaluate(model, data, o = {}) {
-    const { tok } = stateOf(model);
+    const { tok } = classifierState(model);
     const all = encoded(data, tok, model.config.maxLen).test;
     const n = o.limit !== undefined ? Math.min(o.limit, all.length) : all.length;
     const items = n < all.length ? hashOrder(data.test.map((e, i) => ({ ...e, i }))).slice(0, n) : data.test.map((e, i) => ({ ...e, i }));
@@ -383,42 +264,9 @@ export const task: Task<TextClassifier, FortunesClsData> = {
     return out;
   },
 
-  predict(model, config, input): Prediction {
-    const cfg = config as ClassifierConfig;
-    const tok = tokenizerFromConfig(cfg);
-    const ids = encodeText(tok, input, model.config.maxLen);
-    const p = softmaxRow(classifyIds(model, [ids]));
-    const ranked = cfg.labels.map((l, c) => ({ output: l, score: p[c] })).sort((a, b) => b.score - a.score);
-    const words = tok.tokenize(input);
-    return {
-      output: ranked[0].output,
-      alternatives: ranked,
-      scoreName: "probability",
-      details: {
-        tokens: Array.from(ids, (i) => tok.idToToken(i)),
-        unknownWords: words.filter((w) => tok.tokenToId(w) === 1),
-        truncated: words.length + 1 > model.config.maxLen,
-      },
-    };
-  },
+  predict: (model, config, input) => predictText(model, config, input),
 
-  explain(model, config, input, target): ExplainTarget {
-    const cfg = config as ClassifierConfig;
-    const tok = tokenizerFromConfig(cfg);
-    const ids = inputIds(tok, model.config.maxLen, input);
-    const predicted = (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })();
-    const targetIndex = resolveTarget(cfg, target, predicted);
-    const idList = Array.from(ids);
-    return {
-      tokens: idList.map((i) => tok.idToToken(i)),
-      targetLabel: cfg.labels[targetIndex],
-      targetIndex,
-      score: (o = {}) => model.score(idList, targetIndex, { occlude: o.occlude, occludeId: MASK_ID, onEmbeddings: o.onEmbeddings }),
-      layerFilter: (name) => /^encoder\.layers\.\d+\.self_attn$/.test(name),
-      special: [0],
-      query: model.config.pooling === "cls" ? 0 : "mean",
-    };
-  },
+  explain: (model, config, input, target) => explainText(model, config, input, target),
 
   faithfulnessInputs(data, n) {
     return hashOrder(data.test).slice(0, n).map((e) => ({ text: e.text }));

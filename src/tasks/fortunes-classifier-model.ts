@@ -1,0 +1,199 @@
+// The browser-safe half of the "fortunes-classifier" task: a checkpoint's config → model and tokenizer, prediction
+// and the explanation target of one text. The Node task (src/node/tasks/fortunes-classifier.ts) adds the data files,
+// training loss and evaluation; a web page uses this file directly (`textClassifierFromCheckpoint(bytes)`), so the
+// text it explains never leaves the page.
+import { Tensor } from "../tensor.js";
+import { noGrad } from "../autograd.js";
+import { tidy } from "../scope.js";
+import type { Generator } from "../random.js";
+import { loadSafetensors } from "../io/state-dict.js";
+import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
+import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
+import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
+
+export const MASK = "[MASK]";
+export const MASK_ID = 6;
+/** The product brief's example sentence (and its Chinese version, which is out of vocabulary). */
+export const BRIEF_SENTENCE = "The cat sat on the mat and looked at the bird.";
+
+/**
+ * Everything the task keeps about a model besides its weights (the JSON stored in checkpoints). Flat, so every
+ * field is a `attnflow train` option (--d-model 64, --init runs/fortunes-mlm.safetensors, ...).
+ */
+export interface ClassifierConfig extends TextClassifierConfig {
+  task: "fortunes-classifier";
+  /**
+   * Vocabulary: words seen >= minFreq times in the labeled training texts ("train") or in the whole unlabeled
+   * corpus ("corpus"; what masked-LM pre-training uses), at most maxVocab tokens (0 = no cap).
+   */
+  vocabFrom: "train" | "corpus";
+  minFreq: number;
+  maxVocab: number;
+  /** Cross-entropy label smoothing in training. */
+  labelSmoothing: number;
+  /** "balanced": weight each example's loss by N / (C · count of its class) in the training set (helps macro-F1). */
+  classWeight: "none" | "balanced";
+  /** Fraction of input words replaced by [MASK] in training (word dropout; also trains the occlusion token). */
+  tokenDropout: number;
+  /** Weight of an auxiliary masked-LM loss on the dropped-out words (adds the masked-LM head). */
+  mlmWeight: number;
+  /** Training micro-batches are length-sorted groups of at most this many padded tokens. */
+  groupTokens: number;
+  /** Masked-LM (or classifier) checkpoint the encoder and vocabulary are taken from; "" = from scratch. */
+  init: string;
+  tokenizer: TokenizerJSON;
+  labels: string[];
+  [key: string]: unknown;
+}
+
+/** Tokenizer from a stored config; checks that [MASK] sits at id 6. */
+export function tokenizerFromConfig(config: ModelConfig): Tokenizer {
+  if (!config.tokenizer) throw new Error("model config has no 'tokenizer' field");
+  const tok = Tokenizer.fromJSON(config.tokenizer);
+  if (tok.tokenToId(MASK) !== MASK_ID) throw new Error(`model config tokenizer: ${MASK} must have id ${MASK_ID}`);
+  return tok;
+}
+
+/**
+ * Model config and weights of an attnflow checkpoint's bytes (src/node/checkpoint.ts format: weights under their
+ * state-dict names, optimizer state under "optimizer/", the config as JSON in metadata "config"). `source` names the
+ * file in errors.
+ */
+export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
+  const { tensors, metadata } = loadSafetensors(bytes);
+  let config: ModelConfig | undefined;
+  try { config = JSON.parse(metadata.config ?? "null") as ModelConfig; } catch { /* reported below */ }
+  if (!config || typeof config !== "object") throw new Error(`${source}: no JSON model config in the safetensors metadata field "config"`);
+  const weights = new Map<string, Tensor>();
+  for (const [k, v] of tensors) if (!k.startsWith("optimizer/")) weights.set(k, v);
+  return { task: metadata.task ?? "", config, weights };
+}
+
+const state = new WeakMap<TextClassifier, { cfg: ClassifierConfig; tok: Tokenizer }>();
+/** The config and tokenizer a model was built with (by classifierFromConfig). */
+export function classifierState(model: TextClassifier): { cfg: ClassifierConfig; tok: Tokenizer } {
+  const s = state.get(model);
+  if (!s) throw new Error("fortunes-classifier: model was not created by this task (use createModel or modelFromConfig)");
+  return s;
+}
+
+/** [CLS] + word ids, truncated to maxLen. */
+export function encodeText(tok: Tokenizer, text: string, maxLen: number): Int32Array {
+  return Int32Array.from(tok.encode(text, { cls: true, maxLength: maxLen }));
+}
+
+/** A fresh (untrained) classifier for a stored config, after checking that its tokenizer and labels fit. */
+export function classifierFromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
+  const cfg = config as ClassifierConfig;
+  if (!Array.isArray(cfg.labels)) throw new Error("fortunes-classifier: model config needs a 'labels' field");
+  const tok = tokenizerFromConfig(cfg);
+  if (tok.vocabSize !== cfg.vocabSize) throw new Error(`fortunes-classifier: tokenizer has ${tok.vocabSize} tokens but vocabSize is ${cfg.vocabSize}`);
+  if (cfg.numClasses !== cfg.labels.length) throw new Error(`fortunes-classifier: ${cfg.labels.length} labels but numClasses is ${cfg.numClasses}`);
+  const model = new TextClassifier(cfg, gen);
+  state.set(model, { cfg, tok });
+  return model;
+}
+
+/** Per-example class logits (N, C) as a flat Float32Array, batched by length, no grad. */
+export function classifyIds(model: TextClassifier, seqs: readonly Int32Array[], onProgress?: (done: number, total: number) => void): Float32Array {
+  const C = model.config.numClasses;
+  const out = new Float32Array(seqs.length * C);
+  let done = 0;
+  noGrad(() => {
+    for (const g of lengthGroups(seqs.map((_, i) => i), (i) => seqs[i].length, 4096)) {
+      tidy(() => {
+        const { ids, B, T } = padIds(g.map((i) => seqs[i]));
+        const logits = model.forward(Tensor.fromArray(ids, [B, T])).dataSync() as Float32Array;   // (B, C)
+        g.forEach((i, b) => out.set(logits.subarray(b * C, (b + 1) * C), i * C));
+      });
+      done += g.length;
+      onProgress?.(done, seqs.length);
+    }
+  });
+  return out;
+}
+
+export function softmaxRow(z: ArrayLike<number>): number[] {
+  const m = Math.max(...Array.from(z));
+  const e = Array.from(z, (v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s);
+}
+
+function resolveTarget(cfg: ClassifierConfig, target: string | undefined, predicted: number): number {
+  if (target === undefined || target === "") return predicted;
+  const byName = cfg.labels.findIndex((l) => l.toLowerCase() === target.toLowerCase());
+  if (byName >= 0) return byName;
+  const n = Number(target);
+  if (Number.isInteger(n) && n >= 0 && n < cfg.labels.length) return n;
+  throw new Error(`fortunes-classifier: unknown target '${target}' (a class name: ${cfg.labels.join(", ")}; or an index 0..${cfg.labels.length - 1})`);
+}
+
+function inputIds(tok: Tokenizer, maxLen: number, input: ExplainInput | string): Int32Array {
+  if (typeof input === "string") return encodeText(tok, input, maxLen);
+  if (input.text !== undefined) return encodeText(tok, input.text, maxLen);
+  if (input.ids) {
+    const bad = input.ids.findIndex((i) => !Number.isInteger(i) || i < 0 || i >= tok.vocabSize);
+    if (bad >= 0) throw new Error(`fortunes-classifier: ids[${bad}] = ${input.ids[bad]} is not a token id in [0, ${tok.vocabSize})`);
+    const ids = input.ids[0] === CLS_ID ? input.ids : [CLS_ID, ...input.ids];
+    if (ids.length > maxLen) throw new Error(`fortunes-classifier: ${ids.length} ids exceed maxLen ${maxLen}`);
+    return Int32Array.from(ids);
+  }
+  throw new Error("fortunes-classifier: explain needs a text (or ids) input");
+}
+
+/** Class probabilities of one text, best first, with its tokens and the words outside the vocabulary. */
+export function predictText(model: TextClassifier, config: ModelConfig, input: string): Prediction {
+  const cfg = config as ClassifierConfig;
+  const tok = tokenizerFromConfig(cfg);
+  const ids = encodeText(tok, input, model.config.maxLen);
+  const p = softmaxRow(classifyIds(model, [ids]));
+  const ranked = cfg.labels.map((l, c) => ({ output: l, score: p[c] })).sort((a, b) => b.score - a.score);
+  const words = tok.tokenize(input);
+  return {
+    output: ranked[0].output,
+    alternatives: ranked,
+    scoreName: "probability",
+    details: {
+      tokens: Array.from(ids, (i) => tok.idToToken(i)),
+      unknownWords: words.filter((w) => tok.tokenToId(w) === 1),
+      truncated: words.length + 1 > model.config.maxLen,
+    },
+  };
+}
+
+/** What runExplanation needs to explain the class `target` (default: the predicted one) for one text. */
+export function explainText(model: TextClassifier, config: ModelConfig, input: ExplainInput | string, target?: string): ExplainTarget {
+  const cfg = config as ClassifierConfig;
+  const tok = tokenizerFromConfig(cfg);
+  const ids = inputIds(tok, model.config.maxLen, input);
+  const predicted = (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })();
+  const targetIndex = resolveTarget(cfg, target, predicted);
+  const idList = Array.from(ids);
+  return {
+    tokens: idList.map((i) => tok.idToToken(i)),
+    targetLabel: cfg.labels[targetIndex],
+    targetIndex,
+    score: (o = {}) => model.score(idList, targetIndex, { occlude: o.occlude, occludeId: MASK_ID, onEmbeddings: o.onEmbeddings }),
+    layerFilter: (name) => /^encoder\.layers\.\d+\.self_attn$/.test(name),
+    special: [0],
+    query: model.config.pooling === "cls" ? 0 : "mean",
+  };
+}
+
+/**
+ * A trained classifier from the bytes of its checkpoint (e.g. `await (await fetch(url)).arrayBuffer()` in a page):
+ * the model in eval mode with its weights, and its config.
+ */
+export function textClassifierFromCheckpoint(bytes: Uint8Array, source = "checkpoint"): { model: TextClassifier; config: ClassifierConfig } {
+  const ck = checkpointFromBytes(bytes, source);
+  if (ck.task !== "fortunes-classifier") throw new Error(`${source}: a '${ck.task || "?"}' checkpoint, not a fortunes-classifier one`);
+  const model = classifierFromConfig(ck.config);
+  try {
+    model.loadStateDict(ck.weights, { strict: true });
+  } catch (e) {
+    throw new Error(`${source}: weights do not fit the model built from the stored config: ${(e as Error).message}`);
+  }
+  model.eval();
+  return { model, config: ck.config as ClassifierConfig };
+}
