@@ -4,6 +4,7 @@ import { runUntrainedDemo } from "./demo.js";
 import { evalCommand, exportCommand, infoCommand, predictCommand, trainCommand } from "./train.js";
 import { explainCommand } from "./explain.js";
 import { evalFaithfulnessCommand } from "./eval-faithfulness.js";
+import { webCommand } from "./web.js";
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
 
@@ -24,6 +25,8 @@ usage:
                                                          where the attention flows, per token / patch
   attnflow eval-faithfulness --model <ckpt> [--data DIR] [--n 50] [--methods ...] [--json]
                                                          Spearman of each method vs blank-out and input gradients
+  attnflow web [--port 8080] [--host 127.0.0.1]          the topic classifier explained in your browser, locally
+                                                         (a page served with cross-origin isolation; Wasm on Web Workers)
   attnflow help
 `;
 
@@ -74,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
     case "export": return exportCommand(args);
     case "explain": return explainCommand(args);
     case "eval-faithfulness": return evalFaithfulnessCommand(args);
+    case "web": return webCommand(args);
     case "help": case "--help": case "-h":
       console.log(HELP); return 0;
     default:

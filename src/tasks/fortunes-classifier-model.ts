@@ -60,7 +60,13 @@ export function tokenizerFromConfig(config: ModelConfig): Tokenizer {
  * file in errors.
  */
 export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
-  const { tensors, metadata } = loadSafetensors(bytes);
+  let loaded: ReturnType<typeof loadSafetensors>;
+  try {
+    loaded = loadSafetensors(bytes);
+  } catch (e) {
+    throw new Error(`${source}: ${(e as Error).message}`);
+  }
+  const { tensors, metadata } = loaded;
   let config: ModelConfig | undefined;
   try { config = JSON.parse(metadata.config ?? "null") as ModelConfig; } catch { /* reported below */ }
   if (!config || typeof config !== "object") throw new Error(`${source}: no JSON model config in the safetensors metadata field "config"`);

@@ -1,0 +1,72 @@
+// The in-browser explainer (`attnflow web`: examples/browser/explain.html) in headless Chromium: the page loads the
+// shipped topic classifier from the local server, classifies the brief's sentence and explains it with every
+// method on the Wasm backend (Web Workers, cross-origin isolated), and its numbers match the same model explained
+// in Node. Skips without Chromium (browser-helpers.ts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { startWebServer } from "../src/node/web-server.js";
+import { runExplanation, EXPLAIN_METHODS } from "../src/explain/explain-run.js";
+import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../src/tasks/fortunes-classifier-model.js";
+import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));   // dist/test/ → package root
+const MODEL = join(ROOT, "models", "fortunes-classifier.safetensors");
+
+interface Summary {
+  isolated: boolean; backend?: string; workers?: number; prediction?: string; alternatives?: { output: string; score: number }[];
+  tokens?: string[]; importance?: Record<string, number[]>; error?: string;
+}
+
+test("textClassifierFromCheckpoint: rejects another task's checkpoint and weights that do not fit, naming the file", () => {
+  const bytes = new Uint8Array(readFileSync(MODEL));
+  const { model, config } = textClassifierFromCheckpoint(bytes, "fortunes-classifier.safetensors");
+  assert.equal(predictText(model, config, BRIEF_SENTENCE).alternatives!.length, config.labels.length);
+  const vit = new Uint8Array(readFileSync(join(ROOT, "models", "fashion-vit.safetensors")));
+  assert.throws(() => textClassifierFromCheckpoint(vit, "fashion-vit.safetensors"), /fashion-vit\.safetensors: a 'fashion-vit' checkpoint, not a fortunes-classifier one/);
+  assert.throws(() => textClassifierFromCheckpoint(bytes.subarray(0, 100), "cut.safetensors"), /^Error: cut\.safetensors: header length \d+ runs past end of file/);
+});
+
+test("browser: `attnflow web`'s page classifies and explains in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+  let deliver!: (s: Summary) => void;
+  const result = new Promise<Summary>((res) => { deliver = res; });
+  const { url, close } = await startWebServer({
+    index: join(ROOT, "examples", "browser", "explain.html"),
+    mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") },
+    handle: (req, res) => {
+      if (req.method !== "POST" || req.url !== "/__result") return false;
+      let body = "";
+      req.on("data", (c) => { body += c; });
+      req.on("end", () => { res.writeHead(204).end(); deliver(JSON.parse(body) as Summary); });
+      return true;
+    },
+  });
+  const browser = launchChromium(`${url}?autorun=1&report=/__result`);
+  const exited = browser.exited.then((code): Summary => { throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`); });
+  const timer = new Promise<Summary>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 150 s:\n${browser.stderr().slice(-2000)}`)), 150_000).unref());
+  try {
+    const page = await Promise.race([result, exited, timer]);
+    assert.equal(page.error, undefined, page.error);
+    assert.equal(page.isolated, true);
+    assert.equal(page.backend, "wasm");
+    assert.ok(page.workers! >= 1, `Web Workers running: ${page.workers}`);
+    // the same model and text in Node
+    const { model, config } = textClassifierFromCheckpoint(new Uint8Array(readFileSync(MODEL)));
+    const p = predictText(model, config, BRIEF_SENTENCE);
+    const e = await runExplanation(explainText(model, config, { text: BRIEF_SENTENCE }), model, { methods: [...EXPLAIN_METHODS] });
+    assert.equal(page.prediction, p.output);
+    assert.deepEqual(page.tokens, e.tokens);
+    page.alternatives!.forEach((a, i) => { assert.equal(a.output, p.alternatives![i].output); assert.ok(Math.abs(a.score - p.alternatives![i].score) < 1e-4); });
+    for (const m of EXPLAIN_METHODS) {
+      const want = (e.methods[m] as { importance: number[] }).importance, got = page.importance![m];
+      assert.equal(got.length, want.length, m);
+      const scale = Math.max(1e-6, ...want.map(Math.abs));
+      want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-3 * scale, `${m}[${i}]: page ${got[i]} vs Node ${w}`));
+    }
+  } finally {
+    browser.stop();
+    close();
+  }
+});
