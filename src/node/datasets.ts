@@ -9,14 +9,13 @@ import { gunzipSync } from "node:zlib";
 import { buildCharCorpus, buildFortuneDataset, FORTUNE_CATEGORIES, type CharCorpus, type FortuneDataset, type FortuneFile } from "../data/fortunes.js";
 import { parseIdx } from "../data/idx.js";
 import type { TrainOptions } from "../data/tokenizer.js";
+import { FASHION_MNIST_CLASSES } from "../tasks/fashion-vit-model.js";
+
+export { FASHION_MNIST_CLASSES };
 
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 export const FORTUNES_DIR = "/usr/share/games/fortunes";
 
-/** Fashion-MNIST label names, index = label. */
-export const FASHION_MNIST_CLASSES: readonly string[] = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-];
 
 export interface FashionMnist {
   /** (N_train, 28, 28) row-major pixels 0..255. */

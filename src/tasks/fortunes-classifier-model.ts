@@ -6,10 +6,12 @@ import { Tensor } from "../tensor.js";
 import { noGrad } from "../autograd.js";
 import { tidy } from "../scope.js";
 import type { Generator } from "../random.js";
-import { loadSafetensors } from "../io/state-dict.js";
+import { checkpointFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
 import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
+
+export { checkpointFromBytes } from "../io/checkpoint-bytes.js";
 
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
@@ -52,27 +54,6 @@ export function tokenizerFromConfig(config: ModelConfig): Tokenizer {
   const tok = Tokenizer.fromJSON(config.tokenizer);
   if (tok.tokenToId(MASK) !== MASK_ID) throw new Error(`model config tokenizer: ${MASK} must have id ${MASK_ID}`);
   return tok;
-}
-
-/**
- * Model config and weights of an attnflow checkpoint's bytes (src/node/checkpoint.ts format: weights under their
- * state-dict names, optimizer state under "optimizer/", the config as JSON in metadata "config"). `source` names the
- * file in errors.
- */
-export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
-  let loaded: ReturnType<typeof loadSafetensors>;
-  try {
-    loaded = loadSafetensors(bytes);
-  } catch (e) {
-    throw new Error(`${source}: ${(e as Error).message}`);
-  }
-  const { tensors, metadata } = loaded;
-  let config: ModelConfig | undefined;
-  try { config = JSON.parse(metadata.config ?? "null") as ModelConfig; } catch { /* reported below */ }
-  if (!config || typeof config !== "object") throw new Error(`${source}: no JSON model config in the safetensors metadata field "config"`);
-  const weights = new Map<string, Tensor>();
-  for (const [k, v] of tensors) if (!k.startsWith("optimizer/")) weights.set(k, v);
-  return { task: metadata.task ?? "", config, weights };
 }
 
 const state = new WeakMap<TextClassifier, { cfg: ClassifierConfig; tok: Tokenizer }>();

@@ -3,18 +3,22 @@
 // zero-padded image) and a horizontal flip, drawn from the default generator (which the trainer seeds and saves).
 // Predict takes an image file (PNG / PGM, resized to 28×28 greyscale) or "test:<index>"; explain gives the patch grid.
 import { Tensor } from "../../tensor.js";
-import { noGrad } from "../../autograd.js";
-import { tidy } from "../../scope.js";
 import * as F from "../../functional.js";
 import { defaultGenerator, type Generator } from "../../random.js";
-import { VisionTransformer, resolveVitConfig, type VitConfig } from "../../models/vit.js";
-import type { DataOptions, ExplainInput, ExplainTarget, ModelConfig, Prediction, Task, TrainDefaults } from "../../tasks/task.js";
-import { FASHION_MNIST_CLASSES, loadFashionMnist } from "../datasets.js";
+import type { VisionTransformer } from "../../models/vit.js";
+import type { DataOptions, ExplainInput, ModelConfig, Task, TrainDefaults } from "../../tasks/task.js";
+import { loadFashionMnist } from "../datasets.js";
 import { loadGreyImage } from "../image-file.js";
+import {
+  IMAGE_SIDE, buildModel, explainPixels, fashionVitConfig, logitsInChunks, predictPixels, softmaxRow, trainKnobs, vitFromStoredConfig,
+} from "../../tasks/fashion-vit-model.js";
 
-const SIDE = 28, PIXELS = SIDE * SIDE;
-/** Mean and standard deviation of the Fashion-MNIST training pixels (scaled to [0, 1]). */
-export const FASHION_PIXEL_MEAN = 0.2860, FASHION_PIXEL_STD = 0.3530;
+// The model half lives in src/tasks/fashion-vit-model.ts (browser-safe); these names are imported from here too.
+export {
+  FASHION_PIXEL_MEAN, FASHION_PIXEL_STD, FASHION_VIT_DEFAULT_CONFIG, fashionVitConfig, type FashionTrainKnobs, type FashionVitConfig,
+} from "../../tasks/fashion-vit-model.js";
+
+const SIDE = IMAGE_SIDE, PIXELS = SIDE * SIDE;
 
 export interface FashionData {
   trainImages: Uint8Array;   // (Ntrain, 28, 28)
@@ -28,60 +32,9 @@ export interface FashionData {
   dir?: string;
 }
 
-/** Training-only knobs stored next to the architecture in the model config. */
-export interface FashionTrainKnobs {
-  labelSmoothing: number;
-  /** Random shift of up to ±cropPad pixels (zero fill), as random-crop-with-padding; 0 = off. */
-  cropPad: number;
-  /** Horizontal flip with probability 1/2. */
-  flip: boolean;
-}
-
-export type FashionVitConfig = VitConfig & FashionTrainKnobs & { classNames: string[] };
-
-export const FASHION_VIT_DEFAULT_CONFIG: FashionVitConfig = {
-  imageSize: SIDE, patchSize: 4, patchOverlap: 2, channels: 1, numClasses: 10,
-  dModel: 64, depth: 6, heads: 4, mlpDim: 256, dropout: 0, embDropout: 0, pool: "mean", activation: "gelu",
-  pixelMean: FASHION_PIXEL_MEAN, pixelStd: FASHION_PIXEL_STD,
-  stemChannels: [16, 32], stemStride: 2,
-  labelSmoothing: 0.1, cropPad: 0, flip: true,
-  classNames: [...FASHION_MNIST_CLASSES],
-};
-
 export const FASHION_VIT_DEFAULTS: TrainDefaults = {
   epochs: 20, batchSize: 128, lr: 2e-3, weightDecay: 0.05, warmupSteps: 500, clipNorm: 1, evalLimit: 2000,
 };
-
-const knobsOf = new WeakMap<VisionTransformer, FashionTrainKnobs>();
-
-/** Merge CLI/config overrides (camelCase or kebab-case keys) into the defaults; unknown keys are an error. */
-export function fashionVitConfig(overrides: ModelConfig = {}): FashionVitConfig {
-  const out: Record<string, unknown> = { ...FASHION_VIT_DEFAULT_CONFIG };
-  const known = new Set([...Object.keys(FASHION_VIT_DEFAULT_CONFIG), "layerNormEps"]);
-  for (const [k0, v] of Object.entries(overrides)) {
-    const k = k0.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (!known.has(k)) throw new Error(`fashion-vit: unknown model option "${k0}" (known: ${[...known].join(", ")})`);
-    const def = (FASHION_VIT_DEFAULT_CONFIG as unknown as Record<string, unknown>)[k];
-    out[k] = Array.isArray(def) && typeof v === "number" ? [v]
-      : Array.isArray(def) && typeof v === "string" ? (v.trim() === "" || v.trim() === "none" ? [] : v.split(",").map((e) => Number(e.trim())))
-      : typeof def === "number" && typeof v === "string" ? Number(v)
-      : typeof def === "boolean" && typeof v === "string" ? v === "true" || v === "1" : v;
-  }
-  const c = out as unknown as FashionVitConfig;
-  resolveVitConfig(c);
-  if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw new Error(`fashion-vit: labelSmoothing must be in [0, 1), got ${String(c.labelSmoothing)}`);
-  if (!Number.isInteger(c.cropPad) || c.cropPad < 0 || c.cropPad >= SIDE) throw new Error(`fashion-vit: cropPad must be an integer in [0, ${SIDE - 1}], got ${String(c.cropPad)}`);
-  if (typeof c.flip !== "boolean") throw new Error(`fashion-vit: flip must be true or false, got ${String(c.flip)}`);
-  if (c.imageSize !== SIDE || c.channels !== 1) throw new Error(`fashion-vit: Fashion-MNIST images are ${SIDE}×${SIDE} greyscale (imageSize ${SIDE}, channels 1), got imageSize ${c.imageSize}, channels ${c.channels}`);
-  if (!Array.isArray(c.classNames) || c.classNames.length !== c.numClasses) throw new Error(`fashion-vit: classNames must list numClasses (${c.numClasses}) names`);
-  return c;
-}
-
-function buildModel(config: FashionVitConfig, gen?: Generator): VisionTransformer {
-  const m = new VisionTransformer(config, gen ?? defaultGenerator);
-  knobsOf.set(m, { labelSmoothing: config.labelSmoothing, cropPad: config.cropPad, flip: config.flip });
-  return m;
-}
 
 /**
  * Copy images `indices` of `src` (N, 28, 28) uint8 into `dst` (B, 28, 28) floats in [0, 1], shifting each by a random
@@ -124,29 +77,6 @@ function testPixels(data: FashionData, k: number): Float32Array {
 
 let batchBuf = new Float32Array(0);
 
-/** Evaluate logits over `n` images taken by `get(i)` in chunks (eval mode, no grad). */
-function logitsInChunks(model: VisionTransformer, n: number, fill: (start: number, count: number, dst: Float32Array) => void,
-  each: (logits: Float32Array, start: number, count: number) => void, onProgress?: (d: number, t: number) => void, chunk = 64): void {
-  const buf = new Float32Array(Math.min(chunk, n) * PIXELS);
-  for (let s = 0; s < n; s += chunk) {
-    const c = Math.min(chunk, n - s);
-    fill(s, c, buf);
-    const out = noGrad(() => tidy(() => model.forward(Tensor.fromArray(buf.subarray(0, c * PIXELS), [c, SIDE, SIDE])).dataSync() as Float32Array));
-    each(out, s, c);
-    onProgress?.(s + c, n);
-  }
-}
-
-function softmaxRow(z: ArrayLike<number>, off: number, C: number): Float64Array {
-  let m = -Infinity;
-  for (let j = 0; j < C; j++) m = Math.max(m, z[off + j]);
-  const p = new Float64Array(C);
-  let s = 0;
-  for (let j = 0; j < C; j++) { p[j] = Math.exp(z[off + j] - m); s += p[j]; }
-  for (let j = 0; j < C; j++) p[j] /= s;
-  return p;
-}
-
 /** Resolve "test:<k>" / "<k>" against the test set, or an image file path: pixels (28·28) in [0, 1]. */
 function resolveImage(input: string | ExplainInput, data: () => FashionData, o: { invert?: boolean | "auto" } = {}): { pixels: Float32Array; source: string; label?: number; details: Record<string, unknown> } {
   const inp: ExplainInput = typeof input === "string" ? (input.startsWith("test:") ? { text: input } : { image: input }) : input;
@@ -185,12 +115,11 @@ export const task: Task<VisionTransformer, FashionData> = {
     return { model: buildModel(config, gen), config: config as unknown as ModelConfig };
   },
 
-  // a stored config without stemChannels predates the stem (then the default was none), so it means []
-  modelFromConfig(config) { return buildModel(fashionVitConfig({ stemChannels: [], ...config })); },
+  modelFromConfig: (config) => vitFromStoredConfig(config),
 
   loss(model, data, indices) {
     checkIndices(indices, data.nTrain, "training");
-    const k = knobsOf.get(model) ?? FASHION_VIT_DEFAULT_CONFIG;
+    const k = trainKnobs(model);
     const B = indices.length;
     if (batchBuf.length < B * PIXELS) batchBuf = new Float32Array(B * PIXELS);
     augmentBatch(data.trainImages, indices, batchBuf, { pad: k.cropPad, flip: k.flip, gen: defaultGenerator });
@@ -224,49 +153,14 @@ export const task: Task<VisionTransformer, FashionData> = {
   },
 
   predict(model, config, input, o = {}) {
-    const c = fashionVitConfig(config);
     const invert = o.invert === undefined ? "auto" : o.invert === true || o.invert === "true";
     const dataDir = typeof o.data === "string" ? o.data : undefined;
     const img = resolveImage(input, () => task.loadData({ data: dataDir }), { invert });
-    let z!: Float32Array;
-    logitsInChunks(model, 1, (_s, _c, dst) => dst.set(img.pixels), (l) => { z = l; });
-    const p = softmaxRow(z, 0, c.numClasses);
-    const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
-    return {
-      output: c.classNames[order[0]],
-      alternatives: order.slice(0, 3).map((j) => ({ output: c.classNames[j], score: p[j] })),
-      scoreName: "probability",
-      details: { source: img.source, ...img.details },
-    } satisfies Prediction;
+    return predictPixels(model, config, img.pixels, { source: img.source, ...img.details });
   },
 
   explain(model, config, input, target) {
-    const c = fashionVitConfig(config);
-    const img = resolveImage(input, () => task.loadData({}));
-    const x = Tensor.fromArray(img.pixels, [1, SIDE, SIDE]);
-    let targetIndex: number;
-    if (target === undefined || target === "") {
-      let z!: Float32Array;
-      logitsInChunks(model, 1, (_s, _c, dst) => dst.set(img.pixels), (l) => { z = l; });
-      targetIndex = 0;
-      for (let j = 1; j < c.numClasses; j++) if (z[j] > z[targetIndex]) targetIndex = j;
-    } else {
-      const byName = c.classNames.findIndex((n) => n.toLowerCase() === target.toLowerCase());
-      targetIndex = byName >= 0 ? byName : /^\d+$/.test(target) ? Number(target) : -1;
-      if (targetIndex < 0 || targetIndex >= c.numClasses) {
-        throw new Error(`fashion-vit: unknown target class "${target}" (use an index 0..${c.numClasses - 1} or one of: ${c.classNames.join(", ")})`);
-      }
-    }
-    return {
-      tokens: model.tokenNames(),
-      targetLabel: c.classNames[targetIndex],
-      targetIndex,
-      score: (o = {}) => model.forward(x, { occlude: o.occlude, onEmbeddings: o.onEmbeddings }).select(0, 0).select(0, targetIndex),
-      layerFilter: (name) => /^encoder\.layers\.\d+\.self_attn$/.test(name),
-      special: [0],
-      query: (c.pool === "cls" ? 0 : "mean") as number | "mean",
-      image: { width: SIDE, height: SIDE, pixels: img.pixels, patch: c.patchSize, grid: model.grid, prefix: 1 },
-    } satisfies ExplainTarget;
+    return explainPixels(model, config, resolveImage(input, () => task.loadData({})).pixels, target);
   },
 
   faithfulnessInputs(data, n) {
