@@ -25,7 +25,7 @@ usage:
                                                          where the attention flows, per token / patch
   attnflow eval-faithfulness --model <ckpt> [--data DIR] [--n 50] [--methods ...] [--json]
                                                          Spearman of each method vs blank-out and input gradients
-  attnflow web [--port 8080] [--host 127.0.0.1]          the topic classifier explained in your browser, locally
+  attnflow web [--port 8080] [--host 127.0.0.1]          the shipped models explained in your browser, locally
                                                          (a page served with cross-origin isolation; Wasm on Web Workers)
   attnflow help
 `;

@@ -21,6 +21,6 @@ export async function webCommand(args: Args): Promise<number> {
   }
   const { url } = await startWebServer({ index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") }, port, host });
   console.log(`attnflow web: the in-browser explainer on ${url}  (Ctrl-C stops it)`);
-  console.log("Everything runs in the page: the model is loaded from this server and the text never leaves the browser.");
+  console.log("Everything runs in the page: the model is loaded from this server; your text or image never leaves the browser.");
   return new Promise<number>(() => undefined);   // serve until interrupted
 }

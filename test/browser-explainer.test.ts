@@ -1,7 +1,7 @@
-// The in-browser explainer (`attnflow web`: examples/browser/explain.html) in headless Chromium: the page loads the
-// shipped topic classifier from the local server, classifies the brief's sentence and explains it with every
-// method on the Wasm backend (Web Workers, cross-origin isolated), and its numbers match the same model explained
-// in Node. Skips without Chromium (browser-helpers.ts).
+// The in-browser explainer (`attnflow web`: examples/browser/explain.html) in headless Chromium: the page loads a
+// shipped model from the local server — the topic classifier with the brief's sentence, the ViT with the sample
+// Fashion-MNIST image — classifies and explains with every method on the Wasm backend (Web Workers, cross-origin
+// isolated), and its numbers match the same model and input explained in Node. Skips without Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -10,12 +10,17 @@ import { fileURLToPath } from "node:url";
 import { startWebServer } from "../src/node/web-server.js";
 import { runExplanation, EXPLAIN_METHODS } from "../src/explain/explain-run.js";
 import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../src/tasks/fortunes-classifier-model.js";
+import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../src/tasks/fashion-vit-model.js";
+import { loadGreyImage } from "../src/node/image-file.js";
+import type { Explanation } from "../src/explain/explain-run.js";
+import type { Prediction } from "../src/tasks/task.js";
 import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));   // dist/test/ → package root
 const MODEL = join(ROOT, "models", "fortunes-classifier.safetensors");
 
 interface Summary {
+  kind?: "text" | "image"; pixels?: number[];
   isolated: boolean; backend?: string; workers?: number; prediction?: string; alternatives?: { output: string; score: number }[];
   tokens?: string[]; importance?: Record<string, number[]>; error?: string;
 }
@@ -29,7 +34,8 @@ test("textClassifierFromCheckpoint: rejects another task's checkpoint and weight
   assert.throws(() => textClassifierFromCheckpoint(bytes.subarray(0, 100), "cut.safetensors"), /^Error: cut\.safetensors: header length \d+ runs past end of file/);
 });
 
-test("browser: `attnflow web`'s page classifies and explains in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+/** Opens the page with `query` in headless Chromium and returns the summary it posts back. */
+async function runPage(query: string): Promise<Summary> {
   let deliver!: (s: Summary) => void;
   const result = new Promise<Summary>((res) => { deliver = res; });
   const { url, close } = await startWebServer({
@@ -43,7 +49,7 @@ test("browser: `attnflow web`'s page classifies and explains in Chromium, matchi
       return true;
     },
   });
-  const browser = launchChromium(`${url}?autorun=1&report=/__result`);
+  const browser = launchChromium(`${url}?${query}&autorun=1&report=/__result`);
   const exited = browser.exited.then((code): Summary => { throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`); });
   const timer = new Promise<Summary>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 150 s:\n${browser.stderr().slice(-2000)}`)), 150_000).unref());
   try {
@@ -52,21 +58,43 @@ test("browser: `attnflow web`'s page classifies and explains in Chromium, matchi
     assert.equal(page.isolated, true);
     assert.equal(page.backend, "wasm");
     assert.ok(page.workers! >= 1, `Web Workers running: ${page.workers}`);
-    // the same model and text in Node
-    const { model, config } = textClassifierFromCheckpoint(new Uint8Array(readFileSync(MODEL)));
-    const p = predictText(model, config, BRIEF_SENTENCE);
-    const e = await runExplanation(explainText(model, config, { text: BRIEF_SENTENCE }), model, { methods: [...EXPLAIN_METHODS] });
-    assert.equal(page.prediction, p.output);
-    assert.deepEqual(page.tokens, e.tokens);
-    page.alternatives!.forEach((a, i) => { assert.equal(a.output, p.alternatives![i].output); assert.ok(Math.abs(a.score - p.alternatives![i].score) < 1e-4); });
-    for (const m of EXPLAIN_METHODS) {
-      const want = (e.methods[m] as { importance: number[] }).importance, got = page.importance![m];
-      assert.equal(got.length, want.length, m);
-      const scale = Math.max(1e-6, ...want.map(Math.abs));
-      want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-3 * scale, `${m}[${i}]: page ${got[i]} vs Node ${w}`));
-    }
+    return page;
   } finally {
     browser.stop();
     close();
   }
+}
+
+/** The page's prediction and every method's importance against the same model and input in Node. */
+function sameAsNode(page: Summary, p: Prediction, e: Explanation): void {
+  assert.equal(page.prediction, p.output);
+  assert.deepEqual(page.tokens, e.tokens);
+  page.alternatives!.forEach((a, i) => { assert.equal(a.output, p.alternatives![i].output); assert.ok(Math.abs(a.score - p.alternatives![i].score) < 1e-4); });
+  for (const m of EXPLAIN_METHODS) {
+    const want = (e.methods[m] as { importance: number[] }).importance, got = page.importance![m];
+    assert.equal(got.length, want.length, m);
+    const scale = Math.max(1e-6, ...want.map(Math.abs));
+    want.forEach((w, i) => assert.ok(Math.abs(got[i] - w) <= 1e-3 * scale, `${m}[${i}]: page ${got[i]} vs Node ${w}`));
+  }
+}
+
+test("browser: `attnflow web`'s page explains a text in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+  const page = await runPage(`text=${encodeURIComponent(BRIEF_SENTENCE)}`);
+  assert.equal(page.kind, "text");
+  const { model, config } = textClassifierFromCheckpoint(new Uint8Array(readFileSync(MODEL)));
+  const e = await runExplanation(explainText(model, config, { text: BRIEF_SENTENCE }), model, { methods: [...EXPLAIN_METHODS] });
+  sameAsNode(page, predictText(model, config, BRIEF_SENTENCE), e);
+});
+
+test("browser: `attnflow web`'s page explains an image (ViT) in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+  const page = await runPage("model=/models/fashion-vit.safetensors");
+  assert.equal(page.kind, "image");
+  // the browser decoded the shipped PNG to the same 28×28 grey pixels as Node's decoder
+  const node = loadGreyImage(join(ROOT, "models", "fashion-mnist-test-0.png"), { size: IMAGE_SIDE, invert: "auto" }).pixels;
+  assert.equal(page.pixels!.length, node.length);
+  node.forEach((v, i) => assert.ok(Math.abs(page.pixels![i] - v) <= 1.5 / 255, `pixel ${i}: page ${page.pixels![i]} vs Node ${v}`));
+  const { model, config } = imageClassifierFromCheckpoint(new Uint8Array(readFileSync(join(ROOT, "models", "fashion-vit.safetensors"))));
+  const px = Float32Array.from(page.pixels!);
+  const e = await runExplanation(explainPixels(model, config, px), model, { methods: [...EXPLAIN_METHODS] });
+  sameAsNode(page, predictPixels(model, config, px), e);
 });

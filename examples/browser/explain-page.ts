@@ -1,37 +1,97 @@
-// The in-browser explainer (examples/browser/explain.html, served by `attnflow web`): loads a fortunes-classifier
-// checkpoint over HTTP from the local server (or from a file the user picks, read in the page), classifies the text
-// and explains the prediction with every method, drawn by the same HTML report as `attnflow explain --html`.
-// URL parameters: ?text=… prefills the text, ?autorun=1 explains it at once, ?model=<url> picks the checkpoint,
-// ?report=<same-origin path> POSTs a JSON summary when done (for automation and the browser test).
+// The in-browser explainer (examples/browser/explain.html, served by `attnflow web`): loads a checkpoint over HTTP
+// from the local server (or from a file the user picks, read in the page) — the topic classifier for texts or the
+// Vision Transformer for images — classifies the input and explains the prediction with every method, drawn by the
+// same HTML report as `attnflow explain --html`. Nothing leaves the page.
+// URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
+// ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../../src/explain/explain-run.js";
+import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
+import { checkpointFromBytes } from "../../src/io/checkpoint-bytes.js";
+import { greySquare } from "../../src/data/grey-image.js";
 import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../../src/tasks/fortunes-classifier-model.js";
+import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../../src/tasks/fashion-vit-model.js";
 
-type Loaded = ReturnType<typeof textClassifierFromCheckpoint>;
+/** A loaded model behind one interface: what to read from the page, how to predict and explain it. */
+interface Explainer {
+  kind: "text" | "image";
+  name: string;
+  predict(): Prediction;
+  target(): ExplainTarget;
+  model: Parameters<typeof runExplanation>[1];
+}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const status = (s: string) => { $("status").textContent = s; };
-let loaded: Loaded | null = null;
+const threads = () => `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s)`;
+let current: Explainer | null = null;
+let pixels: Float32Array | null = null;    // the image input, 28×28 grey in [0, 1]
 
 function showError(e: unknown): void {
   $("error").textContent = e instanceof Error ? e.message : String(e);
 }
 
-async function loadFrom(bytes: Uint8Array, source: string): Promise<void> {
-  loaded = textClassifierFromCheckpoint(bytes, source);
-  status(`${source}: ${loaded.config.labels.length} classes · backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s)`);
+function textInput(): string {
+  const text = ($("text") as HTMLTextAreaElement).value;
+  if (text.trim() === "") throw new Error("type a text to classify");
+  return text;
+}
+
+function imageInput(): Float32Array {
+  if (!pixels) throw new Error("choose an image");
+  return pixels;
+}
+
+/** The checkpoint's task decides the explainer (and which input the page shows). */
+function explainerFor(bytes: Uint8Array, source: string): Explainer {
+  const task = checkpointFromBytes(bytes, source).task;
+  if (task === "fortunes-classifier") {
+    const { model, config } = textClassifierFromCheckpoint(bytes, source);
+    return { kind: "text", name: source, model, predict: () => predictText(model, config, textInput()), target: () => explainText(model, config, { text: textInput() }) };
+  }
+  if (task === "fashion-vit") {
+    const { model, config } = imageClassifierFromCheckpoint(bytes, source);
+    return { kind: "image", name: source, model, predict: () => predictPixels(model, config, imageInput()), target: () => explainPixels(model, config, imageInput()) };
+  }
+  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text) and fashion-vit (image) models`);
+}
+
+function useExplainer(e: Explainer): void {
+  current = e;
+  $("text-input").hidden = e.kind !== "text";
+  $("image-input").hidden = e.kind !== "image";
   ($("run") as HTMLButtonElement).disabled = false;
+  status(`${e.name} loaded · ${threads()}`);
 }
 
 async function loadUrl(url: string): Promise<void> {
   status(`loading ${url}…`);
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  await loadFrom(new Uint8Array(await r.arrayBuffer()), url.split("/").pop() ?? url);
+  useExplainer(explainerFor(new Uint8Array(await r.arrayBuffer()), url.split("/").pop() ?? url));
 }
 
-function showPrediction(p: ReturnType<typeof predictText>): void {
+/** Decode an image with the browser, then grey, invert when the background is light, pad and resize to 28×28. */
+async function setImage(blob: Blob): Promise<void> {
+  const bmp = await createImageBitmap(blob);
+  const canvas = document.createElement("canvas");
+  canvas.width = bmp.width; canvas.height = bmp.height;
+  const ctx = canvas.getContext("2d")!;
+  ctx.drawImage(bmp, 0, 0);
+  const rgba = ctx.getImageData(0, 0, bmp.width, bmp.height).data;
+  pixels = greySquare({ width: bmp.width, height: bmp.height, channels: 4, data: new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength) },
+    { size: IMAGE_SIDE, invert: "auto" }).pixels;
+  const preview = $("preview") as HTMLCanvasElement, pctx = preview.getContext("2d")!, img = pctx.createImageData(IMAGE_SIDE, IMAGE_SIDE);
+  pixels.forEach((v, i) => { const g = Math.round(255 * v); img.data.set([g, g, g, 255], 4 * i); });
+  pctx.putImageData(img, 0, 0);
+}
+
+function escape(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+}
+
+function showPrediction(p: Prediction): void {
   const rows = (p.alternatives ?? []).map((a) =>
     `<tr><td>${escape(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * a.score)}px"></span> ${(100 * a.score).toFixed(1)} %</td></tr>`);
   const unk = (p.details?.unknownWords as string[] | undefined) ?? [];
@@ -39,25 +99,19 @@ function showPrediction(p: ReturnType<typeof predictText>): void {
     (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escape).join(", ")}</p>` : "");
 }
 
-function escape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
-
-async function explain(): Promise<{ prediction: ReturnType<typeof predictText>; explanation: Explanation }> {
-  if (!loaded) throw new Error("no model loaded");
-  const text = ($("text") as HTMLTextAreaElement).value;
-  if (text.trim() === "") throw new Error("type a text to classify");
+async function explain(): Promise<{ prediction: Prediction; explanation: Explanation }> {
+  if (!current) throw new Error("no model loaded");
   $("error").textContent = "";
-  const prediction = predictText(loaded.model, loaded.config, text);
+  const prediction = current.predict();
   showPrediction(prediction);
   const t0 = performance.now();
-  const target = explainText(loaded.model, loaded.config, { text });
-  const explanation = await runExplanation(target, loaded.model, {
+  const explanation = await runExplanation(current.target(), current.model, {
     methods: [...EXPLAIN_METHODS],
-    onProgress: (m) => status(`explaining: ${m}…`),
+    onProgress: (stage) => status(`explaining: ${stage}…`),
   });
-  ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${text.slice(0, 60)}` });
-  status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s)`);
+  const title = current.kind === "text" ? textInput().slice(0, 60) : `${current.name}: ${prediction.output}`;
+  ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${title}` });
+  status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · ${threads()}`);
   return { prediction, explanation };
 }
 
@@ -68,19 +122,32 @@ async function main(): Promise<void> {
   $("run").addEventListener("click", () => { explain().catch(showError); });
   $("file").addEventListener("change", () => {
     const f = ($("file") as HTMLInputElement).files?.[0];
-    if (f) f.arrayBuffer().then((b) => loadFrom(new Uint8Array(b), f.name)).catch(showError);
+    if (f) f.arrayBuffer().then((b) => useExplainer(explainerFor(new Uint8Array(b), f.name))).catch(showError);
   });
-  $("model").addEventListener("change", () => { loadUrl(($("model") as HTMLSelectElement).value).catch(showError); });
-  await loadUrl(params.get("model") ?? ($("model") as HTMLSelectElement).value);
+  $("image-file").addEventListener("change", () => {
+    const f = ($("image-file") as HTMLInputElement).files?.[0];
+    if (f) setImage(f).catch(showError);
+  });
+  const select = $("model") as HTMLSelectElement;
+  select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
+  const model = params.get("model");
+  if (model) select.value = model;
+  await loadUrl(model ?? select.value);
+  const image = params.get("image") ?? (current?.kind === "image" ? "/models/fashion-mnist-test-0.png" : null);
+  if (image) {
+    const r = await fetch(image);
+    if (!r.ok) throw new Error(`${image}: HTTP ${r.status}`);
+    await setImage(await r.blob());
+  }
   if (params.get("autorun") !== "1") return;
-  // workers start asynchronously: give them a moment before the timed run
+  // workers start asynchronously: give them a moment before the run
   for (let i = 0; i < 50 && wasmWorkerCount() < Math.min(1, (navigator.hardwareConcurrency ?? 1) - 1); i++) await new Promise((r) => setTimeout(r, 100));
   const summary: Record<string, unknown> = { isolated: globalThis.crossOriginIsolated === true, backends: availableBackends() };
   try {
     const { prediction, explanation } = await explain();
     Object.assign(summary, {
-      backend: getBackend(), workers: wasmWorkerCount(), prediction: prediction.output, alternatives: prediction.alternatives,
-      tokens: explanation.tokens,
+      kind: current?.kind, backend: getBackend(), workers: wasmWorkerCount(), prediction: prediction.output, alternatives: prediction.alternatives,
+      tokens: explanation.tokens, pixels: pixels ? Array.from(pixels) : undefined,
       importance: Object.fromEntries(Object.entries(explanation.methods).map(([k, v]) => [k, (v as { importance: number[] }).importance])),
     });
   } catch (e) {
