@@ -7,7 +7,7 @@ import { noGrad } from "../autograd.js";
 import { tidy } from "../scope.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { VisionTransformer, resolveVitConfig, type VitConfig } from "../models/vit.js";
-import { checkpointFromBytes } from "../io/checkpoint-bytes.js";
+import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import type { ExplainTarget, ModelConfig, Prediction } from "./task.js";
 
 /** Fashion-MNIST label names, index = label. */
@@ -155,14 +155,5 @@ export function vitFromStoredConfig(config: ModelConfig): VisionTransformer {
 
 /** A trained image classifier from the bytes of its checkpoint: the model in eval mode with its weights, and its config. */
 export function imageClassifierFromCheckpoint(bytes: Uint8Array, source = "checkpoint"): { model: VisionTransformer; config: ModelConfig } {
-  const ck = checkpointFromBytes(bytes, source);
-  if (ck.task !== "fashion-vit") throw new Error(`${source}: a '${ck.task || "?"}' checkpoint, not a fashion-vit one`);
-  const model = vitFromStoredConfig(ck.config);
-  try {
-    model.loadStateDict(ck.weights, { strict: true });
-  } catch (e) {
-    throw new Error(`${source}: weights do not fit the model built from the stored config: ${(e as Error).message}`);
-  }
-  model.eval();
-  return { model, config: ck.config };
+  return trainedModelFromBytes(bytes, source, "fashion-vit", vitFromStoredConfig);
 }

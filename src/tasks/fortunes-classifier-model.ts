@@ -6,7 +6,7 @@ import { Tensor } from "../tensor.js";
 import { noGrad } from "../autograd.js";
 import { tidy } from "../scope.js";
 import type { Generator } from "../random.js";
-import { checkpointFromBytes } from "../io/checkpoint-bytes.js";
+import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
 import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
@@ -173,14 +173,6 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
  * the model in eval mode with its weights, and its config.
  */
 export function textClassifierFromCheckpoint(bytes: Uint8Array, source = "checkpoint"): { model: TextClassifier; config: ClassifierConfig } {
-  const ck = checkpointFromBytes(bytes, source);
-  if (ck.task !== "fortunes-classifier") throw new Error(`${source}: a '${ck.task || "?"}' checkpoint, not a fortunes-classifier one`);
-  const model = classifierFromConfig(ck.config);
-  try {
-    model.loadStateDict(ck.weights, { strict: true });
-  } catch (e) {
-    throw new Error(`${source}: weights do not fit the model built from the stored config: ${(e as Error).message}`);
-  }
-  model.eval();
-  return { model, config: ck.config as ClassifierConfig };
+  const { model, config } = trainedModelFromBytes(bytes, source, "fortunes-classifier", (c) => classifierFromConfig(c));
+  return { model, config: config as ClassifierConfig };
 }
