@@ -14,6 +14,8 @@ import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels
 import { loadGreyImage } from "../src/node/image-file.js";
 import type { Explanation } from "../src/explain/explain-run.js";
 import type { Prediction } from "../src/tasks/task.js";
+import { trainedModelFromBytes } from "../src/io/checkpoint-bytes.js";
+import { task as datesTask } from "../src/tasks/dates.js";
 import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));   // dist/test/ → package root
@@ -97,4 +99,15 @@ test("browser: `attnflow web`'s page explains an image (ViT) in Chromium, matchi
   const px = Float32Array.from(page.pixels!);
   const e = await runExplanation(explainPixels(model, config, px), model, { methods: [...EXPLAIN_METHODS] });
   sameAsNode(page, predictPixels(model, config, px), e);
+});
+
+test("browser: `attnflow web`'s page explains a translation (dates, cross-attention readout) in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+  const text = "March 5th, 2021";
+  const page = await runPage(`model=/models/dates.safetensors&text=${encodeURIComponent(text)}&target=6`);
+  assert.equal(page.kind, "translation");
+  assert.equal(page.prediction, "2021-03-05");
+  const { model, config } = trainedModelFromBytes(new Uint8Array(readFileSync(join(ROOT, "models", "dates.safetensors"))), "dates", "dates", (c) => datesTask.modelFromConfig(c));
+  const e = await runExplanation(datesTask.explain!(model, config, { text }, "6"), model, { methods: [...EXPLAIN_METHODS] });
+  assert.match(e.target.label, /'3' \(output position 6 of 2021-03-05\)/);
+  sameAsNode(page, datesTask.predict(model, config, text), e);
 });

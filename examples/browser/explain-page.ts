@@ -2,6 +2,7 @@
 // from the local server (or from a file the user picks, read in the page) — the topic classifier for texts or the
 // Vision Transformer for images — classifies the input and explains the prediction with every method, drawn by the
 // same HTML report as `attnflow explain --html`. Nothing leaves the page.
+// For the date translator the explained output character is chosen in the page (?target=N).
 // URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
 // ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
@@ -11,10 +12,12 @@ import { checkpointFromBytes } from "../../src/io/checkpoint-bytes.js";
 import { greySquare } from "../../src/data/grey-image.js";
 import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../../src/tasks/fortunes-classifier-model.js";
 import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../../src/tasks/fashion-vit-model.js";
+import { trainedModelFromBytes } from "../../src/io/checkpoint-bytes.js";
+import { task as datesTask } from "../../src/tasks/dates.js";
 
 /** A loaded model behind one interface: what to read from the page, how to predict and explain it. */
 interface Explainer {
-  kind: "text" | "image";
+  kind: "text" | "image" | "translation";
   name: string;
   predict(): Prediction;
   target(): ExplainTarget;
@@ -54,13 +57,26 @@ function explainerFor(bytes: Uint8Array, source: string): Explainer {
     const { model, config } = imageClassifierFromCheckpoint(bytes, source);
     return { kind: "image", name: source, model, predict: () => predictPixels(model, config, imageInput()), target: () => explainPixels(model, config, imageInput()) };
   }
-  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text) and fashion-vit (image) models`);
+  if (task === "dates") {
+    const { model, config } = trainedModelFromBytes(bytes, source, "dates", (c) => datesTask.modelFromConfig(c));
+    const target = () => ($("target") as HTMLInputElement).value.trim();
+    return {
+      kind: "translation", name: source, model,
+      predict: () => datesTask.predict(model, config, textInput()),
+      target: () => datesTask.explain!(model, config, { text: textInput() }, target()),
+    };
+  }
+  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image) and dates (translation) models`);
 }
 
 function useExplainer(e: Explainer): void {
   current = e;
-  $("text-input").hidden = e.kind !== "text";
+  $("text-input").hidden = e.kind === "image";
   $("image-input").hidden = e.kind !== "image";
+  $("target-input").hidden = e.kind !== "translation";
+  const text = $("text") as HTMLTextAreaElement;
+  if (e.kind === "translation" && text.value === BRIEF_SENTENCE) text.value = "March 5th, 2021";
+  if (e.kind === "text" && text.value === "March 5th, 2021") text.value = BRIEF_SENTENCE;
   ($("run") as HTMLButtonElement).disabled = false;
   status(`${e.name} loaded · ${threads()}`);
 }
@@ -92,8 +108,11 @@ function escape(s: string): string {
 }
 
 function showPrediction(p: Prediction): void {
-  const rows = (p.alternatives ?? []).map((a) =>
-    `<tr><td>${escape(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * a.score)}px"></span> ${(100 * a.score).toFixed(1)} %</td></tr>`);
+  // sequence outputs are scored by log-probability: shown as the probability of the whole output
+  const prob = (score: number) => (p.scoreName === "log-probability" ? Math.exp(score) : score);
+  const alts = p.alternatives ?? [{ output: p.output, score: p.scoreName === "log-probability" ? 0 : 1 }];
+  const rows = alts.map((a) =>
+    `<tr><td>${escape(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * prob(a.score))}px"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
   const unk = (p.details?.unknownWords as string[] | undefined) ?? [];
   $("prediction").innerHTML = `<table class="probs">${rows.join("")}</table>` +
     (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escape).join(", ")}</p>` : "");
@@ -109,7 +128,7 @@ async function explain(): Promise<{ prediction: Prediction; explanation: Explana
     methods: [...EXPLAIN_METHODS],
     onProgress: (stage) => status(`explaining: ${stage}…`),
   });
-  const title = current.kind === "text" ? textInput().slice(0, 60) : `${current.name}: ${prediction.output}`;
+  const title = current.kind === "image" ? `${current.name}: ${prediction.output}` : `${textInput().slice(0, 60)} → ${prediction.output}`;
   ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${title}` });
   status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · ${threads()}`);
   return { prediction, explanation };
@@ -117,6 +136,7 @@ async function explain(): Promise<{ prediction: Prediction; explanation: Explana
 
 async function main(): Promise<void> {
   ($("text") as HTMLTextAreaElement).value = params.get("text") ?? BRIEF_SENTENCE;
+  if (params.get("target")) ($("target") as HTMLInputElement).value = params.get("target")!;
   configureBrowserWasmThreads();            // false (one thread) when the page is not cross-origin isolated
   await wasmBackendReady();
   $("run").addEventListener("click", () => { explain().catch(showError); });
