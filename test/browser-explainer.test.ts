@@ -16,6 +16,7 @@ import type { Explanation } from "../src/explain/explain-run.js";
 import type { Prediction } from "../src/tasks/task.js";
 import { trainedModelFromBytes } from "../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../src/tasks/dates.js";
+import { charLmTaskBase as charLm } from "../src/tasks/char-lm.js";
 import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));   // dist/test/ → package root
@@ -110,4 +111,15 @@ test("browser: `attnflow web`'s page explains a translation (dates, cross-attent
   const e = await runExplanation(datesTask.explain!(model, config, { text }, "6"), model, { methods: [...EXPLAIN_METHODS] });
   assert.match(e.target.label, /'3' \(output position 6 of 2021-03-05\)/);
   sameAsNode(page, datesTask.predict(model, config, text), e);
+});
+
+test("browser: `attnflow web`'s page explains a language model's next character (char-lm) in Chromium, matching Node", { skip, timeout: 180_000 }, async () => {
+  const text = "The cat sat on the ";
+  const page = await runPage(`model=/models/char-lm.safetensors&text=${encodeURIComponent(text)}`);
+  assert.equal(page.kind, "generation");
+  const { model, config } = trainedModelFromBytes(new Uint8Array(readFileSync(join(ROOT, "models", "char-lm.safetensors"))), "char-lm", "char-lm", (c) => charLm.modelFromConfig(c));
+  const p = charLm.predict(model, config, text, { "max-tokens": "160", seed: "0", quiet: true, "no-compare": true });
+  assert.ok(p.output.startsWith(text) && p.output.length > text.length, "a continuation was sampled");
+  const e = await runExplanation(charLm.explain!(model, config, { text }), model, { methods: [...EXPLAIN_METHODS] });
+  sameAsNode({ ...page, alternatives: [] }, { ...p, alternatives: [] }, e);
 });

@@ -1,8 +1,9 @@
 // The in-browser explainer (examples/browser/explain.html, served by `attnflow web`): loads a checkpoint over HTTP
-// from the local server (or from a file the user picks, read in the page) — the topic classifier for texts or the
-// Vision Transformer for images — classifies the input and explains the prediction with every method, drawn by the
-// same HTML report as `attnflow explain --html`. Nothing leaves the page.
-// For the date translator the explained output character is chosen in the page (?target=N).
+// from the local server (or from a file the user picks, read in the page) and picks the explainer by its task — the
+// topic classifier for a text, the Vision Transformer for an image, the date translator (one output character,
+// through its cross-attention; chosen in the page or ?target=N), the character GPT (the next character after the
+// prompt) — runs the model and explains its output with every method, drawn by the same HTML report as
+// `attnflow explain --html`. Nothing leaves the page.
 // URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
 // ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
@@ -14,10 +15,11 @@ import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint 
 import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../../src/tasks/fashion-vit-model.js";
 import { trainedModelFromBytes } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
+import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
 
 /** A loaded model behind one interface: what to read from the page, how to predict and explain it. */
 interface Explainer {
-  kind: "text" | "image" | "translation";
+  kind: "text" | "image" | "translation" | "generation";
   name: string;
   predict(): Prediction;
   target(): ExplainTarget;
@@ -66,7 +68,16 @@ function explainerFor(bytes: Uint8Array, source: string): Explainer {
       target: () => datesTask.explain!(model, config, { text: textInput() }, target()),
     };
   }
-  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image) and dates (translation) models`);
+  if (task === "char-lm") {
+    const { model, config } = trainedModelFromBytes(bytes, source, "char-lm", (c) => charLm.modelFromConfig(c));
+    return {
+      kind: "generation", name: source, model,
+      // a fixed seed: the same prompt gives the same continuation
+      predict: () => charLm.predict(model, config, textInput(), { "max-tokens": "160", seed: "0", quiet: true, "no-compare": true }),
+      target: () => charLm.explain!(model, config, { text: textInput() }),
+    };
+  }
+  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image), dates (translation) and char-lm (generation) models`);
 }
 
 function useExplainer(e: Explainer): void {
@@ -75,8 +86,9 @@ function useExplainer(e: Explainer): void {
   $("image-input").hidden = e.kind !== "image";
   $("target-input").hidden = e.kind !== "translation";
   const text = $("text") as HTMLTextAreaElement;
-  if (e.kind === "translation" && text.value === BRIEF_SENTENCE) text.value = "March 5th, 2021";
-  if (e.kind === "text" && text.value === "March 5th, 2021") text.value = BRIEF_SENTENCE;
+  // the example input of each kind, unless the user typed their own
+  const examples: Record<string, string> = { text: BRIEF_SENTENCE, translation: "March 5th, 2021", generation: "The cat sat on the " };
+  if (Object.values(examples).includes(text.value) && examples[e.kind]) text.value = examples[e.kind];
   ($("run") as HTMLButtonElement).disabled = false;
   status(`${e.name} loaded · ${threads()}`);
 }
@@ -110,6 +122,10 @@ function escape(s: string): string {
 function showPrediction(p: Prediction): void {
   // sequence outputs are scored by log-probability: shown as the probability of the whole output
   const prob = (score: number) => (p.scoreName === "log-probability" ? Math.exp(score) : score);
+  if (!p.alternatives && current?.kind === "generation") {
+    $("prediction").innerHTML = `<p>Sampled continuation (seed 0; the report below explains the next character after the prompt):</p><pre class="generated">${escape(p.output)}</pre>`;
+    return;
+  }
   const alts = p.alternatives ?? [{ output: p.output, score: p.scoreName === "log-probability" ? 0 : 1 }];
   const rows = alts.map((a) =>
     `<tr><td>${escape(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * prob(a.score))}px"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
@@ -128,7 +144,8 @@ async function explain(): Promise<{ prediction: Prediction; explanation: Explana
     methods: [...EXPLAIN_METHODS],
     onProgress: (stage) => status(`explaining: ${stage}…`),
   });
-  const title = current.kind === "image" ? `${current.name}: ${prediction.output}` : `${textInput().slice(0, 60)} → ${prediction.output}`;
+  const title = current.kind === "image" ? `${current.name}: ${prediction.output}`
+    : current.kind === "generation" ? `next character after "${textInput().slice(-40)}"` : `${textInput().slice(0, 60)} → ${prediction.output}`;
   ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${title}` });
   status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · ${threads()}`);
   return { prediction, explanation };
