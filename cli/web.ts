@@ -19,7 +19,14 @@ export async function webCommand(args: Args): Promise<number> {
   if (!existsSync(index) || !existsSync(join(ROOT, "dist", "examples", "browser", "explain-page.js"))) {
     throw new Error(`the browser explainer is missing under ${ROOT} (examples/browser/explain.html and its build in dist/; run npm run build)`);
   }
-  const { url } = await startWebServer({ index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") }, port, host });
+  let url: string;
+  try {
+    ({ url } = await startWebServer({ index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") }, port, host }));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new Error(`port ${port} on ${host} is already in use; pick another with --port N (0: any free port)`);
+    throw e;
+  }
   console.log(`attnflow web: the in-browser explainer on ${url}  (Ctrl-C stops it)`);
   console.log("Everything runs in the page: the model is loaded from this server; your text or image never leaves the browser.");
   return new Promise<number>(() => undefined);   // serve until interrupted

@@ -3,6 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
+import { spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,5 +50,29 @@ test("web server: isolation headers, mounted files only, no traversal, read-only
   } finally {
     close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("attnflow web: serves the page, its script and the shipped models with isolation headers; a busy port is named", async () => {
+  const bin = fileURLToPath(new URL("../../bin/attnflow.js", import.meta.url));
+  const child = spawn(process.execPath, [bin, "web", "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (c) => { out += c; const m = /on (http:\/\/\S+\/)/.exec(out); if (m) resolve(m[1]); });
+      child.on("exit", (code) => reject(new Error(`attnflow web exited (${code}): ${out}`)));
+    });
+    const page = await get(url, "/");
+    assert.equal(page.status, 200);
+    assert.match(page.body, /<script type="module" src="\/dist\/examples\/browser\/explain-page\.js">/);
+    assert.equal(page.headers["cross-origin-embedder-policy"], "require-corp");
+    assert.equal((await get(url, "/dist/examples/browser/explain-page.js", "HEAD")).status, 200);
+    for (const m of ["fortunes-classifier", "fashion-vit", "dates", "char-lm"]) assert.equal((await get(url, `/models/${m}.safetensors`, "HEAD")).status, 200, m);
+    const port = new URL(url).port;
+    const busy = spawnSync(process.execPath, [bin, "web", "--port", port], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(busy.status, 1);
+    assert.match(busy.stderr, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use; pick another with --port N`));
+  } finally {
+    child.kill();
   }
 });
