@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startWebServer } from "../src/node/web-server.js";
 import { runExplanation, EXPLAIN_METHODS } from "../src/explain/explain-run.js";
 import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../src/tasks/fortunes-classifier-model.js";
 import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../src/tasks/fashion-vit-model.js";
@@ -17,7 +16,7 @@ import type { Prediction } from "../src/tasks/task.js";
 import { trainedModelFromBytes } from "../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../src/tasks/char-lm.js";
-import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
+import { pageReport, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));   // dist/test/ → package root
 const MODEL = join(ROOT, "models", "fortunes-classifier.safetensors");
@@ -39,33 +38,16 @@ test("textClassifierFromCheckpoint: rejects another task's checkpoint and weight
 
 /** Opens the page with `query` in headless Chromium and returns the summary it posts back. */
 async function runPage(query: string): Promise<Summary> {
-  let deliver!: (s: Summary) => void;
-  const result = new Promise<Summary>((res) => { deliver = res; });
-  const { url, close } = await startWebServer({
+  const page = await pageReport<Summary>({
     index: join(ROOT, "examples", "browser", "explain.html"),
     mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") },
-    handle: (req, res) => {
-      if (req.method !== "POST" || req.url !== "/__result") return false;
-      let body = "";
-      req.on("data", (c) => { body += c; });
-      req.on("end", () => { res.writeHead(204).end(); deliver(JSON.parse(body) as Summary); });
-      return true;
-    },
+    pathAndQuery: `/?${query}&autorun=1&report=/__result`,
   });
-  const browser = launchChromium(`${url}?${query}&autorun=1&report=/__result`);
-  const exited = browser.exited.then((code): Summary => { throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`); });
-  const timer = new Promise<Summary>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 150 s:\n${browser.stderr().slice(-2000)}`)), 150_000).unref());
-  try {
-    const page = await Promise.race([result, exited, timer]);
-    assert.equal(page.error, undefined, page.error);
-    assert.equal(page.isolated, true);
-    assert.equal(page.backend, "wasm");
-    assert.ok(page.workers! >= 1, `Web Workers running: ${page.workers}`);
-    return page;
-  } finally {
-    browser.stop();
-    close();
-  }
+  assert.equal(page.error, undefined, page.error);
+  assert.equal(page.isolated, true);
+  assert.equal(page.backend, "wasm");
+  assert.ok(page.workers! >= 1, `Web Workers running: ${page.workers}`);
+  return page;
 }
 
 /** The page's prediction and every method's importance against the same model and input in Node. */

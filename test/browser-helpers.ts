@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startWebServer, type WebServerOptions } from "../src/node/web-server.js";
 
 export const chromium = [process.env.ATTNFLOW_CHROMIUM, "/usr/bin/chromium-headless-shell", "/usr/bin/chromium"]
   .find((p): p is string => !!p && existsSync(p));
@@ -27,4 +28,36 @@ export function launchChromium(url: string, extraArgs: string[] = []): BrowserRu
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Serves `index` and `mounts` (src/node/web-server.ts, with its isolation headers), opens `pathAndQuery` in headless
+ * Chromium and resolves with the JSON the page POSTs to /__result; rejects when Chromium exits first or after
+ * `timeoutMs`. `handle` adds routes (e.g. a generated page).
+ */
+export async function pageReport<T>(o: { index: string; mounts: Record<string, string>; pathAndQuery: string; handle?: WebServerOptions["handle"]; timeoutMs?: number }): Promise<T> {
+  let deliver!: (r: T) => void;
+  const result = new Promise<T>((res) => { deliver = res; });
+  const { url, close } = await startWebServer({
+    index: o.index, mounts: o.mounts,
+    handle: (req, res) => {
+      if (req.method === "POST" && req.url === "/__result") {
+        let body = "";
+        req.on("data", (c) => { body += c; });
+        req.on("end", () => { res.writeHead(204).end(); deliver(JSON.parse(body) as T); });
+        return true;
+      }
+      return o.handle?.(req, res) ?? false;
+    },
+  });
+  const browser = launchChromium(new URL(o.pathAndQuery, url).href);
+  const ms = o.timeoutMs ?? 150_000;
+  const exited = browser.exited.then((code): T => { throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`); });
+  const timer = new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in ${ms / 1000} s:\n${browser.stderr().slice(-2000)}`)), ms).unref());
+  try {
+    return await Promise.race([result, exited, timer]);
+  } finally {
+    browser.stop();
+    close();
+  }
 }

@@ -4,13 +4,11 @@
 // the entry at all proves it has no Node-only imports. Skips when no Chromium is installed (browser-helpers.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { extname, join, normalize, sep } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { configureBrowserWasmThreads } from "../src/backend/wasm/web-workers.js";
 import { wasmThreadConfig } from "../src/backend/wasm/threads.js";
-import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
+import { pageReport, skipWithoutChromium as skip } from "./browser-helpers.js";
 
 const DIST = fileURLToPath(new URL("..", import.meta.url));  // dist/ (this file runs as dist/test/…)
 
@@ -51,63 +49,27 @@ try {
 await fetch("/__result", { method: "POST", body: JSON.stringify(out) });
 `;
 
-const MIME: Record<string, string> = { ".js": "text/javascript", ".html": "text/html", ".json": "application/json", ".wasm": "application/wasm" };
-
 interface PageResult { isolated: boolean; configured?: boolean; ready?: boolean; backends?: string[]; autoBackend?: string; workers?: number; maxDiff?: number; n?: number; error?: string }
 
-/** Serves dist/ with COOP/COEP, plus the check page; resolves with what the page posts back. */
-function serveCheck(): Promise<{ url: string; result: Promise<PageResult>; close: () => void }> {
-  let deliver!: (r: PageResult) => void;
-  const result = new Promise<PageResult>((res) => { deliver = res; });
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const headers = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp", "Cache-Control": "no-store" };
-    const path = decodeURIComponent((req.url ?? "/").split("?")[0]);
-    if (req.method === "POST" && path === "/__result") {
-      let body = "";
-      req.on("data", (c) => { body += c; });
-      req.on("end", () => { res.writeHead(204, headers).end(); deliver(JSON.parse(body) as PageResult); });
-      return;
-    }
-    if (path === "/" || path === "/check.html") {
-      res.writeHead(200, { ...headers, "Content-Type": "text/html" });
-      res.end(`<!doctype html><meta charset="utf-8"><title>attnflow browser check</title><script type="module">${PAGE_SCRIPT}</script>`);
-      return;
-    }
-    const file = normalize(join(DIST, path));
-    if (!file.startsWith(DIST.endsWith(sep) ? DIST : DIST + sep) || !existsSync(file)) { res.writeHead(404, headers).end(); return; }
-    res.writeHead(200, { ...headers, "Content-Type": MIME[extname(file)] ?? "application/octet-stream" });
-    res.end(readFileSync(file));
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      resolve({ url: `http://127.0.0.1:${port}/check.html`, result, close: () => { server.closeAllConnections(); server.close(); } });
-    });
-  });
-}
-
 test("browser: the Wasm backend runs on a Web Worker under cross-origin isolation and matches the reference", { skip, timeout: 120_000 }, async () => {
-  const { url, result, close } = await serveCheck();
-  const browser = launchChromium(url);
-  const exited = browser.exited.then((code): PageResult => {
-    throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`);
+  const r = await pageReport<PageResult>({
+    index: join(DIST, "src", "index.js"), mounts: { "/src/": join(DIST, "src") }, pathAndQuery: "/check.html", timeoutMs: 90_000,
+    handle: (req, res) => {
+      if (req.url !== "/check.html") return false;
+      res.writeHead(200, { "Content-Type": "text/html" });
+      res.end(`<!doctype html><meta charset="utf-8"><title>attnflow browser check</title><script type="module">${PAGE_SCRIPT}</script>`);
+      return true;
+    },
   });
-  const timer = new Promise<PageResult>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in 90 s:\n${browser.stderr().slice(-2000)}`)), 90_000).unref());
-  try {
-    const r = await Promise.race([result, exited, timer]);
-    assert.equal(r.error, undefined, r.error);
-    assert.equal(r.isolated, true, "the page must be cross-origin isolated (SharedArrayBuffer)");
-    assert.equal(r.configured, true, "configureBrowserWasmThreads accepts an isolated page");
-    assert.equal(r.ready, true);
-    assert.deepEqual(r.backends, ["wasm", "reference"]);
-    assert.equal(r.autoBackend, "wasm", "automatic selection picks wasm in a browser");
-    assert.equal(r.workers, 1, "threads: 2 runs one Web Worker beside the page's thread");
-    assert.ok(r.n! > 40_000, `compared ${r.n} values`);
-    assert.ok(r.maxDiff! < 1e-4, `wasm (Web Worker) vs reference: max relative difference ${r.maxDiff}`);
-  } finally {
-    browser.stop();
-    close();
-  }
+  assert.equal(r.error, undefined, r.error);
+  assert.equal(r.isolated, true, "the page must be cross-origin isolated (SharedArrayBuffer)");
+  assert.equal(r.configured, true, "configureBrowserWasmThreads accepts an isolated page");
+  assert.equal(r.ready, true);
+  assert.deepEqual(r.backends, ["wasm", "reference"]);
+  assert.equal(r.autoBackend, "wasm", "automatic selection picks wasm in a browser");
+  assert.equal(r.workers, 1, "threads: 2 runs one Web Worker beside the page's thread");
+  assert.ok(r.n! > 40_000, `compared ${r.n} values`);
+  assert.ok(r.maxDiff! < 1e-4, `wasm (Web Worker) vs reference: max relative difference ${r.maxDiff}`);
 });
 
 test("configureBrowserWasmThreads: false and no change outside a cross-origin-isolated page with Web Workers", () => {

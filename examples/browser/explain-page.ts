@@ -7,13 +7,13 @@
 // URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
 // ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
+import { escapeHtml } from "../../src/viz/html-report.js";
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../../src/explain/explain-run.js";
 import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
-import { checkpointFromBytes } from "../../src/io/checkpoint-bytes.js";
 import { greySquare } from "../../src/data/grey-image.js";
-import { BRIEF_SENTENCE, explainText, predictText, textClassifierFromCheckpoint } from "../../src/tasks/fortunes-classifier-model.js";
-import { IMAGE_SIDE, explainPixels, imageClassifierFromCheckpoint, predictPixels } from "../../src/tasks/fashion-vit-model.js";
-import { trainedModelFromBytes } from "../../src/io/checkpoint-bytes.js";
+import { BRIEF_SENTENCE, classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
+import { IMAGE_SIDE, explainPixels, predictPixels, vitFromStoredConfig } from "../../src/tasks/fashion-vit-model.js";
+import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
 
@@ -50,17 +50,17 @@ function imageInput(): Float32Array {
 
 /** The checkpoint's task decides the explainer (and which input the page shows). */
 function explainerFor(bytes: Uint8Array, source: string): Explainer {
-  const task = checkpointFromBytes(bytes, source).task;
-  if (task === "fortunes-classifier") {
-    const { model, config } = textClassifierFromCheckpoint(bytes, source);
+  const raw = checkpointFromBytes(bytes, source);   // parsed once; its task decides the explainer
+  if (raw.task === "fortunes-classifier") {
+    const { model, config } = trainedModel(raw, raw.task, (c) => classifierFromConfig(c));
     return { kind: "text", name: source, model, predict: () => predictText(model, config, textInput()), target: () => explainText(model, config, { text: textInput() }) };
   }
-  if (task === "fashion-vit") {
-    const { model, config } = imageClassifierFromCheckpoint(bytes, source);
+  if (raw.task === "fashion-vit") {
+    const { model, config } = trainedModel(raw, raw.task, vitFromStoredConfig);
     return { kind: "image", name: source, model, predict: () => predictPixels(model, config, imageInput()), target: () => explainPixels(model, config, imageInput()) };
   }
-  if (task === "dates") {
-    const { model, config } = trainedModelFromBytes(bytes, source, "dates", (c) => datesTask.modelFromConfig(c));
+  if (raw.task === "dates") {
+    const { model, config } = trainedModel(raw, raw.task, (c) => datesTask.modelFromConfig(c));
     const target = () => ($("target") as HTMLInputElement).value.trim();
     return {
       kind: "translation", name: source, model,
@@ -68,8 +68,8 @@ function explainerFor(bytes: Uint8Array, source: string): Explainer {
       target: () => datesTask.explain!(model, config, { text: textInput() }, target()),
     };
   }
-  if (task === "char-lm") {
-    const { model, config } = trainedModelFromBytes(bytes, source, "char-lm", (c) => charLm.modelFromConfig(c));
+  if (raw.task === "char-lm") {
+    const { model, config } = trainedModel(raw, raw.task, (c) => charLm.modelFromConfig(c));
     return {
       kind: "generation", name: source, model,
       // a fixed seed: the same prompt gives the same continuation
@@ -77,7 +77,7 @@ function explainerFor(bytes: Uint8Array, source: string): Explainer {
       target: () => charLm.explain!(model, config, { text: textInput() }),
     };
   }
-  throw new Error(`${source}: a '${task || "?"}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image), dates (translation) and char-lm (generation) models`);
+  throw new Error(`${source}: a '${raw.task}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image), dates (translation) and char-lm (generation) models`);
 }
 
 function useExplainer(e: Explainer): void {
@@ -115,20 +115,16 @@ async function setImage(blob: Blob): Promise<void> {
   pctx.putImageData(img, 0, 0);
 }
 
-function escape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
-
 function showPrediction(p: Prediction): void {
   // sequence outputs are scored by log-probability: shown as the probability of the whole output
   const prob = (score: number) => (p.scoreName === "log-probability" ? Math.exp(score) : score);
   if (!p.alternatives && current?.kind === "generation") {
-    $("prediction").innerHTML = `<p>Sampled continuation (seed 0; the report below explains the next character after the prompt):</p><pre class="generated">${escape(p.output)}</pre>`;
+    $("prediction").innerHTML = `<p>Sampled continuation (seed 0; the report below explains the next character after the prompt):</p><pre class="generated">${escapeHtml(p.output)}</pre>`;
     return;
   }
   const alts = p.alternatives ?? [{ output: p.output, score: p.scoreName === "log-probability" ? 0 : 1 }];
   const rows = alts.map((a) =>
-    `<tr><td>${escape(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * prob(a.score))}px"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
+    `<tr><td>${escapeHtml(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * prob(a.score))}px"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
   const unk = (p.details?.unknownWords as string[] | undefined) ?? [];
   $("prediction").innerHTML = `<table class="probs">${rows.join("")}</table>` +
     (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escape).join(", ")}</p>` : "");

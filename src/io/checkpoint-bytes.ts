@@ -1,44 +1,105 @@
-// An attnflow checkpoint from its bytes (browser-safe; Node reads the file first, src/node/checkpoint.ts).
+// The attnflow checkpoint format, read from bytes (browser-safe; src/node/checkpoint.ts reads and writes files): one
+// safetensors file holding the model weights under their state-dict names, the optimizer state under "optimizer/",
+// and JSON metadata — format, task, model config, trainer state, metrics, notes, training history.
 import type { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig } from "../tasks/task.js";
-import { loadSafetensors } from "./state-dict.js";
+import { parseSafetensors, type StTensor } from "./safetensors.js";
+import { toTensor } from "./state-dict.js";
 
-/**
- * Model config and weights of an attnflow checkpoint's bytes (src/node/checkpoint.ts format: weights under their
- * state-dict names, optimizer state under "optimizer/", the config as JSON in metadata "config"). `source` names the
- * file in errors.
- */
-export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
-  let loaded: ReturnType<typeof loadSafetensors>;
+export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
+export const OPT_PREFIX = "optimizer/";
+
+/** Where training stopped: enough to continue to exactly the same result. */
+export interface TrainerState {
+  epoch: number;            // current epoch (0-based)
+  batchInEpoch: number;     // next batch to run in that epoch
+  globalStep: number;       // optimizer steps done
+  totalSteps: number;       // planned optimizer steps of the whole run
+  seed: number;
+  rng: number[];            // default generator state (dropout)
+  options: { epochs: number; batchSize: number; lr: number; weightDecay: number; warmupSteps: number; clipNorm: number;
+    limitTrain?: number; limitTest?: number; data?: string };
+  history: { step: number; epoch: number; loss: number; metrics?: Record<string, number> }[];
+  finished: boolean;
+}
+
+export interface RawCheckpoint {
+  /** Where it came from (a file path, a URL, a name): errors start with it. */
+  path: string;
+  task: string;
+  config: ModelConfig;
+  weights: Map<string, Tensor>;
+  optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
+  trainer?: TrainerState;
+  metrics?: Record<string, number>;
+  notes?: string;
+  history?: unknown;
+}
+
+function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try { return JSON.parse(text) as T; } catch (e) {
+    throw new Error(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** A checkpoint from its parsed safetensors (tensors + metadata); `path` names it in errors. */
+export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: Record<string, string> }, path: string): RawCheckpoint {
+  const { tensors, metadata } = st;
+  if (metadata.format !== CHECKPOINT_FORMAT) {
+    throw new Error(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
+      `plain state dicts load with loadModule()`);
+  }
+  if (!metadata.task) throw new Error(`${path}: checkpoint metadata has no "task" field`);
+  const config = parseJsonField<ModelConfig>(path, "config", metadata.config);
+  if (!config || typeof config !== "object") throw new Error(`${path}: checkpoint metadata has no model "config"`);
+  const weights = new Map<string, Tensor>();
+  const optTensors: Record<string, Float32Array> = {};
+  for (const [name, t] of tensors) {
+    if (name.startsWith(OPT_PREFIX)) optTensors[name.slice(OPT_PREFIX.length)] = toTensor(name, t).dataSync() as Float32Array;
+    else weights.set(name, toTensor(name, t));
+  }
+  const scalars = parseJsonField<Record<string, number>>(path, "optimizer", metadata.optimizer);
+  return {
+    path, task: metadata.task, config, weights,
+    optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
+    trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
+    metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
+    notes: metadata.notes,
+    history: parseJsonField<unknown>(path, "history", metadata.history),
+  };
+}
+
+/** A checkpoint from the bytes of its file (e.g. fetched by a page); `source` names it in errors. */
+export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): RawCheckpoint {
+  let st: ReturnType<typeof parseSafetensors>;
   try {
-    loaded = loadSafetensors(bytes);
+    st = parseSafetensors(bytes);
   } catch (e) {
     throw new Error(`${source}: ${(e as Error).message}`);
   }
-  const { tensors, metadata } = loaded;
-  let config: ModelConfig | undefined;
-  try { config = JSON.parse(metadata.config ?? "null") as ModelConfig; } catch { /* reported below */ }
-  if (!config || typeof config !== "object") throw new Error(`${source}: no JSON model config in the safetensors metadata field "config"`);
-  const weights = new Map<string, Tensor>();
-  for (const [k, v] of tensors) if (!k.startsWith("optimizer/")) weights.set(k, v);
-  return { task: metadata.task ?? "", config, weights };
+  return parseCheckpoint(st, source);
 }
 
-
-/**
- * A trained model from checkpoint bytes of task `task`: `build` makes the model from the stored config, the weights
- * load strictly, and the model is returned in eval mode with its config. Errors name `source`.
- */
-export function trainedModelFromBytes<M extends Module>(bytes: Uint8Array, source: string, task: string, build: (config: ModelConfig) => M): { model: M; config: ModelConfig } {
-  const ck = checkpointFromBytes(bytes, source);
-  if (ck.task !== task) throw new Error(`${source}: a '${ck.task || "?"}' checkpoint, not a ${task} one`);
-  const model = build(ck.config);
+/** Loads a checkpoint's weights into the model built from its config (strict), and switches it to eval mode. */
+export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckpoint): M {
   try {
-    model.loadStateDict(ck.weights, { strict: true });
+    model.loadStateDict(raw.weights, { strict: true });
   } catch (e) {
-    throw new Error(`${source}: weights do not fit the model built from the stored config: ${(e as Error).message}`);
+    throw new Error(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`);
   }
   model.eval();
-  return { model, config: ck.config };
+  return model;
+}
+
+/** The trained model of a checkpoint of task `task`: `build` makes it from the stored config; eval mode. */
+export function trainedModel<M extends Module>(raw: RawCheckpoint, task: string, build: (config: ModelConfig) => M): { model: M; config: ModelConfig } {
+  if (raw.task !== task) throw new Error(`${raw.path}: a '${raw.task || "?"}' checkpoint, not a ${task} one`);
+  return { model: loadCheckpointWeights(build(raw.config), raw), config: raw.config };
+}
+
+/** checkpointFromBytes + trainedModel. */
+export function trainedModelFromBytes<M extends Module>(bytes: Uint8Array, source: string, task: string, build: (config: ModelConfig) => M): { model: M; config: ModelConfig } {
+  return trainedModel(checkpointFromBytes(bytes, source), task, build);
 }

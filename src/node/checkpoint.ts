@@ -3,28 +3,14 @@
 // position in the epoch, step, RNG state, options) and metrics. Written atomically (temp file + fsync + rename), so
 // a crash or kill at any moment leaves the previous complete checkpoint in place.
 import { readSafetensorsFile, writeFileAtomic } from "./safetensors-file.js";
-import { saveSafetensors, toTensor } from "../io/state-dict.js";
+import { saveSafetensors } from "../io/state-dict.js";
+import { CHECKPOINT_FORMAT, OPT_PREFIX, loadCheckpointWeights, parseCheckpoint, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 import { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig, Task } from "../tasks/task.js";
 import { findTask } from "./tasks/index.js";
 
-export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
-const OPT_PREFIX = "optimizer/";
-
-/** Where training stopped: enough to continue to exactly the same result. */
-export interface TrainerState {
-  epoch: number;            // current epoch (0-based)
-  batchInEpoch: number;     // next batch to run in that epoch
-  globalStep: number;       // optimizer steps done
-  totalSteps: number;       // planned optimizer steps of the whole run
-  seed: number;
-  rng: number[];            // default generator state (dropout)
-  options: { epochs: number; batchSize: number; lr: number; weightDecay: number; warmupSteps: number; clipNorm: number;
-    limitTrain?: number; limitTest?: number; data?: string };
-  history: { step: number; epoch: number; loss: number; metrics?: Record<string, number> }[];
-  finished: boolean;
-}
+export { CHECKPOINT_FORMAT, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 
 export interface CheckpointContents {
   task: string;
@@ -71,50 +57,9 @@ export async function exportCheckpoint(src: string, dst: string, o: { half?: boo
   return { bytes: bytes.length };
 }
 
-export interface RawCheckpoint {
-  path: string;
-  task: string;
-  config: ModelConfig;
-  weights: Map<string, Tensor>;
-  optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
-  trainer?: TrainerState;
-  metrics?: Record<string, number>;
-  notes?: string;
-  history?: unknown;
-}
-
-function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
-  if (text === undefined) return undefined;
-  try { return JSON.parse(text) as T; } catch (e) {
-    throw new Error(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /** Read a checkpoint file without building the model. */
 export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
-  const { tensors, metadata } = await readSafetensorsFile(path);
-  if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
-      `plain state dicts load with loadModule()`);
-  }
-  if (!metadata.task) throw new Error(`${path}: checkpoint metadata has no "task" field`);
-  const config = parseJsonField<ModelConfig>(path, "config", metadata.config);
-  if (!config || typeof config !== "object") throw new Error(`${path}: checkpoint metadata has no model "config"`);
-  const weights = new Map<string, Tensor>();
-  const optTensors: Record<string, Float32Array> = {};
-  for (const [name, t] of tensors) {
-    if (name.startsWith(OPT_PREFIX)) optTensors[name.slice(OPT_PREFIX.length)] = toTensor(name, t).dataSync() as Float32Array;
-    else weights.set(name, toTensor(name, t));
-  }
-  const scalars = parseJsonField<Record<string, number>>(path, "optimizer", metadata.optimizer);
-  return {
-    path, task: metadata.task, config, weights,
-    optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
-    trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
-    metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
-    notes: metadata.notes,
-    history: parseJsonField<unknown>(path, "history", metadata.history),
-  };
+  return parseCheckpoint(await readSafetensorsFile(path), path);
 }
 
 export interface LoadedCheckpoint {
@@ -129,12 +74,6 @@ export interface LoadedCheckpoint {
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const raw = await readCheckpoint(path);
   const task = await findTask(raw.task);
-  const model = task.modelFromConfig(raw.config);
-  try {
-    model.loadStateDict(raw.weights, { strict: true });
-  } catch (e) {
-    throw new Error(`${path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`);
-  }
-  model.eval();
+  const model = loadCheckpointWeights(task.modelFromConfig(raw.config), raw);
   return { task, model, config: raw.config, meta: { path, trainer: raw.trainer, metrics: raw.metrics, notes: raw.notes }, raw };
 }

@@ -2,7 +2,7 @@
 // cross-origin-isolation headers (COOP same-origin + COEP require-corp) that SharedArrayBuffer — and so the Wasm
 // kernels' Web Workers — need. Read-only, GET/HEAD only, no directory listings, bound to 127.0.0.1 by default:
 // the page and the text it explains stay on this machine.
-import { createReadStream, existsSync, statSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 
@@ -34,8 +34,9 @@ export function startWebServer(o: WebServerOptions): Promise<{ url: string; serv
     let path: string;
     try { path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname); } catch { res.writeHead(400).end(); return; }
     const file = path === "/" ? o.index : resolveMounted(o.mounts, path);
-    if (!file || !existsSync(file) || !statSync(file).isFile()) { res.writeHead(404, { "Content-Type": "text/plain" }).end(`not found: ${path}\n`); return; }
-    res.writeHead(200, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": statSync(file).size });
+    const st = file ? statSync(file, { throwIfNoEntry: false }) : undefined;
+    if (!file || !st?.isFile()) { res.writeHead(404, { "Content-Type": "text/plain" }).end(`not found: ${path}\n`); return; }
+    res.writeHead(200, { "Content-Type": MIME[extname(file)] ?? "application/octet-stream", "Content-Length": st.size });
     if (req.method === "HEAD") { res.end(); return; }
     createReadStream(file).pipe(res);
   });
