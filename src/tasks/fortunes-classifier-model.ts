@@ -11,8 +11,6 @@ import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
 import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
 
-export { checkpointFromBytes } from "../io/checkpoint-bytes.js";
-
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
 /** The product brief's example sentence (and its Chinese version, which is out of vocabulary). */

@@ -21,8 +21,9 @@ import { TfidfLogReg } from "../../data/tfidf-logreg.js";
 import { FORTUNES_DIR, listFortuneFiles, loadFortunes, readFortuneFiles } from "../datasets.js";
 import { TextClassifier, lengthGroups, maskTokens, padIds } from "../../models/text-classifier.js";
 import type { DataOptions, ModelConfig, Task } from "../../tasks/task.js";
+import { checkpointFromBytes } from "../../io/checkpoint-bytes.js";
 import {
-  MASK, MASK_ID, checkpointFromBytes, classifierFromConfig, classifierState, classifyIds, encodeText, explainText, predictText,
+  MASK, MASK_ID, classifierFromConfig, classifierState, classifyIds, encodeText, explainText, predictText,
   softmaxRow, tokenizerFromConfig, type ClassifierConfig,
 } from "../../tasks/fortunes-classifier-model.js";
 
