@@ -11,7 +11,7 @@ import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
-import { softmax } from "./nn.js";
+import { safeSoftmax } from "./nn.js";
 
 export interface SdpaOptions {
   /** torch.nn.functional.scaled_dot_product_attention semantics: bool → true = attend; float → added to the scores.
@@ -188,7 +188,7 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
     bd[(b * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1));
   }
   s = where(blocked, -Infinity, s);
-  const w = softmax(s, -1);                                               // (B, H, Tq, Tk)
+  const w = safeSoftmax(s);                                               // (B, H, Tq, Tk); rows with no visible key: 0
   let wd = w;
   if (a.dropoutP > 0) {
     const m = uninit(w.shape), md = m.storage.data as Float32Array;
