@@ -275,6 +275,21 @@ test("NaN in a key: every row that sees it is NaN (output and weights); a padded
   }
 });
 
+test("causal: a NaN key is invisible to the queries before it (output and weights), NaN for the rest", () => {
+  const B = 1, H = 2, T = 70, D = 8, bad = 40;                         // several tiles; key 40 is in a diagonal tile
+  const c = makeCase(B, H, H, T, T, D, D, () => ({ causal: true }), (_b, _h, i, j) => (j > i ? -Infinity : 0));
+  c.k[(1 * T + bad) * D + 3] = NaN;                                    // head 1
+  for (const backend of BACKENDS) for (const impl of IMPLS) {
+    const got = run(c, backend, impl), tag = `${backend}, ${impl}`;
+    for (let i = 0; i < T; i++) {
+      const row = T + i;
+      if (i >= bad) assert.ok(isNaNRow(got.out, row, D) && isNaNRow(got.w, row, T), `${tag}: query ${i} sees the NaN key`);
+      else assert.ok(finiteRow(got.out, row, D) && finiteRow(got.w, row, T), `${tag}: query ${i} must not see the NaN key`);
+    }
+    assert.ok(got.out.slice(0, T * D).every(Number.isFinite) && got.w.slice(0, T * T).every(Number.isFinite), `${tag}: head 0 finite`);
+  }
+});
+
 test("NaN in a value: the output columns of the rows that weight it are NaN, the weights stay finite", () => {
   const c = nanCase();
   c.v[(1 * c.H + 0) * c.Tk * c.Dv + 3 * c.Dv + 2] = NaN;               // b 1, kv head 0, key 3, column 2
@@ -320,7 +335,7 @@ test("nn.MultiheadAttention: a batch element whose keys are all padding gets 0 a
   });
 });
 
-test("nn.MultiheadAttention with a blocking attnMask row and isCausal; TransformerEncoderLayer with an all-padding element", () => {
+test("nn.MultiheadAttention with a blocking attnMask row and isCausal; Transformer encoder/decoder layers with an all-padding element", () => {
   const E = 8, H = 2, B = 2, T = 5;
   for (const backend of BACKENDS) for (const withGrad of [false, true]) withBackend(backend, () => {
     const tag = `${backend}, ${withGrad ? "math (captured with grad)" : "fused"}`;
@@ -344,5 +359,13 @@ test("nn.MultiheadAttention with a blocking attnMask row and isCausal; Transform
     out.sum().backward();
     assert.ok(out.toFloat32Array().every(Number.isFinite), `${tag}: encoder output finite`);
     assert.ok(src.grad!.toFloat32Array().every(Number.isFinite), `${tag}: encoder grad finite`);
+
+    manualSeed(8);
+    const dec = new nn.TransformerDecoderLayer(E, H, { dropout: 0, batchFirst: true, dimFeedforward: 16 });
+    const tgt = randn([B, 3, E]).requiresGrad_(), mem = randn([B, T, E]).requiresGrad_();
+    const { result: d } = captureAttention(dec, () => dec.forward(tgt, mem, { tgtIsCausal: true, memoryKeyPaddingMask: boolT(pad, [B, T]) }), { withGrad });
+    d.sum().backward();
+    assert.ok(d.toFloat32Array().every(Number.isFinite), `${tag}: decoder output finite`);
+    assert.ok(tgt.grad!.toFloat32Array().every(Number.isFinite) && mem.grad!.toFloat32Array().every(Number.isFinite), `${tag}: decoder grads finite`);
   });
 });
