@@ -7,13 +7,26 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableBackends, captureAttention, F, getBackend, manualSeed, nn, randn, setBackend, Tensor } from "../src/node.js";
+import { loadNativeKernels, type NativeIsa } from "../src/node/native-addon.js";
 
-const BACKENDS = ["reference", "wasm", "native"].filter((b) => availableBackends().includes(b));
+// "native:avx2" runs the native backend on that ISA variant (every variant this CPU runs is checked)
+const nativeAddon = loadNativeKernels().kernels;
+const nativeIsas = nativeAddon && availableBackends().includes("native")
+  ? (["avx512", "avx2", "generic"] as NativeIsa[]).filter((i) => nativeAddon.setIsa(i)) : [];
+if (nativeAddon && nativeIsas.length) nativeAddon.setIsa(nativeIsas[0]);
+const BACKENDS = [...["reference", "wasm"].filter((b) => availableBackends().includes(b)), ...nativeIsas.map((i) => `native:${i}`)];
 const IMPLS = ["fused", "math"] as const;
 
-function withBackend<T>(name: string, fn: () => T): T {
-  const prev = getBackend();
-  try { setBackend(name); return fn(); } finally { setBackend(prev); }
+function withBackend<T>(label: string, fn: () => T): T {
+  const prev = getBackend(), [name, isa] = label.split(":") as [string, NativeIsa | undefined];
+  try {
+    setBackend(name);
+    if (isa) nativeAddon!.setIsa(isa);
+    return fn();
+  } finally {
+    setBackend(prev);
+    if (isa) nativeAddon!.setIsa(nativeIsas[0]);
+  }
 }
 
 let seed = 0x1234567;
