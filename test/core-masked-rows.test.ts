@@ -171,9 +171,18 @@ function tiledCase(): Case {
     (b, h, i, j) => (pad[b * Tk + j] ? -Infinity : m[(h * Tq + i) * Tk + j]));
 }
 
+function decodeStepCase(): Case {
+  // one new query against cached keys (the shape of cached generation / seq2seq cross-attention): an empty source
+  const B = 3, H = 2, Tk = 9;
+  const pad = new Uint8Array(B * Tk);
+  pad.fill(1, 2 * Tk, 3 * Tk);
+  pad[4] = 1;
+  return makeCase(B, H, H, 1, Tk, 8, 8, () => ({ keyPaddingMask: boolT(pad, [B, Tk]) }), (b, _h, _i, j) => (pad[b * Tk + j] ? -Infinity : 0));
+}
+
 const CASES: [string, () => Case][] = [
   ["bool attnMask", boolMaskCase], ["float −inf attnMask", floatMaskCase], ["keyPaddingMask over a whole batch element (GQA)", keyPaddingCase],
-  ["causal + bool attnMask", causalMaskCase], ["several tiles, mask + padding", tiledCase],
+  ["causal + bool attnMask", causalMaskCase], ["several tiles, mask + padding", tiledCase], ["decode step, empty source", decodeStepCase],
 ];
 
 test("fully masked rows: output 0, weights 0, no gradient from or into them — fused and math, every backend", () => {
