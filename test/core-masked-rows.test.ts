@@ -231,12 +231,15 @@ test("a fully masked row leaves every other row bit-for-bit as it was (out and d
   }
 });
 
-test("F.softmax keeps PyTorch's plain-softmax rule: an all −inf row is NaN (attention uses the safe form)", () => {
+test("F.softmax keeps PyTorch's plain-softmax rule: an all −inf row is NaN, so is a row with NaN or +Inf (attention uses the safe form)", () => {
   for (const backend of BACKENDS) withBackend(backend, () => {
     const x = Tensor.fromArray([-Infinity, -Infinity, -Infinity, 1, -Infinity, 1], [2, 3]);
     const y = F.softmax(x, -1).toFloat32Array();
     assert.ok(y.slice(0, 3).every(Number.isNaN), `${backend}: all −inf row → NaN, got ${y.slice(0, 3)}`);
     assert.deepEqual(Array.from(y.slice(3)), [0.5, 0, 0.5], backend);
+    const n = 1100, z = randArr(2 * n);                                // long rows: the SIMD bodies and tails
+    z[5] = NaN; z[n + 7] = Infinity;
+    assert.ok(F.softmax(Tensor.fromArray(z, [2, n]), -1).toFloat32Array().every(Number.isNaN), `${backend}: a NaN or +Inf makes its row NaN`);
   });
 });
 
