@@ -24,9 +24,12 @@ struct BwdCtx {
 
 // P for lanes j0+v·VW … of one query row from its raw score q·k (key-major lanes): scale, additive mask (row mrow,
 // valid for the first nk columns), −inf columns (colNeg), causal j > i, minus lse·log2e, then 2^x.
+// Padded columns are replaced by −inf, not added to: a NaN key there must not show in the weights (the forward never
+// reads its score either).
 AF_INLINE vf probVec(vf raw, float qscale, const float* colNeg, const float* mrow, int64_t v, int64_t nk, vi jv,
                      bool causal, int64_t row, float L2) {
-  vf x = raw * qscale + load(colNeg + v * VW);
+  vf neg = load(colNeg + v * VW);
+  vf x = select(neg < 0.0f, neg, raw * qscale);
   if (mrow) {
     if (v * VW + VW <= nk) {
       x += load(mrow + v * VW) * kLog2e;

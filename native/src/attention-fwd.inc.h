@@ -133,14 +133,15 @@ void fwdTask(void* vctx, int64_t t, int) {
     blockGemm(Dv, FWD_BQ, nk, V + j0 * a.sv.t, 1, a.sv.t, ST, FWD_BQ, OT, FWD_BQ, true);
   }
 
-  // O = O^T / l (transposed back), lse = (m + log2 l)·ln2; rows with no visible key: O = 0, lse = −inf.
+  // O = O^T / l (transposed back), lse = (m + log2 l)·ln2. Rows with no visible key (l = 0): O = 0, lse = −inf.
+  // A NaN score (NaN or ±inf in q/k) makes l NaN: O and lse NaN, so the weights recomputed from lse are NaN too.
   alignas(64) float inv[FWD_BQ], lse[FWD_BQ];
   for (int v = 0; v < ATT_NV; v++)
     for (int l = 0; l < VW; l++) {
       float lsum = lv[v][l];
       bool ok = lsum > 0.0f;
-      inv[v * VW + l] = ok ? 1.0f / lsum : 0.0f;
-      lse[v * VW + l] = ok ? (mv[v][l] + log2f(lsum)) * kLn2 : -__builtin_inff();
+      inv[v * VW + l] = ok ? 1.0f / lsum : lsum == 0.0f ? 0.0f : lsum;
+      lse[v * VW + l] = ok ? (mv[v][l] + log2f(lsum)) * kLn2 : lsum == 0.0f ? -__builtin_inff() : lsum;
     }
   for (int64_t d = 0; d < Dv; d++)
     for (int v = 0; v < ATT_NV; v++) store(OT + d * FWD_BQ + v * VW, load(OT + d * FWD_BQ + v * VW) * load(inv + v * VW));

@@ -2,6 +2,8 @@
 // Default path: one fused kernel (FlashAttention-style on fast backends) that saves only the per-row log-sum-exp;
 // the weights, when asked for, are recomputed from it — explanations never force the slow path.
 // "math" path: composed from matmul/softmax so the returned weights are differentiable (gradient-weighted attention).
+// Both paths and every backend share one rule for a query row whose keys are all masked (PyTorch >= 2.5 SDPA):
+// output 0, weights 0, lse -inf, no gradient from or into the row; and a NaN score makes its row NaN (lse NaN).
 import { shapeStr } from "../shape.js";
 import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
@@ -11,7 +13,7 @@ import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
-import { softmax } from "./nn.js";
+import { safeSoftmax } from "./nn.js";
 
 export interface SdpaOptions {
   /** torch.nn.functional.scaled_dot_product_attention semantics: bool → true = attend; float → added to the scores.
@@ -35,7 +37,17 @@ export interface SdpaOptions {
 
 export interface SdpaResult { out: Tensor; weights: Tensor | null }
 
-/** q (B,H,Tq,D) or (B,Tq,D); k (B,Hkv,Tk,D); v (B,Hkv,Tk,Dv) with H % Hkv == 0 (grouped-query attention). */
+/**
+ * softmax(q·kᵀ·scale + mask)·v. q (B,H,Tq,D) or (B,Tq,D); k (B,Hkv,Tk,D); v (B,Hkv,Tk,Dv) with H % Hkv == 0
+ * (grouped-query attention).
+ *
+ * A query row that can attend to nothing (every key masked by attnMask, keyPaddingMask and/or causal) gets output 0
+ * and weights 0, and no gradient flows from or into it (its dq is 0; nothing reaches dk/dv) — PyTorch >= 2.5's rule,
+ * the same on the fused and the "math" path and on every backend. NaN propagates per row: a NaN score (NaN in q or
+ * k, or ±Inf giving Inf − Inf or 0·Inf) makes that row's output, weights and gradients NaN; a NaN in v reaches the
+ * output columns of the rows that weight its key. Keys excluded by keyPaddingMask or causal are never scored; the
+ * fast kernels still multiply their v (and k, backward) by 0, so non-finite values stored there may give NaN.
+ */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions & { returnWeights: true | "full" | "mean" }): SdpaResult;
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts?: SdpaOptions): Tensor;
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions = {}): Tensor | SdpaResult {
@@ -188,7 +200,7 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
     bd[(b * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1));
   }
   s = where(blocked, -Infinity, s);
-  const w = softmax(s, -1);                                               // (B, H, Tq, Tk)
+  const w = safeSoftmax(s);                                               // (B, H, Tq, Tk); rows with no visible key: 0
   let wd = w;
   if (a.dropoutP > 0) {
     const m = uninit(w.shape), md = m.storage.data as Float32Array;

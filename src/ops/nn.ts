@@ -17,6 +17,10 @@ function alongLastDim(x: Tensor, dim: number, fn: (xc: Tensor) => Tensor): Tenso
   return fn(x.transpose(d, -1).contiguous()).transpose(d, -1);
 }
 
+/**
+ * softmax along `dim`, like torch.softmax: a row whose entries are all −inf is NaN (0/0), and a NaN anywhere in a
+ * row makes the whole row NaN. Attention does not use this for its masked rows: see safeSoftmax.
+ */
 export function softmax(x: Tensor, dim = -1): Tensor {
   assertFloat(x, "softmax");
   return alongLastDim(x, dim, (xc) => {
@@ -31,6 +35,32 @@ export function softmax(x: Tensor, dim = -1): Tensor {
   });
 }
 
+/**
+ * softmax over the last axis where a row whose entries are all −inf (a query that may attend to nothing) is 0 with a
+ * zero gradient instead of NaN — PyTorch's _safe_softmax, which scaled_dot_product_attention (≥ 2.5) uses. Other rows,
+ * NaN rows included, are exactly softmax's. Costs one comparison per row unless the row starts with −inf.
+ */
+export function safeSoftmax(x: Tensor): Tensor {
+  assertFloat(x, "safeSoftmax");
+  const xc = x.contiguous(), n = xc.shape[xc.ndim - 1] ?? 1, rows = xc.numel() / Math.max(n, 1);
+  const xd = contiguousData(xc) as Float32Array, y = uninit(xc.shape), yd = y.storage.data as Float32Array;
+  K.softmax(xd, yd, rows, n);
+  const dead: number[] = [];
+  for (let r = 0, o = 0; r < rows; r++, o += n) {
+    if (n === 0 || xd[o] !== -Infinity) continue;
+    let j = 1;
+    while (j < n && xd[o + j] === -Infinity) j++;
+    if (j === n) { yd.fill(0, o, o + n); dead.push(o); }
+  }
+  return record(y, "safeSoftmax", [xc], (g) => {
+    const gc = g.contiguous(), dx = uninit(xc.shape), dd = dx.storage.data as Float32Array;
+    K.softmaxBackward(yd, contiguousData(gc) as Float32Array, dd, rows, n);
+    for (const o of dead) dd.fill(0, o, o + n);   // y = 0 gives 0 for a finite incoming gradient; this for a NaN one too
+    return [dx];
+  }, [y]);
+}
+
+/** log-softmax along `dim`, like torch.log_softmax (an all −inf row is NaN). */
 export function logSoftmax(x: Tensor, dim = -1): Tensor {
   assertFloat(x, "logSoftmax");
   return alongLastDim(x, dim, (xc) => {

@@ -22,11 +22,18 @@ function scoreRow(q: Float32Array, k: Float32Array, a: AttnArgs, b: number, h: n
   }
 }
 
-/** Softmax of `s` in place given its log-sum-exp; returns lse. */
+/**
+ * Log-sum-exp of the scores `s`: −inf when every score is −inf (the row sees no key: output and weights 0, no
+ * gradient), NaN when a score is NaN or +inf (NaN propagates to the whole row, as in torch.softmax).
+ */
 function rowLse(s: Float64Array, n: number): number {
   let m = -Infinity;
   for (let j = 0; j < n; j++) if (s[j] > m) m = s[j];
-  if (m === -Infinity) return -Infinity;
+  if (m === -Infinity) {
+    // the max skips NaN: only a row of −inf and NaN lands here, and a NaN must not pass for "fully masked"
+    for (let j = 0; j < n; j++) if (Number.isNaN(s[j])) return NaN;
+    return -Infinity;
+  }
   let sum = 0;
   for (let j = 0; j < n; j++) sum += Math.exp(s[j] - m);
   return m + Math.log(sum);

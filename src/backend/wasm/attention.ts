@@ -183,7 +183,8 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
         const f32 = arena.f32, row = (b * H + h) * Tq;
         for (let i = 0; i < Tq; i++) {
           const l = f32[(lOut >> 2) + i];
-          lse[row + i] = l > 0 ? (f32[(mOut >> 2) + i] + Math.log2(l)) * LN2 : -Infinity;
+          // l = 0: the row sees no key (lse −inf: weights 0, no gradient); l NaN: a NaN score, lse NaN like the output
+          lse[row + i] = l > 0 ? (f32[(mOut >> 2) + i] + Math.log2(l)) * LN2 : l === 0 ? -Infinity : NaN;
         }
       }
     }

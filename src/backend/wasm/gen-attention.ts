@@ -112,14 +112,14 @@ function addForward(m: ModuleBuilder): void {
 
 function addBackward(m: ModuleBuilder): void {
   // One (query block × key block) tile, key-major in lanes (row i = query i0+i, lane = key j0+j):
-  //   x = S·qscale + colNeg[j] (+ MT·log2e) (causal: −inf for j0+j > i0+i),  P = 2^(x − lse2[i])
+  //   x = S·qscale, or −inf where colNeg[j] is (+ MT·log2e) (causal: −inf for j0+j > i0+i),  P = 2^(x − lse2[i])
   //   probsOnly: PD = P.  Else with z = dropout keep·1/(1−p):  PD = P·z,  S = P·(dP·z − delta[i])·scale
   // (S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly)
   m.func("bwd_ds", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32, i32, i32, f32, i32], [],
     (f, S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly) => {
       const i = f.local(i32), v = f.local(i32), off = f.local(i32), row = f.local(i32);
       const L2 = f.local(v128), dl = f.local(v128), x = f.local(v128), keep = f.local(v128), dpv = f.local(v128);
-      const qs = f.local(v128), sc = f.local(v128), ik = f.local(v128), rkv = f.local(v128);
+      const qs = f.local(v128), sc = f.local(v128), ik = f.local(v128), rkv = f.local(v128), cn = f.local(v128);
       f.emit(set(qs, F32x4.splat(get(qscale))), set(sc, F32x4.splat(get(scale))), set(ik, F32x4.splat(get(invKeep))));
       f.for(i, I32.const(0), get(nq), 1, () => {
         f.emit(set(L2, V128.loadSplat32(at(get(lse2), get(i)))), set(dl, V128.loadSplat32(at(get(delta), get(i)))));
@@ -127,7 +127,9 @@ function addBackward(m: ModuleBuilder): void {
         f.if(get(rk), () => f.emit(set(rkv, V128.loadSplat32(at(get(rk), get(i))))));
         f.for(v, I32.const(0), get(bk), 4, () => {
           f.emit(set(off, I32.shl(I32.add(get(row), get(v)), I32.const(2))));
-          f.emit(set(x, F32x4.add(F32x4.mul(V128.load(I32.add(get(S), get(off))), get(qs)), V128.load(at(get(colNeg), get(v))))));
+          // padded columns are replaced by −inf, not added to: a NaN key there must not reach the weights
+          f.emit(set(cn, V128.load(at(get(colNeg), get(v)))));
+          f.emit(set(x, V128.bitselect(get(cn), F32x4.mul(V128.load(I32.add(get(S), get(off))), get(qs)), F32x4.eq(get(cn), negInf4()))));
           f.if(get(MT), () => f.emit(set(x, F32x4.add(get(x), F32x4.mul(V128.load(I32.add(get(MT), get(off))), sp(LOG2E))))));
           f.if(get(causal), () => {
             const jv = I32x4.add(I32x4.splat(I32.add(get(j0), get(v))), lane());
