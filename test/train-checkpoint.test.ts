@@ -23,7 +23,7 @@ test("epoch order is a permutation that depends only on (seed, epoch)", () => {
 test("training learns the toy task and writes a checkpoint with metrics", async () => {
   const out = join(dir, "learn.safetensors");
   const r = await train(toyTask, { out, epochs: 6, seed: 1, ...quiet });
-  const first = r.state.history[0].loss, last = r.state.history[r.state.history.length - 1].loss;
+  const first = r.state.history[0].loss!, last = r.state.history[r.state.history.length - 1].loss!;
   assert.ok(last < first * 0.8, `loss should fall: ${first} → ${last}`);
   assert.ok(r.metrics!.accuracy > 0.7, `accuracy ${r.metrics!.accuracy}`);
   const ck = await readCheckpoint(out);
@@ -58,6 +58,24 @@ test("resume continues to exactly the same weights as an uninterrupted run", asy
   const wa = a.model.stateDict(), wb = b.model.stateDict();
   for (const k of Object.keys(wa)) assert.deepEqual(wb[k].dataSync(), wa[k].dataSync(), `parameter ${k} differs after resume`);
   assert.deepEqual(b.metrics, a.metrics);
+  // the resumed epoch's train loss averages all its batches, as the uninterrupted run's does (issue 14, item 5)
+  assert.deepEqual(b.state.history, a.state.history);
+});
+
+test("a run killed after an epoch's last periodic save and before its end-of-epoch save records the epoch's real loss", async () => {
+  const full = join(dir, "full-e.safetensors"), part = join(dir, "part-e.safetensors");
+  const a = await train(toyTask, { out: full, epochs: 2, seed: 5, ...quiet });
+  // 16 batches an epoch; saves at steps 8 and 16, then the end-of-epoch evaluation "crashes" (as a kill would land):
+  // the file on disk is at batch 16 of 16 of epoch 1, with no history entry for it yet
+  let evals = 0;
+  const crashing = { ...toyTask, evaluate: (...x: Parameters<typeof toyTask.evaluate>) => { if (evals++ === 0) throw new Error("killed"); return toyTask.evaluate(...x); } };
+  await assert.rejects(train(crashing, { out: part, epochs: 2, seed: 5, checkpointEverySteps: 8, ...quiet }), /killed/);
+  const mid = await readCheckpoint(part);
+  assert.equal(mid.trainer!.batchInEpoch, 16);
+  assert.equal(mid.trainer!.history.length, 0);
+  const b = await train(toyTask, { out: part, resume: part, ...quiet });
+  assert.ok(b.state.history[0].loss! > 0, `epoch 1 loss ${b.state.history[0].loss}`);
+  assert.deepEqual(b.state.history, a.state.history);
 });
 
 test("a checkpoint killed mid-save (SIGKILL) is never corrupt", async () => {

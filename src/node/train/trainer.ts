@@ -83,12 +83,14 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     model = task.modelFromConfig(config) as M;
     model.loadStateDict(ck.weights, { strict: true });
     resumeOptimizer = ck.optimizer;
+    checkEpochSums(o.resume, state);
     log(`resuming ${task.name} from ${o.resume}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}, step ${state.globalStep}`);
   } else {
     const d = task.defaults;
     const seed = o.seed ?? 0;
     state = {
       epoch: 0, batchInEpoch: 0, globalStep: 0, totalSteps: 0, seed, rng: [], history: [], finished: false,
+      epochLossSum: 0, epochLossBatches: 0,
       options: {
         epochs: o.epochs ?? d.epochs, batchSize: o.batchSize ?? d.batchSize, lr: o.lr ?? d.lr,
         weightDecay: o.weightDecay ?? d.weightDecay, warmupSteps: o.warmupSteps ?? d.warmupSteps, clipNorm: o.clipNorm ?? d.clipNorm,
@@ -159,7 +161,11 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
       const order = epochOrder(n, state.seed, state.epoch);
       const bar = new ProgressBar({ total: batchesPerEpoch, label: `epoch ${state.epoch + 1}/${opts.epochs}`, unit: "batch", quiet: o.quiet });
       bar.update(state.batchInEpoch);
-      let lossSum = 0, lossCount = 0;
+      // the epoch's running loss sums live in the state (saved with every checkpoint), so an epoch resumed at any
+      // batch — even after its last batch, before its end-of-epoch save — averages all of its batches
+      const sums = state as Required<Pick<TrainerState, "epochLossSum" | "epochLossBatches">> & TrainerState;
+      sums.epochLossSum ??= 0; sums.epochLossBatches ??= 0;
+      const unmeasured = state.batchInEpoch - sums.epochLossBatches;   // > 0 only when resumed from an older checkpoint
       while (state.batchInEpoch < batchesPerEpoch) {
         if (o.stopAfterSteps !== undefined && state.globalStep >= o.stopAfterSteps) { interrupted = true; break outer; }
         if (interruptRequested) { interrupted = true; break outer; }
@@ -176,20 +182,23 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
         if (!Number.isFinite(loss)) throw new Error(`train: loss became ${loss} at step ${state.globalStep} (epoch ${state.epoch + 1}, batch ${b}); lower --lr?`);
         sched.step();
         state.globalStep++; state.batchInEpoch++;
-        lossSum += loss; lossCount++;
+        sums.epochLossSum += loss; sums.epochLossBatches++;
         const rate = bar.rate();
-        bar.update(state.batchInEpoch, { loss: lossSum / lossCount, lr: opt.lr, "ex/s": rate * opts.batchSize });
+        bar.update(state.batchInEpoch, { loss: sums.epochLossSum / sums.epochLossBatches, lr: opt.lr, "ex/s": rate * opts.batchSize });
         if (o.checkpointEverySteps && state.globalStep % o.checkpointEverySteps === 0) { await save(); lastSave = performance.now(); }
         else if (performance.now() - lastSave > everySec) { await save(); lastSave = performance.now(); }
         if (state.globalStep % 8 === 0) await new Promise((r) => setImmediate(r)); // let signals through
       }
-      const epochLoss = lossSum / Math.max(1, lossCount);
+      const batches = sums.epochLossBatches;
+      const epochLoss = batches > 0 ? sums.epochLossSum / batches : null;
       bar.finish();
       const m = evaluate(task.defaults.evalLimit);
-      state.history.push({ step: state.globalStep, epoch: state.epoch + 1, loss: epochLoss, metrics: m });
-      log(`epoch ${state.epoch + 1}: train loss ${epochLoss.toFixed(4)}  ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}` +
+      state.history.push({ step: state.globalStep, epoch: state.epoch + 1, loss: epochLoss, batches, metrics: m });
+      const lossText = epochLoss === null ? "n/a" : epochLoss.toFixed(4);
+      const partial = unmeasured > 0 ? ` (over the last ${batches} of ${batchesPerEpoch} batches: the checkpoint resumed from predates saved epoch sums)` : "";
+      log(`epoch ${state.epoch + 1}: train loss ${lossText}${partial}  ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}` +
         `  (${formatDuration((performance.now() - t0) / 1000)} elapsed)`);
-      state.epoch++; state.batchInEpoch = 0;
+      state.epoch++; state.batchInEpoch = 0; sums.epochLossSum = 0; sums.epochLossBatches = 0;
       await save(); lastSave = performance.now();
     }
   } finally {
@@ -205,6 +214,15 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
   await save(metrics);
   log(`final: ${Object.entries(metrics).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")} — saved ${o.out}`);
   return { model, config, state, metrics, interrupted: false, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** A resumed state's epoch sums must describe the batches done so far (older checkpoints have none). */
+function checkEpochSums(path: string, s: TrainerState): void {
+  if (s.epochLossSum === undefined && s.epochLossBatches === undefined) return;
+  if (typeof s.epochLossSum !== "number" || !Number.isFinite(s.epochLossSum) || s.epochLossBatches !== s.batchInEpoch) {
+    throw new Error(`${path}: trainer state epochLossSum/epochLossBatches (${String(s.epochLossSum)}, ${String(s.epochLossBatches)}) ` +
+      `do not describe the ${s.batchInEpoch} batches done in epoch ${s.epoch + 1}`);
+  }
 }
 
 export function fmtMetric(v: number): string {
