@@ -114,6 +114,25 @@ test("bad checkpoints are rejected with the reason", async () => {
   await assert.rejects(train(toyTask, { out: join(dir, "x.safetensors"), overrides: { dModle: 8 }, ...quiet }), /unknown model option "dModle"/);
 });
 
+test("an output path that cannot be written is an error before training starts, naming the path", async () => {
+  let loaded = 0;
+  const counting = { ...toyTask, loadData: (o: Parameters<typeof toyTask.loadData>[0]) => { loaded++; return toyTask.loadData(o); } };
+  const aFile = join(dir, "a-file");
+  writeFileSync(aFile, "x");
+  const bad: [string, RegExp][] = [
+    [dir, /is a directory/],                                   // a directory, not a file name
+    [join(aFile, "ck.safetensors"), /a-file/],                 // a parent that is a file
+  ];
+  if (process.platform === "linux") {
+    bad.push(["/dev/null", /not a regular file/]);             // a device
+    bad.push(["/proc/self/ck.safetensors", /not writable/]);   // a directory nobody (not even root) may create files in
+  }
+  for (const [out, re] of bad) {
+    await assert.rejects(train(counting, { out, epochs: 1, ...quiet }), (e: Error) => re.test(e.message) && e.message.includes(out.split("/").pop()!), out);
+  }
+  assert.equal(loaded, 0, "no data loaded (no training) for an unwritable output");
+});
+
 test("attnflow train --list lists the tasks and succeeds; train without a task is a usage error", async () => {
   const { trainCommand } = await import("../cli/train.js");
   const log = console.log, lines: string[] = [];

@@ -3,8 +3,8 @@
 // throughput and ETA, periodic evaluation, and atomic checkpoints that make --resume continue to exactly the result
 // of an uninterrupted run (the data order of an epoch depends only on (seed, epoch); the dropout generator's state,
 // the optimizer state and the position inside the epoch are all in the checkpoint).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { AdamW } from "../../optim/optimizers.js";
 import { CosineWithWarmup } from "../../optim/schedulers.js";
 import { clipGradNorm } from "../../optim/clip.js";
@@ -65,6 +65,7 @@ let interruptRequested = false;
 export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOptions): Promise<TrainResult> {
   const log = o.log ?? ((s: string) => { if (!o.quiet) process.stderr.write(s + "\n"); });
   const t0 = performance.now();
+  checkOutputWritable(o.out);
   let state: TrainerState;
   let model: M, config: ModelConfig;
   let resumeOptimizer: { tensors: Record<string, Float32Array>; scalars: Record<string, number> } | undefined;
@@ -214,6 +215,34 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
   await save(metrics);
   log(`final: ${Object.entries(metrics).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")} — saved ${o.out}`);
   return { model, config, state, metrics, interrupted: false, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Fail before any training when the checkpoint could not be saved: the path must name a regular file (or a new one),
+ * and its directory must exist or be creatable and accept new files — probed by creating and removing a file, which
+ * also catches read-only mounts and root-owned special folders that permission bits do not show.
+ */
+export function checkOutputWritable(out: string): void {
+  const why = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === "ENOTDIR" || code === "EEXIST" ? "a part of that path is a file, not a directory"
+      : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EROFS" ? "read-only file system" : code ?? (e as Error).message;
+  };
+  let st: ReturnType<typeof statSync> | undefined;
+  try { st = statSync(out); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`train: cannot write the checkpoint ${out} (${why(e)})`);
+  }
+  if (st?.isDirectory()) throw new Error(`train: --out ${out} is a directory; give a file name such as ${join(out, "model.safetensors")}`);
+  if (st && !st.isFile()) throw new Error(`train: --out ${out} is not a regular file (a device, pipe or socket); checkpoints are written to regular files only`);
+  const dir = dirname(out);
+  try { mkdirSync(dir, { recursive: true }); } catch (e) {
+    throw new Error(`train: cannot create the directory ${dir} for the checkpoint ${out} (${why(e)})`);
+  }
+  const probe = join(dir, `.${basename(out)}.write-check-${process.pid}`);
+  try { closeSync(openSync(probe, "wx")); } catch (e) {
+    throw new Error(`train: the directory ${dir} is not writable, so the checkpoint ${out} could not be saved (${why(e)})`);
+  }
+  unlinkSync(probe);
 }
 
 /** A resumed state's epoch sums must describe the batches done so far (older checkpoints have none). */
