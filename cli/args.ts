@@ -52,7 +52,7 @@ export function closest(name: string, candidates: readonly string[]): string | u
 /** Checks a value against the flag's declared type and range; returns the reason it is wrong, or undefined. */
 export function checkValue(f: FlagSpec, v: string): string | undefined {
   if (f.choices && !f.choices.includes(v)) return `must be one of ${f.choices.join(", ")}, got "${v}"`;
-  if (!f.type) return v === "" ? "needs a non-empty value" : undefined;
+  if (!f.type) return v === "" && !f.allowEmpty ? "needs a non-empty value" : undefined;
   const x = v.trim() === "" ? NaN : Number(v);
   const want = describeRange(f);
   if (!Number.isFinite(x) || (f.type === "int" && !Number.isInteger(x))) return `must be ${want}, got "${v}"`;
@@ -119,6 +119,8 @@ export function parseCommandArgs(spec: CommandSpec, argv: string[]): Args {
     }
     a.flags[name] = value;
   }
+  const missing = pos.filter((p) => !p.optional && !p.variadic).slice(a._.length - 1);
+  if (missing.length) throw new UsageError(`missing ${missing.map((p) => `<${p.name}>`).join(" ")} (${missing[0].help})`);
   return a;
 }
 

@@ -78,7 +78,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
     flags: [MODEL, { name: "out", kind: "value", arg: "FILE", help: "the file to write (required)" },
       { name: "half", kind: "switch", help: "store the weights as float16" },
-      { name: "notes", kind: "value", arg: "TEXT", help: "notes to store (default: the checkpoint's)" }],
+      { name: "notes", kind: "value", arg: "TEXT", allowEmpty: true, help: "notes to store (default: the checkpoint's; \"\" clears them)" }],
   },
   explain: {
     name: "explain", summary: "Where the attention flows for one input of a trained model, per token or patch: terminal bars, --json, --html.",

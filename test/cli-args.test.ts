@@ -63,9 +63,14 @@ test("unknown flags are errors with a suggestion; values are checked", async () 
     [["train", "a", "b"], /unexpected extra argument "b"/],
     [["web", "--port", "70000"], /--port must be an integer >= 0 and <= 65535, got 70000/],
     [["explain", "--flow-matrices", "some"], /must be one of all, layer, none/],
+    [["explain", "--text", ""], /--text needs a non-empty value/],
+    [["parity"], /missing <dir>/],
   ];
   for (const [argv, re] of bad) assert.throws(() => parseCommandArgs(COMMANDS[argv[0]], argv), re, argv.join(" "));
   assert.throws(() => parseCommandArgs(trainTaskSpec(dates), ["train", "dates", "--d-modle", "32"]), /did you mean --d-model\?/);
+  // negative numbers are values, not flags; an empty value where the flag allows it
+  assert.equal(parseCommandArgs(COMMANDS.explain, ["explain", "--layer", "-1"]).flags.layer, "-1");
+  assert.equal(parseCommandArgs(COMMANDS.export, ["export", "--notes", ""]).flags.notes, "");
 });
 
 test("dates declares its model options with the defaults createModel really uses", () => {

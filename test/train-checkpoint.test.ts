@@ -78,6 +78,23 @@ test("a run killed after an epoch's last periodic save and before its end-of-epo
   assert.deepEqual(b.state.history, a.state.history);
 });
 
+test("resuming a checkpoint saved without the epoch sums (older versions) records how many batches the loss covers", async () => {
+  const part = join(dir, "legacy.safetensors");
+  await train(toyTask, { out: part, epochs: 2, seed: 3, stopAfterSteps: 21, ...quiet });
+  const ck = await readCheckpoint(part);
+  const { epochLossSum: _s, epochLossBatches: _b, ...legacy } = ck.trainer!;
+  await saveCheckpoint(part, { task: ck.task, config: ck.config, model: ck.weights, optimizer: ck.optimizer, trainer: legacy });
+  const lines: string[] = [];
+  const b = await train(toyTask, { out: part, resume: part, quiet: true, log: (s) => lines.push(s) });
+  assert.equal(b.state.history[0].batches, 16);
+  assert.equal(b.state.history[1].batches, 11);                     // batches 5..15 of epoch 2: what was measured
+  assert.ok(Number.isFinite(b.state.history[1].loss!));
+  assert.match(lines.join("\n"), /over the last 11 of 16 batches/);
+  // sums that do not match the position in the epoch are a corrupt state, named as such
+  await saveCheckpoint(part, { task: ck.task, config: ck.config, model: ck.weights, optimizer: ck.optimizer, trainer: { ...ck.trainer!, epochLossBatches: 2 } });
+  await assert.rejects(train(toyTask, { out: part, resume: part, ...quiet }), /epochLossSum\/epochLossBatches/);
+});
+
 test("a checkpoint killed mid-save (SIGKILL) is never corrupt", async () => {
   const path = join(dir, "kill.safetensors");
   const model = new ToyModel({ vocab: 4, dModel: 16, layers: 1, dropout: 0 });

@@ -104,6 +104,8 @@ export interface FlagSpec {
   minExclusive?: boolean;
   max?: number;
   choices?: readonly string[];
+  /** An empty value ("") is allowed (e.g. --notes "" to clear notes); otherwise it is an error. */
+  allowEmpty?: boolean;
   /** Shown in --help. */
   default?: string | number | boolean;
 }
