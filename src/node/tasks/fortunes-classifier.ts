@@ -286,6 +286,7 @@ export const task: Task<TextClassifier, FortunesClsData> = {
     return out;
   },
 
+  predictFlags: [],
   predict: (model, config, input) => predictText(model, config, input),
 
   explain: (model, config, input, target) => explainText(model, config, input, target),

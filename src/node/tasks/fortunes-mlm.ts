@@ -199,6 +199,7 @@ export const task: Task<TextClassifier, FortunesMlmData> = {
     return { accuracy: correct / Math.max(1, count), loss, perplexity: Math.exp(loss) };
   },
 
+  predictFlags: [],
   predict(model, config, input): Prediction {
     const tok = tokenizerFromConfig(config);
     const ids = idsWithMasks(tok, input).slice(0, model.config.maxLen);

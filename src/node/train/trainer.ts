@@ -105,6 +105,10 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     if (!Number.isInteger(v) || v <= 0) throw new Error(`train: --${k === "batchSize" ? "batch-size" : k} must be a positive integer, got ${v}`);
   }
   if (!(opts.lr > 0)) throw new Error(`train: --lr must be positive, got ${opts.lr}`);
+  // options the task declares are checked before any data is loaded (others when the model is built)
+  const declared = task.modelOptions ? Object.keys(task.modelOptions) : undefined;
+  const unknownOption = declared && Object.keys(o.overrides ?? {}).find((k) => !declared.includes(k));
+  if (unknownOption !== undefined) throw new Error(`train: unknown model option "${unknownOption}" for task "${task.name}" (options: ${declared!.join(", ")})`);
 
   const data = task.loadData({ data: opts.data, limitTrain: opts.limitTrain, limitTest: opts.limitTest });
   const n = task.trainSize(data);
@@ -115,7 +119,7 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
   if (!o.resume) {
     defaultGenerator.manualSeed(state.seed);
     const over = o.overrides ?? {};
-    if (Object.keys(over).length) {
+    if (!task.modelOptions && Object.keys(over).length) {
       // validate option names against the task's default config (built with a throwaway generator state)
       const known = Object.keys(task.createModel(data, {}, new Generator(0)).config);
       defaultGenerator.manualSeed(state.seed);
