@@ -85,6 +85,8 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     model.loadStateDict(ck.weights, { strict: true });
     resumeOptimizer = ck.optimizer;
     checkEpochSums(o.resume, state);
+    const ignored = Object.keys(o.overrides ?? {});
+    if (ignored.length) log(`resume: the model is the checkpoint's; ignoring the model option${ignored.length > 1 ? "s" : ""} ${ignored.join(", ")}`);
     log(`resuming ${task.name} from ${o.resume}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}, step ${state.globalStep}`);
   } else {
     const d = task.defaults;
