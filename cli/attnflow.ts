@@ -44,7 +44,8 @@ async function specFor(cmd: string, argv: string[]): Promise<CommandSpec> {
   const tasks = await listTasks(), task = tasks.get(name);
   if (!task) {
     const near = closest(name, [...tasks.keys()]);
-    throw new UsageError(`unknown task "${name}"${near ? `; did you mean ${near}?` : ""} (tasks: ${[...tasks.keys()].join(", ")})`);
+    const file = /\.safetensors$/.test(name) ? `; to resume, name the task first: attnflow train <task> --resume ${name}` : "";
+    throw new UsageError(`unknown task "${name}"${near ? `; did you mean ${near}?` : ""} (tasks: ${[...tasks.keys()].join(", ")})${file}`);
   }
   return trainTaskSpec(task);
 }
