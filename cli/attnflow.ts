@@ -1,7 +1,10 @@
 // The `attnflow` command line: a thin argv layer over the library.
 import "../src/node.js"; // registers the native backend when built
 import { runUntrainedDemo } from "./demo.js";
-import { evalCommand, exportCommand, infoCommand, predictCommand, trainCommand } from "./train.js";
+import { evalCommand, exportCommand, infoCommand, predictCommand, taskList, trainCommand } from "./train.js";
+import { type Args, type CommandSpec, UsageError, closest, formatHelp, parseCommandArgs } from "./args.js";
+import { COMMANDS, predictSpec, trainTaskSpec } from "./commands.js";
+import { listTasks } from "../src/node/tasks/index.js";
 import { explainCommand } from "./explain.js";
 import { evalFaithfulnessCommand } from "./eval-faithfulness.js";
 import { webCommand } from "./web.js";
@@ -27,32 +30,64 @@ usage:
                                                          Spearman of each method vs blank-out and input gradients
   attnflow web [--port 8080] [--host 127.0.0.1]          the shipped models explained in your browser, locally
                                                          (a page served with cross-origin isolation; Wasm on Web Workers)
-  attnflow help
+  attnflow help [command]                                this list; attnflow <command> --help: the command's options
 `;
 
-export interface Args { _: string[]; flags: Record<string, string | boolean> }
+export type { Args } from "./args.js";
 
-/** Flags that never take a value, so `--no-cache "prompt"` keeps the prompt positional. */
-const SWITCHES = new Set(["quiet", "half", "untrained", "color", "list", "help", "all"]);
-function isSwitch(k: string): boolean { return k.startsWith("no-") || SWITCHES.has(k); }
-
-export function parseArgs(argv: string[]): Args {
-  const a: Args = { _: [], flags: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const s = argv[i];
-    if (s.startsWith("--")) {
-      const [k, v] = s.slice(2).split("=", 2);
-      if (v !== undefined) a.flags[k] = v;
-      else if (!isSwitch(k) && i + 1 < argv.length && !argv[i + 1].startsWith("--")) a.flags[k] = argv[++i];
-      else a.flags[k] = true;
-    } else a._.push(s);
+/** The command's declaration; `train <task>` and `predict` add what the tasks declare. */
+async function specFor(cmd: string, argv: string[]): Promise<CommandSpec> {
+  if (cmd === "predict") return predictSpec((await listTasks()).values());
+  if (cmd !== "train") return COMMANDS[cmd];
+  const name = trainTaskName(argv);
+  if (name === undefined) return COMMANDS.train;
+  const tasks = await listTasks(), task = tasks.get(name);
+  if (!task) {
+    const near = closest(name, [...tasks.keys()]);
+    const file = /\.safetensors$/.test(name) ? `; to resume, name the task first: attnflow train <task> --resume ${name}` : "";
+    throw new UsageError(`unknown task "${name}"${near ? `; did you mean ${near}?` : ""} (tasks: ${[...tasks.keys()].join(", ")})${file}`);
   }
-  return a;
+  return trainTaskSpec(task);
+}
+
+/** The first positional word after `train`: declared flags are skipped with their values, other flags (model options) take one. */
+function trainTaskName(argv: string[]): string | undefined {
+  const kinds = new Map(COMMANDS.train.flags.map((f) => [f.name, f.kind]));
+  for (let i = 1; i < argv.length; i++) {
+    const w = argv[i];
+    if (w === "--") return argv[i + 1];
+    if (!w.startsWith("--") || w.length === 2) return w;
+    if (w.includes("=")) continue;
+    const kind = kinds.get(w.slice(2)) ?? "value";
+    if (kind === "value" && i + 1 < argv.length && !argv[i + 1].startsWith("--")) i++;
+  }
+  return undefined;
+}
+
+async function printHelp(spec: CommandSpec): Promise<void> {
+  console.log(formatHelp(spec));
+  if (spec === COMMANDS.train) console.log(`\ntasks (attnflow train <task> --help: its model options):\n${await taskList()}`);
 }
 
 async function main(argv: string[]): Promise<number> {
-  const args = parseArgs(argv);
-  const cmd = args._[0] ?? "help";
+  const cmd = argv[0] ?? "help";
+  if (cmd === "--help" || cmd === "-h") { console.log(HELP); return 0; }
+  if (!Object.hasOwn(COMMANDS, cmd)) {
+    const near = closest(cmd, Object.keys(COMMANDS));
+    console.error(`attnflow: unknown command "${cmd}"${near ? `; did you mean "${near}"?` : ""}\n\n${HELP}`); return 2;
+  }
+  let spec: CommandSpec, args: Args;
+  try {
+    spec = await specFor(cmd, argv);
+    args = parseCommandArgs(spec, argv.length ? argv : ["help"]);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`attnflow ${cmd}: ${e.message}\n(attnflow ${cmd} --help lists the options)`); return 2;
+  }
+  if (args.flags.help) {
+    await printHelp(spec);
+    return 0;
+  }
   const color = !args.flags["no-color"] && process.stdout.isTTY === true && !process.env.NO_COLOR;
   switch (cmd) {
     case "demo": {
@@ -78,14 +113,21 @@ async function main(argv: string[]): Promise<number> {
     case "explain": return explainCommand(args);
     case "eval-faithfulness": return evalFaithfulnessCommand(args);
     case "web": return webCommand(args);
-    case "help": case "--help": case "-h":
-      console.log(HELP); return 0;
-    default:
-      console.error(`attnflow: unknown command "${cmd}"\n\n${HELP}`); return 2;
+    case "help": {
+      const about = args._[1];
+      if (about === undefined) { console.log(HELP); return 0; }
+      if (!Object.hasOwn(COMMANDS, about)) throw new UsageError(`no command "${about}" (commands: ${Object.keys(COMMANDS).join(", ")})`);
+      await printHelp(await specFor(about, [about]));
+      return 0;
+    }
+    default: throw new Error(`command "${cmd}" is declared but not implemented`);
   }
 }
 
 // `attnflow … | head`: the reader went away; stop quietly, like other command-line tools
 process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); throw e; });
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => { console.error(`attnflow: ${e.message}`); process.exitCode = 1; });
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => {
+  // a usage mistake found by a command (a missing --model, a flag this checkpoint's task does not take): exit code 2
+  console.error(`attnflow: ${e.message}`); process.exitCode = e instanceof UsageError ? 2 : 1;
+});

@@ -5,12 +5,15 @@ import { exportCheckpoint, loadCheckpoint, readCheckpoint } from "../src/node/ch
 import { tidy } from "../src/scope.js";
 import { noGrad } from "../src/autograd.js";
 import { ProgressBar } from "../src/node/progress.js";
-import type { ModelConfig } from "../src/tasks/task.js";
+import type { ModelConfig, Task } from "../src/tasks/task.js";
 
-export interface Args { _: string[]; flags: Record<string, string | boolean> }
+import type { Args } from "./args.js";
+import { UsageError } from "./args.js";
+import { PREDICT_FLAGS, TRAIN_FLAGS } from "./commands.js";
 
-const TRAIN_FLAGS = new Set(["epochs", "batch-size", "lr", "weight-decay", "warmup", "clip", "seed", "out", "resume", "data",
-  "limit-train", "limit-test", "stop-after", "checkpoint-every", "quiet", "list", "no-color", "color", "json"]);
+export type { Args } from "./args.js";
+
+const TRAINER_FLAGS = new Set(TRAIN_FLAGS.map((f) => f.name));
 
 function num(flags: Args["flags"], name: string, integer = false): number | undefined {
   const v = flags[name];
@@ -32,14 +35,14 @@ function str(flags: Args["flags"], name: string): string | undefined {
 function modelOverrides(flags: Args["flags"]): ModelConfig {
   const o: ModelConfig = {};
   for (const [k, v] of Object.entries(flags)) {
-    if (TRAIN_FLAGS.has(k)) continue;
+    if (TRAINER_FLAGS.has(k)) continue;
     const key = k.replace(/-([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
     o[key] = v === true ? true : v === "false" ? false : v === "true" ? true : v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
   }
   return o;
 }
 
-async function taskList(): Promise<string> {
+export async function taskList(): Promise<string> {
   const tasks = await listTasks();
   const w = Math.max(...[...tasks.keys()].map((k) => k.length), 4);
   return [...tasks.values()].map((t) => `  ${t.name.padEnd(w)}  ${t.description}\n  ${" ".repeat(w)}  defaults: ${t.defaults.epochs} epochs, batch ${t.defaults.batchSize}, lr ${t.defaults.lr}`).join("\n");
@@ -90,6 +93,7 @@ export async function predictCommand(a: Args): Promise<number> {
   const input = str(a.flags, "text") ?? str(a.flags, "image") ?? str(a.flags, "input") ?? a._.slice(1).join(" ");
   if (!input) throw new Error("predict: give the input as an argument or with --text / --image / --input");
   const ck = await loadCheckpoint(path);
+  checkPredictFlags(a.flags, ck.task);
   const p = tidy(() => noGrad(() => ck.task.predict(ck.model, ck.config, input, a.flags)));
   if (a.flags.json) { console.log(JSON.stringify(p)); return 0; }
   if (!p.streamed) console.log(p.output);
@@ -99,6 +103,17 @@ export async function predictCommand(a: Args): Promise<number> {
   }
   if (p.details) for (const [k, v] of Object.entries(p.details)) console.log(`  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
   return 0;
+}
+
+/** The command line accepts every task's predict flags; the checkpoint's task must declare those given. */
+function checkPredictFlags(flags: Args["flags"], task: Task): void {
+  if (!task.predictFlags) return;   // a task that does not declare them reads what it understands
+  const own = new Set([...PREDICT_FLAGS, ...task.predictFlags].map((f) => f.name));
+  const other = Object.keys(flags).filter((k) => !own.has(k));
+  if (other.length) {
+    const list = task.predictFlags.map((f) => `--${f.name}`).join(", ") || "none";
+    throw new UsageError(`predict: ${other.map((k) => `--${k}`).join(", ")} ${other.length > 1 ? "are not options" : "is not an option"} of task ${task.name} (its own options: ${list})`);
+  }
 }
 
 export async function infoCommand(a: Args): Promise<number> {

@@ -20,8 +20,15 @@ export interface TrainerState {
   rng: number[];            // default generator state (dropout)
   options: { epochs: number; batchSize: number; lr: number; weightDecay: number; warmupSteps: number; clipNorm: number;
     limitTrain?: number; limitTest?: number; data?: string };
-  history: { step: number; epoch: number; loss: number; metrics?: Record<string, number> }[];
+  /**
+   * Per finished epoch: the mean train loss over `batches` batches — all of the epoch's, resumed or not; fewer only
+   * when an epoch was resumed from a checkpoint written before the running sums were saved (null: none measured).
+   */
+  history: { step: number; epoch: number; loss: number | null; batches?: number; metrics?: Record<string, number> }[];
   finished: boolean;
+  /** Running sums over the current epoch's batches done so far, so a resumed epoch's mean covers all of them. */
+  epochLossSum?: number;
+  epochLossBatches?: number;
 }
 
 export interface RawCheckpoint {

@@ -9,6 +9,7 @@ import { activeRecorder } from "../explain/capture.js";
 import { Module, Parameter } from "./module.js";
 import { Linear } from "./layers.js";
 import { xavierUniform_ } from "./init.js";
+import { checkDropout, checkPositiveInt } from "./check.js";
 
 /**
  * The brief's module, batched: Q, K, V = three Linear(dModel, dModel) of x (B, T, dModel);
@@ -20,6 +21,7 @@ export class SelfAttention extends Module {
   valueLinear: Linear;
   constructor(readonly dModel: number) {
     super();
+    checkPositiveInt("SelfAttention", "dModel", dModel);
     this.queryLinear = new Linear(dModel, dModel);
     this.keyLinear = new Linear(dModel, dModel);
     this.valueLinear = new Linear(dModel, dModel);
@@ -74,6 +76,10 @@ export class MultiheadAttention extends Module {
 
   constructor(readonly embedDim: number, readonly numHeads: number, opts: MhaOptions = {}) {
     super();
+    checkPositiveInt("MultiheadAttention", "embedDim", embedDim); checkPositiveInt("MultiheadAttention", "numHeads", numHeads);
+    if (opts.kdim !== undefined) checkPositiveInt("MultiheadAttention", "kdim", opts.kdim);
+    if (opts.vdim !== undefined) checkPositiveInt("MultiheadAttention", "vdim", opts.vdim);
+    if (opts.dropout !== undefined) checkDropout("MultiheadAttention", "dropout", opts.dropout);
     if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
     this.headDim = embedDim / numHeads;
     this.kdim = opts.kdim ?? embedDim; this.vdim = opts.vdim ?? embedDim;

@@ -5,12 +5,14 @@ import * as F from "../functional.js";
 import type { Generator } from "../random.js";
 import { Module, Parameter } from "./module.js";
 import { kaimingUniform_, uniform_ } from "./init.js";
+import { checkDropout, checkNumber, checkPositiveInt } from "./check.js";
 
 export class Linear extends Module {
   weight: Tensor;
   bias: Tensor | null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; generator?: Generator } = {}) {
     super();
+    checkPositiveInt("Linear", "inFeatures", inFeatures); checkPositiveInt("Linear", "outFeatures", outFeatures);
     // PyTorch default: kaiming_uniform(a=√5) → U(−1/√in, 1/√in) for weight and bias
     this.weight = Parameter(kaimingUniform_(zeros([outFeatures, inFeatures]), Math.sqrt(5), opts.generator));
     const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
@@ -24,6 +26,7 @@ export class Embedding extends Module {
   weight: Tensor;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { paddingIdx?: number; generator?: Generator } = {}) {
     super();
+    checkPositiveInt("Embedding", "numEmbeddings", numEmbeddings); checkPositiveInt("Embedding", "embeddingDim", embeddingDim);
     const w = randn([numEmbeddings, embeddingDim], { generator: opts.generator });
     let pad = opts.paddingIdx;
     if (pad !== undefined) {
@@ -45,6 +48,9 @@ export class LayerNorm extends Module {
   constructor(normalizedShape: number | number[], readonly opts: { eps?: number; elementwiseAffine?: boolean; bias?: boolean } = {}) {
     super();
     this.normalizedShape = Array.isArray(normalizedShape) ? normalizedShape : [normalizedShape];
+    if (!this.normalizedShape.length) throw new RangeError("LayerNorm: normalizedShape must have at least one dimension, got []");
+    for (const d of this.normalizedShape) checkPositiveInt("LayerNorm", "normalizedShape", d);
+    if (opts.eps !== undefined) checkNumber("LayerNorm", "eps", opts.eps, 0, Infinity, { loOpen: true });
     const affine = opts.elementwiseAffine ?? true;
     this.weight = affine ? Parameter(ones(this.normalizedShape)) : null;
     this.bias = affine && opts.bias !== false ? Parameter(zeros(this.normalizedShape)) : null;
@@ -54,7 +60,7 @@ export class LayerNorm extends Module {
 }
 
 export class Dropout extends Module {
-  constructor(readonly p = 0.5, readonly generator?: Generator) { super(); }
+  constructor(readonly p = 0.5, readonly generator?: Generator) { super(); checkDropout("Dropout", "p", p); }
   forward(x: Tensor): Tensor { return F.dropout(x, this.p, this.training, this.generator); }
   protected override extraRepr(): string { return `p=${this.p}`; }
 }
@@ -64,7 +70,10 @@ export class Tanh extends Module { forward(x: Tensor): Tensor { return F.tanh(x)
 export class Sigmoid extends Module { forward(x: Tensor): Tensor { return F.sigmoid(x); } }
 export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }
 export class GELU extends Module {
-  constructor(readonly approximate: "none" | "tanh" = "none") { super(); }
+  constructor(readonly approximate: "none" | "tanh" = "none") {
+    super();
+    if (approximate !== "none" && approximate !== "tanh") throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
+  }
   forward(x: Tensor): Tensor { return F.gelu(x, this.approximate); }
   protected override extraRepr(): string { return `approximate='${this.approximate}'`; }
 }

@@ -5,6 +5,7 @@ import { Module, Parameter } from "./module.js";
 import { Dropout } from "./layers.js";
 import { normal_ } from "./init.js";
 import { zeros } from "../creation.js";
+import { checkPositiveInt } from "./check.js";
 
 /** PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)); computed in float64. */
 export function sinusoidalTable(maxLen: number, dModel: number, base = 10000): Tensor {
@@ -24,6 +25,8 @@ export class SinusoidalPositionalEncoding extends Module {
   dropout: Dropout;
   constructor(readonly dModel: number, readonly opts: { maxLen?: number; dropout?: number; batchFirst?: boolean } = {}) {
     super();
+    checkPositiveInt("SinusoidalPositionalEncoding", "dModel", dModel);
+    checkPositiveInt("SinusoidalPositionalEncoding", "maxLen", opts.maxLen ?? 5000);
     this.dropout = new Dropout(opts.dropout ?? 0);
     this.registerBuffer("pe", sinusoidalTable(opts.maxLen ?? 5000, dModel), false);
   }
@@ -41,6 +44,7 @@ export class LearnedPositionalEmbedding extends Module {
   weight: Tensor;
   constructor(readonly maxLen: number, readonly dModel: number) {
     super();
+    checkPositiveInt("LearnedPositionalEmbedding", "maxLen", maxLen); checkPositiveInt("LearnedPositionalEmbedding", "dModel", dModel);
     this.weight = Parameter(normal_(zeros([maxLen, dModel]), 0, 0.02));
   }
   /** x (B, T, d) → x + weight[offset : offset+T]. */

@@ -5,6 +5,7 @@ import * as F from "../functional.js";
 import { Module } from "./module.js";
 import { Dropout, LayerNorm, Linear, ModuleList } from "./layers.js";
 import { MultiheadAttention } from "./attention.js";
+import { checkDropout, checkNumber, checkPositiveInt } from "./check.js";
 
 export interface TransformerLayerOptions {
   dimFeedforward?: number;      // default 2048
@@ -40,6 +41,7 @@ export class TransformerEncoderLayer extends Module {
   constructor(readonly dModel: number, readonly nhead: number, o: TransformerLayerOptions = {}) {
     super();
     const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
+    checkLayerArgs(new.target.name, dModel, nhead, p, ff, eps);
     this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
     this.linear1 = new Linear(dModel, ff, { bias });
     this.dropout = new Dropout(p);
@@ -68,12 +70,20 @@ export class TransformerEncoderLayer extends Module {
   }
 }
 
+function checkLayerArgs(cls: string, dModel: number, nhead: number, dropout: number, ff: number, eps: number): void {
+  checkPositiveInt(cls, "dModel", dModel); checkPositiveInt(cls, "nhead", nhead); checkPositiveInt(cls, "dimFeedforward", ff);
+  if (dModel % nhead !== 0) throw new RangeError(`${cls}: dModel ${dModel} must be divisible by nhead ${nhead}`);
+  checkDropout(cls, "dropout", dropout);
+  checkNumber(cls, "layerNormEps", eps, 0, Infinity, { loOpen: true });
+}
+
 export class TransformerEncoder extends Module {
   layers: ModuleList<TransformerEncoderLayer>;
   norm: LayerNorm | null;
   /** numLayers independent layers built by `makeLayer(i)` (PyTorch deep-copies one layer; a factory is clearer). */
   constructor(makeLayer: (i: number) => TransformerEncoderLayer, numLayers: number, norm: LayerNorm | null = null) {
     super();
+    checkPositiveInt(new.target.name, "numLayers", numLayers);
     this.layers = new ModuleList(Array.from({ length: numLayers }, (_, i) => makeLayer(i)));
     this.norm = norm;
   }
@@ -108,6 +118,7 @@ export class TransformerDecoderLayer extends Module {
   constructor(readonly dModel: number, readonly nhead: number, o: TransformerLayerOptions = {}) {
     super();
     const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
+    checkLayerArgs(new.target.name, dModel, nhead, p, ff, eps);
     this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
     this.multiheadAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
     this.linear1 = new Linear(dModel, ff, { bias });
@@ -148,6 +159,7 @@ export class TransformerDecoder extends Module {
   norm: LayerNorm | null;
   constructor(makeLayer: (i: number) => TransformerDecoderLayer, numLayers: number, norm: LayerNorm | null = null) {
     super();
+    checkPositiveInt(new.target.name, "numLayers", numLayers);
     this.layers = new ModuleList(Array.from({ length: numLayers }, (_, i) => makeLayer(i)));
     this.norm = norm;
   }

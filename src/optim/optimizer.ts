@@ -1,6 +1,7 @@
 // Optimizer base: parameter groups, per-parameter state (typed arrays, updated in place), state dicts for checkpoints.
 import type { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
+import { checkNumber } from "../nn/check.js";
 
 export interface ParamGroup<H> { params: Tensor[]; hp: H }
 
@@ -10,14 +11,21 @@ export abstract class Optimizer<H extends { lr: number }> {
   protected state = new Map<Tensor, Record<string, Float32Array>>();
   stepCount = 0;
 
-  constructor(params: Tensor[] | { params: Tensor[]; [k: string]: unknown }[], defaults: H) {
+  constructor(params: Tensor[] | ({ params: Tensor[] } & object)[], defaults: H) {
+    const cls = new.target.name;
+    if (!Array.isArray(params)) throw new TypeError(`${cls}: params must be an array of parameters or of parameter groups, got ${typeof params}`);
+    if (!params.length) throw new RangeError(`${cls}: no parameters to optimize (an empty parameter list)`);
     const groups = (params.length && !("storage" in (params[0] as object))) ? params as { params: Tensor[] }[] : [{ params: params as Tensor[] }];
     this.paramGroups = groups.map((g) => {
       const { params: ps, ...over } = g as { params: Tensor[] };
       for (const p of ps) if (!p.requiresGrad) throw new Error(`optimizer: a parameter of shape ${shapeStr(p.shape)} does not require grad`);
       return { params: ps, hp: { ...defaults, ...over } as H };
     });
+    this.paramGroups.forEach((g, i) => this.checkHp(g.hp, this.paramGroups.length > 1 ? `${cls} (parameter group ${i})` : cls));
   }
+
+  /** Subclasses check their hyper-parameters (each group's, defaults merged); lr ≥ 0 for all. */
+  protected checkHp(hp: H, cls: string): void { checkNumber(cls, "lr", hp.lr, 0); }
 
   get lr(): number { return this.paramGroups[0].hp.lr; }
   set lr(v: number) { for (const g of this.paramGroups) g.hp.lr = v; }

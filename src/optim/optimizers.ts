@@ -2,6 +2,7 @@
 import type { Tensor } from "../tensor.js";
 import { Optimizer } from "./optimizer.js";
 import { K } from "../backend/registry.js";
+import { checkNumber } from "../nn/check.js";
 
 /** Parameters at least this large use the backend's fused Adam kernel when it has one (smaller: the loop below). */
 const FUSED_MIN = 4096;
@@ -10,9 +11,14 @@ export interface SgdOptions { lr: number; momentum?: number; dampening?: number;
 
 /** g ← grad + wd·p; buf ← g (first step) else μ·buf + (1−τ)·g; step = nesterov ? g + μ·buf : buf; p ← p − lr·step. */
 export class SGD extends Optimizer<Required<SgdOptions>> {
-  constructor(params: Tensor[] | { params: Tensor[] }[], o: SgdOptions) {
+  constructor(params: Tensor[] | ({ params: Tensor[] } & Partial<SgdOptions>)[], o: SgdOptions) {
     if (o.nesterov && (!o.momentum || o.dampening)) throw new Error("SGD: nesterov momentum requires momentum > 0 and dampening = 0");
     super(params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, maximize: false, ...o });
+  }
+  protected override checkHp(hp: Required<SgdOptions>, cls: string): void {
+    super.checkHp(hp, cls);
+    checkNumber(cls, "momentum", hp.momentum, 0); checkNumber(cls, "dampening", hp.dampening, 0, 1);
+    checkNumber(cls, "weightDecay", hp.weightDecay, 0);
   }
   protected update(p: Float32Array, g: Float32Array, st: Record<string, Float32Array>, hp: Required<SgdOptions>): void {
     const { lr, momentum: mu, dampening, weightDecay: wd, nesterov, maximize } = hp;
@@ -35,8 +41,14 @@ type AdamHp = Required<AdamOptions> & { lr: number; decoupled: boolean };
 
 /** Adam: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε). */
 export class Adam extends Optimizer<AdamHp> {
-  constructor(params: Tensor[] | { params: Tensor[] }[], o: AdamOptions = {}, decoupled = false) {
+  constructor(params: Tensor[] | ({ params: Tensor[] } & AdamOptions)[], o: AdamOptions = {}, decoupled = false) {
     super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: decoupled ? 1e-2 : 0, amsgrad: false, maximize: false, decoupled, ...o });
+  }
+  protected override checkHp(hp: AdamHp, cls: string): void {
+    super.checkHp(hp, cls);
+    if (!Array.isArray(hp.betas) || hp.betas.length !== 2) throw new RangeError(`${cls}: betas must be a pair [beta1, beta2], got ${String(hp.betas)}`);
+    checkNumber(cls, "betas[0]", hp.betas[0], 0, 1, { hiOpen: true }); checkNumber(cls, "betas[1]", hp.betas[1], 0, 1, { hiOpen: true });
+    checkNumber(cls, "eps", hp.eps, 0, Infinity, { loOpen: true }); checkNumber(cls, "weightDecay", hp.weightDecay, 0);
   }
   protected update(p: Float32Array, g: Float32Array, st: Record<string, Float32Array>, hp: AdamHp): void {
     const { lr, betas: [b1, b2], eps, weightDecay: wd, amsgrad, maximize, decoupled } = hp;
@@ -66,5 +78,5 @@ export class Adam extends Optimizer<AdamHp> {
 
 /** AdamW: decoupled weight decay p ← p·(1 − lr·wd) before the Adam step (default wd 0.01). */
 export class AdamW extends Adam {
-  constructor(params: Tensor[] | { params: Tensor[] }[], o: AdamOptions = {}) { super(params, o, true); }
+  constructor(params: Tensor[] | ({ params: Tensor[] } & AdamOptions)[], o: AdamOptions = {}) { super(params, o, true); }
 }

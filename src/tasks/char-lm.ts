@@ -336,6 +336,26 @@ export const charLmTaskBase: Omit<Task<CharGPT, CharLMData>, "loadData"> = {
   description: "character-level GPT on the fortunes text (loss in nats/char, sampling with a KV cache)",
   defaults: { epochs: 10, batchSize: 32, lr: 2e-3, weightDecay: 0.1, warmupSteps: 200, clipNorm: 1, evalLimit: 256 },
   trainSize: trainCount,
+  modelOptions: {
+    blockSize: { default: DEFAULT_MODEL.blockSize, help: "context length in characters (learned positions)" },
+    dModel: { default: DEFAULT_MODEL.dModel, help: "embedding width" },
+    nHeads: { default: DEFAULT_MODEL.nHeads, help: "attention heads per layer (must divide d-model)" },
+    nLayers: { default: DEFAULT_MODEL.nLayers, help: "Transformer blocks" },
+    dimFeedforward: { default: "4 x d-model", help: "hidden width of each block's MLP" },
+    dropout: { default: DEFAULT_MODEL.dropout, help: "dropout probability in [0, 1)" },
+    tieWeights: { default: DEFAULT_MODEL.tieWeights, help: "true: the output layer reuses the token embedding" },
+    bias: { default: true, help: "biases in the Linear and LayerNorm layers" },
+  },
+  predictFlags: [
+    { name: "max-tokens", kind: "value", type: "int", min: 0, help: "characters to generate at most", default: 200 },
+    { name: "temperature", kind: "value", type: "number", min: 0, help: "sampling temperature; 0: greedy", default: 0.8 },
+    { name: "top-k", kind: "value", type: "int", min: 0, help: "sample from the K most likely characters; 0: all", default: 0 },
+    { name: "top-p", kind: "value", type: "number", min: 0, minExclusive: true, max: 1, help: "nucleus sampling: the smallest set with probability P", default: 1 },
+    { name: "seed", kind: "value", type: "int", help: "seed of the sampling", default: 0 },
+    { name: "no-cache", kind: "switch", help: "generate without the KV cache" },
+    { name: "no-stop", kind: "switch", help: "do not stop at the end of the fortune (a blank line)" },
+    { name: "no-compare", kind: "switch", help: "do not rerun in the other cache mode to compare speed and output" },
+  ],
   createModel(data, overrides, gen) {
     const cfg = resolveCharGPTConfig({ ...DEFAULT_MODEL, ...parseOverrides(overrides), vocabSize: data.tokenizer.vocabSize });
     const model = new CharGPT(cfg, gen);

@@ -197,6 +197,25 @@ export const task: Task<Seq2SeqTransformer, DatesData> = {
 
   trainSize: (data) => data.train.length,
 
+  modelOptions: {
+    unit: { default: "word", help: "source tokens: word or char" },
+    dModel: { default: 64, help: "embedding width" },
+    heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
+    encoderLayers: { default: 2, help: "encoder layers" },
+    decoderLayers: { default: 2, help: "decoder layers" },
+    dimFeedforward: { default: 256, help: "hidden width of each layer's MLP" },
+    dropout: { default: 0.1, help: "dropout probability in [0, 1)" },
+    maxSrcLen: { default: "12 (word) / 40 (char)", help: "longest source in tokens" },
+    maxTgtLen: { default: TARGET_LEN + 2, help: "longest target in characters, with [BOS] and [EOS]" },
+    tieOutput: { default: false, help: "true: the output layer reuses the target embedding" },
+    normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
+    activation: { default: "relu", help: "relu or gelu" },
+    labelSmoothing: { default: 0, help: "label smoothing of the training loss, in [0, 1)" },
+    beamWidth: { default: 4, help: "beam width of evaluation and predict; 1: greedy only" },
+    lengthPenalty: { default: 0, help: "beam search length penalty exponent" },
+  },
+  predictFlags: [{ name: "beam", kind: "value", type: "int", min: 1, help: "beam width (default: the model's beam-width)" }],
+
   createModel(data, overrides, gen: Generator) {
     const { model: mo, task: to } = parseOverrides(overrides);
     const unit = (to.unit ?? "word") as SourceUnit;

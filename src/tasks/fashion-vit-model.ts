@@ -40,6 +40,24 @@ export const FASHION_VIT_DEFAULT_CONFIG: FashionVitConfig = {
   classNames: [...FASHION_MNIST_CLASSES],
 };
 
+/** One line per model option of `attnflow train fashion-vit` (the defaults come from the config above). */
+const OPTION_HELP: Record<string, string> = {
+  patchSize: "patch side in pixels (after the stem)", patchOverlap: "overlap of neighbouring patches in pixels",
+  dModel: "embedding width", depth: "Transformer layers", heads: "attention heads per layer (must divide d-model)",
+  mlpDim: "hidden width of each layer's MLP", dropout: "dropout probability in [0, 1)", embDropout: "dropout after the patch embedding",
+  pool: "mean (of the patch tokens) or cls", activation: "gelu or relu", pixelMean: "input normalisation: mean",
+  pixelStd: "input normalisation: standard deviation", stemChannels: "convolutional stem channels, comma list (none: no stem)",
+  stemStride: "stride of the stem's first convolution", labelSmoothing: "label smoothing of the training loss, in [0, 1)",
+  cropPad: "random shift of up to +-N pixels while training; 0: off", flip: "random horizontal flips while training",
+  layerNormEps: "LayerNorm epsilon",
+};
+
+/** The model options with their defaults; the image size, channels and classes are fixed by the dataset. */
+export function fashionVitModelOptions(): Record<string, { default: unknown; help: string }> {
+  const d = { ...FASHION_VIT_DEFAULT_CONFIG, layerNormEps: 1e-6 } as unknown as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(OPTION_HELP).map(([k, help]) => [k, { default: d[k], help }]));
+}
+
 const knobsOf = new WeakMap<VisionTransformer, FashionTrainKnobs>();
 /** The training knobs a model was built with (defaults for a model made elsewhere). */
 export function trainKnobs(model: VisionTransformer): FashionTrainKnobs { return knobsOf.get(model) ?? FASHION_VIT_DEFAULT_CONFIG; }

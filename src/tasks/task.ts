@@ -85,6 +85,34 @@ export interface ExplainTarget {
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }
 
+/**
+ * A command-line flag a task understands (e.g. `predict --temperature 0.8`): the parser needs its kind to know whether
+ * the next word is its value; `type`/`min`/`max`/`choices` validate the value before anything runs.
+ * Kinds: "switch" (never a value: --quiet), "value" (always one: --lr 1e-3 or --lr=1e-3), "optional-value"
+ * (--json or --json=out.json; it takes the next word only where no positional argument could stand).
+ */
+export interface FlagSpec {
+  name: string;
+  kind: "switch" | "value" | "optional-value";
+  /** One line for --help. */
+  help: string;
+  /** The value's placeholder in --help (N, X, FILE). */
+  arg?: string;
+  type?: "int" | "number";
+  min?: number;
+  /** `min` itself is not allowed (e.g. lr > 0). */
+  minExclusive?: boolean;
+  max?: number;
+  choices?: readonly string[];
+  /** An empty value ("") is allowed (e.g. --notes "" to clear notes); otherwise it is an error. */
+  allowEmpty?: boolean;
+  /** Shown in --help. */
+  default?: string | number | boolean;
+}
+
+/** A model option of `attnflow train <task>` (given as --kebab-case V): its default and one line for --help. */
+export interface ModelOptionSpec { default: unknown; help: string }
+
 export interface Task<M extends Module = Module, D = unknown> {
   /** Command-line name, e.g. "fashion-vit". */
   readonly name: string;
@@ -103,6 +131,14 @@ export interface Task<M extends Module = Module, D = unknown> {
   loss(model: M, data: D, indices: Int32Array): Tensor;
   /** Held-out metrics, headline metric first (e.g. { accuracy, loss }); model is in eval mode, no grad. */
   evaluate(model: M, data: D, o?: { limit?: number; onProgress?: (done: number, total: number) => void }): Record<string, number>;
+  /**
+   * Model options (camelCase keys) that `createModel` accepts as overrides, with their defaults: the command line's
+   * `train <task> --help` lists them and unknown ones are rejected before any data is loaded. Without it any
+   * `--name value` reaches createModel, which validates.
+   */
+  readonly modelOptions?: Readonly<Record<string, ModelOptionSpec>>;
+  /** Flags `predict` passes to this task (beyond --model, --text/--image/--input, --json, --quiet). */
+  readonly predictFlags?: readonly FlagSpec[];
   /** Run one input given on the command line (text, image path or ids). */
   predict(model: M, config: ModelConfig, input: string, o?: Record<string, string | boolean>): Prediction;
   /** Prepare an explanation of one input (text / image path / comma-separated ids); `target` picks the output. */

@@ -10,7 +10,7 @@ import type { DataOptions, ExplainInput, ModelConfig, Task, TrainDefaults } from
 import { loadFashionMnist } from "../datasets.js";
 import { loadGreyImage } from "../image-file.js";
 import {
-  IMAGE_SIDE, buildModel, explainPixels, fashionVitConfig, logitsInChunks, predictPixels, softmaxRow, trainKnobs, vitFromStoredConfig,
+  IMAGE_SIDE, buildModel, explainPixels, fashionVitConfig, fashionVitModelOptions, logitsInChunks, predictPixels, softmaxRow, trainKnobs, vitFromStoredConfig,
 } from "../../tasks/fashion-vit-model.js";
 
 // The model half lives in src/tasks/fashion-vit-model.ts (browser-safe); these names are imported from here too.
@@ -110,6 +110,11 @@ export const task: Task<VisionTransformer, FashionData> = {
 
   trainSize: (data) => data.nTrain,
 
+  modelOptions: fashionVitModelOptions(),
+  predictFlags: [
+    { name: "invert", kind: "value", choices: ["auto", "true", "false"], help: "invert the image's grey levels (Fashion-MNIST is light on black)", default: "auto" },
+    { name: "data", kind: "value", arg: "DIR", help: "Fashion-MNIST folder for test:<index> inputs" },
+  ],
   createModel(_data, overrides, gen) {
     const config = fashionVitConfig(overrides);
     return { model: buildModel(config, gen), config: config as unknown as ModelConfig };
@@ -153,7 +158,7 @@ export const task: Task<VisionTransformer, FashionData> = {
   },
 
   predict(model, config, input, o = {}) {
-    const invert = o.invert === undefined ? "auto" : o.invert === true || o.invert === "true";
+    const invert = o.invert === undefined || o.invert === "auto" ? "auto" : o.invert === true || o.invert === "true";
     const dataDir = typeof o.data === "string" ? o.data : undefined;
     const img = resolveImage(input, () => task.loadData({ data: dataDir }), { invert });
     return predictPixels(model, config, img.pixels, { source: img.source, ...img.details });

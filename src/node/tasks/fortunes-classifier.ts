@@ -199,6 +199,27 @@ export const task: Task<TextClassifier, FortunesClsData> = {
 
   trainSize: (data) => data.train.length,
 
+  modelOptions: {
+    init: { default: "", help: "start from a fortunes-mlm checkpoint (its backbone options then apply)" },
+    dModel: { default: 128, help: "embedding width" },
+    depth: { default: 4, help: "encoder layers" },
+    heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
+    ff: { default: 512, help: "hidden width of each layer's MLP" },
+    maxLen: { default: 128, help: "longest input in tokens, with [CLS]" },
+    normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
+    activation: { default: "gelu", help: "gelu or relu" },
+    vocabFrom: { default: "train", help: "vocabulary from the training texts (train) or all fortune files (corpus)" },
+    minFreq: { default: 2, help: "a word's minimum count to enter the vocabulary" },
+    maxVocab: { default: 0, help: "vocabulary size limit; 0: none" },
+    dropout: { default: 0.2, help: "dropout probability in [0, 1)" },
+    pooling: { default: "mean", help: "mean (of the tokens) or cls" },
+    labelSmoothing: { default: 0.1, help: "label smoothing of the training loss, in [0, 1)" },
+    classWeight: { default: "balanced", help: "balanced (per-class weights N/(C n_c)) or none" },
+    tokenDropout: { default: 0.2, help: "fraction of words replaced by [MASK] while training" },
+    mlmWeight: { default: 0, help: "weight of an auxiliary masked-LM loss; 0: off" },
+    groupTokens: { default: 2048, help: "tokens per length-grouped sub-batch" },
+  },
+
   createModel(data, overrides, gen) {
     const { cfg, pretrained } = buildConfig(data, overrides);
     const model = classifierFromConfig(cfg, gen);
@@ -265,6 +286,7 @@ export const task: Task<TextClassifier, FortunesClsData> = {
     return out;
   },
 
+  predictFlags: [],
   predict: (model, config, input) => predictText(model, config, input),
 
   explain: (model, config, input, target) => explainText(model, config, input, target),

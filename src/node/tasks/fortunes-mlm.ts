@@ -127,6 +127,21 @@ export const task: Task<TextClassifier, FortunesMlmData> = {
 
   trainSize: (data) => data.train.length,
 
+  modelOptions: {
+    dModel: { default: 128, help: "embedding width" },
+    depth: { default: 4, help: "encoder layers" },
+    heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
+    ff: { default: 512, help: "hidden width of each layer's MLP" },
+    maxLen: { default: 128, help: "longest input in tokens, with [CLS]" },
+    normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
+    activation: { default: "gelu", help: "gelu or relu" },
+    minFreq: { default: 3, help: "a word's minimum count to enter the vocabulary" },
+    maxVocab: { default: 0, help: "vocabulary size limit; 0: none" },
+    dropout: { default: 0.1, help: "dropout probability in [0, 1)" },
+    maskRate: { default: 0.15, help: "fraction of words to predict, in (0, 1)" },
+    groupTokens: { default: 4096, help: "tokens per length-grouped sub-batch" },
+  },
+
   createModel(data, o, gen) {
     const derived = Object.keys(o).filter((k) => DERIVED.has(k));
     if (derived.length) throw new Error(`fortunes-mlm: ${derived.join(", ")} cannot be set (derived from the data and vocabulary)`);
@@ -184,6 +199,7 @@ export const task: Task<TextClassifier, FortunesMlmData> = {
     return { accuracy: correct / Math.max(1, count), loss, perplexity: Math.exp(loss) };
   },
 
+  predictFlags: [],
   predict(model, config, input): Prediction {
     const tok = tokenizerFromConfig(config);
     const ids = idsWithMasks(tok, input).slice(0, model.config.maxLen);

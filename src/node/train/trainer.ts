@@ -3,8 +3,8 @@
 // throughput and ETA, periodic evaluation, and atomic checkpoints that make --resume continue to exactly the result
 // of an uninterrupted run (the data order of an epoch depends only on (seed, epoch); the dropout generator's state,
 // the optimizer state and the position inside the epoch are all in the checkpoint).
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { AdamW } from "../../optim/optimizers.js";
 import { CosineWithWarmup } from "../../optim/schedulers.js";
 import { clipGradNorm } from "../../optim/clip.js";
@@ -65,6 +65,7 @@ let interruptRequested = false;
 export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOptions): Promise<TrainResult> {
   const log = o.log ?? ((s: string) => { if (!o.quiet) process.stderr.write(s + "\n"); });
   const t0 = performance.now();
+  checkOutputWritable(o.out);
   let state: TrainerState;
   let model: M, config: ModelConfig;
   let resumeOptimizer: { tensors: Record<string, Float32Array>; scalars: Record<string, number> } | undefined;
@@ -83,12 +84,16 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     model = task.modelFromConfig(config) as M;
     model.loadStateDict(ck.weights, { strict: true });
     resumeOptimizer = ck.optimizer;
+    checkEpochSums(o.resume, state);
+    const ignored = Object.keys(o.overrides ?? {});
+    if (ignored.length) log(`resume: the model is the checkpoint's; ignoring the model option${ignored.length > 1 ? "s" : ""} ${ignored.join(", ")}`);
     log(`resuming ${task.name} from ${o.resume}: epoch ${state.epoch + 1}, batch ${state.batchInEpoch}, step ${state.globalStep}`);
   } else {
     const d = task.defaults;
     const seed = o.seed ?? 0;
     state = {
       epoch: 0, batchInEpoch: 0, globalStep: 0, totalSteps: 0, seed, rng: [], history: [], finished: false,
+      epochLossSum: 0, epochLossBatches: 0,
       options: {
         epochs: o.epochs ?? d.epochs, batchSize: o.batchSize ?? d.batchSize, lr: o.lr ?? d.lr,
         weightDecay: o.weightDecay ?? d.weightDecay, warmupSteps: o.warmupSteps ?? d.warmupSteps, clipNorm: o.clipNorm ?? d.clipNorm,
@@ -102,6 +107,10 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     if (!Number.isInteger(v) || v <= 0) throw new Error(`train: --${k === "batchSize" ? "batch-size" : k} must be a positive integer, got ${v}`);
   }
   if (!(opts.lr > 0)) throw new Error(`train: --lr must be positive, got ${opts.lr}`);
+  // options the task declares are checked before any data is loaded (others when the model is built)
+  const declared = task.modelOptions ? Object.keys(task.modelOptions) : undefined;
+  const unknownOption = declared && Object.keys(o.overrides ?? {}).find((k) => !declared.includes(k));
+  if (unknownOption !== undefined) throw new Error(`train: unknown model option "${unknownOption}" for task "${task.name}" (options: ${declared!.join(", ")})`);
 
   const data = task.loadData({ data: opts.data, limitTrain: opts.limitTrain, limitTest: opts.limitTest });
   const n = task.trainSize(data);
@@ -112,7 +121,7 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
   if (!o.resume) {
     defaultGenerator.manualSeed(state.seed);
     const over = o.overrides ?? {};
-    if (Object.keys(over).length) {
+    if (!task.modelOptions && Object.keys(over).length) {
       // validate option names against the task's default config (built with a throwaway generator state)
       const known = Object.keys(task.createModel(data, {}, new Generator(0)).config);
       defaultGenerator.manualSeed(state.seed);
@@ -159,7 +168,11 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
       const order = epochOrder(n, state.seed, state.epoch);
       const bar = new ProgressBar({ total: batchesPerEpoch, label: `epoch ${state.epoch + 1}/${opts.epochs}`, unit: "batch", quiet: o.quiet });
       bar.update(state.batchInEpoch);
-      let lossSum = 0, lossCount = 0;
+      // the epoch's running loss sums live in the state (saved with every checkpoint), so an epoch resumed at any
+      // batch — even after its last batch, before its end-of-epoch save — averages all of its batches
+      const sums = state as Required<Pick<TrainerState, "epochLossSum" | "epochLossBatches">> & TrainerState;
+      sums.epochLossSum ??= 0; sums.epochLossBatches ??= 0;
+      const unmeasured = state.batchInEpoch - sums.epochLossBatches;   // > 0 only when resumed from an older checkpoint
       while (state.batchInEpoch < batchesPerEpoch) {
         if (o.stopAfterSteps !== undefined && state.globalStep >= o.stopAfterSteps) { interrupted = true; break outer; }
         if (interruptRequested) { interrupted = true; break outer; }
@@ -176,20 +189,23 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
         if (!Number.isFinite(loss)) throw new Error(`train: loss became ${loss} at step ${state.globalStep} (epoch ${state.epoch + 1}, batch ${b}); lower --lr?`);
         sched.step();
         state.globalStep++; state.batchInEpoch++;
-        lossSum += loss; lossCount++;
+        sums.epochLossSum += loss; sums.epochLossBatches++;
         const rate = bar.rate();
-        bar.update(state.batchInEpoch, { loss: lossSum / lossCount, lr: opt.lr, "ex/s": rate * opts.batchSize });
+        bar.update(state.batchInEpoch, { loss: sums.epochLossSum / sums.epochLossBatches, lr: opt.lr, "ex/s": rate * opts.batchSize });
         if (o.checkpointEverySteps && state.globalStep % o.checkpointEverySteps === 0) { await save(); lastSave = performance.now(); }
         else if (performance.now() - lastSave > everySec) { await save(); lastSave = performance.now(); }
         if (state.globalStep % 8 === 0) await new Promise((r) => setImmediate(r)); // let signals through
       }
-      const epochLoss = lossSum / Math.max(1, lossCount);
+      const batches = sums.epochLossBatches;
+      const epochLoss = batches > 0 ? sums.epochLossSum / batches : null;
       bar.finish();
       const m = evaluate(task.defaults.evalLimit);
-      state.history.push({ step: state.globalStep, epoch: state.epoch + 1, loss: epochLoss, metrics: m });
-      log(`epoch ${state.epoch + 1}: train loss ${epochLoss.toFixed(4)}  ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}` +
+      state.history.push({ step: state.globalStep, epoch: state.epoch + 1, loss: epochLoss, batches, metrics: m });
+      const lossText = epochLoss === null ? "n/a" : epochLoss.toFixed(4);
+      const partial = unmeasured > 0 ? ` (over the last ${batches} of ${batchesPerEpoch} batches: the checkpoint resumed from predates saved epoch sums)` : "";
+      log(`epoch ${state.epoch + 1}: train loss ${lossText}${partial}  ${Object.entries(m).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}` +
         `  (${formatDuration((performance.now() - t0) / 1000)} elapsed)`);
-      state.epoch++; state.batchInEpoch = 0;
+      state.epoch++; state.batchInEpoch = 0; sums.epochLossSum = 0; sums.epochLossBatches = 0;
       await save(); lastSave = performance.now();
     }
   } finally {
@@ -205,6 +221,43 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
   await save(metrics);
   log(`final: ${Object.entries(metrics).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")} — saved ${o.out}`);
   return { model, config, state, metrics, interrupted: false, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Fail before any training when the checkpoint could not be saved: the path must name a regular file (or a new one),
+ * and its directory must exist or be creatable and accept new files — probed by creating and removing a file, which
+ * also catches read-only mounts and root-owned special folders that permission bits do not show.
+ */
+export function checkOutputWritable(out: string): void {
+  const why = (e: unknown) => {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === "ENOTDIR" || code === "EEXIST" ? "a part of that path is a file, not a directory"
+      : code === "EACCES" || code === "EPERM" ? "permission denied" : code === "EROFS" ? "read-only file system" : code ?? (e as Error).message;
+  };
+  let st: ReturnType<typeof statSync> | undefined;
+  try { st = statSync(out); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`train: cannot write the checkpoint ${out} (${why(e)})`);
+  }
+  if (st?.isDirectory()) throw new Error(`train: --out ${out} is a directory; give a file name such as ${join(out, "model.safetensors")}`);
+  if (st && !st.isFile()) throw new Error(`train: --out ${out} is not a regular file (a device, pipe or socket); checkpoints are written to regular files only`);
+  const dir = dirname(out);
+  try { mkdirSync(dir, { recursive: true }); } catch (e) {
+    throw new Error(`train: cannot create the directory ${dir} for the checkpoint ${out} (${why(e)})`);
+  }
+  const probe = join(dir, `.${basename(out)}.write-check-${process.pid}`);
+  try { closeSync(openSync(probe, "wx")); } catch (e) {
+    throw new Error(`train: the directory ${dir} is not writable, so the checkpoint ${out} could not be saved (${why(e)})`);
+  }
+  unlinkSync(probe);
+}
+
+/** A resumed state's epoch sums must describe the batches done so far (older checkpoints have none). */
+function checkEpochSums(path: string, s: TrainerState): void {
+  if (s.epochLossSum === undefined && s.epochLossBatches === undefined) return;
+  if (typeof s.epochLossSum !== "number" || !Number.isFinite(s.epochLossSum) || s.epochLossBatches !== s.batchInEpoch) {
+    throw new Error(`${path}: trainer state epochLossSum/epochLossBatches (${String(s.epochLossSum)}, ${String(s.epochLossBatches)}) ` +
+      `do not describe the ${s.batchInEpoch} batches done in epoch ${s.epoch + 1}`);
+  }
 }
 
 export function fmtMetric(v: number): string {

@@ -1,0 +1,156 @@
+// What each `attnflow` command accepts: positional arguments and flags with their kinds, value checks and one-line
+// descriptions. The parser (args.ts) and every `--help` are driven by these declarations.
+import type { Task } from "../src/tasks/task.js";
+import { type CommandSpec, type FlagSpec, kebab } from "./args.js";
+
+const COLOR: FlagSpec[] = [
+  { name: "color", kind: "switch", help: "colour the output even when it is not a terminal" },
+  { name: "no-color", kind: "switch", help: "no colours (also: the NO_COLOR environment variable)" },
+];
+const MODEL: FlagSpec = { name: "model", kind: "value", arg: "CKPT", help: "the checkpoint (.safetensors) to use (required)" };
+const DATA: FlagSpec = { name: "data", kind: "value", arg: "DIR", help: "read the task's data from DIR instead of the Debian package's folder" };
+
+export const TRAIN_FLAGS: FlagSpec[] = [
+  { name: "epochs", kind: "value", type: "int", min: 1, help: "epochs to train (default: the task's)" },
+  { name: "batch-size", kind: "value", type: "int", min: 1, help: "examples per optimizer step (default: the task's)" },
+  { name: "lr", kind: "value", type: "number", min: 0, minExclusive: true, help: "peak learning rate of AdamW (default: the task's)" },
+  { name: "weight-decay", kind: "value", type: "number", min: 0, help: "decoupled weight decay on matrices (default: the task's)" },
+  { name: "warmup", kind: "value", type: "int", min: 0, arg: "STEPS", help: "linear warm-up steps before the cosine decay (default: the task's)" },
+  { name: "clip", kind: "value", type: "number", min: 0, help: "clip the gradient norm to X; 0: off (default: the task's)" },
+  { name: "seed", kind: "value", type: "int", help: "seed of the initialisation, data order and dropout", default: 0 },
+  { name: "out", kind: "value", arg: "CKPT", help: "checkpoint to write (default: runs/<task>.safetensors; with --resume CKPT: CKPT)" },
+  { name: "resume", kind: "optional-value", arg: "CKPT", help: "continue an interrupted run from CKPT (bare --resume: from --out)" },
+  DATA,
+  { name: "limit-train", kind: "value", type: "int", min: 0, help: "use at most N training examples" },
+  { name: "limit-test", kind: "value", type: "int", min: 0, help: "use at most N held-out examples" },
+  { name: "stop-after", kind: "value", type: "int", min: 0, arg: "STEPS", help: "stop with a resumable checkpoint after STEPS optimizer steps" },
+  { name: "checkpoint-every", kind: "value", type: "int", min: 1, arg: "STEPS", help: "also save every STEPS steps (default: every minute and each epoch end)" },
+  { name: "quiet", kind: "switch", help: "no progress bar or log lines" },
+  { name: "json", kind: "switch", help: "print the final metrics as one JSON line" },
+  { name: "list", kind: "switch", help: "list the tasks and their defaults" },
+];
+
+export const PREDICT_FLAGS: FlagSpec[] = [
+  MODEL,
+  { name: "text", kind: "value", help: "the input text (instead of the positional input)" },
+  { name: "image", kind: "value", arg: "FILE", help: "the input image: a PNG/PGM file or test:<index> (instead of the positional input)" },
+  { name: "input", kind: "value", arg: "IDS", help: "the input as the task reads it, e.g. token ids 3,14,15" },
+  { name: "json", kind: "switch", help: "print the prediction as one JSON line" },
+  { name: "quiet", kind: "switch", help: "do not stream generated text while producing it" },
+];
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  demo: {
+    name: "demo", summary: "The shipped trained models explained (topic classifier on the brief's sentence, ViT on a Fashion-MNIST image); --untrained: the brief's SelfAttention(512) with random weights.",
+    flags: [
+      { name: "text", kind: "value", help: "explain this sentence instead of the brief's" },
+      { name: "image", kind: "value", arg: "FILE", help: "explain this 28x28 image instead of the shipped test image" },
+      { name: "untrained", kind: "switch", help: "show the untrained SelfAttention(512) mechanism" },
+      { name: "seed", kind: "value", type: "int", help: "seed of the untrained weights (with --untrained)", default: 0 },
+      ...COLOR,
+    ],
+  },
+  parity: {
+    name: "parity", summary: "Check the PyTorch reference fixtures under a folder (same as npm run parity -- <dir>).",
+    positionals: [{ name: "dir", help: "a folder of .safetensors fixtures (any nesting) or one fixture file" }], flags: [],
+  },
+  train: {
+    name: "train", summary: "Train a task: AdamW, warm-up + cosine decay, evaluation each epoch, atomic resumable checkpoints.\n`attnflow train <task> --help` also lists the task's model options.",
+    positionals: [{ name: "task", help: "the application to train (attnflow train --list)", optional: true }], flags: TRAIN_FLAGS,
+  },
+  eval: {
+    name: "eval", summary: "Held-out metrics of a checkpoint.",
+    positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
+    flags: [MODEL, DATA, { name: "limit", kind: "value", type: "int", min: 0, help: "evaluate at most N held-out examples" },
+      { name: "json", kind: "switch", help: "print the metrics as one JSON line" }],
+  },
+  predict: {
+    name: "predict", summary: "Run one input through a checkpoint's model (text, an image file, ids: depends on the task).",
+    positionals: [{ name: "input", help: "the input; several words are joined with spaces", optional: true, variadic: true }], flags: PREDICT_FLAGS,
+  },
+  info: {
+    name: "info", summary: "What a checkpoint holds: task, parameters, config, metrics, training state.",
+    positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
+    flags: [MODEL, { name: "json", kind: "switch", help: "print everything (with the training history) as one JSON line" }],
+  },
+  export: {
+    name: "export", summary: "A small inference-only copy of a checkpoint (no optimizer or resume state).",
+    positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
+    flags: [MODEL, { name: "out", kind: "value", arg: "FILE", help: "the file to write (required)" },
+      { name: "half", kind: "switch", help: "store the weights as float16" },
+      { name: "notes", kind: "value", arg: "TEXT", allowEmpty: true, help: "notes to store (default: the checkpoint's; \"\" clears them)" }],
+  },
+  explain: {
+    name: "explain", summary: "Where the attention flows for one input of a trained model, per token or patch: terminal bars, --json, --html.",
+    flags: [
+      MODEL,
+      { name: "text", kind: "value", help: "the input sentence" },
+      { name: "image", kind: "value", arg: "FILE", help: "the input image (a file or test:<index>)" },
+      { name: "input", kind: "value", arg: "IDS", help: "the input as comma-separated token ids" },
+      { name: "method", kind: "value", arg: "NAMES", help: "raw, rollout, flow, grad, blankout, inputgrad, a comma list or all (default rollout)" },
+      { name: "methods", kind: "value", arg: "NAMES", help: "the same as --method" },
+      { name: "layer", kind: "value", type: "int", help: "the layer of raw attention, 0-based; -1: the last", default: -1 },
+      { name: "head", kind: "value", type: "int", min: 0, help: "the head of raw attention (default: the mean of the heads)" },
+      { name: "target", kind: "value", arg: "WHAT", help: "the output to explain: a class name, output token or index" },
+      { name: "json", kind: "optional-value", arg: "FILE", help: "every matrix and score as JSON: on stdout, or into FILE next to the terminal view" },
+      { name: "html", kind: "value", arg: "FILE", help: "write a self-contained HTML report" },
+      { name: "flow-matrices", kind: "value", choices: ["all", "layer", "none"], help: "full T x T flow matrices in --json/--html (default: by cost)" },
+      ...COLOR,
+    ],
+  },
+  "eval-faithfulness": {
+    name: "eval-faithfulness", summary: "Spearman correlation of each attention explanation with blank-out and input x gradient over held-out inputs.",
+    flags: [
+      MODEL, DATA,
+      { name: "n", kind: "value", type: "int", min: 1, help: "how many held-out inputs", default: 50 },
+      { name: "methods", kind: "value", arg: "NAMES", help: "comma list of raw, rollout, flow, grad (default all four)" },
+      { name: "method", kind: "value", arg: "NAMES", help: "the same as --methods" },
+      { name: "json", kind: "optional-value", arg: "FILE", help: "the tables and per-input scores as JSON: on stdout, or into FILE" },
+      ...COLOR,
+    ],
+  },
+  web: {
+    name: "web", summary: "The shipped models explained in your browser: a local page with cross-origin isolation (Wasm on Web Workers).",
+    flags: [
+      { name: "port", kind: "value", type: "int", min: 0, max: 65535, help: "the port to listen on; 0: any free port", default: 8080 },
+      { name: "host", kind: "value", arg: "ADDR", help: "the address to listen on", default: "127.0.0.1" },
+    ],
+  },
+  help: {
+    name: "help", summary: "The list of commands, or one command's options.",
+    positionals: [{ name: "command", help: "a command to describe", optional: true }], flags: [],
+  },
+};
+
+/** `train <task>`: the trainer's flags plus the task's model options (all values; the task checks them). */
+export function trainTaskSpec(task: Task): CommandSpec {
+  const opts = Object.entries(task.modelOptions ?? {});
+  const modelFlags: FlagSpec[] = opts.map(([k, o]) => ({ name: kebab(k), kind: "value", help: o.help, default: showDefault(o.default) }));
+  const d = task.defaults;
+  return {
+    name: `train ${task.name}`, usage: `train ${task.name}`,
+    positionals: [{ name: "task", help: task.name }],
+    summary: `${task.description}\ntask defaults: ${d.epochs} epochs, batch ${d.batchSize}, lr ${d.lr}, weight decay ${d.weightDecay}, warm-up ${d.warmupSteps}, clip ${d.clipNorm}`,
+    flags: [...TRAIN_FLAGS.filter((f) => f.name !== "list"), ...modelFlags],
+    otherFlagsTakeValues: task.modelOptions === undefined,
+    sections: opts.length ? [] : [{ title: "model options:", lines: ["  this task declares none; --<name> VALUE is passed to it and checked when the model is built"] }],
+  };
+}
+
+function showDefault(v: unknown): string {
+  return Array.isArray(v) ? (v.length ? v.join(",") : "none") : typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** `predict`: the generic flags plus every task's predict flags (which task a checkpoint holds is known only later). */
+export function predictSpec(tasks: Iterable<Task>): CommandSpec {
+  const flags = [...PREDICT_FLAGS];
+  for (const t of tasks) {
+    for (const f of t.predictFlags ?? []) {
+      const seen = flags.find((g) => g.name === f.name);
+      if (!seen) flags.push({ ...f, help: `${f.help} [${t.name}]` });
+      else if (seen.kind !== f.kind) throw new Error(`predict flag --${f.name}: task ${t.name} declares it a ${f.kind}, another task a ${seen.kind}`);
+      else if (!PREDICT_FLAGS.includes(seen)) seen.help += ` [${t.name}]`;
+    }
+  }
+  return { ...COMMANDS.predict, flags };
+}
