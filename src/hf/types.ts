@@ -1,0 +1,85 @@
+// The contract between attnflow's Hugging Face importers (one file per architecture under src/hf/, each with its own
+// HF name mapping), the folder loader (fromPretrained), the parity runner (`npm run parity -- <dir>`) and the
+// explainers. Browser-safe: no Node imports here or in any src/hf/ file except src/hf/node-*.ts.
+import type { Tensor } from "../tensor.js";
+import type { Module } from "../nn/module.js";
+
+/** A parsed config.json (snake_case keys exactly as Hugging Face writes them). */
+export type HFConfig = Record<string, unknown> & { model_type?: string; architectures?: string[] };
+
+/**
+ * Inputs named as Hugging Face names them. Integer inputs are int32 tensors (B, T); masks are 1 = attend, 0 = padding
+ * (HF's convention, not nn.MultiheadAttention's). pixelValues is (B, C, H, W) float32.
+ */
+export interface HFInputs {
+  inputIds?: Tensor;
+  attentionMask?: Tensor;
+  tokenTypeIds?: Tensor;
+  positionIds?: Tensor;
+  pixelValues?: Tensor;
+  decoderInputIds?: Tensor;
+  decoderAttentionMask?: Tensor;
+}
+
+export interface HFForwardOptions {
+  outputAttentions?: boolean;
+  outputHiddenStates?: boolean;
+}
+
+/**
+ * Outputs named like HF's ModelOutput fields, camelCase. Lists are per layer; attentions are softmax probabilities
+ * (B, H, Tq, Tk); hiddenStates[0] is the embedding output, as in HF.
+ */
+export interface HFOutputs {
+  logits?: Tensor;
+  lastHiddenState?: Tensor;
+  poolerOutput?: Tensor;
+  hiddenStates?: Tensor[];
+  attentions?: Tensor[];
+  // encoder–decoders
+  encoderLastHiddenState?: Tensor;
+  encoderHiddenStates?: Tensor[];
+  encoderAttentions?: Tensor[];
+  decoderHiddenStates?: Tensor[];
+  decoderAttentions?: Tensor[];
+  crossAttentions?: Tensor[];
+}
+
+/** Greedy/sampled generation with a KV cache (decoders and encoder–decoders). */
+export interface HFGenerateOptions {
+  maxNewTokens: number;
+  /** HF generate() semantics for decoders: positions from cumsum(attentionMask) - 1 (left padding). */
+  eosTokenId?: number | null;
+  /** Collect the raw logits of each step (B, vocab) — for parity with HF's gen.step_logits. */
+  returnStepLogits?: boolean;
+}
+export interface HFGenerateResult {
+  /** Decoders: prompt + new tokens (B, T + n). Encoder–decoders: decoder start token + new tokens. */
+  sequences: Tensor;
+  stepLogits?: Tensor[];
+}
+
+/** An imported model: an ordinary attnflow Module whose stateDict() keys are HF's names. */
+export interface HFModel extends Module {
+  readonly config: HFConfig;
+  /** The HF class this instance mirrors, e.g. "BertForSequenceClassification". */
+  readonly architecture: string;
+  forward(inputs: HFInputs, opts?: HFForwardOptions): HFOutputs;
+  generate?(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult;
+  /** HF names that HF itself leaves out of model.safetensors because they are tied (e.g. GPT-2's lm_head.weight). */
+  tiedWeights?(): string[];
+}
+
+/** One architecture family (one file under src/hf/), registered in src/hf/registry.ts by its model_type(s). */
+export interface HFFamily {
+  modelTypes: string[];
+  /** The HF classes supported, e.g. ["BertModel", "BertForSequenceClassification", "BertForMaskedLM"]. */
+  architectures: string[];
+  /** Build a randomly initialised model from a config (validating it: unknown/unsupported options name the key). */
+  fromConfig(config: HFConfig, architecture?: string): HFModel;
+}
+
+/** Error for a config or checkpoint that attnflow cannot import; the message names the key and the supported set. */
+export class HFImportError extends Error {
+  constructor(message: string) { super(message); this.name = "HFImportError"; }
+}
