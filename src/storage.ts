@@ -1,7 +1,13 @@
-// Tensor storage and the buffer pool. Fresh memory is expensive to touch (page faults), so buffers are recycled:
-// - explicitly, when a tensor is disposed (dispose(), tidy(), or internal temporaries the library frees itself);
-// - automatically, when a tensor is garbage collected (FinalizationRegistry hands its buffer back to the pool).
+// Tensor storage and the buffer pool. Fresh memory is expensive to touch (page faults), so buffers whose tensor is
+// disposed (dispose(), tidy(), or internal temporaries the library frees itself) go back to a pool and are reused.
 // A storage whose buffer went back to the pool is detached: any later access throws instead of reading reused memory.
+//
+// A tensor that is simply dropped is freed by the JavaScript engine: its buffer is collected with it. It is not
+// recycled through a FinalizationRegistry. A registry must hold the buffer strongly until its cleanup callback runs,
+// and callbacks run only as separate tasks — never inside a synchronous loop — so a training loop without tidy()
+// kept every buffer it had made: +79 MB per 1,000 steps of the README's quick start, 42 MB after 400 steps
+// (test/memory-soak.test.ts). Left to the engine, garbage buffers are freed at its next collection, which external
+// memory pressure triggers; RSS stays flat (bench/RESULTS.md, soak).
 import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
 
 const MAX_POOLED_BYTES = 512 * 1024 * 1024;
@@ -40,10 +46,6 @@ function kindOf(a: AnyTypedArray): DType { return a instanceof Float32Array ? "f
 
 export const pool = new BufferPool();
 
-const reclaim = typeof FinalizationRegistry !== "undefined"
-  ? new FinalizationRegistry<AnyTypedArray>((buf) => pool.give(buf))
-  : null;
-
 let nextStorageId = 1;
 
 export class Storage {
@@ -62,8 +64,6 @@ export class Storage {
     this.pooled = pooled;
     this.dtype = kindOf(buf);
     this.length = buf.length;
-    // Only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user.
-    if (pooled && reclaim && buf.length >= MIN_POOLED_ELEMENTS) reclaim.register(this, buf, this);
   }
 
   static alloc(dtype: DType, length: number, zero = true): Storage {
@@ -112,10 +112,8 @@ export class Storage {
   /** Give the buffer back to the pool now. */
   release(): void {
     if (!this.buf) return;
-    if (this.pooled) {
-      if (reclaim) reclaim.unregister(this);
-      pool.give(this.buf);
-    }
+    // only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user
+    if (this.pooled) pool.give(this.buf);
     this.buf = null;
   }
 }
