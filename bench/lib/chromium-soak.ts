@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startWebServer } from "../../src/node/web-server.js";
 import { chromium, launchChromium } from "../../test/browser-helpers.js";
+import { untunedEnv } from "./malloc-env.js";
 import type { SoakWorkload } from "./soak-loop.js";
 
 const DIST = fileURLToPath(new URL("../..", import.meta.url));  // dist/ (this file runs as dist/bench/lib/…)
@@ -106,7 +107,9 @@ export async function browserSoak(o: BrowserSoakOptions): Promise<BrowserSoakRep
         const msg = JSON.parse(body) as Record<string, unknown>;
         if (req.url === "/__mark") {
           // the page is blocked in this request: its memory cannot change while it is read
-          const rss = rendererPids(rootPid).reduce((s, pid) => s + rssMB(pid), 0);
+          const pids = rendererPids(rootPid);
+          if (!pids.length) { deliver({ error: "no renderer process found under Chromium's process" }); res.writeHead(204).end(); return; }
+          const rss = pids.reduce((s, pid) => s + rssMB(pid), 0);
           marks.push({ step: msg.step as number, rendererRssMB: rss, jsHeapMB: typeof msg.jsHeap === "number" ? msg.jsHeap / 2 ** 20 : null });
         } else deliver(msg);
         res.writeHead(204).end();
@@ -116,7 +119,9 @@ export async function browserSoak(o: BrowserSoakOptions): Promise<BrowserSoakRep
   });
   const q = new URLSearchParams({ workload: o.workload, warmup: String(o.warmup), steps: String(o.steps), every: String(o.every) });
   const flags = o.gc ? ["--js-flags=--expose-gc --no-concurrent-array-buffer-sweeping"] : [];
-  const browser = launchChromium(new URL(`/soak.html?${q}`, url).href, flags);
+  // the untuned environment, as the bench's memory cases use (lib/malloc-env.ts); under glibc.malloc.hugetlb Chromium's
+  // renderer also keeps its zygote's command line, so it could not be told apart
+  const browser = launchChromium(new URL(`/soak.html?${q}`, url).href, flags, untunedEnv());
   rootPid = browser.child.pid!;
   const ms = o.timeoutMs ?? 120_000;
   let timer: NodeJS.Timeout | undefined;
