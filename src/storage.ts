@@ -10,32 +10,57 @@
 // memory pressure triggers; RSS stays flat (bench/RESULTS.md, soak).
 import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
 
-const MAX_POOLED_BYTES = 512 * 1024 * 1024;
 const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to track
 
+/**
+ * Disposed buffers kept for reuse, by dtype and exact length. Bounded by `maxBytes`: when a buffer would pass it,
+ * the least recently used lengths are dropped first (left to the garbage collector), so a loop whose shapes change
+ * keeps its current shapes' buffers rather than stale ones.
+ */
 class BufferPool {
+  /** Lists of free buffers; the Map's order is least recently used first (a use re-inserts the key at the end). */
   private free = new Map<string, AnyTypedArray[]>();
+  /** Most bytes kept (default 512 MiB); lowering it takes effect at the next buffer given back. */
+  maxBytes = 512 * 1024 * 1024;
   bytes = 0;
   hits = 0;
   misses = 0;
+  evicted = 0;
 
   take(dtype: DType, length: number): AnyTypedArray {
     if (length >= MIN_POOLED_ELEMENTS) {
-      const list = this.free.get(key(dtype, length));
+      const k = key(dtype, length);
+      const list = this.free.get(k);
       const a = list?.pop();
-      if (a) { this.bytes -= a.byteLength; this.hits++; return a; }
+      if (a) {
+        this.free.delete(k);
+        if (list!.length) this.free.set(k, list!);
+        this.bytes -= a.byteLength; this.hits++;
+        return a;
+      }
       this.misses++;
     }
     return arrayFor(dtype, length);
   }
 
   give(a: AnyTypedArray): void {
-    if (a.length < MIN_POOLED_ELEMENTS || this.bytes + a.byteLength > MAX_POOLED_BYTES) return;
+    if (a.length < MIN_POOLED_ELEMENTS || a.byteLength > this.maxBytes) return;
     const k = key(kindOf(a), a.length);
-    let list = this.free.get(k);
-    if (!list) this.free.set(k, (list = []));
+    const list = this.free.get(k) ?? [];
+    this.free.delete(k);
+    this.free.set(k, list);
     list.push(a);
     this.bytes += a.byteLength;
+    if (this.bytes > this.maxBytes) this.evict();
+  }
+
+  /** Drop buffers from the least recently used lengths until the pool is within maxBytes. */
+  private evict(): void {
+    for (const [k, list] of this.free) {
+      while (list.length && this.bytes > this.maxBytes) { this.bytes -= list.shift()!.byteLength; this.evicted++; }
+      if (!list.length) this.free.delete(k);
+      if (this.bytes <= this.maxBytes) return;
+    }
   }
 
   clear(): void { this.free.clear(); this.bytes = 0; }
