@@ -18,8 +18,9 @@ const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to
  * keeps its current shapes' buffers rather than stale ones.
  */
 class BufferPool {
-  /** Lists of free buffers; the Map's order is least recently used first (a use re-inserts the key at the end). */
-  private free = new Map<string, AnyTypedArray[]>();
+  /** Free buffers per length, with the time of that length's last use (a counter: take/give allocate nothing). */
+  private free = new Map<string, { list: AnyTypedArray[]; lastUse: number }>();
+  private clock = 0;
   /** Most bytes kept (default 512 MiB); lowering it takes effect at the next buffer given back. */
   maxBytes = 512 * 1024 * 1024;
   bytes = 0;
@@ -29,15 +30,9 @@ class BufferPool {
 
   take(dtype: DType, length: number): AnyTypedArray {
     if (length >= MIN_POOLED_ELEMENTS) {
-      const k = key(dtype, length);
-      const list = this.free.get(k);
-      const a = list?.pop();
-      if (a) {
-        this.free.delete(k);
-        if (list!.length) this.free.set(k, list!);
-        this.bytes -= a.byteLength; this.hits++;
-        return a;
-      }
+      const slot = this.free.get(key(dtype, length));
+      const a = slot?.list.pop();
+      if (a) { slot!.lastUse = ++this.clock; this.bytes -= a.byteLength; this.hits++; return a; }
       this.misses++;
     }
     return arrayFor(dtype, length);
@@ -46,19 +41,21 @@ class BufferPool {
   give(a: AnyTypedArray): void {
     if (a.length < MIN_POOLED_ELEMENTS || a.byteLength > this.maxBytes) return;
     const k = key(kindOf(a), a.length);
-    const list = this.free.get(k) ?? [];
-    this.free.delete(k);
-    this.free.set(k, list);
-    list.push(a);
+    let slot = this.free.get(k);
+    if (!slot) this.free.set(k, (slot = { list: [], lastUse: 0 }));
+    slot.lastUse = ++this.clock;
+    slot.list.push(a);
     this.bytes += a.byteLength;
     if (this.bytes > this.maxBytes) this.evict();
   }
 
-  /** Drop buffers from the least recently used lengths until the pool is within maxBytes. */
+  /** Drop buffers, least recently used lengths first, until the pool is within maxBytes (the oldest buffers of a
+   *  length go first, so the one just given back stays). */
   private evict(): void {
-    for (const [k, list] of this.free) {
-      while (list.length && this.bytes > this.maxBytes) { this.bytes -= list.shift()!.byteLength; this.evicted++; }
-      if (!list.length) this.free.delete(k);
+    const byAge = [...this.free].sort((x, y) => x[1].lastUse - y[1].lastUse);
+    for (const [k, slot] of byAge) {
+      while (slot.list.length && this.bytes > this.maxBytes) { this.bytes -= slot.list.shift()!.byteLength; this.evicted++; }
+      if (!slot.list.length) this.free.delete(k);
       if (this.bytes <= this.maxBytes) return;
     }
   }

@@ -12,6 +12,7 @@ import { harnessConfig } from "../lib/harness.js";
 import { browserSoak, chromiumAvailable } from "../lib/chromium-soak.js";
 import type { SoakWorkload } from "../lib/soak-loop.js";
 import type { SoakChildReport } from "../soak-child.js";
+import { untunedEnv } from "../lib/malloc-env.js";
 
 const CHILD = fileURLToPath(new URL("../soak-child.js", import.meta.url));
 const WARMUP = 1000;
@@ -29,7 +30,8 @@ async function nodeRow(backend: string, workload: SoakWorkload, steps: number): 
   try {
     const { stdout } = await promisify(execFile)(process.execPath, [CHILD, "--backend", backend, "--workload", workload,
       "--warmup", String(WARMUP), "--steps", String(steps), "--every", String(Math.max(1, steps / 20))],
-    { env: { ...process.env, ATTNFLOW_QUIET: "1" }, timeout: 900_000, maxBuffer: 1 << 20 });
+    // the untuned environment, like the memory cases: glibc.malloc.hugetlb rounds RSS growth up to 2 MiB pages
+    { env: { ...untunedEnv(), ATTNFLOW_QUIET: "1" }, timeout: 900_000, maxBuffer: 1 << 20 });
     const r = JSON.parse(stdout) as SoakChildReport;
     return soakRow(impl, WARMUP, steps, r.msPerStep, r.marks.map((m) => m.rssMB));
   } catch (e) {
