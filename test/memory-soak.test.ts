@@ -1,6 +1,6 @@
 // Memory soak: loops written like the README (no tidy(), no dispose()) must not grow. Each workload of
 // bench/lib/soak-loop.ts runs on each backend in a child process with --expose-gc; after a warm-up it takes a mark
-// (full collection, then process.memoryUsage()) every 50 steps without ever yielding to the event loop, as a plain
+// (full collection, then process.memoryUsage()) every 30 steps without ever yielding to the event loop, as a plain
 // training loop does. The reachable ArrayBuffer memory must not grow from the first half of the marks to the
 // second. Before the fix, tensors' buffers stayed pinned until a finalizer task ran — never, inside such a loop —
 // and this grew by 47–150 KB per step; the bound is 4 KB per step (the minimum of each half is compared, so a buffer
@@ -16,7 +16,7 @@ import { SOAK_WORKLOADS } from "../bench/lib/soak-loop.js";
 import type { SoakChildReport } from "../bench/soak-child.js";
 
 const CHILD = fileURLToPath(new URL("../bench/soak-child.js", import.meta.url));
-const STEPS = 400, EVERY = 50, MAX_BYTES_PER_STEP = 4096;
+const STEPS = 240, EVERY = 30, MAX_BYTES_PER_STEP = 4096;
 
 async function soak(backend: string, workload: string): Promise<SoakChildReport> {
   // array buffers are swept synchronously, so a mark sees every buffer the collection found unreachable freed
