@@ -5,9 +5,10 @@
 // A tensor that is simply dropped is freed by the JavaScript engine: its buffer is collected with it. It is not
 // recycled through a FinalizationRegistry. A registry must hold the buffer strongly until its cleanup callback runs,
 // and callbacks run only as separate tasks — never inside a synchronous loop — so a training loop without tidy()
-// kept every buffer it had made: +79 MB per 1,000 steps of the README's quick start, 42 MB after 400 steps
-// (test/memory-soak.test.ts). Left to the engine, garbage buffers are freed at its next collection, which external
-// memory pressure triggers; RSS stays flat (bench/RESULTS.md, soak).
+// kept every buffer it had made (~95 KB per step of the README's quick start as a training loop: +968 MB RSS over
+// 10,000 steps; test/memory-soak.test.ts). Left to the engine, a garbage buffer is freed at a collection (young
+// tensors at the next scavenge; external memory pressure forces full ones): +16 MB at most over those 10,000 steps,
+// in Node and Chromium (bench/RESULTS.md, soak).
 import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
 
 const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to track
