@@ -11,8 +11,11 @@ export interface BenchRow {
   gflops?: number;           // achieved GFLOP/s when the case has a FLOP count
   peakMemMB?: number;        // for memory cases
   maxAbsDiff?: number;       // cross-check of this impl's output against attnflow's
+  soak?: SoakRow;            // for soak cases: RSS over a long loop without tidy()
   note?: string;
 }
+
+export interface SoakRow { warmupSteps: number; steps: number; rssWarmupMB: number; rssEndMB: number; rssMaxMB: number }
 
 export interface BenchResult {
   case: string;              // unique case name, e.g. "mha-b1-t2048"

@@ -1,35 +1,64 @@
-// Tensor storage and the buffer pool. Fresh memory is expensive to touch (page faults), so buffers are recycled:
-// - explicitly, when a tensor is disposed (dispose(), tidy(), or internal temporaries the library frees itself);
-// - automatically, when a tensor is garbage collected (FinalizationRegistry hands its buffer back to the pool).
+// Tensor storage and the buffer pool. Fresh memory is expensive to touch (page faults), so buffers whose tensor is
+// disposed (dispose(), tidy(), or internal temporaries the library frees itself) go back to a pool and are reused.
 // A storage whose buffer went back to the pool is detached: any later access throws instead of reading reused memory.
+//
+// A tensor that is simply dropped is freed by the JavaScript engine: its buffer is collected with it. It is not
+// recycled through a FinalizationRegistry. A registry must hold the buffer strongly until its cleanup callback runs,
+// and callbacks run only as separate tasks — never inside a synchronous loop — so a training loop without tidy()
+// kept every buffer it had made (~95 KB per step of the README's quick start as a training loop: +968 MB RSS over
+// 10,000 steps; test/memory-soak.test.ts). Left to the engine, a garbage buffer is freed at a collection (young
+// tensors at the next scavenge; external memory pressure forces full ones): +16 MB at most over those 10,000 steps,
+// in Node and Chromium (bench/RESULTS.md, soak).
 import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
 
-const MAX_POOLED_BYTES = 512 * 1024 * 1024;
 const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to track
 
+/**
+ * Disposed buffers kept for reuse, by dtype and exact length. Bounded by `maxBytes`: when a buffer would pass it,
+ * the least recently used lengths are dropped first (left to the garbage collector), so a loop whose shapes change
+ * keeps its current shapes' buffers rather than stale ones.
+ */
 class BufferPool {
-  private free = new Map<string, AnyTypedArray[]>();
+  /** Free buffers per length, with the time of that length's last use (a counter: take/give allocate nothing). */
+  private free = new Map<string, { list: AnyTypedArray[]; lastUse: number }>();
+  private clock = 0;
+  /** Most bytes kept (default 512 MiB); lowering it takes effect at the next buffer given back. */
+  maxBytes = 512 * 1024 * 1024;
   bytes = 0;
   hits = 0;
   misses = 0;
+  evicted = 0;
 
   take(dtype: DType, length: number): AnyTypedArray {
     if (length >= MIN_POOLED_ELEMENTS) {
-      const list = this.free.get(key(dtype, length));
-      const a = list?.pop();
-      if (a) { this.bytes -= a.byteLength; this.hits++; return a; }
+      const slot = this.free.get(key(dtype, length));
+      const a = slot?.list.pop();
+      if (a) { slot!.lastUse = ++this.clock; this.bytes -= a.byteLength; this.hits++; return a; }
       this.misses++;
     }
     return arrayFor(dtype, length);
   }
 
   give(a: AnyTypedArray): void {
-    if (a.length < MIN_POOLED_ELEMENTS || this.bytes + a.byteLength > MAX_POOLED_BYTES) return;
+    if (a.length < MIN_POOLED_ELEMENTS || a.byteLength > this.maxBytes) return;
     const k = key(kindOf(a), a.length);
-    let list = this.free.get(k);
-    if (!list) this.free.set(k, (list = []));
-    list.push(a);
+    let slot = this.free.get(k);
+    if (!slot) this.free.set(k, (slot = { list: [], lastUse: 0 }));
+    slot.lastUse = ++this.clock;
+    slot.list.push(a);
     this.bytes += a.byteLength;
+    if (this.bytes > this.maxBytes) this.evict();
+  }
+
+  /** Drop buffers, least recently used lengths first, until the pool is within maxBytes (the oldest buffers of a
+   *  length go first, so the one just given back stays). */
+  private evict(): void {
+    const byAge = [...this.free].sort((x, y) => x[1].lastUse - y[1].lastUse);
+    for (const [k, slot] of byAge) {
+      while (slot.list.length && this.bytes > this.maxBytes) { this.bytes -= slot.list.shift()!.byteLength; this.evicted++; }
+      if (!slot.list.length) this.free.delete(k);
+      if (this.bytes <= this.maxBytes) return;
+    }
   }
 
   clear(): void { this.free.clear(); this.bytes = 0; }
@@ -39,10 +68,6 @@ function key(dtype: DType, length: number): string { return dtype + ":" + length
 function kindOf(a: AnyTypedArray): DType { return a instanceof Float32Array ? "float32" : a instanceof Int32Array ? "int32" : "bool"; }
 
 export const pool = new BufferPool();
-
-const reclaim = typeof FinalizationRegistry !== "undefined"
-  ? new FinalizationRegistry<AnyTypedArray>((buf) => pool.give(buf))
-  : null;
 
 let nextStorageId = 1;
 
@@ -62,8 +87,6 @@ export class Storage {
     this.pooled = pooled;
     this.dtype = kindOf(buf);
     this.length = buf.length;
-    // Only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user.
-    if (pooled && reclaim && buf.length >= MIN_POOLED_ELEMENTS) reclaim.register(this, buf, this);
   }
 
   static alloc(dtype: DType, length: number, zero = true): Storage {
@@ -112,10 +135,8 @@ export class Storage {
   /** Give the buffer back to the pool now. */
   release(): void {
     if (!this.buf) return;
-    if (this.pooled) {
-      if (reclaim) reclaim.unregister(this);
-      pool.give(this.buf);
-    }
+    // only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user
+    if (this.pooled) pool.give(this.buf);
     this.buf = null;
   }
 }

@@ -13,10 +13,10 @@ export const skipWithoutChromium = chromium ? false : "no Chromium here (apt-get
 export interface BrowserRun { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null>; stop: () => void }
 
 /** Starts headless Chromium on `url` with a throw-away profile; `stop()` kills its whole process group. */
-export function launchChromium(url: string, extraArgs: string[] = []): BrowserRun {
+export function launchChromium(url: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = process.env): BrowserRun {
   const profile = mkdtempSync(join(tmpdir(), "attnflow-chromium-"));
   const child = spawn(chromium!, ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-    `--user-data-dir=${profile}`, ...extraArgs, url], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    `--user-data-dir=${profile}`, ...extraArgs, url], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
   let out = "", err = "";
   child.stdout!.on("data", (c) => { out += c; });
   child.stderr!.on("data", (c) => { err += c; });
