@@ -28,10 +28,12 @@ export const stampPath = join(nativeDir, "build", "Release", "attnflow_native.st
 const verbose = process.env.ATTNFLOW_NATIVE_VERBOSE === "1";
 
 // Environment that changes what node-gyp/make produce: the compiler and its flags, and npm's node-gyp settings
-// (other headers, another target Node, a debug build, another arch).
+// (another target Node, a debug build, another arch). The headers' folder is recorded as the one the build would
+// use (nodedir below), not as npm_config_nodedir: npm sets that variable for its scripts on some systems (Debian's
+// npm: /usr) and this script passes the same folder itself when run directly, and both are the same build.
 export const BUILD_ENV_KEYS = [
   "CC", "CXX", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS",
-  "npm_config_nodedir", "npm_config_target", "npm_config_arch", "npm_config_target_arch", "npm_config_debug",
+  "npm_config_target", "npm_config_arch", "npm_config_target_arch", "npm_config_debug",
   "npm_config_runtime", "npm_config_dist_url",
 ];
 
@@ -79,6 +81,7 @@ export function currentInputs(env = process.env, dir = nativeDir) {
     platform: process.platform,
     arch: process.arch,
     compiler: compilerId(env),
+    nodedir: effectiveNodedir(env),
     env: buildEnv,
   };
 }
@@ -87,6 +90,7 @@ const LABELS = {
   sources: "the native sources (native/src, binding.gyp or the package version) changed",
   node: "Node changed", abi: "the Node ABI changed", napi: "the N-API version changed",
   platform: "the platform changed", arch: "the CPU architecture changed", compiler: "the compiler changed",
+  nodedir: "the Node headers' folder changed",
 };
 
 /**
@@ -148,10 +152,20 @@ function findNodeGyp() {
 
 // Node's headers next to this node binary (distribution packages install them there): build against them
 // instead of letting node-gyp download a header tarball.
+function localHeaders() {
+  const prefix = resolve(dirname(process.execPath), "..");
+  return existsSync(join(prefix, "include", "node", "node_api.h")) ? prefix : null;
+}
+
 function nodedirArgs() {
   if (process.env.npm_config_nodedir) return [];
-  const prefix = resolve(dirname(process.execPath), "..");
-  return existsSync(join(prefix, "include", "node", "node_api.h")) ? [`--nodedir=${prefix}`] : [];
+  const prefix = localHeaders();
+  return prefix ? [`--nodedir=${prefix}`] : [];
+}
+
+/** The headers' folder node-gyp will build against ("" where it downloads them for this Node). */
+function effectiveNodedir(env) {
+  return env.npm_config_nodedir ? resolve(env.npm_config_nodedir) : (localHeaders() ?? "");
 }
 
 function lastErrorLine(text) {

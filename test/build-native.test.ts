@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,7 @@ const bn: any = await import(scriptUrl.href);
 
 const inputs = {
   sources: "aaa", node: "v20.20.2", abi: "115", napi: "9", platform: "linux", arch: "x64",
-  compiler: "c++ 12.2.0", env: {} as Record<string, string>,
+  compiler: "c++ 12.2.0", nodedir: "/usr", env: {} as Record<string, string>,
 };
 
 test("decideBuild: skips only an addon whose record matches everything that went into it", () => {
@@ -33,6 +33,7 @@ test("decideBuild: skips only an addon whose record matches everything that went
     ["node", { stamp, now: { ...inputs, node: "v22.1.0", abi: "127" }, addonHash: "h1" }, /Node changed \(v20\.20\.2 → v22\.1\.0\)/],
     ["arch", { stamp, now: { ...inputs, arch: "arm64" }, addonHash: "h1" }, /architecture changed \(x64 → arm64\)/],
     ["compiler", { stamp, now: { ...inputs, compiler: "clang 17" }, addonHash: "h1" }, /compiler changed/],
+    ["headers", { stamp, now: { ...inputs, nodedir: "/opt/node" }, addonHash: "h1" }, /headers' folder changed \(\/usr → \/opt\/node\)/],
     ["flags", { stamp, now: { ...inputs, env: { CXXFLAGS: "-march=native" } }, addonHash: "h1" }, /build settings changed \(CXXFLAGS\)/],
     ["flag removed", { stamp: { ...stamp, inputs: { ...inputs, env: { CC: "gcc" } } }, now: inputs, addonHash: "h1" }, /build settings changed \(CC\)/],
   ];
@@ -61,9 +62,16 @@ test("currentInputs: the sources hash follows every native source, binding.gyp a
     assert.notEqual(h2, h1, "a new header");
     writeFileSync(join(dir, "package.json"), JSON.stringify({ version: "1.0.1" }));
     assert.notEqual(bn.sourcesHash(native), h2, "the version binding.gyp embeds");
-    const env = { CXXFLAGS: "-O1", HOME: "/x", npm_config_nodedir: "/opt/node" };
+    const env = { CXXFLAGS: "-O1", HOME: "/x", npm_config_nodedir: "/opt/node", npm_config_debug: "true", npm_config_cache: "/c" };
     const now = bn.currentInputs(env, native);
-    assert.deepEqual(now.env, { CXXFLAGS: "-O1", npm_config_nodedir: "/opt/node" }, "only build-relevant variables");
+    assert.deepEqual(now.env, { CXXFLAGS: "-O1", npm_config_debug: "true" }, "only build-relevant variables");
+    assert.equal(now.nodedir, "/opt/node", "the headers the build would use");
+    // npm's scripts get npm_config_nodedir=<node's prefix> on some systems; run directly, the script passes that
+    // same folder itself: the same build, so the same record (it rebuilt once under npm link because of this)
+    const prefix = join(process.execPath, "..", "..");
+    if (existsSync(join(prefix, "include", "node", "node_api.h"))) {
+      assert.deepEqual(bn.currentInputs({ npm_config_nodedir: prefix }, native), bn.currentInputs({}, native));
+    }
     assert.equal(now.node, process.version);
     assert.equal(now.abi, process.versions.modules);
     assert.equal(now.arch, process.arch);
