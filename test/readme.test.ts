@@ -8,9 +8,9 @@
 //   ```console  `$ command` lines, each followed by its output.
 //   ```text     not code (a directory tree, or the output of the block before).
 // Commands run in the repository's root, as a reader of the README runs them; files they write there (report.html,
-// small.safetensors) are removed afterwards when they did not exist before. Output is compared line by line with stdout: a line `…` or `...`
-// stands for any number of lines, and a decimal number may differ by 2 in its last printed digit (another CPU
-// can round the last bit differently); everything else must match exactly.
+// small.safetensors) are removed afterwards when they did not exist before. Output is compared line by line with
+// stdout: a line `…` or `...` stands for any number of lines, and a decimal number may differ by 2 in its last
+// printed digit (another CPU can round the last bit differently); everything else must match exactly.
 //
 // Blocks or commands that are too long or never end are skipped only by a marker on the line before the block,
 // each with its reason, and each skip is reported:
