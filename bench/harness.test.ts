@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildResult } from "./lib/harness.js";
-import { measure, settle } from "./lib/measure.js";
+import { measure, settle, type Clock } from "./lib/measure.js";
 import { peerVersion } from "./lib/peer-modules.js";
 import { randnArray } from "./lib/prng.js";
 import { refMha, refSdpa } from "./lib/reference.js";
@@ -75,31 +75,72 @@ test("ONNX models match the JS reference in onnxruntime-node", { skip: peerVersi
   try { assert.equal(await verifyOnnx(), true); } finally { console.log = log; }
 });
 
+/** A clock that moves only when told: each fake call "takes" exactly the time it advances (no real time involved). */
+function fakeClock(jiffies: { busy: number; total: number }[] = []): Clock & { advance(ms: number): void; sleeps: number[] } {
+  let t = 0;
+  const sleeps: number[] = [];
+  return {
+    now: () => t,
+    advance: (ms) => { t += ms; },
+    sleep: async (ms) => { sleeps.push(ms); t += ms; },
+    cpuJiffies: async () => jiffies.shift() ?? null,
+    sleeps,
+  };
+}
+
 test("measure() honours repeats, budget and slow calls", async () => {
+  // Each call below advances a fake clock by a fixed amount, so the counts are exact whatever the machine's load
+  // (this test once failed on a busy machine when it timed real busy-waits).
   let calls = 0;
-  const m = await measure(() => ++calls, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 1e4, warmMs: 0 });
+  const fast = fakeClock();
+  const m = await measure(() => { fast.advance(0.5); return ++calls; }, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 1e4, warmMs: 0 }, fast);
   assert.equal(m.timesMs.length, 5);
-  assert.equal(calls, 7);
+  assert.deepEqual(m.timesMs, [0.5, 0.5, 0.5, 0.5, 0.5]);
+  assert.equal(calls, 7, "2 warm-up calls, then 5 samples");
   assert.equal(m.last, 7);
-  const slow = await measure(() => { const t = Date.now(); while (Date.now() - t < 30); return 1; }, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 20, warmMs: 0 });
-  assert.equal(slow.timesMs.length, 1);
+  assert.equal(m.note, undefined);
+
+  // a first call above slowMs is the whole measurement
+  const slowClock = fakeClock();
+  let slowCalls = 0;
+  const slow = await measure(() => { slowClock.advance(30); return ++slowCalls; }, { warmup: 2, repeats: 5, budgetMs: 1e4, slowMs: 20, warmMs: 0 }, slowClock);
+  assert.deepEqual(slow.timesMs, [30]);
+  assert.equal(slowCalls, 1);
   assert.match(slow.note ?? "", /slow/);
+
+  // the budget caps the samples: 100 ms calls, 250 ms budget → 2 warm-ups (200 ms fit), then 2 samples
+  const budgetClock = fakeClock();
+  let budgetCalls = 0;
+  const capped = await measure(() => { budgetClock.advance(100); return ++budgetCalls; }, { warmup: 2, repeats: 5, budgetMs: 250, slowMs: 1e4, warmMs: 0 }, budgetClock);
+  assert.equal(budgetCalls, 4);
+  assert.deepEqual(capped.timesMs, [100, 100]);
+  assert.equal(capped.note, "2 runs (time budget)");
+
   // warmMs: fast calls keep warming up until that much time is spent, then the samples follow
-  // (time-based, so checked against each call's measured duration, not a call count: a busy machine slows calls)
-  const took: number[] = [];
-  const warm = await measure(() => { const t = performance.now(); while (performance.now() - t < 2); took.push(performance.now() - t); return took.length; },
-    { warmup: 2, repeats: 3, budgetMs: 1e4, slowMs: 1e4, warmMs: 40 });
+  const warmClock = fakeClock();
+  let warmCalls = 0;
+  const warm = await measure(() => { warmClock.advance(2); return ++warmCalls; }, { warmup: 2, repeats: 3, budgetMs: 1e4, slowMs: 1e4, warmMs: 40 }, warmClock);
   assert.equal(warm.timesMs.length, 3);
-  const warmUp = took.slice(0, -3), spent = warmUp.reduce((a, b) => a + b, 0);
-  // measure() times each call from outside (await included), so its sum is a little above ours: 0.25 ms per call of slack
-  assert.ok(spent + 0.25 * warmUp.length >= 40, `warm-up spent ${spent.toFixed(1)} ms over ${warmUp.length} calls; it should go on until 40 ms`);
-  assert.ok(spent - warmUp[warmUp.length - 1] < 40, `warm-up went on after 40 ms (${warmUp.length} calls, ${spent.toFixed(1)} ms)`);
+  assert.equal(warmCalls, 20 + 3, "warm-up until 40 ms are spent (20 calls of 2 ms), then 3 samples");
 });
 
 test("settle() waits for an idle machine, never longer than its limit", async () => {
-  const waited = await settle(300);
-  assert.ok(waited >= 0 && waited < 300 + 250, `waited ${waited} ms`);
+  // idle at once: 0.1 of a core busy over the first 100 ms window (2 cores) → one sleep
+  const idle = fakeClock([{ busy: 0, total: 0 }, { busy: 1, total: 20 }]);
+  assert.equal(await settle(300, idle, 2), 100);
+  assert.deepEqual(idle.sleeps, [100]);
+  // always busy: gives up at the limit (the first window that ends at or after it)
+  const busy = fakeClock(Array.from({ length: 50 }, (_, i) => ({ busy: 10 * i, total: 10 * i })));
+  assert.equal(await settle(300, busy, 2), 300);
+  // busy, then idle
+  const later = fakeClock([{ busy: 0, total: 0 }, { busy: 10, total: 10 }, { busy: 20, total: 20 }, { busy: 20, total: 30 }]);
+  assert.equal(await settle(1000, later, 2), 300);
+  // no /proc/stat: no wait; no limit: no wait
+  assert.equal(await settle(300, fakeClock([]), 2), 0);
   assert.equal(await settle(0), 0);
+  // the real clock: returns, within its limit plus one window
+  const waited = await settle(50);
+  assert.ok(waited >= 0, `waited ${waited} ms`);
 });
 
 test("parseArgs reads repeatable flags and rejects bad input", () => {

@@ -322,7 +322,9 @@ test("threads: kernels split over a worker on shared memory give the single-thre
   const { pool, executorFor } = startPool(inst, 1, () => { const w = new Worker(code, { eval: true }); w.unref(); return w; },
     new SerialExecutor(inst.exports));
   try {
-    for (let i = 0; i < 200 && pool.ready().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
+    // a worker starts in well under a second on an idle machine; the cap only guards against a hang (a loaded
+    // machine under `taskset -c 0` with a CPU hog beside it takes many times longer)
+    for (let i = 0; i < 2400 && pool.ready().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
     assert.equal(pool.ready().length, 1, "the worker started");
     assert.equal(executorFor(THREAD_MIN_FLOPS * 2).threads, 2);
     const T2 = makeWasmKernels(inst, executorFor) as Kernels;

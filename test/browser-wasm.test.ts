@@ -31,8 +31,9 @@ try {
   };
   af.setBackend("wasm");
   run();
-  // workers start asynchronously (the first run may be single-threaded): wait for them, up to 10 s
-  for (let i = 0; i < 100 && af.wasmWorkerCount() < 1; i++) await new Promise((r) => setTimeout(r, 100));
+  // workers start asynchronously (the first run may be single-threaded): wait for them, up to 60 s (a hang guard:
+  // a busy machine takes many times the idle start-up time)
+  for (let i = 0; i < 600 && af.wasmWorkerCount() < 1; i++) await new Promise((r) => setTimeout(r, 100));
   out.workers = af.wasmWorkerCount();
   const w = run();
   af.setBackend("reference");

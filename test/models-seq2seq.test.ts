@@ -180,7 +180,6 @@ test("task 'dates': a tiny model learns (loss falls, exact match > 0), predict a
   const { model, config } = task.createModel(data, { "d-model": "32", heads: 2, encoderLayers: 1, decoderLayers: 1, dimFeedforward: 64, dropout: 0, beamWidth: 2 }, new Generator(1));
   const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
   const losses: number[] = [], gen = new Generator(2), B = 32;
-  const t0 = performance.now();
   for (let s = 0; s < 150; s++) {
     const idx = Int32Array.from({ length: B }, () => gen.int(data.train.length));
     model.train();
@@ -214,7 +213,6 @@ test("task 'dates': a tiny model learns (loss falls, exact match > 0), predict a
   assert.ok(ex.layerFilter!("encoder.layers.0.self_attn") && !ex.layerFilter!("decoder.layers.0.multihead_attn"));
   assert.throws(() => task.explain!(model, config, { text: data.test[0].ex.source }, "42"), /target position 42 outside/);
   assert.equal(task.faithfulnessInputs!(data, 3).length, 3);
-  assert.ok(performance.now() - t0 < 120000);
 });
 
 test("task 'dates': data and option errors are clear", () => {

@@ -23,8 +23,9 @@ const run = () => {
   return { mm: Array.from(a.matmul(b).dataSync()), y: Array.from(y.dataSync()), gx: Array.from(x.grad.dataSync()) };
 };
 const w = run(); const backend = af.getBackend(); const desc = af.availableBackends();
-// workers start asynchronously (the first run may be single-threaded): wait for them, up to 10 s
-for (let i = 0; i < 100 && af.wasmWorkerCount() < Number(process.env.ATTNFLOW_THREADS) - 1; i++) await new Promise((r) => setTimeout(r, 100));
+// workers start asynchronously (the first run may be single-threaded): wait for them, up to 60 s (a hang guard: a
+// busy machine takes many times the idle start-up time)
+for (let i = 0; i < 600 && af.wasmWorkerCount() < Number(process.env.ATTNFLOW_THREADS) - 1; i++) await new Promise((r) => setTimeout(r, 100));
 const w2 = run(); const workers = af.wasmWorkerCount();
 af.setBackend("reference"); const r = run();
 let maxDiff = 0;
@@ -87,7 +88,7 @@ const diff = (p, q) => p.reduce((m, v, i) => Math.max(m, Math.abs(v - q[i]) / Ma
 const one = run(); const before = af.wasmWorkerCount();
 af.configureNodeWasmThreads(2);
 run();
-for (let i = 0; i < 100 && af.wasmWorkerCount() < 1; i++) await new Promise((r) => setTimeout(r, 100));
+for (let i = 0; i < 600 && af.wasmWorkerCount() < 1; i++) await new Promise((r) => setTimeout(r, 100));
 const two = run(); const after = af.wasmWorkerCount();
 af.configureNodeWasmThreads(1, { force: true });
 const back = run(); const last = af.wasmWorkerCount();
