@@ -75,7 +75,7 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
 export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): RawCheckpoint {
   let st: ReturnType<typeof parseSafetensors>;
   try {
-    st = parseSafetensors(bytes);
+    st = parseSafetensors(bytes, { aligned: true }); // attnflow writes every tensor aligned to its item size
   } catch (e) {
     throw new Error(`${source}: ${(e as Error).message}`);
   }

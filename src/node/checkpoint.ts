@@ -37,7 +37,7 @@ export function serializeCheckpoint(c: CheckpointContents, o: { floatDType?: "F3
   if (c.metrics) metadata.metrics = JSON.stringify(c.metrics);
   if (c.notes) metadata.notes = c.notes;
   if (c.history) metadata.history = JSON.stringify(c.history);
-  return saveSafetensors(tensors, { metadata, floatDType: o.floatDType });
+  return saveSafetensors(tensors, { metadata, floatDType: o.floatDType, integrity: true });
 }
 
 export async function saveCheckpoint(path: string, c: CheckpointContents, o: { floatDType?: "F32" | "F16" | "BF16" } = {}): Promise<void> {
@@ -59,7 +59,7 @@ export async function exportCheckpoint(src: string, dst: string, o: { half?: boo
 
 /** Read a checkpoint file without building the model. */
 export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
-  return parseCheckpoint(await readSafetensorsFile(path), path);
+  return parseCheckpoint(await readSafetensorsFile(path, { aligned: true }), path);
 }
 
 export interface LoadedCheckpoint {
