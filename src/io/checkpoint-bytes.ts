@@ -4,10 +4,29 @@
 import type { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig } from "../tasks/task.js";
-import { parseSafetensors, type StTensor } from "./safetensors.js";
+import { parseSafetensors, SafetensorsError, type StTensor } from "./safetensors.js";
 import { toTensor } from "./state-dict.js";
 
 export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
+
+/** A checkpoint that parses as safetensors but is not a usable attnflow checkpoint; the message starts with its source. */
+export class CheckpointError extends Error {
+  /** The metadata or config field at fault, when there is one (e.g. `config.labelSmoothing`). */
+  readonly field?: string;
+  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CheckpointError";
+    if (field !== undefined) this.field = field;
+  }
+}
+
+/** Errors of building a model from a stored config become CheckpointErrors naming the file; programming errors pass. */
+export function asCheckpointError(e: unknown, path: string, what: string): unknown {
+  if (!(e instanceof Error) || e instanceof CheckpointError) return e;
+  if (e.name !== "Error" && e.name !== "RangeError" && e.name !== "ConfigError") return e; // TypeError etc.: a bug, keep its stack
+  const field = (e as { field?: unknown }).field;
+  return new CheckpointError(`${path}: ${what}: ${e.message}`, typeof field === "string" ? `config.${field}` : undefined, { cause: e });
+}
 export const OPT_PREFIX = "optimizer/";
 
 /** Where training stopped: enough to continue to exactly the same result. */
@@ -40,7 +59,7 @@ export interface RawCheckpoint {
 function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
   if (text === undefined) return undefined;
   try { return JSON.parse(text) as T; } catch (e) {
-    throw new Error(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`);
+    throw new CheckpointError(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`, `__metadata__.${field}`);
   }
 }
 
@@ -48,12 +67,14 @@ function parseJsonField<T>(path: string, field: string, text: string | undefined
 export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: Record<string, string> }, path: string): RawCheckpoint {
   const { tensors, metadata } = st;
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
-      `plain state dicts load with loadModule()`);
+    throw new CheckpointError(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
+      `plain state dicts load with loadModule()`, "__metadata__.format");
   }
-  if (!metadata.task) throw new Error(`${path}: checkpoint metadata has no "task" field`);
+  if (!metadata.task) throw new CheckpointError(`${path}: checkpoint metadata has no "task" field`, "__metadata__.task");
   const config = parseJsonField<ModelConfig>(path, "config", metadata.config);
-  if (!config || typeof config !== "object") throw new Error(`${path}: checkpoint metadata has no model "config"`);
+  if (!config || typeof config !== "object" || Array.isArray(config)) {
+    throw new CheckpointError(`${path}: checkpoint metadata has no model "config" object (got ${config === undefined ? "none" : JSON.stringify(config).slice(0, 40)})`, "__metadata__.config");
+  }
   const weights = new Map<string, Tensor>();
   const optTensors: Record<string, Float32Array> = {};
   for (const [name, t] of tensors) {
@@ -77,7 +98,8 @@ export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): R
   try {
     st = parseSafetensors(bytes, { aligned: true }); // attnflow writes every tensor aligned to its item size
   } catch (e) {
-    throw new Error(`${source}: ${(e as Error).message}`);
+    if (e instanceof SafetensorsError) throw new SafetensorsError(`${source}: ${e.message}`, { offset: e.offset, field: e.field });
+    throw e;
   }
   return parseCheckpoint(st, source);
 }
@@ -87,7 +109,7 @@ export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckp
   try {
     model.loadStateDict(raw.weights, { strict: true });
   } catch (e) {
-    throw new Error(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`);
+    throw new CheckpointError(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`, undefined, { cause: e });
   }
   model.eval();
   return model;
@@ -95,8 +117,14 @@ export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckp
 
 /** The trained model of a checkpoint of task `task`: `build` makes it from the stored config; eval mode. */
 export function trainedModel<M extends Module>(raw: RawCheckpoint, task: string, build: (config: ModelConfig) => M): { model: M; config: ModelConfig } {
-  if (raw.task !== task) throw new Error(`${raw.path}: a '${raw.task || "?"}' checkpoint, not a ${task} one`);
-  return { model: loadCheckpointWeights(build(raw.config), raw), config: raw.config };
+  if (raw.task !== task) throw new CheckpointError(`${raw.path}: a '${raw.task || "?"}' checkpoint, not a ${task} one`, "__metadata__.task");
+  let model: M;
+  try {
+    model = build(raw.config);
+  } catch (e) {
+    throw asCheckpointError(e, raw.path, "stored model config");
+  }
+  return { model: loadCheckpointWeights(model, raw), config: raw.config };
 }
 
 /** checkpointFromBytes + trainedModel. */
