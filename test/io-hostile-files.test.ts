@@ -305,6 +305,8 @@ test("invalid stored config values are errors naming the field (labelSmoothing: 
     ["fortunes-classifier", (c) => { c.dModel = 1e9; }, /config field "dModel" must be an integer in \[1, 65536\]/],
     ["dates", (c) => { c.labelSmoothing = -1; }, /dates: config field "labelSmoothing" must be a number in \[0, 1\), got -1/],
     ["dates", (c) => { c.beamWidth = 0; }, /dates: config field "beamWidth" must be an integer in \[1, 256\], got 0/],
+    // found by the fuzz suite: a bit flip in the key made beamWidth vanish, and predict failed with a bare Error
+    ["dates", (c) => { delete c.beamWidth; }, /dates: config field "beamWidth" must be an integer in \[1, 256\], got nothing \(field missing\)/],
     ["char-lm", (c) => { c.layerNormEps = -1; }, /char-lm: config field "layerNormEps" must be a number in \(0, 1\], got -1/],
     ["fashion-vit", (c) => { c.depth = 2.5; }, /fashion-vit: config field "depth" must be an integer in \[1, 1024\], got 2\.5/],
   ];

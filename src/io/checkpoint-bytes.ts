@@ -23,7 +23,7 @@ export class CheckpointError extends Error {
 /** Errors of building a model from a stored config become CheckpointErrors naming the file; programming errors pass. */
 export function asCheckpointError(e: unknown, path: string, what: string): unknown {
   if (!(e instanceof Error) || e instanceof CheckpointError) return e;
-  if (e.name !== "Error" && e.name !== "RangeError" && e.name !== "ConfigError") return e; // TypeError etc.: a bug, keep its stack
+  if (!["Error", "RangeError", "ConfigError", "TokenizerError"].includes(e.name)) return e; // TypeError etc.: a bug, keep its stack
   const field = (e as { field?: unknown }).field;
   return new CheckpointError(`${path}: ${what}: ${e.message}`, typeof field === "string" ? `config.${field}` : undefined, { cause: e });
 }

@@ -102,7 +102,7 @@ const DATES_RULES: Record<string, FieldRule> = {
   encoderLayers: r.layers(), decoderLayers: r.layers(), dimFeedforward: r.width(), dropout: r.fraction(),
   maxSrcLen: r.length(), maxTgtLen: r.length(2), shareEmbeddings: r.bool(true), tieOutput: r.bool(true), normFirst: r.bool(true),
   activation: r.oneOf(["relu", "gelu"], true), padId: r.int(0, 0, true),
-  labelSmoothing: r.fraction(true), beamWidth: r.int(1, 256, true), lengthPenalty: r.number(0, 10, true),
+  labelSmoothing: r.fraction(), beamWidth: r.int(1, 256), lengthPenalty: r.number(0, 10),
   srcTokenizer: r.object(), tgtTokenizer: r.object(),
 };
 

@@ -73,13 +73,13 @@ export const TEXT_ENCODER_RULES: Record<string, FieldRule> = {
   vocabSize: r.vocab(MASK_ID + 1), dModel: r.width(), depth: r.layers(0), heads: r.width(), ff: r.width(), maxLen: r.length(2),
   dropout: r.fraction(), normFirst: r.bool(true), activation: r.oneOf(["gelu", "relu"], true), pooling: r.oneOf(["cls", "mean"]),
   mlmHead: r.bool(true), numClasses: r.int(0, 100_000), padId: r.int(0, 0, true), tokenizer: r.object(),
-  minFreq: r.int(1, 1_000_000_000, true), maxVocab: r.vocab(0, true), groupTokens: r.int(1, 1 << 30, true),
+  minFreq: r.int(1, 1_000_000_000), maxVocab: r.vocab(0), groupTokens: r.int(1, 1 << 30),
 };
 
 const CLASSIFIER_RULES: Record<string, FieldRule> = {
   ...TEXT_ENCODER_RULES, task: r.oneOf(["fortunes-classifier"], true), labels: r.strings(1),
-  vocabFrom: r.oneOf(["train", "corpus"], true), labelSmoothing: r.fraction(true), classWeight: r.oneOf(["none", "balanced"], true),
-  tokenDropout: r.fraction(true), mlmWeight: r.number(0, 1000, true), init: r.string(true),
+  vocabFrom: r.oneOf(["train", "corpus"]), labelSmoothing: r.fraction(), classWeight: r.oneOf(["none", "balanced"]),
+  tokenDropout: r.fraction(), mlmWeight: r.number(0, 1000), init: r.string(),
 };
 
 /** A fresh (untrained) classifier for a stored config, after checking that its tokenizer and labels fit. */

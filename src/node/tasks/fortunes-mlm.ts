@@ -96,8 +96,8 @@ function mlmBatch(model: TextClassifier, cfg: MlmConfig, rows: Int32Array[], ran
 }
 
 const MLM_RULES: Record<string, FieldRule> = {
-  ...TEXT_ENCODER_RULES, task: r.oneOf(["fortunes-mlm"], true), vocabFrom: r.oneOf(["corpus"], true),
-  maskRate: { type: "number", min: 0, max: 1, minExclusive: true, maxExclusive: true, optional: true },
+  ...TEXT_ENCODER_RULES, task: r.oneOf(["fortunes-mlm"], true), vocabFrom: r.oneOf(["corpus"]),
+  maskRate: { type: "number", min: 0, max: 1, minExclusive: true, maxExclusive: true },
 };
 
 function fromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
