@@ -508,6 +508,8 @@ async function main(o: Options): Promise<number> {
       date: new Date().toISOString(), seed: o.seed, timeoutS: o.timeoutS, jobs: o.jobs, seconds: Math.round((Date.now() - t0) / 1000),
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
       library: count("lib"), cli: count("cli"), failures: failures.slice(0, 50),
+      // Not failures, but worth a look: valid files the loaders refused (e.g. a BOOL byte flipped to 2, an I64 past int32).
+      rejectedValid: results.filter((r) => r.outcome === "rejected" && r.verdict === null).slice(0, 10),
     };
     if (o.json) console.log(JSON.stringify(report, null, 1));
     else {
