@@ -12,7 +12,7 @@
 //    value's SHA-256 must match it.
 //  attnflow checkpoint — a valid safetensors file whose offsets are multiples of the item size, metadata "format" is
 //    "attnflow-checkpoint-v1", "task" is non-empty, "config" is a JSON object and trainer/metrics/optimizer/history (when
-//    present) are JSON; and, for loaders that build the model, the tensor names and shapes are the seed's whenever task
+//    present) are JSON, with trainer/metrics/optimizer of the shapes stateInvalid() spells out; and, for loaders that build the model, the tensor names and shapes are the seed's whenever task
 //    and config are the seed's. A legacy checkpoint (no integrity record) whose config text was edited is "unjudged":
 //    the config rules are the library's own range checks, which this file does not duplicate; such cases count only
 //    towards crashes and hangs.
@@ -183,6 +183,8 @@ export function checkpointInvalid(b: Uint8Array, seed: CheckpointSeedFacts, buil
     try { JSON.parse(m[k]); } catch { return `${k} not JSON`; }
   }
   if (!isObj(JSON.parse(m.config))) return "config not an object";
+  const state = stateInvalid(m);
+  if (state) return state;
   if (!buildsModel) return null;
   if (m.task !== seed.task || m.config !== seed.config) return m["attnflow.integrity"] !== undefined ? null : "unjudged";
   const weights = [...lay.tensors.keys()].filter((k) => !k.startsWith("optimizer/"));
@@ -191,6 +193,29 @@ export function checkpointInvalid(b: Uint8Array, seed: CheckpointSeedFacts, buil
     const want = seed.shapes.get(w), got = lay.tensors.get(w)!.shape;
     if (!want || want.join() !== got.join()) return `weight ${w} name or shape differs from the model's`;
   }
+  return null;
+}
+
+const nat = (x: unknown, min = 0) => typeof x === "number" && Number.isSafeInteger(x) && x >= min;
+const num = (x: unknown, min: number, max: number, open = false) => typeof x === "number" && Number.isFinite(x) && (open ? x > min : x >= min) && x <= max;
+const numbersOrNull = (x: unknown, nullable: boolean) => isObj(x) && Object.values(x).every((v) => num(v, -Infinity, Infinity) || (nullable && v === null));
+
+/** trainer / metrics / optimizer metadata: the shapes `info` prints and `--resume` relies on. */
+function stateInvalid(m: Record<string, string>): string | null {
+  if (m.metrics !== undefined && !numbersOrNull(JSON.parse(m.metrics), true)) return "metrics not an object of numbers";
+  if (m.optimizer !== undefined && !numbersOrNull(JSON.parse(m.optimizer), false)) return "optimizer scalars not numbers";
+  if (m.trainer === undefined) return null;
+  const t = JSON.parse(m.trainer) as Json;
+  if (!isObj(t)) return "trainer not an object";
+  if (!["epoch", "batchInEpoch", "globalStep", "totalSteps"].every((k) => nat(t[k]))) return "trainer counters";
+  if (!num(t.seed, -(2 ** 53), 2 ** 53) || typeof t.finished !== "boolean") return "trainer seed/finished";
+  if (!Array.isArray(t.rng) || !t.rng.every((x) => nat(x) && (x as number) < 2 ** 32)) return "trainer rng";
+  const o = t.options;
+  if (!isObj(o) || !nat(o.epochs, 1) || !nat(o.batchSize, 1) || !num(o.lr, 0, 1e6, true) || !num(o.weightDecay, 0, 1e6) ||
+      !nat(o.warmupSteps) || !num(o.clipNorm, 0, 1e12) || (o.limitTrain !== undefined && !nat(o.limitTrain)) ||
+      (o.limitTest !== undefined && !nat(o.limitTest)) || (o.data !== undefined && typeof o.data !== "string")) return "trainer options";
+  if (!Array.isArray(t.history) || !t.history.every((h) => isObj(h) && nat(h.step) && nat(h.epoch) && (h.loss === null || num(h.loss, -Infinity, Infinity)) &&
+      (h.metrics === undefined || numbersOrNull(h.metrics, true)))) return "trainer history";
   return null;
 }
 

@@ -80,7 +80,19 @@ async function buildSeeds(dir: string): Promise<Seed[]> {
     const legacyMeta = Object.fromEntries(Object.entries(parsed.metadata).filter(([k]) => k !== INTEGRITY_KEY));
     const legacy = serializeSafetensors(parsed.tensors, legacyMeta);
     const facts: CheckpointSeedFacts = { task, config: parsed.metadata.config, shapes: new Map([...parsed.tensors].map(([k, t]) => [k, t.shape])) };
-    for (const [id, b] of [[`ck-${task}`, bytes], [`ck-${task}-legacy`, legacy]] as const) {
+    const seedsOfTask: [string, Uint8Array][] = [[`ck-${task}`, bytes], [`ck-${task}-legacy`, legacy]];
+    if (task === "dates") {
+      // A resumable training checkpoint: trainer state, optimizer moments and scalars, history with a NaN (null) loss.
+      const first = model.parameters()[0];
+      seedsOfTask.push([`ck-${task}-trainer`, serializeCheckpoint({
+        task, config, model, metrics: { exactMatch: 0.25, loss: NaN },
+        optimizer: { tensors: { "0.exp_avg": new Float32Array(first.numel()).fill(0.01) }, scalars: { stepCount: 3, "group0.lr": 0.001 } },
+        trainer: { epoch: 0, batchInEpoch: 3, globalStep: 3, totalSteps: 10, seed: 1, rng: [1, 2, 3, 4], finished: false,
+          options: { epochs: 1, batchSize: 8, lr: 0.001, weightDecay: 0.01, warmupSteps: 0, clipNorm: 1 },
+          history: [{ step: 3, epoch: 0, loss: 1.5 }, { step: 4, epoch: 0, loss: NaN }] },
+      })]);
+    }
+    for (const [id, b] of seedsOfTask) {
       const path = join(dir, `${id}.safetensors`);
       writeFileSync(path, b);
       seeds.push({ id, kind: "checkpoint", bytes: b, facts, path, ...inputs[task] });
@@ -479,7 +491,7 @@ async function main(o: Options): Promise<number> {
         const file = join(dir, `case-${id}${mode === "image" ? ".png" : ".safetensors"}`);
         writeFileSync(file, m.bytes);
         const args = mode === "image" ? ["predict", "--model", vit.path!, file, "--json"]
-          : mode === "info" ? ["info", "--model", file, "--json"] : ["predict", "--model", file, seed.input!, "--json", ...(seed.flags ?? [])];
+          : mode === "info" ? ["info", "--model", file, ...(rng.next() < 0.5 ? ["--json"] : [])] : ["predict", "--model", file, seed.input!, "--json", ...(seed.flags ?? [])];
         const r = await runCli(args, o.timeoutS);
         rmSync(file, { force: true });
         results.push({ id, seed: seed.id, kind: seed.kind, mutation: `${mode}: ${m.mutation}`, ...r, verdict: verdict(seed, m.bytes, mode === "predict"), via: "cli" });

@@ -333,3 +333,29 @@ test("saveCheckpoint writes the integrity record, and loading the saved file ver
   writeFileSync(p, bytes);
   await assert.rejects(readCheckpoint(p), /resaved\.safetensors: tensor ".+" data .* when written \(integrity record/);
 });
+
+test("trainer state, metrics and optimizer scalars are checked by shape; `info` prints a NaN metric instead of crashing", async () => {
+  const ck = await readCheckpoint(shipped("dates"));
+  const trainer = { epoch: 0, batchInEpoch: 3, globalStep: 3, totalSteps: 10, seed: 1, rng: [1, 2, 3, 4], finished: false,
+    options: { epochs: 1, batchSize: 8, lr: 0.001, weightDecay: 0.01, warmupSteps: 0, clipNorm: 1 }, history: [{ step: 3, epoch: 0, loss: NaN }] };
+  const save = (name: string, extra: Record<string, unknown>) => {
+    const p = join(dir, name);
+    writeFileSync(p, serializeCheckpoint({ task: ck.task, config: ck.config, model: ck.weights, ...extra }));
+    return p;
+  };
+  const info = (p: string) => spawnSync(process.execPath, [join(REPO, "bin", "attnflow.js"), "info", "--model", p], { encoding: "utf8", timeout: 120_000 });
+  const ok = info(save("nan-metric.safetensors", { metrics: { exactMatch: NaN, loss: 0.5 }, trainer }));
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /exactMatch null/);
+  const bad = save("bad-trainer.safetensors", { trainer: { ...trainer, options: undefined } });
+  await assert.rejects(readCheckpoint(bad), (e: unknown) => e instanceof CheckpointError &&
+    /bad-trainer\.safetensors: metadata "trainer": field "options" must be an object, got nothing \(field missing\)/.test(e.message) &&
+    e.field === "__metadata__.trainer.options");
+  const r = info(bad);
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /^attnflow: .*field "options" must be an object/);
+  await assert.rejects(readCheckpoint(save("bad-lr.safetensors", { trainer: { ...trainer, options: { ...trainer.options, lr: -1 } } })),
+    /metadata "trainer\.options": field "lr" must be a number in \(0, 1000000\], got -1/);
+  await assert.rejects(readCheckpoint(save("bad-metrics.safetensors", { metrics: { accuracy: "high" } })),
+    /metadata "metrics" must be an object of numbers \(or null\), got \{"accuracy":"high"\}/);
+});

@@ -6,6 +6,7 @@ import type { Module } from "../nn/module.js";
 import type { ModelConfig } from "../tasks/task.js";
 import { parseSafetensors, SafetensorsError, type StTensor } from "./safetensors.js";
 import { toTensor } from "./state-dict.js";
+import { checkConfigFields, ConfigError, rules as r, type FieldRule } from "../tasks/config-check.js";
 
 export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
 
@@ -63,6 +64,47 @@ function parseJsonField<T>(path: string, field: string, text: string | undefined
   }
 }
 
+const count = (min = 0): FieldRule => r.int(min, Number.MAX_SAFE_INTEGER);
+const TRAINER_RULES: Record<string, FieldRule> = {
+  epoch: count(), batchInEpoch: count(), globalStep: count(), totalSteps: count(), seed: r.number(-(2 ** 53), 2 ** 53),
+  rng: r.ints(0, 2 ** 32 - 1), options: r.object(), history: r.list(), finished: r.bool(),
+};
+const TRAINER_OPTION_RULES: Record<string, FieldRule> = {
+  epochs: count(1), batchSize: count(1), lr: { type: "number", min: 0, max: 1e6, minExclusive: true }, weightDecay: r.number(0, 1e6),
+  warmupSteps: count(), clipNorm: r.number(0, 1e12), limitTrain: count(0), limitTest: count(0), data: r.string(true),
+};
+for (const k of ["limitTrain", "limitTest"]) TRAINER_OPTION_RULES[k] = { ...TRAINER_OPTION_RULES[k], optional: true };
+
+/** checkConfigFields for a metadata field (`trainer`, `trainer.options`, ...): a CheckpointError naming `prefix.field`. */
+function checkMeta(path: string, prefix: string, value: unknown, fieldRules: Record<string, FieldRule>): void {
+  try {
+    checkConfigFields(`${path}: metadata "${prefix}"`, value as ModelConfig, fieldRules, "field");
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(e.message, `__metadata__.${prefix}.${e.field}`, { cause: e });
+    throw e;
+  }
+}
+
+const HISTORY_RULES: Record<string, FieldRule> = {
+  step: count(), epoch: count(), loss: { type: "number", min: -Infinity, max: Infinity, nullable: true }, metrics: r.numbers(true, true),
+};
+
+/** The JSON metadata fields other than the config, checked by shape: `info` prints them and `--resume` relies on them. */
+function checkStateFields(path: string, trainer: unknown, metrics: unknown, scalars: unknown): void {
+  if (trainer !== undefined) {
+    checkMeta(path, "trainer", trainer, TRAINER_RULES);
+    checkMeta(path, "trainer.options", (trainer as { options: unknown }).options, TRAINER_OPTION_RULES);
+    (trainer as { history: unknown[] }).history.forEach((h, i) => checkMeta(path, `trainer.history[${i}]`, h, HISTORY_RULES));
+  }
+  const numbers = (field: string, v: unknown, nullable: boolean) => {
+    const ok = typeof v === "object" && v !== null && !Array.isArray(v) &&
+      Object.values(v).every((x) => (typeof x === "number" && Number.isFinite(x)) || (nullable && x === null));
+    if (!ok) throw new CheckpointError(`${path}: metadata "${field}" must be an object of numbers${nullable ? " (or null)" : ""}, got ${JSON.stringify(v).slice(0, 60)}`, `__metadata__.${field}`);
+  };
+  if (metrics !== undefined) numbers("metrics", metrics, true);
+  if (scalars !== undefined) numbers("optimizer", scalars, false);
+}
+
 /** A checkpoint from its parsed safetensors (tensors + metadata); `path` names it in errors. */
 export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: Record<string, string> }, path: string): RawCheckpoint {
   const { tensors, metadata } = st;
@@ -82,11 +124,14 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
     else weights.set(name, toTensor(name, t));
   }
   const scalars = parseJsonField<Record<string, number>>(path, "optimizer", metadata.optimizer);
+  const trainer = parseJsonField<TrainerState>(path, "trainer", metadata.trainer);
+  const metrics = parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics);
+  checkStateFields(path, trainer, metrics, scalars);
   return {
     path, task: metadata.task, config, weights,
     optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
-    trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
-    metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
+    trainer,
+    metrics,
     notes: metadata.notes,
     history: parseJsonField<unknown>(path, "history", metadata.history),
   };

@@ -16,13 +16,15 @@ export class ConfigError extends RangeError {
 
 export type FieldRule =
   | { type: "int"; min: number; max: number; optional?: boolean }
-  | { type: "number"; min: number; max: number; maxExclusive?: boolean; minExclusive?: boolean; optional?: boolean }
+  | { type: "number"; min: number; max: number; maxExclusive?: boolean; minExclusive?: boolean; optional?: boolean; nullable?: boolean }
   | { type: "bool"; optional?: boolean }
   | { type: "enum"; values: readonly string[]; optional?: boolean }
   | { type: "string"; optional?: boolean }
   | { type: "strings"; minItems: number; optional?: boolean }
   | { type: "ints"; min: number; max: number; optional?: boolean }
-  | { type: "object"; optional?: boolean };
+  | { type: "object"; optional?: boolean }
+  | { type: "numbers"; nullable?: boolean; optional?: boolean }
+  | { type: "list"; optional?: boolean };
 
 /** Shared upper bounds: far above any model here, far below what would exhaust memory while building one. */
 export const LIMITS = { width: 65536, layers: 1024, vocab: 10_000_000, length: 1_000_000 } as const;
@@ -43,6 +45,9 @@ export const rules = {
   strings: (minItems = 1, optional = false): FieldRule => ({ type: "strings", minItems, optional }),
   ints: (min: number, max: number, optional = false): FieldRule => ({ type: "ints", min, max, optional }),
   object: (optional = false): FieldRule => ({ type: "object", optional }),
+  /** An object mapping names to finite numbers (null allowed when `nullable`: JSON's spelling of NaN). */
+  numbers: (nullable = false, optional = false): FieldRule => ({ type: "numbers", nullable, optional }),
+  list: (optional = false): FieldRule => ({ type: "list", optional }),
 };
 
 function show(v: unknown): string {
@@ -55,13 +60,15 @@ function show(v: unknown): string {
 function expected(r: FieldRule): string {
   switch (r.type) {
     case "int": return `an integer in [${r.min}, ${r.max}]`;
-    case "number": return `a number in ${r.minExclusive ? "(" : "["}${r.min}, ${r.max}${r.maxExclusive ? ")" : "]"}`;
+    case "number": return `a number in ${r.minExclusive ? "(" : "["}${r.min}, ${r.max}${r.maxExclusive ? ")" : "]"}${r.nullable ? " (or null)" : ""}`;
     case "bool": return "true or false";
     case "enum": return `one of ${r.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "string": return "a string";
     case "strings": return `a list of at least ${r.minItems} strings`;
     case "ints": return `a list of integers in [${r.min}, ${r.max}]`;
     case "object": return "an object";
+    case "numbers": return `an object of numbers${r.nullable ? " (or null)" : ""}`;
+    case "list": return "a list";
   }
 }
 
@@ -70,6 +77,7 @@ function ok(r: FieldRule, v: unknown): boolean {
   switch (r.type) {
     case "int": return inInt(v, r.min, r.max);
     case "number":
+      if (v === null && r.nullable) return true;
       return typeof v === "number" && Number.isFinite(v) && (r.minExclusive ? v > r.min : v >= r.min) && (r.maxExclusive ? v < r.max : v <= r.max);
     case "bool": return typeof v === "boolean";
     case "enum": return typeof v === "string" && r.values.includes(v);
@@ -77,18 +85,25 @@ function ok(r: FieldRule, v: unknown): boolean {
     case "strings": return Array.isArray(v) && v.length >= r.minItems && v.every((x) => typeof x === "string");
     case "ints": return Array.isArray(v) && v.every((x) => inInt(x, r.min, r.max));
     case "object": return typeof v === "object" && v !== null && !Array.isArray(v);
+    case "numbers":
+      return typeof v === "object" && v !== null && !Array.isArray(v) &&
+        Object.values(v).every((x) => (typeof x === "number" && Number.isFinite(x)) || (r.nullable === true && x === null));
+    case "list": return Array.isArray(v);
   }
 }
 
-/** Throws a ConfigError naming the first field of `config` that breaks its rule (missing fields break non-optional rules). */
-export function checkConfigFields(task: string, config: ModelConfig, fieldRules: Record<string, FieldRule>): void {
+/**
+ * Throws a ConfigError naming the first field of `config` that breaks its rule (missing fields break non-optional
+ * rules). `what` names the kind of field in the message ("config field", "trainer state field").
+ */
+export function checkConfigFields(task: string, config: ModelConfig, fieldRules: Record<string, FieldRule>, what = "config field"): void {
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
-    throw new ConfigError(`${task}: model config must be an object, got ${show(config)}`, "config");
+    throw new ConfigError(`${task}: ${what.replace(/ field$/, "")} must be an object, got ${show(config)}`, "config");
   }
   for (const [field, r] of Object.entries(fieldRules)) {
     const has = Object.prototype.hasOwnProperty.call(config, field);
     const v = has ? config[field] : undefined;
     if (v === undefined && r.optional) continue;
-    if (!ok(r, v)) throw new ConfigError(`${task}: config field "${field}" must be ${expected(r)}, got ${show(v)}`, field);
+    if (!ok(r, v)) throw new ConfigError(`${task}: ${what} "${field}" must be ${expected(r)}, got ${show(v)}`, field);
   }
 }

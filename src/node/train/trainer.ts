@@ -208,6 +208,7 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
 }
 
 export function fmtMetric(v: number): string {
+  if (typeof v !== "number" || !Number.isFinite(v)) return String(v); // NaN is stored as null in JSON metadata
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(4) : v.toFixed(4);
 }
 
