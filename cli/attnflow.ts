@@ -127,7 +127,24 @@ async function main(argv: string[]): Promise<number> {
 // `attnflow … | head`: the reader went away; stop quietly, like other command-line tools
 process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); throw e; });
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => {
-  // a usage mistake found by a command (a missing --model, a flag this checkpoint's task does not take): exit code 2
-  console.error(`attnflow: ${e.message}`); process.exitCode = e instanceof UsageError ? 2 : 1;
+/**
+ * Errors the code throws on purpose (bad input, missing files) end with their message and exit code 1 (2 for a usage mistake). A TypeError,
+ * a stack overflow or a non-Error is a bug: its stack is shown and the exit code is 70 (EX_SOFTWARE), so scripts and
+ * the fuzz suite (bench/fuzz.ts) can tell a clear rejection from a crash.
+ */
+function isInternalError(e: unknown): boolean {
+  if (!(e instanceof Error)) return true;
+  if (e instanceof TypeError || e instanceof ReferenceError || e instanceof SyntaxError || e instanceof EvalError) return true;
+  return e instanceof RangeError && /Maximum call stack|Invalid array length|Array buffer allocation failed|Invalid typed array length/.test(e.message);
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => {
+  if (isInternalError(e)) {
+    console.error(`attnflow: internal error (a bug; please report it): ${e instanceof Error ? e.stack : String(e)}`);
+    process.exitCode = 70;
+  } else {
+    // a usage mistake found by a command (a missing --model, a flag this checkpoint's task does not take): exit code 2
+    console.error(`attnflow: ${(e as Error).message}`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  }
 });

@@ -1,9 +1,10 @@
 // `npm run parity -- <dir>`: check every PyTorch reference fixture under <dir> (any names, any nesting).
 import "../src/node.js"; // registers the native backend when built
 // One line per case, then "N passed, M failed"; exit code 1 if anything failed.
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join, relative, dirname } from "node:path";
 import { loadSafetensors } from "../src/io/state-dict.js";
+import { readSafetensorsBytesSync } from "../src/node/read-file.js";
 import { runCase, type FixtureCase } from "../src/parity/cases.js";
 import "../src/parity/explain-cases.js";
 import type { Tensor } from "../src/tensor.js";
@@ -27,7 +28,7 @@ function collectCases(root: string, files: string[]): { name: string; parts: Loa
     const rel = relative(root, file) || file;
     let loaded: Loaded;
     try {
-      const { tensors, metadata } = loadSafetensors(new Uint8Array(readFileSync(file)));
+      const { tensors, metadata } = loadSafetensors(readSafetensorsBytesSync(file, "fixture"));
       loaded = { file: rel, tensors, meta: metadata };
     } catch (e) {
       cases.set(rel, { name: rel, parts: [], error: (e as Error).message });

@@ -1,6 +1,7 @@
 // Node entry point: everything from the browser entry, plus Node-only helpers and the native CPU backend.
 export * from "./index.js";
-export { readSafetensorsFile, writeSafetensorsFile, writeFileAtomic } from "./node/safetensors-file.js";
+export { readSafetensorsFile, readSafetensorsFileSync, writeSafetensorsFile, writeFileAtomic } from "./node/safetensors-file.js";
+export { FileReadError } from "./node/read-file.js";
 export { loadFashionMnist } from "./node/datasets.js";
 import { registerNativeBackend } from "./node/native-backend.js";
 registerNativeBackend();

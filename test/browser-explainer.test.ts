@@ -34,7 +34,7 @@ test("textClassifierFromCheckpoint: rejects another task's checkpoint and weight
   assert.equal(predictText(model, config, BRIEF_SENTENCE).alternatives!.length, config.labels.length);
   const vit = new Uint8Array(readFileSync(join(ROOT, "models", "fashion-vit.safetensors")));
   assert.throws(() => textClassifierFromCheckpoint(vit, "fashion-vit.safetensors"), /fashion-vit\.safetensors: a 'fashion-vit' checkpoint, not a fortunes-classifier one/);
-  assert.throws(() => textClassifierFromCheckpoint(bytes.subarray(0, 100), "cut.safetensors"), /^Error: cut\.safetensors: header length \d+ runs past end of file/);
+  assert.throws(() => textClassifierFromCheckpoint(bytes.subarray(0, 100), "cut.safetensors"), /^SafetensorsError: cut\.safetensors: header length \d+ runs past end of file/);
 });
 
 /** Opens the page with `query` in headless Chromium and returns the summary it posts back. */

@@ -108,7 +108,7 @@ test("fashion-vit config: overrides (kebab or camel case, CLI strings) and error
   const c = fashionVitConfig({ "d-model": "32", heads: 2, flip: "false" });
   assert.equal(c.dModel, 32); assert.equal(c.flip, false);
   assert.throws(() => fashionVitConfig({ dmodel: 3 }), /unknown model option "dmodel"/);
-  assert.throws(() => fashionVitConfig({ cropPad: -1 }), /cropPad must be an integer/);
+  assert.throws(() => fashionVitConfig({ cropPad: -1 }), /config field "cropPad" must be an integer in \[0, 27\], got -1/);
 });
 
 const skip = hasFashionMnist() ? false : "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";

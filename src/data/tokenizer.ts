@@ -18,6 +18,11 @@ export const EOS_ID = 5;
 
 export type TokenizerKind = "word" | "char";
 
+/** A tokenizer JSON (a file, or the `tokenizer` field of a checkpoint config) that is not valid; the message names the field. */
+export class TokenizerError extends Error {
+  constructor(message: string) { super(message); this.name = "TokenizerError"; }
+}
+
 export interface EncodeOptions {
   /** Prepend [CLS] (classification) — applied before bos. */
   cls?: boolean;
@@ -79,7 +84,7 @@ export class Tokenizer {
   ) {
     this.index = new Map();
     tokens.forEach((tok, id) => {
-      if (this.index.has(tok)) throw new Error(`tokenizer vocabulary has duplicate token ${JSON.stringify(tok)} at id ${id}`);
+      if (this.index.has(tok)) throw new TokenizerError(`tokenizer vocabulary has duplicate token ${JSON.stringify(tok)} at id ${id}`);
       this.index.set(tok, id);
     });
   }
@@ -108,16 +113,20 @@ export class Tokenizer {
   }
 
   static fromJSON(json: unknown): Tokenizer {
-    const j = (typeof json === "string" ? JSON.parse(json) : json) as Partial<TokenizerJSON> | null;
-    if (!j || j.format !== "attnflow.tokenizer") throw new Error(`not a tokenizer JSON: field 'format' must be "attnflow.tokenizer"`);
-    if (j.version !== 1) throw new Error(`unsupported tokenizer JSON version ${String(j.version)} (expected 1)`);
-    if (j.kind !== "word" && j.kind !== "char") throw new Error(`tokenizer JSON field 'kind' must be "word" or "char", got ${String(j.kind)}`);
-    if (typeof j.lowercase !== "boolean") throw new Error(`tokenizer JSON field 'lowercase' must be a boolean`);
+    let parsed = json;
+    if (typeof json === "string") {
+      try { parsed = JSON.parse(json); } catch (e) { throw new TokenizerError(`tokenizer JSON is not valid JSON: ${(e as Error).message}`); }
+    }
+    const j = (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? parsed : null) as Partial<TokenizerJSON> | null;
+    if (!j || j.format !== "attnflow.tokenizer") throw new TokenizerError(`not a tokenizer JSON: field 'format' must be "attnflow.tokenizer"`);
+    if (j.version !== 1) throw new TokenizerError(`unsupported tokenizer JSON version ${String(j.version)} (expected 1)`);
+    if (j.kind !== "word" && j.kind !== "char") throw new TokenizerError(`tokenizer JSON field 'kind' must be "word" or "char", got ${String(j.kind)}`);
+    if (typeof j.lowercase !== "boolean") throw new TokenizerError(`tokenizer JSON field 'lowercase' must be a boolean`);
     if (!Array.isArray(j.tokens) || !j.tokens.every((t) => typeof t === "string")) {
-      throw new Error(`tokenizer JSON field 'tokens' must be an array of strings`);
+      throw new TokenizerError(`tokenizer JSON field 'tokens' must be an array of strings`);
     }
     SPECIAL_TOKENS.forEach((s, i) => {
-      if (j.tokens![i] !== s) throw new Error(`tokenizer JSON 'tokens[${i}]' must be ${s}, got ${JSON.stringify(j.tokens![i])}`);
+      if (j.tokens![i] !== s) throw new TokenizerError(`tokenizer JSON 'tokens[${i}]' must be ${s}, got ${JSON.stringify(j.tokens![i])}`);
     });
     return new Tokenizer(j.kind, j.lowercase, j.tokens);
   }

@@ -4,10 +4,30 @@
 import type { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig } from "../tasks/task.js";
-import { parseSafetensors, type StTensor } from "./safetensors.js";
+import { parseSafetensors, SafetensorsError, type StTensor } from "./safetensors.js";
 import { toTensor } from "./state-dict.js";
+import { checkConfigFields, ConfigError, rules as r, type FieldRule } from "../tasks/config-check.js";
 
 export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
+
+/** A checkpoint that parses as safetensors but is not a usable attnflow checkpoint; the message starts with its source. */
+export class CheckpointError extends Error {
+  /** The metadata or config field at fault, when there is one (e.g. `config.labelSmoothing`). */
+  readonly field?: string;
+  constructor(message: string, field?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "CheckpointError";
+    if (field !== undefined) this.field = field;
+  }
+}
+
+/** Errors of building a model from a stored config become CheckpointErrors naming the file; programming errors pass. */
+export function asCheckpointError(e: unknown, path: string, what: string): unknown {
+  if (!(e instanceof Error) || e instanceof CheckpointError) return e;
+  if (!["Error", "RangeError", "ConfigError", "TokenizerError"].includes(e.name)) return e; // TypeError etc.: a bug, keep its stack
+  const field = (e as { field?: unknown }).field;
+  return new CheckpointError(`${path}: ${what}: ${e.message}`, typeof field === "string" ? `config.${field}` : undefined, { cause: e });
+}
 export const OPT_PREFIX = "optimizer/";
 
 /** Where training stopped: enough to continue to exactly the same result. */
@@ -47,20 +67,63 @@ export interface RawCheckpoint {
 function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
   if (text === undefined) return undefined;
   try { return JSON.parse(text) as T; } catch (e) {
-    throw new Error(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`);
+    throw new CheckpointError(`${path}: metadata field "${field}" is not valid JSON (${(e as Error).message})`, `__metadata__.${field}`);
   }
+}
+
+const count = (min = 0): FieldRule => r.int(min, Number.MAX_SAFE_INTEGER);
+const TRAINER_RULES: Record<string, FieldRule> = {
+  epoch: count(), batchInEpoch: count(), globalStep: count(), totalSteps: count(), seed: r.number(-(2 ** 53), 2 ** 53),
+  rng: r.ints(0, 2 ** 32 - 1), options: r.object(), history: r.list(), finished: r.bool(),
+};
+const TRAINER_OPTION_RULES: Record<string, FieldRule> = {
+  epochs: count(1), batchSize: count(1), lr: { type: "number", min: 0, max: 1e6, minExclusive: true }, weightDecay: r.number(0, 1e6),
+  warmupSteps: count(), clipNorm: r.number(0, 1e12), limitTrain: count(0), limitTest: count(0), data: r.string(true),
+};
+for (const k of ["limitTrain", "limitTest"]) TRAINER_OPTION_RULES[k] = { ...TRAINER_OPTION_RULES[k], optional: true };
+
+/** checkConfigFields for a metadata field (`trainer`, `trainer.options`, ...): a CheckpointError naming `prefix.field`. */
+function checkMeta(path: string, prefix: string, value: unknown, fieldRules: Record<string, FieldRule>): void {
+  try {
+    checkConfigFields(`${path}: metadata "${prefix}"`, value as ModelConfig, fieldRules, "field");
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(e.message, `__metadata__.${prefix}.${e.field}`, { cause: e });
+    throw e;
+  }
+}
+
+const HISTORY_RULES: Record<string, FieldRule> = {
+  step: count(), epoch: count(), loss: { type: "number", min: -Infinity, max: Infinity, nullable: true }, metrics: r.numbers(true, true),
+};
+
+/** The JSON metadata fields other than the config, checked by shape: `info` prints them and `--resume` relies on them. */
+function checkStateFields(path: string, trainer: unknown, metrics: unknown, scalars: unknown): void {
+  if (trainer !== undefined) {
+    checkMeta(path, "trainer", trainer, TRAINER_RULES);
+    checkMeta(path, "trainer.options", (trainer as { options: unknown }).options, TRAINER_OPTION_RULES);
+    (trainer as { history: unknown[] }).history.forEach((h, i) => checkMeta(path, `trainer.history[${i}]`, h, HISTORY_RULES));
+  }
+  const numbers = (field: string, v: unknown, nullable: boolean) => {
+    const ok = typeof v === "object" && v !== null && !Array.isArray(v) &&
+      Object.values(v).every((x) => (typeof x === "number" && Number.isFinite(x)) || (nullable && x === null));
+    if (!ok) throw new CheckpointError(`${path}: metadata "${field}" must be an object of numbers${nullable ? " (or null)" : ""}, got ${JSON.stringify(v).slice(0, 60)}`, `__metadata__.${field}`);
+  };
+  if (metrics !== undefined) numbers("metrics", metrics, true);
+  if (scalars !== undefined) numbers("optimizer", scalars, false);
 }
 
 /** A checkpoint from its parsed safetensors (tensors + metadata); `path` names it in errors. */
 export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: Record<string, string> }, path: string): RawCheckpoint {
   const { tensors, metadata } = st;
   if (metadata.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
-      `plain state dicts load with loadModule()`);
+    throw new CheckpointError(`${path}: not an attnflow checkpoint (metadata "format" is ${metadata.format === undefined ? "missing" : JSON.stringify(metadata.format)}, expected "${CHECKPOINT_FORMAT}"); ` +
+      `plain state dicts load with loadModule()`, "__metadata__.format");
   }
-  if (!metadata.task) throw new Error(`${path}: checkpoint metadata has no "task" field`);
+  if (!metadata.task) throw new CheckpointError(`${path}: checkpoint metadata has no "task" field`, "__metadata__.task");
   const config = parseJsonField<ModelConfig>(path, "config", metadata.config);
-  if (!config || typeof config !== "object") throw new Error(`${path}: checkpoint metadata has no model "config"`);
+  if (!config || typeof config !== "object" || Array.isArray(config)) {
+    throw new CheckpointError(`${path}: checkpoint metadata has no model "config" object (got ${config === undefined ? "none" : JSON.stringify(config).slice(0, 40)})`, "__metadata__.config");
+  }
   const weights = new Map<string, Tensor>();
   const optTensors: Record<string, Float32Array> = {};
   for (const [name, t] of tensors) {
@@ -68,11 +131,14 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
     else weights.set(name, toTensor(name, t));
   }
   const scalars = parseJsonField<Record<string, number>>(path, "optimizer", metadata.optimizer);
+  const trainer = parseJsonField<TrainerState>(path, "trainer", metadata.trainer);
+  const metrics = parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics);
+  checkStateFields(path, trainer, metrics, scalars);
   return {
     path, task: metadata.task, config, weights,
     optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
-    trainer: parseJsonField<TrainerState>(path, "trainer", metadata.trainer),
-    metrics: parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics),
+    trainer,
+    metrics,
     notes: metadata.notes,
     history: parseJsonField<unknown>(path, "history", metadata.history),
   };
@@ -82,9 +148,10 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
 export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): RawCheckpoint {
   let st: ReturnType<typeof parseSafetensors>;
   try {
-    st = parseSafetensors(bytes);
+    st = parseSafetensors(bytes, { aligned: true }); // attnflow writes every tensor aligned to its item size
   } catch (e) {
-    throw new Error(`${source}: ${(e as Error).message}`);
+    if (e instanceof SafetensorsError) throw new SafetensorsError(`${source}: ${e.message}`, { offset: e.offset, field: e.field });
+    throw e;
   }
   return parseCheckpoint(st, source);
 }
@@ -94,7 +161,7 @@ export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckp
   try {
     model.loadStateDict(raw.weights, { strict: true });
   } catch (e) {
-    throw new Error(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`);
+    throw new CheckpointError(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`, undefined, { cause: e });
   }
   model.eval();
   return model;
@@ -102,8 +169,14 @@ export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckp
 
 /** The trained model of a checkpoint of task `task`: `build` makes it from the stored config; eval mode. */
 export function trainedModel<M extends Module>(raw: RawCheckpoint, task: string, build: (config: ModelConfig) => M): { model: M; config: ModelConfig } {
-  if (raw.task !== task) throw new Error(`${raw.path}: a '${raw.task || "?"}' checkpoint, not a ${task} one`);
-  return { model: loadCheckpointWeights(build(raw.config), raw), config: raw.config };
+  if (raw.task !== task) throw new CheckpointError(`${raw.path}: a '${raw.task || "?"}' checkpoint, not a ${task} one`, "__metadata__.task");
+  let model: M;
+  try {
+    model = build(raw.config);
+  } catch (e) {
+    throw asCheckpointError(e, raw.path, "stored model config");
+  }
+  return { model: loadCheckpointWeights(model, raw), config: raw.config };
 }
 
 /** checkpointFromBytes + trainedModel. */

@@ -14,6 +14,7 @@ import {
   float32ArrayToBfloat16,
   float32ArrayToFloat16,
 } from "./dtype-convert.js";
+import { sha256Hex } from "./sha256.js";
 
 export type StDType = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -44,6 +45,28 @@ export const ST_ITEMSIZE: Readonly<Record<StDType, number>> = {
 
 /** Same limit as the reference implementation: headers above 100 MB are refused. */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Deepest nesting of objects and arrays accepted in a header. A valid header needs 3 (root, tensor entry, shape);
+ * the limit stops hostile headers (200,000 nested arrays) before JSON.parse recurses into a stack overflow.
+ */
+export const MAX_HEADER_DEPTH = 64;
+
+/**
+ * Metadata key of the integrity record attnflow writes into its checkpoints (serializeSafetensors with
+ * `integrity: true`): each tensor's dtype, shape, data_offsets and the SHA-256 of its bytes, and the SHA-256 of every
+ * other metadata value. parseSafetensors verifies it whenever it is present, so a header edited after writing (a dtype
+ * flipped F16 ↔ BF16 has the same byte size and would load as garbage) or corrupted data is an error, not wrong weights.
+ */
+export const INTEGRITY_KEY = "attnflow.integrity";
+
+export interface ParseOptions {
+  /**
+   * Require every tensor's data_offsets to be a multiple of its item size (what serializeSafetensors and the reference
+   * writer produce). Off by default: older PyTorch writers left tensors unaligned, and those files are valid.
+   */
+  aligned?: boolean;
+}
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
@@ -89,7 +112,7 @@ function addField(obj: Record<string, unknown>, key: string, value: unknown): vo
 
 interface Entry { name: string; dtype: StDType; shape: number[]; begin: number; end: number }
 
-export function parseSafetensors(bytes: Uint8Array): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+export function parseSafetensors(bytes: Uint8Array, opts: ParseOptions = {}): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
   if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`parseSafetensors expects a Uint8Array, got ${typeof bytes}`);
   const size = bytes.length;
   if (size < 8) {
@@ -112,6 +135,7 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Map<string, StTe
   } catch {
     throw new SafetensorsError(`header is not valid UTF-8 (bytes 8..${8 + n})`, { offset: 8, field: "header" });
   }
+  scanHeaderStructure(bytes.subarray(8, 8 + n), 8);
   let header: unknown;
   try {
     header = JSON.parse(text);
@@ -139,7 +163,7 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Map<string, StTe
       }
       continue;
     }
-    entries.push(checkEntry(name, raw, dataLen));
+    entries.push(checkEntry(name, raw, dataLen, dataStart, opts.aligned === true));
   }
 
   // Tiling check: sorted by (begin, end), every tensor must start exactly where the previous one ended.
@@ -166,6 +190,8 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Map<string, StTe
       { offset: dataStart + pos, field: "data" });
   }
 
+  if (Object.prototype.hasOwnProperty.call(metadata, INTEGRITY_KEY)) verifyIntegrity(metadata, entries, bytes.subarray(dataStart), dataStart);
+
   const tensors = new Map<string, StTensor>();
   for (const e of entries) {
     const abs = dataStart + e.begin;
@@ -177,7 +203,7 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Map<string, StTe
   return { tensors, metadata };
 }
 
-function checkEntry(name: string, raw: unknown, dataLen: number): Entry {
+function checkEntry(name: string, raw: unknown, dataLen: number, dataStart: number, aligned: boolean): Entry {
   const f = `tensor "${name}"`;
   if (!isPlainObject(raw)) throw new SafetensorsError(`${f} must be an object {dtype, shape, data_offsets}, got ${describe(raw)}`, { offset: 8, field: f });
   for (const k of ["dtype", "shape", "data_offsets"]) {
@@ -206,7 +232,113 @@ function checkEntry(name: string, raw: unknown, dataLen: number): Entry {
       `${f} byte size mismatch: shape [${shape.join(", ")}] x ${dtype} (${ST_ITEMSIZE[dtype]} B) needs ${need < 0 ? "> 2^53" : need} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
       { offset: 8, field: of });
   }
+  if (aligned && begin % ST_ITEMSIZE[dtype] !== 0) {
+    throw new SafetensorsError(`${of} begin ${begin} is not a multiple of the ${dtype} item size ${ST_ITEMSIZE[dtype]} (unaligned tensor, at file offset ${dataStart + begin})`,
+      { offset: dataStart + begin, field: of });
+  }
   return { name, dtype, shape: shape.slice(), begin, end };
+}
+
+// ------------------------------------------------------------------------------------------ header structure
+
+const QUOTE = 0x22, BACKSLASH = 0x5c, COMMA = 0x2c;
+
+/**
+ * One pass over the raw header bytes before JSON.parse: nesting deeper than MAX_HEADER_DEPTH, and a key that appears
+ * twice in one object (JSON.parse silently keeps the last one, so a second "w" or a second "dtype" would win unseen),
+ * are errors naming the byte offset. Structural characters are ASCII, so scanning UTF-8 bytes is exact; anything
+ * else wrong with the JSON is left to JSON.parse.
+ */
+function scanHeaderStructure(h: Uint8Array, base: number): void {
+  // One frame per open object/array: the keys seen so far (objects) and whether the next string is a key.
+  const stack: { keys: Map<string, number> | null; expectKey: boolean }[] = [];
+  const decoder = new TextDecoder("utf-8");
+  for (let i = 0; i < h.length; i++) {
+    const c = h[i];
+    if (c === QUOTE) {
+      const start = i;
+      for (i++; i < h.length && h[i] !== QUOTE; i++) if (h[i] === BACKSLASH) i++;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        top.expectKey = false;
+        let key: string;
+        try { key = JSON.parse(decoder.decode(h.subarray(start, i + 1))) as string; } catch { continue; } // JSON.parse reports it
+        const first = top.keys.get(key);
+        if (first !== undefined) {
+          const where = stack.length === 1 ? (key === "__metadata__" ? `"__metadata__"` : `tensor "${key}"`)
+            : stack.length === 2 && stack[0].keys ? `key "${key}" inside one header entry` : `key "${key}"`;
+          throw new SafetensorsError(`header defines ${where} twice (first at byte ${base + first}, again at byte ${base + start}); JSON readers would silently keep the last one`,
+            { offset: base + start, field: stack.length === 1 ? (key === "__metadata__" ? key : `tensor "${key}"`) : key });
+        }
+        top.keys.set(key, start);
+      }
+    } else if (c === 0x7b || c === 0x5b) { // { [
+      if (stack.length >= MAX_HEADER_DEPTH) {
+        throw new SafetensorsError(`header nests objects/arrays deeper than ${MAX_HEADER_DEPTH} levels (at byte ${base + i}); a safetensors header needs 3`,
+          { offset: base + i, field: "header" });
+      }
+      stack.push({ keys: c === 0x7b ? new Map() : null, expectKey: c === 0x7b });
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      stack.pop();
+    } else if (c === COMMA) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ integrity record
+
+interface IntegrityRecord { v: 1; algorithm: "sha256"; tensors: Record<string, string>; metadata: Record<string, string> }
+
+/** "DTYPE [d0,d1] begin end sha256" — one tensor's line of the record. */
+function tensorLine(dtype: string, shape: readonly number[], begin: number, end: number, data: Uint8Array): string {
+  return `${dtype} [${shape.join(",")}] ${begin} ${end} ${sha256Hex(data)}`;
+}
+
+const utf8 = new TextEncoder();
+
+function integrityRecord(layout: { name: string; dtype: string; shape: readonly number[]; begin: number; data: Uint8Array }[], metadata: Record<string, string>): string {
+  const rec: IntegrityRecord = { v: 1, algorithm: "sha256", tensors: {}, metadata: {} };
+  for (const t of [...layout].sort((a, b) => cmp(a.name, b.name))) {
+    addField(rec.tensors, t.name, tensorLine(t.dtype, t.shape, t.begin, t.begin + t.data.length, t.data));
+  }
+  for (const k of Object.keys(metadata).sort(cmp)) if (k !== INTEGRITY_KEY) addField(rec.metadata, k, sha256Hex(utf8.encode(metadata[k])));
+  return JSON.stringify(rec);
+}
+
+function verifyIntegrity(metadata: Record<string, string>, entries: Entry[], data: Uint8Array, dataStart: number): void {
+  const field = `__metadata__.${INTEGRITY_KEY}`;
+  const fail = (msg: string, f = field, offset = 8): never => {
+    throw new SafetensorsError(`${msg} (integrity record ${field}; the file was changed or corrupted after attnflow wrote it)`, { offset, field: f });
+  };
+  let rec: unknown;
+  try { rec = JSON.parse(metadata[INTEGRITY_KEY]); } catch (e) { return fail(`integrity record is not valid JSON: ${(e as Error).message}`); }
+  if (!isPlainObject(rec) || rec.v !== 1 || rec.algorithm !== "sha256" || !isPlainObject(rec.tensors) || !isPlainObject(rec.metadata) ||
+      !Object.values(rec.tensors).every((x) => typeof x === "string") || !Object.values(rec.metadata).every((x) => typeof x === "string")) {
+    return fail(`integrity record is malformed (expected {v: 1, algorithm: "sha256", tensors: {name: line}, metadata: {key: sha256}})`);
+  }
+  const tensors = rec.tensors as Record<string, string>, meta = rec.metadata as Record<string, string>;
+  const names = new Set(entries.map((e) => e.name));
+  for (const name of Object.keys(tensors)) if (!names.has(name)) fail(`tensor "${name}" is in the integrity record but missing from the header`, `tensor "${name}"`);
+  for (const e of entries) {
+    const f = `tensor "${e.name}"`;
+    if (!Object.prototype.hasOwnProperty.call(tensors, e.name)) fail(`${f} is in the header but not in the integrity record`, f);
+    const want = tensors[e.name].split(" ");
+    if (want.length !== 5) fail(`integrity record line of ${f} is malformed: ${describe(tensors[e.name])}`);
+    const [dtype, shape, begin, end, digest] = want;
+    if (dtype !== e.dtype) fail(`${f}.dtype is ${e.dtype} in the header but was ${dtype} when written`, `${f}.dtype`);
+    if (shape !== `[${e.shape.join(",")}]`) fail(`${f}.shape is [${e.shape.join(", ")}] in the header but was ${shape} when written`, `${f}.shape`);
+    if (begin !== String(e.begin) || end !== String(e.end)) fail(`${f}.data_offsets are [${e.begin}, ${e.end}] in the header but were [${begin}, ${end}] when written`, `${f}.data_offsets`);
+    const got = sha256Hex(data.subarray(e.begin, e.end));
+    if (got !== digest) fail(`${f} data (file bytes [${dataStart + e.begin}, ${dataStart + e.end})) has SHA-256 ${got.slice(0, 16)}… but ${digest.slice(0, 16)}… when written`, `${f}.data`, dataStart + e.begin);
+  }
+  const keys = Object.keys(metadata).filter((k) => k !== INTEGRITY_KEY);
+  for (const k of Object.keys(meta)) if (!keys.includes(k)) fail(`metadata field "${k}" is in the integrity record but missing from __metadata__`, `__metadata__.${k}`);
+  for (const k of keys) {
+    if (!Object.prototype.hasOwnProperty.call(meta, k)) fail(`metadata field "${k}" is not in the integrity record (added after writing)`, `__metadata__.${k}`);
+    if (sha256Hex(utf8.encode(metadata[k])) !== meta[k]) fail(`metadata field "${k}" differs from what was written (SHA-256 mismatch)`, `__metadata__.${k}`);
+  }
 }
 
 // ------------------------------------------------------------------------------------------ serialize
@@ -242,11 +374,25 @@ const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 export function serializeSafetensors(
   tensors: Iterable<[string, StTensor]> | Record<string, StTensor>,
   metadata?: Record<string, string>,
+  opts: { integrity?: boolean } = {},
 ): Uint8Array {
   const list = collect(tensors).sort(([an, at], [bn, bt]) => ST_ITEMSIZE[bt.dtype] - ST_ITEMSIZE[at.dtype] || cmp(an, bn));
   const parts: string[] = [];
+  if (metadata !== undefined && !isPlainObject(metadata)) throw new SafetensorsError(`metadata must be an object of strings`, { field: "__metadata__" });
+  // An integrity record is only ever computed here: one copied in from another file would describe other tensors.
+  if (metadata !== undefined && Object.prototype.hasOwnProperty.call(metadata, INTEGRITY_KEY)) {
+    metadata = Object.fromEntries(Object.entries(metadata).filter(([k]) => k !== INTEGRITY_KEY));
+  }
+  if (opts.integrity) {
+    let at = 0;
+    const layout = list.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, begin: (at += t.data.length) - t.data.length, data: t.data }));
+    const meta = metadata ?? {};
+    for (const [k, v] of Object.entries(meta)) {
+      if (typeof v !== "string") throw new SafetensorsError(`metadata["${k}"] must be a string, got ${describe(v)}`, { field: `__metadata__.${k}` });
+    }
+    metadata = { ...meta, [INTEGRITY_KEY]: integrityRecord(layout, meta) };
+  }
   if (metadata !== undefined) {
-    if (!isPlainObject(metadata)) throw new SafetensorsError(`metadata must be an object of strings`, { field: "__metadata__" });
     const keys = Object.keys(metadata).sort(cmp);
     for (const k of keys) {
       if (typeof metadata[k] !== "string") {
@@ -394,4 +540,40 @@ export function fromInt32(data: Int32Array, shape: number[], dtype: "I32" | "I64
 export function fromBool(data: Uint8Array, shape: number[]): StTensor {
   checkedCount(shape, data.length, "fromBool");
   return { dtype: "BOOL", shape: shape.slice(), data: data.map((v) => (v !== 0 ? 1 : 0)) };
+}
+
+// ------------------------------------------------------------------------------------------ bounded reading
+
+/**
+ * The data-section size a header declares (the largest data_offsets end), from the file's first 8 + N bytes; undefined
+ * when the header is too malformed to say (the full parse then reports why). File readers use it to read exactly the
+ * declared bytes instead of "until end of file", which never comes for /dev/zero or a growing file.
+ */
+export function declaredDataSize(head: Uint8Array): number | undefined {
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(head.subarray(8));
+    scanHeaderStructure(head.subarray(8), 8);
+    const header = JSON.parse(text) as unknown;
+    if (!isPlainObject(header)) return undefined;
+    let end = 0;
+    for (const [name, raw] of Object.entries(header)) {
+      if (name === "__metadata__") continue;
+      const off = isPlainObject(raw) ? raw.data_offsets : undefined;
+      if (!Array.isArray(off) || off.length !== 2 || !Number.isSafeInteger(off[1]) || off[1] < 0) return undefined;
+      end = Math.max(end, off[1] as number);
+    }
+    return end;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Header length N from the first 8 bytes, checked against MAX_HEADER_BYTES (the same error the parser gives). */
+export function headerLength(first8: Uint8Array): number {
+  const dv = new DataView(first8.buffer, first8.byteOffset, 8);
+  const lo = dv.getUint32(0, true), hi = dv.getUint32(4, true), n = hi * 2 ** 32 + lo;
+  if (hi !== 0 || n > MAX_HEADER_BYTES) {
+    throw new SafetensorsError(`header length ${hi !== 0 ? `>= 2^32 (${n})` : n} is too large (limit ${MAX_HEADER_BYTES} bytes)`, { offset: 0, field: "header_length" });
+  }
+  return n;
 }

@@ -22,7 +22,11 @@ export function toTensor(name: string, t: StTensor): Tensor {
   }
 }
 
-export interface SaveOptions { metadata?: Record<string, string>; floatDType?: "F32" | "F16" | "BF16"; intDType?: "I32" | "I64" }
+export interface SaveOptions {
+  metadata?: Record<string, string>; floatDType?: "F32" | "F16" | "BF16"; intDType?: "I32" | "I64";
+  /** Record an integrity digest in the metadata (INTEGRITY_KEY), verified whenever the file is parsed. */
+  integrity?: boolean;
+}
 
 export function saveSafetensors(tensors: Record<string, Tensor> | Map<string, Tensor>, opts: SaveOptions = {}): Uint8Array {
   const entries: [string, StTensor][] = [];
@@ -32,7 +36,7 @@ export function saveSafetensors(tensors: Record<string, Tensor> | Map<string, Te
     entries.push([name, t.dtype === "float32" ? fromFloat32(data as Float32Array, t.shape, opts.floatDType ?? "F32")
       : t.dtype === "int32" ? fromInt32(data as Int32Array, t.shape, opts.intDType ?? "I64") : fromBool(data as Uint8Array, t.shape)]);
   }
-  return serializeSafetensors(entries, opts.metadata);
+  return serializeSafetensors(entries, opts.metadata, { integrity: opts.integrity });
 }
 
 /** Serialize a module's state dict (PyTorch names). */

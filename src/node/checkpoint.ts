@@ -4,13 +4,13 @@
 // a crash or kill at any moment leaves the previous complete checkpoint in place.
 import { readSafetensorsFile, writeFileAtomic } from "./safetensors-file.js";
 import { saveSafetensors } from "../io/state-dict.js";
-import { CHECKPOINT_FORMAT, OPT_PREFIX, loadCheckpointWeights, parseCheckpoint, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
+import { CHECKPOINT_FORMAT, OPT_PREFIX, asCheckpointError, loadCheckpointWeights, parseCheckpoint, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 import { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig, Task } from "../tasks/task.js";
 import { findTask } from "./tasks/index.js";
 
-export { CHECKPOINT_FORMAT, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
+export { CHECKPOINT_FORMAT, CheckpointError, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 
 export interface CheckpointContents {
   task: string;
@@ -37,7 +37,7 @@ export function serializeCheckpoint(c: CheckpointContents, o: { floatDType?: "F3
   if (c.metrics) metadata.metrics = JSON.stringify(c.metrics);
   if (c.notes) metadata.notes = c.notes;
   if (c.history) metadata.history = JSON.stringify(c.history);
-  return saveSafetensors(tensors, { metadata, floatDType: o.floatDType });
+  return saveSafetensors(tensors, { metadata, floatDType: o.floatDType, integrity: true });
 }
 
 export async function saveCheckpoint(path: string, c: CheckpointContents, o: { floatDType?: "F32" | "F16" | "BF16" } = {}): Promise<void> {
@@ -59,7 +59,7 @@ export async function exportCheckpoint(src: string, dst: string, o: { half?: boo
 
 /** Read a checkpoint file without building the model. */
 export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
-  return parseCheckpoint(await readSafetensorsFile(path), path);
+  return parseCheckpoint(await readSafetensorsFile(path, { aligned: true }), path);
 }
 
 export interface LoadedCheckpoint {
@@ -73,7 +73,18 @@ export interface LoadedCheckpoint {
 /** Read a checkpoint, find its task, rebuild the model from the stored config and load the weights (eval mode). */
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const raw = await readCheckpoint(path);
-  const task = await findTask(raw.task);
-  const model = loadCheckpointWeights(task.modelFromConfig(raw.config), raw);
+  let task: Task;
+  try {
+    task = await findTask(raw.task);
+  } catch (e) {
+    throw asCheckpointError(e, path, "metadata field \"task\"");
+  }
+  let built: Module;
+  try {
+    built = task.modelFromConfig(raw.config);
+  } catch (e) {
+    throw asCheckpointError(e, path, "stored model config");
+  }
+  const model = loadCheckpointWeights(built, raw);
   return { task, model, config: raw.config, meta: { path, trainer: raw.trainer, metrics: raw.metrics, notes: raw.notes }, raw };
 }

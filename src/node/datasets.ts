@@ -3,13 +3,14 @@
 //   fortunes       — packages fortunes, fortunes-min → /usr/share/games/fortunes/<category>
 // Parsing lives in browser-safe src/data/*; this file only does file-system access and gunzip.
 
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { buildCharCorpus, buildFortuneDataset, FORTUNE_CATEGORIES, type CharCorpus, type FortuneDataset, type FortuneFile } from "../data/fortunes.js";
 import { parseIdx } from "../data/idx.js";
 import type { TrainOptions } from "../data/tokenizer.js";
 import { FASHION_MNIST_CLASSES } from "../tasks/fashion-vit-model.js";
+import { FileReadError, readRegularFileSync } from "./read-file.js";
 
 export { FASHION_MNIST_CLASSES };
 
@@ -32,11 +33,24 @@ export interface FashionMnist {
   testShape: [number, number, number];
 }
 
-/** Read a file and gunzip it when it starts with the gzip magic (0x1f 0x8b), whatever its name. */
-export function readMaybeGzip(path: string): Uint8Array {
-  const raw = readFileSync(path);
-  const bytes = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/**
+ * Largest data file read (before and after gunzip): Fashion-MNIST's biggest file is 47 MB unpacked, the fortune
+ * files are kilobytes. Bounds a device given as --data, or a gzip bomb, to an error instead of exhausting memory.
+ */
+export const MAX_DATA_FILE_BYTES = 512 * 1024 * 1024;
+
+/** Read a regular file and gunzip it when it starts with the gzip magic (0x1f 0x8b), whatever its name. */
+export function readMaybeGzip(path: string, maxBytes = MAX_DATA_FILE_BYTES): Uint8Array {
+  const raw = readRegularFileSync(path, "data file", maxBytes);
+  if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  try {
+    const b = gunzipSync(raw, { maxOutputLength: maxBytes });
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FileReadError(code === "ERR_BUFFER_TOO_LARGE" ? `data file ${path} unpacks to more than ${maxBytes} bytes (gzip)`
+      : `data file ${path} is not valid gzip: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** Locate e.g. "train-images-idx3-ubyte" in dir as .gz or raw, also accepting the "train-images.idx3-ubyte" spelling. */
@@ -110,7 +124,7 @@ export function readFortuneFiles(names: readonly string[], dir = FORTUNES_DIR): 
   return names.map((name) => {
     const path = join(dir, name);
     if (!existsSync(path)) throw missing(`fortune file '${name}'`, dir, "fortunes fortunes-min", path);
-    return { name, text: decoder.decode(readFileSync(path)) };
+    return { name, text: decoder.decode(readRegularFileSync(path, "fortune file", MAX_DATA_FILE_BYTES)) };
   });
 }
 

@@ -5,8 +5,8 @@
 //   PGM/PPM — binary (P5/P6) and ASCII (P2/P3), maxval up to 65535, '#' comments.
 // Then: greyscale in [0, 1] (Rec. 601 luma, alpha composited over white), pad to a square, resize (area average
 // when shrinking, bilinear when enlarging), and optional inversion to Fashion-MNIST's light-object-on-black look.
-import { readFileSync } from "node:fs";
 import { deflateSync, inflateSync } from "node:zlib";
+import { readRegularFileSync } from "./read-file.js";
 
 export class ImageFormatError extends Error {
   constructor(message: string) { super(message); this.name = "ImageFormatError"; }
@@ -18,6 +18,26 @@ import { greySquare, type DecodedImage, type GreyImage } from "../data/grey-imag
 export { greySquare, resizeGrey, toGrey, type DecodedImage, type GreyImage } from "../data/grey-image.js";
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+
+/**
+ * Limits checked from the header, before any pixel is decoded or inflated: a 261 KB PNG can declare 16384×16384 and
+ * inflate to gigabytes. The models look at 28×28 images, so these are far above any useful input (a 25-megapixel
+ * photo still loads) and far below what would exhaust memory.
+ */
+export const MAX_IMAGE_SIDE = 16384;
+export const MAX_IMAGE_PIXELS = 25_000_000;
+/** Largest image file read from disk. */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
+
+/** Throws unless width × height is within MAX_IMAGE_SIDE per side and MAX_IMAGE_PIXELS in all. */
+function checkImageSize(format: string, width: number, height: number): void {
+  if (width < 1 || height < 1 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    throw new ImageFormatError(`${format}: image size ${width}x${height} is not supported (1..${MAX_IMAGE_SIDE} pixels per side)`);
+  }
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new ImageFormatError(`${format}: image size ${width}x${height} = ${width * height} pixels is above the limit of ${MAX_IMAGE_PIXELS} pixels (checked before decoding)`);
+  }
+}
 
 let crcTable: Uint32Array | null = null;
 /** CRC-32 (ISO 3309 / PNG), polynomial 0xEDB88320. */
@@ -64,7 +84,7 @@ export function decodePng(bytes: Uint8Array): DecodedImage {
     if (type === "IHDR") {
       if (len !== 13) throw new ImageFormatError(`PNG: IHDR at offset ${pos} has ${len} bytes, expected 13`);
       width = u32(d, 0); height = u32(d, 4); depth = d[8]; ctype = d[9];
-      if (width === 0 || height === 0 || width > 1 << 15 || height > 1 << 15) throw new ImageFormatError(`PNG: IHDR size ${width}x${height} is not supported (1..32768 per side)`);
+      checkImageSize("PNG", width, height);
       if (!(ctype in CHANNELS)) throw new ImageFormatError(`PNG: IHDR colour type ${ctype} is invalid (0, 2, 3, 4 or 6)`);
       if (!DEPTHS[ctype].includes(depth)) throw new ImageFormatError(`PNG: IHDR bit depth ${depth} is invalid for colour type ${ctype} (allowed ${DEPTHS[ctype].join(", ")})`);
       if (d[10] !== 0 || d[11] !== 0) throw new ImageFormatError(`PNG: IHDR compression method ${d[10]} / filter method ${d[11]} must be 0`);
@@ -89,13 +109,17 @@ export function decodePng(bytes: Uint8Array): DecodedImage {
   if (!seenEnd) throw new ImageFormatError(`PNG: missing IEND chunk (file truncated at offset ${bytes.length}?)`);
   if (ctype === 3 && !palette) throw new ImageFormatError("PNG: palette image (colour type 3) without a PLTE chunk");
 
+  const ch = CHANNELS[ctype], bitsPerPixel = ch * depth, stride = Math.ceil((width * bitsPerPixel) / 8), bpp = Math.max(1, bitsPerPixel >> 3);
   let raw: Uint8Array;
   try {
-    raw = new Uint8Array(inflateSync(Buffer.concat(idat)));
+    // Inflate at most what the declared size needs: a zlib bomb stops here instead of filling memory.
+    raw = new Uint8Array(inflateSync(Buffer.concat(idat), { maxOutputLength: height * (stride + 1) }));
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new ImageFormatError(`PNG: IDAT data inflates to more than the ${height * (stride + 1)} bytes a ${width}x${height} image needs`);
+    }
     throw new ImageFormatError(`PNG: IDAT data does not inflate (${(e as Error).message})`);
   }
-  const ch = CHANNELS[ctype], bitsPerPixel = ch * depth, stride = Math.ceil((width * bitsPerPixel) / 8), bpp = Math.max(1, bitsPerPixel >> 3);
   if (raw.length < height * (stride + 1)) {
     throw new ImageFormatError(`PNG: image data has ${raw.length} bytes after inflating, expected ${height * (stride + 1)} for ${width}x${height} (truncated IDAT?)`);
   }
@@ -218,10 +242,11 @@ export function decodePnm(bytes: Uint8Array): DecodedImage {
     const start = pos;
     while (pos < bytes.length && bytes[pos] >= 48 && bytes[pos] <= 57) pos++;
     if (pos === start) throw new ImageFormatError(`PNM: expected ${what} (a decimal number) at offset ${start}${start >= bytes.length ? " (file truncated)" : ""}`);
+    if (pos - start > 9) throw new ImageFormatError(`PNM: ${what} at offset ${start} has ${pos - start} digits (at most 9)`);
     return Number(String.fromCharCode(...bytes.subarray(start, pos)));
   };
   const width = nextInt("width"), height = nextInt("height"), maxval = nextInt("maxval");
-  if (width < 1 || height < 1 || width > 1 << 15 || height > 1 << 15) throw new ImageFormatError(`PNM: size ${width}x${height} is not supported (1..32768 per side)`);
+  checkImageSize("PNM", width, height);
   if (maxval < 1 || maxval > 65535) throw new ImageFormatError(`PNM: maxval ${maxval} must be in 1..65535`);
   const n = width * height * ch, out = new Uint8Array(n);
   const scale = (v: number, at: number) => {
@@ -251,9 +276,9 @@ export function decodeImage(bytes: Uint8Array, name = "image"): DecodedImage {
 }
 
 export function readImageFile(path: string): DecodedImage {
-  const buf = readFileSync(path);
+  const bytes = readRegularFileSync(path, "image", MAX_IMAGE_FILE_BYTES);
   try {
-    return decodeImage(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
+    return decodeImage(bytes, path);
   } catch (e) {
     if (e instanceof ImageFormatError && !e.message.startsWith(path)) e.message = `${path}: ${e.message}`;
     throw e;

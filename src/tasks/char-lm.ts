@@ -13,6 +13,7 @@ import { Tokenizer } from "../data/tokenizer.js";
 import { CharGPT, resolveCharGPTConfig, type CharGPTConfig } from "../models/char-gpt.js";
 import { argmax, generate, type GenerateResult } from "../models/generate.js";
 import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Task } from "./task.js";
+import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 
 /** Characters per training example (the unit of --limit-train and of an epoch's length). */
 export const EXAMPLE_CHARS = 128;
@@ -70,7 +71,14 @@ export function parseOverrides(overrides: ModelConfig): Partial<CharGPTConfig> {
 
 const CONFIG_FIELDS = ["vocabSize", "blockSize", "dModel", "nHeads", "nLayers", "dimFeedforward", "dropout", "tieWeights", "bias", "layerNormEps"] as const;
 
+const CHAR_LM_RULES: Record<string, FieldRule> = {
+  vocabSize: r.vocab(), blockSize: r.length(), dModel: r.width(), nHeads: r.width(), nLayers: r.layers(),
+  dimFeedforward: r.width(true), dropout: r.fraction(true), tieWeights: r.bool(true), bias: r.bool(true),
+  layerNormEps: { type: "number", min: 0, max: 1, minExclusive: true, optional: true }, tokenizer: r.object(),
+};
+
 function modelConfigOf(config: ModelConfig): CharGPTConfig {
+  checkConfigFields("char-lm", config, CHAR_LM_RULES);
   const c: Record<string, unknown> = {};
   for (const f of CONFIG_FIELDS) if (config[f] !== undefined) c[f] = config[f];
   for (const f of ["vocabSize", "blockSize", "dModel", "nHeads", "nLayers"]) {

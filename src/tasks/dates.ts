@@ -12,6 +12,7 @@
 // when its argmax over the unpadded source positions lies inside the span. alignmentRate averages the rows over all
 // decoder layers too; alignmentRateLayer<i> uses layer i alone. Rate = hits / scored characters.
 import type { Task, ModelConfig, Prediction, ExplainTarget, ExplainInput } from "./task.js";
+import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 import { Tensor } from "../tensor.js";
 import { noGrad } from "../autograd.js";
 import { tidy } from "../scope.js";
@@ -96,10 +97,20 @@ export function dateBatch(items: readonly EncodedDate[]): { src: Tensor; tgtIn: 
   return { src: Tensor.fromArray(src, [B, Ts]), tgtIn: Tensor.fromArray(tin, [B, Tt]), labels: Tensor.fromArray(lab, [B, Tt]) };
 }
 
+const DATES_RULES: Record<string, FieldRule> = {
+  task: r.oneOf(["dates"]), unit: r.oneOf(["word", "char"]), srcVocab: r.vocab(6), tgtVocab: r.vocab(6), dModel: r.width(), heads: r.width(),
+  encoderLayers: r.layers(), decoderLayers: r.layers(), dimFeedforward: r.width(), dropout: r.fraction(),
+  maxSrcLen: r.length(), maxTgtLen: r.length(2), shareEmbeddings: r.bool(true), tieOutput: r.bool(true), normFirst: r.bool(true),
+  activation: r.oneOf(["relu", "gelu"], true), padId: r.int(0, 0, true),
+  labelSmoothing: r.fraction(), beamWidth: r.int(1, 256), lengthPenalty: r.number(0, 10),
+  srcTokenizer: r.object(), tgtTokenizer: r.object(),
+};
+
 const configCache = new WeakMap<ModelConfig, { cfg: DatesConfig; srcTok: Tokenizer; tgtTok: Tokenizer }>();
 function readConfig(config: ModelConfig): { cfg: DatesConfig; srcTok: Tokenizer; tgtTok: Tokenizer } {
   let r = configCache.get(config);
   if (r) return r;
+  checkConfigFields("dates", config, DATES_RULES);
   const cfg = config as unknown as DatesConfig;
   if (cfg.task !== "dates") throw new Error(`dates: config.task must be "dates", got ${JSON.stringify(cfg.task)}`);
   if (!cfg.srcTokenizer || !cfg.tgtTokenizer) throw new Error("dates: config needs the fields srcTokenizer and tgtTokenizer");

@@ -9,6 +9,7 @@ import { defaultGenerator, type Generator } from "../random.js";
 import { VisionTransformer, resolveVitConfig, type VitConfig } from "../models/vit.js";
 import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import type { ExplainTarget, ModelConfig, Prediction } from "./task.js";
+import { checkConfigFields, LIMITS, rules as r, type FieldRule } from "./config-check.js";
 
 /** Fashion-MNIST label names, index = label. */
 export const FASHION_MNIST_CLASSES: readonly string[] = [
@@ -63,6 +64,15 @@ const knobsOf = new WeakMap<VisionTransformer, FashionTrainKnobs>();
 export function trainKnobs(model: VisionTransformer): FashionTrainKnobs { return knobsOf.get(model) ?? FASHION_VIT_DEFAULT_CONFIG; }
 
 
+const FASHION_VIT_RULES: Record<string, FieldRule> = {
+  imageSize: r.int(SIDE, SIDE), channels: r.int(1, 1), patchSize: r.int(1, SIDE), patchOverlap: r.int(0, SIDE), numClasses: r.int(1, 100_000),
+  dModel: r.width(), depth: r.layers(), heads: r.width(), mlpDim: r.width(), dropout: r.fraction(), embDropout: r.fraction(),
+  pool: r.oneOf(["cls", "mean"]), activation: r.oneOf(["gelu", "relu"]), pixelMean: r.number(-1e6, 1e6),
+  pixelStd: { type: "number", min: 0, max: 1e6, minExclusive: true }, stemChannels: r.ints(1, LIMITS.width), stemStride: r.int(1, SIDE),
+  labelSmoothing: r.fraction(), cropPad: r.int(0, SIDE - 1), flip: r.bool(), classNames: r.strings(1),
+  layerNormEps: { type: "number", min: 0, max: 1, minExclusive: true, optional: true },
+};
+
 /** Merge CLI/config overrides (camelCase or kebab-case keys) into the defaults; unknown keys are an error. */
 export function fashionVitConfig(overrides: ModelConfig = {}): FashionVitConfig {
   const out: Record<string, unknown> = { ...FASHION_VIT_DEFAULT_CONFIG };
@@ -76,6 +86,7 @@ export function fashionVitConfig(overrides: ModelConfig = {}): FashionVitConfig 
       : typeof def === "number" && typeof v === "string" ? Number(v)
       : typeof def === "boolean" && typeof v === "string" ? v === "true" || v === "1" : v;
   }
+  checkConfigFields("fashion-vit", out, FASHION_VIT_RULES);
   const c = out as unknown as FashionVitConfig;
   resolveVitConfig(c);
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw new Error(`fashion-vit: labelSmoothing must be in [0, 1), got ${String(c.labelSmoothing)}`);

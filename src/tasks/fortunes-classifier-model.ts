@@ -10,6 +10,7 @@ import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
 import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
+import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
@@ -67,8 +68,23 @@ export function encodeText(tok: Tokenizer, text: string, maxLen: number): Int32A
   return Int32Array.from(tok.encode(text, { cls: true, maxLength: maxLen }));
 }
 
+/** Fields of a text-classifier config shared by the classifier and masked-LM tasks (task knobs may be absent in old configs). */
+export const TEXT_ENCODER_RULES: Record<string, FieldRule> = {
+  vocabSize: r.vocab(MASK_ID + 1), dModel: r.width(), depth: r.layers(0), heads: r.width(), ff: r.width(), maxLen: r.length(2),
+  dropout: r.fraction(), normFirst: r.bool(true), activation: r.oneOf(["gelu", "relu"], true), pooling: r.oneOf(["cls", "mean"]),
+  mlmHead: r.bool(true), numClasses: r.int(0, 100_000), padId: r.int(0, 0, true), tokenizer: r.object(),
+  minFreq: r.int(1, 1_000_000_000), maxVocab: r.vocab(0), groupTokens: r.int(1, 1 << 30),
+};
+
+const CLASSIFIER_RULES: Record<string, FieldRule> = {
+  ...TEXT_ENCODER_RULES, task: r.oneOf(["fortunes-classifier"], true), labels: r.strings(1),
+  vocabFrom: r.oneOf(["train", "corpus"]), labelSmoothing: r.fraction(), classWeight: r.oneOf(["none", "balanced"]),
+  tokenDropout: r.fraction(), mlmWeight: r.number(0, 1000), init: r.string(),
+};
+
 /** A fresh (untrained) classifier for a stored config, after checking that its tokenizer and labels fit. */
 export function classifierFromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
+  checkConfigFields("fortunes-classifier", config, CLASSIFIER_RULES);
   const cfg = config as ClassifierConfig;
   if (!Array.isArray(cfg.labels)) throw new Error("fortunes-classifier: model config needs a 'labels' field");
   const tok = tokenizerFromConfig(cfg);

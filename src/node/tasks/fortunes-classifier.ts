@@ -9,7 +9,8 @@
 // Pre-training: `init: <path of a fortunes-mlm checkpoint>` starts from its encoder and vocabulary.
 // Training (defaults chosen on a validation part of the training split, scripts/train-fortunes-classifier.md):
 // mean pooling, dropout 0.2, 20 % of the words replaced by [MASK], label smoothing 0.1, class-balanced loss.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
+import { readSafetensorsBytesSync } from "../read-file.js";
 import { Tensor } from "../../tensor.js";
 import * as F from "../../functional.js";
 import { defaultGenerator } from "../../random.js";
@@ -70,8 +71,7 @@ export function numOpt(o: ModelConfig, key: string, def: number, check: (v: numb
 /** checkpointFromBytes of a file, synchronously (for createModel's `init`). */
 export function readCheckpointSync(path: string): { task: string; config: ModelConfig; weights: Map<string, Tensor> } {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist`);
-  const b = readFileSync(path);
-  return checkpointFromBytes(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+  return checkpointFromBytes(readSafetensorsBytesSync(path, "checkpoint"), path);
 }
 
 // ---------- the classification task ----------

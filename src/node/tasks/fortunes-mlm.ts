@@ -13,6 +13,8 @@ import { CLS_ID, PAD_ID, SEP_ID, type Tokenizer, type TokenizerJSON } from "../.
 import { FORTUNES_DIR } from "../datasets.js";
 import { TextClassifier, lengthGroups, maskTokens, padIds, type TextClassifierConfig } from "../../models/text-classifier.js";
 import type { DataOptions, ModelConfig, Prediction, Task } from "../../tasks/task.js";
+import { checkConfigFields, rules as r, type FieldRule } from "../../tasks/config-check.js";
+import { TEXT_ENCODER_RULES } from "../../tasks/fortunes-classifier-model.js";
 import { MASK, MASK_ID, buildWordVocab, fortuneCorpus, hashOrder, numOpt, tokenizerFromConfig } from "./fortunes-classifier.js";
 
 export interface FortunesMlmData {
@@ -93,7 +95,13 @@ function mlmBatch(model: TextClassifier, cfg: MlmConfig, rows: Int32Array[], ran
   return { loss, lossSum, count, correct };
 }
 
+const MLM_RULES: Record<string, FieldRule> = {
+  ...TEXT_ENCODER_RULES, task: r.oneOf(["fortunes-mlm"], true), vocabFrom: r.oneOf(["corpus"]),
+  maskRate: { type: "number", min: 0, max: 1, minExclusive: true, maxExclusive: true },
+};
+
 function fromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
+  checkConfigFields("fortunes-mlm", config, MLM_RULES);
   const cfg = config as MlmConfig;
   const tok = tokenizerFromConfig(cfg);
   if (tok.vocabSize !== cfg.vocabSize) throw new Error(`fortunes-mlm: tokenizer has ${tok.vocabSize} tokens but vocabSize is ${cfg.vocabSize}`);

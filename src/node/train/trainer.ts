@@ -261,6 +261,7 @@ function checkEpochSums(path: string, s: TrainerState): void {
 }
 
 export function fmtMetric(v: number): string {
+  if (typeof v !== "number" || !Number.isFinite(v)) return String(v); // NaN is stored as null in JSON metadata
   return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(4) : v.toFixed(4);
 }
 
