@@ -287,3 +287,41 @@ export function templateFrom(single: string, pair: string, specials: Record<stri
   const special_tokens = Object.fromEntries(Object.entries(specials).map(([tok, id]) => [tok, { id: tok, ids: [id], tokens: [tok] }]));
   return { type: "TemplateProcessing", single: parse(single), pair: parse(pair), special_tokens };
 }
+
+interface NormalizerInstance {
+  normalizers?: (NormalizerInstance | null)[];
+  normalize?: (text: string) => string;
+  tokenize_chinese_chars?: (text: string) => string;
+}
+
+// BERT's CJK ideograph blocks (the same ranges as HF's BertNormalizer), by code point.
+const isChineseChar = (cp: number): boolean => (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf)
+  || (cp >= 0x20000 && cp <= 0x2a6df) || (cp >= 0x2a700 && cp <= 0x2b73f) || (cp >= 0x2b740 && cp <= 0x2b81f)
+  || (cp >= 0x2b820 && cp <= 0x2ceaf) || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+
+/**
+ * Two places where the library's normalizers differ from HF's Rust ones:
+ * - lowercasing: JavaScript's toLowerCase turns a word-final "Σ" into "ς" (Unicode's Final_Sigma rule); HF lowercases
+ *   character by character ("σ"). Mapping Σ to σ first gives HF's result.
+ * - BertNormalizer's handle_chinese_chars walks UTF-16 code units, so ideographs outside the Basic Multilingual Plane
+ *   (CJK Extension B and later) are not spaced out; HF walks code points.
+ */
+export function patchNormalizers(config: unknown, instance: NormalizerInstance | null): void {
+  if (!isObj(config) || !instance) return;
+  if (config.type === "Sequence" && Array.isArray(config.normalizers) && instance.normalizers) {
+    config.normalizers.forEach((c, i) => patchNormalizers(c, instance.normalizers![i] ?? null));
+    return;
+  }
+  const lowercases = config.type === "Lowercase" || (config.type === "BertNormalizer" && config.lowercase === true);
+  if (lowercases && instance.normalize) {
+    const original = instance.normalize.bind(instance);
+    instance.normalize = (text) => original(text.replace(/\u03a3/g, "\u03c3"));
+  }
+  if (config.type === "BertNormalizer" && instance.tokenize_chinese_chars) {
+    instance.tokenize_chinese_chars = (text) => {
+      let out = "";
+      for (const ch of text) out += isChineseChar(ch.codePointAt(0)!) ? ` ${ch} ` : ch;
+      return out;
+    };
+  }
+}

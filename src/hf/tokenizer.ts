@@ -7,7 +7,7 @@
 import { Tokenizer as LibTokenizer } from "@huggingface/tokenizers";
 import { tensor } from "../creation.js";
 import { HFImportError, type HFInputs } from "./types.js";
-import { normalizeTokenizerJson, patchMetaspaceSplit, postProcess, templateFrom, validateTokenizerJson, type Piece } from "./tokenizer-json.js";
+import { normalizeTokenizerJson, patchMetaspaceSplit, patchNormalizers, postProcess, templateFrom, validateTokenizerJson, type Piece } from "./tokenizer-json.js";
 
 /** A parsed tokenizer_config.json merged with special_tokens_map.json (snake_case keys as HF writes them). */
 export type HFTokenizerConfig = Record<string, unknown>;
@@ -171,6 +171,7 @@ class Tok implements HFTokenizer {
       throw new HFImportError(`tokenizer.json could not be read: ${(e as Error).message}`);
     }
     patchMetaspaceSplit(json.pre_tokenizer, this.lib.pre_tokenizer as never);
+    patchNormalizers(json.normalizer, this.lib.normalizer as never);
     const libModel = this.lib.model as unknown as LibModel;
     this.vocabSize = libModel.vocab.length;
     for (const role of ROLES) {
@@ -247,15 +248,22 @@ class Tok implements HFTokenizer {
     return { ids: p.ids, tokens: p.tokens, typeIds: p.typeIds, attentionMask: p.ids.map(() => 1), specialTokensMask: p.special.map(Number) };
   }
 
-  /** HF's longest_first truncation (from the right): drop the last token of the longer sequence until it fits. */
+  /**
+   * HF's longest_first truncation from the right, as the Rust tokenizers crate does it (transformers' fast tokenizers):
+   * the longer sequence is cut to max(shorter, room - shorter); if both are still too long, the first gets
+   * floor(room / 2) when it is the shorter one (or of equal length), the other the rest.
+   */
   private truncate(a: Piece, b: Piece | null, maxLength: number, add: boolean): [Piece, Piece | null] {
     if (!Number.isInteger(maxLength) || maxLength < 1) throw new RangeError(`tokenizer: maxLength must be a positive integer, got ${maxLength}`);
-    const room = maxLength - (add ? this.numSpecial(b !== null) : 0);
-    if (room < 0) throw new RangeError(`tokenizer: maxLength ${maxLength} is shorter than the ${maxLength - room} special tokens`);
-    let na = a.ids.length, nb = b?.ids.length ?? 0;
-    while (na + nb > room) { if (na >= nb) na--; else nb--; }
+    const specials = add ? this.numSpecial(b !== null) : 0, room = maxLength - specials;
+    if (room < 0) throw new RangeError(`tokenizer: maxLength ${maxLength} leaves no room: the special tokens alone take ${specials}`);
     const cut = (p: Piece, n: number): Piece => ({ ids: p.ids.slice(0, n), tokens: p.tokens.slice(0, n), typeIds: p.typeIds.slice(0, n), special: p.special.slice(0, n) });
-    return [cut(a, na), b && cut(b, nb)];
+    if (!b) return [cut(a, room), null];
+    if (a.ids.length + b.ids.length <= room) return [a, b];
+    const swap = a.ids.length > b.ids.length;
+    let n1 = Math.min(a.ids.length, b.ids.length), n2 = n1 > room ? n1 : Math.max(n1, room - n1);
+    if (n1 + n2 > room) { n1 = Math.floor(room / 2); n2 = n1 + (room % 2); }
+    return swap ? [cut(a, n2), cut(b, n1)] : [cut(a, n1), cut(b, n2)];
   }
 
   encode(text: string, opts?: EncodeOptions): number[] { return this.encodeDetailed(text, null, opts).ids; }
@@ -322,7 +330,7 @@ class Tok implements HFTokenizer {
       const bytes = Array.from(tok, (c) => BYTE_OF_CHAR.get(c));
       if (bytes.every((b) => b !== undefined)) {
         try { return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(bytes as number[])); }
-        catch { return bytes.map((b) => `<0x${b!.toString(16).toUpperCase().padStart(2, "0")}>`).join(""); } // part of a character
+        catch { return bytes.map((b) => (b! < 0x80 ? String.fromCharCode(b!) : `<0x${b!.toString(16).toUpperCase().padStart(2, "0")}>`)).join(""); } // part of a character
       }
     }
     return this.metaspace ? tok.split(this.metaspace).join(" ") : tok;
