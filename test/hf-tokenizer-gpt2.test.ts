@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { toHFInputs } from "../src/hf/tokenizer.js";
+import { loadTokenizer, toHFInputs } from "../src/hf/tokenizer.js";
+import { gpt2TokenizerFiles } from "../scripts/hf-tokenizer-fixtures.js";
 import { committedSentences, fixtureJson, fortuneSentences, gpt2Tokenizer, skipWithoutFortunes } from "./helpers/hf-tokenizer-data.js";
 
 const gpt3 = createRequire(import.meta.url)("gpt-3-encoder") as { encode(s: string): number[]; decode(ids: number[]): string };
@@ -87,4 +88,14 @@ test("GPT-2: labels turn byte-level symbols back into text, and show the bytes o
   const labels = tok.labels(ids);
   assert.deepEqual(labels.slice(0, 3), ["Hello", " world", " café"]);
   assert.ok(labels.slice(3).some((l) => /<0x[0-9A-F]{2}>/.test(l)), `the llama emoji spans tokens: ${JSON.stringify(labels)}`);
+});
+
+test("GPT-2 as the hub folder has it (tokenizer_config.json without tokenizer_class): config.json's model_type picks the class", () => {
+  const f = gpt2TokenizerFiles();
+  const bare = loadTokenizer(f.tokenizer, { model_max_length: 1024 });
+  assert.equal(bare.special.eos, undefined, "without a class nothing says which token ends a text");
+  const tok = loadTokenizer(f.tokenizer, { model_max_length: 1024 }, { modelType: "gpt2" });
+  assert.equal(tok.tokenizerClass, "GPT2Tokenizer");
+  assert.deepEqual(tok.special.eos, { token: "<|endoftext|>", id: 50256 });
+  assert.deepEqual(tok.modelInputNames, ["input_ids", "attention_mask"]);
 });

@@ -201,6 +201,13 @@ test("loadTokenizerFromDir: special_tokens_map.json overrides tokenizer_config.j
     writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ pad_token: "[UNK]" }));
     writeFileSync(join(dir, "special_tokens_map.json"), JSON.stringify({ pad_token: { content: "<p>" } }));
     assert.deepEqual(loadTokenizerFromDir(dir).special.pad, { token: "<p>", id: 2 });
+    // config.json's model_type picks the class: BERT's defaults apply where the vocabulary has them.
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "bert" }));
+    const withClass = loadTokenizerFromDir(dir);
+    assert.equal(withClass.tokenizerClass, "BertTokenizer");
+    assert.deepEqual(withClass.special.unk, { token: "[UNK]", id: 0 });
+    assert.equal(withClass.special.cls, undefined, "[CLS] is not in this vocabulary");
+    assert.ok(withClass.modelInputNames.includes("token_type_ids"));
     writeFileSync(join(dir, "special_tokens_map.json"), "[1]");
     assert.throws(() => loadTokenizerFromDir(dir), /special_tokens_map\.json must be a JSON object/);
     const spm = join(dir, "marian");

@@ -1,5 +1,5 @@
-// Node helper: a Hugging Face tokenizer from a model folder (tokenizer.json, plus tokenizer_config.json and
-// special_tokens_map.json when present). The browser reads the same files with loadTokenizer().
+// Node helper: a Hugging Face tokenizer from a model folder (tokenizer.json, plus tokenizer_config.json,
+// special_tokens_map.json and config.json's model_type when present). The browser reads the same files with loadTokenizer().
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { HFImportError } from "./types.js";
@@ -23,7 +23,9 @@ export function loadTokenizerFromDir(dir: string): HFTokenizer {
   const cfgPath = join(dir, "tokenizer_config.json"), mapPath = join(dir, "special_tokens_map.json");
   const config: HFTokenizerConfig = existsSync(cfgPath) ? checkObject(readJson(cfgPath), cfgPath) : {};
   if (existsSync(mapPath)) Object.assign(config, checkObject(readJson(mapPath), mapPath));
-  return loadTokenizer(readJson(file), config);
+  const modelPath = join(dir, "config.json");
+  const modelType = existsSync(modelPath) ? checkObject(readJson(modelPath), modelPath).model_type : undefined;
+  return loadTokenizer(readJson(file), config, { modelType: typeof modelType === "string" ? modelType : undefined });
 }
 
 function checkObject(v: unknown, path: string): HFTokenizerConfig {

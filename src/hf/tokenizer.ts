@@ -61,7 +61,7 @@ export interface HFBatchEncoding {
 export interface HFTokenizer {
   /** The segmentation model of tokenizer.json. */
   readonly modelType: "BPE" | "WordPiece" | "Unigram";
-  /** tokenizer_config.json's tokenizer_class (e.g. "LlamaTokenizerFast"), when given. */
+  /** tokenizer_config.json's tokenizer_class (e.g. "LlamaTokenizerFast"), else the one config.json's model_type implies. */
   readonly tokenizerClass: string | undefined;
   /** Largest id + 1, added tokens included. */
   readonly vocabSize: number;
@@ -125,16 +125,28 @@ function parseJson(v: unknown, file: string): unknown {
   try { return JSON.parse(v); } catch (e) { throw new HFImportError(`${file} is not valid JSON: ${(e as Error).message}`); }
 }
 
+// transformers' AutoTokenizer picks the class from config.json's model_type when tokenizer_config.json names none
+// (the "gpt2" repository's config has only model_max_length).
+const CLASS_OF_MODEL_TYPE: Record<string, string> = {
+  bert: "BertTokenizer", gpt2: "GPT2Tokenizer", llama: "LlamaTokenizer", t5: "T5Tokenizer", marian: "MarianTokenizer", bart: "BartTokenizer",
+};
+
+export interface LoadTokenizerOptions {
+  /** config.json's model_type: decides transformers' tokenizer class when tokenizer_config.json has no tokenizer_class. */
+  modelType?: string;
+}
+
 /**
  * Builds a tokenizer from tokenizer.json and (optionally) tokenizer_config.json, each parsed or as text; pass
  * special_tokens_map.json merged over the config (node-tokenizer.ts does). Malformed or unsupported files throw an
  * HFImportError naming the field.
  */
-export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig?: unknown): HFTokenizer {
+export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig?: unknown, opts: LoadTokenizerOptions = {}): HFTokenizer {
   const json = parseJson(tokenizerJson, "tokenizer.json");
   validateTokenizerJson(json);
   const config = checkConfig(parseJson(tokenizerConfig, "tokenizer_config.json"));
-  return new Tok(normalizeTokenizerJson(json), config);
+  const cls = typeof config.tokenizer_class === "string" ? config.tokenizer_class : (opts.modelType && CLASS_OF_MODEL_TYPE[opts.modelType]);
+  return new Tok(normalizeTokenizerJson(json), config, cls || undefined);
 }
 
 interface LibModel { tokens_to_ids: Map<string, number>; vocab: string[]; unk_token_id?: number }
@@ -154,11 +166,11 @@ class Tok implements HFTokenizer {
   private readonly byteLevel: boolean;
   private readonly metaspace: string | undefined;
 
-  constructor(json: Record<string, unknown>, config: HFTokenizerConfig) {
+  constructor(json: Record<string, unknown>, config: HFTokenizerConfig, tokenizerClass: string | undefined) {
     const model = json.model as Record<string, unknown>;
     this.modelType = model.type as "BPE" | "WordPiece" | "Unigram";
-    this.tokenizerClass = typeof config.tokenizer_class === "string" ? config.tokenizer_class : undefined;
-    const cls = baseClass(config.tokenizer_class);
+    this.tokenizerClass = tokenizerClass;
+    const cls = baseClass(tokenizerClass);
     const specialsByRole = this.specialContents(config, cls);
     const additional = Array.isArray(config.additional_special_tokens)
       ? config.additional_special_tokens.map((t, i) => tokenContent(t, `additional_special_tokens[${i}]`)!) : [];
@@ -178,8 +190,11 @@ class Tok implements HFTokenizer {
       const token = specialsByRole[role];
       if (token === undefined) continue;
       const id = libModel.tokens_to_ids.get(token);
-      if (id === undefined) throw new HFImportError(`tokenizer_config.json: ${role}_token ${JSON.stringify(token)} is not in the vocabulary of tokenizer.json`);
-      this.special[role] = { token, id };
+      // A token the config names must exist; a class default that this vocabulary lacks is simply absent.
+      if (id === undefined && `${role}_token` in config) {
+        throw new HFImportError(`tokenizer_config.json: ${role}_token ${JSON.stringify(token)} is not in the vocabulary of tokenizer.json`);
+      }
+      if (id !== undefined) this.special[role] = { token, id };
     }
     this.postProcessor = this.resolvePostProcessor(json, config, cls);
     this.specialIds = new Set([...this.lib.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id));
