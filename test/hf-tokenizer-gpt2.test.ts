@@ -99,3 +99,11 @@ test("GPT-2 as the hub folder has it (tokenizer_config.json without tokenizer_cl
   assert.deepEqual(tok.special.eos, { token: "<|endoftext|>", id: 50256 });
   assert.deepEqual(tok.modelInputNames, ["input_ids", "attention_mask"]);
 });
+
+test("GPT-2: add_prefix_space comes from tokenizer_config.json (default false), as GPT2TokenizerFast rebuilds the pre-tokenizer", () => {
+  const f = gpt2TokenizerFiles();
+  const json = { ...f.tokenizer, pre_tokenizer: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true } };
+  assert.deepEqual(loadTokenizer(json, f.config).encode("Hello"), [15496], "the config's default false wins over tokenizer.json");
+  assert.deepEqual(loadTokenizer(f.tokenizer, { ...f.config, add_prefix_space: true }).encode("Hello"), [18435]);
+  assert.deepEqual(loadTokenizer(json, {}).encode("Hello"), [18435], "no class: tokenizer.json as written");
+});

@@ -149,8 +149,8 @@ test("decode and tokens reject ids outside the vocabulary, naming the position",
 function minimal(): Record<string, any> {
   return { model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", vocab: { "[UNK]": 0, a: 1 } } };
 }
-function rejects(json: unknown, pattern: RegExp, config?: unknown): void {
-  assert.throws(() => loadTokenizer(json, config), (e: Error) => {
+function rejects(json: unknown, pattern: RegExp, config?: unknown, map?: unknown): void {
+  assert.throws(() => loadTokenizer(json, config, map === undefined ? {} : { specialTokensMap: map }), (e: Error) => {
     assert.ok(e instanceof HFImportError, `${e.name}: ${e.message}`);
     assert.match(e.message, pattern);
     return true;
@@ -192,6 +192,9 @@ test("tokenizer_config.json problems name the key", () => {
   const tok = loadTokenizer(minimal(), { unk_token: { __type: "AddedToken", content: "[UNK]", special: true }, padding_side: "left" });
   assert.deepEqual(tok.special.unk, { token: "[UNK]", id: 0 });
   assert.equal(tok.paddingSide, "left");
+  const mapped = loadTokenizer(minimal(), { unk_token: "a" }, { specialTokensMap: '{"unk_token": "[UNK]"}' });
+  assert.deepEqual(mapped.special.unk, { token: "[UNK]", id: 0 }, "special_tokens_map.json overrides the config");
+  rejects(minimal(), /special_tokens_map\.json is not valid JSON/, undefined, "{x");
 });
 
 test("loadTokenizerFromDir: special_tokens_map.json overrides tokenizer_config.json; a folder without tokenizer.json is named", () => {

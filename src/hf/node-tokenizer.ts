@@ -22,10 +22,10 @@ export function loadTokenizerFromDir(dir: string): HFTokenizer {
   }
   const cfgPath = join(dir, "tokenizer_config.json"), mapPath = join(dir, "special_tokens_map.json");
   const config: HFTokenizerConfig = existsSync(cfgPath) ? checkObject(readJson(cfgPath), cfgPath) : {};
-  if (existsSync(mapPath)) Object.assign(config, checkObject(readJson(mapPath), mapPath));
+  const specialTokensMap = existsSync(mapPath) ? checkObject(readJson(mapPath), mapPath) : undefined;
   const modelPath = join(dir, "config.json");
   const modelType = existsSync(modelPath) ? checkObject(readJson(modelPath), modelPath).model_type : undefined;
-  return loadTokenizer(readJson(file), config, { modelType: typeof modelType === "string" ? modelType : undefined });
+  return loadTokenizer(readJson(file), config, { modelType: typeof modelType === "string" ? modelType : undefined, specialTokensMap });
 }
 
 function checkObject(v: unknown, path: string): HFTokenizerConfig {

@@ -134,6 +134,8 @@ const CLASS_OF_MODEL_TYPE: Record<string, string> = {
 export interface LoadTokenizerOptions {
   /** config.json's model_type: decides transformers' tokenizer class when tokenizer_config.json has no tokenizer_class. */
   modelType?: string;
+  /** special_tokens_map.json (parsed or text): its entries override tokenizer_config.json's, as in from_pretrained. */
+  specialTokensMap?: unknown;
 }
 
 /**
@@ -144,7 +146,12 @@ export interface LoadTokenizerOptions {
 export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig?: unknown, opts: LoadTokenizerOptions = {}): HFTokenizer {
   const json = parseJson(tokenizerJson, "tokenizer.json");
   validateTokenizerJson(json);
-  const config = checkConfig(parseJson(tokenizerConfig, "tokenizer_config.json"));
+  const config = { ...checkConfig(parseJson(tokenizerConfig, "tokenizer_config.json")) };
+  if (opts.specialTokensMap !== undefined) {
+    const map = parseJson(opts.specialTokensMap, "special_tokens_map.json");
+    if (typeof map !== "object" || map === null || Array.isArray(map)) throw new HFImportError("special_tokens_map.json must be a JSON object");
+    Object.assign(config, map);
+  }
   const cls = typeof config.tokenizer_class === "string" ? config.tokenizer_class : (opts.modelType && CLASS_OF_MODEL_TYPE[opts.modelType]);
   return new Tok(normalizeTokenizerJson(json), config, cls || undefined);
 }
@@ -176,6 +183,10 @@ class Tok implements HFTokenizer {
       ? config.additional_special_tokens.map((t, i) => tokenContent(t, `additional_special_tokens[${i}]`)!) : [];
     // transformers' LlamaTokenizerFast defaults to not cleaning up spaces; PreTrainedTokenizerBase (4.44) to cleaning.
     this.cleanUp = typeof config.clean_up_tokenization_spaces === "boolean" ? config.clean_up_tokenization_spaces : cls !== "LlamaTokenizer";
+    // GPT2TokenizerFast and BartTokenizerFast rebuild a ByteLevel pre-tokenizer with the config's add_prefix_space
+    // (default false), whatever tokenizer.json says.
+    const pre = json.pre_tokenizer as Record<string, unknown> | null;
+    if ((cls === "GPT2Tokenizer" || cls === "BartTokenizer") && pre && "add_prefix_space" in pre) pre.add_prefix_space = config.add_prefix_space === true;
     const libConfig = { additional_special_tokens: additional, clean_up_tokenization_spaces: this.cleanUp, eos_token: specialsByRole.eos };
     try {
       this.lib = new LibTokenizer(json, libConfig);
