@@ -196,6 +196,11 @@ export function normalizeTokenizerJson(json: Json): Json {
   return copy;
 }
 
+// The patches below reach into @huggingface/tokenizers' objects (pinned to 0.2.0 in package.json); a release that
+// reshapes them must fail here, not tokenize differently.
+const internalsChanged = (what: string): Error =>
+  new Error(`@huggingface/tokenizers no longer has ${what}: src/hf/tokenizer-json.ts must be updated for this version`);
+
 interface PreTokenizerInstance { tokenizers?: PreTokenizerInstance[]; pre_tokenize_text?: (text: string, o?: unknown) => string[] }
 
 /**
@@ -205,11 +210,13 @@ interface PreTokenizerInstance { tokenizers?: PreTokenizerInstance[]; pre_tokeni
  */
 export function patchMetaspaceSplit(config: unknown, instance: PreTokenizerInstance | null): void {
   if (!isObj(config) || !instance) return;
-  if (config.type === "Sequence" && Array.isArray(config.pretokenizers) && instance.tokenizers) {
+  if (config.type === "Sequence" && Array.isArray(config.pretokenizers)) {
+    if (!instance.tokenizers) throw internalsChanged("SequencePreTokenizer.tokenizers");
     config.pretokenizers.forEach((c, i) => patchMetaspaceSplit(c, instance.tokenizers![i] ?? null));
     return;
   }
-  if (config.type !== "Metaspace" || config.split === false || !instance.pre_tokenize_text) return;
+  if (config.type !== "Metaspace" || config.split === false) return;
+  if (!instance.pre_tokenize_text) throw internalsChanged("MetaspacePreTokenizer.pre_tokenize_text");
   const replacement = typeof config.replacement === "string" ? config.replacement : "\u2581";
   const before = new RegExp(`(?=${replacement.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})`, "u");
   const original = instance.pre_tokenize_text.bind(instance);
@@ -308,11 +315,14 @@ const isChineseChar = (cp: number): boolean => (cp >= 0x4e00 && cp <= 0x9fff) ||
  */
 export function patchNormalizers(config: unknown, instance: NormalizerInstance | null): void {
   if (!isObj(config) || !instance) return;
-  if (config.type === "Sequence" && Array.isArray(config.normalizers) && instance.normalizers) {
+  if (config.type === "Sequence" && Array.isArray(config.normalizers)) {
+    if (!instance.normalizers) throw internalsChanged("SequenceNormalizer.normalizers");
     config.normalizers.forEach((c, i) => patchNormalizers(c, instance.normalizers![i] ?? null));
     return;
   }
   const lowercases = config.type === "Lowercase" || (config.type === "BertNormalizer" && config.lowercase === true);
+  if (lowercases && !instance.normalize) throw internalsChanged(`${config.type}.normalize`);
+  if (config.type === "BertNormalizer" && !instance.tokenize_chinese_chars) throw internalsChanged("BertNormalizer.tokenize_chinese_chars");
   if (lowercases && instance.normalize) {
     const original = instance.normalize.bind(instance);
     instance.normalize = (text) => original(text.replace(/\u03a3/g, "\u03c3"));
