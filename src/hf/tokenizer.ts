@@ -180,7 +180,7 @@ class Tok implements HFTokenizer {
     const cls = baseClass(tokenizerClass);
     const specialsByRole = this.specialContents(config, cls);
     const additional = Array.isArray(config.additional_special_tokens)
-      ? config.additional_special_tokens.map((t, i) => tokenContent(t, `additional_special_tokens[${i}]`)!) : [];
+      ? config.additional_special_tokens.map((t, i) => tokenContent(t, `additional_special_tokens[${i}]`)).filter((t): t is string => t !== undefined) : [];
     // transformers' LlamaTokenizerFast defaults to not cleaning up spaces; PreTrainedTokenizerBase (4.44) to cleaning.
     this.cleanUp = typeof config.clean_up_tokenization_spaces === "boolean" ? config.clean_up_tokenization_spaces : cls !== "LlamaTokenizer";
     // GPT2TokenizerFast and BartTokenizerFast rebuild a ByteLevel pre-tokenizer with the config's add_prefix_space
