@@ -9,8 +9,8 @@ import { extname, join, normalize, sep } from "node:path";
 export const ISOLATION_HEADERS = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
 
 const MIME: Record<string, string> = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".json": "application/json",
-  ".css": "text/css", ".wasm": "application/wasm", ".png": "image/png", ".safetensors": "application/octet-stream",
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".mjs": "text/javascript; charset=utf-8",
+  ".json": "application/json", ".css": "text/css", ".wasm": "application/wasm", ".png": "image/png", ".safetensors": "application/octet-stream",
 };
 
 export interface WebServerOptions {
