@@ -10,6 +10,8 @@ import "../src/node.js";              // registers the Wasm and native backends,
 import { Tensor } from "../src/tensor.js";
 import { parseSafetensors, toFloat32, toInt32, type StTensor } from "../src/io/safetensors.js";
 import { noGrad } from "../src/autograd.js";
+import * as F from "../src/functional.js";
+import * as optim from "../src/optim/index.js";
 import { getBackend, setBackend, availableBackends } from "../src/backend/registry.js";
 import { captureAttention } from "../src/explain/capture.js";
 import { LlamaForCausalLM, llamaFamily } from "../src/hf/llama.js";
@@ -87,3 +89,88 @@ for (const dir of cases) {
     }
   });
 }
+
+const committed = (n: string) => cases.find((d) => d.endsWith(n))!;
+
+test("Llama gradients: backward equals central finite differences of the loss (tied head, GQA, padded rows)", () => {
+  for (const n of ["llama-mqa-tied", "llama-gqa4-linear"]) {
+    const c = load(committed(n)), m = build(c);
+    const ids = i32(c.ref.get("in.input_ids")!), mask = i32(c.ref.get("in.attention_mask")!);
+    const [B, T] = ids.shape, V = c.config.vocab_size as number;
+    const targets = Tensor.fromArray(Int32Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V), [B * T], "int32");
+    const loss = () => F.crossEntropy(m.forward({ inputIds: ids, attentionMask: mask }).logits!.reshape([B * T, V]), targets);
+    m.zeroGrad();
+    loss().backward();
+    const params = new Map(m.namedParameters());
+    const picks: [string, number][] = [["model.embed_tokens.weight", 5 * 32 + 3], ["model.layers.0.self_attn.q_proj.weight", 17],
+      ["model.layers.0.self_attn.k_proj.weight", 9], ["model.layers.1.self_attn.v_proj.weight", 30], ["model.layers.0.mlp.gate_proj.weight", 100],
+      ["model.layers.1.mlp.down_proj.weight", 7], ["model.layers.0.input_layernorm.weight", 4], ["model.norm.weight", 11]];
+    if (!m.lmHead) picks.push(["model.embed_tokens.weight", ((c.ref.get("in.input_ids")!.shape[1] + 60) % V) * 32 + 1]);
+    else picks.push(["lm_head.weight", 40]);
+    for (const [name, idx] of picks) {
+      const p = params.get(name)!, g = (p.grad!.dataSync() as Float32Array)[idx];
+      // write through storage.data each time: every access bumps the version the native packed-weight cache keys on
+      const set = (x: number) => { (p.storage.data as Float32Array)[idx] = x; };
+      const h = 1e-2, orig = (p.dataSync() as Float32Array)[idx];
+      set(orig + h); const up = noGrad(() => loss().item());
+      set(orig - h); const down = noGrad(() => loss().item());
+      set(orig);
+      const fd = (up - down) / (2 * h);
+      assert.ok(Math.abs(fd - g) <= 2e-3 + 2e-2 * Math.abs(fd), `${n} ${name}[${idx}]: backward ${g}, finite difference ${fd}`);
+    }
+  }
+});
+
+test("Llama attentions are captured by captureAttention under their HF module names, equal to outputAttentions", () => {
+  const c = load(committed("llama-mha-bias")), m = build(c);
+  const inputs = { inputIds: i32(c.ref.get("in.input_ids")!), attentionMask: i32(c.ref.get("in.attention_mask")!) };
+  const { result, records } = captureAttention(m, () => noGrad(() => m.forward(inputs, { outputAttentions: true })));
+  assert.deepEqual(records.map((r) => r.name), ["model.layers.0.self_attn", "model.layers.1.self_attn", "model.layers.2.self_attn"]);
+  records.forEach((r, i) => close(`captured ${i}`, r.weights, c.ref.get(`out.attentions.${i}`)!));
+  assert.equal(result.attentions!.length, 3);
+});
+
+test("Llama config errors name the key and the supported set", () => {
+  const base = load(committed("llama-mqa-tied")).config;
+  const bad = (patch: Record<string, unknown>, re: RegExp) =>
+    assert.throws(() => llamaFamily.fromConfig({ ...base, ...patch }), (e: Error) => e instanceof HFImportError && re.test(e.message), JSON.stringify(patch));
+  bad({ rope_scaling: { rope_type: "dynamic", factor: 2 } }, /rope_scaling\.rope_type.*"dynamic".*supported: default, linear, llama3/);
+  bad({ rope_scaling: { type: "yarn", factor: 2 } }, /rope_scaling\.rope_type.*"yarn"/);
+  bad({ rope_scaling: { rope_type: "linear" } }, /rope_scaling\.factor must be a positive number/);
+  bad({ hidden_act: "gelu" }, /hidden_act "gelu" is not supported \(supported: silu, swish\)/);
+  bad({ num_key_value_heads: 3 }, /num_key_value_heads 3 must divide num_attention_heads 4/);
+  bad({ hidden_size: 30 }, /hidden_size 30 must be divisible by num_attention_heads 4/);
+  bad({ head_dim: 16 }, /head_dim 16 is not supported/);
+  bad({ attention_bias: "yes" }, /attention_bias must be true or false/);
+  bad({ vocab_size: 0 }, /vocab_size must be a positive integer/);
+  bad({ rms_norm_eps: -1 }, /rms_norm_eps must be a positive number/);
+  bad({ model_type: "mistral" }, /model_type must be "llama"/);
+  assert.throws(() => llamaFamily.fromConfig(base, "LlamaForSequenceClassification"), /architecture "LlamaForSequenceClassification" is not supported \(supported: LlamaForCausalLM\)/);
+  // accepted: biases, pretraining_tp, the "default" rope type
+  const ok = llamaFamily.fromConfig({ ...base, attention_bias: true, mlp_bias: true, pretraining_tp: 2, rope_scaling: { rope_type: "default" } });
+  assert.ok(ok.stateDict()["model.layers.0.self_attn.q_proj.bias"] && ok.stateDict()["model.layers.0.mlp.up_proj.bias"]);
+  assert.deepEqual((ok as LlamaForCausalLM).tiedWeights(), ["lm_head.weight"]);
+});
+
+test("Llama inputs with the wrong shape or dtype are errors naming both shapes", () => {
+  const c = load(committed("llama-mqa-tied")), m = build(c);
+  const ids = i32(c.ref.get("in.input_ids")!);
+  assert.throws(() => m.forward({ inputIds: ids, attentionMask: Tensor.fromArray(new Int32Array(3), [1, 3], "int32") }), /attentionMask \[1, 3\] does not match inputIds \[2, 8\]/);
+  assert.throws(() => m.forward({ inputIds: ids.float() }), /inputIds must be int32/);
+  assert.throws(() => m.forward({}), /inputIds is required/);
+});
+
+test("Llama fine-tunes: an SGD step on the loss lowers it and leaves no NaN (padded rows included)", () => {
+  const c = load(committed("llama-gqa4-linear")), m = build(c).train();
+  const ids = i32(c.ref.get("in.input_ids")!), mask = i32(c.ref.get("in.attention_mask")!);
+  const [B, T] = ids.shape, V = c.config.vocab_size as number;
+  const targets = Tensor.fromArray(Int32Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V), [B * T], "int32");
+  const opt = new optim.SGD(m.parameters(), { lr: 0.05 });
+  const losses: number[] = [];
+  for (let s = 0; s < 3; s++) {
+    opt.zeroGrad();
+    const l = F.crossEntropy(m.forward({ inputIds: ids, attentionMask: mask }).logits!.reshape([B * T, V]), targets);
+    l.backward(); opt.step(); losses.push(l.item());
+  }
+  assert.ok(losses.every(Number.isFinite) && losses[2] < losses[0], `losses ${losses}`);
+});
