@@ -105,6 +105,11 @@ export interface Kernels {
 
   // ---- optional kernels: fast backends provide them; callers fall back to compositions of the kernels above ----
   /**
+   * Set by a backend whose attention kernels (every attn* kernel it provides) read AttnArgs.alibi. Without it the
+   * bias is folded into attnMask for that backend (the reference kernels read it too: see ops/attention.ts).
+   */
+  attnAlibi?: boolean;
+  /**
    * gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). `bKey`, when
    * given, names the storage B lives in (a Storage: unique id, version that changes on every possible write), so
    * a backend may keep B in its packed form between calls (a weight used again unchanged) — never when the version

@@ -150,10 +150,11 @@ function alibiArgs(opts: SdpaOptions, H: number): { slopes: Float32Array; offset
 }
 
 /**
- * Whether the active attention kernels compute AttnArgs.alibi themselves: today only the reference kernels do (the
- * layout-aware Wasm and native kernels do not read it yet, so for them the bias is folded into an additive mask).
+ * Whether the active attention kernels compute AttnArgs.alibi themselves: the reference kernels and the native ones
+ * (Kernels.attnAlibi) do; the Wasm kernels do not read it yet, so for them the bias is folded into an additive mask.
  */
 function kernelsTakeAlibi(): boolean {
+  if (K.attnAlibi) return true;
   return K.attnForward === refAttnForward && K.attnBackward === refAttnBackward && K.attnWeights === refAttnWeights && !hasLayoutAttention();
 }
 
