@@ -223,3 +223,36 @@ test("native ALiBi kernels on every ISA: many query/key tiles (T = 150, 200), ca
     }
   } finally { n.setIsa(best); setBackend(saved); }
 });
+
+test("nn.MultiheadAttention position options: rope equals GroupedQueryAttention's RoPE, alibi equals the explicit per-head bias", () => {
+  manualSeed(4);
+  const E = 16, H = 4, B = 2, T = 6;
+  const mha = new nn.MultiheadAttention(E, H, { batchFirst: true, position: "rope", ropeBase: 1000 });
+  const gqa = new nn.GroupedQueryAttention(E, H, { position: "rope", ropeBase: 1000 });
+  const W = mha.inProjWeight!, b = mha.inProjBias!;
+  noGrad(() => (b.storage.data as Float32Array).set((randn([3 * E]).dataSync() as Float32Array)));
+  gqa.loadStateDict({
+    "q_proj.weight": W.narrow(0, 0, E).contiguous(), "k_proj.weight": W.narrow(0, E, E).contiguous(), "v_proj.weight": W.narrow(0, 2 * E, E).contiguous(),
+    "q_proj.bias": b.narrow(0, 0, E).contiguous(), "k_proj.bias": b.narrow(0, E, E).contiguous(), "v_proj.bias": b.narrow(0, 2 * E, E).contiguous(),
+    "o_proj.weight": mha.outProj.weight, "o_proj.bias": mha.outProj.bias!,
+  });
+  const x = randn([B, T, E]);
+  const pos = Tensor.fromArray(Int32Array.from([3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5]), [B, T], "int32");
+  const [y, w] = mha.forward(x, x, x, { isCausal: true, positionIds: pos, averageAttnWeights: false });
+  const g = gqa.forward(x, { isCausal: true, positionIds: pos, needWeights: true });
+  assert.ok(maxDiff(y, g.out) < 1e-5 && maxDiff(w!, g.weights!) < 1e-6);
+  // RoPE makes the output depend on positions; shifting every position by the same amount changes nothing
+  const shifted = Tensor.fromArray(Int32Array.from([13, 14, 15, 16, 17, 18, 10, 11, 12, 13, 14, 15]), [B, T], "int32");
+  assert.ok(maxDiff(mha.forward(x, x, x, { isCausal: true, positionIds: shifted })[0], y) < 1e-4);
+  const spread = Tensor.fromArray(Int32Array.from([0, 2, 4, 6, 8, 10]), [1, T], "int32");   // other distances: other output
+  assert.ok(maxDiff(mha.forward(x, x, x, { isCausal: true, positionIds: spread })[0], y) > 1e-3);
+
+  const ali = new nn.MultiheadAttention(E, H, { batchFirst: true, position: "alibi" });
+  const plain = new nn.MultiheadAttention(E, H, { batchFirst: true });
+  plain.loadStateDict(ali.stateDict());
+  const bias = alibiMask(nn.alibiSlopes(H), T, T, 0).expand([B, H, T, T]).reshape([B * H, T, T]);
+  const [ya, wa] = ali.forward(x, x, x, { averageAttnWeights: false });
+  const [yp, wp] = plain.forward(x, x, x, { attnMask: bias, averageAttnWeights: false });
+  assert.ok(maxDiff(ya, yp) < 1e-5 && maxDiff(wa!, wp!) < 1e-6);
+  assert.throws(() => new nn.MultiheadAttention(E, H, { position: "relative" as never }), /position must be "none", "rope" or "alibi"/);
+});
