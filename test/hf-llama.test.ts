@@ -174,3 +174,23 @@ test("Llama fine-tunes: an SGD step on the loss lowers it and leaves no NaN (pad
   }
   assert.ok(losses.every(Number.isFinite) && losses[2] < losses[0], `losses ${losses}`);
 });
+
+test("Llama generate: eosTokenId ends a row, which then continues with the pad token; maxNewTokens 0 returns the prompt", () => {
+  const c = load(committed("llama-mha-bias")), m = build(c);
+  const inputs = { inputIds: i32(c.ref.get("in.input_ids")!), attentionMask: i32(c.ref.get("in.attention_mask")!) };
+  const free = m.generate(inputs, { maxNewTokens: 5, eosTokenId: null });
+  const [B, L] = free.sequences.shape, T = L - 5, s = free.sequences.dataSync() as Int32Array;
+  const eos = s[T + 1];                                     // row 0's second new token plays end-of-sequence
+  const r = m.generate(inputs, { maxNewTokens: 5, eosTokenId: eos });
+  const got = r.sequences.dataSync() as Int32Array, W = r.sequences.shape[1];
+  for (let b = 0; b < B; b++) {
+    const stop = Array.from({ length: 5 }, (_, i) => s[b * L + T + i]).indexOf(eos);
+    for (let i = 0; i < W - T; i++) {
+      const want = stop >= 0 && i > stop ? (c.config.pad_token_id as number | undefined) ?? eos : s[b * L + T + i];
+      assert.equal(got[b * W + T + i], want, `row ${b} step ${i}`);
+    }
+  }
+  const none = m.generate(inputs, { maxNewTokens: 0 });
+  assert.deepEqual([...(none.sequences.dataSync() as Int32Array)], [...(inputs.inputIds.dataSync() as Int32Array)]);
+  assert.throws(() => m.generate(inputs, { maxNewTokens: -1 }), /maxNewTokens must be an integer >= 0/);
+});

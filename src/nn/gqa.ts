@@ -149,7 +149,9 @@ function visibility(mask: Tensor | null, B: number, T: number, Tk: number, P: nu
     }
     const m = contiguousData(mask.dtype === "bool" ? mask : mask.ne(0));
     pad = new Uint8Array(B * Tk);
-    for (let i = 0; i < pad.length; i++) pad[i] = m[i] ? 0 : 1;
+    let any = 0;
+    for (let i = 0; i < pad.length; i++) any |= pad[i] = m[i] ? 0 : 1;
+    if (!any) pad = null;                 // an all-ones mask is no mask: keep the kernels on their unmasked tiles
   }
   const sees = (b: number, i: number, j: number) => !(causal && j > P + i) && !(pad && pad[b * Tk + j]);
   let dead: Float32Array | null = null;
