@@ -170,6 +170,7 @@ test("GroupedQueryAttention with a KVCache: prefill + chunks + single tokens equ
         }
       });
       const all = cat(pieces, 1);
+      assert.throws(() => att.forward(x.narrow(1, 0, 1), { cache, layer: 0 }), /a KVCache is for inference; run cached decoding inside noGrad\(\)/);
       assert.ok(maxDiff(all, full.out) < 2e-5, `${be} ${position}: cached vs full ${maxDiff(all, full.out)}`);
       cache.dispose();
     });

@@ -5,6 +5,7 @@
 import { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
 import { sdpa } from "../ops/attention.js";
+import { isGradEnabled } from "../autograd.js";
 import { contiguousData } from "../ops/movement.js";
 import { activeRecorder } from "../explain/capture.js";
 import { KVCache } from "../models/generate.js";
@@ -42,7 +43,10 @@ export interface GqaForwardOptions {
   positionIds?: Tensor | null;
   /** Query i (at cache position P + i) sees keys ≤ P + i. */
   isCausal?: boolean;
-  /** Append this call's keys/values to cache (layer `layer`) and attend over everything cached. The caller advances it. */
+  /**
+   * Append this call's keys/values to cache (layer `layer`) and attend over everything cached; the caller advances it.
+   * Inference only (inside noGrad()): the cache holds copies, which carry no gradient.
+   */
   cache?: KVCache | null;
   layer?: number;
   /** Return the attention probabilities (B, H, T, Tk). */
@@ -94,6 +98,10 @@ export class GroupedQueryAttention extends Module {
     if (x.ndim !== 3 || x.shape[2] !== this.embedDim) throw new Error(`GroupedQueryAttention: expected x (B, T, ${this.embedDim}), got ${shapeStr(x.shape)}`);
     const [B, T] = x.shape, H = this.numHeads, Hkv = this.numKvHeads, Dh = this.headDim;
     const cache = o.cache ?? null, P = cache ? cache.length : 0, Tk = P + T;
+    if (cache && isGradEnabled() && this.parameters().some((p) => p.requiresGrad)) {
+      // the cache stores copies: gradients through cached keys/values would be silently lost
+      throw new Error("GroupedQueryAttention: a KVCache is for inference; run cached decoding inside noGrad()");
+    }
     const heads = (z: Tensor, n: number) => z.reshape([B, T, n, Dh]).permute([0, 2, 1, 3]);        // (B, n, T, Dh)
     let q = heads(this.qProj.forward(x), H), k = heads(this.kProj.forward(x), Hkv), v = heads(this.vProj.forward(x), Hkv);
     if (this.rotaryEmb) {
