@@ -2,7 +2,7 @@
 // computed inside the attention kernel), nn.GroupedQueryAttention (GQA/MQA) and its KV cache, nn.RMSNorm.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { availableBackends, cat, getBackend, manualSeed, nn, F, randn, setBackend, Tensor, noGrad } from "../src/node.js";
+import { availableBackends, cat, getBackend, registerBackend, manualSeed, nn, F, randn, setBackend, Tensor, noGrad } from "../src/node.js";
 import { attnArgsFor } from "../src/ops/attention.js";
 import { loadNativeKernels, type NativeIsa } from "../src/node/native-addon.js";
 
@@ -64,21 +64,21 @@ test("ALiBi in scaledDotProductAttention equals the explicit bias (outputs, weig
   }
 });
 
-test("ALiBi is computed inside the reference and native kernels (no Tq×Tk mask); the Wasm backend gets it folded into the mask", () => {
+test("ALiBi reaches the kernels as slopes (no (H, Tq, Tk) bias) on every backend; a backend without attnAlibi gets it folded", () => {
   const saved = getBackend();
   try {
-    for (const be of availableBackends().filter((b) => b === "reference" || b === "native")) {
+    for (const be of availableBackends()) {
       setBackend(be);
       const a = attnArgsFor(1, 4, 4, 64, 64, 8, 8, { alibiSlopes: nn.alibiSlopes(4), alibiOffset: 3 });
       assert.equal(a.attnMask, null, be);
       assert.deepEqual([...a.alibi!.slopes], [...nn.alibiSlopes(4)]);
       assert.equal(a.alibi!.offset, 3);
     }
-    for (const be of availableBackends().filter((b) => b !== "reference" && b !== "native")) {
-      setBackend(be);
-      const f = attnArgsFor(1, 4, 4, 5, 6, 8, 8, { alibiSlopes: nn.alibiSlopes(4), alibiOffset: 1 });
-      assert.ok(!f.alibi && f.attnMask && f.attnMask.length === 4 * 5 * 6 && f.maskH === 4, be);
-    }
+    registerBackend({ name: "test-no-alibi", priority: -5, kernels: { attnForward: () => undefined }, description: "test" });
+    setBackend("test-no-alibi");
+    const f = attnArgsFor(1, 4, 4, 5, 6, 8, 8, { alibiSlopes: nn.alibiSlopes(4), alibiOffset: 1 });
+    assert.ok(!f.alibi && f.attnMask && f.attnMask.length === 4 * 5 * 6 && f.maskH === 4);
+    assert.equal(f.attnMask![((0 * 4 + 1) * 5 + 2) * 6 + 0], Math.fround(-nn.alibiSlopes(4)[1] * 3));   // head 1, row 2, key 0: −s₁·|2 + 1 − 0|
   } finally { setBackend(saved); }
   assert.throws(() => attnArgsFor(1, 4, 4, 2, 2, 8, 8, { alibiSlopes: [1, 2] }), /alibiSlopes has 2 entries, expected one per query head \(4\)/);
 });
@@ -193,36 +193,44 @@ test("nn.RMSNorm: x / sqrt(mean(x²) + eps) · weight, with gradients", () => {
   assert.throws(() => norm.forward(randn([2, 5])), /normalizedShape \[6\] does not match the trailing dims of input \[2,5\]/);
 });
 
+/** In-kernel ALiBi vs the explicit bias on the active backend, with many query/key tiles. */
+function checkAlibiTiles(label: string): void {
+  const B = 2, H = 4, Hkv = 2, D = 16, slopes = nn.alibiSlopes(H);
+  for (const [Tq, Tk, offset, causal] of [[150, 150, 0, true], [70, 200, 130, false], [150, 200, 50, true]] as const) {
+    manualSeed(21);
+    const q0 = randn([B, H, Tq, D]), k0 = randn([B, Hkv, Tk, D]), v0 = randn([B, Hkv, Tk, D]), g = randn([B, H, Tq, D]);
+    const pad = new Uint8Array(B * Tk); pad.fill(1, Tk + 3, Tk + 40);
+    const keyPaddingMask = Tensor.fromArray(pad, [B, Tk], "bool");
+    // causal with an offset is expressed as a mask (the kernel's causal flag is top-left aligned)
+    const cm = causal && offset > 0 ? Tensor.fromArray(Uint8Array.from({ length: Tq * Tk }, (_, x) => +(x % Tk <= Math.floor(x / Tk) + offset)), [Tq, Tk], "bool") : null;
+    const run = (inKernel: boolean) => {
+      const q = q0.clone().requiresGrad_(), k = k0.clone().requiresGrad_(), v = v0.clone().requiresGrad_();
+      let attnMask: Tensor | null = inKernel ? cm : alibiMask(slopes, Tq, Tk, offset);
+      if (!inKernel && cm) attnMask = attnMask!.add(Tensor.fromArray(Float32Array.from(cm.dataSync() as Uint8Array, (x) => (x ? 0 : -Infinity)), [Tq, Tk]));
+      const r = F.scaledDotProductAttention(q, k, v, { causal: causal && offset === 0, keyPaddingMask, attnMask, returnWeights: true,
+        ...(inKernel ? { alibiSlopes: slopes, alibiOffset: offset } : {}) });
+      r.out.mul(g).sum().backward();
+      return [r.out, r.weights!, q.grad!, k.grad!, v.grad!];
+    };
+    const want = run(false), got = run(true);
+    got.forEach((x, i) => assert.ok(maxDiff(x, want[i]) < 1e-4, `${label} Tq=${Tq} Tk=${Tk} offset=${offset} tensor ${i}: ${maxDiff(x, want[i])}`));
+  }
+}
+
 test("native ALiBi kernels on every ISA: many query/key tiles (T = 150, 200), causal with offset, GQA, padding, weights and gradients", (t) => {
   const load = loadNativeKernels();
   if (!load.kernels || !availableBackends().includes("native")) { t.skip(`native addon not built: ${load.reason}`); return; }
   const n = load.kernels, best = n.info().isa, saved = getBackend();
-  const B = 2, H = 4, Hkv = 2, D = 16, slopes = nn.alibiSlopes(H);
   try {
     setBackend("native");
-    for (const isa of ["avx512", "avx2", "generic"] as NativeIsa[]) {
-      if (!n.setIsa(isa)) continue;
-      for (const [Tq, Tk, offset, causal] of [[150, 150, 0, true], [70, 200, 130, false], [150, 200, 50, true]] as const) {
-        manualSeed(21);
-        const q0 = randn([B, H, Tq, D]), k0 = randn([B, Hkv, Tk, D]), v0 = randn([B, Hkv, Tk, D]), g = randn([B, H, Tq, D]);
-        const pad = new Uint8Array(B * Tk); pad.fill(1, Tk + 3, Tk + 40);
-        const keyPaddingMask = Tensor.fromArray(pad, [B, Tk], "bool");
-        // causal with an offset is expressed as a mask (the kernel's causal flag is top-left aligned)
-        const cm = causal && offset > 0 ? Tensor.fromArray(Uint8Array.from({ length: Tq * Tk }, (_, x) => +(x % Tk <= Math.floor(x / Tk) + offset)), [Tq, Tk], "bool") : null;
-        const run = (inKernel: boolean) => {
-          const q = q0.clone().requiresGrad_(), k = k0.clone().requiresGrad_(), v = v0.clone().requiresGrad_();
-          let attnMask: Tensor | null = inKernel ? cm : alibiMask(slopes, Tq, Tk, offset);
-          if (!inKernel && cm) attnMask = attnMask!.add(Tensor.fromArray(Float32Array.from(cm.dataSync() as Uint8Array, (x) => (x ? 0 : -Infinity)), [Tq, Tk]));
-          const r = F.scaledDotProductAttention(q, k, v, { causal: causal && offset === 0, keyPaddingMask, attnMask, returnWeights: true,
-            ...(inKernel ? { alibiSlopes: slopes, alibiOffset: offset } : {}) });
-          r.out.mul(g).sum().backward();
-          return [r.out, r.weights!, q.grad!, k.grad!, v.grad!];
-        };
-        const want = run(false), got = run(true);
-        got.forEach((x, i) => assert.ok(maxDiff(x, want[i]) < 1e-4, `${isa} Tq=${Tq} Tk=${Tk} offset=${offset} tensor ${i}: ${maxDiff(x, want[i])}`));
-      }
-    }
+    for (const isa of ["avx512", "avx2", "generic"] as NativeIsa[]) if (n.setIsa(isa)) checkAlibiTiles(`native ${isa}`);
   } finally { n.setIsa(best); setBackend(saved); }
+});
+
+test("Wasm ALiBi (bias written head by head): many query/key tiles, causal with offset, GQA, padding, weights and gradients", (t) => {
+  if (!availableBackends().includes("wasm")) { t.skip("no wasm backend"); return; }
+  const saved = getBackend();
+  try { setBackend("wasm"); checkAlibiTiles("wasm"); } finally { setBackend(saved); }
 });
 
 test("nn.MultiheadAttention position options: rope equals GroupedQueryAttention's RoPE, alibi equals the explicit per-head bias", () => {

@@ -107,6 +107,7 @@ export interface Kernels {
   /**
    * Set by a backend whose attention kernels (every attn* kernel it provides) read AttnArgs.alibi. Without it the
    * bias is folded into attnMask for that backend (the reference kernels read it too: see ops/attention.ts).
+   * Not a kernel: a capability flag.
    */
   attnAlibi?: boolean;
   /**

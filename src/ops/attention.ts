@@ -150,8 +150,8 @@ function alibiArgs(opts: SdpaOptions, H: number): { slopes: Float32Array; offset
 }
 
 /**
- * Whether the active attention kernels compute AttnArgs.alibi themselves: the reference kernels and the native ones
- * (Kernels.attnAlibi) do; the Wasm kernels do not read it yet, so for them the bias is folded into an additive mask.
+ * Whether the active attention kernels compute AttnArgs.alibi themselves (the reference ones, and backends that set
+ * Kernels.attnAlibi: native in its tile loops, Wasm head by head); otherwise it is folded into an additive mask.
  */
 function kernelsTakeAlibi(): boolean {
   if (K.attnAlibi) return true;
