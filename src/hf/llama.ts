@@ -193,7 +193,7 @@ export class LlamaForCausalLM extends Module implements HFModel {
   }
 
   /** Run the decoder stack on ids (B, t) at `positions`, appending to `cache` when given; returns HF-named outputs. */
-  private run(ids: Tensor, mask: Tensor | null, positions: Tensor, cache: KVCache | null, opts: HFForwardOptions): HFOutputs {
+  private run(ids: Tensor, mask: Tensor | null, positions: Tensor, cache: KVCache | null, opts: HFForwardOptions, lastOnly = false): HFOutputs {
     let h = this.model.embedTokens.forward(ids);                                                     // (B, t, E)
     const hidden: Tensor[] = [], attns: Tensor[] = [];
     let i = 0;
@@ -204,6 +204,7 @@ export class LlamaForCausalLM extends Module implements HFModel {
       if (opts.outputAttentions && r.weights) attns.push(r.weights);
     }
     if (cache) cache.advance(ids.shape[1]);
+    if (lastOnly) h = h.narrow(1, h.shape[1] - 1, 1);                                               // generation scores the last position only
     h = this.model.norm.forward(h);
     if (opts.outputHiddenStates) hidden.push(h);                                                     // HF: the last entry is after the final norm
     return { logits: this.logits(h), lastHiddenState: h, ...(opts.outputHiddenStates ? { hiddenStates: hidden } : {}),
@@ -238,8 +239,7 @@ export class LlamaForCausalLM extends Module implements HFModel {
         for (let step = 0; step < n; step++) {
           const L = masks[0].length;
           const m = Tensor.fromArray(Int32Array.from(masks.flat()), [B, L]);
-          const out = this.run(next, m, pos, cache, {}).logits!;                                     // (B, t, V)
-          const last = out.narrow(1, out.shape[1] - 1, 1).reshape([B, V]).contiguous();
+          const last = this.run(next, m, pos, cache, {}, true).logits!.reshape([B, V]).contiguous();   // (B, 1, V) → (B, V)
           if (opts.returnStepLogits) stepLogits.push(last);
           const ld = last.storage.data as Float32Array, chosen = new Int32Array(B);
           for (let b = 0; b < B; b++) {
