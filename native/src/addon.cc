@@ -285,6 +285,9 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "version", ver);
   napi_create_string_utf8(env, tuneMalloc(), NAPI_AUTO_LENGTH, &mal);
   napi_set_named_property(env, o, "malloc", mal);
+  napi_value alibi;  // the attention kernels take ALiBi slopes (and their offset) after the layout argument
+  napi_get_boolean(env, true, &alibi);
+  napi_set_named_property(env, o, "attnAlibi", alibi);
   return o;
 }
 

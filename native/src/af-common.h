@@ -71,6 +71,8 @@ struct AttnArgs {
   const uint8_t* keyPad;           // (B,Tk) or null
   const float* mask;               // (maskB,maskH,Tq,Tk) additive or null
   int64_t maskB, maskH;
+  const float* alibi;              // ALiBi slopes (H) or null: score(i, j) −= alibi[h]·|i + alibiOffset − j|
+  int64_t alibiOffset;
   double dropoutP;
   uint32_t seed;                   // ToUint32(seed), as the TypeScript hash does
   // attnWeights

@@ -26,10 +26,15 @@ struct BwdCtx {
 // valid for the first nk columns), −inf columns (colNeg), causal j > i, minus lse·log2e, then 2^x.
 // Padded columns are replaced by −inf, not added to: a NaN key there must not show in the weights (the forward never
 // reads its score either).
+// ALiBi (slope2 = slope·log2e ≠ 0): minus slope2·|row + offset − j|.
 AF_INLINE vf probVec(vf raw, float qscale, const float* colNeg, const float* mrow, int64_t v, int64_t nk, vi jv,
-                     bool causal, int64_t row, float L2) {
+                     bool causal, int64_t row, float L2, float slope2 = 0.0f, int64_t alibiOffset = 0) {
   vf neg = load(colNeg + v * VW);
   vf x = select(neg < 0.0f, neg, raw * qscale);
+  if (slope2 != 0.0f) {
+    vf d = splat((float)(row + alibiOffset)) - __builtin_convertvector(jv, vf);
+    x -= splat(slope2) * vmax(d, -d);
+  }
   if (mrow) {
     if (v * VW + VW <= nk) {
       x += load(mrow + v * VW) * kLog2e;
@@ -99,7 +104,7 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
           float* pd = PD + i * BKp + v * VW;
           float* dp = dP + i * BKp + v * VW;
           vi jv = lane + (int32_t)(j0 + v * VW);
-          vf p = probVec(load(s), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2);
+          vf p = probVec(load(s), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2, a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset);
           vf dpt = load(dp);
           vf pdrop = p, dpdrop = dpt;
           if (c.dropout) {

@@ -7,7 +7,7 @@
 //   O^T = O^T·2^(m−m') + V_blk^T · P̃^T             (Dv × BQ)   A = V read transposed, B = P̃^T rows
 // Scores are kept in base-2 units (log2e folded into the scale and the additive mask), lse = (m + log2 l)·ln 2.
 // q, k, v and out are addressed through their strides (AttnArgs::sq …). Only O^T, m, l live across key blocks:
-// O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk.
+// O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk. ALiBi biases are computed per tile from the head's slope.
 
 constexpr int64_t FWD_BQ = ATT_NV * VW;   // 64 query lanes with AVX-512
 #ifndef AF_FWD_BK
@@ -56,7 +56,8 @@ void fwdTask(void* vctx, int64_t t, int) {
   vf mv[ATT_NV], lv[ATT_NV], alpha[ATT_NV];
   vu rowKey[ATT_NV];
   vi lane;
-  for (int l = 0; l < VW; l++) lane[l] = l;
+  vf laneF;
+  for (int l = 0; l < VW; l++) { lane[l] = l; laneF[l] = (float)l; }
   for (int v = 0; v < ATT_NV; v++) {
     mv[v] = splat(-__builtin_inff());
     lv[v] = splat(0.0f);
@@ -71,7 +72,7 @@ void fwdTask(void* vctx, int64_t t, int) {
     bool anyPad = false;
     if (pad)
       for (int64_t j = 0; j < nk; j++) anyPad |= pad[j0 + j] != 0;
-    const bool plain = !M && !anyPad && !(a.causal && j0 + nk - 1 > q0);
+    const bool plain = !M && !a.alibi && !anyPad && !(a.causal && j0 + nk - 1 > q0);
     vf tileMax[ATT_NV];
     for (int v = 0; v < ATT_NV; v++) tileMax[v] = mv[v];
     if (plain) blockGemmMax(nk, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, tileMax);
@@ -83,6 +84,15 @@ void fwdTask(void* vctx, int64_t t, int) {
         for (int64_t i = nq; i < FWD_BQ; i++) MT[j * FWD_BQ + i] = 0.0f;
         for (int v = 0; v < ATT_NV; v++) store(ST + j * FWD_BQ + v * VW, load(ST + j * FWD_BQ + v * VW) + load(MT + j * FWD_BQ + v * VW));
       }
+    }
+    if (a.alibi) {  // −slope·|i + offset − j| in base-2 units, query i in the lanes
+      vf negSlope = splat(-a.alibi[h] * kLog2e);
+      for (int64_t j = 0; j < nk; j++)
+        for (int v = 0; v < ATT_NV; v++) {
+          vf d = laneF + (float)(q0 + v * VW + a.alibiOffset - (j0 + j));
+          float* s = ST + j * FWD_BQ + v * VW;
+          store(s, load(s) + negSlope * vmax(d, -d));
+        }
     }
     if (anyPad)
       for (int64_t j = 0; j < nk; j++)

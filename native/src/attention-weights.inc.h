@@ -53,7 +53,8 @@ void weightsTask(void* vctx, int64_t t, int) {
         float* o = a.outW + (mean ? (b * a.rowCount + r0 + r) : (bh * a.rowCount + r0 + r)) * Tk + j0;
         for (int64_t v = 0; v * VW < nk; v++) {
           vi jv = lane + (int32_t)(j0 + v * VW);
-          vf p = probVec(load(S + r * BKp + v * VW), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2);
+          vf p = probVec(load(S + r * BKp + v * VW), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2,
+                         a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset);
           int64_t cnt = imin(VW, nk - v * VW);
           float* dst = o + v * VW;
           if (mean) {

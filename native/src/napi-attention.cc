@@ -149,6 +149,17 @@ size_t parseMasking(const Args& a, size_t i, AttnArgs& o, Buf<uint8_t>& pad, Buf
   return i + 2;
 }
 
+// Optional ALiBi slopes (Float32Array of H, or null/undefined) and the query offset, after the layout argument.
+void parseAlibi(const Args& a, size_t i, AttnArgs& o, Buf<float>& slopes) {
+  o.alibi = nullptr;
+  o.alibiOffset = 0;
+  if (!a.has(i)) return;
+  slopes = a.f32(i, "alibiSlopes");
+  a.exactLen(slopes, "alibiSlopes", (__int128)o.H, "H");
+  o.alibi = slopes.p;
+  o.alibiOffset = a.has(i + 1) ? a.integer(i + 1, "alibiOffset", -kMaxSeq, kMaxSeq) : 0;
+}
+
 void parseDropout(const Args& a, size_t i, AttnArgs& o) {
   o.dropoutP = a.number(i, "dropoutP");
   if (!(o.dropoutP >= 0.0 && o.dropoutP < 1.0)) a.rangeErr("dropoutP must be in [0, 1), got " + Args::fmt(o.dropoutP));
@@ -167,6 +178,8 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
     i = parseMasking(a, i, o, pad, mask);
     parseDropout(a, i, o);
     napi_value layout = layoutArg(a, 20);
+    Buf<float> alibi;
+    parseAlibi(a, 21, o, alibi);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         v{"v", "B*Hkv*Tk*Dv", a.f32(2, "v"), o.B, o.Hkv, o.Tk, o.Dv, false}, out{"out", "B*H*Tq*Dv", a.f32(3, "out"), o.B, o.H, o.Tq, o.Dv, true},
         lse{"lse", "B*H*Tq", a.f32(4, "lse", true), o.B, o.H, o.Tq, 1, true};
@@ -194,6 +207,8 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
     i = parseMasking(a, i, o, pad, mask);
     parseDropout(a, i, o);
     napi_value layout = layoutArg(a, 24);
+    Buf<float> alibi;
+    parseAlibi(a, 25, o, alibi);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         v{"v", "B*Hkv*Tk*Dv", a.f32(2, "v"), o.B, o.Hkv, o.Tk, o.Dv, false}, out{"out", "B*H*Tq*Dv", a.f32(3, "out"), o.B, o.H, o.Tq, o.Dv, false},
         dout{"dout", "B*H*Tq*Dv", a.f32(4, "dout"), o.B, o.H, o.Tq, o.Dv, false}, lse{"lse", "B*H*Tq", a.f32(5, "lse"), o.B, o.H, o.Tq, 1, false},
@@ -239,6 +254,8 @@ napi_value AttnWeights(napi_env env, napi_callback_info info) {
       a.rangeErr("rows [rowStart, rowStart+rowCount) = [" + std::to_string(o.rowStart) + ", " +
                  std::to_string(o.rowStart + o.rowCount) + ") exceed Tq (" + std::to_string(o.Tq) + ")");
     napi_value layout = layoutArg(a, 19);
+    Buf<float> alibi;
+    parseAlibi(a, 20, o, alibi);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         lse{"lse", "B*H*Tq", a.f32(2, "lse"), o.B, o.H, o.Tq, 1, false},
         w{"outW", o.mode == 0 ? "B*H*rowCount*Tk" : "B*rowCount*Tk", a.f32(3, "outW"), o.B, o.mode == 0 ? o.H : 1, o.rowCount, o.Tk, true};

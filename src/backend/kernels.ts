@@ -25,6 +25,12 @@ export interface AttnArgs {
   attnMask: Float32Array | null;      // additive, (maskB, maskH, Tq, Tk) with maskB ∈ {1,B}, maskH ∈ {1,H}
   maskB: number; maskH: number;
   dropoutP: number; seed: number;
+  /**
+   * ALiBi (Press et al. 2022), computed in the kernel instead of stored as a (Tq, Tk) mask: query i of head h adds
+   * −slopes[h]·|i + offset − j| to its score for key j (offset = the query's position minus its row index, e.g. the
+   * cached length). Only kernels that declare `attnAlibi` read it; ops/attention.ts folds it into attnMask otherwise.
+   */
+  alibi?: { slopes: Float32Array; offset: number } | null;
 }
 
 /** Activation applied in a fused GEMM epilogue (exact erf GELU, or its tanh approximation). */
@@ -98,6 +104,12 @@ export interface Kernels {
     mode: "full" | "mean", rowStart: number, rowCount: number): void;
 
   // ---- optional kernels: fast backends provide them; callers fall back to compositions of the kernels above ----
+  /**
+   * Set by a backend whose attention kernels (every attn* kernel it provides) read AttnArgs.alibi. Without it the
+   * bias is folded into attnMask for that backend (the reference kernels read it too: see ops/attention.ts).
+   * Not a kernel: a capability flag.
+   */
+  attnAlibi?: boolean;
   /**
    * gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). `bKey`, when
    * given, names the storage B lives in (a Storage: unique id, version that changes on every possible write), so

@@ -10,6 +10,7 @@ import { Module, Parameter } from "./module.js";
 import { Linear } from "./layers.js";
 import { xavierUniform_ } from "./init.js";
 import { checkDropout, checkPositiveInt } from "./check.js";
+import { RotaryEmbedding, alibiSlopes, applyRotary } from "./rotary.js";
 
 /**
  * The brief's module, batched: Q, K, V = three Linear(dModel, dModel) of x (B, T, dModel);
@@ -49,7 +50,16 @@ export class SelfAttention extends Module {
   protected override extraRepr(): string { return `dModel=${this.dModel}`; }
 }
 
-export interface MhaOptions { bias?: boolean; kdim?: number; vdim?: number; batchFirst?: boolean; dropout?: number }
+export interface MhaOptions {
+  bias?: boolean; kdim?: number; vdim?: number; batchFirst?: boolean; dropout?: number;
+  /**
+   * Relative positions (default "none"): "rope" rotates each head's queries and keys (nn.RotaryEmbedding, base
+   * ropeBase, default 10000; query and key positions from forward's positionIds / keyPositionIds, default 0..T−1);
+   * "alibi" adds −slope_h·|i − j| (nn.alibiSlopes) inside the attention kernel.
+   */
+  position?: "none" | "rope" | "alibi";
+  ropeBase?: number;
+}
 export interface MhaForwardOptions {
   /** (B, Tk) bool, true = padding (ignored); or float, added to the scores. */
   keyPaddingMask?: Tensor | null;
@@ -58,6 +68,10 @@ export interface MhaForwardOptions {
   attnMask?: Tensor | null;
   averageAttnWeights?: boolean;
   isCausal?: boolean;
+  /** RoPE positions of the queries (B or 1, Tq) int32; default 0..Tq−1. */
+  positionIds?: Tensor | null;
+  /** RoPE positions of the keys (B or 1, Tk); default positionIds when key is query, else 0..Tk−1. */
+  keyPositionIds?: Tensor | null;
 }
 
 /** torch.nn.MultiheadAttention: same parameters, names, masks and outputs. */
@@ -73,6 +87,9 @@ export class MultiheadAttention extends Module {
   readonly vdim: number;
   readonly batchFirst: boolean;
   readonly dropout: number;
+  readonly position: "none" | "rope" | "alibi";
+  rotaryEmb: RotaryEmbedding | null = null;
+  private readonly slopes: Float32Array | null = null;
 
   constructor(readonly embedDim: number, readonly numHeads: number, opts: MhaOptions = {}) {
     super();
@@ -84,6 +101,10 @@ export class MultiheadAttention extends Module {
     this.headDim = embedDim / numHeads;
     this.kdim = opts.kdim ?? embedDim; this.vdim = opts.vdim ?? embedDim;
     this.batchFirst = opts.batchFirst ?? false; this.dropout = opts.dropout ?? 0;
+    this.position = opts.position ?? "none";
+    if (!["none", "rope", "alibi"].includes(this.position)) throw new RangeError(`MultiheadAttention: position must be "none", "rope" or "alibi", got ${JSON.stringify(opts.position)}`);
+    if (this.position === "rope") this.rotaryEmb = new RotaryEmbedding(this.headDim, { base: opts.ropeBase });
+    if (this.position === "alibi") this.slopes = alibiSlopes(numHeads);
     const E = embedDim;
     if (this.kdim === E && this.vdim === E) this.inProjWeight = Parameter(xavierUniform_(zeros([3 * E, E])));
     else {
@@ -124,15 +145,20 @@ export class MultiheadAttention extends Module {
       dropout: this.training ? this.dropout : 0,
       returnWeights: mode,
       impl: recording && rec!.withGrad ? "math" : "fused",
+      alibiSlopes: this.slopes,
     };
     // Projections stay token-major — (B, T, ·) views of (T, B, ·) storage when batchFirst is false — and the
     // attention reads its heads straight out of them: no transposes or copies anywhere in this module.
     const self = query === key && key === value;
     let r: SdpaResult;
-    if (this.inProjWeight && self) {
+    if (this.inProjWeight && self && !this.rotaryEmb) {
       r = attentionHeads({ qkv: F.linear(q, this.inProjWeight, this.inProjBias) }, core);   // one (B, T, 3E) projection
     } else {
-      const [Q, Kp, Vp] = this.project(q, k, v);                                          // (B, T, E) each
+      let [Q, Kp, Vp] = this.project(q, k, v);                                            // (B, T, E) each
+      if (this.rotaryEmb) {
+        Q = this.rotate(Q, opts.positionIds ?? null);
+        Kp = this.rotate(Kp, opts.keyPositionIds ?? (query === key ? opts.positionIds ?? null : null));
+      }
       r = attentionHeads({ q: Q, k: Kp, v: Vp }, core);
     }
     const { out, weights } = r;                                                            // (B, Tq, E)
@@ -145,6 +171,17 @@ export class MultiheadAttention extends Module {
     if (!need || !weights) return [y, null];
     if (mode === "full" && avg) return [y, weights.mean(1)];                               // (B, Tq, Tk)
     return [y, weights];
+  }
+
+  /** RoPE on a token-major projection (B, T, E): each head's (B, T, H, Dh) slice rotated by its position. */
+  private rotate(x: Tensor, positions: Tensor | null): Tensor {
+    const [B, T] = x.shape, H = this.numHeads, Dh = this.headDim;
+    const pos = positions ?? Tensor.fromArray(Int32Array.from({ length: T }, (_, i) => i), [1, T]);
+    if (pos.ndim !== 2 || pos.shape[1] !== T || (pos.shape[0] !== B && pos.shape[0] !== 1)) {
+      throw new Error(`MultiheadAttention: RoPE positions must be (${B}, ${T}) or (1, ${T}), got ${shapeStr(pos.shape)}`);
+    }
+    const { cos, sin } = this.rotaryEmb!.cosSin(pos);                                      // (B|1, T, Dh)
+    return applyRotary(x.reshape([B, T, H, Dh]), cos.unsqueeze(2), sin.unsqueeze(2)).reshape([B, T, H * Dh]);
   }
 
   /** Separate Q/K/V projections (cross-attention, or kdim/vdim ≠ embedDim); self-attention projects once in forward. */

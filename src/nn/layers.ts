@@ -59,6 +59,27 @@ export class LayerNorm extends Module {
   protected override extraRepr(): string { return `[${this.normalizedShape}], eps=${this.opts.eps ?? 1e-5}`; }
 }
 
+/**
+ * torch.nn.RMSNorm (Zhang & Sennrich 2019; Llama's LlamaRMSNorm): y = x / √(mean(x²) + eps) · weight over the last
+ * `normalizedShape` dims. eps defaults to float32's machine epsilon, like PyTorch's eps=None.
+ */
+export class RMSNorm extends Module {
+  weight: Tensor | null;
+  readonly normalizedShape: number[];
+  readonly eps: number;
+  constructor(normalizedShape: number | number[], opts: { eps?: number; elementwiseAffine?: boolean } = {}) {
+    super();
+    this.normalizedShape = Array.isArray(normalizedShape) ? normalizedShape : [normalizedShape];
+    if (!this.normalizedShape.length) throw new RangeError("RMSNorm: normalizedShape must have at least one dimension, got []");
+    for (const d of this.normalizedShape) checkPositiveInt("RMSNorm", "normalizedShape", d);
+    if (opts.eps !== undefined) checkNumber("RMSNorm", "eps", opts.eps, 0, Infinity, { loOpen: true });
+    this.eps = opts.eps ?? 1.1920928955078125e-7;
+    this.weight = opts.elementwiseAffine ?? true ? Parameter(ones(this.normalizedShape)) : null;
+  }
+  forward(x: Tensor): Tensor { return F.rmsNorm(x, this.normalizedShape, this.weight, this.eps); }
+  protected override extraRepr(): string { return `[${this.normalizedShape}], eps=${this.eps}`; }
+}
+
 export class Dropout extends Module {
   constructor(readonly p = 0.5, readonly generator?: Generator) { super(); checkDropout("Dropout", "p", p); }
   forward(x: Tensor): Tensor { return F.dropout(x, this.p, this.training, this.generator); }
@@ -66,6 +87,7 @@ export class Dropout extends Module {
 }
 
 export class ReLU extends Module { forward(x: Tensor): Tensor { return F.relu(x); } }
+export class SiLU extends Module { forward(x: Tensor): Tensor { return F.silu(x); } }
 export class Tanh extends Module { forward(x: Tensor): Tensor { return F.tanh(x); } }
 export class Sigmoid extends Module { forward(x: Tensor): Tensor { return F.sigmoid(x); } }
 export class Identity extends Module { forward(x: Tensor): Tensor { return x; } }

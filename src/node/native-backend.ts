@@ -128,15 +128,15 @@ function fwdLayout(q: Float32Array, k: Float32Array, v: Float32Array, out: Float
 function attnKernels(n: NativeKernels): Partial<Kernels> {
   const fwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnForward(q, k, v, out, lse, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad, a.attnMask, a.maskB, a.maskH,
-      a.dropoutP, a.seed, layout && fwdLayout(q, k, v, out, a, layout));
+      a.dropoutP, a.seed, layout && fwdLayout(q, k, v, out, a, layout), a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
   const bwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array, lse: Float32Array,
     dq: Float32Array, dk: Float32Array, dv: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnBackward(q, k, v, out, dout, lse, dq, dk, dv, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad,
-      a.attnMask, a.maskB, a.maskH, a.dropoutP, a.seed, layout);
+      a.attnMask, a.maskB, a.maskH, a.dropoutP, a.seed, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
   const wts = (q: Float32Array, k: Float32Array, lse: Float32Array, out: Float32Array, a: AttnArgs, mode: "full" | "mean",
     rowStart: number, rowCount: number, layout?: NativeAttnLayout) =>
     n.attnWeights(q, k, lse, out, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.scale, a.causal, a.keyPad, a.attnMask, a.maskB, a.maskH,
-      mode, rowStart, rowCount, layout);
+      mode, rowStart, rowCount, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
   return {
     attnForward: (q, k, v, out, lse, a) => fwd(q, k, v, out, lse, a),
     attnBackward: (q, k, v, out, dout, lse, dq, dk, dv, a) => bwd(q, k, v, out, dout, lse, dq, dk, dv, a),
@@ -195,6 +195,7 @@ export function registerNativeBackend(): boolean {
       h.bc2sqrt, h.decoupled, h.maximize),
   };
   const info = n.info();
+  if (info.attnAlibi) kernels.attnAlibi = true;
   registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}, ${info.threads} threads)` });
   return true;
 }

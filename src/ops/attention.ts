@@ -14,6 +14,7 @@ import { assertFloat, uninit } from "./util.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
 import { safeSoftmax } from "./nn.js";
+import { attnBackward as refAttnBackward, attnForward as refAttnForward, attnWeights as refAttnWeights } from "../backend/ref/attention.js";
 
 export interface SdpaOptions {
   /** torch.nn.functional.scaled_dot_product_attention semantics: bool → true = attend; float → added to the scores.
@@ -33,6 +34,14 @@ export interface SdpaOptions {
   /** "fused" (default) or "math" (composed ops; returned weights carry gradients). */
   impl?: "fused" | "math";
   generator?: Generator;
+  /**
+   * ALiBi head slopes (H): query i of head h adds −slope[h]·|i + alibiOffset − j| to its score for key j (see
+   * nn.alibiSlopes). The reference kernels compute it per score, storing nothing of size Tq×Tk; backends whose
+   * kernels do not take it get it folded into an additive (H, Tq, Tk) mask.
+   */
+  alibiSlopes?: Float32Array | readonly number[] | null;
+  /** Position of query row 0 relative to key 0 (e.g. the number of cached keys). Default 0. */
+  alibiOffset?: number;
 }
 
 export interface SdpaResult { out: Tensor; weights: Tensor | null }
@@ -120,8 +129,43 @@ export function attnArgsFor(B: number, H: number, Hkv: number, Tq: number, Tk: n
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const { mask, maskB, maskH } = additiveMask(opts.attnMask ?? opts.mask ?? null, B, H, Tq, Tk);
   const keyPad = opts.keyPaddingMask ? keyPadding(opts.keyPaddingMask, B, Tk) : null;
-  return { B, H, Hkv, Tq, Tk, D, Dv, scale, causal: !!opts.causal, keyPad, attnMask: mask, maskB, maskH,
+  const args: AttnArgs = { B, H, Hkv, Tq, Tk, D, Dv, scale, causal: !!opts.causal, keyPad, attnMask: mask, maskB, maskH,
     dropoutP: p, seed: p > 0 ? (opts.generator ?? defaultGenerator).nextU32() : 0 };
+  const alibi = alibiArgs(opts, H);
+  if (alibi) {
+    if (kernelsTakeAlibi()) args.alibi = alibi;
+    else foldAlibi(args, alibi);
+  }
+  return args;
+}
+
+function alibiArgs(opts: SdpaOptions, H: number): { slopes: Float32Array; offset: number } | null {
+  if (!opts.alibiSlopes) return null;
+  const slopes = Float32Array.from(opts.alibiSlopes);
+  if (slopes.length !== H) throw new Error(`scaledDotProductAttention: alibiSlopes has ${slopes.length} entries, expected one per query head (${H})`);
+  if (slopes.some((x) => !Number.isFinite(x))) throw new Error("scaledDotProductAttention: alibiSlopes must be finite numbers");
+  const offset = opts.alibiOffset ?? 0;
+  if (!Number.isInteger(offset)) throw new Error(`scaledDotProductAttention: alibiOffset must be an integer, got ${offset}`);
+  return { slopes, offset };
+}
+
+/**
+ * Whether the active attention kernels compute AttnArgs.alibi themselves (the reference ones, and backends that set
+ * Kernels.attnAlibi: native in its tile loops, Wasm head by head); otherwise it is folded into an additive mask.
+ */
+function kernelsTakeAlibi(): boolean {
+  if (K.attnAlibi) return true;
+  return K.attnForward === refAttnForward && K.attnBackward === refAttnBackward && K.attnWeights === refAttnWeights && !hasLayoutAttention();
+}
+
+/** The fallback: attnMask (maskB, H, Tq, Tk) = the given mask (broadcast over heads) + the ALiBi bias. */
+function foldAlibi(a: AttnArgs, al: { slopes: Float32Array; offset: number }): void {
+  const { H, Tq, Tk } = a, out = new Float32Array(a.maskB * H * Tq * Tk);
+  for (let b = 0; b < a.maskB; b++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) {
+    const o = ((b * H + h) * Tq + i) * Tk, mo = ((b * a.maskH + (a.maskH === 1 ? 0 : h)) * Tq + i) * Tk;
+    for (let j = 0; j < Tk; j++) out[o + j] = (a.attnMask ? a.attnMask[mo + j] : 0) - al.slopes[h] * Math.abs(i + al.offset - j);
+  }
+  a.attnMask = out; a.maskH = H;
 }
 
 export function weightsMode(r: SdpaOptions["returnWeights"]): "full" | "mean" | false {
@@ -195,6 +239,11 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
   const vv = rep === 1 ? v : v.unsqueeze(2).expand([a.B, a.Hkv, rep, a.Tk, a.Dv]).reshape([a.B, a.H, a.Tk, a.Dv]);
   let s = q.matmul(kk.mT).mul(a.scale);                                   // (B, H, Tq, Tk)
   if (a.attnMask) s = s.add(Tensor.fromArray(a.attnMask, [a.maskB, a.maskH, a.Tq, a.Tk]));
+  if (a.alibi) {
+    const al = a.alibi, bias = new Float32Array(a.H * a.Tq * a.Tk);
+    for (let h = 0, o = 0; h < a.H; h++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) bias[o++] = -al.slopes[h] * Math.abs(i + al.offset - j);
+    s = s.add(Tensor.fromArray(bias, [1, a.H, a.Tq, a.Tk]));
+  }
   const blocked = uninit([a.B, 1, a.Tq, a.Tk], "bool"), bd = blocked.storage.data;
   for (let b = 0; b < a.B; b++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) {
     bd[(b * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1));

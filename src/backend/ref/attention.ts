@@ -1,5 +1,6 @@
 // Reference attention kernels: the plain definition the fused fast kernels are tested against.
 // q (B,H,Tq,D), k (B,Hkv,Tk,D), v (B,Hkv,Tk,Dv) contiguous; query head h reads kv head ⌊h / (H/Hkv)⌋.
+// ALiBi biases (AttnArgs.alibi) are computed per score from the head slopes: nothing of size Tq×Tk is stored.
 import type { AttnArgs } from "../kernels.js";
 import { dropoutKeep } from "../dropout-hash.js";
 
@@ -14,6 +15,7 @@ function scoreRow(q: Float32Array, k: Float32Array, a: AttnArgs, b: number, h: n
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
     let v = dot * scale;
+    if (a.alibi) v -= a.alibi.slopes[h] * Math.abs(i + a.alibi.offset - j);
     if (a.attnMask) {
       const mb = a.maskB === 1 ? 0 : b, mh = a.maskH === 1 ? 0 : h;
       v += a.attnMask[((mb * a.maskH + mh) * Tq + i) * Tk + j];

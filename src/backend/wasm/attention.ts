@@ -82,10 +82,20 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     checkSpan(`attention (wasm, ${what})`, data.length, off, rows, cols, l[3]);
     takeMatrix(arena, addr, srcLd, rows, cols, data, off, l[3]);
   }
+  /**
+   * The additive (rows, Tk) mask of head (b, h) from query row0 on, in the arena. With ALiBi it is written here, head
+   * by head, as the given mask (if any) − slope_h·|i + offset − j|: the (H, Tq, Tk) bias never exists as a whole.
+   */
   function maskSlice(a: AttnArgs, b: number, h: number, row0: number, rows: number): number {
     const mb = a.maskB === 1 ? 0 : b, mh = a.maskH === 1 ? 0 : h;
     const off = ((mb * a.maskH + mh) * a.Tq + row0) * a.Tk;
-    return placeMatrix(arena, a.attnMask!, off, rows, a.Tk, a.Tk).addr;
+    if (!a.alibi) return placeMatrix(arena, a.attnMask!, off, rows, a.Tk, a.Tk).addr;
+    const Tk = a.Tk, addr = arena.allocF32(rows * Tk), f = arena.f32, base = addr >> 2, m = a.attnMask;
+    const slope = a.alibi.slopes[h], shift = row0 + a.alibi.offset;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < Tk; j++) f[base + r * Tk + j] = (m ? m[off + r * Tk + j] : 0) - slope * Math.abs(r + shift - j);
+    }
+    return addr;
   }
   /** Key padding of every batch item as bytes in the arena (0 = none). */
   function placePad(a: AttnArgs): number {
@@ -145,7 +155,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const mark = arena.mark();
     const heads: [number, number][] = [];
     for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) heads.push([b, h]);
-    const headBytes = 4 * (Tq * (D + Dv + 2 + (drop ? 1 : 0) + (a.attnMask ? Tk : 0)) + Tk * (D + Dv) / G);
+    const headBytes = 4 * (Tq * (D + Dv + 2 + (drop ? 1 : 0) + (a.attnMask || a.alibi ? Tk : 0)) + Tk * (D + Dv) / G);
     for (const wave of waves(heads, () => headBytes, T)) {
       arena.release(mark);
       const placed: { b: number; h: number; O: number; mOut: number; lOut: number }[] = [];
@@ -155,7 +165,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
         const hk = Math.floor(h / G);
         if (kvKey !== `${b},${hk}`) { kvKey = `${b},${hk}`; K = placeHead("k", k, lk, b, hk, 0, Tk, D); V = placeHead("v", v, lv, b, hk, 0, Tk, Dv); }
         const Q = placeHead("q", q, lq, b, h, 0, Tq, D);
-        const M = a.attnMask ? maskSlice(a, b, h, 0, Tq) : 0;
+        const M = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq) : 0;
         const O = arena.allocF32(Tq * Dv), mOut = arena.allocF32(Tq), lOut = arena.allocF32(Tq);
         const rk = drop ? arena.allocF32(Math.ceil(Tq / BQ) * BQ) : 0;
         if (drop) rowKeys(arena.i32, rk >> 2, a.seed, b, h, 0, Math.ceil(Tq / BQ) * BQ);
@@ -208,7 +218,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const mark = arena.mark();
     const groups: [number, number][] = [];
     for (let b = 0; b < B; b++) for (let hk = 0; hk < Hkv; hk++) groups.push([b, hk]);
-    const groupBytes = 4 * (Tk * (Dp + Dv) + nkb * BK * (D + Dv) + G * Tq * (D + 2 * Dv + Dp + 3 + (a.attnMask ? Tk : 0)));
+    const groupBytes = 4 * (Tk * (Dp + Dv) + nkb * BK * (D + Dv) + G * Tq * (D + 2 * Dv + Dp + 3 + (a.attnMask || a.alibi ? Tk : 0)));
     for (const wave of waves(groups, () => groupBytes, T)) {
       arena.release(mark);
       const done: { b: number; hk: number; dKT: number; dVT: number; heads: { h: number; dQ: number }[] }[] = [];
@@ -225,7 +235,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
           const O = placeHead("out", out, lo, b, h, 0, Tq, Dv, true);
           const delta = arena.allocF32(Tq), lse2 = arena.allocF32(Tq), dQ = arena.allocF32(Tq * Dp);
           const rk = drop ? arena.allocF32(Tq) : 0;
-          const M = a.attnMask ? maskSlice(a, b, h, 0, Tq) : 0;
+          const M = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq) : 0;
           const f32 = arena.f32;
           for (let i = 0; i < Tq; i++) {
             const L = lse[(b * H + h) * Tq + i];
@@ -297,7 +307,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
       for (let h = 0; h < H; h++) {
         arena.release(mark);
         const K = placeHead("k", k, lk, b, Math.floor(h / G), 0, Tk, D), Q = placeHead("q", q, lq, b, h, rowStart, R, D);
-        const M = a.attnMask ? maskSlice(a, b, h, rowStart, R) : 0;
+        const M = a.attnMask || a.alibi ? maskSlice(a, b, h, rowStart, R) : 0;
         let f32 = arena.f32;
         for (let i = 0; i < R; i++) {
           const L = lse[(b * H + h) * Tq + rowStart + i];

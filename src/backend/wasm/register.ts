@@ -77,7 +77,8 @@ function lazyTable(): Partial<Kernels> {
       return fn(...args);
     };
   }
-  return table as Partial<Kernels>;
+  // every attention kernel here (and the reference ones it falls back to) reads AttnArgs.alibi
+  return { ...(table as Partial<Kernels>), attnAlibi: true };
 }
 
 const isBrowserMainThread = (): boolean => {

@@ -241,6 +241,7 @@ export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor): Par
     attnForwardLayout: (q, k, v, out, lse, a, layout) => attn.forward(q, k, v, out, lse, a, layout),
     attnBackwardLayout: (q, k, v, out, dout, lse, dq, dk, dv, a, layout) => attn.backward(q, k, v, out, dout, lse, dq, dk, dv, a, layout),
     attnWeightsLayout: (q, k, lse, out, a, mode, rowStart, rowCount, layout) => attn.weights(q, k, lse, out, a, mode, rowStart, rowCount, layout),
+    attnAlibi: true,   // each head's ALiBi bias is written into its mask slice in the arena (attention.ts maskSlice)
   } satisfies Partial<Kernels>);
   return kernels;
 }
