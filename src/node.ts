@@ -7,6 +7,10 @@ import { registerNativeBackend } from "./node/native-backend.js";
 registerNativeBackend();
 export { attentionFlowParallel, FlowWorkerPool } from "./node/flow-workers.js";
 export { configureNodeWasmThreads, wasmThreadsFromEnv } from "./node/wasm-threads.js";
+// Hugging Face tokenizers (tokenizer.json). Only in the Node entry: in a browser the module needs an import-map entry
+// for @huggingface/tokenizers, so the browser entry does not pull it in (import dist/src/hf/tokenizer.js directly).
+export { loadTokenizer, toHFInputs, type HFTokenizer } from "./hf/tokenizer.js";
+export { loadTokenizerFromDir } from "./hf/node-tokenizer.js";
 import { configureNodeWasmThreads } from "./node/wasm-threads.js";
 // Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
 configureNodeWasmThreads();

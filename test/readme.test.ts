@@ -69,7 +69,7 @@ function runCommand(command: string): Run {
 function runJs(block: Block): Run {
   const file = join(scratchDir(), `block-line-${block.line}.mjs`);
   writeFileSync(file, block.body + "\n");
-  const r = spawnSync(process.execPath, [file], { cwd: scratchDir(), env: childEnv(), encoding: "utf8", timeout: 180_000 });
+  const r = spawnSync(process.execPath, [file], { cwd: repo, env: childEnv(), encoding: "utf8", timeout: 180_000 });
   return { status: r.status, stdout: r.stdout ?? "", stderr: (r.stderr ?? "") + (r.error ? `\n${r.error.message}` : "") };
 }
 
