@@ -9,3 +9,4 @@ export { configureNodeWasmThreads, wasmThreadsFromEnv } from "./node/wasm-thread
 import { configureNodeWasmThreads } from "./node/wasm-threads.js";
 // Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
 configureNodeWasmThreads();
+export * as hf from "./hf/node-index.js"; // shadows index.js's browser-only hf: adds folders on disk

@@ -3,7 +3,7 @@
 import { open, readFile, stat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../node/safetensors-file.js";
-import { loadPretrained, savePretrained, type HFFileReader, type Pretrained, type PretrainedOptions } from "./pretrained.js";
+import { loadPretrained, memoryReader, savePretrained, type HFFileReader, type HFFiles, type Pretrained, type PretrainedOptions } from "./pretrained.js";
 import { HFImportError, type HFModel } from "./types.js";
 
 /** A reader over a folder: whole reads for small files, positioned reads for ranges. */
@@ -41,6 +41,11 @@ export async function fromPretrainedDir(dir: string, opts: PretrainedOptions = {
   try { st = await stat(dir); } catch { throw new HFImportError(`cannot open ${dir}: no such folder`); }
   if (!st.isDirectory()) throw new HFImportError(`${dir} is not a folder (an HF model is a folder with config.json and model.safetensors)`);
   return loadPretrained(folderReader(dir), opts);
+}
+
+/** fromPretrained(dirOrFiles): a folder path, or the files as bytes ({ "config.json": …, "model.safetensors": … }). */
+export function fromPretrained(dirOrFiles: string | HFFiles, opts: PretrainedOptions = {}): Promise<Pretrained> {
+  return typeof dirOrFiles === "string" ? fromPretrainedDir(dirOrFiles, opts) : loadPretrained(memoryReader(dirOrFiles), opts);
 }
 
 /** Write config.json + model.safetensors into dir (created if needed), each file atomically. */
