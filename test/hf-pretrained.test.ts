@@ -12,7 +12,7 @@ import { loadSafetensors, saveSafetensors } from "../src/io/state-dict.js";
 import { parseSafetensors, serializeSafetensors } from "../src/io/safetensors.js";
 import { noGrad } from "../src/autograd.js";
 import type { Tensor } from "../src/tensor.js";
-import type { HFInputs } from "../src/hf/types.js";
+import type { HFInputs, HFModel } from "../src/hf/types.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fx = (name: string) => join(root, "test/fixtures/hf", name);
@@ -162,18 +162,24 @@ const torchHere = spawnSync("/usr/bin/python3", ["-c", "import torch"], { encodi
 test("HF's own from_pretrained loads what savePretrainedDir writes and computes our outputs", { skip: !torchHere && "Debian's python3-torch is not installed" }, async () => {
   const dir = mkdtempSync("/tmp/attnflow-hfsave-");
   try {
-    for (const name of ["bert-seqcls", "gpt2", "bert-mlm-h3", "vit"]) {
+    const names = ["bert-seqcls", "gpt2", "bert-mlm-h3", "vit"];
+    const models = new Map<string, HFModel>();
+    const args: string[] = [];
+    for (const name of names) {
       const { model } = await fromPretrained(fx(name));
       // change every weight so that HF can only agree by reading ours
       noGrad(() => { for (const p of model.parameters()) p.storage.data.set(p.dataSync().map((x, i) => x * 1.01 + (i % 7) * 1e-3)); });
       await savePretrainedDir(model, join(dir, name));
-      const ref = refOf(name);
-      const inputs = new Map([...ref].filter(([k]) => k.startsWith("in.")));
+      const inputs = new Map([...refOf(name)].filter(([k]) => k.startsWith("in.")));
       writeFileSync(join(dir, `${name}-in.safetensors`), saveSafetensors(inputs));
-      execFileSync("/usr/bin/python3", [join(root, "scripts/hf-ref/hf_forward.py"), join(dir, name), join(dir, `${name}-in.safetensors`), join(dir, `${name}-out.safetensors`)],
-        { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      args.push(join(dir, name), join(dir, `${name}-in.safetensors`), join(dir, `${name}-out.safetensors`));
+      models.set(name, model);
+    }
+    execFileSync("/usr/bin/python3", [join(root, "scripts/hf-ref/hf_forward.py"), ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    for (const name of names) {
+      const ref = refOf(name);
       const hf = loadSafetensors(new Uint8Array(readFileSync(join(dir, `${name}-out.safetensors`)))).tensors;
-      const ours = noGrad(() => model.forward(inputsOf(ref)));
+      const ours = noGrad(() => models.get(name)!.forward(inputsOf(ref)));
       const d = maxDiff(ours.logits!, hf.get("out.logits")!);
       assert.ok(d < 1e-4, `${name}: HF's logits differ from ours by ${d}`);
       assert.ok(maxDiff(hf.get("out.logits")!, ref.get("out.logits")!) > 1e-3, `${name}: the changed weights did not reach HF`);

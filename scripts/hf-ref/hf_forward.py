@@ -2,8 +2,8 @@
 """Load a folder with Hugging Face's own from_pretrained and run one forward pass (used by attnflow's tests to check
 that folders written by savePretrained load in HF and compute the same outputs).
 
-Usage:  /usr/bin/python3 scripts/hf-ref/hf_forward.py MODEL_DIR INPUTS.safetensors OUT.safetensors
-INPUTS holds in.* tensors (as reference.safetensors names them); OUT receives out.logits / out.last_hidden_state.
+Usage:  /usr/bin/python3 scripts/hf-ref/hf_forward.py MODEL_DIR INPUTS.safetensors OUT.safetensors [MODEL_DIR2 IN2 OUT2 ...]
+(several triples in one run share the slow import of transformers). INPUTS holds in.* tensors (as reference.safetensors names them); OUT receives out.logits / out.last_hidden_state.
 """
 import os
 import sys
@@ -21,7 +21,14 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 
 def main():
-    model_dir, inputs_path, out_path = sys.argv[1:4]
+    args = sys.argv[1:]
+    if not args or len(args) % 3:
+        raise SystemExit(__doc__)
+    for i in range(0, len(args), 3):
+        run(*args[i:i + 3])
+
+
+def run(model_dir, inputs_path, out_path):
     arch = json.load(open(os.path.join(model_dir, "config.json")))["architectures"][0]
     model = getattr(transformers, arch).from_pretrained(model_dir, attn_implementation="eager").eval()
     inputs = {k[3:]: v for k, v in load_file(inputs_path).items() if k.startswith("in.")}
