@@ -97,6 +97,15 @@ test("loading streams tensor by tensor: the weights file is never read whole, ea
   assert.ok(dataReads.every(([, l]) => l <= biggest));
 });
 
+test("picked Files (the browser's folder input) load by range reads, to the same weights as the bytes", async () => {
+  const m = files("vit");
+  const picked = [...m].map(([n, b]) => new File([new Uint8Array(b)], n));
+  const fromFiles = await fromPretrained(picked), fromBytes = await fromPretrained(m);
+  for (const [k, v] of Object.entries(fromBytes.model.stateDict())) assert.equal(maxDiff(v, fromFiles.model.stateDict()[k]), 0, k);
+  const short = [...m].map(([n, b]) => new File([new Uint8Array(n === "model.safetensors" ? b.subarray(0, b.length - 4) : b)], n));
+  await assert.rejects(fromPretrained(short), /model\.safetensors: data section has|run past the end of the data section/);
+});
+
 test("tied weights: GPT-2 has no lm_head.weight in the file and its head is the embedding; untied needs it", async () => {
   const tied = await fromPretrained(files("gpt2"));
   const sd = tied.model as unknown as { lmHead: { weight: Tensor }; transformer: { wte: { weight: Tensor } } };

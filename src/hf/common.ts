@@ -151,8 +151,18 @@ export abstract class HFModule extends Module {
   protected override childName(field: string): string { return this.hfNames()[field] ?? torchName(field); }
 }
 
+let initSkipped = false;
+/** Build without HF's random initialisation (every weight is about to be overwritten by a checkpoint). */
+export function withoutInit<T>(fn: () => T): T {
+  const prev = initSkipped;
+  initSkipped = true;
+  try { return fn(); } finally { initSkipped = prev; }
+}
+export function initEnabled(): boolean { return !initSkipped; }
+
 /** HF's _init_weights for Linear / Embedding / LayerNorm: N(0, std) weights (trunc-normal for ViT), zero biases. */
 export function hfInit(root: Module, std: number, opts: { truncated?: boolean; paddingIdx?: number | null } = {}): void {
+  if (initSkipped) return;
   for (const m of root.modules()) {
     if (m instanceof Linear) {
       if (opts.truncated) truncNormal_(m.weight, 0, std, -2, 2); else normal_(m.weight, 0, std);

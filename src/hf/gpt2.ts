@@ -20,7 +20,7 @@ import { cat } from "../ops/movement.js";
 import { noGrad } from "../autograd.js";
 import { normal_ } from "../nn/init.js";
 import {
-  F32_MIN, HFModule, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
+  F32_MIN, HFModule, initEnabled, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
   paddedKeys, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import {
@@ -154,7 +154,7 @@ export class GPT2LMHeadModel extends HFModule implements HFModel {
     this.transformer = new GPT2Model(this.o);
     this.lmHead = new Linear(this.o.nEmbd, this.o.vocabSize, { bias: false });
     hfInit(this, this.o.initRange);
-    for (const blk of this.transformer.h) {
+    for (const blk of initEnabled() ? this.transformer.h : []) {
       for (const c of [blk.attn.cAttn, blk.attn.cProj, blk.mlp.cFc, blk.mlp.cProj]) normal_(c.weight, 0, this.o.initRange);
       // HF's GPT-2 init scales the residual projections by 1/√(2·n_layer)
       for (const c of [blk.attn.cProj, blk.mlp.cProj]) normal_(c.weight, 0, this.o.initRange / Math.sqrt(2 * this.o.nLayer));

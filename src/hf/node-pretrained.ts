@@ -3,7 +3,7 @@
 import { open, readFile, stat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../node/safetensors-file.js";
-import { loadPretrained, memoryReader, savePretrained, type HFFileReader, type HFFiles, type Pretrained, type PretrainedOptions } from "./pretrained.js";
+import { fromPretrained as fromPretrainedAnywhere, loadPretrained, savePretrained, type HFFileReader, type Pretrained, type PretrainedOptions } from "./pretrained.js";
 import { HFImportError, type HFModel } from "./types.js";
 
 /** A reader over a folder: whole reads for small files, positioned reads for ranges. */
@@ -44,8 +44,8 @@ export async function fromPretrainedDir(dir: string, opts: PretrainedOptions = {
 }
 
 /** fromPretrained(dirOrFiles): a folder path, or the files as bytes ({ "config.json": …, "model.safetensors": … }). */
-export function fromPretrained(dirOrFiles: string | HFFiles, opts: PretrainedOptions = {}): Promise<Pretrained> {
-  return typeof dirOrFiles === "string" ? fromPretrainedDir(dirOrFiles, opts) : loadPretrained(memoryReader(dirOrFiles), opts);
+export function fromPretrained(dirOrFiles: string | Parameters<typeof fromPretrainedAnywhere>[0], opts: PretrainedOptions = {}): Promise<Pretrained> {
+  return typeof dirOrFiles === "string" ? fromPretrainedDir(dirOrFiles, opts) : fromPretrainedAnywhere(dirOrFiles, opts);
 }
 
 /** Write config.json + model.safetensors into dir (created if needed), each file atomically. */

@@ -10,6 +10,7 @@ import { shapeStr } from "../shape.js";
 import { parseSafetensorsHeader, safetensorsHeaderLength, toFloat32, SafetensorsError, type StHeader, type StHeaderEntry } from "../io/safetensors.js";
 import { saveSafetensors } from "../io/state-dict.js";
 import { architectureFor } from "./registry.js";
+import { withoutInit } from "./common.js";
 import { HFImportError, type HFConfig, type HFModel } from "./types.js";
 
 /** Random access to the files of a folder: whole small files, and byte ranges of the big ones. */
@@ -35,6 +36,28 @@ export function memoryReader(files: HFFiles): HFFileReader {
       const b = get(n);
       if (!b) throw new HFImportError(`${n}: no such file`);
       return b.subarray(start, start + length);
+    },
+  };
+}
+
+/**
+ * A reader over Blobs / Files (a browser's picked folder: <input type="file" webkitdirectory>, or drag and drop):
+ * ranges are read with Blob.slice, so a checkpoint is never read whole. Files are matched by base name.
+ */
+export function blobReader(files: Iterable<File> | Map<string, Blob>): HFFileReader {
+  const m = new Map<string, Blob>();
+  if (files instanceof Map) for (const [n, b] of files) m.set(n.split("/").pop()!, b);
+  else for (const f of files) m.set(f.name.split("/").pop()!, f);
+  const get = (n: string) => m.get(n.split("/").pop()!) ?? null;
+  return {
+    async readFile(n) { const b = get(n); return b ? new Uint8Array(await b.arrayBuffer()) : null; },
+    async size(n) { return get(n)?.size ?? null; },
+    async readRange(n, start, length) {
+      const b = get(n);
+      if (!b) throw new HFImportError(`${n}: no such file`);
+      const bytes = new Uint8Array(await b.slice(start, start + length).arrayBuffer());
+      if (bytes.length !== length) throw new HFImportError(`${n}: file ended at byte ${start + bytes.length}, expected ${length} bytes from ${start}`);
+      return bytes;
     },
   };
 }
@@ -67,9 +90,22 @@ export interface Pretrained {
   ignoredKeys: string[];
 }
 
-/** fromPretrained over in-memory files: { "config.json": bytes, "model.safetensors": bytes, … }. */
-export function fromPretrained(files: HFFiles, opts: PretrainedOptions = {}): Promise<Pretrained> {
-  return loadPretrained(memoryReader(files), opts);
+/**
+ * fromPretrained in any JS runtime: in-memory files ({ "config.json": bytes, "model.safetensors": bytes, … }), picked
+ * Files / Blobs (read by range), or any HFFileReader.
+ */
+export function fromPretrained(files: HFFiles | Iterable<File> | Map<string, Blob> | HFFileReader, opts: PretrainedOptions = {}): Promise<Pretrained> {
+  return loadPretrained(toReader(files), opts);
+}
+
+function toReader(files: HFFiles | Iterable<File> | Map<string, Blob> | HFFileReader): HFFileReader {
+  if (typeof (files as HFFileReader).readRange === "function") return files as HFFileReader;
+  if (files instanceof Map) {
+    const first = files.values().next().value;
+    return typeof Blob !== "undefined" && first instanceof Blob ? blobReader(files as Map<string, Blob>) : memoryReader(files as Map<string, Uint8Array>);
+  }
+  if (Symbol.iterator in Object(files)) return blobReader(files as Iterable<File>);
+  return memoryReader(files as Record<string, Uint8Array>);
 }
 
 function parseJson(bytes: Uint8Array, name: string): Record<string, unknown> {
@@ -143,7 +179,8 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   const config = parseJson(cfgBytes, "config.json") as HFConfig;
   const { family, architecture } = architectureFor(config, opts.architecture);
   const { where } = await readHeaders(reader);
-  const model = family.fromConfig(config, architecture);
+  // strict: every weight will come from the checkpoint, so HF's random init would be wasted work on a big model
+  const model = (opts.strict ?? true) ? withoutInit(() => family.fromConfig(config, architecture)) : family.fromConfig(config, architecture);
   const named = allNamedTensors(model);
 
   // Base-model prefix ("bert.", "transformer.", "vit."): a bare base checkpoint loads into a model with a head and

@@ -17,7 +17,7 @@ import { cat } from "../ops/movement.js";
 import { truncNormal_, zeros_ } from "../nn/init.js";
 import { shapeStr } from "../shape.js";
 import {
-  HFModule, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, hfInit, mergeHeads, numLabels, requireInput, splitHeads,
+  HFModule, initEnabled, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, hfInit, mergeHeads, numLabels, requireInput, splitHeads,
   HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
@@ -142,8 +142,10 @@ export class ViTModel extends HFModule implements HFModel {
     this.o = vitOptions(config);
     this.embeddings = new ViTEmbeddings(this.o); this.encoder = new ViTEncoder(this.o); this.layernorm = new LayerNorm(this.o.hidden, { eps: this.o.eps });
     hfInit(this, this.o.initRange, { truncated: true });
-    zeros_(this.embeddings.patchEmbeddings.projection.bias!);
-    truncNormal_(this.embeddings.patchEmbeddings.projection.weight, 0, this.o.initRange, -2, 2);
+    if (initEnabled()) {
+      zeros_(this.embeddings.patchEmbeddings.projection.bias!);
+      truncNormal_(this.embeddings.patchEmbeddings.projection.weight, 0, this.o.initRange, -2, 2);
+    }
   }
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     let h = this.embeddings.forward(requireInput(inputs.pixelValues, this.architecture, "pixelValues"));
