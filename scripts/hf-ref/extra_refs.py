@@ -44,6 +44,23 @@ def bert_inputs_len(b, t, pad_from):
     return make
 
 
+def bert_left_padded(gen, cfg):
+    """Left padding on BERT (not its habit, but HF's mask handles it): row 1 starts with 3 padded slots."""
+    x = bert_inputs_len(2, 8, [8, 8])(gen, cfg)
+    x["attention_mask"][1, :3] = 0
+    x["input_ids"][1, :3] = cfg.pad_token_id
+    return x
+
+
+def causal_right_padded(gen, cfg):
+    """Right padding on GPT-2: row 1 ends with 2 padded slots (generate() then continues after the pads, as HF does)."""
+    input_ids = mr.ids(gen, 2, 6, cfg.vocab_size)
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    input_ids[1, 4:] = 0
+    return {"input_ids": input_ids, "attention_mask": mask}
+
+
 def gpt2_cfg(**kw):
     base = dict(vocab_size=80, n_positions=40, n_embd=24, n_layer=3, n_head=6, n_inner=None,
                 initializer_range=mr.INIT, bos_token_id=1, eos_token_id=2, attn_implementation="eager")
@@ -87,6 +104,9 @@ EXTRA = {
     "gpt2-untied-gelu": (GPT2LMHeadModel, lambda: gpt2_cfg(tie_word_embeddings=False, activation_function="gelu", n_head=2, n_layer=2, n_inner=32),
                          causal_inputs(2, 6, [0, 1]), "causal"),
     "gpt2-nopad": (GPT2LMHeadModel, lambda: gpt2_cfg(n_head=3, n_layer=2, vocab_size=48), causal_inputs(1, 5, [0]), "causal"),
+    # padding on the side each model does not expect
+    "bert-leftpad": (BertModel, lambda: bert_cfg(num_hidden_layers=1, hidden_size=16, num_attention_heads=4, vocab_size=40), bert_left_padded, "encoder"),
+    "gpt2-rightpad": (GPT2LMHeadModel, lambda: gpt2_cfg(n_layer=1, n_embd=16, n_head=4, vocab_size=40, n_positions=16), causal_right_padded, "causal"),
     # ViT: one channel, 24x24 image, 6x6 patches, 2 heads, no q/k/v bias
     "vit-c1-noqkvbias": (ViTForImageClassification, lambda: vit_cfg(qkv_bias=False), vit_inputs(2, 1, 24), "encoder"),
     "vit-h3-gelunew": (ViTForImageClassification, lambda: vit_cfg(num_channels=3, image_size=16, patch_size=4, num_attention_heads=3, hidden_act="gelu_new", num_labels=3),
