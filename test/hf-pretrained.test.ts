@@ -11,7 +11,7 @@ import { loadPretrained, memoryReader, savePretrained, type HFFileReader } from 
 import { loadSafetensors, saveSafetensors } from "../src/io/state-dict.js";
 import { parseSafetensors, serializeSafetensors } from "../src/io/safetensors.js";
 import { noGrad } from "../src/autograd.js";
-import type { Tensor } from "../src/tensor.js";
+import { Tensor } from "../src/tensor.js";
 import type { HFInputs, HFModel } from "../src/hf/types.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -151,6 +151,18 @@ test("base-model prefix: a BertModel checkpoint under a classification head (str
   for (const [k, v] of Object.entries(sdB)) assert.equal(maxDiff(v, sdA[`bert.${k}`]), 0, k);
   const back = await fromPretrained(files("bert-seqcls"), { architecture: "BertModel" });
   assert.deepEqual(back.ignoredKeys.sort(), ["classifier.bias", "classifier.weight"]);
+});
+
+test("a BertForPreTraining-style checkpoint opens as BertForMaskedLM: the NSP head and old buffers are ignored, as in HF", async () => {
+  const m = files("bert-mlm-h3");
+  const sd = loadSafetensors(m.get("model.safetensors")!).tensors;
+  sd.set("cls.seq_relationship.weight", sd.get("cls.predictions.bias")!.narrow(0, 0, 48).reshape([2, 24]).contiguous());
+  sd.set("bert.embeddings.position_ids", Tensor.fromArray(Int32Array.from({ length: 32 }, (_, i) => i), [1, 32], "int32"));
+  const pre = new Map(m);
+  pre.set("model.safetensors", saveSafetensors(sd, { metadata: { format: "pt" } }));
+  const r = await fromPretrained(pre);
+  assert.deepEqual(r.ignoredKeys.sort(), ["bert.embeddings.position_ids", "cls.seq_relationship.weight"]);
+  assert.deepEqual(r.unexpectedKeys, []);
 });
 
 test("savePretrained writes HF's names without tied copies, and reloads to the same outputs", async () => {

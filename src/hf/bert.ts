@@ -151,6 +151,8 @@ export class BertModel extends HFModule implements HFModel {
     hfInit(this, this.o.initRange, { paddingIdx: this.o.padTokenId });
   }
 
+  keysToIgnoreOnLoad(): RegExp[] { return [BERT_BUFFERS]; }
+
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const o = this.o;
     const ids = requireInput(inputs.inputIds, this.architecture, "inputIds");
@@ -183,6 +185,9 @@ export class BertModel extends HFModule implements HFModel {
   }
 }
 
+/** Buffers older transformers saved (position_ids, token_type_ids): not weights, HF skips them on load. */
+const BERT_BUFFERS = /(^|\.)embeddings\.(position_ids|token_type_ids)$/;
+
 /** A row whose mask is all 0: HF then attends evenly to every key (only the composed attention path does that). */
 function rowsAllPadding(mask: Tensor): boolean {
   const [B, T] = mask.shape, d = mask.contiguous().dataSync();
@@ -201,6 +206,7 @@ export class BertForSequenceClassification extends HFModule implements HFModel {
     this.classifier = new Linear(this.bert.o.hidden, numLabels(config));
     hfInit(this.classifier, this.bert.o.initRange);
   }
+  keysToIgnoreOnLoad(): RegExp[] { return [BERT_BUFFERS]; }
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const out = this.bert.forward(inputs, opts);
     return { logits: this.classifier.forward(this.dropout.forward(out.poolerOutput!)), hiddenStates: out.hiddenStates, attentions: out.attentions };
@@ -254,7 +260,7 @@ export class BertForMaskedLM extends HFModule implements HFModel {
   }
   tiedWeights(): string[] { return ["cls.predictions.decoder.weight", "cls.predictions.decoder.bias"]; }
   /** bert-base-uncased and kin are BertForPreTraining checkpoints: HF drops their next-sentence head and pooler here. */
-  keysToIgnoreOnLoad(): RegExp[] { return [/^cls\.seq_relationship\./, /^bert\.pooler\./]; }
+  keysToIgnoreOnLoad(): RegExp[] { return [/^cls\.seq_relationship\./, /^bert\.pooler\./, BERT_BUFFERS]; }
 }
 
 export const bertFamily: HFFamily = {
