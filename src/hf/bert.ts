@@ -18,7 +18,7 @@ import { Linear, Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.
 import { arange, zeros } from "../creation.js";
 import * as F from "../functional.js";
 import {
-  HFModule, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
+  HFModule, activation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
   numLabels, paddedKeys, paddingBias, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";

@@ -2,7 +2,6 @@
 // names, HF's additive attention masks (finfo.min, exactly as its eager code builds them), an attention core that the
 // explainers can capture, HF-named submodules, and HF's weight initialisation.
 import { Tensor } from "../tensor.js";
-import { zeros } from "../creation.js";
 import * as F from "../functional.js";
 import { sdpa } from "../ops/attention.js";
 import { activeRecorder } from "../explain/capture.js";
@@ -178,4 +177,3 @@ export function hfInit(root: Module, std: number, opts: { truncated?: boolean; p
   }
 }
 
-export { zeros };
