@@ -53,18 +53,26 @@ export function numLabels(c: HFConfig): number {
 }
 
 // ---------------------------------------------------------------------------------------------- activations
-export const HF_ACTIVATIONS = ["gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "quick_gelu", "relu", "silu", "swish", "tanh"] as const;
+export const HF_ACTIVATIONS = [
+  "gelu", "gelu_python", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate", "quick_gelu",
+  "relu", "relu6", "leaky_relu", "silu", "swish", "mish", "tanh", "sigmoid", "linear",
+] as const;
 export type HFActivation = (typeof HF_ACTIVATIONS)[number];
 
 /** HF's ACT2FN by name ("gelu" is the exact erf form; gelu_new / gelu_pytorch_tanh / gelu_fast the tanh form). */
 export function activation(name: HFActivation, x: Tensor): Tensor {
   switch (name) {
-    case "gelu": return F.gelu(x, "none");
-    case "gelu_new": case "gelu_pytorch_tanh": case "gelu_fast": return F.gelu(x, "tanh");
+    case "gelu": case "gelu_python": return F.gelu(x, "none");
+    case "gelu_new": case "gelu_pytorch_tanh": case "gelu_fast": case "gelu_accurate": return F.gelu(x, "tanh");
     case "quick_gelu": return x.mul(x.mul(1.702).sigmoid());
     case "relu": return F.relu(x);
+    case "relu6": return x.clamp(0, 6);
+    case "leaky_relu": return x.maximum(x.mul(0.01));                      // torch's default slope 0.01
     case "silu": case "swish": return x.mul(x.sigmoid());
+    case "mish": return x.mul(x.exp().log1p().tanh());                     // x·tanh(softplus(x))
     case "tanh": return F.tanh(x);
+    case "sigmoid": return F.sigmoid(x);
+    case "linear": return x;
   }
 }
 
