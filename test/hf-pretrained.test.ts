@@ -132,7 +132,7 @@ test("errors name the problem: missing and unexpected weights by name, shapes bo
     /architecture "BertForQuestionAnswering" is not supported for model_type "bert" \(supported: BertModel, BertForSequenceClassification, BertForMaskedLM\)/);
   await assert.rejects(fromPretrained(withConfig(m, { position_embedding_type: "relative_key" })),
     /"position_embedding_type" = "relative_key" is not supported \(supported: absolute\)/);
-  await assert.rejects(fromPretrained(withConfig(m, { hidden_act: "mish" })), /"hidden_act" = "mish" is not supported/);
+  await assert.rejects(fromPretrained(withConfig(m, { hidden_act: "prelu" })), /"hidden_act" = "prelu" is not supported \(supported: gelu, /);
   const noWeights = new Map(m); noWeights.delete("model.safetensors");
   await assert.rejects(fromPretrained(noWeights), /no model\.safetensors or model\.safetensors\.index\.json/);
   const truncated = new Map(m); truncated.set("model.safetensors", m.get("model.safetensors")!.subarray(0, 100));

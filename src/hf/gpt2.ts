@@ -14,10 +14,11 @@
 // Older checkpoints carry the causal-mask buffers h.<i>.attn.bias / masked_bias: ignored, as HF ignores them.
 import { Tensor } from "../tensor.js";
 import { Parameter } from "../nn/module.js";
-import { Linear, Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.js";
+import { Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.js";
 import { arange, zeros } from "../creation.js";
 import { cat } from "../ops/movement.js";
 import { noGrad } from "../autograd.js";
+import * as F from "../functional.js";
 import { normal_ } from "../nn/init.js";
 import {
   F32_MIN, HFModule, initEnabled, activation, attend, cfgBool, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
@@ -60,6 +61,13 @@ export class Conv1D extends HFModule {
     this.bias = Parameter(zeros([nf]));
   }
   forward(x: Tensor): Tensor { return x.matmul(this.weight).add(this.bias); }
+}
+
+/** lm_head: logits = h·Wᵀ with W (vocab, E); tied, W is wte's own tensor (nothing allocated for a copy). */
+export class LMHead extends HFModule {
+  weight: Tensor;
+  constructor(vocab: number, E: number, tiedTo: Tensor | null) { super(); this.weight = tiedTo ?? Parameter(zeros([vocab, E])); }
+  forward(h: Tensor): Tensor { return F.linear(h, this.weight); }
 }
 
 /** Per-layer key/value cache: (B, H, Tpast, D) each. */
@@ -146,20 +154,20 @@ interface RunResult { h: Tensor; hidden: Tensor[]; attentions: Tensor[]; caches:
 
 export class GPT2LMHeadModel extends HFModule implements HFModel {
   readonly architecture = "GPT2LMHeadModel";
-  transformer: GPT2Model; lmHead: Linear;
+  transformer: GPT2Model; lmHead: LMHead;
   readonly o: GPT2Options;
   constructor(readonly config: HFConfig) {
     super();
     this.o = gpt2Options(config);
     this.transformer = new GPT2Model(this.o);
-    this.lmHead = new Linear(this.o.nEmbd, this.o.vocabSize, { bias: false });
+    this.lmHead = new LMHead(this.o.vocabSize, this.o.nEmbd, this.o.tie ? this.transformer.wte.weight : null);
     hfInit(this, this.o.initRange);
+    if (!this.o.tie && initEnabled()) normal_(this.lmHead.weight, 0, this.o.initRange);
     for (const blk of initEnabled() ? this.transformer.h : []) {
       for (const c of [blk.attn.cAttn, blk.attn.cProj, blk.mlp.cFc, blk.mlp.cProj]) normal_(c.weight, 0, this.o.initRange);
       // HF's GPT-2 init scales the residual projections by 1/√(2·n_layer)
       for (const c of [blk.attn.cProj, blk.mlp.cProj]) normal_(c.weight, 0, this.o.initRange / Math.sqrt(2 * this.o.nLayer));
     }
-    if (this.o.tie) this.lmHead.weight = this.transformer.wte.weight;
   }
 
   tiedWeights(): string[] { return this.o.tie ? ["lm_head.weight"] : []; }

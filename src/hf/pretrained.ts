@@ -7,7 +7,8 @@
 import { Tensor } from "../tensor.js";
 import { Module, copyInto, isParameter, torchName } from "../nn/module.js";
 import { shapeStr } from "../shape.js";
-import { parseSafetensorsHeader, safetensorsHeaderLength, toFloat32, SafetensorsError, type StHeader, type StHeaderEntry } from "../io/safetensors.js";
+import { parseSafetensorsHeader, safetensorsHeaderLength, toFloat32, SafetensorsError, ST_ITEMSIZE, type StHeader, type StHeaderEntry, type StTensor } from "../io/safetensors.js";
+import { bfloat16ArrayToFloat32, float16ArrayToFloat32 } from "../io/dtype-convert.js";
 import { saveSafetensors } from "../io/state-dict.js";
 import { architectureFor } from "./registry.js";
 import { withoutInit } from "./common.js";
@@ -167,6 +168,22 @@ export function allNamedTensors(model: Module): Map<string, Tensor> {
   return out;
 }
 
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Decode a checkpoint tensor straight into a parameter's storage (float16 / bfloat16 converted in place), so the only
+ * temporary is the tensor's raw bytes; unaligned or big-endian input takes the general path through a float32 copy.
+ */
+function decodeInto(dst: Tensor, t: StTensor, name: string): void {
+  if (!dst.isContiguous()) { copyInto(dst, Tensor.fromArray(toFloat32(t, name), t.shape, "float32")); return; }
+  const n = dst.numel(), out = (dst.storage.data as Float32Array<ArrayBuffer>).subarray(dst.offset, dst.offset + n);
+  const aligned = HOST_LE && t.data.byteOffset % ST_ITEMSIZE[t.dtype] === 0;
+  if (aligned && t.dtype === "F32") out.set(new Float32Array(t.data.buffer, t.data.byteOffset, n));
+  else if (aligned && t.dtype === "F16") float16ArrayToFloat32(new Uint16Array(t.data.buffer, t.data.byteOffset, n), out);
+  else if (aligned && t.dtype === "BF16") bfloat16ArrayToFloat32(new Uint16Array(t.data.buffer, t.data.byteOffset, n), out);
+  else out.set(toFloat32(t, name));
+}
+
 /** A list for an error message: every name, or the first 40 and a count. */
 function listNames(names: string[]): string {
   return names.length <= 40 ? names.join(", ") : `${names.slice(0, 40).join(", ")} … and ${names.length - 40} more`;
@@ -226,8 +243,7 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   for (const p of plan) {
     const { dataStart } = p.shard.header, { begin, end } = p.entry;
     const bytes = await reader.readRange(p.shard.file, dataStart + begin, end - begin);
-    const f32 = toFloat32({ dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
-    copyInto(p.target, Tensor.fromArray(f32, p.entry.shape, "float32"));
+    decodeInto(p.target, { dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
   }
   model.eval();
 
