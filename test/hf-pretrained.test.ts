@@ -62,6 +62,17 @@ for (const dtype of ["F16", "BF16"] as const) {
   });
 }
 
+test("weights at odd byte offsets (bytes handed over as a view into a larger buffer) decode the same", async () => {
+  for (const dtype of [undefined, "F16", "BF16"] as const) {
+    const m = rewriteWeights(files("vit"), (_, t) => t, dtype);
+    const w = m.get("model.safetensors")!, shifted = new Uint8Array(w.length + 1);
+    shifted.set(w, 1);
+    const odd = new Map(m).set("model.safetensors", shifted.subarray(1));
+    const a = await fromPretrained(m), b = await fromPretrained(odd);
+    for (const [k, v] of Object.entries(a.model.stateDict())) assert.equal(maxDiff(v, b.model.stateDict()[k]), 0, `${dtype ?? "F32"} ${k}`);
+  }
+});
+
 test("a sharded checkpoint (model.safetensors.index.json) loads the same weights; a bad index names the tensor", async () => {
   const m = files("bert");
   const { tensors } = parseSafetensors(m.get("model.safetensors")!);
