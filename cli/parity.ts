@@ -1,22 +1,63 @@
-// `npm run parity -- <dir>`: check every PyTorch reference fixture under <dir> (any names, any nesting).
+// `npm run parity -- <dir>`: check every reference case under <dir> (any names, any nesting): PyTorch op fixtures
+// (.safetensors files with __metadata__.config) and Hugging Face cases (a folder holding config.json,
+// model.safetensors or its index, and reference.safetensors — every file in such a folder belongs to that case).
 import "../src/node.js"; // registers the native backend when built
 // One line per case, then "N passed, M failed"; exit code 1 if anything failed.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, relative, dirname } from "node:path";
 import { loadSafetensors } from "../src/io/state-dict.js";
 import { readSafetensorsBytesSync } from "../src/node/read-file.js";
 import { runCase, type FixtureCase } from "../src/parity/cases.js";
 import "../src/parity/explain-cases.js";
 import type { Tensor } from "../src/tensor.js";
+import { runHFCase, HF_ATOL } from "../src/parity/hf-cases.js";
+import { folderReader } from "../src/hf/node-pretrained.js";
+import type { Check } from "../src/parity/compare.js";
 
-function walk(dir: string): string[] {
+function isHFCase(dir: string): boolean {
+  return existsSync(join(dir, "config.json")) && existsSync(join(dir, "reference.safetensors")) &&
+    (existsSync(join(dir, "model.safetensors")) || existsSync(join(dir, "model.safetensors.index.json")));
+}
+
+/** PyTorch fixture files and HF case folders under dir, in name order. */
+function walk(dir: string, hf: string[]): string[] {
+  if (isHFCase(dir)) { hf.push(dir); return []; }
   const out: string[] = [];
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
+    if (statSync(p).isDirectory()) out.push(...walk(p, hf));
     else if (name.endsWith(".safetensors")) out.push(p);
   }
   return out;
+}
+
+function report(name: string, kind: string, checks: Check[], ms: string): boolean {
+  const bad = checks.filter((k) => !k.ok);
+  const worst = Math.max(...checks.map((k) => k.maxErr));
+  if (bad.length) {
+    console.log(`FAIL ${name} [${kind}] ${bad.length}/${checks.length} checks failed (${ms} ms)`);
+    for (const b of bad) console.log(`     ${b.name}: ${b.detail}`);
+    return false;
+  }
+  console.log(`PASS ${name} [${kind}] ${checks.length} checks, max abs err ${worst.toExponential(2)} (${ms} ms)`);
+  return true;
+}
+
+/** Each HF case: one line; an unsupported model or a bad folder is a failed case with the reason. */
+async function runHF(root: string, dirs: string[]): Promise<[number, number]> {
+  let passed = 0, failed = 0;
+  for (const dir of dirs) {
+    const name = relative(root, dir) || dir, t0 = performance.now();
+    try {
+      const r = await runHFCase(folderReader(dir), readSafetensorsBytesSync(join(dir, "reference.safetensors"), "reference"));
+      if (!r.checks.length) throw new Error("reference.safetensors has no out.* or gen.* tensors to compare");
+      if (report(name, `${r.architecture}, atol ${HF_ATOL}`, r.checks, (performance.now() - t0).toFixed(0))) passed++; else failed++;
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${name}: ${(e as Error).message}`);
+    }
+  }
+  return [passed, failed];
 }
 
 interface Loaded { file: string; tensors: Map<string, Tensor>; meta: Record<string, string> }
@@ -43,14 +84,15 @@ function collectCases(root: string, files: string[]): { name: string; parts: Loa
   return [...cases.values()];
 }
 
-function main(argv: string[]): number {
+async function main(argv: string[]): Promise<number> {
   const dir = argv.find((a) => !a.startsWith("-"));
   if (!dir) { console.error("usage: npm run parity -- <fixtures dir>"); return 2; }
   let files: string[];
-  try { files = statSync(dir).isDirectory() ? walk(dir) : [dir]; }
+  const hfDirs: string[] = [];
+  try { files = statSync(dir).isDirectory() ? walk(dir, hfDirs) : [dir]; }
   catch { console.error(`parity: cannot read "${dir}"`); return 2; }
-  if (!files.length) { console.error(`parity: no .safetensors files under "${dir}"`); return 2; }
-  let passed = 0, failed = 0;
+  if (!files.length && !hfDirs.length) { console.error(`parity: no .safetensors files under "${dir}"`); return 2; }
+  let [passed, failed] = await runHF(dir, hfDirs);
   for (const c of collectCases(dir, files)) {
     const t0 = performance.now();
     try {
@@ -62,17 +104,7 @@ function main(argv: string[]): number {
       const fc: FixtureCase = { name: c.name, tensors, config: JSON.parse(cfgText) };
       const checks = runCase(fc);
       if (!checks.length) throw new Error("the case has no outputs to compare");
-      const bad = checks.filter((k) => !k.ok);
-      const ms = (performance.now() - t0).toFixed(0);
-      const worst = Math.max(...checks.map((k) => k.maxErr));
-      if (bad.length) {
-        failed++;
-        console.log(`FAIL ${c.name} [${fc.config.op}] ${bad.length}/${checks.length} checks failed (${ms} ms)`);
-        for (const b of bad) console.log(`     ${b.name}: ${b.detail}`);
-      } else {
-        passed++;
-        console.log(`PASS ${c.name} [${fc.config.op}] ${checks.length} checks, max abs err ${worst.toExponential(2)} (${ms} ms)`);
-      }
+      if (report(c.name, String(fc.config.op), checks, (performance.now() - t0).toFixed(0))) passed++; else failed++;
     } catch (e) {
       failed++;
       console.log(`FAIL ${c.name}: ${(e as Error).message}`);
@@ -82,4 +114,4 @@ function main(argv: string[]): number {
   return failed ? 1 : 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -14,3 +14,4 @@ export { loadTokenizerFromDir } from "./hf/node-tokenizer.js";
 import { configureNodeWasmThreads } from "./node/wasm-threads.js";
 // Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
 configureNodeWasmThreads();
+export * as hf from "./hf/node-index.js"; // shadows index.js's browser-only hf: adds folders on disk

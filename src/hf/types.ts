@@ -68,6 +68,9 @@ export interface HFModel extends Module {
   generate?(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult;
   /** HF names that HF itself leaves out of model.safetensors because they are tied (e.g. GPT-2's lm_head.weight). */
   tiedWeights?(): string[];
+  /** Checkpoint names HF's from_pretrained ignores for this class (its _keys_to_ignore_on_load_unexpected), e.g.
+   *  GPT-2's old attn.bias buffers or a pretraining head; they are skipped instead of reported as unexpected. */
+  keysToIgnoreOnLoad?(): RegExp[];
 }
 
 /** One architecture family (one file under src/hf/), registered in src/hf/registry.ts by its model_type(s). */
@@ -77,6 +80,9 @@ export interface HFFamily {
   architectures: string[];
   /** Build a randomly initialised model from a config (validating it: unknown/unsupported options name the key). */
   fromConfig(config: HFConfig, architecture?: string): HFModel;
+  /** HF's base_model_prefix ("bert", "transformer", …): lets a bare base checkpoint load into a model with a head
+   *  (and the other way round), as HF's from_pretrained does. */
+  baseModelPrefix?: string;
 }
 
 /** Error for a config or checkpoint that attnflow cannot import; the message names the key and the supported set. */

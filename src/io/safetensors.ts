@@ -110,15 +110,14 @@ function addField(obj: Record<string, unknown>, key: string, value: unknown): vo
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-interface Entry { name: string; dtype: StDType; shape: number[]; begin: number; end: number }
+type Entry = StHeaderEntry;
 
-export function parseSafetensors(bytes: Uint8Array, opts: ParseOptions = {}): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
-  if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`parseSafetensors expects a Uint8Array, got ${typeof bytes}`);
-  const size = bytes.length;
-  if (size < 8) {
+/** Bytes 0..8 of a file: the header length N (the header is bytes [8, 8 + N)); checked against the limit and the file size. */
+export function safetensorsHeaderLength(first8: Uint8Array, size: number): number {
+  if (size < 8 || first8.length < 8) {
     throw new SafetensorsError(`file too short: ${size} bytes, need at least 8 for the header length`, { offset: 0 });
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, size);
+  const dv = new DataView(first8.buffer, first8.byteOffset, 8);
   const lo = dv.getUint32(0, true);
   const hi = dv.getUint32(4, true);
   const n = hi * 2 ** 32 + lo; // may be inexact above 2^53, but then it is far above the limit anyway
@@ -128,7 +127,22 @@ export function parseSafetensors(bytes: Uint8Array, opts: ParseOptions = {}): { 
   if (8 + n > size) {
     throw new SafetensorsError(`header length ${n} runs past end of file (file is ${size} bytes, header would end at byte ${8 + n})`, { offset: 0, field: "header_length" });
   }
+  return n;
+}
 
+/** One tensor of a parsed header: its bytes are [dataStart + begin, dataStart + end) of the file. */
+export interface StHeaderEntry { name: string; dtype: StDType; shape: number[]; begin: number; end: number }
+export interface StHeader { entries: Map<string, StHeaderEntry>; metadata: Record<string, string>; dataStart: number }
+
+/**
+ * Parse and validate only the header, given the file's first 8 + N bytes (or more) and its total size — so a large
+ * checkpoint can be read tensor by tensor without holding the whole file. Same checks as parseSafetensors.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, size: number, opts: ParseOptions = {}): StHeader {
+  if (!(prefix instanceof Uint8Array)) throw new SafetensorsError(`parseSafetensorsHeader expects a Uint8Array, got ${typeof prefix}`);
+  const n = safetensorsHeaderLength(prefix, size);
+  if (prefix.length < 8 + n) throw new SafetensorsError(`parseSafetensorsHeader: got ${prefix.length} bytes, the header needs ${8 + n}`, { offset: 8, field: "header" });
+  const bytes = prefix;
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n));
@@ -190,8 +204,16 @@ export function parseSafetensors(bytes: Uint8Array, opts: ParseOptions = {}): { 
       { offset: dataStart + pos, field: "data" });
   }
 
-  if (Object.prototype.hasOwnProperty.call(metadata, INTEGRITY_KEY)) verifyIntegrity(metadata, entries, bytes.subarray(dataStart), dataStart);
+  const map = new Map<string, StHeaderEntry>();
+  for (const e of entries) map.set(e.name, e);
+  return { entries: map, metadata, dataStart };
+}
 
+export function parseSafetensors(bytes: Uint8Array, opts: ParseOptions = {}): { tensors: Map<string, StTensor>; metadata: Record<string, string> } {
+  if (!(bytes instanceof Uint8Array)) throw new SafetensorsError(`parseSafetensors expects a Uint8Array, got ${typeof bytes}`);
+  const { entries: map, metadata, dataStart } = parseSafetensorsHeader(bytes, bytes.length, opts);
+  const entries = [...map.values()];
+  if (Object.prototype.hasOwnProperty.call(metadata, INTEGRITY_KEY)) verifyIntegrity(metadata, entries, bytes.subarray(dataStart), dataStart);
   const tensors = new Map<string, StTensor>();
   for (const e of entries) {
     const abs = dataStart + e.begin;

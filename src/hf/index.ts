@@ -1,0 +1,7 @@
+// Hugging Face models in attnflow (browser-safe entry; Node adds fromPretrainedDir / savePretrainedDir).
+export * from "./types.js";
+export { registerFamily, supportedModelTypes, familyFor, architectureFor, modelFromConfig } from "./registry.js";
+export { fromPretrained, loadPretrained, memoryReader, blobReader, savePretrained, namesForSave, setTokenizerLoader, type HFFileReader, type HFFiles, type Pretrained, type PretrainedOptions, type TokenizerLoader } from "./pretrained.js";
+export { BertModel, BertForSequenceClassification, BertForMaskedLM, bertFamily } from "./bert.js";
+export { GPT2LMHeadModel, gpt2Family } from "./gpt2.js";
+export { ViTForImageClassification, vitFamily } from "./vit.js";

@@ -1,0 +1,88 @@
+// One Hugging Face reference case (a folder from ../shared/hf-ref/make_refs.py, or any folder holding config.json,
+// model.safetensors and reference.safetensors): load the folder through fromPretrained, run the inputs in.* through
+// the HFModel contract and compare every out.* / gen.* tensor of the reference by name — nothing is model-specific.
+import { Tensor } from "../tensor.js";
+import { cat, stack } from "../ops/movement.js";
+import { ones } from "../creation.js";
+import { noGrad } from "../autograd.js";
+import { loadSafetensors } from "../io/state-dict.js";
+import { loadPretrained, type HFFileReader } from "../hf/pretrained.js";
+import type { HFInputs, HFModel, HFOutputs } from "../hf/types.js";
+import { compare, type Check } from "./compare.js";
+
+/** Logits, hidden states, attentions and step logits: absolute tolerance 1e-4 (the issue's bar). */
+export const HF_ATOL = 1e-4;
+
+const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+/** in.input_ids → inputIds, … (integer inputs become int32, as the contract takes them). */
+function inputsOf(ref: Map<string, Tensor>): HFInputs {
+  const inputs: Record<string, Tensor> = {};
+  for (const [k, v] of ref) if (k.startsWith("in.")) inputs[camel(k.slice(3))] = v;
+  return inputs as HFInputs;
+}
+
+/** "out.hidden_states.3" → outputs.hiddenStates[3]; "out.logits" → outputs.logits. */
+function outputFor(out: HFOutputs, key: string): Tensor | undefined {
+  const m = /^out\.([a-z_]+?)(?:\.(\d+))?$/.exec(key);
+  if (!m) return undefined;
+  const v = (out as Record<string, Tensor | Tensor[] | undefined>)[camel(m[1])];
+  if (m[2] === undefined) return Array.isArray(v) ? undefined : v;
+  return Array.isArray(v) ? v[Number(m[2])] : undefined;
+}
+
+function missing(name: string, why: string): Check { return { name, ok: false, maxErr: Infinity, detail: why }; }
+
+export interface HFCaseResult { architecture: string; checks: Check[] }
+
+export async function runHFCase(reader: HFFileReader, reference: Uint8Array): Promise<HFCaseResult> {
+  const { model } = await loadPretrained(reader, { tokenizer: false });
+  const ref = loadSafetensors(reference).tensors;
+  const inputs = inputsOf(ref);
+  const checks: Check[] = [];
+  noGrad(() => {
+    const out = model.forward(inputs, { outputAttentions: true, outputHiddenStates: true });
+    for (const [k, expected] of ref) {
+      if (!k.startsWith("out.")) continue;
+      const got = outputFor(out, k);
+      checks.push(got ? compare(k, got, got.shape, expected, HF_ATOL, 0) : missing(k, "attnflow produced no such output"));
+    }
+    if ([...ref.keys()].some((k) => k.startsWith("gen."))) checks.push(...generationChecks(model, inputs, ref));
+  });
+  return { architecture: model.architecture, checks };
+}
+
+function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>): Check[] {
+  const checks: Check[] = [];
+  const seqRef = ref.get("gen.sequences"), stepRef = ref.get("gen.step_logits");
+  if (!seqRef || !stepRef) return [missing("gen.*", "reference has gen.* but no gen.sequences / gen.step_logits")];
+  if (!model.generate) return [missing("gen.sequences", `${model.architecture} has no generate()`)];
+  const steps = stepRef.shape[1];
+  const g = model.generate({ inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, { maxNewTokens: steps, eosTokenId: null, returnStepLogits: true });
+  checks.push(compare("gen.sequences", g.sequences, g.sequences.shape, seqRef, 0, 0));
+  checks.push(g.stepLogits?.length ? compare("gen.step_logits", stack(g.stepLogits, 1), null, stepRef, HF_ATOL, 0)
+    : missing("gen.step_logits", "generate() returned no step logits"));
+  const nc = ref.get("gen.nocache_logits");
+  if (nc) {
+    // The reference's own tokens scored in one pass without a cache (independent of our greedy picks).
+    let logits: Tensor | undefined;
+    if (inputs.decoderInputIds) {
+      const o = model.forward({ ...inputs, decoderInputIds: seqRef.narrow(1, 0, seqRef.shape[1] - 1) });
+      logits = o.logits?.narrow(1, o.logits.shape[1] - steps, steps);
+    } else {
+      const [B, T] = inputs.inputIds!.shape;
+      const mask = cat([inputs.attentionMask ?? ones([B, T], { dtype: "int32" }), ones([B, seqRef.shape[1] - T], { dtype: "int32" })], 1);
+      const o = model.forward({ inputIds: seqRef, attentionMask: mask, positionIds: ref.get("gen.position_ids") ?? cumsumPositions(mask) });
+      logits = o.logits?.narrow(1, o.logits.shape[1] - steps - 1, steps);
+    }
+    checks.push(logits ? compare("gen.nocache_logits", logits, logits.shape, nc, HF_ATOL, 0) : missing("gen.nocache_logits", "forward() returned no logits"));
+  }
+  return checks;
+}
+
+/** HF generate()'s rule: cumsum(mask) − 1, clamped at 0. */
+function cumsumPositions(mask: Tensor): Tensor {
+  const [B, T] = mask.shape, d = mask.contiguous().dataSync(), out = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) { let c = 0; for (let t = 0; t < T; t++) { c += d[b * T + t]; out[b * T + t] = Math.max(c - 1, 0); } }
+  return Tensor.fromArray(out, [B, T], "int32");
+}
