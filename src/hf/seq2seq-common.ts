@@ -1,0 +1,250 @@
+// What the Hugging Face encoder–decoders (Marian, BART, T5) share: config readers that name the offending key, HF's
+// activation names, the attention core (fused kernels when nothing needs gradients through an additive bias, composed
+// ops otherwise; attention recorded for the explainers either way), the per-layer KV cache and greedy generation.
+// Browser-safe.
+import { Tensor } from "../tensor.js";
+import { shapeStr } from "../shape.js";
+import { isGradEnabled, noGrad } from "../autograd.js";
+import { cat } from "../ops/movement.js";
+import { where } from "../ops/elementwise.js";
+import { safeSoftmax } from "../ops/nn.js";
+import { attentionHeads } from "../ops/attention-heads.js";
+import * as F from "../functional.js";
+import { activeRecorder } from "../explain/capture.js";
+import type { Module } from "../nn/module.js";
+import { HFImportError, type HFConfig, type HFGenerateOptions, type HFGenerateResult, type HFInputs } from "./types.js";
+
+// ---------------------------------------------------------------- config readers
+/** Reads config keys for one model type; every error names the key (and the model type). */
+export class ConfigReader {
+  constructor(readonly config: HFConfig, readonly modelType: string) {}
+
+  private fail(key: string, want: string, v: unknown): never {
+    throw new HFImportError(`${this.modelType} config: "${key}" must be ${want}, got ${JSON.stringify(v)}`);
+  }
+  has(key: string): boolean { return this.config[key] !== undefined && this.config[key] !== null; }
+  int(key: string, def?: number, min = 1): number {
+    const v = this.config[key] ?? def;
+    if (v === undefined) throw new HFImportError(`${this.modelType} config: "${key}" is missing`);
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min) this.fail(key, `an integer >= ${min}`, v);
+    return v;
+  }
+  /** An optional token id: null/absent → null. */
+  tokenId(key: string, vocab: number, def: number | null = null): number | null {
+    const v = this.config[key] === undefined ? def : this.config[key];
+    if (v === null || v === undefined) return null;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= vocab) this.fail(key, `a token id in [0, ${vocab - 1}] or null`, v);
+    return v;
+  }
+  num(key: string, def: number, min = 0): number {
+    const v = this.config[key] ?? def;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min) this.fail(key, `a number >= ${min}`, v);
+    return v;
+  }
+  bool(key: string, def: boolean): boolean {
+    const v = this.config[key] ?? def;
+    if (typeof v !== "boolean") this.fail(key, "true or false", v);
+    return v;
+  }
+  str(key: string, def: string, allowed?: readonly string[]): string {
+    const v = this.config[key] ?? def;
+    if (typeof v !== "string") this.fail(key, "a string", v);
+    if (allowed && !allowed.includes(v)) {
+      throw new HFImportError(`${this.modelType} config: "${key}" = ${JSON.stringify(v)} is not supported (supported: ${allowed.join(", ")})`);
+    }
+    return v;
+  }
+  /** `key` must be divisible by `by` (named `byKey`). */
+  divisible(key: string, v: number, byKey: string, by: number): void {
+    if (v % by !== 0) throw new HFImportError(`${this.modelType} config: "${key}" (${v}) must be divisible by "${byKey}" (${by})`);
+  }
+}
+
+/** Which HF class a family builds: the requested one, else the config's architectures[0], else the default. */
+export function pickArchitecture(family: string, supported: readonly string[], config: HFConfig, requested?: string): string {
+  const arch = requested ?? config.architectures?.[0] ?? supported[0];
+  if (!supported.includes(arch)) {
+    throw new HFImportError(`${family}: architecture "${arch}" is not supported (supported: ${supported.join(", ")})`);
+  }
+  return arch;
+}
+
+// ---------------------------------------------------------------- activations (HF's ACT2FN names)
+export type Activation = (x: Tensor) => Tensor;
+const ACTIVATIONS: Record<string, Activation> = {
+  relu: (x) => F.relu(x),
+  gelu: (x) => F.gelu(x),                      // GELUActivation: exact erf form
+  gelu_new: (x) => F.gelu(x, "tanh"),          // NewGELUActivation: the tanh approximation
+  gelu_pytorch_tanh: (x) => F.gelu(x, "tanh"),
+  gelu_fast: (x) => F.gelu(x, "tanh"),         // same formula with 0.7978845608 spelled out
+  silu: (x) => x.mul(x.sigmoid()),
+  swish: (x) => x.mul(x.sigmoid()),
+  tanh: (x) => x.tanh(),
+  sigmoid: (x) => x.sigmoid(),
+};
+export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS);
+export function activation(name: string): Activation {
+  const f = ACTIVATIONS[name];
+  if (!f) throw new HFImportError(`activation "${name}" is not supported (supported: ${ACTIVATION_NAMES.join(", ")})`);
+  return f;
+}
+
+// ---------------------------------------------------------------- inputs
+/** Checks int32 (B, T) ids inside [0, vocab). */
+export function checkIds(ids: Tensor | undefined, name: string, vocab: number): Tensor {
+  if (!ids) throw new HFImportError(`${name} is required`);
+  if (ids.dtype !== "int32" || ids.ndim !== 2 || ids.shape[1] < 1) {
+    throw new HFImportError(`${name} must be int32 (batch, length >= 1), got ${ids.dtype} ${shapeStr(ids.shape)}`);
+  }
+  const d = ids.dataSync() as Int32Array;
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] < 0 || d[i] >= vocab) throw new HFImportError(`${name}: token id ${d[i]} at flat index ${i} is outside the vocabulary [0, ${vocab - 1}]`);
+  }
+  return ids;
+}
+
+/** HF mask (1 = attend, 0 = padding) for ids (B, T) → bool (B, T) true = padding, or null when nothing is padded. */
+export function paddingFromMask(mask: Tensor | undefined, ids: Tensor, name: string): Tensor | null {
+  if (!mask) return null;
+  if (mask.ndim !== 2 || mask.shape[0] !== ids.shape[0] || mask.shape[1] !== ids.shape[1]) {
+    throw new HFImportError(`${name} has shape ${shapeStr(mask.shape)} but the ids have ${shapeStr(ids.shape)}`);
+  }
+  const m = mask.dataSync(), pad = new Uint8Array(m.length);
+  let any = false;
+  for (let i = 0; i < m.length; i++) {
+    if (m[i] !== 0 && m[i] !== 1) throw new HFImportError(`${name} must hold 0 or 1, got ${m[i]} at flat index ${i}`);
+    pad[i] = m[i] === 0 ? 1 : 0;
+    any ||= m[i] === 0;
+  }
+  return any ? Tensor.fromArray(pad, mask.shape, "bool") : null;
+}
+
+// ---------------------------------------------------------------- attention core
+/** Self-attention K/V of the tokens seen so far (B, T, H·D) each; grows by one step per call. Cross K/V are computed once. */
+export class KVCache {
+  k: Tensor | null = null;
+  v: Tensor | null = null;
+  get length(): number { return this.k ? this.k.shape[1] : 0; }
+  /** Append new keys/values (B, Tnew, H·D); returns all of them. */
+  append(k: Tensor, v: Tensor): [Tensor, Tensor] {
+    this.k = this.k ? cat([this.k, k], 1) : k;
+    this.v = this.v ? cat([this.v, v], 1) : v;
+    return [this.k, this.v];
+  }
+}
+
+export interface AttendOptions {
+  heads: number;
+  /** Multiplies q·kᵀ (HF's BART-family scales q by head_dim^-0.5; T5 does not scale). */
+  scale: number;
+  /** Additive bias broadcastable to (B, H, Tq, Tk), e.g. T5's relative-position bias; may carry gradients. */
+  bias?: Tensor | null;
+  /** (B, Tk) bool, true = padded key. */
+  keyPadding?: Tensor | null;
+  /** Query i is the (Tk − Tq + i)-th token: it sees keys 0..Tk − Tq + i (bottom-right aligned, as with a KV cache). */
+  causal?: boolean;
+  /** The module the explainers see this attention as (a captureAttention record). */
+  module: Module;
+  kind: "self" | "cross";
+  /** Return the (B, H, Tq, Tk) probabilities (output_attentions). */
+  wantWeights: boolean;
+}
+
+/**
+ * softmax(q·kᵀ·scale + bias + masks)·v over token-major projections q (B, Tq, H·D), k/v (B, Tk, H·D) → (B, Tq, H·D).
+ * Masked keys get −∞ (HF adds float32's lowest value: the same probabilities). The fused kernels run unless a gradient
+ * must flow into the bias or a recorder wants differentiable weights; then it is composed of matmul and softmax.
+ */
+export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
+  const [B, Tq] = q.shape, Tk = k.shape[1], H = o.heads, D = q.shape[2] / H;
+  const rec = activeRecorder();
+  const recording = !!rec && rec.wants(o.module);
+  const composed = (recording && rec!.withGrad) || (!!o.bias && o.bias.requiresGrad && isGradEnabled());
+  const offset = Tk - Tq;                                        // cached tokens before the first query
+  let r: { out: Tensor; weights: Tensor | null };
+  if (composed) {
+    const heads = (t: Tensor, T: number) => t.reshape([B, T, H, D]).permute(0, 2, 1, 3); // (B, H, T, D)
+    let s = heads(q, Tq).matmul(heads(k, Tk).mT).mul(o.scale);    // (B, H, Tq, Tk)
+    if (o.bias) s = s.add(o.bias);
+    const blocked = blockedMask(B, Tq, Tk, offset, !!o.causal, o.keyPadding ?? null);
+    if (blocked) s = where(blocked, -Infinity, s);
+    const w = safeSoftmax(s);
+    const out = w.matmul(heads(v, Tk)).permute(0, 2, 1, 3).reshape([B, Tq, H * D]);
+    r = { out, weights: w };
+  } else {
+    // the fused causal flag is top-left aligned: with a cache, one query row needs no mask, several need it explicit
+    const explicitCausal = !!o.causal && offset > 0 && Tq > 1;
+    let bias = o.bias ? o.bias.detach() : null;
+    if (explicitCausal) {
+      const c = causalAdditive(Tq, Tk, offset);
+      bias = bias ? bias.add(c) : c;
+    }
+    r = attentionHeads({ q, k, v }, {
+      heads: H, scale: o.scale, attnMask: bias, keyPaddingMask: o.keyPadding ?? null,
+      causal: !!o.causal && offset === 0, returnWeights: o.wantWeights || recording ? "full" : false,
+    });
+  }
+  if (recording && r.weights) {
+    rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal: !!o.causal });
+  }
+  return { out: r.out, weights: o.wantWeights ? r.weights : null };
+}
+
+function causalAdditive(Tq: number, Tk: number, offset: number): Tensor {
+  const m = new Float32Array(Tq * Tk);
+  for (let i = 0; i < Tq; i++) for (let j = offset + i + 1; j < Tk; j++) m[i * Tk + j] = -Infinity;
+  return Tensor.fromArray(m, [1, 1, Tq, Tk]);
+}
+
+function blockedMask(B: number, Tq: number, Tk: number, offset: number, causal: boolean, pad: Tensor | null): Tensor | null {
+  if (!causal && !pad) return null;
+  const p = pad ? (pad.dataSync() as Uint8Array) : null;
+  const m = new Uint8Array(B * Tq * Tk);
+  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
+    m[(b * Tq + i) * Tk + j] = +((causal && j > offset + i) || (p !== null && p[b * Tk + j] === 1));
+  }
+  return Tensor.fromArray(m, [B, 1, Tq, Tk], "bool");
+}
+
+// ---------------------------------------------------------------- greedy generation
+/** What greedy decoding needs from an encoder–decoder. */
+export interface EncDecStepper {
+  /** Encoder states for the generation inputs (kept for every step). */
+  start(inputs: HFInputs): unknown;
+  /** Logits (B, V) of the next token after `tokens` (B, 1), the `past`-th decoder position, using the layer caches. */
+  step(state: unknown, tokens: Tensor, past: number): Tensor;
+}
+
+/**
+ * HF generate() greedy for encoder–decoders: the decoder starts from decoder_start_token_id, each step feeds the last
+ * token with the self-attention cache (cross-attention K/V computed at the first step), picks the argmax of the raw
+ * logits; with eosTokenId a finished row continues with the pad token and decoding stops when every row finished.
+ */
+export function greedyEncDec(s: EncDecStepper, inputs: HFInputs, o: HFGenerateOptions, ids: { start: number; pad: number | null }): HFGenerateResult {
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new HFImportError(`generate: maxNewTokens must be an integer >= 0, got ${o.maxNewTokens}`);
+  const eos = o.eosTokenId ?? null;
+  const pad = ids.pad ?? eos ?? 0;
+  return noGrad(() => {
+    const state = s.start(inputs);
+    const B = inputs.inputIds!.shape[0];
+    const rows: number[][] = Array.from({ length: B }, () => [ids.start]);
+    const done = new Array<boolean>(B).fill(false);
+    const stepLogits: Tensor[] = [];
+    let last = new Int32Array(B).fill(ids.start);
+    for (let step = 0; step < o.maxNewTokens; step++) {
+      const logits = s.step(state, Tensor.fromArray(last, [B, 1], "int32"), step);   // (B, V)
+      if (o.returnStepLogits) stepLogits.push(logits);
+      const next = logits.argmax(-1).dataSync();
+      last = new Int32Array(B);
+      for (let b = 0; b < B; b++) {
+        const t = done[b] ? pad : Number(next[b]);
+        rows[b].push(t); last[b] = t;
+        if (eos !== null && t === eos) done[b] = true;
+      }
+      if (eos !== null && done.every(Boolean)) break;
+    }
+    const T = rows[0].length;
+    const sequences = Tensor.fromArray(Int32Array.from(rows.flat()), [B, T], "int32");
+    return o.returnStepLogits ? { sequences, stepLogits } : { sequences };
+  });
+}
