@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tensor } from "../src/tensor.js";
+import { availableBackends, getBackend, setBackend } from "../src/node.js";
 import { noGrad } from "../src/autograd.js";
 import { loadSafetensors } from "../src/io/state-dict.js";
 import { captureAttention } from "../src/explain/capture.js";
@@ -102,6 +103,24 @@ for (const name of caseNames()) {
   });
 }
 
+test("every backend Node has (reference, wasm, native) reproduces HF: forward and cached generation, each family", () => {
+  const backends = ["reference", "wasm", "native"].filter((b) => availableBackends().includes(b));
+  assert.ok(backends.includes("reference"));
+  const prev = getBackend();
+  try {
+    for (const b of backends) {
+      setBackend(b);
+      for (const name of ["marian", "bart", "t5-relu-tied"]) {
+        const c = loadCase(fixturesDir(), name);
+        compareForward({ ...c, name: `${b} ${name}` }, noGrad(() => c.model.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
+        const { inputIds, attentionMask } = inputs(c.ref);
+        const g = c.model.generate!({ inputIds, attentionMask }, { maxNewTokens: 5, returnStepLogits: true });
+        assert.deepEqual(g.sequences.toArray(), c.ref.get("gen.sequences")!.toArray(), `${b} ${name} tokens`);
+      }
+    }
+  } finally { setBackend(prev); }
+});
+
 test("HF seq2seq fixtures cover Marian, BART and T5", () => {
   const types = new Set(caseNames().map((n) => (JSON.parse(readFileSync(join(fixturesDir(), n, "config.json"), "utf8")) as HFConfig).model_type));
   assert.deepEqual([...types].sort(), ["bart", "marian", "t5"]);
@@ -154,14 +173,16 @@ test("gradients: finite differences on parameters of every family (including T5'
       const w = sd[p];
       assert.ok(w, `${name}: no parameter ${p}`);
       assert.ok(w.grad, `${name}: ${p} got no gradient`);
-      const g = w.grad.toFloat32Array(), data = w.storage.data as Float32Array;
+      const g = w.grad.toFloat32Array();
+      // each write goes through storage.data (it bumps the version the native packed-weight cache is keyed on)
+      const set = (o: number, v: number) => { (w.storage.data as Float32Array)[o] = v; };
       // the three largest-gradient entries, so the check is never on a zero
       const idx = [...g.keys()].sort((a, b) => Math.abs(g[b]) - Math.abs(g[a])).slice(0, 3);
       for (const i of idx) {
-        const h = 1e-2, o = w.offset + i, keep = data[o];
-        data[o] = keep + h; const up = noGrad(() => loss().item());
-        data[o] = keep - h; const down = noGrad(() => loss().item());
-        data[o] = keep;
+        const h = 1e-2, o = w.offset + i, keep = w.storage.dataForRead()[o];
+        set(o, keep + h); const up = noGrad(() => loss().item());
+        set(o, keep - h); const down = noGrad(() => loss().item());
+        set(o, keep);
         const fd = (up - down) / (2 * h);
         assert.ok(Math.abs(fd - g[i]) <= 2e-2 * Math.max(1, Math.abs(fd)), `${name} ${p}[${i}]: autograd ${g[i]} vs finite difference ${fd}`);
       }
@@ -237,5 +258,69 @@ test("state-dict names are HF's: the same keys as model.safetensors, tied weight
     const file = loadSafetensors(readFileSync(join(fixturesDir(), name, "model.safetensors"))).tensors;
     assert.deepEqual(Object.keys(c.model.stateDict()).sort(), [...file.keys()].sort(), name);
     for (const t of c.model.tiedWeights?.() ?? []) assert.ok(!file.has(t), `${name}: ${t} is tied, HF leaves it out`);
+  }
+});
+
+test("checkpoints load as HF's from_pretrained loads them: tied copies, ignorable extras, optional final_logits_bias", () => {
+  const dir = fixturesDir();
+  const file = (n: string) => loadSafetensors(readFileSync(join(dir, n, "model.safetensors"))).tensors;
+  const check = (name: string, sd: Map<string, Tensor>) => {
+    const c = loadCase(dir, name);
+    const fam = familyOf(c.config.model_type!)!;
+    const m = fam.fromConfig(c.config);
+    m.loadStateDict(sd);
+    compareForward({ ...c, model: m }, noGrad(() => m.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
+  };
+  // Marian as older checkpoints store it: every tied copy and the sinusoidal tables present
+  const marian = file("marian"), shared = marian.get("model.shared.weight")!;
+  const c = loadCase(dir, "marian");
+  const table = marianSinusoidalTable(c.config.max_position_embeddings as number, c.config.d_model as number);
+  check("marian", new Map([...marian, ["lm_head.weight", shared], ["model.encoder.embed_tokens.weight", shared], ["model.decoder.embed_tokens.weight", shared],
+    ["model.encoder.embed_positions.weight", table], ["model.decoder.embed_positions.weight", table]]));
+  // only a tied copy of the embedding (no model.shared.weight)
+  const onlyAlias = new Map(marian); onlyAlias.delete("model.shared.weight"); onlyAlias.set("model.encoder.embed_tokens.weight", shared);
+  check("marian", onlyAlias);
+  // T5 with its tied embed_tokens copies and the unused cross-attention bias of old checkpoints
+  const t5 = file("t5-relu-tied"), t5s = t5.get("shared.weight")!;
+  check("t5-relu-tied", new Map([...t5, ["encoder.embed_tokens.weight", t5s], ["decoder.embed_tokens.weight", t5s], ["lm_head.weight", t5s],
+    ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight", Tensor.fromArray(new Float32Array(32 * 6), [32, 6])]]));
+  // BART's "*.version" entries
+  check("bart", new Map([...file("bart"), ["model.encoder.version", Tensor.fromArray([2], [1])], ["model.decoder.version", Tensor.fromArray([2], [1])]]));
+
+  // final_logits_bias missing: HF keeps zeros
+  const noBias = new Map(marian); noBias.delete("final_logits_bias");
+  const m = marianFamily.fromConfig(c.config);
+  m.loadStateDict(noBias);
+  assert.ok((m.stateDict()["final_logits_bias"].toFloat32Array()).every((v) => v === 0));
+  // a wrong position table and unknown names are errors that name them
+  assert.throws(() => marianFamily.fromConfig(c.config).loadStateDict(new Map([...marian, ["model.encoder.embed_positions.weight", marianSinusoidalTable(8, 16)]])),
+    /model\.encoder\.embed_positions\.weight has shape \[8,16\] in the checkpoint but \[32,16\]/);
+  assert.throws(() => marianFamily.fromConfig(c.config).loadStateDict(new Map([...marian, ["model.encoder.layers.9.fc1.weight", shared]])),
+    /unexpected keys: model\.encoder\.layers\.9\.fc1\.weight/);
+  const missing = new Map(marian); missing.delete("model.decoder.layers.1.fc2.bias");
+  assert.throws(() => marianFamily.fromConfig(c.config).loadStateDict(missing), /missing keys: model\.decoder\.layers\.1\.fc2\.bias/);
+});
+
+test("training mode applies HF's dropouts (eval reproduces HF); a few AdamW steps lower the loss of each family", async () => {
+  const { AdamW } = await import("../src/optim/index.js");
+  const { crossEntropy } = await import("../src/functional.js");
+  for (const name of ["marian", "bart", "t5"]) {
+    const c = loadCase(fixturesDir(), name);
+    const inp = inputs(c.ref);
+    c.model.train();
+    const a = noGrad(() => c.model.forward(inp).logits!), b = noGrad(() => c.model.forward(inp).logits!);
+    assert.ok(maxAbsDiff(a, b, name) > 1e-3, `${name}: dropout should make two training forwards differ`);
+    // labels: the decoder inputs shifted left (any fixed target works)
+    const dec = inp.decoderInputIds.toArray() as number[][];
+    const labels = Tensor.fromArray(Int32Array.from(dec.flatMap((r) => [...r.slice(1), r[0]])), [dec.length * dec[0].length], "int32");
+    const lossOf = () => crossEntropy(c.model.forward(inp).logits!.reshape([labels.shape[0], -1]), labels);
+    c.model.eval();
+    const before = noGrad(() => lossOf().item());
+    const opt = new AdamW(c.model.parameters(), { lr: 3e-3 });
+    c.model.train();
+    for (let i = 0; i < 8; i++) { opt.zeroGrad(); lossOf().backward(); opt.step(); }
+    c.model.eval();
+    const after = noGrad(() => lossOf().item());
+    assert.ok(after < before, `${name}: loss ${before} → ${after}`);
   }
 });

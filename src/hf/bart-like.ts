@@ -17,11 +17,11 @@
 import { Tensor } from "../tensor.js";
 import { zeros } from "../creation.js";
 import { noGrad } from "../autograd.js";
-import { Module, Parameter } from "../nn/module.js";
+import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import { attend, checkIds, greedyEncDec, KVCache, paddingFromMask, type Activation } from "./seq2seq-common.js";
+import { applyCheckpointRules, attend, checkIds, greedyEncDec, KVCache, paddingFromMask, type Activation } from "./seq2seq-common.js";
 import type { HFConfig, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
 import { HFImportError } from "./types.js";
 
@@ -53,6 +53,10 @@ export interface BartLikeSpec {
   padId: number | null;
   decoderStartId: number;
   initStd: number;
+  /** Training-time dropout: on embeddings and sublayer outputs, on attention probabilities, after the activation. */
+  dropout: number;
+  attentionDropout: number;
+  activationDropout: number;
 }
 
 // ---------------------------------------------------------------- attention and layers
@@ -61,7 +65,7 @@ class BartLikeAttention extends Module {
   vProj: Linear;
   qProj: Linear;
   outProj: Linear;
-  constructor(readonly dModel: number, readonly heads: number, readonly kind: "self" | "cross") {
+  constructor(readonly dModel: number, readonly heads: number, readonly kind: "self" | "cross", readonly dropout: number) {
     super();
     this.kProj = new Linear(dModel, dModel); this.vProj = new Linear(dModel, dModel);
     this.qProj = new Linear(dModel, dModel); this.outProj = new Linear(dModel, dModel);
@@ -80,7 +84,7 @@ class BartLikeAttention extends Module {
       if (o.cache) [k, v] = o.cache.append(k, v);                           // (B, Tk, D)
     }
     const r = attend(q, k, v, { heads: this.heads, scale: (this.dModel / this.heads) ** -0.5, keyPadding: o.keyPadding,
-      causal: o.causal, module: this, kind: this.kind, wantWeights: o.wantWeights });
+      causal: o.causal, module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.dropout : 0 });
     return { out: this.outProj.forward(r.out), weights: r.weights };       // (B, Tq, D), (B, H, Tq, Tk)
   }
 }
@@ -93,20 +97,21 @@ class EncoderLayer extends Module {
   finalLayerNorm: LayerNorm;
   constructor(s: BartLikeSpec) {
     super();
-    this.selfAttn = new BartLikeAttention(s.dModel, s.encoderHeads, "self");
+    this.selfAttn = new BartLikeAttention(s.dModel, s.encoderHeads, "self", s.attentionDropout);
     this.selfAttnLayerNorm = new LayerNorm(s.dModel);
     this.fc1 = new Linear(s.dModel, s.encoderFfn); this.fc2 = new Linear(s.encoderFfn, s.dModel);
     this.finalLayerNorm = new LayerNorm(s.dModel);
-    this.act = s.act;
+    this.s = s;
   }
-  private act: Activation;
-  /** Post-norm: LN(h + SelfAttn(h)), then LN(h + fc2(act(fc1(h)))). */
+  private s: BartLikeSpec;
+  /** Post-norm: LN(h + drop(SelfAttn(h))), then LN(h + drop(fc2(drop_act(act(fc1(h)))))). */
   forward(h: Tensor, pad: Tensor | null, wantWeights: boolean): { h: Tensor; weights: Tensor | null } {
     const a = this.selfAttn.forward(h, { keyPadding: pad, causal: false, wantWeights });
-    const x = this.selfAttnLayerNorm.forward(h.add(a.out));
-    const y = this.fc2.forward(this.act(this.fc1.forward(x)));
-    return { h: this.finalLayerNorm.forward(x.add(y)), weights: a.weights };
+    const x = this.selfAttnLayerNorm.forward(h.add(this.drop(a.out, this.s.dropout)));
+    const y = this.fc2.forward(this.drop(this.s.act(this.fc1.forward(x)), this.s.activationDropout));
+    return { h: this.finalLayerNorm.forward(x.add(this.drop(y, this.s.dropout))), weights: a.weights };
   }
+  private drop(x: Tensor, p: number): Tensor { return F.dropout(x, p, this.training); }
 }
 
 /** One decoder layer's caches during generation. */
@@ -120,25 +125,26 @@ class DecoderLayer extends Module {
   fc1: Linear;
   fc2: Linear;
   finalLayerNorm: LayerNorm;
-  private act: Activation;
+  private s: BartLikeSpec;
   constructor(s: BartLikeSpec) {
     super();
-    this.selfAttn = new BartLikeAttention(s.dModel, s.decoderHeads, "self");
+    this.selfAttn = new BartLikeAttention(s.dModel, s.decoderHeads, "self", s.attentionDropout);
     this.selfAttnLayerNorm = new LayerNorm(s.dModel);
-    this.encoderAttn = new BartLikeAttention(s.dModel, s.decoderHeads, "cross");
+    this.encoderAttn = new BartLikeAttention(s.dModel, s.decoderHeads, "cross", s.attentionDropout);
     this.encoderAttnLayerNorm = new LayerNorm(s.dModel);
     this.fc1 = new Linear(s.dModel, s.decoderFfn); this.fc2 = new Linear(s.decoderFfn, s.dModel);
     this.finalLayerNorm = new LayerNorm(s.dModel);
-    this.act = s.act;
+    this.s = s;
   }
+  private drop(x: Tensor, p: number): Tensor { return F.dropout(x, p, this.training); }
   forward(h: Tensor, o: { enc: Tensor; encPad: Tensor | null; selfPad: Tensor | null; cache?: LayerCaches; wantWeights: boolean }):
     { h: Tensor; self: Tensor | null; cross: Tensor | null } {
     const a = this.selfAttn.forward(h, { keyPadding: o.selfPad, causal: true, cache: o.cache?.self, wantWeights: o.wantWeights });
-    const x = this.selfAttnLayerNorm.forward(h.add(a.out));
+    const x = this.selfAttnLayerNorm.forward(h.add(this.drop(a.out, this.s.dropout)));
     const c = this.encoderAttn.forward(x, { kv: o.enc, keyPadding: o.encPad, causal: false, cache: o.cache?.cross, wantWeights: o.wantWeights });
-    const y = this.encoderAttnLayerNorm.forward(x.add(c.out));
-    const z = this.fc2.forward(this.act(this.fc1.forward(y)));
-    return { h: this.finalLayerNorm.forward(y.add(z)), self: a.weights, cross: c.weights };
+    const y = this.encoderAttnLayerNorm.forward(x.add(this.drop(c.out, this.s.dropout)));
+    const z = this.fc2.forward(this.drop(this.s.act(this.fc1.forward(y)), this.s.activationDropout));
+    return { h: this.finalLayerNorm.forward(y.add(this.drop(z, this.s.dropout))), self: a.weights, cross: c.weights };
   }
 }
 
@@ -155,14 +161,17 @@ class Stack<L extends Module> extends Module {
     this.layernormEmbedding = s.layernormEmbedding ? new LayerNorm(s.dModel) : null;
     this.layers = new ModuleList(Array.from({ length: n }, layer));
     this.embedScale = s.scaleEmbedding ? Math.sqrt(s.dModel) : 1;
+    this.dropout = s.dropout;
   }
   private embedScale: number;
-  /** ids (B, T) at positions past.. → embed_tokens(ids)·scale + positions (→ layernorm_embedding): (B, T, D). */
+  private dropout: number;
+  /** ids (B, T) at positions past.. → drop(embed_tokens(ids)·scale + positions (→ layernorm_embedding)): (B, T, D). */
   embed(ids: Tensor, past: number): Tensor {
     let x = this.embedTokens.forward(ids);
     if (this.embedScale !== 1) x = x.mul(this.embedScale);
     x = x.add(this.embedPositions.forward(ids.shape[1], past));
-    return this.layernormEmbedding ? this.layernormEmbedding.forward(x) : x;
+    if (this.layernormEmbedding) x = this.layernormEmbedding.forward(x);
+    return F.dropout(x, this.dropout, this.training);
   }
   forward(): never { throw new Error("call the model's forward()"); }
 }
@@ -226,6 +235,32 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   tiedWeights(): string[] {
     const t = this.spec.shareEmbeddings ? ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"] : [];
     return this.spec.tieHead ? [...t, "lm_head.weight"] : t;
+  }
+
+  /**
+   * Loads HF checkpoints as from_pretrained does: tied copies (embed_tokens, a tied lm_head) may be present or absent,
+   * final_logits_bias may be absent (zeros), BART's "*.version" entries are ignored, and a fixed position table that
+   * an older Marian checkpoint carries (model.*.embed_positions.weight) is loaded into the table, shape-checked.
+   */
+  override loadStateDict(sd: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+    const canon = this.spec.shareEmbeddings ? "model.shared.weight" : "model.decoder.embed_tokens.weight";
+    const tied: Record<string, string[]> = {};
+    if (this.spec.shareEmbeddings) tied[canon] = ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"];
+    if (this.spec.tieHead) (tied[canon] ??= []).push("lm_head.weight");
+    const m = applyCheckpointRules(sd, this.stateDict(), {
+      tied, ignore: ["model.encoder.version", "model.decoder.version"], optional: ["final_logits_bias"],
+    });
+    for (const [side, stack] of [["encoder", this.model.encoder], ["decoder", this.model.decoder]] as const) {
+      const key = `model.${side}.embed_positions.weight`, t = m.get(key), table = stack.embedPositions;
+      if (t === undefined || !(table instanceof Module) || table.getBuffer("weight") === null) continue;
+      const buf = table.getBuffer("weight")!;
+      if (t.shape.join() !== buf.shape.join()) {
+        throw new HFImportError(`${key} has shape [${t.shape}] in the checkpoint but [${buf.shape}] from max_position_embeddings and d_model`);
+      }
+      noGrad(() => copyInto(buf, t));
+      m.delete(key);
+    }
+    return super.loadStateDict(m, opts);
   }
 
   /** The output projection's weight (V, D): lm_head, or the decoder's token embedding when tied. */

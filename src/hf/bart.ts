@@ -45,6 +45,7 @@ export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
     padId: c.tokenId("pad_token_id", vocab, 1),
     decoderStartId: c.tokenId("decoder_start_token_id", vocab, 2) ?? 2,
     initStd: c.num("init_std", 0.02),
+    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
   };
 }
 

@@ -8,7 +8,7 @@
 // encoder_layers/decoder_layers [12], encoder_attention_heads/decoder_attention_heads [16],
 // encoder_ffn_dim/decoder_ffn_dim [4096], max_position_embeddings [1024], activation_function ["gelu"; Marian
 // checkpoints use "swish"], scale_embedding [false], share_encoder_decoder_embeddings [true], tie_word_embeddings
-// [true], pad_token_id [58100], decoder_start_token_id [58100], init_std [0.02].
+// [true], dropout [0.1], attention_dropout [0], activation_dropout [0], pad_token_id [58100], decoder_start_token_id [58100], init_std [0.02].
 import { Tensor } from "../tensor.js";
 import { Module } from "../nn/module.js";
 import { BartLikeForConditionalGeneration, type BartLikeSpec, type PositionTable } from "./bart-like.js";
@@ -72,6 +72,7 @@ export function marianSpec(config: HFConfig, architecture: string): BartLikeSpec
     padId: pad,
     decoderStartId: c.tokenId("decoder_start_token_id", vocab, 58100) ?? pad ?? 0,
     initStd: c.num("init_std", 0.02),
+    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
   };
 }
 

@@ -41,6 +41,12 @@ export class ConfigReader {
     if (typeof v !== "number" || !Number.isFinite(v) || v < min) this.fail(key, `a number >= ${min}`, v);
     return v;
   }
+  /** A dropout probability in [0, 1). */
+  prob(key: string, def: number): number {
+    const v = this.config[key] ?? def;
+    if (typeof v !== "number" || !(v >= 0 && v < 1)) this.fail(key, "a probability in [0, 1)", v);
+    return v;
+  }
   bool(key: string, def: boolean): boolean {
     const v = this.config[key] ?? def;
     if (typeof v !== "boolean") this.fail(key, "true or false", v);
@@ -87,6 +93,36 @@ export function activation(name: string): Activation {
   const f = ACTIVATIONS[name];
   if (!f) throw new HFImportError(`activation "${name}" is not supported (supported: ${ACTIVATION_NAMES.join(", ")})`);
   return f;
+}
+
+// ---------------------------------------------------------------- checkpoints
+export interface CheckpointRules {
+  /** canonical name → the tied names HF may have saved instead (any one of them is loaded when the canonical is absent). */
+  tied: Record<string, string[]>;
+  /** Names HF ignores when they are in a checkpoint (_keys_to_ignore_on_load_unexpected). */
+  ignore?: string[];
+  /** Names HF fills with their initial value when a checkpoint lacks them (_keys_to_ignore_on_load_missing). */
+  optional?: string[];
+}
+
+/**
+ * A checkpoint's tensors as this model's state dict expects them, following HF's loading rules: tied copies are
+ * dropped (HF re-ties after loading) or stand in for a missing canonical name, ignorable extras are dropped, and
+ * optional names that are absent keep the model's current value. Everything else is left for strict loading to report.
+ */
+export function applyCheckpointRules(sd: Record<string, Tensor> | Map<string, Tensor>, current: Record<string, Tensor>, r: CheckpointRules): Map<string, Tensor> {
+  const m = new Map(sd instanceof Map ? sd : Object.entries(sd));
+  for (const [canon, aliases] of Object.entries(r.tied)) {
+    for (const a of aliases) {
+      const t = m.get(a);
+      if (t === undefined) continue;
+      if (!m.has(canon)) m.set(canon, t);
+      m.delete(a);
+    }
+  }
+  for (const k of r.ignore ?? []) m.delete(k);
+  for (const k of r.optional ?? []) if (!m.has(k) && current[k]) m.set(k, current[k]);
+  return m;
 }
 
 // ---------------------------------------------------------------- inputs
@@ -146,8 +182,10 @@ export interface AttendOptions {
   /** The module the explainers see this attention as (a captureAttention record). */
   module: Module;
   kind: "self" | "cross";
-  /** Return the (B, H, Tq, Tk) probabilities (output_attentions). */
+  /** Return the (B, H, Tq, Tk) probabilities (output_attentions; taken before attention dropout, as HF does). */
   wantWeights: boolean;
+  /** Dropout on the attention probabilities (pass 0 outside training). */
+  dropout?: number;
 }
 
 /**
@@ -169,7 +207,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out
     const blocked = blockedMask(B, Tq, Tk, offset, !!o.causal, o.keyPadding ?? null);
     if (blocked) s = where(blocked, -Infinity, s);
     const w = safeSoftmax(s);
-    const out = w.matmul(heads(v, Tk)).permute(0, 2, 1, 3).reshape([B, Tq, H * D]);
+    const out = F.dropout(w, o.dropout ?? 0, true).matmul(heads(v, Tk)).permute(0, 2, 1, 3).reshape([B, Tq, H * D]);
     r = { out, weights: w };
   } else {
     // the fused causal flag is top-left aligned: with a cache, one query row needs no mask, several need it explicit
@@ -181,7 +219,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out
     }
     r = attentionHeads({ q, k, v }, {
       heads: H, scale: o.scale, attnMask: bias, keyPaddingMask: o.keyPadding ?? null,
-      causal: !!o.causal && offset === 0, returnWeights: o.wantWeights || recording ? "full" : false,
+      causal: !!o.causal && offset === 0, dropout: o.dropout ?? 0, returnWeights: o.wantWeights || recording ? "full" : false,
     });
   }
   if (recording && r.weights) {

@@ -15,7 +15,7 @@
 // Config keys read (HF defaults in brackets): vocab_size [32128], d_model [512], d_kv [64], d_ff [2048], num_layers
 // [6], num_decoder_layers [= num_layers], num_heads [8], relative_attention_num_buckets [32],
 // relative_attention_max_distance [128], layer_norm_epsilon [1e-6], feed_forward_proj ["relu"],
-// tie_word_embeddings [true], pad_token_id [0], decoder_start_token_id [= pad], initializer_factor [1].
+// tie_word_embeddings [true], dropout_rate [0.1], pad_token_id [0], decoder_start_token_id [= pad], initializer_factor [1].
 import { Tensor } from "../tensor.js";
 import { ones } from "../creation.js";
 import { noGrad } from "../autograd.js";
@@ -24,7 +24,7 @@ import { Embedding, Linear, ModuleList } from "../nn/layers.js";
 import { normal_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  activation, ACTIVATION_NAMES, attend, checkIds, ConfigReader, greedyEncDec, KVCache, paddingFromMask, pickArchitecture, type Activation,
+  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, greedyEncDec, KVCache, paddingFromMask, pickArchitecture, type Activation,
 } from "./seq2seq-common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
 
@@ -34,6 +34,8 @@ interface T5Spec {
   buckets: number; maxDistance: number; eps: number;
   act: Activation; gated: boolean; tie: boolean;
   padId: number | null; decoderStartId: number; initFactor: number;
+  /** dropout_rate: on embeddings, sublayer outputs, attention probabilities, inside the feed-forward, after the final norm. */
+  dropout: number;
 }
 
 /**
@@ -101,7 +103,7 @@ class T5Attention extends Module {
       if (o.cache) [k, v] = o.cache.append(k, v);                             // (B, Tk, H·d_kv)
     }
     const r = attend(q, k, v, { heads: this.s.heads, scale: 1, bias: o.bias, keyPadding: o.keyPadding, causal: o.causal,
-      module: this, kind: this.kind, wantWeights: o.wantWeights });
+      module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.s.dropout : 0 });
     return { out: this.o.forward(r.out), weights: r.weights };               // (B, Tq, D)
   }
 }
@@ -141,16 +143,16 @@ class T5Dense extends Module {
   }
   forward(x: Tensor): Tensor {
     const hidden = this.wi ? this.s.act(this.wi.forward(x)) : this.s.act(this.wi_0!.forward(x)).mul(this.wi_1!.forward(x));
-    return this.wo.forward(hidden);
+    return this.wo.forward(F.dropout(hidden, this.s.dropout, this.training));
   }
 }
 
 class T5LayerFF extends T5Module {
   DenseReluDense: T5Dense;
   layerNorm: T5LayerNorm;
-  constructor(s: T5Spec) { super(); this.DenseReluDense = new T5Dense(s); this.layerNorm = new T5LayerNorm(s.dModel, s.eps); }
-  /** x + DenseReluDense(layer_norm(x)) */
-  forward(x: Tensor): Tensor { return x.add(this.DenseReluDense.forward(this.layerNorm.forward(x))); }
+  constructor(readonly s: T5Spec) { super(); this.DenseReluDense = new T5Dense(s); this.layerNorm = new T5LayerNorm(s.dModel, s.eps); }
+  /** x + drop(DenseReluDense(layer_norm(x))) */
+  forward(x: Tensor): Tensor { return x.add(F.dropout(this.DenseReluDense.forward(this.layerNorm.forward(x)), this.s.dropout, this.training)); }
 }
 
 class T5Block extends Module {
@@ -227,9 +229,23 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
     return ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", ...(this.spec.tie ? ["lm_head.weight"] : [])];
   }
 
+  /**
+   * Loads HF checkpoints as from_pretrained does: the tied copies (encoder/decoder embed_tokens, a tied lm_head) may be
+   * present or absent, and the unused decoder.block.0.layer.1.EncDecAttention.relative_attention_bias that old
+   * checkpoints carry is ignored.
+   */
+  override loadStateDict(sd: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+    const m = applyCheckpointRules(sd, this.stateDict(), {
+      tied: { "shared.weight": this.tiedWeights() },
+      ignore: ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight"],
+    });
+    return super.loadStateDict(m, opts);
+  }
+
   /** Runs one stack over ids (B, T) at positions past.. (hidden[0] = embeddings, last entry after final_layer_norm). */
   private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncState; caches?: BlockCaches[]; wantWeights: boolean }): StackOut {
-    let h = stack.embedTokens.forward(ids);                                    // (B, T, D)
+    const drop = (x: Tensor) => F.dropout(x, this.spec.dropout, this.training);
+    let h = drop(stack.embedTokens.forward(ids));                              // (B, T, D)
     const [, T] = ids.shape, Tk = o.past + T;
     const hidden: Tensor[] = [], self: Tensor[] = [], cross: Tensor[] = [];
     // computed by block 0's relative_attention_bias, then shared by every block (HF passes position_bias along)
@@ -240,17 +256,17 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
       const cache = o.caches?.[i++];
       const sl = blk.selfLayer;
       const a = sl.SelfAttention.forward(sl.layerNorm.forward(h), { bias, keyPadding: o.selfPad, causal: stack.isDecoder, cache: cache?.self, wantWeights: o.wantWeights });
-      h = h.add(a.out);
+      h = h.add(drop(a.out));
       if (a.weights) self.push(a.weights);                                       // (B, H, T, Tk)
       if (stack.isDecoder) {
         const cl = blk.crossLayer;
         const c = cl.EncDecAttention.forward(cl.layerNorm.forward(h), { kv: o.enc!.last, bias: null, keyPadding: o.enc!.pad, causal: false, cache: cache?.cross, wantWeights: o.wantWeights });
-        h = h.add(c.out);
+        h = h.add(drop(c.out));
         if (c.weights) cross.push(c.weights);                                    // (B, H, T, Ts)
       }
       h = blk.ffLayer.forward(h);
     }
-    h = stack.finalLayerNorm.forward(h);
+    h = drop(stack.finalLayerNorm.forward(h));
     hidden.push(h);
     return { last: h, hidden, self, cross };
   }
@@ -323,6 +339,7 @@ export function t5Spec(config: HFConfig): T5Spec {
     tie: c.bool("tie_word_embeddings", true),
     padId, decoderStartId: c.tokenId("decoder_start_token_id", vocab, padId) ?? padId ?? 0,
     initFactor: c.num("initializer_factor", 1),
+    dropout: c.prob("dropout_rate", 0.1),
   };
 }
 
