@@ -110,7 +110,7 @@ test("every backend Node has (reference, wasm, native) reproduces HF: forward an
   try {
     for (const b of backends) {
       setBackend(b);
-      for (const name of ["marian", "bart", "t5-relu-tied"]) {
+      for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-relu-tied"]) {
         const c = loadCase(fixturesDir(), name);
         compareForward({ ...c, name: `${b} ${name}` }, noGrad(() => c.model.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
         const { inputIds, attentionMask } = inputs(c.ref);
@@ -127,7 +127,7 @@ test("HF seq2seq fixtures cover Marian, BART and T5", () => {
 });
 
 test("cached decoding equals a full recompute (per step, every family)", () => {
-  for (const name of ["marian", "bart", "t5"]) {
+  for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-gated-gelu-untied"]) {
     const c = loadCase(fixturesDir(), name);
     const { inputIds, attentionMask } = inputs(c.ref);
     const g = c.model.generate!({ inputIds, attentionMask }, { maxNewTokens: 6, returnStepLogits: true });
@@ -138,7 +138,7 @@ test("cached decoding equals a full recompute (per step, every family)", () => {
 });
 
 test("eosTokenId: a finished row continues with the pad token, decoding stops when every row finished", () => {
-  const c = loadCase(fixturesDir(), "marian");
+  const c = loadCase(fixturesDir(), "marian-swish-tied");
   const { inputIds, attentionMask } = inputs(c.ref);
   const n = 5, pad = c.config.pad_token_id as number;
   const free = c.model.generate!({ inputIds, attentionMask }, { maxNewTokens: n }).sequences.toArray() as number[][];
@@ -154,9 +154,9 @@ test("eosTokenId: a finished row continues with the pad token, decoding stops wh
 
 test("gradients: finite differences on parameters of every family (including T5's relative_attention_bias)", () => {
   const pick: Record<string, string[]> = {
-    marian: ["model.shared.weight", "model.encoder.layers.0.self_attn.q_proj.weight", "model.decoder.layers.1.encoder_attn.v_proj.bias", "model.decoder.layers.0.fc1.weight"],
-    bart: ["model.encoder.embed_positions.weight", "model.decoder.layernorm_embedding.weight", "model.decoder.layers.0.self_attn.k_proj.weight"],
-    t5: ["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+    "marian-swish-tied": ["model.shared.weight", "model.encoder.layers.0.self_attn.q_proj.weight", "model.decoder.layers.1.encoder_attn.v_proj.bias", "model.decoder.layers.0.fc1.weight"],
+    "bart-gelu-tied": ["model.encoder.embed_positions.weight", "model.decoder.layernorm_embedding.weight", "model.decoder.layers.0.self_attn.k_proj.weight"],
+    "t5-gated-gelu-untied": ["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
       "decoder.block.1.layer.1.EncDecAttention.k.weight", "encoder.block.1.layer.1.DenseReluDense.wi_0.weight", "encoder.final_layer_norm.weight", "lm_head.weight"],
   };
   for (const [name, params] of Object.entries(pick)) {
@@ -191,7 +191,7 @@ test("gradients: finite differences on parameters of every family (including T5'
 });
 
 test("captureAttention records encoder, decoder self- and cross-attention of the HF encoder–decoders", () => {
-  for (const name of ["marian", "t5"]) {
+  for (const name of ["marian-swish-tied", "t5-gated-gelu-untied"]) {
     const c = loadCase(fixturesDir(), name);
     const { records, result } = captureAttention(c.model, () => noGrad(() => c.model.forward(inputs(c.ref), { outputAttentions: true })));
     const cross = records.filter((r) => r.kind === "cross");
@@ -223,9 +223,9 @@ test("T5 relative position buckets equal HF's _relative_position_bucket (incl. t
 });
 
 test("config errors name the key and the supported set", () => {
-  const base = JSON.parse(readFileSync(join(fixturesDir(), "marian", "config.json"), "utf8")) as HFConfig;
-  const t5 = JSON.parse(readFileSync(join(fixturesDir(), "t5", "config.json"), "utf8")) as HFConfig;
-  const bart = JSON.parse(readFileSync(join(fixturesDir(), "bart", "config.json"), "utf8")) as HFConfig;
+  const base = JSON.parse(readFileSync(join(fixturesDir(), "marian-swish-tied", "config.json"), "utf8")) as HFConfig;
+  const t5 = JSON.parse(readFileSync(join(fixturesDir(), "t5-gated-gelu-untied", "config.json"), "utf8")) as HFConfig;
+  const bart = JSON.parse(readFileSync(join(fixturesDir(), "bart-gelu-tied", "config.json"), "utf8")) as HFConfig;
   const bad: [HFFamily, HFConfig, RegExp][] = [
     [marianFamily, { ...base, activation_function: "mish" }, /"activation_function".*"mish".*supported: .*swish/],
     [marianFamily, { ...base, d_model: 18 }, /"d_model" \(18\) must be divisible by "encoder_attention_heads" \(4\)/],
@@ -242,7 +242,7 @@ test("config errors name the key and the supported set", () => {
 });
 
 test("bad inputs: out-of-vocabulary ids, mismatched masks, missing decoder ids, too many positions", () => {
-  const c = loadCase(fixturesDir(), "marian");
+  const c = loadCase(fixturesDir(), "marian-swish-tied");
   const { inputIds, attentionMask, decoderInputIds } = inputs(c.ref);
   const oov = Tensor.fromArray(Int32Array.from([3, 64]), [1, 2], "int32");
   assert.throws(() => c.model.forward({ inputIds: oov, decoderInputIds: oov }), /inputIds: token id 64 at flat index 1 is outside the vocabulary \[0, 63\]/);
@@ -272,20 +272,20 @@ test("checkpoints load as HF's from_pretrained loads them: tied copies, ignorabl
     compareForward({ ...c, model: m }, noGrad(() => m.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
   };
   // Marian as older checkpoints store it: every tied copy and the sinusoidal tables present
-  const marian = file("marian"), shared = marian.get("model.shared.weight")!;
-  const c = loadCase(dir, "marian");
+  const marian = file("marian-swish-tied"), shared = marian.get("model.shared.weight")!;
+  const c = loadCase(dir, "marian-swish-tied");
   const table = marianSinusoidalTable(c.config.max_position_embeddings as number, c.config.d_model as number);
-  check("marian", new Map([...marian, ["lm_head.weight", shared], ["model.encoder.embed_tokens.weight", shared], ["model.decoder.embed_tokens.weight", shared],
+  check("marian-swish-tied", new Map([...marian, ["lm_head.weight", shared], ["model.encoder.embed_tokens.weight", shared], ["model.decoder.embed_tokens.weight", shared],
     ["model.encoder.embed_positions.weight", table], ["model.decoder.embed_positions.weight", table]]));
   // only a tied copy of the embedding (no model.shared.weight)
   const onlyAlias = new Map(marian); onlyAlias.delete("model.shared.weight"); onlyAlias.set("model.encoder.embed_tokens.weight", shared);
-  check("marian", onlyAlias);
+  check("marian-swish-tied", onlyAlias);
   // T5 with its tied embed_tokens copies and the unused cross-attention bias of old checkpoints
   const t5 = file("t5-relu-tied"), t5s = t5.get("shared.weight")!;
   check("t5-relu-tied", new Map([...t5, ["encoder.embed_tokens.weight", t5s], ["decoder.embed_tokens.weight", t5s], ["lm_head.weight", t5s],
     ["decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight", Tensor.fromArray(new Float32Array(32 * 6), [32, 6])]]));
   // BART's "*.version" entries
-  check("bart", new Map([...file("bart"), ["model.encoder.version", Tensor.fromArray([2], [1])], ["model.decoder.version", Tensor.fromArray([2], [1])]]));
+  check("bart-gelu-tied", new Map([...file("bart-gelu-tied"), ["model.encoder.version", Tensor.fromArray([2], [1])], ["model.decoder.version", Tensor.fromArray([2], [1])]]));
 
   // final_logits_bias missing: HF keeps zeros
   const noBias = new Map(marian); noBias.delete("final_logits_bias");
@@ -304,7 +304,7 @@ test("checkpoints load as HF's from_pretrained loads them: tied copies, ignorabl
 test("training mode applies HF's dropouts (eval reproduces HF); a few AdamW steps lower the loss of each family", async () => {
   const { AdamW } = await import("../src/optim/index.js");
   const { crossEntropy } = await import("../src/functional.js");
-  for (const name of ["marian", "bart", "t5"]) {
+  for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-gated-gelu-untied"]) {
     const c = loadCase(fixturesDir(), name);
     const inp = inputs(c.ref);
     c.model.train();

@@ -53,7 +53,7 @@ def seq2seq(cls, cfg_fn):
 
 
 CASES = {
-    "marian": seq2seq(R.MarianMTModel, marian_config),
+    "marian-swish-tied": seq2seq(R.MarianMTModel, marian_config),
     # 3 encoder / 1 decoder layers, 8 and 2 heads, gelu, no embedding scaling, untied head, odd d_model
     "marian-untied-gelu": seq2seq(R.MarianMTModel, lambda: marian_config(
         d_model=24, encoder_layers=3, decoder_layers=1, encoder_attention_heads=8, decoder_attention_heads=2,
@@ -63,7 +63,7 @@ CASES = {
     "marian-unshared-relu": seq2seq(R.MarianMTModel, lambda: marian_config(
         d_model=18, encoder_attention_heads=3, decoder_attention_heads=6, share_encoder_decoder_embeddings=False,
         activation_function="relu")),
-    "t5": seq2seq(R.T5ForConditionalGeneration, t5_config),
+    "t5-gated-gelu-untied": seq2seq(R.T5ForConditionalGeneration, t5_config),
     # T5 v1.0 style: relu dense, tied head (d_model^-0.5 rescale), 32 buckets over distance 20, 6 heads, 3/1 layers
     "t5-relu-tied": seq2seq(R.T5ForConditionalGeneration, lambda: t5_config(
         feed_forward_proj="relu", tie_word_embeddings=True, num_heads=6, d_kv=4, relative_attention_num_buckets=32,
@@ -75,7 +75,7 @@ CASES = {
     # gated-silu (an activation from the "gated-{act}" family), tied
     "t5-gated-silu-tied": seq2seq(R.T5ForConditionalGeneration, lambda: t5_config(
         feed_forward_proj="gated-silu", tie_word_embeddings=True)),
-    "bart": seq2seq(BartForConditionalGeneration, bart_config),
+    "bart-gelu-tied": seq2seq(BartForConditionalGeneration, bart_config),
     # scaled embeddings, relu, 8/2 heads, 1/3 layers, untied head
     "bart-scaled-untied": seq2seq(BartForConditionalGeneration, lambda: bart_config(
         scale_embedding=True, activation_function="relu", d_model=24, encoder_attention_heads=8,
