@@ -10,20 +10,16 @@
 // pad_token_id [1], decoder_start_token_id [2], init_std [0.02].
 import { BartLikeForConditionalGeneration, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
 import { activation, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./seq2seq-common.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFModel } from "./types.js";
+import { type HFConfig, type HFFamily, type HFModel } from "./types.js";
 
 /** BART's position offset: HF keeps two extra rows at the start of the learned table. */
 export const BART_POSITION_OFFSET = 2;
 
-/** Options of older/derived BART-style configs that change the architecture; refused by name. */
-const UNSUPPORTED: Record<string, unknown> = { normalize_before: true, add_final_layer_norm: true, normalize_embedding: false, add_bias_logits: true };
-
 /** Reads and checks a BART config.json into the shared encoder–decoder's spec. */
 export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
   const c = new ConfigReader(config, "bart");
-  for (const [k, bad] of Object.entries(UNSUPPORTED)) {
-    if (config[k] === bad) throw new HFImportError(`bart config: "${k}": ${JSON.stringify(bad)} is not supported (BartForConditionalGeneration has no such option)`);
-  }
+  // Legacy keys of older BART configs (normalize_before, add_final_layer_norm, normalize_embedding, add_bias_logits,
+  // static_position_embeddings) are ignored by HF 4.44's BartConfig too: the architecture is the same whatever they say.
   const vocab = c.int("vocab_size", 50265);
   const dModel = c.int("d_model", 1024);
   const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
