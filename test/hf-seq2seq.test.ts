@@ -65,7 +65,8 @@ function close(a: Tensor | undefined, b: Tensor | undefined, what: string, tol =
 }
 
 function inputs(ref: Map<string, Tensor>) {
-  return { inputIds: ref.get("in.input_ids")!, attentionMask: ref.get("in.attention_mask")!, decoderInputIds: ref.get("in.decoder_input_ids")! };
+  return { inputIds: ref.get("in.input_ids")!, attentionMask: ref.get("in.attention_mask")!, decoderInputIds: ref.get("in.decoder_input_ids")!,
+    decoderAttentionMask: ref.get("in.decoder_attention_mask") };
 }
 
 function compareForward(c: Case, out: HFOutputs): void {

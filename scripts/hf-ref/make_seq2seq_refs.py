@@ -48,8 +48,18 @@ def t5_config(**kw):
     return R.T5Config(**base)
 
 
-def seq2seq(cls, cfg_fn):
-    return (cls, cfg_fn, R.seq2seq_inputs, "seq2seq")
+def seq2seq(cls, cfg_fn, inputs=R.seq2seq_inputs):
+    return (cls, cfg_fn, inputs, "seq2seq")
+
+
+def decoder_padded_inputs(gen, cfg):
+    """make_refs' seq2seq inputs plus a decoder_attention_mask: decoder row 1 right-padded after 3 tokens."""
+    inputs = R.seq2seq_inputs(gen, cfg)
+    mask = R.torch.ones_like(inputs["decoder_input_ids"])
+    mask[1, 3:] = 0
+    inputs["decoder_input_ids"][1, 3:] = cfg.pad_token_id
+    inputs["decoder_attention_mask"] = mask
+    return inputs
 
 
 CASES = {
@@ -80,6 +90,9 @@ CASES = {
     "bart-scaled-untied": seq2seq(BartForConditionalGeneration, lambda: bart_config(
         scale_embedding=True, activation_function="relu", d_model=24, encoder_attention_heads=8,
         decoder_attention_heads=2, encoder_layers=1, decoder_layers=3, tie_word_embeddings=False)),
+    # decoder_attention_mask (right padding) in the forward pass
+    "bart-decoder-padding": seq2seq(BartForConditionalGeneration, bart_config, decoder_padded_inputs),
+    "t5-decoder-padding": seq2seq(R.T5ForConditionalGeneration, t5_config, decoder_padded_inputs),
 }
 
 def write_buckets(outdir):

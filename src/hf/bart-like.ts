@@ -95,6 +95,7 @@ class EncoderLayer extends Module {
   fc1: Linear;
   fc2: Linear;
   finalLayerNorm: LayerNorm;
+  private s: BartLikeSpec;
   constructor(s: BartLikeSpec) {
     super();
     this.selfAttn = new BartLikeAttention(s.dModel, s.encoderHeads, "self", s.attentionDropout);
@@ -103,7 +104,6 @@ class EncoderLayer extends Module {
     this.finalLayerNorm = new LayerNorm(s.dModel);
     this.s = s;
   }
-  private s: BartLikeSpec;
   /** Post-norm: LN(h + drop(SelfAttn(h))), then LN(h + drop(fc2(drop_act(act(fc1(h)))))). */
   forward(h: Tensor, pad: Tensor | null, wantWeights: boolean): { h: Tensor; weights: Tensor | null } {
     const a = this.selfAttn.forward(h, { keyPadding: pad, causal: false, wantWeights });
@@ -154,6 +154,8 @@ class Stack<L extends Module> extends Module {
   embedPositions: PositionTable;
   layernormEmbedding: LayerNorm | null;
   layers: ModuleList<L>;
+  private embedScale: number;
+  private dropout: number;
   constructor(s: BartLikeSpec, embed: Embedding, layer: () => L, n: number) {
     super();
     this.embedTokens = embed;
@@ -163,8 +165,6 @@ class Stack<L extends Module> extends Module {
     this.embedScale = s.scaleEmbedding ? Math.sqrt(s.dModel) : 1;
     this.dropout = s.dropout;
   }
-  private embedScale: number;
-  private dropout: number;
   /** ids (B, T) at positions past.. → drop(embed_tokens(ids)·scale + positions (→ layernorm_embedding)): (B, T, D). */
   embed(ids: Tensor, past: number): Tensor {
     let x = this.embedTokens.forward(ids);
