@@ -111,7 +111,7 @@ test("every backend Node has (reference, wasm, native) reproduces HF: forward an
   try {
     for (const b of backends) {
       setBackend(b);
-      for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-relu-tied"]) {
+      for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-relu-tied", "marian-fully-masked-rows", "t5-fully-masked-rows"]) {
         const c = loadCase(fixturesDir(), name);
         compareForward({ ...c, name: `${b} ${name}` }, noGrad(() => c.model.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
         const { inputIds, attentionMask } = inputs(c.ref);

@@ -62,6 +62,18 @@ def decoder_padded_inputs(gen, cfg):
     return inputs
 
 
+def fully_masked_inputs(gen, cfg):
+    """Rows that can attend to nothing: encoder row 1 all padding, decoder row 1 left-padded (its first query sees
+    only padding). HF adds float32's lowest value to masked scores, so such a row attends uniformly to every key."""
+    inputs = R.seq2seq_inputs(gen, cfg)
+    inputs["attention_mask"][1, :] = 0
+    inputs["input_ids"][1, :] = cfg.pad_token_id
+    mask = R.torch.ones_like(inputs["decoder_input_ids"])
+    mask[1, :2] = 0
+    inputs["decoder_attention_mask"] = mask
+    return inputs
+
+
 CASES = {
     "marian-swish-tied": seq2seq(R.MarianMTModel, marian_config),
     # 3 encoder / 1 decoder layers, 8 and 2 heads, gelu, no embedding scaling, untied head, odd d_model
@@ -93,6 +105,9 @@ CASES = {
     # decoder_attention_mask (right padding) in the forward pass
     "bart-decoder-padding": seq2seq(BartForConditionalGeneration, bart_config, decoder_padded_inputs),
     "t5-decoder-padding": seq2seq(R.T5ForConditionalGeneration, t5_config, decoder_padded_inputs),
+    # rows with nothing to attend to (HF's finite-minimum masks make them uniform, not zero)
+    "marian-fully-masked-rows": seq2seq(R.MarianMTModel, marian_config, fully_masked_inputs),
+    "t5-fully-masked-rows": seq2seq(R.T5ForConditionalGeneration, t5_config, fully_masked_inputs),
 }
 
 def write_buckets(outdir):

@@ -189,43 +189,80 @@ export interface AttendOptions {
 }
 
 /**
+ * What a masked score becomes when a row has no visible key. HF adds float32's lowest value (−3.4e38); any value this
+ * far below every real score gives the same float32 probabilities (a score plus it rounds to it, so a fully masked row
+ * is uniform; elsewhere its exp underflows to 0). −1e30 instead of −3.4e38 because the fast kernels fold log2(e) into
+ * the additive mask, which would overflow float32's lowest value to −∞ (and a −∞ row is treated as having no keys).
+ */
+export const HF_MASK_MIN = -1e30;
+
+/**
  * softmax(q·kᵀ·scale + bias + masks)·v over token-major projections q (B, Tq, H·D), k/v (B, Tk, H·D) → (B, Tq, H·D).
- * Masked keys get −∞ (HF adds float32's lowest value: the same probabilities). The fused kernels run unless a gradient
- * must flow into the bias or a recorder wants differentiable weights; then it is composed of matmul and softmax.
+ * Masked keys get −∞, which gives HF's probabilities (it adds float32's lowest value) — except in a query row with no
+ * visible key, which HF's finite mask turns uniform over every key; when such rows exist the mask is built HF's way.
+ * The fused kernels run unless a gradient must flow into the bias or a recorder wants differentiable weights; then it
+ * is composed of matmul and softmax.
  */
 export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
   const [B, Tq] = q.shape, Tk = k.shape[1], H = o.heads, D = q.shape[2] / H;
   const rec = activeRecorder();
   const recording = !!rec && rec.wants(o.module);
-  const composed = (recording && rec!.withGrad) || (!!o.bias && o.bias.requiresGrad && isGradEnabled());
   const offset = Tk - Tq;                                        // cached tokens before the first query
+  let bias = o.bias ?? null, keyPadding = o.keyPadding ?? null, causal = !!o.causal;
+  if (keyPadding && hasRowWithoutKeys(keyPadding, Tq, Tk, offset, causal)) {
+    const hf = hfAdditiveMask(B, Tq, Tk, offset, causal, keyPadding);       // (B, 1, Tq, Tk)
+    bias = bias ? bias.add(hf) : hf;                                         // T5 too adds the mask to its position bias
+    keyPadding = null; causal = false;
+  }
+  const composed = (recording && rec!.withGrad) || (!!bias && bias.requiresGrad && isGradEnabled());
   let r: { out: Tensor; weights: Tensor | null };
   if (composed) {
     const heads = (t: Tensor, T: number) => t.reshape([B, T, H, D]).permute(0, 2, 1, 3); // (B, H, T, D)
     let s = heads(q, Tq).matmul(heads(k, Tk).mT).mul(o.scale);    // (B, H, Tq, Tk)
-    if (o.bias) s = s.add(o.bias);
-    const blocked = blockedMask(B, Tq, Tk, offset, !!o.causal, o.keyPadding ?? null);
+    if (bias) s = s.add(bias);
+    const blocked = blockedMask(B, Tq, Tk, offset, causal, keyPadding);
     if (blocked) s = where(blocked, -Infinity, s);
     const w = safeSoftmax(s);
     const out = F.dropout(w, o.dropout ?? 0, true).matmul(heads(v, Tk)).permute(0, 2, 1, 3).reshape([B, Tq, H * D]);
     r = { out, weights: w };
   } else {
     // the fused causal flag is top-left aligned: with a cache, one query row needs no mask, several need it explicit
-    const explicitCausal = !!o.causal && offset > 0 && Tq > 1;
-    let bias = o.bias ? o.bias.detach() : null;
+    const explicitCausal = causal && offset > 0 && Tq > 1;
+    let add = bias ? bias.detach() : null;
     if (explicitCausal) {
       const c = causalAdditive(Tq, Tk, offset);
-      bias = bias ? bias.add(c) : c;
+      add = add ? add.add(c) : c;
     }
     r = attentionHeads({ q, k, v }, {
-      heads: H, scale: o.scale, attnMask: bias, keyPaddingMask: o.keyPadding ?? null,
-      causal: !!o.causal && offset === 0, dropout: o.dropout ?? 0, returnWeights: o.wantWeights || recording ? "full" : false,
+      heads: H, scale: o.scale, attnMask: add, keyPaddingMask: keyPadding,
+      causal: causal && offset === 0, dropout: o.dropout ?? 0, returnWeights: o.wantWeights || recording ? "full" : false,
     });
   }
   if (recording && r.weights) {
     rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal: !!o.causal });
   }
   return { out: r.out, weights: o.wantWeights ? r.weights : null };
+}
+
+/** Whether some query row sees only padded keys (with causal: keys 0..offset+i). */
+function hasRowWithoutKeys(pad: Tensor, Tq: number, Tk: number, offset: number, causal: boolean): boolean {
+  const p = pad.dataSync() as Uint8Array, B = pad.shape[0];
+  for (let b = 0; b < B; b++) {
+    const seen = causal ? Math.min(offset + 1, Tk) : Tk;                    // keys the first query row sees
+    let all = true;
+    for (let j = 0; j < seen && all; j++) all = p[b * Tk + j] === 1;
+    if (all && Tq > 0) return true;
+  }
+  return false;
+}
+
+/** HF's additive mask: 0 where visible, HF_MASK_MIN where padded or in the future. */
+function hfAdditiveMask(B: number, Tq: number, Tk: number, offset: number, causal: boolean, pad: Tensor): Tensor {
+  const p = pad.dataSync() as Uint8Array, m = new Float32Array(B * Tq * Tk);
+  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
+    if ((causal && j > offset + i) || p[b * Tk + j] === 1) m[(b * Tq + i) * Tk + j] = HF_MASK_MIN;
+  }
+  return Tensor.fromArray(m, [B, 1, Tq, Tk]);
 }
 
 function causalAdditive(Tq: number, Tk: number, offset: number): Tensor {
