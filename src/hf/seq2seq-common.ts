@@ -189,29 +189,26 @@ export interface AttendOptions {
 }
 
 /**
- * What a masked score becomes when a row has no visible key. HF adds float32's lowest value (−3.4e38); any value this
- * far below every real score gives the same float32 probabilities (a score plus it rounds to it, so a fully masked row
- * is uniform; elsewhere its exp underflows to 0). −1e30 instead of −3.4e38 because the fast kernels fold log2(e) into
- * the additive mask, which would overflow float32's lowest value to −∞ (and a −∞ row is treated as having no keys).
- */
-export const HF_MASK_MIN = -1e30;
-
-/**
  * softmax(q·kᵀ·scale + bias + masks)·v over token-major projections q (B, Tq, H·D), k/v (B, Tk, H·D) → (B, Tq, H·D).
  * Masked keys get −∞, which gives HF's probabilities (it adds float32's lowest value) — except in a query row with no
- * visible key, which HF's finite mask turns uniform over every key; when such rows exist the mask is built HF's way.
- * The fused kernels run unless a gradient must flow into the bias or a recorder wants differentiable weights; then it
- * is composed of matmul and softmax.
+ * visible key, which HF's finite mask turns uniform over every key (see deadRows). The fused kernels run unless a
+ * gradient must flow into the bias or a recorder wants differentiable weights; then it is composed of matmul and softmax.
  */
-export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
-  const [B, Tq] = q.shape, Tk = k.shape[1], H = o.heads, D = q.shape[2] / H;
+export function attend(qIn: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
+  const [B, Tq] = qIn.shape, Tk = k.shape[1], H = o.heads, D = qIn.shape[2] / H;
   const rec = activeRecorder();
   const recording = !!rec && rec.wants(o.module);
   const offset = Tk - Tq;                                        // cached tokens before the first query
-  let bias = o.bias ?? null, keyPadding = o.keyPadding ?? null, causal = !!o.causal;
-  if (keyPadding && hasRowWithoutKeys(keyPadding, Tq, Tk, offset, causal)) {
-    const hf = hfAdditiveMask(B, Tq, Tk, offset, causal, keyPadding);       // (B, 1, Tq, Tk)
-    bias = bias ? bias.add(hf) : hf;                                         // T5 too adds the mask to its position bias
+  let q = qIn, bias = o.bias ?? null, keyPadding = o.keyPadding ?? null, causal = !!o.causal;
+  const dead = keyPadding ? deadRows(keyPadding, Tq, Tk, offset, causal) : null;
+  if (dead) {
+    // HF: float32's lowest value + a score rounds to that value, so such a row attends uniformly to every key.
+    // Here: a zero query and no bias or mask in that row (all scores 0), the other rows masked with −∞ explicitly.
+    // (A huge finite mask instead would lose the row's log-sum-exp to rounding in the kernels.)
+    const keepRow = Tensor.fromArray(dead.keep, [B, Tq, 1]);
+    q = q.mul(keepRow);
+    const m = dead.mask;                                                     // (B, 1, Tq, Tk): 0, or −∞ = blocked
+    bias = bias ? bias.mul(keepRow.unsqueeze(1)).add(m) : m;
     keyPadding = null; causal = false;
   }
   const composed = (recording && rec!.withGrad) || (!!bias && bias.requiresGrad && isGradEnabled());
@@ -244,25 +241,22 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out
   return { out: r.out, weights: o.wantWeights ? r.weights : null };
 }
 
-/** Whether some query row sees only padded keys (with causal: keys 0..offset+i). */
-function hasRowWithoutKeys(pad: Tensor, Tq: number, Tk: number, offset: number, causal: boolean): boolean {
+/**
+ * Query rows that see only padded keys (with causal: keys 0..offset+i), or null when there are none. keep: 1 per live
+ * (b, i), 0 per dead one; mask (B, 1, Tq, Tk): −∞ where a live row may not look, 0 elsewhere (all of a dead row).
+ */
+function deadRows(pad: Tensor, Tq: number, Tk: number, offset: number, causal: boolean): { keep: Float32Array; mask: Tensor } | null {
   const p = pad.dataSync() as Uint8Array, B = pad.shape[0];
-  for (let b = 0; b < B; b++) {
-    const seen = causal ? Math.min(offset + 1, Tk) : Tk;                    // keys the first query row sees
-    let all = true;
-    for (let j = 0; j < seen && all; j++) all = p[b * Tk + j] === 1;
-    if (all && Tq > 0) return true;
+  const keep = new Float32Array(B * Tq).fill(1), m = new Float32Array(B * Tq * Tk);
+  let any = false;
+  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) {
+    const last = causal ? Math.min(offset + i, Tk - 1) : Tk - 1;           // last key this row may see
+    let visible = false;
+    for (let j = 0; j <= last && !visible; j++) visible = p[b * Tk + j] === 0;
+    if (!visible) { keep[b * Tq + i] = 0; any = true; continue; }
+    for (let j = 0; j < Tk; j++) if (j > last || p[b * Tk + j] === 1) m[(b * Tq + i) * Tk + j] = -Infinity;
   }
-  return false;
-}
-
-/** HF's additive mask: 0 where visible, HF_MASK_MIN where padded or in the future. */
-function hfAdditiveMask(B: number, Tq: number, Tk: number, offset: number, causal: boolean, pad: Tensor): Tensor {
-  const p = pad.dataSync() as Uint8Array, m = new Float32Array(B * Tq * Tk);
-  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
-    if ((causal && j > offset + i) || p[b * Tk + j] === 1) m[(b * Tq + i) * Tk + j] = HF_MASK_MIN;
-  }
-  return Tensor.fromArray(m, [B, 1, Tq, Tk]);
+  return any ? { keep, mask: Tensor.fromArray(m, [B, 1, Tq, Tk]) } : null;
 }
 
 function causalAdditive(Tq: number, Tk: number, offset: number): Tensor {
