@@ -326,3 +326,18 @@ test("training mode applies HF's dropouts (eval reproduces HF); a few AdamW step
     assert.ok(after < before, `${name}: loss ${before} → ${after}`);
   }
 });
+
+test("a base-model folder (config lists BartModel / MarianModel / T5Model, weights without the \"model.\" prefix) loads as the generation class", () => {
+  for (const [name, base] of [["bart-gelu-tied", "BartModel"], ["marian-swish-tied", "MarianModel"], ["t5-relu-tied", "T5Model"]]) {
+    const c = loadCase(fixturesDir(), name);
+    const fam = familyOf(c.config.model_type!)!;
+    const m = fam.fromConfig({ ...c.config, architectures: [base] });
+    assert.equal(m.architecture, fam.architectures[0]);
+    const file = loadSafetensors(readFileSync(join(fixturesDir(), name, "model.safetensors"))).tensors;
+    const stripped = new Map([...file].filter(([k]) => k !== "final_logits_bias").map(([k, t]) => [k.replace(/^model\./, ""), t] as [string, Tensor]));
+    m.loadStateDict(stripped);
+    compareForward({ ...c, model: m }, noGrad(() => m.forward(inputs(c.ref), { outputAttentions: true, outputHiddenStates: true })));
+  }
+  assert.throws(() => bartFamily.fromConfig({ model_type: "bart", architectures: ["BartForSequenceClassification"] }),
+    /"BartForSequenceClassification" is not supported \(supported: BartForConditionalGeneration\)/);
+});

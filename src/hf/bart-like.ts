@@ -21,7 +21,7 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import { applyCheckpointRules, attend, checkIds, greedyEncDec, KVCache, paddingFromMask, type Activation } from "./seq2seq-common.js";
+import { addBasePrefix, applyCheckpointRules, attend, checkIds, greedyEncDec, KVCache, paddingFromMask, type Activation } from "./seq2seq-common.js";
 import type { HFConfig, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
 import { HFImportError } from "./types.js";
 
@@ -239,7 +239,8 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
 
   /**
    * Loads HF checkpoints as from_pretrained does: tied copies (embed_tokens, a tied lm_head) may be present or absent,
-   * final_logits_bias may be absent (zeros), BART's "*.version" entries are ignored, and a fixed position table that
+   * final_logits_bias may be absent (zeros), a base-model checkpoint (no "model." prefix) is accepted, BART's "*.version"
+   * entries are ignored, and a fixed position table that
    * an older Marian checkpoint carries (model.*.embed_positions.weight) is loaded into the table, shape-checked.
    */
   override loadStateDict(sd: Record<string, Tensor> | Map<string, Tensor>, opts: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
@@ -247,7 +248,9 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
     const tied: Record<string, string[]> = {};
     if (this.spec.shareEmbeddings) tied[canon] = ["model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"];
     if (this.spec.tieHead) (tied[canon] ??= []).push("lm_head.weight");
-    const m = applyCheckpointRules(sd, this.stateDict(), {
+    const own = this.stateDict();
+    const prefixed = addBasePrefix(new Map(sd instanceof Map ? sd : Object.entries(sd)), "model.", new Set(Object.keys(own)));
+    const m = applyCheckpointRules(prefixed, own, {
       tied, ignore: ["model.encoder.version", "model.decoder.version"], optional: ["final_logits_bias"],
     });
     for (const [side, stack] of [["encoder", this.model.encoder], ["decoder", this.model.decoder]] as const) {

@@ -49,7 +49,7 @@ export const bartFamily: HFFamily = {
   modelTypes: ["bart"],
   architectures: ["BartForConditionalGeneration"],
   fromConfig(config: HFConfig, architecture?: string): HFModel {
-    const arch = pickArchitecture("bart", this.architectures, config, architecture);
+    const arch = pickArchitecture("bart", this.architectures, config, architecture, "BartModel");
     return new BartLikeForConditionalGeneration(config, bartSpec(config, arch));
   },
 };

@@ -80,7 +80,7 @@ export const marianFamily: HFFamily = {
   modelTypes: ["marian"],
   architectures: ["MarianMTModel"],
   fromConfig(config: HFConfig, architecture?: string): HFModel {
-    const arch = pickArchitecture("marian", this.architectures, config, architecture);
+    const arch = pickArchitecture("marian", this.architectures, config, architecture, "MarianModel");
     return new BartLikeForConditionalGeneration(config, marianSpec(config, arch));
   },
 };

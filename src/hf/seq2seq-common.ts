@@ -66,13 +66,29 @@ export class ConfigReader {
   }
 }
 
-/** Which HF class a family builds: the requested one, else the config's architectures[0], else the default. */
-export function pickArchitecture(family: string, supported: readonly string[], config: HFConfig, requested?: string): string {
-  const arch = requested ?? config.architectures?.[0] ?? supported[0];
+/**
+ * Which HF class a family builds: the requested one, else the config's architectures[0], else the default. A config
+ * that names the family's bare base model (e.g. facebook/bart-base lists "BartModel") gets the generation class, as
+ * HF's AutoModelForSeq2SeqLM does; its checkpoint then loads without the "model." prefix (see addBasePrefix).
+ */
+export function pickArchitecture(family: string, supported: readonly string[], config: HFConfig, requested?: string, baseModel?: string): string {
+  const fromConfig = config.architectures?.[0];
+  const arch = requested ?? (fromConfig !== undefined && fromConfig === baseModel ? supported[0] : fromConfig) ?? supported[0];
   if (!supported.includes(arch)) {
     throw new HFImportError(`${family}: architecture "${arch}" is not supported (supported: ${supported.join(", ")})`);
   }
   return arch;
+}
+
+/**
+ * A base-model checkpoint (BartModel, MarianModel: "shared.weight", "encoder.…") loaded into the generation class,
+ * whose names start with "model.": HF's from_pretrained adds the base_model_prefix the same way.
+ */
+export function addBasePrefix(sd: Map<string, Tensor>, prefix: string, own: Set<string>): Map<string, Tensor> {
+  if ([...sd.keys()].some((k) => k.startsWith(prefix))) return sd;
+  const out = new Map<string, Tensor>();
+  for (const [k, t] of sd) out.set(own.has(k) ? k : prefix + k, t);
+  return out;
 }
 
 // ---------------------------------------------------------------- activations (HF's ACT2FN names)

@@ -347,7 +347,7 @@ export const t5Family: HFFamily = {
   modelTypes: ["t5"],
   architectures: ["T5ForConditionalGeneration"],
   fromConfig(config: HFConfig, architecture?: string): HFModel {
-    pickArchitecture("t5", this.architectures, config, architecture);
+    pickArchitecture("t5", this.architectures, config, architecture, "T5Model");
     return new T5ForConditionalGeneration(config, t5Spec(config));
   },
 };
