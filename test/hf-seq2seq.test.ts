@@ -236,11 +236,23 @@ test("config errors name the key and the supported set", () => {
     [bartFamily, { ...bart, activation_function: "gelu_10" }, /"activation_function" = "gelu_10" is not supported/],
     [bartFamily, { ...bart, dropout: 1 }, /"dropout" must be a probability in \[0, 1\)/],
     [bartFamily, { ...bart, pad_token_id: 999 }, /"pad_token_id" must be a token id in \[0, 63\]/],
-    [t5Family, { ...t5, feed_forward_proj: "gated-mish" }, /"feed_forward_proj".*"gated-mish"/],
+    [t5Family, { ...t5, feed_forward_proj: "gated-mish", dense_act_fn: undefined }, /"feed_forward_proj".*"gated-mish"/],
+    [t5Family, { ...t5, dense_act_fn: "mish" }, /"dense_act_fn" = "mish" names an unsupported activation/],
     [t5Family, { ...t5, feed_forward_proj: "double-gated-gelu" }, /"feed_forward_proj"/],
     [t5Family, { ...t5, relative_attention_num_buckets: 2 }, /"relative_attention_num_buckets"/],
   ];
   for (const [fam, cfg, re] of bad) assert.throws(() => fam.fromConfig(cfg), (e: Error) => e instanceof HFImportError && re.test(e.message), JSON.stringify(re.source));
+});
+
+test("T5: dense_act_fn / is_gated_act in config.json take precedence over feed_forward_proj, as in HF", () => {
+  const t5 = JSON.parse(readFileSync(join(fixturesDir(), "t5-gated-gelu-untied", "config.json"), "utf8")) as HFConfig;
+  const keys = Object.keys(t5Family.fromConfig({ ...t5, dense_act_fn: "relu", is_gated_act: false }).stateDict());
+  assert.ok(keys.includes("encoder.block.0.layer.1.DenseReluDense.wi.weight") && !keys.some((k) => k.includes("wi_0")));
+  const c = loadCase(fixturesDir(), "t5-gated-gelu-untied");
+  const exact = t5Family.fromConfig({ ...t5, dense_act_fn: "gelu" });
+  exact.loadStateDict(loadSafetensors(readFileSync(join(fixturesDir(), "t5-gated-gelu-untied", "model.safetensors"))).tensors);
+  const d = maxAbsDiff(noGrad(() => exact.forward(inputs(c.ref)).logits!), c.ref.get("out.logits")!, "logits");
+  assert.ok(d > 1e-4, `exact gelu instead of gelu_new must change the logits (diff ${d})`);
 });
 
 test("bad inputs: out-of-vocabulary ids, mismatched masks, missing decoder ids, too many positions", () => {
@@ -340,4 +352,26 @@ test("a base-model folder (config lists BartModel / MarianModel / T5Model, weigh
   }
   assert.throws(() => bartFamily.fromConfig({ model_type: "bart", architectures: ["BartForSequenceClassification"] }),
     /"BartForSequenceClassification" is not supported \(supported: BartForConditionalGeneration\)/);
+});
+
+test("generation: the cross-attention K/V are projected once, the self-attention cache grows by one token a step", () => {
+  for (const name of ["marian-swish-tied", "t5-gated-gelu-untied"]) {
+    const c = loadCase(fixturesDir(), name);
+    const crossK: { forward: (x: Tensor) => Tensor }[] = [], selfK: { forward: (x: Tensor) => Tensor }[] = [];
+    for (const [n, mod] of c.model.namedModules()) {
+      if (/decoder\.layers\.\d+\.encoder_attn\.k_proj$|EncDecAttention\.k$/.test(n)) crossK.push(mod as never);
+      if (/decoder\.layers\.\d+\.self_attn\.k_proj$|decoder\.block\.\d+\.layer\.0\.SelfAttention\.k$/.test(n)) selfK.push(mod as never);
+    }
+    assert.equal(crossK.length, 2, name); assert.equal(selfK.length, 2, name);
+    const seen = new Map<object, number[]>();
+    for (const mod of [...crossK, ...selfK]) {
+      const orig = mod.forward.bind(mod);
+      seen.set(mod, []);
+      mod.forward = (x: Tensor) => { seen.get(mod)!.push(x.shape[1]); return orig(x); };
+    }
+    const { inputIds, attentionMask } = inputs(c.ref);
+    c.model.generate!({ inputIds, attentionMask }, { maxNewTokens: 4 });
+    for (const m of crossK) assert.deepEqual(seen.get(m), [inputIds.shape[1]], `${name}: cross K once, over the source`);
+    for (const m of selfK) assert.deepEqual(seen.get(m), [1, 1, 1, 1], `${name}: self K one new token per step`);
+  }
 });

@@ -311,17 +311,24 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 }
 
-/** feed_forward_proj "{act}" or "gated-{act}" (HF: "gated-gelu" is gelu_new, kept for the original T5 v1.1 configs). */
+/**
+ * feed_forward_proj "{act}" or "gated-{act}" (HF: "gated-gelu" means gelu_new, kept for the original T5 v1.1 configs).
+ * As in HF, dense_act_fn / is_gated_act written in config.json (save_pretrained writes both) take precedence.
+ */
 function parseFeedForward(c: ConfigReader): { act: Activation; gated: boolean } {
   const proj = c.str("feed_forward_proj", "relu");
   const parts = proj.split("-");
-  const gated = parts[0] === "gated";
-  if ((parts.length > 1 && !gated) || parts.length > 2 || !ACTIVATION_NAMES.includes(parts[parts.length - 1])) {
+  if ((parts.length > 1 && parts[0] !== "gated") || parts.length > 2) {
     throw new HFImportError(`t5 config: "feed_forward_proj" = ${JSON.stringify(proj)} is not supported ` +
       `(supported: "{act}" or "gated-{act}" with act one of ${ACTIVATION_NAMES.join(", ")})`);
   }
-  const name = proj === "gated-gelu" ? "gelu_new" : parts[parts.length - 1];
-  return { act: activation(name), gated };
+  const derived = proj === "gated-gelu" ? "gelu_new" : parts[parts.length - 1];
+  const name = c.str("dense_act_fn", derived);
+  if (!ACTIVATION_NAMES.includes(name)) {
+    const key = c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
+    throw new HFImportError(`t5 config: "${key}" = ${JSON.stringify(c.config[key])} names an unsupported activation (supported: ${ACTIVATION_NAMES.join(", ")})`);
+  }
+  return { act: activation(name), gated: c.bool("is_gated_act", parts[0] === "gated") };
 }
 
 /** Reads and checks a T5 config.json. */
