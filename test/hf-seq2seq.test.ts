@@ -375,3 +375,13 @@ test("generation: the cross-attention K/V are projected once, the self-attention
     for (const m of selfK) assert.deepEqual(seen.get(m), [1, 1, 1, 1], `${name}: self K one new token per step`);
   }
 });
+
+test("generate without an attentionMask masks the pad tokens of inputIds, as HF's generate() does", () => {
+  for (const name of ["marian-swish-tied", "t5-gated-gelu-untied", "bart-gelu-tied"]) {
+    const c = loadCase(fixturesDir(), name);
+    const { inputIds } = inputs(c.ref);
+    assert.ok((inputIds.dataSync() as Int32Array).includes(c.config.pad_token_id as number), `${name}: the fixture pads row 1`);
+    const g = c.model.generate!({ inputIds }, { maxNewTokens: 5 });
+    assert.deepEqual(g.sequences.toArray(), c.ref.get("gen.sequences")!.toArray(), name);
+  }
+});

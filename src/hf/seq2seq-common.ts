@@ -292,6 +292,18 @@ function blockedMask(B: number, Tq: number, Tk: number, offset: number, causal: 
 }
 
 // ---------------------------------------------------------------- greedy generation
+/**
+ * HF generate()'s _prepare_attention_mask_for_generation: without an attentionMask, the pad tokens of inputIds are
+ * masked when the pad id is set, occurs in the input and differs from the eos id; otherwise every token is attended.
+ */
+export function withGenerationMask(inputs: HFInputs, pad: number | null, eos: number | null): HFInputs {
+  if (inputs.attentionMask || !inputs.inputIds || pad === null || pad === eos) return inputs;
+  const ids = inputs.inputIds.dataSync() as Int32Array;
+  if (!ids.includes(pad)) return inputs;
+  const mask = Int32Array.from(ids, (t) => (t === pad ? 0 : 1));
+  return { ...inputs, attentionMask: Tensor.fromArray(mask, inputs.inputIds.shape, "int32") };
+}
+
 /** What greedy decoding needs from an encoder–decoder. */
 export interface EncDecStepper {
   /** Encoder states for the generation inputs (kept for every step). */
@@ -310,7 +322,7 @@ export function greedyEncDec(s: EncDecStepper, inputs: HFInputs, o: HFGenerateOp
   const eos = o.eosTokenId ?? null;
   const pad = ids.pad ?? eos ?? 0;
   return noGrad(() => {
-    const state = s.start(inputs);
+    const state = s.start(withGenerationMask(inputs, ids.pad, eos));
     const B = inputs.inputIds!.shape[0];
     const rows: number[][] = Array.from({ length: B }, () => [ids.start]);
     const done = new Array<boolean>(B).fill(false);
