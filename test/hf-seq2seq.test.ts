@@ -385,3 +385,22 @@ test("generate without an attentionMask masks the pad tokens of inputIds, as HF'
     assert.deepEqual(g.sequences.toArray(), c.ref.get("gen.sequences")!.toArray(), name);
   }
 });
+
+test("startDecoding: token-by-token logits equal generate's, and reorder (beam search) moves the memory and every cache", () => {
+  for (const name of ["marian-swish-tied", "bart-gelu-tied", "t5-gated-gelu-untied"]) {
+    const c = loadCase(fixturesDir(), name);
+    const m = c.model as HFModel & { startDecoding(i: object): { next(t: Tensor): Tensor; reorder(r: number[]): void; batch: number } };
+    const { inputIds, attentionMask } = inputs(c.ref);
+    const seq = c.ref.get("gen.sequences")!.toArray() as number[][], steps = c.ref.get("gen.step_logits")!;
+    const col = (s: number, rows: number[]) => Tensor.fromArray(Int32Array.from(rows.map((r) => seq[r][s])), [rows.length, 1], "int32");
+    // decode two steps of both rows, then continue as rows [1, 1, 0]: each must continue its own source's logits
+    const d = m.startDecoding({ inputIds, attentionMask });
+    d.next(col(0, [0, 1])); d.next(col(1, [0, 1]));
+    d.reorder([1, 1, 0]);
+    assert.equal(d.batch, 3);
+    const l = d.next(col(2, [1, 1, 0]));                                        // (3, V)
+    [1, 1, 0].forEach((r, i) => close(l.select(0, i), steps.select(0, r).select(0, 2), `${name} reordered row ${i}`));
+    assert.throws(() => d.reorder([3]), /row 3 outside \[0, 2\]/);
+    assert.throws(() => d.next(col(3, [0])), /tokens must be int32 \(3, 1\)/);
+  }
+});

@@ -21,7 +21,9 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import { addBasePrefix, applyCheckpointRules, attend, checkIds, greedyEncDec, KVCache, paddingFromMask, type Activation } from "./seq2seq-common.js";
+import {
+  addBasePrefix, applyCheckpointRules, attend, checkIds, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask, type Activation, type EncoderMemory, type LayerCaches,
+} from "./seq2seq-common.js";
 import type { HFConfig, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
 import { HFImportError } from "./types.js";
 
@@ -113,9 +115,6 @@ class EncoderLayer extends Module {
   }
   private drop(x: Tensor, p: number): Tensor { return F.dropout(x, p, this.training); }
 }
-
-/** One decoder layer's caches during generation. */
-interface LayerCaches { self: KVCache; cross: KVCache }
 
 class DecoderLayer extends Module {
   selfAttn: BartLikeAttention;
@@ -293,7 +292,7 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   }
 
   /** Decoder over `ids` (B, T) at positions past.. with the given layer caches (generation) or none (full forward). */
-  decode(ids: Tensor, enc: EncoderOut, o: { past: number; selfPad: Tensor | null; caches?: LayerCaches[]; wantWeights: boolean }):
+  decode(ids: Tensor, enc: EncoderMemory, o: { past: number; selfPad: Tensor | null; caches?: LayerCaches[]; wantWeights: boolean }):
     { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] } {
     this.checkLength(ids, "decoderInputIds", o.past);
     let h = this.model.decoder.embed(ids, o.past);                          // (B, Tt, D)
@@ -321,19 +320,15 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
     return out;
   }
 
+  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
+  startDecoding(inputs: HFInputs): IncrementalDecoder {
+    const enc = this.encode(inputs, false);
+    return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
+      this.logits(this.decode(tokens, memory, { past, selfPad: null, caches, wantWeights: false }).last)); // (B, T, V)
+  }
+
   generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    type State = { enc: EncoderOut; caches: LayerCaches[] };
-    return greedyEncDec({
-      start: (inp): State => ({
-        enc: this.encode(inp, false),
-        caches: Array.from({ length: this.spec.decoderLayers }, () => ({ self: new KVCache(), cross: new KVCache() })),
-      }),
-      step: (state, tokens, past) => {
-        const st = state as State;
-        const d = this.decode(tokens, st.enc, { past, selfPad: null, caches: st.caches, wantWeights: false });
-        return this.logits(d.last).select(1, 0);                           // (B, V)
-      },
-    }, inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
+    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
   }
 }
 

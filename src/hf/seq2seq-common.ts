@@ -304,12 +304,52 @@ export function withGenerationMask(inputs: HFInputs, pad: number | null, eos: nu
   return { ...inputs, attentionMask: Tensor.fromArray(mask, inputs.inputIds.shape, "int32") };
 }
 
-/** What greedy decoding needs from an encoder–decoder. */
-export interface EncDecStepper {
-  /** Encoder states for the generation inputs (kept for every step). */
-  start(inputs: HFInputs): unknown;
-  /** Logits (B, V) of the next token after `tokens` (B, 1), the `past`-th decoder position, using the layer caches. */
-  step(state: unknown, tokens: Tensor, past: number): Tensor;
+/** The encoder output the decoder attends to: states (B, Ts, D) and their padding (B, Ts) (true = padded) or null. */
+export interface EncoderMemory { last: Tensor; pad: Tensor | null }
+/** One decoder layer's caches: self-attention K/V grow a token a step, cross-attention K/V are projected once. */
+export interface LayerCaches { self: KVCache; cross: KVCache }
+/** Runs the decoder over `tokens` (B, T) at positions past.. with the caches → logits (B, T, V). */
+export type DecodeFn = (tokens: Tensor, memory: EncoderMemory, caches: LayerCaches[], past: number) => Tensor;
+
+/**
+ * Token-by-token decoding with the KV cache, for greedy generation here and for callers' own searches (sampling,
+ * beam search: `reorder` keeps, drops or duplicates batch rows — the encoder memory and every cache follow).
+ */
+export class IncrementalDecoder {
+  /** Decoder tokens consumed so far. */
+  past = 0;
+  readonly caches: LayerCaches[];
+  constructor(public memory: EncoderMemory, layers: number, private readonly decodeFn: DecodeFn) {
+    this.caches = Array.from({ length: layers }, () => ({ self: new KVCache(), cross: new KVCache() }));
+  }
+  get batch(): number { return this.memory.last.shape[0]; }
+  /** Logits (B, V) of the token after `tokens` (B, 1) (int32); advances the cache. Runs without gradients. */
+  next(tokens: Tensor): Tensor {
+    if (tokens.dtype !== "int32" || tokens.ndim !== 2 || tokens.shape[0] !== this.batch || tokens.shape[1] !== 1) {
+      throw new HFImportError(`IncrementalDecoder.next: tokens must be int32 (${this.batch}, 1), got ${tokens.dtype} ${shapeStr(tokens.shape)}`);
+    }
+    const logits = noGrad(() => this.decodeFn(tokens, this.memory, this.caches, this.past).select(1, 0)); // (B, V)
+    this.past += 1;
+    return logits;
+  }
+  /** Row i of the new state is row rows[i] of the current one (rows may repeat; any count ≥ 1). */
+  reorder(rows: readonly number[]): void {
+    const B = this.batch;
+    if (!rows.length) throw new HFImportError("IncrementalDecoder.reorder: rows must not be empty");
+    for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= B) throw new HFImportError(`IncrementalDecoder.reorder: row ${r} outside [0, ${B - 1}]`);
+    this.memory = { last: selectRows(this.memory.last, rows), pad: this.memory.pad && selectRows(this.memory.pad, rows) };
+    for (const c of this.caches) for (const kv of [c.self, c.cross]) {
+      if (kv.k) { kv.k = selectRows(kv.k, rows); kv.v = selectRows(kv.v!, rows); }
+    }
+  }
+}
+
+/** Rows of a tensor along dim 0, in the given order (any dtype; no gradient). */
+function selectRows(t: Tensor, rows: readonly number[]): Tensor {
+  const per = t.numel() / t.shape[0], src = t.dataSync();
+  const out = new (src.constructor as new (n: number) => typeof src)(rows.length * per);
+  rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
+  return Tensor.fromArray(out, [rows.length, ...t.shape.slice(1)], t.dtype);
 }
 
 /**
@@ -317,19 +357,20 @@ export interface EncDecStepper {
  * token with the self-attention cache (cross-attention K/V computed at the first step), picks the argmax of the raw
  * logits; with eosTokenId a finished row continues with the pad token and decoding stops when every row finished.
  */
-export function greedyEncDec(s: EncDecStepper, inputs: HFInputs, o: HFGenerateOptions, ids: { start: number; pad: number | null }): HFGenerateResult {
+export function greedyEncDec(start: (inputs: HFInputs) => IncrementalDecoder, inputs: HFInputs, o: HFGenerateOptions,
+  ids: { start: number; pad: number | null }): HFGenerateResult {
   if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new HFImportError(`generate: maxNewTokens must be an integer >= 0, got ${o.maxNewTokens}`);
   const eos = o.eosTokenId ?? null;
   const pad = ids.pad ?? eos ?? 0;
   return noGrad(() => {
-    const state = s.start(withGenerationMask(inputs, ids.pad, eos));
-    const B = inputs.inputIds!.shape[0];
+    const dec = start(withGenerationMask(inputs, ids.pad, eos));
+    const B = dec.batch;
     const rows: number[][] = Array.from({ length: B }, () => [ids.start]);
     const done = new Array<boolean>(B).fill(false);
     const stepLogits: Tensor[] = [];
     let last = new Int32Array(B).fill(ids.start);
     for (let step = 0; step < o.maxNewTokens; step++) {
-      const logits = s.step(state, Tensor.fromArray(last, [B, 1], "int32"), step);   // (B, V)
+      const logits = dec.next(Tensor.fromArray(last, [B, 1], "int32"));               // (B, V)
       if (o.returnStepLogits) stepLogits.push(logits);
       const next = logits.argmax(-1).dataSync();
       last = new Int32Array(B);

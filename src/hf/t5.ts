@@ -24,7 +24,8 @@ import { Embedding, Linear, ModuleList } from "../nn/layers.js";
 import { normal_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, greedyEncDec, KVCache, paddingFromMask, pickArchitecture, type Activation,
+  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask,
+  pickArchitecture, type Activation, type EncoderMemory, type LayerCaches,
 } from "./seq2seq-common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
 
@@ -184,8 +185,6 @@ class T5Stack extends Module {
 }
 
 interface StackOut { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] }
-interface EncState { last: Tensor; pad: Tensor | null }
-interface BlockCaches { self: KVCache; cross: KVCache }
 
 // ---------------------------------------------------------------- the HF model
 export class T5ForConditionalGeneration extends Module implements HFModel {
@@ -243,7 +242,7 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 
   /** Runs one stack over ids (B, T) at positions past.. (hidden[0] = embeddings, last entry after final_layer_norm). */
-  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncState; caches?: BlockCaches[]; wantWeights: boolean }): StackOut {
+  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean }): StackOut {
     const drop = (x: Tensor) => F.dropout(x, this.spec.dropout, this.training);
     let h = drop(stack.embedTokens.forward(ids));                              // (B, T, D)
     const [, T] = ids.shape, Tk = o.past + T;
@@ -295,19 +294,15 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
     return out;
   }
 
+  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
+  startDecoding(inputs: HFInputs): IncrementalDecoder {
+    const enc = this.encode(inputs, false);
+    return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
+      this.logits(this.runStack(this.decoder, tokens, { past, selfPad: null, enc: memory, caches, wantWeights: false }).last)); // (B, T, V)
+  }
+
   generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    type State = { enc: EncState; caches: BlockCaches[] };
-    return greedyEncDec({
-      start: (inp): State => ({
-        enc: this.encode(inp, false),
-        caches: Array.from({ length: this.spec.decoderLayers }, () => ({ self: new KVCache(), cross: new KVCache() })),
-      }),
-      step: (state, tokens, past) => {
-        const st = state as State;
-        const d = this.runStack(this.decoder, tokens, { past, selfPad: null, enc: st.enc, caches: st.caches, wantWeights: false });
-        return this.logits(d.last).select(1, 0);                               // (B, V)
-      },
-    }, inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
+    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
   }
 }
 
