@@ -175,7 +175,7 @@ class Stack<L extends Module> extends Module {
   forward(): never { throw new Error("call the model's forward()"); }
 }
 
-export interface EncoderOut { last: Tensor; pad: Tensor | null; hidden: Tensor[]; attentions: Tensor[] }
+export interface EncoderOut extends EncoderMemory { hidden: Tensor[]; attentions: Tensor[] }
 
 class BartLikeModel extends Module {
   shared: Embedding | null;
