@@ -1,0 +1,55 @@
+// BartForConditionalGeneration (HF transformers 4.44 modeling_bart.py): the encoder–decoder in bart-like.ts with
+// learned positions (BartLearnedPositionalEmbedding: max_position_embeddings + 2 rows, position p reads row p + 2),
+// layernorm_embedding after token + position embeddings, token embeddings times √d_model when scale_embedding
+// (BartScaledWordEmbedding), one shared embedding, lm_head tied to it unless tie_word_embeddings is false, and
+// final_logits_bias. Browser-safe.
+//
+// Config keys read (HF defaults in brackets): vocab_size [50265], d_model [1024], encoder_layers/decoder_layers [12],
+// encoder_attention_heads/decoder_attention_heads [16], encoder_ffn_dim/decoder_ffn_dim [4096],
+// max_position_embeddings [1024], activation_function ["gelu"], scale_embedding [false], tie_word_embeddings [true],
+// pad_token_id [1], decoder_start_token_id [2], init_std [0.02].
+import { BartLikeForConditionalGeneration, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
+import { activation, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./seq2seq-common.js";
+import { type HFConfig, type HFFamily, type HFModel } from "./types.js";
+
+/** BART's position offset: HF keeps two extra rows at the start of the learned table. */
+export const BART_POSITION_OFFSET = 2;
+
+/** Reads and checks a BART config.json into the shared encoder–decoder's spec. */
+export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
+  const c = new ConfigReader(config, "bart");
+  // Legacy keys of older BART configs (normalize_before, add_final_layer_norm, normalize_embedding, add_bias_logits,
+  // static_position_embeddings) are ignored by HF 4.44's BartConfig too: the architecture is the same whatever they say.
+  const vocab = c.int("vocab_size", 50265);
+  const dModel = c.int("d_model", 1024);
+  const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
+  c.divisible("d_model", dModel, "encoder_attention_heads", encoderHeads);
+  c.divisible("d_model", dModel, "decoder_attention_heads", decoderHeads);
+  const maxPositions = c.int("max_position_embeddings", 1024);
+  return {
+    modelType: "bart", architecture, vocab, dModel,
+    encoderLayers: c.int("encoder_layers", 12, 0), decoderLayers: c.int("decoder_layers", 12, 0),
+    encoderHeads, decoderHeads,
+    encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
+    maxPositions,
+    act: activation(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
+    scaleEmbedding: c.bool("scale_embedding", false),
+    layernormEmbedding: true,
+    positions: () => new LearnedPositions(maxPositions + BART_POSITION_OFFSET, dModel, BART_POSITION_OFFSET),
+    shareEmbeddings: true,
+    tieHead: c.bool("tie_word_embeddings", true),
+    padId: c.tokenId("pad_token_id", vocab, 1),
+    decoderStartId: c.tokenId("decoder_start_token_id", vocab, 2) ?? 2,
+    initStd: c.num("init_std", 0.02),
+    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
+  };
+}
+
+export const bartFamily: HFFamily = {
+  modelTypes: ["bart"],
+  architectures: ["BartForConditionalGeneration"],
+  fromConfig(config: HFConfig, architecture?: string): HFModel {
+    const arch = pickArchitecture("bart", this.architectures, config, architecture, "BartModel");
+    return new BartLikeForConditionalGeneration(config, bartSpec(config, arch));
+  },
+};
