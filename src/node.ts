@@ -11,6 +11,10 @@ export { configureNodeWasmThreads, wasmThreadsFromEnv } from "./node/wasm-thread
 // for @huggingface/tokenizers, so the browser entry does not pull it in (import dist/src/hf/tokenizer.js directly).
 export { loadTokenizer, toHFInputs, type HFTokenizer } from "./hf/tokenizer.js";
 export { loadTokenizerFromDir } from "./hf/node-tokenizer.js";
+import { tokenizerFromReader } from "./hf/tokenizer.js";
+import { setTokenizerLoader } from "./hf/pretrained.js";
+// fromPretrained fills `tokenizer` from the folder's tokenizer.json (null when it has none)
+setTokenizerLoader(tokenizerFromReader);
 import { configureNodeWasmThreads } from "./node/wasm-threads.js";
 // Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
 configureNodeWasmThreads();

@@ -5,3 +5,8 @@ export { fromPretrained, loadPretrained, memoryReader, blobReader, savePretraine
 export { BertModel, BertForSequenceClassification, BertForMaskedLM, bertFamily } from "./bert.js";
 export { GPT2LMHeadModel, gpt2Family } from "./gpt2.js";
 export { ViTForImageClassification, vitFamily } from "./vit.js";
+export { LlamaForCausalLM, llamaFamily } from "./llama.js";
+export { marianFamily } from "./marian.js";
+export { bartFamily } from "./bart.js";
+export { BartLikeForConditionalGeneration } from "./bart-like.js";   // MarianMTModel and BartForConditionalGeneration
+export { T5ForConditionalGeneration, t5Family } from "./t5.js";

@@ -3,11 +3,19 @@ import { HFImportError, type HFConfig, type HFFamily, type HFModel } from "./typ
 import { bertFamily } from "./bert.js";
 import { gpt2Family } from "./gpt2.js";
 import { vitFamily } from "./vit.js";
+import { llamaFamily } from "./llama.js";
+import { marianFamily } from "./marian.js";
+import { bartFamily } from "./bart.js";
+import { t5Family } from "./t5.js";
 
 const FAMILIES: HFFamily[] = [
   bertFamily,
   gpt2Family,
   vitFamily,
+  llamaFamily,
+  marianFamily,
+  bartFamily,
+  t5Family,
 ];
 
 const byType = new Map<string, HFFamily>();

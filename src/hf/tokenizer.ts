@@ -6,7 +6,8 @@
 // Browser-safe (src/hf/node-tokenizer.ts reads the files from a folder).
 import { Tokenizer as LibTokenizer } from "@huggingface/tokenizers";
 import { tensor } from "../creation.js";
-import { HFImportError, type HFInputs } from "./types.js";
+import { HFImportError, type HFConfig, type HFInputs } from "./types.js";
+import type { HFFileReader } from "./pretrained.js";
 import { normalizeTokenizerJson, patchMetaspaceSplit, patchNormalizers, postProcess, templateFrom, validateTokenizerJson, type Piece } from "./tokenizer-json.js";
 
 /** A parsed tokenizer_config.json merged with special_tokens_map.json (snake_case keys as HF writes them). */
@@ -401,4 +402,27 @@ export function toHFInputs(tok: HFTokenizer, batch: HFBatchEncoding): HFInputs {
   };
   if (tok.modelInputNames.includes("token_type_ids")) out.tokenTypeIds = tensor(batch.tokenTypeIds, { dtype: "int32" });
   return out;
+}
+
+/**
+ * The tokenizer of an HF folder read through fromPretrained's file reader (tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json, and config.json's model_type), or null when the folder has no tokenizer.json.
+ * The Node entry registers it with setTokenizerLoader; a page registers it itself (the module needs an import-map
+ * entry for @huggingface/tokenizers).
+ */
+export async function tokenizerFromReader(reader: HFFileReader, config: HFConfig): Promise<HFTokenizer | null> {
+  const json = async (name: string): Promise<Record<string, unknown> | undefined> => {
+    const bytes = await reader.readFile(name);
+    if (!bytes) return undefined;
+    let v: unknown;
+    try { v = JSON.parse(new TextDecoder().decode(bytes)); } catch (e) { throw new HFImportError(`${name} is not valid JSON: ${(e as Error).message}`); }
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new HFImportError(`${name} must be a JSON object`);
+    return v as Record<string, unknown>;
+  };
+  const tokenizerJson = await json("tokenizer.json");
+  if (!tokenizerJson) return null;
+  return loadTokenizer(tokenizerJson, (await json("tokenizer_config.json")) ?? {}, {
+    modelType: typeof config.model_type === "string" ? config.model_type : undefined,
+    specialTokensMap: await json("special_tokens_map.json"),
+  });
 }

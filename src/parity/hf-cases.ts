@@ -67,7 +67,8 @@ function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Ten
     // The reference's own tokens scored in one pass without a cache (independent of our greedy picks).
     let logits: Tensor | undefined;
     if (inputs.decoderInputIds) {
-      const o = model.forward({ ...inputs, decoderInputIds: seqRef.narrow(1, 0, seqRef.shape[1] - 1) });
+      // as make_refs.py scores them: the encoder inputs and the generated tokens, no decoder_attention_mask
+      const o = model.forward({ inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, decoderInputIds: seqRef.narrow(1, 0, seqRef.shape[1] - 1) });
       logits = o.logits?.narrow(1, o.logits.shape[1] - steps, steps);
     } else {
       const [B, T] = inputs.inputIds!.shape;
