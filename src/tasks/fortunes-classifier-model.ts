@@ -9,7 +9,7 @@ import type { Generator } from "../random.js";
 import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
-import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
+import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Truncation } from "./task.js";
 
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
@@ -65,6 +65,12 @@ export function classifierState(model: TextClassifier): { cfg: ClassifierConfig;
 /** [CLS] + word ids, truncated to maxLen. */
 export function encodeText(tok: Tokenizer, text: string, maxLen: number): Int32Array {
   return Int32Array.from(tok.encode(text, { cls: true, maxLength: maxLen }));
+}
+
+/** How a text is cut by encodeText (its end dropped), or undefined when it fits in maxLen positions. */
+export function textTruncation(tok: Tokenizer, text: string, maxLen: number): Truncation | undefined {
+  const total = tok.encode(text, { cls: true }).length;
+  return total > maxLen ? { total, kept: maxLen, dropped: total - maxLen, from: "end" } : undefined;
 }
 
 /** A fresh (untrained) classifier for a stored config, after checking that its tokenizer and labels fit. */
@@ -135,14 +141,16 @@ export function predictText(model: TextClassifier, config: ModelConfig, input: s
   const p = softmaxRow(classifyIds(model, [ids]));
   const ranked = cfg.labels.map((l, c) => ({ output: l, score: p[c] })).sort((a, b) => b.score - a.score);
   const words = tok.tokenize(input);
+  const cut = textTruncation(tok, input, model.config.maxLen);
   return {
     output: ranked[0].output,
     alternatives: ranked,
     scoreName: "probability",
     details: {
       tokens: Array.from(ids, (i) => tok.idToToken(i)),
-      unknownWords: words.filter((w) => tok.tokenToId(w) === 1),
-      truncated: words.length + 1 > model.config.maxLen,
+      unknownWords: [...new Set(words.filter((w) => tok.tokenToId(w) === 1))],
+      truncated: cut !== undefined,
+      ...(cut ? { droppedTokens: cut.dropped } : {}),
     },
   };
 }
@@ -155,6 +163,8 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
   const predicted = (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })();
   const targetIndex = resolveTarget(cfg, target, predicted);
   const idList = Array.from(ids);
+  const text = typeof input === "string" ? input : input.text;
+  const truncation = text === undefined ? undefined : textTruncation(tok, text, model.config.maxLen);
   return {
     tokens: idList.map((i) => tok.idToToken(i)),
     targetLabel: cfg.labels[targetIndex],
@@ -163,6 +173,7 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
     layerFilter: (name) => /^encoder\.layers\.\d+\.self_attn$/.test(name),
     special: [0],
     query: model.config.pooling === "cls" ? 0 : "mean",
+    ...(truncation ? { truncation } : {}),
   };
 }
 

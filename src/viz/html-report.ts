@@ -85,6 +85,12 @@ function tableHeatmap(tokens: string[], m: number[][]): string {
   return `<table class="heatmap-table">${head}${rows.join("")}</table>`;
 }
 
+/** A warning that the input was cut to the model's maximum positions (and which part was explained). */
+export function truncationBanner(t: NonNullable<Explanation["truncation"]>): string {
+  return `<p class="warn" role="alert"><b>Input truncated:</b> ${t.total} tokens, the model reads at most ${t.kept}; ` +
+    `${t.dropped} token${t.dropped === 1 ? " was" : "s were"} dropped from the ${t.from} and ${t.from === "end" ? "only the beginning" : "only the latest part"} is explained.</p>`;
+}
+
 /** The full report as one HTML string. */
 export function renderHtmlReport(e: Explanation, o: { title?: string } = {}): string {
   const maps = new Maps();
@@ -96,6 +102,7 @@ export function renderHtmlReport(e: Explanation, o: { title?: string } = {}): st
     : e.query === "readout" ? "rows weighted by the target's readout (e.g. the output position's cross-attention)" : `position ${e.query} (${e.tokens[e.query]})`;
   const parts: string[] = [];
   parts.push(`<h1>${escapeHtml(title)}</h1>`);
+  if (e.truncation) parts.push(truncationBanner(e.truncation));
   parts.push(`<p class="summary">Target <b>${escapeHtml(e.target.label)}</b> (index ${e.target.index}), score ${e.target.score.toPrecision(5)}. ` +
     `Explained row: ${escapeHtml(queryText)}. Layers ${L}, heads ${H}, ${T} positions${e.causal ? ", causal attention" : ""}; ` +
     `explained layer ${e.layer}${e.head === null ? " (head mean)" : `, head ${e.head}`}.</p>`);
@@ -163,6 +170,7 @@ ${parts.join("\n")}
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1b1b1f;background:#fafafa}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:14px;margin:10px 0 4px}
+.warn{background:#fff4e5;border:1px solid #e0a040;padding:6px 10px;border-radius:4px;max-width:70em}
 small{color:#777;font-weight:normal}.note{color:#666;font-size:12px}.summary{max-width:70em}
 .tokchip{padding:1px 4px;border-radius:3px;font-family:ui-monospace,monospace;line-height:2}
 table.importance{border-collapse:collapse;font-size:12px}table.importance td,table.importance th{padding:1px 6px;border-bottom:1px solid #eee;text-align:left}
