@@ -10,6 +10,7 @@ import { runExplanation } from "../src/explain/explain-run.js";
 import { noGrad } from "../src/autograd.js";
 import { tidy } from "../src/scope.js";
 import { nodeFlowRows, renderExplanationText } from "./explain.js";
+import { BRIEF_SENTENCE } from "../src/brief.js";
 
 /** The repository's models/ folder (dist/cli/ → ../../models). */
 export function shippedModelsDir(): string {
@@ -19,7 +20,8 @@ export function shippedModelsDir(): string {
 export const DEMO_TEXT_MODEL = "fortunes-classifier.safetensors";
 export const DEMO_IMAGE_MODEL = "fashion-vit.safetensors";
 export const DEMO_IMAGE = "fashion-mnist-test-0.png";
-export const BRIEF_SENTENCE_EN = "I like to read technical blogs.";
+/** The brief's sentence (src/brief.ts; the same in `demo --untrained` and the page). */
+export const BRIEF_SENTENCE_EN = BRIEF_SENTENCE;
 
 export async function runTrainedDemo(o: { text?: string; image?: string; color?: boolean; dir?: string; out?: (s: string) => void }): Promise<boolean> {
   const dir = o.dir ?? shippedModelsDir(), out = o.out ?? ((s: string) => { process.stdout.write(s + "\n"); });

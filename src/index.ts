@@ -25,3 +25,4 @@ export { renderHtmlReport } from "./viz/html-report.js";
 export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";
 export { configureBrowserWasmThreads } from "./backend/wasm/web-workers.js";
+export { BRIEF_SENTENCE } from "./brief.js";

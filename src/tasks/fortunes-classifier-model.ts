@@ -13,8 +13,8 @@ import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Truncation }
 
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
-/** The product brief's example sentence (and its Chinese version, which is out of vocabulary). */
-export const BRIEF_SENTENCE = "The cat sat on the mat and looked at the bird.";
+/** The product brief's example sentence (src/brief.ts), the page's default text. */
+export { BRIEF_SENTENCE } from "../brief.js";
 
 /**
  * Everything the task keeps about a model besides its weights (the JSON stored in checkpoints). Flat, so every
