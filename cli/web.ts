@@ -27,6 +27,11 @@ export const WEB_USAGE = `usage: attnflow web [--port 8080] [--host 127.0.0.1] [
                 ${ATTNFLOW_PREFIX}dist/ (import map: "attnflow": "${ATTNFLOW_PREFIX}dist/src/index.js") and its
                 shipped models at ${ATTNFLOW_PREFIX}models/`;
 
+/** What `--serve DIR` serves: DIR at /, the package's build and shipped models under ATTNFLOW_PREFIX. */
+export function serveMounts(dir: string): Record<string, string> {
+  return { "/": dir, [`${ATTNFLOW_PREFIX}dist/`]: join(ROOT, "dist"), [`${ATTNFLOW_PREFIX}models/`]: join(ROOT, "models") };
+}
+
 export async function webCommand(args: Args): Promise<number> {
   if (args.flags.help === true) { console.log(WEB_USAGE); return 0; }
   checkFlags(args.flags, ["port", "host", "serve", "help"], "attnflow web");
@@ -40,7 +45,7 @@ export async function webCommand(args: Args): Promise<number> {
     const dir = resolve(serve);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--serve needs a folder, and ${dir} is not one`);
     site = {
-      mounts: { "/": dir, [`${ATTNFLOW_PREFIX}dist/`]: join(ROOT, "dist"), [`${ATTNFLOW_PREFIX}models/`]: join(ROOT, "models") },
+      mounts: serveMounts(dir),
       what: `${dir} (attnflow at ${ATTNFLOW_PREFIX}dist/src/index.js)`,
     };
   } else {

@@ -197,3 +197,46 @@ test("web server: a throwing extra handler answers 500 and the server keeps answ
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("attnflow web --serve DIR: the user's page at /, attnflow at /attnflow/dist/, isolation headers, the same hardening", async () => {
+  const bin = fileURLToPath(new URL("../../bin/attnflow.js", import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-serve-"));
+  mkdirSync(join(dir, "site"));
+  writeFileSync(join(dir, "site", "index.html"), "<!doctype html>my page");
+  writeFileSync(join(dir, "secret.txt"), "secret");
+  symlinkSync(join(dir, "secret.txt"), join(dir, "site", "leak.txt"));
+  const child = spawn(process.execPath, [bin, "web", "--serve", join(dir, "site"), "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (c) => { out += c; const m = /on (http:\/\/\S+\/)/.exec(out); if (m) resolve(m[1]); });
+      child.on("exit", (code) => reject(new Error(`attnflow web --serve exited (${code}): ${out}`)));
+    });
+    const page = await get(url, "/");
+    assert.equal(page.body, "<!doctype html>my page");
+    assert.equal(page.headers["cross-origin-opener-policy"], "same-origin");
+    assert.equal((await get(url, "/index.html")).status, 200);
+    for (const p of ["/attnflow/dist/src/index.js", "/attnflow/dist/src/backend/wasm/worker.js"]) {
+      const r = await get(url, p, "HEAD");
+      assert.equal(r.status, 200, p);
+      assert.match(String(r.headers["content-type"]), /^text\/javascript/);
+      assert.equal(r.headers["cross-origin-embedder-policy"], "require-corp");
+    }
+    assert.equal((await get(url, "/attnflow/models/dates.safetensors", "HEAD")).status, 200);
+    assert.equal((await get(url, "/leak.txt")).status, 404);
+    assert.equal((await get(url, "/attnflow/dist/../../package.json")).status, 404);
+    assert.equal((await get(url, "/%00")).status, 400);
+    assert.equal((await raw(url, "/", { host: "rebind.example" })).status, 403);
+    assert.equal((await get(url, "/")).status, 200);
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const missing = spawnSync(process.execPath, [bin, "web", "--serve", join(tmpdir(), "no-such-attnflow-dir")], { encoding: "utf8", timeout: 20_000 });
+  assert.notEqual(missing.status, 0, missing.stderr);
+  assert.match(missing.stderr, /--serve needs a folder/);
+  const help = spawnSync(process.execPath, [bin, "web", "--help"], { encoding: "utf8", timeout: 20_000 });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--host ADDR/);
+  assert.match(help.stdout, /--serve DIR/);
+});
