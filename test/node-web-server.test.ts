@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startWebServer } from "../src/node/web-server.js";
@@ -239,4 +239,22 @@ test("attnflow web --serve DIR: the user's page at /, attnflow at /attnflow/dist
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--host ADDR/);
   assert.match(help.stdout, /--serve DIR/);
+});
+
+test("web server: a file that fails while being read closes that response only; the server keeps answering", { timeout: 60_000 }, async (t) => {
+  // /proc/self/mem opens and stats as a regular file, but reading it from offset 0 fails (EIO): a read error
+  // after the headers are out, without needing root to make a file unreadable
+  try { readFileSync("/proc/self/mem"); t.skip("no /proc/self/mem read error here"); return; } catch { /* EIO, as wanted */ }
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-web-"));
+  writeFileSync(join(dir, "index.html"), "<!doctype html>hi");
+  const { url, close } = await startWebServer({ index: join(dir, "index.html"), mounts: { "/proc/": "/proc/self" } });
+  try {
+    const r = await raw(url, "/proc/mem").catch((e: Error) => ({ status: 0, body: e.message }));
+    assert.notEqual(r.status, 500);
+    assert.equal(r.body.includes("\0"), false);
+    assert.equal((await raw(url, "/")).status, 200, "still answering");
+  } finally {
+    close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
