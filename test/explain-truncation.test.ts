@@ -3,6 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { loadCheckpoint } from "../src/node/checkpoint.js";
 import { runExplanation } from "../src/explain/explain-run.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
@@ -55,7 +58,7 @@ test("the explanation, its terminal view and its HTML report carry the truncatio
   assert.doesNotMatch(renderHtmlReport(short), /truncated/i);
 });
 
-test("attnflow explain: the terminal output and --json say the input was truncated", async () => {
+test("attnflow explain: the terminal output, --json and --html say the input was truncated", async () => {
   const model = models("fortunes-classifier");
   let r = await run(explainCommand, { model, text: LONG, method: "raw" });
   assert.equal(r.code, 0, r.err);
@@ -65,6 +68,15 @@ test("attnflow explain: the terminal output and --json say the input was truncat
   assert.deepEqual(JSON.parse(r.out).truncation, { total: 281, kept: 128, dropped: 153, from: "end" });
   r = await run(explainCommand, { model, text: SHORT, method: "raw", json: true });
   assert.equal(JSON.parse(r.out).truncation, undefined);
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-trunc-"));
+  try {
+    const html = join(dir, "report.html");
+    r = await run(explainCommand, { model, text: LONG, method: "raw", html });
+    assert.equal(r.code, 0, r.err);
+    assert.match(readFileSync(html, "utf8"), /Input truncated:<\/b> 281 tokens, the model reads at most 128; 153 tokens were dropped from the end/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("attnflow eval-faithfulness: the table and --json count the truncated inputs and their dropped tokens", async () => {
