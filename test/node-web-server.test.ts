@@ -24,6 +24,18 @@ function get(url: string, path: string, method = "GET"): Promise<{ status: numbe
   });
 }
 
+/** The status line a CONNECT request gets (Node hands CONNECT to a separate event, not the request handler). */
+function connectStatus(url: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: u.hostname, port: u.port, method: "CONNECT", path: "example.com:443" });
+    req.on("connect", (res, socket) => { socket.destroy(); resolve({ status: res.statusCode! }); });
+    req.on("response", (res) => { res.resume(); resolve({ status: res.statusCode! }); });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 test("web server: isolation headers, mounted files only, no traversal, read-only", async () => {
   const dir = mkdtempSync(join(tmpdir(), "attnflow-web-"));
   mkdirSync(join(dir, "pub"));
@@ -46,6 +58,9 @@ test("web server: isolation headers, mounted files only, no traversal, read-only
       assert.doesNotMatch(r.body, /secret$/);
     }
     assert.equal((await get(url, "/pub/a.js", "POST")).status, 405);
+    assert.equal((await get(url, "/pub/a.js", "DELETE")).status, 405);
+    assert.equal((await connectStatus(url)).status, 405);
+    assert.equal((await get(url, "/pub/a.js")).status, 200, "still answering");
     assert.equal((await get(url, "/pub/a.js", "HEAD")).status, 200);
   } finally {
     close();

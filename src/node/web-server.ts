@@ -12,6 +12,7 @@ import { open, realpath } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { extname, join, normalize, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
+import type { Duplex } from "node:stream";
 
 export const ISOLATION_HEADERS = { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" };
 
@@ -69,6 +70,11 @@ export function startWebServer(o: WebServerOptions): Promise<{ url: string; serv
     if (!file) throw new HttpError(404, `not found: ${path}`);
     await sendFile(file, path, req.method === "HEAD", res);
   }
+  // CONNECT never reaches the request handler (Node would just drop the socket): answer it too
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    socket.on("error", () => undefined);
+    socket.end("HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port ?? 0, bind, () => {
