@@ -28,8 +28,9 @@ usage:
                                                          where the attention flows, per token / patch
   attnflow eval-faithfulness --model <ckpt> [--data DIR] [--n 50] [--methods ...] [--json]
                                                          Spearman of each method vs blank-out and input gradients
-  attnflow web [--port 8080] [--host 127.0.0.1]          the shipped models explained in your browser, locally
-                                                         (a page served with cross-origin isolation; Wasm on Web Workers)
+  attnflow web [--port 8080] [--host 127.0.0.1] [--serve DIR]   the shipped models explained in your browser, locally
+                                                         (a page served with cross-origin isolation; Wasm on Web Workers);
+                                                         --serve DIR: your own page, attnflow at /attnflow/dist/ (attnflow web --help)
   attnflow help [command]                                this list; attnflow <command> --help: the command's options
 `;
 

@@ -113,7 +113,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
     name: "web", summary: "The shipped models explained in your browser: a local page with cross-origin isolation (Wasm on Web Workers).",
     flags: [
       { name: "port", kind: "value", type: "int", min: 0, max: 65535, help: "the port to listen on; 0: any free port", default: 8080 },
-      { name: "host", kind: "value", arg: "ADDR", help: "the address to listen on", default: "127.0.0.1" },
+      { name: "host", kind: "value", arg: "ADDR", help: "the address to listen on (this machine only by default); requests whose Host header names neither this machine (localhost, 127.x, [::1]) nor ADDR get 403 (DNS rebinding). To open the page from another machine, give the address it will use", default: "127.0.0.1" },
+      { name: "serve", kind: "value", arg: "DIR", help: "serve your own page instead: DIR at /, attnflow's build at /attnflow/dist/ (import map: \"attnflow\": \"/attnflow/dist/src/index.js\"), its models at /attnflow/models/" },
     ],
   },
   help: {

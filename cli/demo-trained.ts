@@ -10,6 +10,7 @@ import { runExplanation } from "../src/explain/explain-run.js";
 import { noGrad } from "../src/autograd.js";
 import { tidy } from "../src/scope.js";
 import { nodeFlowRows, renderExplanationText } from "./explain.js";
+import { BRIEF_SENTENCE } from "../src/brief.js";
 
 /** The repository's models/ folder (dist/cli/ → ../../models). */
 export function shippedModelsDir(): string {
@@ -19,7 +20,6 @@ export function shippedModelsDir(): string {
 export const DEMO_TEXT_MODEL = "fortunes-classifier.safetensors";
 export const DEMO_IMAGE_MODEL = "fashion-vit.safetensors";
 export const DEMO_IMAGE = "fashion-mnist-test-0.png";
-export const BRIEF_SENTENCE_EN = "I like to read technical blogs.";
 
 export async function runTrainedDemo(o: { text?: string; image?: string; color?: boolean; dir?: string; out?: (s: string) => void }): Promise<boolean> {
   const dir = o.dir ?? shippedModelsDir(), out = o.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
@@ -28,7 +28,7 @@ export async function runTrainedDemo(o: { text?: string; image?: string; color?:
   const rule = "═".repeat(100);
   if (existsSync(textModel)) {
     const ck = await loadCheckpoint(textModel);
-    const text = o.text ?? BRIEF_SENTENCE_EN;
+    const text = o.text ?? BRIEF_SENTENCE;   // src/brief.ts: the same sentence as demo --untrained and the page
     const pred = tidy(() => noGrad(() => ck.task.predict(ck.model, ck.config, text, {})));
     out(rule);
     out(`attnflow demo 1/2 — quotation-topic classifier (${ck.task.name}, ${DEMO_TEXT_MODEL}; ` +

@@ -1,9 +1,11 @@
-// `attnflow demo`: the product brief's example — "I really enjoy reading technical blogs." embedded and passed through
+// `attnflow demo --untrained`: the product brief's example sentence (src/brief.ts) embedded and passed through
 // SelfAttention(512) — printing the output shape, the attention matrix and per-token importance.
 import { manualSeed, noGrad, tensor, nn } from "../src/index.js";
 import { barChart, heatmap } from "../src/viz/terminal.js";
 
-export const BRIEF_SENTENCE = "I really enjoy reading technical blogs.";
+import { BRIEF_SENTENCE } from "../src/brief.js";
+
+export { BRIEF_SENTENCE };
 
 /** Words and punctuation, as the brief counts them: 7 tokens for the brief's sentence. */
 export function simpleTokens(text: string): string[] {

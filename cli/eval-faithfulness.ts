@@ -8,6 +8,7 @@ import { type ExplainMethod, parseMethods, runExplanation } from "../src/explain
 import {
   FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, summariseFaithfulness,
 } from "../src/explain/faithfulness.js";
+import type { Truncation } from "../src/tasks/task.js";
 import { type CliArgs, type CliIo, UsageError, checkFlags, intFlag, loadModel, nodeFlowRows, stringFlag } from "./explain.js";
 
 export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint> [--data DIR] [--n 50]
@@ -28,6 +29,13 @@ export function progressBar(total: number, write: (s: string) => void, tty: bool
     const d = Math.floor(frac * 10);
     if (d !== lastDecile || done >= total) { lastDecile = d; write(line + "\n"); }
   };
+}
+
+/** One line for the inputs that were cut to the model's maximum positions (their explanations cover the kept part). */
+export function truncationSummary(t: readonly Truncation[], n: number): string {
+  const dropped = t.reduce((s, x) => s + x.dropped, 0), most = Math.max(...t.map((x) => x.dropped));
+  return `WARNING: ${t.length} of ${n} input${n === 1 ? "" : "s"} truncated to the model's maximum of ${t[0].kept} positions: ` +
+    `${dropped} token${dropped === 1 ? "" : "s"} dropped in all (at most ${most} from one input); only the kept tokens were evaluated`;
 }
 
 export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
@@ -62,6 +70,7 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     const flowRows = nodeFlowRows();
     let refs: ExplainMethod[] = ["blankout", "inputgrad"];
     const notes: string[] = [];
+    const truncated: ({ input: number } & Truncation)[] = [];   // inputs cut to the model's maximum positions
     bar(0);
     for (let i = 0; i < inputs.length; i++) {
       const target = task.explain(ck.model, ck.config, inputs[i]);
@@ -75,17 +84,20 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
         notes.push(`input × gradient skipped: ${(x as Error).message}`);
         e = await runExplanation(task.explain(ck.model, ck.config, inputs[i]), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
       }
+      if (e.truncation) truncated.push({ input: i, ...e.truncation });
       samples.push(faithfulnessOf(e));
       bar(i + 1);
     }
     const summary = summariseFaithfulness(samples);
     for (const nt of notes) err(`note: ${nt}`);
     const json = f.json;
-    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, summary, samples };
+    const truncation = { inputs: truncated.length, droppedTokens: truncated.reduce((s, t) => s + t.dropped, 0), perInput: truncated };
+    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, truncation, summary, samples };
     if (json === true) out(JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v)));
     else {
       out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs`);
       out(formatFaithfulnessTable(summary));
+      if (truncated.length) out(truncationSummary(truncated, inputs.length));
       if (typeof json === "string") { writeFileSync(json, JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))); err(`wrote ${json}`); }
     }
     return 0;

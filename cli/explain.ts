@@ -6,7 +6,7 @@
 //     [--html report.html] [--no-color] [--flow-matrices all|layer|none]
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
-import type { ExplainInput, ModelConfig, Task } from "../src/tasks/task.js";
+import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
 import { type Explanation, type ExplainMethod, type FlowRowsFn, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
@@ -26,7 +26,8 @@ export const EXPLAIN_USAGE = `usage: attnflow explain --model <checkpoint> (--te
          [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]`;
 
 /** A usage error: reported with the usage text and exit code 2. */
-export class UsageError extends Error {}
+import { UsageError } from "./args.js";
+export { UsageError };   // one class: a usage mistake anywhere exits with code 2
 
 /** The lead's checkpoint loader (src/node/checkpoint.ts), imported lazily so that this file builds without it. */
 export async function defaultLoadCheckpoint(path: string): Promise<LoadedCheckpoint> {
@@ -117,6 +118,12 @@ function visible(t: string): string {
   return t.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥") || "∅";
 }
 
+/** One line saying that (and how) an input was cut to the model's maximum positions. */
+export function truncationNote(t: Truncation): string {
+  return `WARNING: input truncated — ${t.total} tokens, the model reads at most ${t.kept}: ${t.dropped} dropped from the ${t.from} ` +
+    `(${t.from === "end" ? "only the beginning" : "only the latest part"} is explained)`;
+}
+
 /** Terminal view of an explanation: header, then per method bars over tokens (or a patch grid for images). */
 export function renderExplanationText(e: Explanation, o: { color?: boolean; width?: number } = {}): string {
   const color = !!o.color, special = new Set(e.special);
@@ -126,6 +133,7 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
   const q = e.query === "mean" ? "mean over all non-special rows" : e.query === "readout" ? "rows weighted by the target's readout (cross-attention)"
     : `${JSON.stringify(e.tokens[e.query])} (position ${e.query})`;
   const lines = [
+    ...(e.truncation ? [truncationNote(e.truncation)] : []),
     `target: ${e.target.label} (index ${e.target.index})   score ${e.target.score.toPrecision(5)}`,
     `positions: ${e.tokens.length}${e.special.length ? ` (special: ${e.special.join(", ")})` : ""}   explained row: ${q}`,
     `attention: ${e.layers} layer${e.layers === 1 ? "" : "s"} x ${e.heads} head${e.heads === 1 ? "" : "s"}${e.causal ? " (causal)" : ""}; ` +

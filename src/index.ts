@@ -28,3 +28,4 @@ export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";
 export { configureBrowserWasmThreads } from "./backend/wasm/web-workers.js";
 export * as hf from "./hf/index.js";
+export { BRIEF_SENTENCE } from "./brief.js";

@@ -35,7 +35,11 @@ export function launchChromium(url: string, extraArgs: string[] = [], env: NodeJ
  * Chromium and resolves with the JSON the page POSTs to /__result; rejects when Chromium exits first or after
  * `timeoutMs`. `handle` adds routes (e.g. a generated page).
  */
-export async function pageReport<T>(o: { index: string; mounts: Record<string, string>; pathAndQuery: string; handle?: WebServerOptions["handle"]; timeoutMs?: number }): Promise<T> {
+export async function pageReport<T>(o: {
+  index?: string; mounts: Record<string, string>; pathAndQuery: string; handle?: WebServerOptions["handle"]; timeoutMs?: number;
+  /** Extra Chromium switches, e.g. --window-size=390,900. */
+  browserArgs?: string[];
+}): Promise<T> {
   let deliver!: (r: T) => void;
   const result = new Promise<T>((res) => { deliver = res; });
   const { url, close } = await startWebServer({
@@ -50,7 +54,7 @@ export async function pageReport<T>(o: { index: string; mounts: Record<string, s
       return o.handle?.(req, res) ?? false;
     },
   });
-  const browser = launchChromium(new URL(o.pathAndQuery, url).href);
+  const browser = launchChromium(new URL(o.pathAndQuery, url).href, o.browserArgs);
   const ms = o.timeoutMs ?? 150_000;
   const exited = browser.exited.then((code): T => { throw new Error(`Chromium exited (${code}) before the page reported:\n${browser.stderr().slice(-2000)}`); });
   const timer = new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no result from the page in ${ms / 1000} s:\n${browser.stderr().slice(-2000)}`)), ms).unref());

@@ -7,11 +7,12 @@
 // URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
 // ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
-import { escapeHtml } from "../../src/viz/html-report.js";
+import { escapeHtml, truncationBanner } from "../../src/viz/html-report.js";
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../../src/explain/explain-run.js";
 import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
 import { greySquare } from "../../src/data/grey-image.js";
-import { BRIEF_SENTENCE, classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
+import { classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
+import { BRIEF_SENTENCE } from "../../src/brief.js";
 import { IMAGE_SIDE, explainPixels, predictPixels, vitFromStoredConfig } from "../../src/tasks/fashion-vit-model.js";
 import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
@@ -123,16 +124,18 @@ function showPrediction(p: Prediction): void {
     return;
   }
   const alts = p.alternatives ?? [{ output: p.output, score: p.scoreName === "log-probability" ? 0 : 1 }];
+  // bars scale with the narrower of 200 px and 45 % of the screen (phones)
   const rows = alts.map((a) =>
-    `<tr><td>${escapeHtml(String(a.output))}</td><td><span class="bar" style="width:${Math.round(200 * prob(a.score))}px"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
-  const unk = (p.details?.unknownWords as string[] | undefined) ?? [];
+    `<tr><td>${escapeHtml(String(a.output))}</td><td><span class="bar" style="width:calc(${prob(a.score).toFixed(4)} * min(200px, 45vw))"></span> ${(100 * prob(a.score)).toFixed(1)} %</td></tr>`);
+  const unk = [...new Set((p.details?.unknownWords as string[] | undefined) ?? [])];
   $("prediction").innerHTML = `<table class="probs">${rows.join("")}</table>` +
-    (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escape).join(", ")}</p>` : "");
+    (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escapeHtml).join(", ")}</p>` : "");
 }
 
 async function explain(): Promise<{ prediction: Prediction; explanation: Explanation }> {
   if (!current) throw new Error("no model loaded");
   $("error").textContent = "";
+  $("notice").innerHTML = "";
   const prediction = current.predict();
   showPrediction(prediction);
   const t0 = performance.now();
@@ -142,9 +145,19 @@ async function explain(): Promise<{ prediction: Prediction; explanation: Explana
   });
   const title = current.kind === "image" ? `${current.name}: ${prediction.output}`
     : current.kind === "generation" ? `next character after "${textInput().slice(-40)}"` : `${textInput().slice(0, 60)} → ${prediction.output}`;
+  // an input longer than the model reads was cut: say so above the report too (the report repeats it)
+  if (explanation.truncation) $("notice").innerHTML = truncationBanner(explanation.truncation);
   ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${title}` });
   status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · ${threads()}`);
   return { prediction, explanation };
+}
+
+/** Page and report widths (a browser test checks that nothing scrolls sideways on a phone-sized window). */
+async function layout(): Promise<Record<string, number>> {
+  const frame = $("report") as HTMLIFrameElement;
+  for (let i = 0; i < 100 && frame.contentDocument?.body?.getAttribute("data-drawn") == null; i++) await new Promise((r) => setTimeout(r, 50));
+  const doc = frame.contentDocument!.documentElement;
+  return { innerWidth, scrollWidth: document.documentElement.scrollWidth, reportWidth: doc.clientWidth, reportScrollWidth: doc.scrollWidth };
 }
 
 async function main(): Promise<void> {
@@ -179,8 +192,9 @@ async function main(): Promise<void> {
   try {
     const { prediction, explanation } = await explain();
     Object.assign(summary, {
-      kind: current?.kind, backend: getBackend(), workers: wasmWorkerCount(), prediction: prediction.output, alternatives: prediction.alternatives,
-      tokens: explanation.tokens, pixels: pixels ? Array.from(pixels) : undefined,
+      kind: current?.kind, input: current?.kind === "image" ? undefined : textInput(), backend: getBackend(), workers: wasmWorkerCount(), prediction: prediction.output, alternatives: prediction.alternatives,
+      tokens: explanation.tokens, pixels: pixels ? Array.from(pixels) : undefined, truncation: explanation.truncation,
+      predictionText: $("prediction").textContent, notice: $("notice").textContent, layout: await layout(),
       importance: Object.fromEntries(Object.entries(explanation.methods).map(([k, v]) => [k, (v as { importance: number[] }).importance])),
     });
   } catch (e) {

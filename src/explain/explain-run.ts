@@ -17,7 +17,7 @@
 // perLayer[l] repeats the importance as if `layer` were l (raw, rollout, flow, grad), for faithfulness tables.
 
 import type { Module } from "../nn/module.js";
-import type { ExplainTarget } from "../tasks/task.js";
+import type { ExplainTarget, Truncation } from "../tasks/task.js";
 import { type AttentionStack, type HeadFusion, type MatrixStack, fuseHeads, headMatrix, prepareLayers } from "./attention-stack.js";
 import { attentionRollout, matmulSquare } from "./rollout.js";
 import { gradWeightedLayer } from "./grad-rollout.js";
@@ -97,6 +97,8 @@ export interface Explanation {
     blankout?: { importance: number[]; occludedScore: (number | null)[] };
     inputgrad?: { importance: number[]; signed: number[] };
   };
+  /** Present when the input was longer than the model reads and was cut: `tokens` are the kept positions. */
+  truncation?: Truncation;
   /** Image models: the picture and its patch grid (grid = [rows, cols], prefix non-patch positions first). */
   image?: { width: number; height: number; channels: number; patch: number; grid: [number, number]; prefix: number; pixels: number[] };
   /** Milliseconds per method (capture included in the first attention method). */
@@ -193,6 +195,7 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
     layers: L, heads: H, layerNames: ta.names, causal: ta.causal, layer, head: opts.head ?? null, methods: {}, timings,
   };
   if (query === "readout") out.readout = vec(target.readout!);
+  if (target.truncation) out.truncation = { ...target.truncation };
   if (opts.matrices ?? true) {
     out.attention = stack4(stack);
     if (ta.grads) out.attentionGrad = stack4(ta.grads);

@@ -12,7 +12,7 @@ import { defaultGenerator, Generator } from "../random.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { CharGPT, resolveCharGPTConfig, type CharGPTConfig } from "../models/char-gpt.js";
 import { argmax, generate, type GenerateResult } from "../models/generate.js";
-import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Task } from "./task.js";
+import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Task, Truncation } from "./task.js";
 import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 
 /** Characters per training example (the unit of --limit-train and of an epoch's length). */
@@ -287,7 +287,9 @@ function explainCharLM(model: CharGPT, config: ModelConfig, input: ExplainInput,
   let ids = input.ids ? [...input.ids] : input.text !== undefined ? tok.encode(input.text) : [];
   if (ids.length === 0) throw new Error("char-lm explain: empty input; give some text whose next character should be explained");
   for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= tok.vocabSize) throw new Error(`char-lm explain: id ${id} out of range [0, ${tok.vocabSize})`);
-  if (ids.length > T0) ids = ids.slice(-T0);                                             // the model sees at most blockSize
+  // the model sees at most blockSize characters: the latest ones, as when it generates
+  const truncation: Truncation | undefined = ids.length > T0 ? { total: ids.length, kept: T0, dropped: ids.length - T0, from: "start" } : undefined;
+  if (truncation) ids = ids.slice(-T0);
   const T = ids.length;
   model.eval();
   const x = Int32Array.from(ids);
@@ -318,6 +320,7 @@ function explainCharLM(model: CharGPT, config: ModelConfig, input: ExplainInput,
       return logits.select(0, 0).select(0, T - 1).select(0, targetIndex);                   // []
     },
     layerFilter: (name) => /^blocks\.\d+\.attn$/.test(name),
+    ...(truncation ? { truncation } : {}),
   };
 }
 

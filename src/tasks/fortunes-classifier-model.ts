@@ -9,13 +9,13 @@ import type { Generator } from "../random.js";
 import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
-import type { ExplainInput, ExplainTarget, ModelConfig, Prediction } from "./task.js";
+import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Truncation } from "./task.js";
 import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 
 export const MASK = "[MASK]";
 export const MASK_ID = 6;
-/** The product brief's example sentence (and its Chinese version, which is out of vocabulary). */
-export const BRIEF_SENTENCE = "The cat sat on the mat and looked at the bird.";
+/** The product brief's example sentence (src/brief.ts), the page's default text. */
+export { BRIEF_SENTENCE } from "../brief.js";
 
 /**
  * Everything the task keeps about a model besides its weights (the JSON stored in checkpoints). Flat, so every
@@ -81,6 +81,12 @@ const CLASSIFIER_RULES: Record<string, FieldRule> = {
   vocabFrom: r.oneOf(["train", "corpus"]), labelSmoothing: r.fraction(), classWeight: r.oneOf(["none", "balanced"]),
   tokenDropout: r.fraction(), mlmWeight: r.number(0, 1000), init: r.string(),
 };
+
+/** How a text is cut by encodeText (its end dropped), or undefined when it fits in maxLen positions. */
+export function textTruncation(tok: Tokenizer, text: string, maxLen: number): Truncation | undefined {
+  const total = tok.encode(text, { cls: true }).length;
+  return total > maxLen ? { total, kept: maxLen, dropped: total - maxLen, from: "end" } : undefined;
+}
 
 /** A fresh (untrained) classifier for a stored config, after checking that its tokenizer and labels fit. */
 export function classifierFromConfig(config: ModelConfig, gen?: Generator): TextClassifier {
@@ -151,14 +157,16 @@ export function predictText(model: TextClassifier, config: ModelConfig, input: s
   const p = softmaxRow(classifyIds(model, [ids]));
   const ranked = cfg.labels.map((l, c) => ({ output: l, score: p[c] })).sort((a, b) => b.score - a.score);
   const words = tok.tokenize(input);
+  const cut = textTruncation(tok, input, model.config.maxLen);
   return {
     output: ranked[0].output,
     alternatives: ranked,
     scoreName: "probability",
     details: {
       tokens: Array.from(ids, (i) => tok.idToToken(i)),
-      unknownWords: words.filter((w) => tok.tokenToId(w) === 1),
-      truncated: words.length + 1 > model.config.maxLen,
+      unknownWords: [...new Set(words.filter((w) => tok.tokenToId(w) === 1))],
+      truncated: cut !== undefined,
+      ...(cut ? { droppedTokens: cut.dropped } : {}),
     },
   };
 }
@@ -171,6 +179,8 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
   const predicted = (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })();
   const targetIndex = resolveTarget(cfg, target, predicted);
   const idList = Array.from(ids);
+  const text = typeof input === "string" ? input : input.text;
+  const truncation = text === undefined ? undefined : textTruncation(tok, text, model.config.maxLen);
   return {
     tokens: idList.map((i) => tok.idToToken(i)),
     targetLabel: cfg.labels[targetIndex],
@@ -179,6 +189,7 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
     layerFilter: (name) => /^encoder\.layers\.\d+\.self_attn$/.test(name),
     special: [0],
     query: model.config.pooling === "cls" ? 0 : "mean",
+    ...(truncation ? { truncation } : {}),
   };
 }
 

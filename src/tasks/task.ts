@@ -49,6 +49,13 @@ export interface Prediction {
 /** One input to explain: text, an image file, raw pixels (H·W floats in [0, 1], e.g. from a dataset) or token ids. */
 export interface ExplainInput { text?: string; image?: string; pixels?: Float32Array; ids?: number[] }
 
+/**
+ * An input longer than the model reads, cut to fit: `total` positions the whole input needs, the `kept` ones the
+ * model saw, `dropped` = total − kept, taken from the "end" (a classifier keeps the beginning) or the "start" (a
+ * language model keeps the latest context). Reported by explain, eval-faithfulness, the HTML report and the page.
+ */
+export interface Truncation { total: number; kept: number; dropped: number; from: "start" | "end" }
+
 /** What `attnflow explain` needs from a model on one input. */
 export interface ExplainTarget {
   /** Labels of the input positions the importance scores refer to (tokens, or patch names "r2c5"). */
@@ -81,6 +88,8 @@ export interface ExplainTarget {
    * classifiers and encoders of a seq2seq). Default: the first `special` position when there is one, else "mean".
    */
   query?: number | "mean";
+  /** Set when the input was cut to the model's maximum positions (the tokens above are the kept ones). */
+  truncation?: Truncation;
   /** For image models: the grid of patches and the image itself, for overlays. */
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }

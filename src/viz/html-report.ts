@@ -70,7 +70,7 @@ function importanceTable(e: Explanation, methods: string[]): string {
     }).join("");
     return `<tr${special.has(i) ? ' class="special"' : ""}><td>${i}</td><td class="tok">${escapeHtml(t)}</td>${cells}</tr>`;
   });
-  return `<table class="importance">${head}${rows.join("")}</table>`;
+  return `<div class="scroll"><table class="importance">${head}${rows.join("")}</table></div>`;
 }
 
 /** Static labelled heatmap of one (T, T) matrix (only for small T). */
@@ -82,7 +82,13 @@ function tableHeatmap(tokens: string[], m: number[][]): string {
     const t = max > 0 ? x / max : 0;
     return `<td style="background:${rampColor(t)};color:${t > 0.6 ? "#000" : "#fff"}">${x.toFixed(2)}</td>`;
   }).join("")}</tr>`);
-  return `<table class="heatmap-table">${head}${rows.join("")}</table>`;
+  return `<div class="scroll"><table class="heatmap-table">${head}${rows.join("")}</table></div>`;
+}
+
+/** A warning that the input was cut to the model's maximum positions (and which part was explained). */
+export function truncationBanner(t: NonNullable<Explanation["truncation"]>): string {
+  return `<p class="warn" role="alert"><b>Input truncated:</b> ${t.total} tokens, the model reads at most ${t.kept}; ` +
+    `${t.dropped} token${t.dropped === 1 ? " was" : "s were"} dropped from the ${t.from} and ${t.from === "end" ? "only the beginning" : "only the latest part"} is explained.</p>`;
 }
 
 /** The full report as one HTML string. */
@@ -96,6 +102,7 @@ export function renderHtmlReport(e: Explanation, o: { title?: string } = {}): st
     : e.query === "readout" ? "rows weighted by the target's readout (e.g. the output position's cross-attention)" : `position ${e.query} (${e.tokens[e.query]})`;
   const parts: string[] = [];
   parts.push(`<h1>${escapeHtml(title)}</h1>`);
+  if (e.truncation) parts.push(truncationBanner(e.truncation));
   parts.push(`<p class="summary">Target <b>${escapeHtml(e.target.label)}</b> (index ${e.target.index}), score ${e.target.score.toPrecision(5)}. ` +
     `Explained row: ${escapeHtml(queryText)}. Layers ${L}, heads ${H}, ${T} positions${e.causal ? ", causal attention" : ""}; ` +
     `explained layer ${e.layer}${e.head === null ? " (head mean)" : `, head ${e.head}`}.</p>`);
@@ -162,7 +169,8 @@ ${parts.join("\n")}
 
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1b1b1f;background:#fafafa}
-h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:14px;margin:10px 0 4px}
+h1{font-size:20px;overflow-wrap:anywhere}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}h3{font-size:14px;margin:10px 0 4px}
+.warn{background:#fff4e5;border:1px solid #e0a040;padding:6px 10px;border-radius:4px;max-width:70em}
 small{color:#777;font-weight:normal}.note{color:#666;font-size:12px}.summary{max-width:70em}
 .tokchip{padding:1px 4px;border-radius:3px;font-family:ui-monospace,monospace;line-height:2}
 table.importance{border-collapse:collapse;font-size:12px}table.importance td,table.importance th{padding:1px 6px;border-bottom:1px solid #eee;text-align:left}
@@ -174,7 +182,8 @@ table.heatmap-table td{padding:2px 3px;text-align:right}table.heatmap-table th{p
 table.heatmap-table th.col{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left}
 .maps{display:flex;flex-wrap:wrap;gap:10px}figure.map{margin:0}figcaption{font-size:11px;color:#555;text-align:center}
 canvas.heatmap,canvas.overlay{width:160px;image-rendering:pixelated;border:1px solid #ccc;background:#fff}
-canvas.overlay{width:224px}.tip{position:fixed;pointer-events:none;background:#222;color:#fff;font-size:12px;padding:3px 6px;border-radius:3px}
+canvas.overlay{width:224px}.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:600px){body{margin:8px}div.cell{width:64px}canvas.heatmap{width:120px}canvas.overlay{width:min(224px,86vw)}}.tip{position:fixed;pointer-events:none;background:#222;color:#fff;font-size:12px;padding:3px 6px;border-radius:3px}
 `;
 
 // Plain ES2015 so that any browser runs it; reads the embedded JSON, draws every canvas, shows values on hover, and
