@@ -57,6 +57,7 @@ test("browser: the page sends nothing to and loads nothing from another site; a 
     `report=${q(`/\\${elsewhere}/collect`)}&autorun=1`,           // a backslash reads as a slash in http(s) URLs
     `report=${q(`http://${elsewhere}/collect`)}&autorun=1`,       // absolute
     `model=${q(`//${elsewhere}/m.safetensors`)}&image=${q(`http://${elsewhere}/i.png`)}&autorun=1&report=/__same`,
+    "autorun=1&report=/models/",                                  // same origin, but the read-only server refuses it
   ];
   try {
     const frames = await pageReport<FrameResult[]>({
@@ -76,10 +77,12 @@ test("browser: the page sends nothing to and loads nothing from another site; a 
       timeoutMs: 220_000,
     });
     assert.deepEqual(other.seen, [], `requests reached the other site:\n${other.seen.join("\n")}`);
-    for (const f of frames) {
+    assert.equal(frames[4].error, "?report=/models/: the server answered HTTP 405 to the summary's POST");
+    for (const f of frames.slice(0, 4)) {
       assert.equal(f.error, "", `${f.query}: ${f.error}`);
       assert.match(f.status, /^explained in /, f.query);   // the page still explains, locally
     }
+    assert.equal(frames[4].urlNotice, "");
     for (const f of frames.slice(0, 3)) {
       assert.match(f.urlNotice, /Ignored \?report=.*127\.0\.0\.2.*: not a path on this server.*nothing is sent to or loaded from another site/, f.query);
     }

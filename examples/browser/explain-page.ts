@@ -223,7 +223,10 @@ async function main(): Promise<void> {
     summary.error = e instanceof Error ? e.stack ?? e.message : String(e);
     showError(e);
   }
-  if (report) await fetch(report, { method: "POST", body: JSON.stringify(summary) });
+  if (!report) return;
+  // `attnflow web` itself is read-only (405): only a server that collects results (the tests') accepts the summary
+  const r = await fetch(report, { method: "POST", body: JSON.stringify(summary) });
+  if (!r.ok) throw new Error(`?report=${report}: the server answered HTTP ${r.status} to the summary's POST`);
 }
 
 // <body data-done> once the page has loaded (and, with ?autorun=1, explained and reported): automation waits for it
