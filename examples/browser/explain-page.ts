@@ -4,8 +4,10 @@
 // through its cross-attention; chosen in the page or ?target=N), the character GPT (the next character after the
 // prompt) — runs the model and explains its output with every method, drawn by the same HTML report as
 // `attnflow explain --html`. Nothing leaves the page.
-// URL parameters: ?model=<url> picks the checkpoint, ?text=… prefills the text, ?image=<url> loads an image,
-// ?autorun=1 explains at once, ?report=<same-origin path> POSTs a JSON summary when done (automation, browser test).
+// URL parameters: ?model=<path> picks the checkpoint, ?text=… prefills the text, ?image=<path> loads an image,
+// ?autorun=1 explains at once, ?report=<path> POSTs a JSON summary when done (automation, browser test). Paths must
+// name this server (start with /, same origin): anything else is ignored with a notice, because a crafted link could
+// otherwise send the summary of the user's input to another site, or load a model or image from one.
 import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { escapeHtml, truncationBanner } from "../../src/viz/html-report.js";
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../../src/explain/explain-run.js";
@@ -33,6 +35,24 @@ const status = (s: string) => { $("status").textContent = s; };
 const threads = () => `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s)`;
 let current: Explainer | null = null;
 let pixels: Float32Array | null = null;    // the image input, 28×28 grey in [0, 1]
+
+/**
+ * The value of URL parameter `name` when it is a path on this server, else null — and when it names anything else
+ * (//host/…, /\host/…, http://host/…, data:…) a notice says it was ignored.
+ */
+function sameOriginParam(name: string): string | null {
+  const value = params.get(name);
+  if (value === null) return null;
+  let url: URL | null = null;
+  try { url = new URL(value, location.href); } catch { /* not a URL at all: refused below */ }
+  if (url && value.startsWith("/") && url.origin === location.origin) return url.pathname + url.search;
+  const p = document.createElement("p");
+  p.className = "warn";
+  p.textContent = `Ignored ?${name}=${value}: not a path on this server (it must start with /); this page uses only ` +
+    "files from the server that served it, so nothing is sent to or loaded from another site.";
+  $("url-notice").append(p);
+  return null;
+}
 
 function showError(e: unknown): void {
   $("error").textContent = e instanceof Error ? e.message : String(e);
@@ -99,6 +119,7 @@ async function loadUrl(url: string): Promise<void> {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
   useExplainer(explainerFor(new Uint8Array(await r.arrayBuffer()), url.split("/").pop() ?? url));
+  status(`${url} loaded from this server · ${threads()}`);   // say exactly what was loaded, and from where
 }
 
 /** Decode an image with the browser, then grey, invert when the background is light, pad and resize to 28×28. */
@@ -161,6 +182,8 @@ async function layout(): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
+  // checked first, so that a notice for an ignored parameter shows even when loading fails
+  const report = sameOriginParam("report"), model = sameOriginParam("model"), image = sameOriginParam("image");
   ($("text") as HTMLTextAreaElement).value = params.get("text") ?? BRIEF_SENTENCE;
   if (params.get("target")) ($("target") as HTMLInputElement).value = params.get("target")!;
   configureBrowserWasmThreads();            // false (one thread) when the page is not cross-origin isolated
@@ -176,13 +199,12 @@ async function main(): Promise<void> {
   });
   const select = $("model") as HTMLSelectElement;
   select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
-  const model = params.get("model");
   if (model) select.value = model;
   await loadUrl(model ?? select.value);
-  const image = params.get("image") ?? (current?.kind === "image" ? "/models/fashion-mnist-test-0.png" : null);
-  if (image) {
-    const r = await fetch(image);
-    if (!r.ok) throw new Error(`${image}: HTTP ${r.status}`);
+  const imageUrl = image ?? (current?.kind === "image" ? "/models/fashion-mnist-test-0.png" : null);
+  if (imageUrl) {
+    const r = await fetch(imageUrl);
+    if (!r.ok) throw new Error(`${imageUrl}: HTTP ${r.status}`);
     await setImage(await r.blob());
   }
   if (params.get("autorun") !== "1") return;
@@ -201,8 +223,11 @@ async function main(): Promise<void> {
     summary.error = e instanceof Error ? e.stack ?? e.message : String(e);
     showError(e);
   }
-  const report = params.get("report");
-  if (report && report.startsWith("/")) await fetch(report, { method: "POST", body: JSON.stringify(summary) });
+  if (!report) return;
+  // `attnflow web` itself is read-only (405): only a server that collects results (the tests') accepts the summary
+  const r = await fetch(report, { method: "POST", body: JSON.stringify(summary) });
+  if (!r.ok) throw new Error(`?report=${report}: the server answered HTTP ${r.status} to the summary's POST`);
 }
 
-main().catch((e) => { showError(e); status("failed"); });
+// <body data-done> once the page has loaded (and, with ?autorun=1, explained and reported): automation waits for it
+main().catch((e) => { showError(e); status("failed"); }).finally(() => { document.body.dataset.done = "1"; });
