@@ -49,6 +49,7 @@ test("web server: isolation headers, mounted files only, no traversal, read-only
     assert.equal(index.body, "<!doctype html>hi");
     assert.equal(index.headers["cross-origin-opener-policy"], "same-origin");
     assert.equal(index.headers["cross-origin-embedder-policy"], "require-corp");
+    assert.equal(index.headers["cross-origin-resource-policy"], "same-origin");   // no embedding by other sites
     const js = await get(url, "/pub/a.js");
     assert.equal(js.status, 200);
     assert.match(String(js.headers["content-type"]), /^text\/javascript/);

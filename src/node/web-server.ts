@@ -59,6 +59,8 @@ export function startWebServer(o: WebServerOptions): Promise<{ url: string; serv
     for (const [k, v] of Object.entries(ISOLATION_HEADERS)) res.setHeader(k, v);
     res.setHeader("Cache-Control", "no-store");
     res.setHeader("X-Content-Type-Options", "nosniff");
+    // other sites may not embed what is served here (<script>, <img> of the user's --serve files or the models)
+    res.setHeader("Cross-Origin-Resource-Policy", "same-origin");
     if (!hostAllowed(req.headers.host, port, extraHosts)) {
       throw new HttpError(403, `refused: the Host header ${JSON.stringify(req.headers.host ?? "")} does not name this server ` +
         "(only localhost, 127.x.x.x, [::1] or the address given with --host, with the server's port)");
