@@ -109,7 +109,7 @@ export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput
   const vocab = num(m.config, "vocab_size");
   if (idsFlag) {
     const ids = parseIds(flags[idsFlag] as string, idsFlag, vocab);
-    return { ids, labels: m.tokenizer ? m.tokenizer.labels(ids) : ids.map(String), typeIds: null, special: [] };
+    return { ids, labels: tokenLabels(m, ids), typeIds: null, special: [] };
   }
   const text = typeof flags.text === "string" ? flags.text : positional;
   if (!text.trim()) throw new UsageError('give the input text (--text "...") or token ids (--input-ids 1,2,3)');
@@ -183,8 +183,19 @@ function eosOf(m: HFLoaded): number | null {
   return null;
 }
 
+/** Readable labels of ids; an id the tokenizer does not know (a model vocabulary larger than the tokenizer's) shows as
+ *  "[id N]" rather than failing the whole output. */
+export function tokenLabels(m: HFLoaded, ids: number[]): string[] {
+  const tok = m.tokenizer;
+  if (!tok) return ids.map(String);
+  return ids.map((i) => (i < tok.vocabSize && tok.idToToken(i) !== undefined ? tok.labels([i])[0] : `[id ${i}]`));
+}
+
 function decode(m: HFLoaded, ids: number[]): string {
-  return m.tokenizer ? m.tokenizer.decode(ids, { skipSpecialTokens: true }) : ids.join(",");
+  const tok = m.tokenizer;
+  if (!tok) return ids.join(",");
+  if (ids.some((i) => i >= tok.vocabSize || tok.idToToken(i) === undefined)) return `${tokenLabels(m, ids).join(" ")} (ids beyond tokenizer.json's vocabulary)`;
+  return tok.decode(ids, { skipSpecialTokens: true });
 }
 
 function maxTokens(flags: Flags): number {
@@ -227,7 +238,7 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
       if (!pos.length) throw new UsageError(`the input has no ${m.tokenizer!.special.mask!.token} token to fill`);
       const logits = noGrad(() => m.model.forward(hfInputs(inp)).logits!);
       const V = logits.shape[2], d = logits.dataSync() as Float32Array;
-      r.masks = pos.map((t) => ({ position: t, top: topK(softmaxRow(d, t * V, V), 5).map(([v, i]) => ({ token: m.tokenizer!.labels([i])[0], id: i, probability: v })) }));
+      r.masks = pos.map((t) => ({ position: t, top: topK(softmaxRow(d, t * V, V), 5).map(([v, i]) => ({ token: tokenLabels(m, [i])[0], id: i, probability: v })) }));
     } else {
       const ids = noGrad(() => generateIds(m, inp, maxTokens(flags)));
       r.ids = ids; r.text = decode(m, ids);
@@ -302,7 +313,7 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
     if (pos < 0) throw new UsageError("masked-LM explain needs a [MASK] token in the input (and the folder's tokenizer.json to know its id)");
   }
   const t = pickTarget(target, argmaxOf(d, pos * V, V), V, tokId, "token");
-  return { ...base, targetLabel: m.tokenizer ? m.tokenizer.labels([t])[0] : String(t), targetIndex: t, query: pos,
+  return { ...base, targetLabel: tokenLabels(m, [t])[0], targetIndex: t, query: pos,
     score: () => model.forward(ins).logits!.select(0, 0).select(0, pos).select(0, t) };
 }
 
@@ -327,7 +338,7 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, flags: Flags,
     const [, H, Tq] = a.shape, d = a.dataSync() as Float32Array;
     for (let h = 0; h < H; h++) for (let j = 0; j < T; j++) readout[j] += d[(h * Tq + Tq - 1) * T + j] / (H * cross.length);
   }
-  const label = m.tokenizer ? m.tokenizer.labels([tok])[0] : String(tok);
+  const label = tokenLabels(m, [tok])[0];
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
     layerFilter: (name) => name.includes("encoder"),
