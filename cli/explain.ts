@@ -12,7 +12,7 @@ import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
-import { hfExplainTarget, isHFFolder, loadHF } from "./hf.js";
+import { hfExplainTarget, isHFFolder, kindOf, loadHF, occlusionToken } from "./hf.js";
 
 export interface CliArgs { _: string[]; flags: Record<string, string | boolean> }
 export interface LoadedCheckpoint { task: Task; model: Module; config: ModelConfig; meta: Record<string, unknown> }
@@ -206,11 +206,15 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
-      // blank-out and input x gradient need occlusion / embedding hooks that the HF models do not offer yet
-      const unsupported = methodSpec === "all" ? [] : methods.filter((m) => m === "blankout" || m === "inputgrad");
-      if (unsupported.length) throw new UsageError(`--method ${unsupported.join(",")} is not available for Hugging Face folders yet (raw, rollout, flow, grad are)`);
-      methods = methods.filter((m) => m !== "blankout" && m !== "inputgrad");
       const m = await loadHF(modelPath);
+      // input x gradient needs an embedding hook the HF models do not offer yet; blank-out a token to blank out with
+      const blank = occlusionToken(m) !== null;
+      const unsupported = methodSpec === "all" ? [] : methods.filter((x) => x === "inputgrad" || (x === "blankout" && !blank));
+      if (unsupported.length) {
+        throw new UsageError(`--method ${unsupported.join(",")} is not available for this Hugging Face folder (raw, rollout, flow, grad${blank ? ", blankout" : ""} are)` +
+          (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
+      }
+      methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
       const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm }));
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);

@@ -40,7 +40,7 @@ export async function loadHF(dir: string): Promise<HFLoaded> {
 const CAUSAL = new Set(["GPT2LMHeadModel", "LlamaForCausalLM"]);
 const SEQ2SEQ = new Set(["MarianMTModel", "BartForConditionalGeneration", "T5ForConditionalGeneration"]);
 type Kind = "classify" | "mlm" | "causal" | "seq2seq" | "image" | "base";
-function kindOf(arch: string): Kind {
+export function kindOf(arch: string): Kind {
   if (arch === "BertForSequenceClassification") return "classify";
   if (arch === "BertForMaskedLM") return "mlm";
   if (CAUSAL.has(arch)) return "causal";
@@ -109,7 +109,9 @@ export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput
   const vocab = num(m.config, "vocab_size");
   if (idsFlag) {
     const ids = parseIds(flags[idsFlag] as string, idsFlag, vocab);
-    return { ids, labels: tokenLabels(m, ids), typeIds: null, special: [] };
+    // the tokenizer's special ids ([CLS], [SEP], <s>…) are specials as in a tokenized text; a [MASK] is an input
+    const sp = m.tokenizer ? ids.flatMap((t, i) => (m.tokenizer!.specialIds.has(t) && t !== m.tokenizer!.special.mask?.id ? [i] : [])) : [];
+    return { ids, labels: tokenLabels(m, ids), typeIds: null, special: sp };
   }
   const text = typeof flags.text === "string" ? flags.text : positional;
   if (!text.trim()) throw new UsageError('give the input text (--text "...") or token ids (--input-ids 1,2,3)');
@@ -124,9 +126,24 @@ export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput
   };
 }
 
-function hfInputs(t: TextInput): HFInputs {
+/** The id that stands in for an occluded token (blank-out): [MASK], else the unknown or padding token; null for
+ *  images and for a folder with none of them. */
+export function occlusionToken(m: HFLoaded): number | null {
+  if (kindOf(m.model.architecture) === "image") return null;
+  const sp = m.tokenizer?.special;
+  const id = sp?.mask?.id ?? sp?.unk?.id ?? sp?.pad?.id ?? m.config.pad_token_id;
+  return typeof id === "number" ? id : null;
+}
+
+function hfInputs(t: TextInput, occlude: readonly number[] = [], blank: number | null = null): HFInputs {
   const T = t.ids.length;
-  const o: HFInputs = { inputIds: tensor([t.ids], { dtype: "int32" }), attentionMask: tensor([new Array(T).fill(1)], { dtype: "int32" }) };
+  let ids = t.ids;
+  if (occlude.length) {
+    if (blank === null) throw new Error("this model has no [MASK], unknown or padding token to blank tokens out with");
+    ids = ids.slice();
+    for (const j of occlude) ids[j] = blank;
+  }
+  const o: HFInputs = { inputIds: tensor([ids], { dtype: "int32" }), attentionMask: tensor([new Array(T).fill(1)], { dtype: "int32" }) };
   if (t.typeIds) o.tokenTypeIds = tensor([t.typeIds], { dtype: "int32" });
   return o;
 }
@@ -291,7 +308,8 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
       score: () => model.forward({ pixelValues: px }).logits!.select(0, 0).select(0, c) };
   }
   const inp = textInput(m, flags);
-  const ins = hfInputs(inp);
+  const ins = hfInputs(inp), blank = occlusionToken(m);
+  const insOf = (o?: { occlude?: readonly number[] }) => (o?.occlude?.length ? hfInputs(inp, o.occlude, blank) : ins);
   if (kind === "seq2seq") return seq2seqTarget(m, inp, ins, flags, target);
   const T = inp.ids.length;
   const logits = noGrad(() => model.forward(ins).logits);
@@ -301,8 +319,9 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
     const C = logits.shape[1], d = logits.dataSync() as Float32Array;
     const label2id = (m.config.label2id ?? {}) as Record<string, number>;
     const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
-    return { ...base, targetLabel: labelOf(m.config, c), targetIndex: c, query: inp.special[0] ?? "mean",
-      score: () => model.forward(ins).logits!.select(0, 0).select(0, c) };
+    // BERT's pooler reads position 0 ([CLS]) whatever the ids are
+    return { ...base, targetLabel: labelOf(m.config, c), targetIndex: c, query: 0,
+      score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, c) };
   }
   // masked LM: the first mask's filling; causal LM: the next token after the prompt
   const V = logits!.shape[2], d = logits!.dataSync() as Float32Array;
@@ -314,7 +333,7 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
   }
   const t = pickTarget(target, argmaxOf(d, pos * V, V), V, tokId, "token");
   return { ...base, targetLabel: tokenLabels(m, [t])[0], targetIndex: t, query: pos,
-    score: () => model.forward(ins).logits!.select(0, 0).select(0, pos).select(0, t) };
+    score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, pos).select(0, t) };
 }
 
 /**
@@ -342,6 +361,7 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, flags: Flags,
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
     layerFilter: (name) => name.includes("encoder"),
-    score: () => m.model.forward(decIns).logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
+    score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns)
+      .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
   };
 }

@@ -198,6 +198,35 @@ test("explain: an encoder-decoder is read through the cross-attention of the cho
   assert.equal(far.code, 2); assert.match(far.err, /--target 9 is out of range: 3 tokens were generated/);
 });
 
+test("explain: --target by class name, masked-LM target, and blank-out scores equal the model's logit drops", async () => {
+  const f = join(dir, "bert-seqcls-tok"), text = "the cat sat on a hat";
+  const r = cli("explain", "--model", f, "--text", text, "--target", "LABEL_1", "--method", "blankout,rollout", "--json");
+  assert.equal(r.code, 0, r.err);
+  const e = JSON.parse(r.out) as Explanation;
+  assert.equal(e.target.index, 1); assert.equal(e.target.label, "LABEL_1"); assert.equal(e.query, 0);
+  const p = await fromPretrainedDir(f);
+  const ids = (p.tokenizer as HFTokenizer).encode(text);
+  const logit = (x: number[]) => (noGrad(() => p.model.forward({ inputIds: tensor([x], { dtype: "int32" }) }).logits!).dataSync() as Float32Array)[1];
+  const base = logit(ids);
+  assert.ok(Math.abs(e.target.score - base) < 1e-4);
+  for (let j = 1; j < ids.length - 1; j++) {
+    const occluded = ids.slice(); occluded[j] = 4;   // [MASK]
+    assert.ok(Math.abs(e.methods.blankout!.importance[j] - (base - logit(occluded))) < 1e-4, `blankout[${j}]`);
+  }
+  const bad = cli("explain", "--model", f, "--text", text, "--target", "LABEL_9");
+  assert.equal(bad.code, 2); assert.match(bad.err, /--target "LABEL_9" is neither a class name of this model nor an index in \[0, 2\]/);
+
+  const mf = join(dir, "bert-mlm-h3-tok");
+  const rm = cli("explain", "--model", mf, "--text", "the cat [MASK] on the mat", "--method", "raw", "--json");
+  assert.equal(rm.code, 0, rm.err);
+  const em = JSON.parse(rm.out) as Explanation;
+  const pm = await fromPretrainedDir(mf);
+  const mids = (pm.tokenizer as HFTokenizer).encode("the cat [MASK] on the mat"), pos = mids.indexOf(4);
+  const lm = noGrad(() => pm.model.forward({ inputIds: tensor([mids], { dtype: "int32" }) }).logits!), V = lm.shape[2];
+  assert.equal(em.query, pos);
+  assert.equal(em.target.index, argmax(lm.dataSync() as Float32Array, pos * V, V));
+});
+
 test("HF folders: clear errors for a folder that is no model and for an unsupported model_type", () => {
   const empty = join(dir, "empty");
   cpSync(join(fixtures, "gpt2"), empty, { recursive: true });
@@ -216,5 +245,7 @@ test("HF folders: clear errors for a folder that is no model and for an unsuppor
     assert.match(r.err, /"model_type" "roberta" is not supported \(supported: bart, bert, gpt2, llama, marian, t5, vit\)/, cmd);
   }
   const blank = cli("explain", "--model", join(dir, "gpt2"), "--input-ids", "5,6", "--method", "blankout");
-  assert.equal(blank.code, 2); assert.match(blank.err, /blankout is not available for Hugging Face folders yet/);
+  assert.equal(blank.code, 2); assert.match(blank.err, /--method blankout is not available for this Hugging Face folder .*needs a \[MASK\], unknown or padding token/);
+  const ig = cli("explain", "--model", join(dir, "bert-seqcls-tok"), "--text", "the cat", "--method", "inputgrad");
+  assert.equal(ig.code, 2); assert.match(ig.err, /--method inputgrad is not available for this Hugging Face folder \(raw, rollout, flow, grad, blankout are\)/);
 });
