@@ -149,7 +149,10 @@ function hfInputs(t: TextInput, occlude: readonly number[] = [], blank: number |
 }
 
 /** The image as pixel values (1, C, S, S): bilinear resize to image_size, rescale 1/255, normalise (x − mean) / std. */
-export function imageInput(m: HFLoaded, file: string): Tensor {
+export function imageInput(m: HFLoaded, file: string): Tensor { return resizedImage(m, file).pixelValues; }
+
+/** pixelValues and the resized picture itself (S x S, C channels interleaved, values 0..1) for overlays. */
+function resizedImage(m: HFLoaded, file: string): { pixelValues: Tensor; picture: Float32Array; size: number; channels: number } {
   const S = num(m.config, "image_size") ?? 224, C = num(m.config, "num_channels") ?? 3;
   let mean: number[] = [0.5, 0.5, 0.5], std: number[] = [0.5, 0.5, 0.5];
   const pp = join(m.dir, "preprocessor_config.json");
@@ -162,7 +165,7 @@ export function imageInput(m: HFLoaded, file: string): Tensor {
   const { width: W, height: H, channels: ch, data } = img;
   // RGB value of source pixel (x, y) channel c: grey images repeat their one channel, alpha is dropped
   const at = (x: number, y: number, c: number) => data[(y * W + x) * ch + (ch >= 3 ? c : 0)];
-  const out = new Float32Array(C * S * S);
+  const out = new Float32Array(C * S * S), picture = new Float32Array(S * S * C);
   for (let c = 0; c < C; c++) {
     for (let i = 0; i < S; i++) {
       // pixel centres aligned (align_corners = False), as PIL / torchvision bilinear
@@ -172,10 +175,11 @@ export function imageInput(m: HFLoaded, file: string): Tensor {
         const src = C === 1 && ch >= 3 ? (x: number, y: number) => (at(x, y, 0) + at(x, y, 1) + at(x, y, 2)) / 3 : (x: number, y: number) => at(x, y, c);
         const v = (1 - fy) * ((1 - fx) * src(x0, y0) + fx * src(x1, y0)) + fy * ((1 - fx) * src(x0, y1) + fx * src(x1, y1));
         out[(c * S + i) * S + j] = (v / 255 - mean[c % mean.length]) / std[c % std.length];
+        picture[(i * S + j) * C + c] = v / 255;
       }
     }
   }
-  return tensor(out, { dtype: "float32" }).reshape([1, C, S, S]);
+  return { pixelValues: tensor(out, { dtype: "float32" }).reshape([1, C, S, S]), picture, size: S, channels: C };
 }
 
 // ---------------------------------------------------------------------------------------------------------- predict
@@ -297,14 +301,16 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
   if (kind === "image") {
     const file = typeof flags.image === "string" ? flags.image : undefined;
     if (!file) throw new UsageError("ViT needs an image: --image FILE (PNG or PGM)");
-    const px = imageInput(m, file);
+    const im = resizedImage(m, file), px = im.pixelValues;
     const logits = noGrad(() => model.forward({ pixelValues: px }).logits!);
     const C = logits.shape[1], d = logits.dataSync() as Float32Array;
     const label2id = (m.config.label2id ?? {}) as Record<string, number>;
     const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
     const S = num(m.config, "image_size") ?? 224, P = num(m.config, "patch_size") ?? 16, g = S / P;
     const tokens = ["[CLS]", ...Array.from({ length: g * g }, (_, i) => `r${Math.floor(i / g)}c${i % g}`)];
-    return { tokens, targetLabel: labelOf(m.config, c), targetIndex: c, special: [0], query: 0,
+    // the overlay shows the picture the model saw (1 or 3 channels)
+    const image = im.channels === 1 || im.channels === 3 ? { width: S, height: S, pixels: im.picture, patch: P, grid: [g, g] as [number, number], prefix: 1 } : undefined;
+    return { tokens, targetLabel: labelOf(m.config, c), targetIndex: c, special: [0], query: 0, image,
       score: () => model.forward({ pixelValues: px }).logits!.select(0, 0).select(0, c) };
   }
   const inp = textInput(m, flags);

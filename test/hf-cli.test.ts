@@ -146,6 +146,15 @@ test("predict: ViT classifies an image file, normalised with mean 0.5 / std 0.5"
   const d = logits.dataSync() as Float32Array, probs = softmax(d, 0, d.length);
   assert.equal(got.top[0].index, argmax(d));
   for (const t of got.top) assert.ok(Math.abs(t.probability - probs[t.index]) < 1e-5);
+  // explain: the [CLS] row over the patches, the picture kept for the overlay
+  const ex = cli("explain", "--model", f, "--image", png, "--method", "raw", "--json");
+  assert.equal(ex.code, 0, ex.err);
+  const e = JSON.parse(ex.out) as Explanation;
+  const g = S / cfg.patch_size;
+  assert.equal(e.target.index, argmax(d));
+  assert.equal(e.tokens.length, 1 + g * g);
+  assert.deepEqual(e.image!.grid, [g, g]);
+  assert.ok(Math.abs(e.image!.pixels[0] - rgba[0] / 255) < 1e-6);
 });
 
 test("explain: raw attention and the target come from the model's own forward (classifier, decoder)", async () => {
