@@ -165,7 +165,10 @@ export function predictSpec(tasks: Iterable<Task>): CommandSpec {
     const seen = flags.find((g) => g.name === f.name);
     if (!seen) flags.push(f);
     else if (seen.kind !== f.kind) throw new Error(`predict flag --${f.name}: a task declares it a ${seen.kind}, Hugging Face folders a ${f.kind}`);
-    else seen.help += `; ${f.help}`;
+    else {   // one line for both: the task's default goes with the task's half
+      seen.help = `${seen.help}${seen.default !== undefined ? ` (default ${String(seen.default)})` : ""}; ${f.help}`;
+      delete seen.default;
+    }
   }
   return { ...COMMANDS.predict, flags };
 }

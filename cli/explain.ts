@@ -24,7 +24,9 @@ export const EXPLAIN_USAGE = `usage: attnflow explain --model <checkpoint> (--te
          [--method rollout|raw|flow|grad|blankout|inputgrad (comma list or all; default rollout)]
          [--layer N (0-based, -1 = last)] [--head N (raw attention; default head mean)]
          [--target <class|token|index>] [--json [out.json]] [--html report.html] [--no-color]
-         [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]`;
+         [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]
+       --model also takes a Hugging Face folder (config.json, model.safetensors, tokenizer.json): --text, --image or
+         --input-ids 1,2,3; encoder-decoders: --target K explains the K-th generated token (--max-tokens N generated)`;
 
 /** A usage error: reported with the usage text and exit code 2. */
 import { UsageError } from "./args.js";
