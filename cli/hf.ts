@@ -104,6 +104,13 @@ function parseIds(s: string, flag: string, vocab: number | null): number[] {
   return ids;
 }
 
+/** An image for ViT, text or ids for the others: the wrong kind of input is named rather than ignored. */
+function checkInputKind(m: HFLoaded, flags: Flags): void {
+  const image = kindOf(m.model.architecture) === "image";
+  const wrong = (image ? ["text", "input", "input-ids"] : ["image"]).filter((k) => flags[k] !== undefined);
+  if (wrong.length) throw new UsageError(`${m.model.architecture} reads ${image ? "an image (--image FILE)" : "text or token ids (--text, --input-ids)"}, not ${wrong.map((k) => `--${k}`).join(", ")}`);
+}
+
 export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput {
   const idsFlag = (["input-ids", "input"] as const).find((k) => typeof flags[k] === "string");
   const vocab = num(m.config, "vocab_size");
@@ -239,7 +246,8 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
   const m = await loadHF(dir);
   const arch = m.model.architecture, kind = kindOf(arch), json = flags.json === true;
   const r: Record<string, unknown> = { architecture: arch };
-  if (kind === "base") throw new Error(`${arch} has no head (no logits): there is nothing to predict; explain and info work`);
+  if (kind === "base") throw new Error(`${arch} has no head (no logits): there is nothing to predict (info works)`);
+  checkInputKind(m, flags);
   if (kind === "image") {
     const file = typeof flags.image === "string" ? flags.image : positional;
     if (!file) throw new UsageError("ViT needs an image: --image FILE (PNG or PGM)");
@@ -298,6 +306,7 @@ function argmaxOf(a: ArrayLike<number>, off: number, n: number): number {
 export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | undefined): ExplainTarget {
   const arch = m.model.architecture, kind = kindOf(arch), model = m.model;
   const tokId = (s: string) => m.tokenizer?.tokenToId(s);
+  checkInputKind(m, flags);
   if (kind === "image") {
     const file = typeof flags.image === "string" ? flags.image : undefined;
     if (!file) throw new UsageError("ViT needs an image: --image FILE (PNG or PGM)");

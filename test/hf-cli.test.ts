@@ -253,6 +253,10 @@ test("HF folders: clear errors for a folder that is no model and for an unsuppor
     assert.equal(r.code, 1);
     assert.match(r.err, /"model_type" "roberta" is not supported \(supported: bart, bert, gpt2, llama, marian, t5, vit\)/, cmd);
   }
+  const wrong = cli("predict", "--model", join(dir, "vit"), "--input-ids", "1,2");
+  assert.equal(wrong.code, 2); assert.match(wrong.err, /ViTForImageClassification reads an image \(--image FILE\), not --input-ids/);
+  const wrong2 = cli("explain", "--model", join(dir, "gpt2"), "--image", join(dir, "img.png"));
+  assert.equal(wrong2.code, 2); assert.match(wrong2.err, /GPT2LMHeadModel reads text or token ids \(--text, --input-ids\), not --image/);
   const blank = cli("explain", "--model", join(dir, "gpt2"), "--input-ids", "5,6", "--method", "blankout");
   assert.equal(blank.code, 2); assert.match(blank.err, /--method blankout is not available for this Hugging Face folder .*needs a \[MASK\], unknown or padding token/);
   const ig = cli("explain", "--model", join(dir, "bert-seqcls-tok"), "--text", "the cat", "--method", "inputgrad");
