@@ -29,9 +29,10 @@ function cli(...args: string[]) {
 // A small WordPiece tokenizer (the BERT fixture's pipeline with a 20-entry vocabulary, so that every id fits the
 // 64- and 128-token fixture models).
 const WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far", "##s", "and", ".", "big", "red", "hat"];
-function addTokenizer(folder: string): void {
+function addTokenizer(folder: string, size = WORDS.length): void {
   const tj = JSON.parse(readFileSync(join(root, "test", "fixtures", "hf-tokenizer", "bert", "tokenizer.json"), "utf8"));
-  tj.model.vocab = Object.fromEntries(WORDS.map((w, i) => [w, i]));
+  const words = [...WORDS, ...Array.from({ length: size - WORDS.length }, (_, i) => `w${WORDS.length + i}`)];
+  tj.model.vocab = Object.fromEntries(words.map((w, i) => [w, i]));
   for (const t of tj.added_tokens) assert.equal(WORDS[t.id], t.content, "the fixture's special tokens keep their ids");
   writeFileSync(join(folder, "tokenizer.json"), JSON.stringify(tj));
 }
@@ -125,6 +126,24 @@ test("predict: greedy generation of decoders and encoder-decoders equals model.g
   assert.match(r.err, /has no tokenizer\.json.*--input-ids 1,2,3/);
   const big = cli("predict", "--model", join(dir, "gpt2"), "--input-ids", "5,100000");
   assert.equal(big.code, 2); assert.match(big.err, /token id 100000 is outside the vocabulary \(vocab_size \d+\)/);
+});
+
+test("predict: generated ids are decoded by the folder's tokenizer; text prompts are encoded by it", async () => {
+  const f = join(dir, "gpt2-vocab");
+  cpSync(join(fixtures, "gpt2"), f, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(f, "config.json"), "utf8"));
+  addTokenizer(f, cfg.vocab_size);   // every id the model can produce has a token
+  const r = cli("predict", "--model", f, "--text", "the cat sat", "--max-tokens", "6", "--json");
+  assert.equal(r.code, 0, r.err);
+  const got = JSON.parse(r.out);
+  const { model, tokenizer } = await fromPretrainedDir(f);
+  const tok = tokenizer as HFTokenizer, prompt = tok.encode("the cat sat");
+  const seq = Array.from(model.generate!({ inputIds: tensor([prompt], { dtype: "int32" }) }, { maxNewTokens: 6, eosTokenId: cfg.eos_token_id }).sequences.dataSync() as Int32Array, Number);
+  assert.deepEqual(got.ids, seq.slice(prompt.length));
+  assert.equal(got.text, tok.decode(got.ids, { skipSpecialTokens: true }));
+  assert.ok(got.text.length > 0);
+  const plain = cli("predict", "--model", f, "--text", "the cat sat", "--max-tokens", "6");
+  assert.equal(plain.out.trim(), got.text.trim());
 });
 
 test("predict: ViT classifies an image file, normalised with mean 0.5 / std 0.5", async () => {
