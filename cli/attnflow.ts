@@ -22,6 +22,7 @@ usage:
   attnflow eval --model <ckpt> [--data DIR] [--limit N] [--json]      held-out metrics of a checkpoint
   attnflow predict --model <ckpt> <input> [--json]       run one input (text, image file, ids — depends on the task)
   attnflow info --model <ckpt> [--json]                  what a checkpoint holds
+  (--model also takes a Hugging Face folder with config.json: predict [--text ... | --input-ids 1,2 | --image f] [--max-tokens N], info, explain)
   attnflow export --model <ckpt> --out <file> [--half] [--notes "..."]   small inference-only copy
   attnflow explain --model <ckpt> (--text "..." | --image <file> | --input <ids>) [--method raw|rollout|flow|grad|blankout|inputgrad|all]
                    [--layer N] [--head N] [--target <class|token|index>] [--json [file]] [--html report.html]

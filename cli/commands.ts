@@ -7,7 +7,13 @@ const COLOR: FlagSpec[] = [
   { name: "color", kind: "switch", help: "colour the output even when it is not a terminal" },
   { name: "no-color", kind: "switch", help: "no colours (also: the NO_COLOR environment variable)" },
 ];
-const MODEL: FlagSpec = { name: "model", kind: "value", arg: "CKPT", help: "the checkpoint (.safetensors) to use (required)" };
+const MODEL: FlagSpec = { name: "model", kind: "value", arg: "CKPT", help: "the checkpoint (.safetensors) or Hugging Face folder (config.json, model.safetensors, tokenizer.json) to use (required)" };
+const INPUT_IDS: FlagSpec = { name: "input-ids", kind: "value", arg: "IDS", help: "token ids 1,2,3 for a Hugging Face folder (instead of --text; needed without tokenizer.json)" };
+/** predict flags only a Hugging Face folder takes (an attnflow task that declares one of them takes it too). */
+export const HF_PREDICT_FLAGS: FlagSpec[] = [
+  INPUT_IDS,
+  { name: "max-tokens", kind: "value", type: "int", min: 0, help: "tokens to generate at most (Hugging Face decoders and encoder-decoders; default 20)" },
+];
 const DATA: FlagSpec = { name: "data", kind: "value", arg: "DIR", help: "read the task's data from DIR instead of the Debian package's folder" };
 
 export const TRAIN_FLAGS: FlagSpec[] = [
@@ -87,6 +93,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "text", kind: "value", help: "the input sentence" },
       { name: "image", kind: "value", arg: "FILE", help: "the input image (a file or test:<index>)" },
       { name: "input", kind: "value", arg: "IDS", help: "the input as comma-separated token ids" },
+      INPUT_IDS,
+      { name: "max-tokens", kind: "value", type: "int", min: 1, help: "encoder-decoders (Hugging Face): tokens to generate before choosing --target, the index of the explained output token (default 20)" },
       { name: "method", kind: "value", arg: "NAMES", help: "raw, rollout, flow, grad, blankout, inputgrad, a comma list or all (default rollout)" },
       { name: "methods", kind: "value", arg: "NAMES", help: "the same as --method" },
       { name: "layer", kind: "value", type: "int", help: "the layer of raw attention, 0-based; -1: the last", default: -1 },
@@ -151,6 +159,15 @@ export function predictSpec(tasks: Iterable<Task>): CommandSpec {
       if (!seen) flags.push({ ...f, help: `${f.help} [${t.name}]` });
       else if (seen.kind !== f.kind) throw new Error(`predict flag --${f.name}: task ${t.name} declares it a ${f.kind}, another task a ${seen.kind}`);
       else if (!PREDICT_FLAGS.includes(seen)) seen.help += ` [${t.name}]`;
+    }
+  }
+  for (const f of HF_PREDICT_FLAGS) {
+    const seen = flags.find((g) => g.name === f.name);
+    if (!seen) flags.push(f);
+    else if (seen.kind !== f.kind) throw new Error(`predict flag --${f.name}: a task declares it a ${seen.kind}, Hugging Face folders a ${f.kind}`);
+    else {   // one line for both: the task's default goes with the task's half
+      seen.help = `${seen.help}${seen.default !== undefined ? ` (default ${String(seen.default)})` : ""}; ${f.help}`;
+      delete seen.default;
     }
   }
   return { ...COMMANDS.predict, flags };

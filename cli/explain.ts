@@ -12,6 +12,7 @@ import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
+import { hfExplainTarget, isHFFolder, kindOf, loadHF, occlusionToken } from "./hf.js";
 
 export interface CliArgs { _: string[]; flags: Record<string, string | boolean> }
 export interface LoadedCheckpoint { task: Task; model: Module; config: ModelConfig; meta: Record<string, unknown> }
@@ -23,7 +24,9 @@ export const EXPLAIN_USAGE = `usage: attnflow explain --model <checkpoint> (--te
          [--method rollout|raw|flow|grad|blankout|inputgrad (comma list or all; default rollout)]
          [--layer N (0-based, -1 = last)] [--head N (raw attention; default head mean)]
          [--target <class|token|index>] [--json [out.json]] [--html report.html] [--no-color]
-         [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]`;
+         [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]
+       --model also takes a Hugging Face folder (config.json, model.safetensors, tokenizer.json): --text, --image or
+         --input-ids 1,2,3; encoder-decoders: --target K explains the K-th generated token (--max-tokens N generated)`;
 
 /** A usage error: reported with the usage text and exit code 2. */
 import { UsageError } from "./args.js";
@@ -108,6 +111,25 @@ export function nodeFlowRows(workers = defaultFlowWorkers()): FlowRowsFn {
   };
 }
 
+/** runExplanation with its out-of-range --layer / --head errors turned into usage errors. */
+async function explainOrUsage(run: () => Promise<Explanation>): Promise<Explanation> {
+  try { return await run(); } catch (x) {
+    const msg = (x as Error).message;
+    if (/^(layer|head) .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
+    throw x;
+  }
+}
+
+/** The input of an HF folder as given (checked when the model and its tokenizer are loaded). */
+function hfInputOf(f: Record<string, string | boolean>): ExplainInput {
+  const given = ["text", "image", "input", "input-ids"].filter((k) => f[k] !== undefined);
+  if (given.length === 0) throw new UsageError('missing input: give --text "<sentence>", --image <file> or --input-ids <id,id,...>');
+  if (given.length > 1) throw new UsageError(`give only one input, got ${given.map((g) => `--${g}`).join(" and ")}`);
+  const k = given[0], v = f[k];
+  if (typeof v !== "string" || v.trim() === "") throw new UsageError(`--${k} needs a value`);
+  return k === "text" ? { text: v } : k === "image" ? { image: v } : { ids: v.split(",").map((x) => Number(x.trim())) };
+}
+
 const TITLES: Record<ExplainMethod, string> = {
   raw: "raw attention", rollout: "attention rollout", flow: "attention flow", grad: "gradient-weighted rollout (Chefer et al.)",
   blankout: "blank-out: score drop when the token is occluded", inputgrad: "input × gradient |Σ x·∂score/∂x|",
@@ -159,7 +181,7 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
   return lines.join("\n");
 }
 
-const KNOWN = ["model", "text", "image", "input", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices"];
+const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices"];
 
 export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
   const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
@@ -169,7 +191,9 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
   try {
     checkFlags(f, KNOWN, "explain");
     const modelPath = stringFlag(f, "model", "a checkpoint file");
-    const input = parseExplainInput(f);
+    const hf = modelPath !== undefined && isHFFolder(modelPath);
+    if (!hf) for (const k of ["input-ids", "max-tokens"]) if (f[k] !== undefined) throw new UsageError(`--${k} is for Hugging Face model folders; for a checkpoint give ids with --input`);
+    const input = hf ? hfInputOf(f) : parseExplainInput(f);
     const methodSpec = f.method ?? f.methods;
     if (methodSpec === true) throw new UsageError("--method needs a name: rollout, raw, flow, grad, blankout, inputgrad, a comma list or all");
     let methods: ExplainMethod[];
@@ -183,28 +207,40 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const fm = f["flow-matrices"] === undefined ? "auto" : stringFlag(f, "flow-matrices", "all, layer or none");
     if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
+    if (hf) {
+      const m = await loadHF(modelPath);
+      // input x gradient needs an embedding hook the HF models do not offer yet; blank-out a token to blank out with
+      const blank = occlusionToken(m) !== null;
+      const unsupported = methodSpec === "all" ? [] : methods.filter((x) => x === "inputgrad" || (x === "blankout" && !blank));
+      if (unsupported.length) {
+        throw new UsageError(`--method ${unsupported.join(",")} is not available for this Hugging Face folder (raw, rollout, flow, grad${blank ? ", blankout" : ""} are)` +
+          (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
+      }
+      methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
+      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm }));
+      e.meta = { model: modelPath, architecture: m.model.architecture, input };
+      emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);
+      return 0;
+    }
     const ck = await loadModel(modelPath, io);
     if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
     const t = ck.task.explain(ck.model, ck.config, input, target);
-    let e: Explanation;
-    try {
-      e = await runExplanation(t, ck.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm });
-    } catch (x) {
-      const msg = (x as Error).message;
-      if (/^layer .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
-      if (/^head .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
-      throw x;
-    }
+    const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm }));
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
-    if (json === true) out(JSON.stringify(e));
-    else {
-      const color = io.color ?? (f["no-color"] !== true && (f.color === true || (process.stdout.isTTY === true && !process.env.NO_COLOR)));
-      out(`attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`);
-      out(renderExplanationText(e, { color }));
-      if (typeof json === "string") { writeFileSync(json, JSON.stringify(e)); err(`wrote ${json}`); }
-    }
-    if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${ck.task.name}: ${e.target.label}` })); err(`wrote ${html}`); }
+    emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`);
     return 0;
+
+    /** The explanation on stdout (terminal view or --json), into --json FILE and --html FILE. */
+    function emit(e: Explanation, header: string, title: string): void {
+      if (json === true) out(JSON.stringify(e));
+      else {
+        const color = io.color ?? (f["no-color"] !== true && (f.color === true || (process.stdout.isTTY === true && !process.env.NO_COLOR)));
+        out(header);
+        out(renderExplanationText(e, { color }));
+        if (typeof json === "string") { writeFileSync(json, JSON.stringify(e)); err(`wrote ${json}`); }
+      }
+      if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${title}` })); err(`wrote ${html}`); }
+    }
   } catch (x) {
     if (x instanceof UsageError) { err(`attnflow explain: ${x.message}\n\n${EXPLAIN_USAGE}`); return 2; }
     err(`attnflow explain: ${(x as Error).message}`);

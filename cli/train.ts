@@ -10,6 +10,7 @@ import type { ModelConfig, Task } from "../src/tasks/task.js";
 import type { Args } from "./args.js";
 import { UsageError } from "./args.js";
 import { PREDICT_FLAGS, TRAIN_FLAGS } from "./commands.js";
+import { hfInfo, hfPredict, isHFFolder } from "./hf.js";
 
 export type { Args } from "./args.js";
 
@@ -90,6 +91,7 @@ export async function evalCommand(a: Args): Promise<number> {
 export async function predictCommand(a: Args): Promise<number> {
   const path = str(a.flags, "model");
   if (!path) throw new Error("predict: --model <checkpoint> is required");
+  if (isHFFolder(path)) return hfPredict(path, a.flags, a._.slice(1).join(" "));
   const input = str(a.flags, "text") ?? str(a.flags, "image") ?? str(a.flags, "input") ?? a._.slice(1).join(" ");
   if (!input) throw new Error("predict: give the input as an argument or with --text / --image / --input");
   const ck = await loadCheckpoint(path);
@@ -119,6 +121,7 @@ function checkPredictFlags(flags: Args["flags"], task: Task): void {
 export async function infoCommand(a: Args): Promise<number> {
   const path = str(a.flags, "model") ?? a._[1];
   if (!path) throw new Error("info: --model <checkpoint> is required");
+  if (isHFFolder(path)) return hfInfo(path, a.flags.json === true);
   const raw = await readCheckpoint(path);
   const params = [...raw.weights.values()].reduce((s, t) => s + t.numel(), 0);
   const info = { task: raw.task, parameters: params, config: raw.config, metrics: raw.metrics, notes: raw.notes,

@@ -117,10 +117,10 @@ function parseJson(bytes: Uint8Array, name: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-interface Shard { file: string; header: StHeader }
+export interface Shard { file: string; header: StHeader }
 
 /** The safetensors header(s): model.safetensors, or every shard named by model.safetensors.index.json. */
-async function readHeaders(reader: HFFileReader): Promise<{ shards: Shard[]; where: Map<string, Shard> }> {
+export async function readHeaders(reader: HFFileReader): Promise<{ shards: Shard[]; where: Map<string, Shard> }> {
   const shards: Shard[] = [], where = new Map<string, Shard>();
   const headerOf = async (file: string): Promise<Shard> => {
     const size = await reader.size(file);
