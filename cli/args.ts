@@ -57,14 +57,14 @@ export function checkValue(f: FlagSpec, v: string): string | undefined {
   const want = describeRange(f);
   if (!Number.isFinite(x) || (f.type === "int" && !Number.isInteger(x))) return `must be ${want}, got "${v}"`;
   if (f.min !== undefined && (x < f.min || (f.minExclusive && x === f.min))) return `must be ${want}, got ${v}`;
-  if (f.max !== undefined && x > f.max) return `must be ${want}, got ${v}`;
+  if (f.max !== undefined && (x > f.max || (f.maxExclusive && x === f.max))) return `must be ${want}, got ${v}`;
   return undefined;
 }
 
 function describeRange(f: FlagSpec): string {
   const what = f.type === "int" ? "an integer" : "a number";
   const lo = f.min === undefined ? "" : `${f.minExclusive ? ">" : ">="} ${f.min}`;
-  const hi = f.max === undefined ? "" : `<= ${f.max}`;
+  const hi = f.max === undefined ? "" : `${f.maxExclusive ? "<" : "<="} ${f.max}`;
   return [what, [lo, hi].filter(Boolean).join(" and ")].filter(Boolean).join(" ");
 }
 

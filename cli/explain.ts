@@ -7,7 +7,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
 import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
-import { type Explanation, type ExplainMethod, type FlowRowsFn, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import { type Explanation, type ExplainMethod, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
@@ -25,6 +25,7 @@ export const EXPLAIN_USAGE = `usage: attnflow explain --model <checkpoint> (--te
          [--layer N (0-based, -1 = last)] [--head N (raw attention; default head mean)]
          [--target <class|token|index>] [--json [out.json]] [--html report.html] [--no-color]
          [--flow-matrices all|layer|none (full T x T flow matrices in --json/--html; default by cost)]
+         [--head-fusion mean|max|min] [--discard-ratio X (0 <= X < 1)] [--start-layer N] (rollout only)
        --model also takes a Hugging Face folder (config.json, model.safetensors, tokenizer.json): --text, --image or
          --input-ids 1,2,3; encoder-decoders: --target K explains the K-th generated token (--max-tokens N generated)`;
 
@@ -115,7 +116,8 @@ export function nodeFlowRows(workers = defaultFlowWorkers()): FlowRowsFn {
 async function explainOrUsage(run: () => Promise<Explanation>): Promise<Explanation> {
   try { return await run(); } catch (x) {
     const msg = (x as Error).message;
-    if (/^(layer|head) .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
+    if (/^(layer|head|start-layer) .* out of range/.test(msg)) throw new UsageError(`--${msg}`);
+    if (/^layer \d+ is below start-layer/.test(msg)) throw new UsageError(`--${msg.replace("start-layer", "--start-layer")}`);
     throw x;
   }
 }
@@ -146,6 +148,14 @@ export function truncationNote(t: Truncation): string {
     `(${t.from === "end" ? "only the beginning" : "only the latest part"} is explained)`;
 }
 
+/** The rollout options that differ from the defaults, for the section title ("" when none). */
+function rolloutNote(e: Explanation): string {
+  const o = e.methods.rollout?.options;
+  if (!o) return "";
+  const parts = [o.headFusion !== "mean" ? `head ${o.headFusion}` : "", o.discardRatio ? `discard ${o.discardRatio}` : "", o.startLayer ? `from layer ${o.startLayer}` : ""].filter(Boolean);
+  return parts.length ? ` (${parts.join(", ")})` : "";
+}
+
 /** Terminal view of an explanation: header, then per method bars over tokens (or a patch grid for images). */
 export function renderExplanationText(e: Explanation, o: { color?: boolean; width?: number } = {}): string {
   const color = !!o.color, special = new Set(e.special);
@@ -163,7 +173,7 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
   ];
   for (const m of Object.keys(e.methods) as ExplainMethod[]) {
     const imp = e.methods[m]!.importance;
-    lines.push("", `── ${TITLES[m]} ──`);
+    lines.push("", `── ${TITLES[m]}${m === "rollout" ? rolloutNote(e) : ""} ──`);
     if (e.image) {
       const im = e.image, v = imp.slice(im.prefix);
       lines.push(color ? imageOverlay(im, v, { color }) : patchGrid(im.grid, v, { color }));
@@ -181,7 +191,23 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
   return lines.join("\n");
 }
 
-const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices"];
+/** --head-fusion / --discard-ratio / --start-layer (values checked again here: tests call explainCommand directly). */
+function rolloutFlags(f: Record<string, string | boolean>, methods: ExplainMethod[]): RolloutMethodOptions {
+  const given = ["head-fusion", "discard-ratio", "start-layer"].filter((k) => f[k] !== undefined);
+  if (given.length && !methods.includes("rollout")) {
+    throw new UsageError(`${given.map((g) => `--${g}`).join(", ")} ${given.length > 1 ? "apply" : "applies"} to rollout only, but --method ${methods.join(",")} has no rollout`);
+  }
+  const hfu = stringFlag(f, "head-fusion", "mean, max or min");
+  if (hfu !== undefined && hfu !== "mean" && hfu !== "max" && hfu !== "min") throw new UsageError(`--head-fusion must be one of mean, max, min, got "${hfu}"`);
+  const dr = stringFlag(f, "discard-ratio", "a number >= 0 and < 1");
+  const ratio = dr === undefined ? undefined : Number(dr);
+  if (ratio !== undefined && (dr!.trim() === "" || !(ratio >= 0 && ratio < 1))) throw new UsageError(`--discard-ratio must be a number >= 0 and < 1, got ${dr}`);
+  const start = intFlag(f, "start-layer", "an integer >= 0");
+  if (start !== undefined && start < 0) throw new UsageError(`--start-layer must be an integer >= 0, got ${start}`);
+  return { headFusion: hfu, discardRatio: ratio, startLayer: start };
+}
+
+const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "head-fusion", "discard-ratio", "start-layer"];
 
 export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
   const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
@@ -206,6 +232,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const json = f.json;
     const fm = f["flow-matrices"] === undefined ? "auto" : stringFlag(f, "flow-matrices", "all, layer or none");
     if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
+    const rollout = rolloutFlags(f, methods);
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
@@ -217,7 +244,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
           (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
       }
       methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
-      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm }));
+      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);
       return 0;
@@ -225,7 +252,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const ck = await loadModel(modelPath, io);
     if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
     const t = ck.task.explain(ck.model, ck.config, input, target);
-    const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, flowRows: nodeFlowRows(), flowMatrices: fm }));
+    const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
     emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`);
     return 0;

@@ -14,6 +14,7 @@ import { noGrad } from "../src/autograd.js";
 import { encodePng } from "../src/node/image-file.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
 import type { Explanation } from "../src/explain/explain-run.js";
+import { attentionRollout } from "../src/explain/rollout.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "bin", "attnflow.js");
@@ -280,4 +281,22 @@ test("HF folders: clear errors for a folder that is no model and for an unsuppor
   assert.equal(blank.code, 2); assert.match(blank.err, /--method blankout is not available for this Hugging Face folder .*needs a \[MASK\], unknown or padding token/);
   const ig = cli("explain", "--model", join(dir, "bert-seqcls-tok"), "--text", "the cat", "--method", "inputgrad");
   assert.equal(ig.code, 2); assert.match(ig.err, /--method inputgrad is not available for this Hugging Face folder \(raw, rollout, flow, grad, blankout are\)/);
+});
+
+test("explain --head-fusion/--discard-ratio on a Hugging Face folder: rollout with those options, recorded in the JSON", () => {
+  const f = caseFolder("bert-seqcls", true);
+  const r = cli("explain", "--model", f, "--text", "the red dog ran far", "--head-fusion", "min", "--discard-ratio", "0.5", "--json");
+  assert.equal(r.code, 0, r.err);
+  const e = JSON.parse(r.out) as Explanation;
+  assert.deepEqual(e.methods.rollout!.options, { headFusion: "min", discardRatio: 0.5, startLayer: 0 });
+  const T = e.tokens.length, q = e.query as number;
+  const ro = (o: { headFusion?: "min"; discardRatio?: number }) => {
+    const m = attentionRollout({ data: new Float64Array(e.attention!.flat(3)), layers: e.layers, heads: e.heads, tokens: T }, { ...o, causal: e.causal });
+    const v = Array.from({ length: T }, (_, j) => (e.special.includes(j) ? 0 : m.data[(e.layer * T + q) * T + j]));
+    const s = v.reduce((x, y) => x + y, 0);
+    return v.map((x) => x / s);
+  };
+  const want = ro({ headFusion: "min", discardRatio: 0.5 }), plain = ro({});
+  want.forEach((v, j) => assert.ok(Math.abs(e.methods.rollout!.importance[j] - v) < 1e-5, `rollout[${j}]`));
+  assert.ok(plain.some((v, j) => Math.abs(v - want[j]) > 1e-3), "the options should change the rollout here");
 });

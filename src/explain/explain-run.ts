@@ -60,6 +60,9 @@ export interface ExplainRunOptions {
   alpha?: number;
   headFusion?: HeadFusion;
   discardRatio?: number;
+  /** Options of the rollout method only (the CLI's --head-fusion, --discard-ratio, --start-layer): they override
+   *  headFusion / discardRatio above for rollout; startLayer is the first layer in the product (default 0). */
+  rollout?: RolloutMethodOptions;
   /** Full T x T flow matrices: of every layer, of the explained layer, or none; "auto" (default) by cost. */
   flowMatrices?: "all" | "layer" | "none" | "auto";
   /** Include every attention matrix (and the attention gradients for grad) in the result (default true). */
@@ -68,6 +71,8 @@ export interface ExplainRunOptions {
   flowRows?: FlowRowsFn;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
+
+export interface RolloutMethodOptions { headFusion?: HeadFusion; discardRatio?: number; startLayer?: number }
 
 export interface Explanation {
   format: "attnflow-explanation";
@@ -91,7 +96,8 @@ export interface Explanation {
   attentionGrad?: number[][][][];
   methods: {
     raw?: { importance: number[]; perLayer: number[][]; matrix: number[][] };
-    rollout?: { importance: number[]; perLayer: number[][]; matrices?: number[][][] };
+    /** perLayer and matrices cover layers options.startLayer .. L-1 (perLayer[k] is layer startLayer + k). */
+    rollout?: { importance: number[]; perLayer: number[][]; matrices?: number[][][]; options: Required<RolloutMethodOptions> };
     flow?: { importance: number[]; perLayer: number[][]; matrices?: { layer: number; matrix: number[][] }[] };
     grad?: { importance: number[]; perLayer: number[][]; relevance: number[][] };
     blankout?: { importance: number[]; occludedScore: (number | null)[] };
@@ -125,6 +131,17 @@ export function resolveExplainLayer(L: number, layer: number | undefined): numbe
     throw new RangeError(`layer ${String(layer)} is out of range: the explained stack has ${L} attention layer${L === 1 ? "" : "s"} (use 0..${L - 1}, or -1 for the last)`);
   }
   return l < 0 ? L + l : l;
+}
+
+/** The rollout's options with their defaults; a start layer past the last layer or above the explained one is named. */
+function rolloutMethodOptions(opts: ExplainRunOptions, L: number, layer: number): Required<RolloutMethodOptions> {
+  const o = opts.rollout ?? {};
+  const startLayer = o.startLayer ?? 0;
+  if (!Number.isInteger(startLayer) || startLayer < 0 || startLayer >= L) {
+    throw new RangeError(`start-layer ${String(o.startLayer)} is out of range: the model has ${L} attention layer${L === 1 ? "" : "s"} (use 0..${L - 1})`);
+  }
+  if (layer < startLayer) throw new RangeError(`layer ${layer} is below start-layer ${startLayer}: rollout explains layers ${startLayer}..${L - 1}`);
+  return { headFusion: o.headFusion ?? opts.headFusion ?? "mean", discardRatio: o.discardRatio ?? opts.discardRatio ?? 0, startLayer };
 }
 
 /** The explained rows and their weights (one row, the non-special rows with weight 1, or a readout). */
@@ -211,10 +228,12 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
     lap("raw");
   }
   if (methods.includes("rollout")) {
-    const r = attentionRollout(stack, prep);
-    const perLayer = Array.from({ length: L }, (_, l) => vec(rowImportance(r.data, l * TT, T, rows, specialSet)));
-    out.methods.rollout = { importance: perLayer[layer], perLayer };
-    if (opts.matrices ?? true) out.methods.rollout.matrices = Array.from({ length: L }, (_, l) => mat(r.data, T, T, l * TT));
+    const o = rolloutMethodOptions(opts, L, layer);
+    const r = attentionRollout(stack, { ...prep, ...o });
+    const n = r.layers;   // L - startLayer
+    const perLayer = Array.from({ length: n }, (_, k) => vec(rowImportance(r.data, k * TT, T, rows, specialSet)));
+    out.methods.rollout = { importance: perLayer[layer - o.startLayer], perLayer, options: o };
+    if (opts.matrices ?? true) out.methods.rollout.matrices = Array.from({ length: n }, (_, k) => mat(r.data, T, T, k * TT));
     lap("rollout");
   }
   if (methods.includes("flow")) {

@@ -112,6 +112,8 @@ export interface FlagSpec {
   /** `min` itself is not allowed (e.g. lr > 0). */
   minExclusive?: boolean;
   max?: number;
+  /** `max` itself is not allowed (e.g. a ratio < 1). */
+  maxExclusive?: boolean;
   choices?: readonly string[];
   /** An empty value ("") is allowed (e.g. --notes "" to clear notes); otherwise it is an error. */
   allowEmpty?: boolean;

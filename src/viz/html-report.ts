@@ -139,7 +139,9 @@ export function renderHtmlReport(e: Explanation, o: { title?: string } = {}): st
     parts.push(`<h2>Attention per layer and head</h2><p class="note">Row = query position, column = key position; colour 0 → each map's maximum; hover for values.</p>${rows.join("")}`);
   }
   const ro = e.methods.rollout?.matrices;
-  if (ro) parts.push(`<h2>Attention rollout per layer</h2><div class="maps">${ro.map((m, l) => canvas(maps.add(m, "tokens", "tokens"), `rollout to layer ${l}`)).join("")}</div>`);
+  // with a start layer s the matrices are those of layers s..L-1 (the product from layer s on)
+  const s0 = e.methods.rollout?.options?.startLayer ?? 0;
+  if (ro) parts.push(`<h2>Attention rollout per layer${s0 ? ` (from layer ${s0})` : ""}</h2><div class="maps">${ro.map((m, l) => canvas(maps.add(m, "tokens", "tokens"), `rollout to layer ${l + s0}`)).join("")}</div>`);
   const fm = e.methods.flow?.matrices;
   if (fm) parts.push(`<h2>Attention flow</h2><div class="maps">${fm.map((f) => canvas(maps.add(f.matrix, "tokens", "tokens"), `flow from the output of layer ${f.layer}`)).join("")}</div>`);
   if (e.methods.grad) {
