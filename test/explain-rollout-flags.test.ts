@@ -4,6 +4,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { attentionRollout } from "../src/explain/rollout.js";
 import type { Explanation } from "../src/explain/explain-run.js";
 import type { HeadFusion } from "../src/explain/attention-stack.js";
@@ -56,6 +59,13 @@ test("explain --head-fusion/--discard-ratio/--start-layer: the CLI's rollout is 
   const term = cli("explain", "--model", MODEL, "--text", TEXT, "--head-fusion", "max", "--discard-ratio", "0.6", "--start-layer", "1");
   assert.equal(term.code, 0, term.err);
   assert.match(term.out, /── attention rollout \(head max, discard 0\.6, from layer 1\) ──/);
+  // the HTML report labels the rollout's per-layer rows with the layers they are (1..3 here, not 0..2)
+  const html = join(mkdtempSync(join(tmpdir(), "af-rollout-")), "r.html");
+  const h = cli("explain", "--model", MODEL, "--text", TEXT, "--method", "raw,rollout", "--start-layer", "1", "--html", html);
+  assert.equal(h.code, 0, h.err);
+  const page = readFileSync(html, "utf8");
+  assert.match(page, /attention rollout[^<"]* \(layers 1\.\.3\)/i);
+  assert.match(page, /raw attention[^<"]* \(layers 0\.\.3\)/i);
   // one option alone is applied too, and the others are recorded at their defaults
   const d = JSON.parse(cli("explain", "--model", MODEL, "--text", TEXT, "--head-fusion", "min", "--json").out) as Explanation;
   assert.ok(close(d.methods.rollout!.importance, libraryImportance(d, { headFusion: "min" }), 1e-5));

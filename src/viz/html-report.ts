@@ -126,8 +126,12 @@ export function renderHtmlReport(e: Explanation, o: { title?: string } = {}): st
   if (methods.length) parts.push(`<h2>Per-token importance</h2>${importanceTable(e, methods)}`);
   const perLayer = methods.filter((m) => (e.methods as Record<string, { perLayer?: number[][] }>)[m].perLayer);
   if (perLayer.length && L > 1) {
-    parts.push(`<h2>Importance at the output of every layer</h2><p class="note">Rows: layers 0..${L - 1}; columns: positions.</p><div class="maps">` +
-      perLayer.map((m) => canvas(maps.add((e.methods as Record<string, { perLayer: number[][] }>)[m].perLayer, "layers", "tokens"), METHOD_TITLES[m])).join("") + "</div>");
+    // a method's rows are the last layers it covers (rollout with a start layer s: layers s..L-1)
+    parts.push(`<h2>Importance at the output of every layer</h2><p class="note">Rows: layers, as each map's title says; columns: positions.</p><div class="maps">` +
+      perLayer.map((m) => {
+        const rows = (e.methods as Record<string, { perLayer: number[][] }>)[m].perLayer;
+        return canvas(maps.add(rows, "layers", "tokens"), `${METHOD_TITLES[m]} (layers ${L - rows.length}..${L - 1})`);
+      }).join("") + "</div>");
   }
   if (e.attention) {
     const mean = (l: number) => Array.from({ length: T }, (_, i) => Array.from({ length: T }, (_, j) => e.attention![l].reduce((s, h) => s + h[i][j], 0) / H));
