@@ -12,6 +12,7 @@ import { attentionHeads } from "../ops/attention-heads.js";
 import * as F from "../functional.js";
 import { activeRecorder } from "../explain/capture.js";
 import type { Module } from "../nn/module.js";
+import { activation as hfActivation, type HFActivation } from "./common.js";
 import { HFImportError, type HFConfig, type HFGenerateOptions, type HFGenerateResult, type HFInputs } from "./types.js";
 
 // ---------------------------------------------------------------- config readers
@@ -93,22 +94,11 @@ export function addBasePrefix(sd: Map<string, Tensor>, prefix: string, own: Set<
 
 // ---------------------------------------------------------------- activations (HF's ACT2FN names)
 export type Activation = (x: Tensor) => Tensor;
-const ACTIVATIONS: Record<string, Activation> = {
-  relu: (x) => F.relu(x),
-  gelu: (x) => F.gelu(x),                      // GELUActivation: exact erf form
-  gelu_new: (x) => F.gelu(x, "tanh"),          // NewGELUActivation: the tanh approximation
-  gelu_pytorch_tanh: (x) => F.gelu(x, "tanh"),
-  gelu_fast: (x) => F.gelu(x, "tanh"),         // same formula with 0.7978845608 spelled out
-  silu: (x) => x.mul(x.sigmoid()),
-  swish: (x) => x.mul(x.sigmoid()),
-  tanh: (x) => x.tanh(),
-  sigmoid: (x) => x.sigmoid(),
-};
-export const ACTIVATION_NAMES = Object.keys(ACTIVATIONS);
+/** The ACT2FN names these encoder–decoders accept; the formulas are src/hf/common.ts's (one table for every family). */
+export const ACTIVATION_NAMES: readonly string[] = ["relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish", "tanh", "sigmoid"];
 export function activation(name: string): Activation {
-  const f = ACTIVATIONS[name];
-  if (!f) throw new HFImportError(`activation "${name}" is not supported (supported: ${ACTIVATION_NAMES.join(", ")})`);
-  return f;
+  if (!(ACTIVATION_NAMES as readonly string[]).includes(name)) throw new HFImportError(`activation "${name}" is not supported (supported: ${ACTIVATION_NAMES.join(", ")})`);
+  return (x) => hfActivation(name as HFActivation, x);
 }
 
 // ---------------------------------------------------------------- checkpoints
