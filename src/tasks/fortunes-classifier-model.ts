@@ -9,7 +9,7 @@ import type { Generator } from "../random.js";
 import { trainedModelFromBytes } from "../io/checkpoint-bytes.js";
 import { Tokenizer, CLS_ID, type TokenizerJSON } from "../data/tokenizer.js";
 import { TextClassifier, lengthGroups, padIds, type TextClassifierConfig } from "../models/text-classifier.js";
-import type { ExplainInput, ExplainTarget, ModelConfig, Prediction, Truncation } from "./task.js";
+import type { ExplainInput, ExplainTarget, ModelConfig, ModelOptionSpec, Prediction, Truncation } from "./task.js";
 import { checkConfigFields, rules as r, type FieldRule } from "./config-check.js";
 
 export const MASK = "[MASK]";
@@ -69,6 +69,17 @@ export function encodeText(tok: Tokenizer, text: string, maxLen: number): Int32A
 }
 
 /** Fields of a text-classifier config shared by the classifier and masked-LM tasks (task knobs may be absent in old configs). */
+/** The encoder's model options (kebab-case flags of `train <task>`), shared by the classifier and masked-LM tasks. */
+export const TEXT_ENCODER_OPTIONS: Readonly<Record<string, ModelOptionSpec>> = {
+  dModel: { default: 128, help: "embedding width" },
+  depth: { default: 4, help: "encoder layers" },
+  heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
+  ff: { default: 512, help: "hidden width of each layer's MLP" },
+  maxLen: { default: 128, help: "longest input in tokens, with [CLS]" },
+  normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
+  activation: { default: "gelu", help: "gelu or relu" },
+};
+
 export const TEXT_ENCODER_RULES: Record<string, FieldRule> = {
   vocabSize: r.vocab(MASK_ID + 1), dModel: r.width(), depth: r.layers(0), heads: r.width(), ff: r.width(), maxLen: r.length(2),
   dropout: r.fraction(), normFirst: r.bool(true), activation: r.oneOf(["gelu", "relu"], true), pooling: r.oneOf(["cls", "mean"]),

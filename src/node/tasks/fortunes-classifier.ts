@@ -24,7 +24,7 @@ import { TextClassifier, lengthGroups, maskTokens, padIds } from "../../models/t
 import type { DataOptions, ModelConfig, Task } from "../../tasks/task.js";
 import { checkpointFromBytes } from "../../io/checkpoint-bytes.js";
 import {
-  MASK, MASK_ID, classifierFromConfig, classifierState, classifyIds, encodeText, explainText, predictText,
+  MASK, MASK_ID, TEXT_ENCODER_OPTIONS, classifierFromConfig, classifierState, classifyIds, encodeText, explainText, predictText,
   softmaxRow, tokenizerFromConfig, type ClassifierConfig,
 } from "../../tasks/fortunes-classifier-model.js";
 
@@ -201,13 +201,7 @@ export const task: Task<TextClassifier, FortunesClsData> = {
 
   modelOptions: {
     init: { default: "", help: "start from a fortunes-mlm checkpoint (its backbone options then apply)" },
-    dModel: { default: 128, help: "embedding width" },
-    depth: { default: 4, help: "encoder layers" },
-    heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
-    ff: { default: 512, help: "hidden width of each layer's MLP" },
-    maxLen: { default: 128, help: "longest input in tokens, with [CLS]" },
-    normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
-    activation: { default: "gelu", help: "gelu or relu" },
+    ...TEXT_ENCODER_OPTIONS,
     vocabFrom: { default: "train", help: "vocabulary from the training texts (train) or all fortune files (corpus)" },
     minFreq: { default: 2, help: "a word's minimum count to enter the vocabulary" },
     maxVocab: { default: 0, help: "vocabulary size limit; 0: none" },

@@ -14,7 +14,7 @@ import { FORTUNES_DIR } from "../datasets.js";
 import { TextClassifier, lengthGroups, maskTokens, padIds, type TextClassifierConfig } from "../../models/text-classifier.js";
 import type { DataOptions, ModelConfig, Prediction, Task } from "../../tasks/task.js";
 import { checkConfigFields, rules as r, type FieldRule } from "../../tasks/config-check.js";
-import { TEXT_ENCODER_RULES } from "../../tasks/fortunes-classifier-model.js";
+import { TEXT_ENCODER_OPTIONS, TEXT_ENCODER_RULES } from "../../tasks/fortunes-classifier-model.js";
 import { MASK, MASK_ID, buildWordVocab, fortuneCorpus, hashOrder, numOpt, tokenizerFromConfig } from "./fortunes-classifier.js";
 
 export interface FortunesMlmData {
@@ -136,13 +136,7 @@ export const task: Task<TextClassifier, FortunesMlmData> = {
   trainSize: (data) => data.train.length,
 
   modelOptions: {
-    dModel: { default: 128, help: "embedding width" },
-    depth: { default: 4, help: "encoder layers" },
-    heads: { default: 4, help: "attention heads per layer (must divide d-model)" },
-    ff: { default: 512, help: "hidden width of each layer's MLP" },
-    maxLen: { default: 128, help: "longest input in tokens, with [CLS]" },
-    normFirst: { default: true, help: "pre-norm (true) or post-norm (false) layers" },
-    activation: { default: "gelu", help: "gelu or relu" },
+    ...TEXT_ENCODER_OPTIONS,
     minFreq: { default: 3, help: "a word's minimum count to enter the vocabulary" },
     maxVocab: { default: 0, help: "vocabulary size limit; 0: none" },
     dropout: { default: 0.1, help: "dropout probability in [0, 1)" },
