@@ -117,6 +117,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "methods", kind: "value", arg: "NAMES", help: "comma list of raw, rollout, flow, grad (default all four)" },
       { name: "method", kind: "value", arg: "NAMES", help: "the same as --methods" },
       { name: "json", kind: "optional-value", arg: "FILE", help: "the tables and per-input scores as JSON: on stdout, or into FILE" },
+      { name: "paper", kind: "switch", help: "print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)" },
       ...COLOR,
     ],
   },

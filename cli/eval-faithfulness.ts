@@ -6,15 +6,17 @@
 import { writeFileSync } from "node:fs";
 import { type ExplainMethod, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import {
-  FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, summariseFaithfulness,
+  ABNAR_ZUIDEMA_TABLE1, FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, formatPaperComparison,
+  summariseFaithfulness,
 } from "../src/explain/faithfulness.js";
 import type { Truncation } from "../src/tasks/task.js";
 import { type CliArgs, type CliIo, UsageError, checkFlags, intFlag, loadModel, nodeFlowRows, stringFlag } from "./explain.js";
 
 export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint> [--data DIR] [--n 50]
-         [--methods raw,rollout,flow,grad (default all four)] [--json [out.json]]`;
+         [--methods raw,rollout,flow,grad (default all four)] [--paper] [--json [out.json]]
+  --paper: print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)`;
 
-const KNOWN = ["model", "data", "n", "methods", "method", "json", "help", "no-color", "color"];
+const KNOWN = ["model", "data", "n", "methods", "method", "json", "paper", "help", "no-color", "color"];
 
 /** A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise). */
 export function progressBar(total: number, write: (s: string) => void, tty: boolean): (done: number, note?: string) => void {
@@ -73,7 +75,7 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     const truncated: ({ input: number } & Truncation)[] = [];   // inputs cut to the model's maximum positions
     bar(0);
     for (let i = 0; i < inputs.length; i++) {
-      const target = task.explain(ck.model, ck.config, inputs[i]);
+      const target = task.explain(ck.model, ck.config, inputs[i], inputs[i].target);
       let e;
       try {
         e = await runExplanation(target, ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
@@ -82,7 +84,7 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
         if (!refs.includes("inputgrad") || !/onEmbeddings/.test((x as Error).message)) throw x;
         refs = ["blankout"];
         notes.push(`input × gradient skipped: ${(x as Error).message}`);
-        e = await runExplanation(task.explain(ck.model, ck.config, inputs[i]), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+        e = await runExplanation(task.explain(ck.model, ck.config, inputs[i], inputs[i].target), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
       }
       if (e.truncation) truncated.push({ input: i, ...e.truncation });
       samples.push(faithfulnessOf(e));
@@ -92,11 +94,14 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     for (const nt of notes) err(`note: ${nt}`);
     const json = f.json;
     const truncation = { inputs: truncated.length, droppedTokens: truncated.reduce((s, t) => s + t.dropped, 0), perInput: truncated };
-    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, truncation, summary, samples };
+    const paper = f.paper === true || task.name === "agreement";
+    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, truncation, summary,
+      ...(paper ? { paper: { source: "Abnar & Zuidema 2020, Table 1 (blank-out)", ...ABNAR_ZUIDEMA_TABLE1 } } : {}), samples };
     if (json === true) out(JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v)));
     else {
       out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs`);
       out(formatFaithfulnessTable(summary));
+      if (paper && refs.includes("blankout")) out("\n" + formatPaperComparison(summary));
       if (truncated.length) out(truncationSummary(truncated, inputs.length));
       if (typeof json === "string") { writeFileSync(json, JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))); err(`wrote ${json}`); }
     }

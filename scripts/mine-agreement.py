@@ -77,11 +77,11 @@ def split_sentences(text):
         if s: yield s
 
 
-def good_sentence(s):
+def good_sentence(s, max_words=45):
     if not re.match(r"^[\"'(]?[A-Z]", s) or not re.search(r"[.!?][\"')]?$", s): return False
     if re.search(r"[=<>{}\[\]$@#\\_/|*~^`%]|\.\w+\(|::|--", s): return False
     n = len(s.split())
-    return 6 <= n <= 45
+    return 6 <= n <= max_words
 
 
 def read_sotu(d):
@@ -246,6 +246,7 @@ def main():
     ap.add_argument("--python-doc", help="python3.11-doc reST sources (/usr/share/doc/python3.11/html/_sources)")
     ap.add_argument("--perl-doc", help="perl-doc POD folder (/usr/share/perl/5.36/pod)")
     ap.add_argument("--max-sentences", type=int, default=0, help="parse at most N candidate sentences (0: all)")
+    ap.add_argument("--max-words", type=int, default=45, help="skip sentences longer than N words (long ones parse slowly)")
     ap.add_argument("--parse-time", type=int, default=1, help="seconds per sentence before giving up")
     ap.add_argument("--linzen", help="Linzen test folder: measure the label error rate on it and link DIR/linzen to it")
     ap.add_argument("--linzen-limit", type=int, default=0, help="check at most N Linzen sentences (0: all)")
@@ -282,7 +283,7 @@ def main():
     for path, reader in readers:
         if not path or done: continue
         for src, s in reader(path):
-            if not good_sentence(s): continue
+            if not good_sentence(s, a.max_words): continue
             toks = tokenise(s)
             line = " ".join(toks) + " <eos>"
             if line in seen or line in linzen_set or not (5 <= len(toks) <= 50): continue

@@ -100,3 +100,35 @@ export function formatFaithfulnessTable(s: FaithfulnessSummary, o: { digits?: nu
   if (!s.references.length) out.push("no reference attribution (blankout / inputgrad) was computed");
   return out.join("\n").trimEnd();
 }
+
+/**
+ * Abnar & Zuidema 2020, Table 1: Spearman correlation with blank-out, per layer (L1..L6), of raw attention, rollout and
+ * flow from the [CLS] position, on subject–verb agreement (6-layer, 8-head, hidden-128 encoder; 2,000 test sentences).
+ */
+export const ABNAR_ZUIDEMA_TABLE1: Readonly<Record<"raw" | "rollout" | "flow", readonly number[]>> = {
+  raw: [0.69, 0.10, -0.11, -0.09, 0.20, 0.29],
+  rollout: [0.32, 0.38, 0.51, 0.62, 0.70, 0.71],
+  flow: [0.32, 0.44, 0.70, 0.70, 0.71, 0.70],
+};
+
+/**
+ * Our blank-out correlations beside the paper's Table 1: for each of raw / rollout / flow, a row "ours" (mean over the
+ * inputs) and a row "A&Z" with the published numbers, layers L1.. as columns (our layer l = the paper's L(l+1)).
+ */
+export function formatPaperComparison(s: FaithfulnessSummary, paper: Readonly<Record<string, readonly number[]>> = ABNAR_ZUIDEMA_TABLE1): string {
+  const cols = Math.max(s.layers, ...Object.values(paper).map((v) => v.length));
+  const header = ["method", "source", ...Array.from({ length: cols }, (_, l) => `L${l + 1}`)];
+  const rows: string[][] = [];
+  for (const m of ["raw", "rollout", "flow"] as const) {
+    const ours = s.cells[m]?.blankout;
+    if (!ours && !paper[m]) continue;
+    rows.push([m, "ours", ...Array.from({ length: cols }, (_, l) => (ours?.[l] && Number.isFinite(ours[l].mean) ? ours[l].mean.toFixed(2) : "—"))]);
+    rows.push(["", "A&Z", ...Array.from({ length: cols }, (_, l) => (paper[m]?.[l] !== undefined ? paper[m][l].toFixed(2) : "—"))]);
+  }
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => r.map((x, c) => (c < 2 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join("  ");
+  return [
+    `Beside Abnar & Zuidema 2020, Table 1 (Spearman with blank-out, mean over inputs; ours over ${s.inputs}, theirs over 2,000):`,
+    line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line),
+  ].join("\n");
+}

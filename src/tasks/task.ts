@@ -47,7 +47,11 @@ export interface Prediction {
 }
 
 /** One input to explain: text, an image file, raw pixels (H·W floats in [0, 1], e.g. from a dataset) or token ids. */
-export interface ExplainInput { text?: string; image?: string; pixels?: Float32Array; ids?: number[] }
+export interface ExplainInput {
+  text?: string; image?: string; pixels?: Float32Array; ids?: number[];
+  /** The output to explain (e.g. the correct class of a held-out example); default: the predicted one. */
+  target?: string;
+}
 
 /**
  * An input longer than the model reads, cut to fit: `total` positions the whole input needs, the `kept` ones the
