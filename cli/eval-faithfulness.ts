@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { type ExplainMethod, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import {
-  ABNAR_ZUIDEMA_TABLE1, FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, formatPaperComparison,
+  ABNAR_ZUIDEMA_TABLE1, FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, formatPaperComparison, formatReliability,
   summariseFaithfulness,
 } from "../src/explain/faithfulness.js";
 import type { Truncation } from "../src/tasks/task.js";
@@ -102,6 +102,8 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
       out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs`);
       out(formatFaithfulnessTable(summary));
       if (paper && refs.includes("blankout")) out("\n" + formatPaperComparison(summary));
+      const rel = formatReliability(summary);
+      if (rel) out("\n" + rel);
       if (truncated.length) out(truncationSummary(truncated, inputs.length));
       if (typeof json === "string") { writeFileSync(json, JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))); err(`wrote ${json}`); }
     }

@@ -56,7 +56,7 @@ def tokenise(sentence):
 def plural_of_verb(v):
     if v in SING_TO_PLUR: return SING_TO_PLUR[v]
     if re.search(r"[^aeiou]ies$", v): return v[:-3] + "y"
-    if re.search(r"(ss|sh|ch|x|z|o)es$", v): return v[:-2]
+    if re.search(r"(ss|sh|ch|x|zz|o)es$", v): return v[:-2]
     if v.endswith("s") and not v.endswith("ss"): return v[:-1]
     return None
 

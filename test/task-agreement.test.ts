@@ -10,7 +10,9 @@ import { manualSeed } from "../src/random.js";
 import { Tensor } from "../src/tensor.js";
 import { AdamW } from "../src/optim/index.js";
 import { runExplanation } from "../src/explain/explain-run.js";
-import { ABNAR_ZUIDEMA_TABLE1, faithfulnessOf, formatPaperComparison, summariseFaithfulness } from "../src/explain/faithfulness.js";
+import {
+  ABNAR_ZUIDEMA_TABLE1, explanationDiagnostics, faithfulnessOf, formatPaperComparison, formatReliability, summariseFaithfulness, unreliableWarnings,
+} from "../src/explain/faithfulness.js";
 import { UNK_ID } from "../src/data/tokenizer.js";
 import { agreementState } from "../src/tasks/agreement-model.js";
 import { findLinzen, loadAgreement, readAgreementFiles, task, verbNumber } from "../src/node/tasks/agreement.js";
@@ -158,4 +160,26 @@ test("agreement: Linzen's test sentences read as 7,485 prefixes (4 lines without
   assert.equal(skipped.length, 4);
   assert.equal(ex.filter((e) => e.label === 1).length + ex.filter((e) => e.label === 0).length, ex.length);
   assert.ok(Math.abs(ex.filter((e) => e.label === 1).length - 4759) <= 4);
+});
+
+test("reliability diagnostics: near-uniform attention and saturated flow are flagged, peaked and distinct are not", () => {
+  const e = {
+    tokens: ["[CLS]", "a", "b", "c", "d"], special: [0],
+    methods: {
+      raw: { importance: [], matrix: [], perLayer: [[0.9, 0.025, 0.025, 0.025, 0.025], [0.2, 0.1, 0.1, 0.3, 0.3], [0, 0.97, 0.01, 0.01, 0.01]] },
+      flow: { importance: [], perLayer: [[1, 0.1, 0.2, 0.3, 0.4], [1, 0.25, 0.25, 0.25000001, 0.1], [1, 0.3, 0.3, 0.3, 0.3]] },
+    },
+  } as unknown as Parameters<typeof explanationDiagnostics>[0];
+  const d = explanationDiagnostics(e);
+  assert.ok(Math.abs(d.uniformity![0] - 1) < 1e-12, "uniform over the non-special tokens ([CLS] left out)");
+  assert.ok(d.uniformity![1] < 0.97 && d.uniformity![1] > 0.8);
+  assert.ok(d.uniformity![2] < 0.2);
+  assert.deepEqual(d.flowTies, [0.25, 0.75, 1]);
+  assert.deepEqual(unreliableWarnings(d, 2).length, 1);
+  assert.match(unreliableWarnings(d)[0], /flow is saturated: 100 % of the tokens share one value/);
+  assert.match(unreliableWarnings(d, 0)[0], /near-uniform/);
+  assert.deepEqual(unreliableWarnings({ uniformity: [0.5], flowTies: [0.25] }), []);
+  const s = summariseFaithfulness([{ corr: {}, positions: 4, diagnostics: d }, { corr: {}, positions: 4, diagnostics: { uniformity: [0.5, 0.5, 0.5], flowTies: [0.25, 0.25, 0.25] } }]);
+  assert.deepEqual(s.reliability!.flowTies!.flagged, [0, 0.5, 0.5]);
+  assert.match(formatReliability(s), /flow: largest share of tokens tied at one value: mean 0\.25 0\.50 0\.63; inputs >= 0\.5: 0% 50% 50%/);
 });

@@ -16,6 +16,60 @@ export interface FaithfulnessSample {
   corr: Partial<Record<FaithfulnessMethod, Partial<Record<FaithfulnessReference, number[]>>>>;
   /** Number of positions compared (non-special). */
   positions: number;
+  /** Signs that an explanation is unreliable, per layer (see explanationDiagnostics); absent without raw/flow. */
+  diagnostics?: ExplanationDiagnostics;
+}
+
+/**
+ * Per layer, over the non-special positions: `uniformity` = entropy of the raw attention row (renormalised) / log n
+ * (1 = uniform attention: a ranking by attention then comes from small deviations); `flowTies` = the largest share
+ * of positions whose flow equals one value (relative tolerance 1e-5): flow saturation, inputs capped by one
+ * bottleneck, which carry no ranking among themselves (1 = all tied).
+ */
+export interface ExplanationDiagnostics { uniformity?: number[]; flowTies?: number[] }
+
+/** Thresholds above which explain / eval-faithfulness call an explanation unreliable. */
+export const UNRELIABLE = { uniformity: 0.97, flowTies: 0.5 } as const;
+
+function normalisedEntropy(v: readonly number[]): number {
+  const s = v.reduce((a, x) => a + Math.max(0, x), 0);
+  if (v.length < 2 || !(s > 0)) return NaN;
+  let h = 0;
+  for (const x of v) { const p = Math.max(0, x) / s; if (p > 0) h -= p * Math.log(p); }
+  return h / Math.log(v.length);
+}
+
+function largestTie(v: readonly number[]): number {
+  if (v.length < 2) return NaN;
+  const xs = [...v].sort((a, b) => a - b);
+  let best = 1, run = 1;
+  for (let i = 1; i < xs.length; i++) {
+    const tol = 1e-5 * Math.max(Math.abs(xs[i]), Math.abs(xs[i - 1]), 1e-12);
+    run = Math.abs(xs[i] - xs[i - 1]) <= tol ? run + 1 : 1;
+    best = Math.max(best, run);
+  }
+  return best / v.length;
+}
+
+/** Uniformity of raw attention and flow ties per layer, over the non-special positions of one explanation. */
+export function explanationDiagnostics(e: Explanation): ExplanationDiagnostics {
+  const skip = new Set(e.special);
+  const keep = e.tokens.map((_, i) => i).filter((i) => !skip.has(i));
+  const pick = (v: number[]) => keep.map((i) => v[i]);
+  const d: ExplanationDiagnostics = {};
+  if (e.methods.raw) d.uniformity = e.methods.raw.perLayer.map((v) => normalisedEntropy(pick(v)));
+  if (e.methods.flow) d.flowTies = e.methods.flow.perLayer.map((v) => largestTie(pick(v)));
+  return d;
+}
+
+/** Plain-language warnings for one explanation (empty when none applies); `layer` defaults to the last. */
+export function unreliableWarnings(d: ExplanationDiagnostics, layer?: number): string[] {
+  const out: string[] = [];
+  const at = (v: number[] | undefined) => (v && v.length ? v[layer ?? v.length - 1] : NaN);
+  const u = at(d.uniformity), t = at(d.flowTies);
+  if (u >= UNRELIABLE.uniformity) out.push(`raw attention is near-uniform (entropy ${u.toFixed(3)} of the maximum): its ranking comes from small deviations`);
+  if (t >= UNRELIABLE.flowTies) out.push(`flow is saturated: ${(100 * t).toFixed(0)} % of the tokens share one value (a common bottleneck), so flow does not rank them`);
+  return out;
 }
 
 /**
@@ -39,7 +93,7 @@ export function faithfulnessOf(e: Explanation): FaithfulnessSample {
     }
     corr[m] = row;
   }
-  return { corr, positions: keep.length };
+  return { corr, positions: keep.length, diagnostics: explanationDiagnostics(e) };
 }
 
 export interface FaithfulnessCell { mean: number; sd: number; n: number }
@@ -51,6 +105,8 @@ export interface FaithfulnessSummary {
   references: FaithfulnessReference[];
   /** cells[method][reference][layer]: mean ± sample sd over the inputs where the correlation is defined (n of them). */
   cells: Partial<Record<FaithfulnessMethod, Partial<Record<FaithfulnessReference, FaithfulnessCell[]>>>>;
+  /** Per layer: mean uniformity / flow ties over the inputs, and the share of inputs past the UNRELIABLE threshold. */
+  reliability?: { uniformity?: { mean: number[]; flagged: number[] }; flowTies?: { mean: number[]; flagged: number[] } };
 }
 
 /** Mean and sample standard deviation (n - 1) per cell, ignoring NaN correlations. */
@@ -72,7 +128,32 @@ export function summariseFaithfulness(samples: readonly FaithfulnessSample[]): F
       });
     }
   }
-  return { inputs: samples.length, layers, methods, references, cells };
+  const rel: NonNullable<FaithfulnessSummary["reliability"]> = {};
+  for (const k of ["uniformity", "flowTies"] as const) {
+    const rows = samples.map((x) => x.diagnostics?.[k]).filter((v): v is number[] => !!v);
+    if (!rows.length) continue;
+    const Ld = Math.max(...rows.map((r) => r.length));
+    const mean: number[] = [], flagged: number[] = [];
+    for (let l = 0; l < Ld; l++) {
+      const xs = rows.map((r) => r[l]).filter((x) => Number.isFinite(x));
+      mean.push(xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+      flagged.push(xs.length ? xs.filter((x) => x >= UNRELIABLE[k]).length / xs.length : NaN);
+    }
+    rel[k] = { mean, flagged };
+  }
+  return { inputs: samples.length, layers, methods, references, cells, ...(Object.keys(rel).length ? { reliability: rel } : {}) };
+}
+
+/** Lines on how far the explanations can be trusted (near-uniform attention, saturated flow), per layer. */
+export function formatReliability(s: FaithfulnessSummary): string {
+  const r = s.reliability;
+  if (!r) return "";
+  const f = (v: number[]) => v.map((x) => (Number.isFinite(x) ? x.toFixed(2) : "—")).join(" ");
+  const pc = (v: number[]) => v.map((x) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : "—")).join(" ");
+  const out = ["Reliability, per layer L0..:"];
+  if (r.uniformity) out.push(`  raw attention entropy / max (1 = uniform): mean ${f(r.uniformity.mean)}; inputs >= ${UNRELIABLE.uniformity}: ${pc(r.uniformity.flagged)}`);
+  if (r.flowTies) out.push(`  flow: largest share of tokens tied at one value: mean ${f(r.flowTies.mean)}; inputs >= ${UNRELIABLE.flowTies}: ${pc(r.flowTies.flagged)}`);
+  return out.join("\n");
 }
 
 const REF_TITLE: Record<FaithfulnessReference, string> = {
