@@ -118,6 +118,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "method", kind: "value", arg: "NAMES", help: "the same as --methods" },
       { name: "json", kind: "optional-value", arg: "FILE", help: "the tables and per-input scores as JSON: on stdout, or into FILE" },
       { name: "paper", kind: "switch", help: "print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)" },
+      { name: "include-special", kind: "switch", help: "rank the special positions ([CLS]) too: blanked out like a word, kept in every method's row" },
       ...COLOR,
     ],
   },

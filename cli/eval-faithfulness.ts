@@ -9,14 +9,15 @@ import {
   ABNAR_ZUIDEMA_TABLE1, FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, formatPaperComparison, formatReliability,
   summariseFaithfulness,
 } from "../src/explain/faithfulness.js";
-import type { Truncation } from "../src/tasks/task.js";
+import type { ExplainTarget, Truncation } from "../src/tasks/task.js";
 import { type CliArgs, type CliIo, UsageError, checkFlags, intFlag, loadModel, nodeFlowRows, stringFlag } from "./explain.js";
 
 export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint> [--data DIR] [--n 50]
          [--methods raw,rollout,flow,grad (default all four)] [--paper] [--json [out.json]]
-  --paper: print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)`;
+  --paper: print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)
+  --include-special: rank the special positions too ([CLS]: blanked out like a word, kept in every method's row)`;
 
-const KNOWN = ["model", "data", "n", "methods", "method", "json", "paper", "help", "no-color", "color"];
+const KNOWN = ["model", "data", "n", "methods", "method", "json", "paper", "include-special", "help", "no-color", "color"];
 
 /** A one-line progress bar on stderr (redrawn in place on a terminal, every 10% otherwise). */
 export function progressBar(total: number, write: (s: string) => void, tty: boolean): (done: number, note?: string) => void {
@@ -74,8 +75,11 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     const notes: string[] = [];
     const truncated: ({ input: number } & Truncation)[] = [];   // inputs cut to the model's maximum positions
     bar(0);
+    const includeSpecial = f["include-special"] === true;
+    // --include-special: the same explained row (the query a target resolves to by default), no position left out
+    const prepare = (t: ExplainTarget): ExplainTarget => (includeSpecial ? { ...t, query: t.query ?? t.special?.[0] ?? "mean", special: [] } : t);
     for (let i = 0; i < inputs.length; i++) {
-      const target = task.explain(ck.model, ck.config, inputs[i], inputs[i].target);
+      const target = prepare(task.explain(ck.model, ck.config, inputs[i], inputs[i].target));
       let e;
       try {
         e = await runExplanation(target, ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
@@ -84,7 +88,7 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
         if (!refs.includes("inputgrad") || !/onEmbeddings/.test((x as Error).message)) throw x;
         refs = ["blankout"];
         notes.push(`input × gradient skipped: ${(x as Error).message}`);
-        e = await runExplanation(task.explain(ck.model, ck.config, inputs[i], inputs[i].target), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+        e = await runExplanation(prepare(task.explain(ck.model, ck.config, inputs[i], inputs[i].target)), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
       }
       if (e.truncation) truncated.push({ input: i, ...e.truncation });
       samples.push(faithfulnessOf(e));
@@ -95,11 +99,11 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     const json = f.json;
     const truncation = { inputs: truncated.length, droppedTokens: truncated.reduce((s, t) => s + t.dropped, 0), perInput: truncated };
     const paper = f.paper === true || task.name === "agreement";
-    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, truncation, summary,
+    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, includeSpecial, truncation, summary,
       ...(paper ? { paper: { source: "Abnar & Zuidema 2020, Table 1 (blank-out)", ...ABNAR_ZUIDEMA_TABLE1 } } : {}), samples };
     if (json === true) out(JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v)));
     else {
-      out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs`);
+      out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs${includeSpecial ? ", special positions included" : ""}`);
       out(formatFaithfulnessTable(summary));
       if (paper && refs.includes("blankout")) out("\n" + formatPaperComparison(summary));
       const rel = formatReliability(summary);
