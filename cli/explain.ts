@@ -4,6 +4,7 @@
 //   attnflow explain --model <ckpt> (--text "..." | --image <file> | --input 3,14,15) [--method rollout|raw|flow|
 //     grad|blankout|inputgrad|a,b|all] [--layer N] [--head N] [--target <class|token|index>] [--json [out.json]]
 //     [--html report.html] [--no-color] [--flow-matrices all|layer|none]
+import { explanationDiagnostics, unreliableWarnings } from "../src/explain/faithfulness.js";
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
 import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
@@ -170,6 +171,7 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
     `positions: ${e.tokens.length}${e.special.length ? ` (special: ${e.special.join(", ")})` : ""}   explained row: ${q}`,
     `attention: ${e.layers} layer${e.layers === 1 ? "" : "s"} x ${e.heads} head${e.heads === 1 ? "" : "s"}${e.causal ? " (causal)" : ""}; ` +
       `explained layer ${e.layer}${e.head === null ? ", head mean" : `, head ${e.head}`}`,
+    ...unreliableWarnings(explanationDiagnostics(e), e.layer).map((w) => `WARNING: ${w}`),
   ];
   for (const m of Object.keys(e.methods) as ExplainMethod[]) {
     const imp = e.methods[m]!.importance;

@@ -15,6 +15,7 @@ import {
 } from "../src/explain/faithfulness.js";
 import { UNK_ID } from "../src/data/tokenizer.js";
 import { agreementState } from "../src/tasks/agreement-model.js";
+import { renderExplanationText } from "../cli/explain.js";
 import { findLinzen, loadAgreement, readAgreementFiles, task, verbNumber } from "../src/node/tasks/agreement.js";
 
 const dir = mkdtempSync(join(tmpdir(), "attnflow-agreement-"));
@@ -182,4 +183,16 @@ test("reliability diagnostics: near-uniform attention and saturated flow are fla
   const s = summariseFaithfulness([{ corr: {}, positions: 4, diagnostics: d }, { corr: {}, positions: 4, diagnostics: { uniformity: [0.5, 0.5, 0.5], flowTies: [0.25, 0.25, 0.25] } }]);
   assert.deepEqual(s.reliability!.flowTies!.flagged, [0, 0.5, 0.5]);
   assert.match(formatReliability(s), /flow: largest share of tokens tied at one value: mean 0\.25 0\.50 0\.63; inputs >= 0\.5: 0% 50% 50%/);
+});
+
+test("explain's text names an unreliable explanation: an untrained model's near-uniform attention", async () => {
+  manualSeed(3);
+  const d = loadAgreement({ data });
+  const { model } = task.createModel(d, { depth: 2, heads: 2, dModel: 32, ff: 64, dropout: 0 }, undefined as never);
+  model.eval();
+  const e = await runExplanation(task.explain!(model, {}, { text: "the keys near the dog" }), model, { methods: ["raw", "flow"] });
+  const text = renderExplanationText(e);
+  assert.match(text, /^WARNING: raw attention is near-uniform \(entropy (0\.9\d+|1\.000) of the maximum\)/m);
+  const peaked = { ...e, methods: { ...e.methods, raw: { ...e.methods.raw!, perLayer: e.methods.raw!.perLayer.map((v) => v.map((_, i) => (i === 2 ? 0.9 : 0.02))) } } };
+  assert.doesNotMatch(renderExplanationText(peaked), /near-uniform/);
 });
