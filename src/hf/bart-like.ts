@@ -22,9 +22,10 @@ import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  addBasePrefix, applyCheckpointRules, attend, checkIds, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask, type Activation, type EncoderMemory, type LayerCaches,
+  addBasePrefix, applyCheckpointRules, attend, checkIds, IncrementalDecoder, KVCache, paddingFromMask, type Activation, type EncoderMemory, type LayerCaches,
 } from "./seq2seq-common.js";
-import type { HFConfig, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
+import { greedyGenerate } from "./generation.js";
+import type { HFConfig, HFDecodingOptions, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
 import { HFImportError } from "./types.js";
 
 /** Absolute positions: rows past..past+T−1 of a table, (T, D). */
@@ -321,14 +322,14 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   }
 
   /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
-  startDecoding(inputs: HFInputs): IncrementalDecoder {
+  startDecoding(inputs: HFInputs, opts: Partial<HFDecodingOptions> = {}): IncrementalDecoder {
     const enc = this.encode(inputs, false);
     return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
-      this.logits(this.decode(tokens, memory, { past, selfPad: null, caches, wantWeights: false }).last)); // (B, T, V)
+      this.logits(this.decode(tokens, memory, { past, selfPad: null, caches, wantWeights: false }).last), opts.decoderStartTokenId ?? this.spec.decoderStartId); // (B, T, V)
   }
 
   generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
+    return greedyGenerate(this, inputs, opts);
   }
 }
 

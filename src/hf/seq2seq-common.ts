@@ -13,7 +13,7 @@ import * as F from "../functional.js";
 import { activeRecorder } from "../explain/capture.js";
 import type { Module } from "../nn/module.js";
 import { activation as hfActivation, type HFActivation } from "./common.js";
-import { HFImportError, type HFConfig, type HFGenerateOptions, type HFGenerateResult, type HFInputs } from "./types.js";
+import { HFImportError, type HFConfig, type HFDecodingSession } from "./types.js";
 
 // ---------------------------------------------------------------- config readers
 /** Reads config keys for one model type; every error names the key (and the model type). */
@@ -282,18 +282,6 @@ function blockedMask(B: number, Tq: number, Tk: number, offset: number, causal: 
 }
 
 // ---------------------------------------------------------------- greedy generation
-/**
- * HF generate()'s _prepare_attention_mask_for_generation: without an attentionMask, the pad tokens of inputIds are
- * masked when the pad id is set, occurs in the input and differs from the eos id; otherwise every token is attended.
- */
-export function withGenerationMask(inputs: HFInputs, pad: number | null, eos: number | null): HFInputs {
-  if (inputs.attentionMask || !inputs.inputIds || pad === null || pad === eos) return inputs;
-  const ids = inputs.inputIds.dataSync() as Int32Array;
-  if (!ids.includes(pad)) return inputs;
-  const mask = Int32Array.from(ids, (t) => (t === pad ? 0 : 1));
-  return { ...inputs, attentionMask: Tensor.fromArray(mask, inputs.inputIds.shape, "int32") };
-}
-
 /** The encoder output the decoder attends to: states (B, Ts, D) and their padding (B, Ts) (true = padded) or null. */
 export interface EncoderMemory { last: Tensor; pad: Tensor | null }
 /** One decoder layer's caches: self-attention K/V grow a token a step, cross-attention K/V are projected once. */
@@ -305,14 +293,22 @@ export type DecodeFn = (tokens: Tensor, memory: EncoderMemory, caches: LayerCach
  * Token-by-token decoding with the KV cache, for greedy generation here and for callers' own searches (sampling,
  * beam search: `reorder` keeps, drops or duplicates batch rows — the encoder memory and every cache follow).
  */
-export class IncrementalDecoder {
+export class IncrementalDecoder implements HFDecodingSession {
   /** Decoder tokens consumed so far. */
   past = 0;
   readonly caches: LayerCaches[];
-  constructor(public memory: EncoderMemory, layers: number, private readonly decodeFn: DecodeFn) {
+  constructor(public memory: EncoderMemory, layers: number, private readonly decodeFn: DecodeFn, readonly startId = 0) {
     this.caches = Array.from({ length: layers }, () => ({ self: new KVCache(), cross: new KVCache() }));
   }
   get batch(): number { return this.memory.last.shape[0]; }
+  /** Every row starts from the decoder start token (HF's decoder_input_ids). */
+  get prefix(): number[][] { return Array.from({ length: this.batch }, () => [this.startId]); }
+  /** HFDecodingSession: null feeds the decoder start token, then the chosen tokens (B). */
+  step(tokens: Int32Array | null): Tensor {
+    const t = tokens ?? new Int32Array(this.batch).fill(this.startId);
+    if (t.length !== this.batch) throw new HFImportError(`IncrementalDecoder.step: ${t.length} tokens for ${this.batch} rows`);
+    return this.next(Tensor.fromArray(Int32Array.from(t), [this.batch, 1], "int32"));
+  }
   /** Logits (B, V) of the token after `tokens` (B, 1) (int32); advances the cache. Runs without gradients. */
   next(tokens: Tensor): Tensor {
     if (tokens.dtype !== "int32" || tokens.ndim !== 2 || tokens.shape[0] !== this.batch || tokens.shape[1] !== 1) {
@@ -340,39 +336,4 @@ function selectRows(t: Tensor, rows: readonly number[]): Tensor {
   const out = new (src.constructor as new (n: number) => typeof src)(rows.length * per);
   rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
   return Tensor.fromArray(out, [rows.length, ...t.shape.slice(1)], t.dtype);
-}
-
-/**
- * HF generate() greedy for encoder–decoders: the decoder starts from decoder_start_token_id, each step feeds the last
- * token with the self-attention cache (cross-attention K/V computed at the first step), picks the argmax of the raw
- * logits; with eosTokenId a finished row continues with the pad token and decoding stops when every row finished.
- */
-export function greedyEncDec(start: (inputs: HFInputs) => IncrementalDecoder, inputs: HFInputs, o: HFGenerateOptions,
-  ids: { start: number; pad: number | null }): HFGenerateResult {
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) throw new HFImportError(`generate: maxNewTokens must be an integer >= 0, got ${o.maxNewTokens}`);
-  const eos = o.eosTokenId ?? null;
-  const pad = ids.pad ?? eos ?? 0;
-  return noGrad(() => {
-    const dec = start(withGenerationMask(inputs, ids.pad, eos));
-    const B = dec.batch;
-    const rows: number[][] = Array.from({ length: B }, () => [ids.start]);
-    const done = new Array<boolean>(B).fill(false);
-    const stepLogits: Tensor[] = [];
-    let last = new Int32Array(B).fill(ids.start);
-    for (let step = 0; step < o.maxNewTokens; step++) {
-      const logits = dec.next(Tensor.fromArray(last, [B, 1], "int32"));               // (B, V)
-      if (o.returnStepLogits) stepLogits.push(logits);
-      const next = logits.argmax(-1).dataSync();
-      last = new Int32Array(B);
-      for (let b = 0; b < B; b++) {
-        const t = done[b] ? pad : Number(next[b]);
-        rows[b].push(t); last[b] = t;
-        if (eos !== null && t === eos) done[b] = true;
-      }
-      if (eos !== null && done.every(Boolean)) break;
-    }
-    const T = rows[0].length;
-    const sequences = Tensor.fromArray(Int32Array.from(rows.flat()), [B, T], "int32");
-    return o.returnStepLogits ? { sequences, stepLogits } : { sequences };
-  });
 }

@@ -24,10 +24,11 @@ import { Embedding, Linear, ModuleList } from "../nn/layers.js";
 import { normal_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask,
+  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, IncrementalDecoder, KVCache, paddingFromMask,
   pickArchitecture, type Activation, type EncoderMemory, type LayerCaches,
 } from "./seq2seq-common.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { HFImportError, type HFConfig, type HFDecodingOptions, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { greedyGenerate } from "./generation.js";
 
 interface T5Spec {
   vocab: number; dModel: number; dKv: number; dFf: number; heads: number;
@@ -295,14 +296,14 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 
   /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
-  startDecoding(inputs: HFInputs): IncrementalDecoder {
+  startDecoding(inputs: HFInputs, opts: Partial<HFDecodingOptions> = {}): IncrementalDecoder {
     const enc = this.encode(inputs, false);
     return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
-      this.logits(this.runStack(this.decoder, tokens, { past, selfPad: null, enc: memory, caches, wantWeights: false }).last)); // (B, T, V)
+      this.logits(this.runStack(this.decoder, tokens, { past, selfPad: null, enc: memory, caches, wantWeights: false }).last), opts.decoderStartTokenId ?? this.spec.decoderStartId); // (B, T, V)
   }
 
   generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
+    return greedyGenerate(this, inputs, opts);
   }
 }
 
