@@ -112,9 +112,6 @@ export interface AttnCall {
   bias: Tensor | null;
   scale: number;
   needWeights: boolean;
-  /** Some query row has every key at finfo.min or -inf: HF's softmax then spreads evenly over the finfo.min keys,
-   *  which only the composed path reproduces (the fused kernels treat such rows as fully masked). */
-  degenerateRows: boolean;
   keyPadding: Tensor | null;
   causal: boolean;
   kind?: "self" | "cross";
@@ -124,14 +121,17 @@ export interface AttnCall {
   causalFlag?: boolean;
 }
 
-/** softmax(q·kᵀ·scale + bias)·v per head; records the weights when an explainer captures this module. */
+/**
+ * softmax(q·kᵀ·scale + bias)·v per head; records the weights when an explainer captures this module. A query row with
+ * every key at finfo.min (or −∞) spreads evenly over its finfo.min keys, as HF's softmax does: sdpa's maskedRows "uniform".
+ */
 export function attend(owner: Module, a: AttnCall): { out: Tensor; weights: Tensor | null } {
   const rec = activeRecorder();
   const recording = !!rec && rec.wants(owner);
   const { out, weights } = sdpa(a.q, a.k, a.v, {
     attnMask: a.bias, scale: a.scale, causal: !!a.causalFlag, dropout: owner.training ? a.dropout ?? 0 : 0,
     returnWeights: a.needWeights || recording ? "full" : false,
-    impl: a.degenerateRows || (recording && rec!.withGrad) ? "math" : "fused",
+    impl: recording && rec!.withGrad ? "math" : "fused", maskedRows: "uniform",
   });
   if (recording && weights) rec!.add(owner, { kind: a.kind ?? "self", weights, headMean: false, keyPaddingMask: a.keyPadding, causal: a.causal });
   return { out, weights: a.needWeights ? weights : null };

@@ -88,7 +88,7 @@ export class GPT2Attention extends HFModule {
     let scale = this.o.scaleAttnWeights ? 1 / Math.sqrt(E / H) : 1;
     if (this.o.scaleByInverseLayerIdx) scale /= this.layerIdx + 1;
     const { out, weights } = attend(this, {
-      q, k, v, bias: m.bias, scale, needWeights, degenerateRows: m.degenerate, keyPadding: m.keyPadding,
+      q, k, v, bias: m.bias, scale, needWeights, keyPadding: m.keyPadding,
       causal: true, dropout: this.o.attnPdrop, causalFlag: m.causalFlag,
     });
     return { y: this.residDropout.forward(this.cProj.forward(mergeHeads(out))), weights, cache: { k, v } };
@@ -117,27 +117,23 @@ export class GPT2Block extends HFModule {
 }
 
 /** The additive bias of one forward: causal (future keys → finfo.min) plus padding ((1 − mask)·finfo.min). */
-interface MaskPlan { bias: Tensor | null; causalFlag: boolean; degenerate: boolean; keyPadding: Tensor | null }
+interface MaskPlan { bias: Tensor | null; causalFlag: boolean; keyPadding: Tensor | null }
 
 function maskPlan(mask: Tensor | null, B: number, Tq: number, Tk: number): MaskPlan {
-  // No padding and a square causal block: the kernels' own causal masking gives HF's result (no row is degenerate).
-  if (!mask && Tq === Tk) return { bias: null, causalFlag: true, degenerate: false, keyPadding: null };
+  // No padding and a square causal block: the kernels' own causal masking gives HF's result (every row sees a key).
+  if (!mask && Tq === Tk) return { bias: null, causalFlag: true, keyPadding: null };
   const past = Tk - Tq, md = mask ? mask.contiguous().dataSync() : null;
   const data = new Float32Array(B * Tq * Tk);
-  let degenerate = false;
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < Tq; i++) {
-      let open = false;
       for (let j = 0; j < Tk; j++) {
-        // float32 sums, as torch computes them: finfo.min + finfo.min overflows to -inf
-        const v = (j > past + i ? F32_MIN : 0) + (md && md[b * Tk + j] === 0 ? F32_MIN : 0);
-        data[(b * Tq + i) * Tk + j] = v;
-        if (v === 0) open = true;
+        // float32 sums, as torch computes them: finfo.min + finfo.min overflows to -inf (sdpa's maskedRows "uniform"
+        // then leaves such keys out of a fully masked row, as HF's softmax does)
+        data[(b * Tq + i) * Tk + j] = (j > past + i ? F32_MIN : 0) + (md && md[b * Tk + j] === 0 ? F32_MIN : 0);
       }
-      if (!open) degenerate = true;
     }
   }
-  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), causalFlag: false, degenerate, keyPadding: paddedKeys(mask) };
+  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), causalFlag: false, keyPadding: paddedKeys(mask) };
 }
 
 export class GPT2Model extends HFModule {

@@ -12,7 +12,7 @@ import { attentionHeads } from "../ops/attention-heads.js";
 import * as F from "../functional.js";
 import { activeRecorder } from "../explain/capture.js";
 import type { Module } from "../nn/module.js";
-import { activation as hfActivation, type HFActivation } from "./common.js";
+import { activation as hfActivation, F32_MIN, type HFActivation } from "./common.js";
 import { HFImportError, type HFConfig, type HFDecodingSession } from "./types.js";
 
 // ---------------------------------------------------------------- config readers
@@ -196,89 +196,36 @@ export interface AttendOptions {
 
 /**
  * softmax(q·kᵀ·scale + bias + masks)·v over token-major projections q (B, Tq, H·D), k/v (B, Tk, H·D) → (B, Tq, H·D).
- * Masked keys get −∞, which gives HF's probabilities (it adds float32's lowest value) — except in a query row with no
- * visible key, which HF's finite mask turns uniform over every key (see deadRows). The fused kernels run unless a
- * gradient must flow into the bias or a recorder wants differentiable weights; then it is composed of matmul and softmax.
+ * HF's masks (padding, causal) are float32's lowest value, so a query row with no visible key spreads evenly over
+ * every key: sdpa's maskedRows "uniform". The fused kernels run unless a gradient must flow into the bias or a
+ * recorder wants differentiable weights; then sdpa's composed ("math") path.
  */
-export function attend(qIn: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
-  const [B, Tq] = qIn.shape, Tk = k.shape[1], H = o.heads, D = qIn.shape[2] / H;
+export function attend(q: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { out: Tensor; weights: Tensor | null } {
+  const Tq = q.shape[1], Tk = k.shape[1];
   const rec = activeRecorder();
   const recording = !!rec && rec.wants(o.module);
   const offset = Tk - Tq;                                        // cached tokens before the first query
-  let q = qIn, bias = o.bias ?? null, keyPadding = o.keyPadding ?? null, causal = !!o.causal;
-  const dead = keyPadding ? deadRows(keyPadding, Tq, Tk, offset, causal) : null;
-  if (dead) {
-    // HF: float32's lowest value + a score rounds to that value, so such a row attends uniformly to every key.
-    // Here: a zero query and no bias or mask in that row (all scores 0), the other rows masked with −∞ explicitly.
-    // (A huge finite mask instead would lose the row's log-sum-exp to rounding in the kernels.)
-    const keepRow = Tensor.fromArray(dead.keep, [B, Tq, 1]);
-    q = q.mul(keepRow);
-    const m = dead.mask;                                                     // (B, 1, Tq, Tk): 0, or −∞ = blocked
-    bias = bias ? bias.mul(keepRow.unsqueeze(1)).add(m) : m;
-    keyPadding = null; causal = false;
-  }
-  const composed = (recording && rec!.withGrad) || (!!bias && bias.requiresGrad && isGradEnabled());
-  let r: { out: Tensor; weights: Tensor | null };
-  if (composed) {
-    const heads = (t: Tensor, T: number) => t.reshape([B, T, H, D]).permute(0, 2, 1, 3); // (B, H, T, D)
-    let s = heads(q, Tq).matmul(heads(k, Tk).mT).mul(o.scale);    // (B, H, Tq, Tk)
-    if (bias) s = s.add(bias);
-    const blocked = blockedMask(B, Tq, Tk, offset, causal, keyPadding);
-    if (blocked) s = where(blocked, -Infinity, s);
-    const w = safeSoftmax(s);
-    const out = F.dropout(w, o.dropout ?? 0, true).matmul(heads(v, Tk)).permute(0, 2, 1, 3).reshape([B, Tq, H * D]);
-    r = { out, weights: w };
-  } else {
-    // the fused causal flag is top-left aligned: with a cache, one query row needs no mask, several need it explicit
-    const explicitCausal = causal && offset > 0 && Tq > 1;
-    let add = bias ? bias.detach() : null;
-    if (explicitCausal) {
-      const c = causalAdditive(Tq, Tk, offset);
-      add = add ? add.add(c) : c;
-    }
-    r = attentionHeads({ q, k, v }, {
-      heads: H, scale: o.scale, attnMask: add, keyPaddingMask: keyPadding,
-      causal: causal && offset === 0, dropout: o.dropout ?? 0, returnWeights: o.wantWeights || recording ? "full" : false,
-    });
-  }
+  const causal = !!o.causal;
+  const composed = (recording && rec!.withGrad) || (!!o.bias && o.bias.requiresGrad && isGradEnabled());
+  // the kernels' causal flag is top-left aligned: with a cache, one query row needs no mask, several need it explicit
+  let mask = o.bias ? (composed ? o.bias : o.bias.detach()) : null;
+  if (causal && offset > 0 && Tq > 1) { const c = causalAdditive(Tq, Tk, offset); mask = mask ? mask.add(c) : c; }
+  const r = attentionHeads({ q, k, v }, {
+    heads: o.heads, scale: o.scale, attnMask: mask, keyPaddingMask: o.keyPadding ?? null, causal: causal && offset === 0,
+    dropout: o.dropout ?? 0, returnWeights: o.wantWeights || recording ? "full" : false, impl: composed ? "math" : "fused",
+    maskedRows: "uniform",
+  });
   if (recording && r.weights) {
-    rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal: !!o.causal });
+    rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal });
   }
   return { out: r.out, weights: o.wantWeights ? r.weights : null };
 }
 
-/**
- * Query rows that see only padded keys (with causal: keys 0..offset+i), or null when there are none. keep: 1 per live
- * (b, i), 0 per dead one; mask (B, 1, Tq, Tk): −∞ where a live row may not look, 0 elsewhere (all of a dead row).
- */
-function deadRows(pad: Tensor, Tq: number, Tk: number, offset: number, causal: boolean): { keep: Float32Array; mask: Tensor } | null {
-  const p = pad.dataSync() as Uint8Array, B = pad.shape[0];
-  const keep = new Float32Array(B * Tq).fill(1), m = new Float32Array(B * Tq * Tk);
-  let any = false;
-  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) {
-    const last = causal ? Math.min(offset + i, Tk - 1) : Tk - 1;           // last key this row may see
-    let visible = false;
-    for (let j = 0; j <= last && !visible; j++) visible = p[b * Tk + j] === 0;
-    if (!visible) { keep[b * Tq + i] = 0; any = true; continue; }
-    for (let j = 0; j < Tk; j++) if (j > last || p[b * Tk + j] === 1) m[(b * Tq + i) * Tk + j] = -Infinity;
-  }
-  return any ? { keep, mask: Tensor.fromArray(m, [B, 1, Tq, Tk]) } : null;
-}
-
+/** HF's causal mask for queries at positions offset.. over Tk keys: finfo.min on the future keys, (1, 1, Tq, Tk). */
 function causalAdditive(Tq: number, Tk: number, offset: number): Tensor {
   const m = new Float32Array(Tq * Tk);
-  for (let i = 0; i < Tq; i++) for (let j = offset + i + 1; j < Tk; j++) m[i * Tk + j] = -Infinity;
+  for (let i = 0; i < Tq; i++) for (let j = offset + i + 1; j < Tk; j++) m[i * Tk + j] = F32_MIN;
   return Tensor.fromArray(m, [1, 1, Tq, Tk]);
-}
-
-function blockedMask(B: number, Tq: number, Tk: number, offset: number, causal: boolean, pad: Tensor | null): Tensor | null {
-  if (!causal && !pad) return null;
-  const p = pad ? (pad.dataSync() as Uint8Array) : null;
-  const m = new Uint8Array(B * Tq * Tk);
-  for (let b = 0; b < B; b++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
-    m[(b * Tq + i) * Tk + j] = +((causal && j > offset + i) || (p !== null && p[b * Tk + j] === 1));
-  }
-  return Tensor.fromArray(m, [B, 1, Tq, Tk], "bool");
 }
 
 // ---------------------------------------------------------------- greedy generation
