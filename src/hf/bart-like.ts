@@ -21,9 +21,8 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import {
-  addBasePrefix, applyCheckpointRules, attend, checkIds, IncrementalDecoder, KVCache, paddingFromMask, type Activation, type EncoderMemory, type LayerCaches,
-} from "./seq2seq-common.js";
+import { addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, type Activation } from "./common.js";
+import { IncrementalDecoder, KVCache, type EncoderMemory, type LayerCaches } from "./seq2seq-common.js";
 import { greedyGenerate } from "./generation.js";
 import type { HFConfig, HFDecodingOptions, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
 import { HFImportError } from "./types.js";
@@ -86,8 +85,8 @@ class BartLikeAttention extends Module {
       k = this.kProj.forward(src); v = this.vProj.forward(src);             // (B, Tnew, D)
       if (o.cache) [k, v] = o.cache.append(k, v);                           // (B, Tk, D)
     }
-    const r = attend(q, k, v, { heads: this.heads, scale: (this.dModel / this.heads) ** -0.5, keyPadding: o.keyPadding,
-      causal: o.causal, module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.dropout : 0 });
+    const r = attend(this, { q, k, v, heads: this.heads, bias: null, scale: (this.dModel / this.heads) ** -0.5, keyPadding: o.keyPadding,
+      causal: o.causal, kind: this.kind, needWeights: o.wantWeights, dropout: this.dropout });
     return { out: this.outProj.forward(r.out), weights: r.weights };       // (B, Tq, D), (B, H, Tq, Tk)
   }
 }
@@ -273,7 +272,7 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   logits(h: Tensor): Tensor { return F.linear(h, this.headWeight(), this.getBuffer("final_logits_bias")!.reshape([this.spec.vocab])); }
 
   encode(inputs: HFInputs, wantWeights: boolean): EncoderOut {
-    const ids = checkIds(inputs.inputIds, "inputIds", this.spec.vocab);
+    const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     this.checkLength(ids, "inputIds");
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
     let h = this.model.encoder.embed(ids, 0);                               // (B, Ts, D)
@@ -311,7 +310,7 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const att = !!opts.outputAttentions;
     const enc = this.encode(inputs, att);
-    const dec = checkIds(inputs.decoderInputIds, "decoderInputIds", this.spec.vocab);
+    const dec = checkIds(inputs.decoderInputIds, this.architecture, "decoderInputIds", null, null, this.spec.vocab);
     if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
     const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
     const d = this.decode(dec, enc, { past: 0, selfPad, wantWeights: att });

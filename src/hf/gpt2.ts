@@ -89,7 +89,7 @@ export class GPT2Attention extends HFModule {
     if (this.o.scaleByInverseLayerIdx) scale /= this.layerIdx + 1;
     const { out, weights } = attend(this, {
       q, k, v, bias: m.bias, scale, needWeights, keyPadding: m.keyPadding,
-      causal: true, dropout: this.o.attnPdrop, causalFlag: m.causalFlag,
+      causal: true, causalInBias: m.bias !== null, dropout: this.o.attnPdrop,
     });
     return { y: this.residDropout.forward(this.cProj.forward(mergeHeads(out))), weights, cache: { k, v } };
   }
@@ -117,11 +117,11 @@ export class GPT2Block extends HFModule {
 }
 
 /** The additive bias of one forward: causal (future keys → finfo.min) plus padding ((1 − mask)·finfo.min). */
-interface MaskPlan { bias: Tensor | null; causalFlag: boolean; keyPadding: Tensor | null }
+interface MaskPlan { bias: Tensor | null; keyPadding: Tensor | null }
 
 function maskPlan(mask: Tensor | null, B: number, Tq: number, Tk: number): MaskPlan {
   // No padding and a square causal block: the kernels' own causal masking gives HF's result (every row sees a key).
-  if (!mask && Tq === Tk) return { bias: null, causalFlag: true, keyPadding: null };
+  if (!mask && Tq === Tk) return { bias: null, keyPadding: null };
   const past = Tk - Tq, md = mask ? mask.contiguous().dataSync() : null;
   const data = new Float32Array(B * Tq * Tk);
   for (let b = 0; b < B; b++) {
@@ -133,7 +133,7 @@ function maskPlan(mask: Tensor | null, B: number, Tq: number, Tk: number): MaskP
       }
     }
   }
-  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), causalFlag: false, keyPadding: paddedKeys(mask) };
+  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), keyPadding: paddedKeys(mask) };
 }
 
 export class GPT2Model extends HFModule {

@@ -24,9 +24,9 @@ import { Embedding, Linear, ModuleList } from "../nn/layers.js";
 import { normal_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, IncrementalDecoder, KVCache, paddingFromMask,
-  pickArchitecture, type Activation, type EncoderMemory, type LayerCaches,
-} from "./seq2seq-common.js";
+  activationFn, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, paddingFromMask, pickArchitecture, type Activation,
+} from "./common.js";
+import { IncrementalDecoder, KVCache, type EncoderMemory, type LayerCaches } from "./seq2seq-common.js";
 import { HFImportError, type HFConfig, type HFDecodingOptions, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
 import { greedyGenerate } from "./generation.js";
 
@@ -104,8 +104,8 @@ class T5Attention extends Module {
       k = this.k.forward(src); v = this.v.forward(src);
       if (o.cache) [k, v] = o.cache.append(k, v);                             // (B, Tk, H·d_kv)
     }
-    const r = attend(q, k, v, { heads: this.s.heads, scale: 1, bias: o.bias, keyPadding: o.keyPadding, causal: o.causal,
-      module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.s.dropout : 0 });
+    const r = attend(this, { q, k, v, heads: this.s.heads, scale: 1, bias: o.bias ?? null, keyPadding: o.keyPadding, causal: o.causal,
+      kind: this.kind, needWeights: o.wantWeights, dropout: this.s.dropout });
     return { out: this.o.forward(r.out), weights: r.weights };               // (B, Tq, D)
   }
 }
@@ -277,7 +277,7 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 
   private encode(inputs: HFInputs, wantWeights: boolean): StackOut & { pad: Tensor | null } {
-    const ids = checkIds(inputs.inputIds, "inputIds", this.spec.vocab);
+    const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
     return { ...this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights }), pad };
   }
@@ -285,7 +285,7 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const att = !!opts.outputAttentions;
     const enc = this.encode(inputs, att);
-    const dec = checkIds(inputs.decoderInputIds, "decoderInputIds", this.spec.vocab);
+    const dec = checkIds(inputs.decoderInputIds, this.architecture, "decoderInputIds", null, null, this.spec.vocab);
     if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
     const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
     const d = this.runStack(this.decoder, dec, { past: 0, selfPad, enc, wantWeights: att });
@@ -315,16 +315,16 @@ function parseFeedForward(c: ConfigReader): { act: Activation; gated: boolean } 
   const proj = c.str("feed_forward_proj", "relu");
   const parts = proj.split("-");
   if ((parts.length > 1 && parts[0] !== "gated") || parts.length > 2) {
-    throw new HFImportError(`t5 config: "feed_forward_proj" = ${JSON.stringify(proj)} is not supported ` +
+    throw new HFImportError(`t5 config.json: "feed_forward_proj" = ${JSON.stringify(proj)} is not supported ` +
       `(supported: "{act}" or "gated-{act}" with act one of ${ACTIVATION_NAMES.join(", ")})`);
   }
   const derived = proj === "gated-gelu" ? "gelu_new" : parts[parts.length - 1];
   const name = c.str("dense_act_fn", derived);
   if (!ACTIVATION_NAMES.includes(name)) {
     const key = c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
-    throw new HFImportError(`t5 config: "${key}" = ${JSON.stringify(c.config[key])} names an unsupported activation (supported: ${ACTIVATION_NAMES.join(", ")})`);
+    throw new HFImportError(`t5 config.json: "${key}" = ${JSON.stringify(c.config[key])} names an unsupported activation (supported: ${ACTIVATION_NAMES.join(", ")})`);
   }
-  return { act: activation(name), gated: c.bool("is_gated_act", parts[0] === "gated") };
+  return { act: activationFn(name), gated: c.bool("is_gated_act", parts[0] === "gated") };
 }
 
 /** Reads and checks a T5 config.json. */
