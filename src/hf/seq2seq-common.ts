@@ -5,7 +5,13 @@ import { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
 import { noGrad } from "../autograd.js";
 import { cat } from "../ops/movement.js";
-import { HFImportError, type HFDecodingSession } from "./types.js";
+import { Module } from "../nn/module.js";
+import { checkIds, paddingFromMask } from "./common.js";
+import { greedyGenerate } from "./generation.js";
+import {
+  HFImportError, type HFConfig, type HFDecodingOptions, type HFDecodingSession, type HFForwardOptions, type HFGenerateOptions,
+  type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs,
+} from "./types.js";
 
 // ---------------------------------------------------------------- KV cache
 /** Self-attention K/V of the tokens seen so far (B, T, H·D) each; grows by one step per call. Cross K/V are computed once. */
@@ -76,4 +82,53 @@ function selectRows(t: Tensor, rows: readonly number[]): Tensor {
   const out = new (src.constructor as new (n: number) => typeof src)(rows.length * per);
   rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));
   return Tensor.fromArray(out, [rows.length, ...t.shape.slice(1)], t.dtype);
+}
+
+// ---------------------------------------------------------------- the generation model around an encoder and a decoder
+/** Encoder output for forward(): the memory plus every layer's states (hidden[0] = embeddings) and attentions. */
+export interface EncoderOut extends EncoderMemory { hidden: Tensor[]; attentions: Tensor[] }
+/** Decoder output: last states (B, T, D), every layer's states, self-attentions (B, H, T, Tk) and cross-attentions (B, H, T, Ts). */
+export interface DecoderOut { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] }
+export interface DecodeArgs { past: number; selfPad: Tensor | null; caches?: LayerCaches[]; wantWeights: boolean }
+
+/**
+ * What MarianMTModel, BartForConditionalGeneration and T5ForConditionalGeneration share around their stacks: HF's
+ * forward (encoder, then the decoder over decoderInputIds, with HF's output names), token-by-token decoding with the KV
+ * cache (startDecoding) and greedy generate(). A subclass provides encode, decode and logits.
+ */
+export abstract class EncoderDecoderLM extends Module implements HFModel {
+  abstract readonly config: HFConfig;
+  abstract readonly architecture: string;
+  /** Vocabulary size, decoder layers and config.json's decoder start token. */
+  protected abstract readonly vocab: number;
+  protected abstract readonly decoderLayerCount: number;
+  protected abstract readonly decoderStartId: number;
+  abstract encode(inputs: HFInputs, wantWeights: boolean): EncoderOut;
+  /** The decoder over ids (B, T) at positions past.. with the given layer caches (generation) or none (full forward). */
+  abstract decode(ids: Tensor, enc: EncoderMemory, o: DecodeArgs): DecoderOut;
+  /** Decoder states (B, T, D) → logits (B, T, V). */
+  abstract logits(h: Tensor): Tensor;
+
+  forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
+    const att = !!opts.outputAttentions;
+    const enc = this.encode(inputs, att);
+    const dec = checkIds(inputs.decoderInputIds, this.architecture, "decoderInputIds", null, null, this.vocab);
+    if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
+    const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
+    const d = this.decode(dec, enc, { past: 0, selfPad, wantWeights: att });
+    const out: HFOutputs = { logits: this.logits(d.last), encoderLastHiddenState: enc.last };
+    if (opts.outputHiddenStates) { out.encoderHiddenStates = enc.hidden; out.decoderHiddenStates = d.hidden; }
+    if (att) { out.encoderAttentions = enc.attentions; out.decoderAttentions = d.self; out.crossAttentions = d.cross; }
+    return out;
+  }
+
+  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
+  startDecoding(inputs: HFInputs, opts: Partial<HFDecodingOptions> = {}): IncrementalDecoder {
+    const enc = this.encode(inputs, false);
+    return new IncrementalDecoder(enc, this.decoderLayerCount, (tokens, memory, caches, past) =>
+      this.logits(this.decode(tokens, memory, { past, selfPad: null, caches, wantWeights: false }).last), opts.decoderStartTokenId ?? this.decoderStartId); // (B, T, V)
+  }
+
+  /** Greedy decoding (HF's generate(do_sample=False)); sampling and beam search: generate() in src/hf/generation.ts. */
+  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult { return greedyGenerate(this, inputs, opts); }
 }

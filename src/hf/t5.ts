@@ -26,9 +26,8 @@ import * as F from "../functional.js";
 import {
   activationFn, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, paddingFromMask, pickArchitecture, type Activation,
 } from "./common.js";
-import { IncrementalDecoder, KVCache, type EncoderMemory, type LayerCaches } from "./seq2seq-common.js";
-import { HFImportError, type HFConfig, type HFDecodingOptions, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
-import { greedyGenerate } from "./generation.js";
+import { EncoderDecoderLM, KVCache, type DecodeArgs, type DecoderOut, type EncoderMemory, type EncoderOut, type LayerCaches } from "./seq2seq-common.js";
+import { HFImportError, type HFConfig, type HFFamily, type HFInputs, type HFModel } from "./types.js";
 
 interface T5Spec {
   vocab: number; dModel: number; dKv: number; dFf: number; heads: number;
@@ -188,8 +187,11 @@ class T5Stack extends Module {
 interface StackOut { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] }
 
 // ---------------------------------------------------------------- the HF model
-export class T5ForConditionalGeneration extends Module implements HFModel {
+export class T5ForConditionalGeneration extends EncoderDecoderLM {
   readonly architecture = "T5ForConditionalGeneration";
+  protected get vocab(): number { return this.spec.vocab; }
+  protected get decoderLayerCount(): number { return this.spec.decoderLayers; }
+  protected get decoderStartId(): number { return this.spec.decoderStartId; }
   shared: Embedding;
   encoder: T5Stack;
   decoder: T5Stack;
@@ -276,35 +278,14 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
     return this.lmHead ? this.lmHead.forward(h) : F.linear(h.mul(this.spec.dModel ** -0.5), this.shared.weight);
   }
 
-  private encode(inputs: HFInputs, wantWeights: boolean): StackOut & { pad: Tensor | null } {
+  encode(inputs: HFInputs, wantWeights: boolean): EncoderOut {
     const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    return { ...this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights }), pad };
+    const r = this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights });
+    return { last: r.last, pad, hidden: r.hidden, attentions: r.self };
   }
 
-  forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
-    const att = !!opts.outputAttentions;
-    const enc = this.encode(inputs, att);
-    const dec = checkIds(inputs.decoderInputIds, this.architecture, "decoderInputIds", null, null, this.spec.vocab);
-    if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
-    const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
-    const d = this.runStack(this.decoder, dec, { past: 0, selfPad, enc, wantWeights: att });
-    const out: HFOutputs = { logits: this.logits(d.last), encoderLastHiddenState: enc.last };
-    if (opts.outputHiddenStates) { out.encoderHiddenStates = enc.hidden; out.decoderHiddenStates = d.hidden; }
-    if (att) { out.encoderAttentions = enc.self; out.decoderAttentions = d.self; out.crossAttentions = d.cross; }
-    return out;
-  }
-
-  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
-  startDecoding(inputs: HFInputs, opts: Partial<HFDecodingOptions> = {}): IncrementalDecoder {
-    const enc = this.encode(inputs, false);
-    return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
-      this.logits(this.runStack(this.decoder, tokens, { past, selfPad: null, enc: memory, caches, wantWeights: false }).last), opts.decoderStartTokenId ?? this.spec.decoderStartId); // (B, T, V)
-  }
-
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    return greedyGenerate(this, inputs, opts);
-  }
+  decode(ids: Tensor, enc: EncoderMemory, o: DecodeArgs): DecoderOut { return this.runStack(this.decoder, ids, { ...o, enc }); }
 }
 
 /**
