@@ -250,7 +250,7 @@ function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen
   const padded = out.map((s) => {
     const row = new Array<number>(maxLen).fill(pad ?? 0);
     s.forEach((t, i) => { row[i] = t; });
-    if (s.length < maxLen) row[s.length] = eos![0];
+    if (s.length < maxLen && eos) row[s.length] = eos[0];                          // only the first eos id, as HF
     return row;
   });
   return { sequences: toSequences(padded), sequencesScores: Tensor.fromArray(Float32Array.from(outScores), [outScores.length]), ...(keep ? { scores, logits } : {}) };
