@@ -178,3 +178,14 @@ test("attnflow predict --model <hf-folder>: --beams / --num-return-sequences pri
   assert.equal(bad.code, 2, bad.out);
   assert.match(bad.out, /--temperature, --top-k and --top-p shape sampling: add --sample/);
 });
+
+test("the model carries generation_config.json (HF's model.generation_config): generate() reads it by default, savePretrained writes it back", async () => {
+  const { model, inputs, generationConfig } = await tiny("gen-bart");
+  assert.deepEqual(model.generationConfig, generationConfig);
+  const o = { numBeams: 2, maxNewTokens: 5, eosTokenId: 50 };
+  assert.deepEqual(rows(generate(model, inputs, o).sequences), rows(generate(model, inputs, { ...o, generationConfig }).sequences));
+  assert.notDeepEqual(rows(generate(model, inputs, o).sequences), rows(generate(model, inputs, { ...o, generationConfig: { forced_eos_token_id: null } }).sequences));
+  const { savePretrained } = await import("../src/hf/pretrained.js");
+  const files = savePretrained(model);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(files.get("generation_config.json")!)), generationConfig);
+});

@@ -30,7 +30,8 @@ export interface GenerateOutput {
 }
 
 export interface GenerateCallOptions extends GenerationOptions {
-  /** generation_config.json's contents (fromPretrained returns it); default: config.json's generation keys. */
+  /** generation_config.json's contents; default: the one fromPretrained loaded with the model (model.generationConfig),
+   *  else config.json's generation keys (as HF's GenerationConfig.from_model_config). */
   generationConfig?: Record<string, unknown> | null;
   /** Keep the processed scores and raw logits of each step. */
   returnScores?: boolean;
@@ -44,7 +45,7 @@ export interface GenerateCallOptions extends GenerationOptions {
  */
 export function generate(model: HFModel, inputs: HFInputs, options: GenerateCallOptions = {}): GenerateOutput {
   if (!model.startDecoding) throw new HFImportError(`${model.architecture} cannot generate (supported: decoders and encoder–decoders)`);
-  const { generationConfig = null, returnScores = false, generator, ...opts } = options;
+  const { generationConfig = model.generationConfig ?? null, returnScores = false, generator, ...opts } = options;
   const r = resolveGeneration(model.config, generationConfig, opts);
   const ids = inputs.inputIds;
   if (!ids || ids.ndim !== 2) throw new HFImportError(`generate: inputs.inputIds must be (batch, length), got ${ids ? shapeStr(ids.shape) : "nothing"}`);

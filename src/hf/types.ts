@@ -89,6 +89,8 @@ export interface HFModel extends Module {
   readonly config: HFConfig;
   /** The HF class this instance mirrors, e.g. "BertForSequenceClassification". */
   readonly architecture: string;
+  /** generation_config.json as loaded with the model (HF's model.generation_config); null or absent: none. */
+  generationConfig?: Record<string, unknown> | null;
   forward(inputs: HFInputs, opts?: HFForwardOptions): HFOutputs;
   generate?(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult;
   /** Decoders and encoder–decoders: token-by-token decoding with the KV cache (what generate() in src/hf/generation.ts drives). */
