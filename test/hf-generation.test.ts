@@ -189,3 +189,16 @@ test("the model carries generation_config.json (HF's model.generation_config): g
   const files = savePretrained(model);
   assert.deepEqual(JSON.parse(new TextDecoder().decode(files.get("generation_config.json")!)), generationConfig);
 });
+
+test("onStep streams each step's tokens (greedy and beams) and returning false stops there", async () => {
+  const { model, inputs } = await tiny("gen-llama");
+  const T = inputs.inputIds.shape[1], seen: number[][] = [];
+  const full = rows(generate(model, inputs, { maxNewTokens: 6, eosTokenId: null, onStep: (s, t) => { seen[s] = Array.from(t); } }).sequences);
+  assert.deepEqual(seen, [0, 1, 2, 3, 4, 5].map((s) => full.map((r) => r[T + s])), "every step streamed");
+  const cut = rows(generate(model, inputs, { maxNewTokens: 6, eosTokenId: null, onStep: (s) => s < 2 }).sequences);
+  assert.deepEqual(cut, full.map((r) => r.slice(0, T + 3)));
+  let calls = 0;
+  const beams = generate(model, inputs, { numBeams: 3, maxNewTokens: 6, eosTokenId: null, onStep: (_, t) => { assert.equal(t.length, 6); return ++calls < 3; } });
+  assert.equal(calls, 3);
+  assert.equal(beams.sequences.shape[1], T + 3);
+});

@@ -37,6 +37,12 @@ export interface GenerateCallOptions extends GenerationOptions {
   returnScores?: boolean;
   /** Sampling generator (overrides seed). */
   generator?: Generator;
+  /**
+   * Called after every step with the tokens just chosen for each row (batch·beams rows; beams in their new order), for
+   * streaming or progress; returning false stops generation there (HF's StoppingCriteria), beams being finalised as at
+   * max length.
+   */
+  onStep?: (step: number, tokens: Int32Array) => boolean | void;
 }
 
 /**
@@ -45,7 +51,7 @@ export interface GenerateCallOptions extends GenerationOptions {
  */
 export function generate(model: HFModel, inputs: HFInputs, options: GenerateCallOptions = {}): GenerateOutput {
   if (!model.startDecoding) throw new HFImportError(`${model.architecture} cannot generate (supported: decoders and encoder–decoders)`);
-  const { generationConfig = model.generationConfig ?? null, returnScores = false, generator, ...opts } = options;
+  const { generationConfig = model.generationConfig ?? null, returnScores = false, generator, onStep, ...opts } = options;
   const r = resolveGeneration(model.config, generationConfig, opts);
   const ids = inputs.inputIds;
   if (!ids || ids.ndim !== 2) throw new HFImportError(`generate: inputs.inputIds must be (batch, length), got ${ids ? shapeStr(ids.shape) : "nothing"}`);
@@ -64,8 +70,8 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
     const maxNew = Math.max(0, rr.maxLength - promptLen);
     const session = model.startDecoding!(inp, { maxNewTokens: maxNew, ...(start !== null ? { decoderStartTokenId: start } : {}) });
     try {
-      return r.numBeams > 1 ? beamSearch(session, rr, promptLen, ids.shape[0], rng, returnScores)
-        : sampleOrGreedy(session, rr, promptLen, rng, returnScores);
+      return r.numBeams > 1 ? beamSearch(session, rr, promptLen, ids.shape[0], rng, returnScores, onStep)
+        : sampleOrGreedy(session, rr, promptLen, rng, returnScores, onStep);
     } finally { session.dispose?.(); }
   });
 }
@@ -139,7 +145,9 @@ function toSequences(seqs: number[][]): Tensor {
 }
 
 /** HF's _sample: greedy (argmax of the processed scores) or multinomial sampling after the warpers. */
-function sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, rng: Generator, keep: boolean): GenerateOutput {
+type OnStep = GenerateCallOptions["onStep"];
+
+function sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, rng: Generator, keep: boolean, onStep: OnStep): GenerateOutput {
   const N = session.batch, seqs = session.prefix.map((s) => [...s]);
   const procs = logitsProcessors(r, promptLen), warps = r.doSample ? logitsWarpers(r) : [];
   const eos = r.eosTokenId, pad = r.padTokenId ?? 0;
@@ -159,6 +167,7 @@ function sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promp
       if (eos && eos.includes(tokens[i])) unfinished[i] = false;
     }
     if (keep) scores.push(stack2(rows));
+    if (onStep && onStep(seqs[0].length - session.prefix[0].length - 1, tokens) === false) break;
     if (eos && !unfinished.some(Boolean)) break;
   }
   return { sequences: toSequences(seqs), ...(keep ? { scores, logits } : {}) };
@@ -189,7 +198,7 @@ class Hypotheses {
 }
 
 /** HF's _beam_search with BeamSearchScorer (and beam sampling when doSample). Rows are batch-major: row b·W + j. */
-function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, B: number, rng: Generator, keep: boolean): GenerateOutput {
+function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, B: number, rng: Generator, keep: boolean, onStep: OnStep): GenerateOutput {
   const W = r.numBeams, N = B * W;
   if (session.batch !== N) throw new Error(`generate: the decoding session has ${session.batch} rows, expected batch ${B} × ${W} beams`);
   let seqs = session.prefix.map((s) => [...s]);
@@ -237,6 +246,7 @@ function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen
     seqs = Array.from({ length: N }, (_, i) => [...seqs[nextRows[i]], nextTokens[i]]);
     session.reorder(Array.from(nextRows));
     tokens = nextTokens;
+    if (onStep && onStep(seqs[0].length - promptLen - 1, nextTokens) === false) break;
     if (done.every(Boolean) || seqs[0].length >= r.maxLength) break;
   }
   // finalize: open beams of unfinished rows become hypotheses, then the best numReturnSequences per input row
@@ -246,7 +256,7 @@ function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen
     const sorted = hyps[b].beams.map((h, i) => ({ ...h, i })).sort((x, y) => x.score - y.score || x.i - y.i);
     for (let j = 0; j < r.numReturnSequences; j++) { const h = sorted.pop()!; out.push(h.tokens); outScores.push(h.score); }
   }
-  const lens = out.map((s) => s.length), maxLen = Math.min(Math.max(...lens) + 1, r.maxLength);
+  const lens = out.map((s) => s.length), maxLen = Math.min(Math.max(...lens) + (eos ? 1 : 0), r.maxLength);   // room for an eos
   if (Math.min(...lens) !== Math.max(...lens) && pad === null) throw new Error("generate: pad_token_id has to be defined to return beams of different lengths");
   const padded = out.map((s) => {
     const row = new Array<number>(maxLen).fill(pad ?? 0);
