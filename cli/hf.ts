@@ -12,6 +12,7 @@ import { readHeaders } from "../src/hf/pretrained.js";
 import { architectureFor } from "../src/hf/registry.js";
 import type { HFConfig, HFInputs, HFModel } from "../src/hf/types.js";
 import { generate, type GenerationOptions } from "../src/hf/generation.js";
+import { ProgressBar } from "../src/node/progress.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
 import { readImageFile } from "../src/node/image-file.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
@@ -270,7 +271,11 @@ export function generateForPredict(m: HFLoaded, inp: TextInput, flags: Flags): {
   if (!o.doSample && (o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined) && flags.sample !== true && g.do_sample !== true) {
     throw new UsageError("--temperature, --top-k and --top-p shape sampling: add --sample");
   }
-  const out = generate(m.model, hfInputs(inp), { ...o, generationConfig: m.generationConfig });
+  // progress on a terminal (tokens/s, ETA); silent in pipes and with --json
+  const total = o.maxNewTokens ?? Math.max(1, Number(g.max_new_tokens ?? (Number(g.max_length ?? 20) - (kindOf(m.model.architecture) === "causal" ? inp.ids.length : 1))));
+  const bar = new ProgressBar({ total, label: "generate", unit: "tok", quiet: flags.json === true || process.stderr.isTTY !== true });
+  const out = generate(m.model, hfInputs(inp), { ...o, generationConfig: m.generationConfig, onStep: (s) => { bar.update(s + 1); } });
+  bar.finish();
   const rows = out.sequences.toArray() as number[][], scores = out.sequencesScores ? Array.from(out.sequencesScores.dataSync()) : null;
   const causal = kindOf(m.model.architecture) === "causal";
   // decoders return prompt + new tokens; encoder–decoders the decoder start token + new tokens
