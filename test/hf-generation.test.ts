@@ -147,6 +147,10 @@ test("generate options: bad values name the option; HF's own refusals are kept",
   assert.throws(() => g({ earlyStopping: "sometimes" }), /earlyStopping must be true, false or "never"/);
   assert.throws(() => g({ badWordsIds: [3] }), /badWordsIds must be a non-empty list of non-empty lists/);
   assert.throws(() => generate(model, inputs, { generationConfig: { max_length: 5, eos_token_id: "x" } }), /generation_config.json "eos_token_id" must be a token id/);
+  // an HF strategy attnflow does not implement is an error, never a silently different generation
+  assert.throws(() => generate(model, inputs, { generationConfig: { num_beams: 4, num_beam_groups: 2, diversity_penalty: 0.5 } }),
+    /generation_config.json "num_beam_groups" = 2 is not implemented by attnflow's generate\(\)/);
+  assert.doesNotThrow(() => generate(model, inputs, { generationConfig: { num_beam_groups: 1, renormalize_logits: false, suppress_tokens: null }, maxNewTokens: 2 }));
   const { model: gpt2, inputs: gi } = await tiny("gen-gpt2");
   assert.throws(() => generate(gpt2, gi, { maxLength: 4 }), /the prompt has 6 tokens but maxLength is 4: set maxNewTokens/);
   const bert = (await fromPretrained(join(root, "test/fixtures/hf/bert"))).model;

@@ -72,6 +72,18 @@ const KEYS: (keyof GenerationOptions)[] = [
 ];
 
 /**
+ * generation_config.json keys whose HF processors / strategies attnflow does not implement, with the values that leave
+ * them off: any other value is an error naming the key (never a silently different generation).
+ */
+const NOT_IMPLEMENTED: Record<string, unknown[]> = {
+  num_beam_groups: [1], diversity_penalty: [0], penalty_alpha: [null], typical_p: [1], epsilon_cutoff: [0], eta_cutoff: [0],
+  min_p: [null], encoder_repetition_penalty: [1], encoder_no_repeat_ngram_size: [0], sequence_bias: [null],
+  suppress_tokens: [null], begin_suppress_tokens: [null], forced_decoder_ids: [null], exponential_decay_length_penalty: [null],
+  renormalize_logits: [false], remove_invalid_values: [false], constraints: [null], force_words_ids: [null],
+  guidance_scale: [null, 1], watermarking_config: [null], max_time: [null], stop_strings: [null], prompt_lookup_num_tokens: [null],
+};
+
+/**
  * The options in force: `options` (camelCase) over generation_config.json (`generationConfig`, snake_case) — or, when
  * the folder has none, over config.json's generation keys — over HF's GenerationConfig defaults. Every bad value
  * names its key.
@@ -81,6 +93,15 @@ export function resolveGeneration(config: HFConfig, generationConfig: Record<str
     if (!(KEYS as string[]).includes(k)) throw new HFImportError(`generate: unknown option "${k}" (supported: ${KEYS.join(", ")})`);
   }
   const file = generationConfig ?? config;
+  for (const [k, off] of Object.entries(NOT_IMPLEMENTED)) {
+    const v = file[k];
+    if (v !== undefined && !off.some((o) => o === v || (o === null && v === null))) {
+      throw new HFImportError(`${generationConfig ? "generation_config.json" : "config.json"} "${k}" = ${JSON.stringify(v)} is not implemented by attnflow's generate() ` +
+        `(it implements greedy, sampling with temperature / top_k / top_p, beam search and beam sampling, repetition_penalty, ` +
+        `no_repeat_ngram_size, bad_words_ids, min_length / min_new_tokens, forced_bos_token_id / forced_eos_token_id); ` +
+        `pass generationConfig without it to generate anyway`);
+    }
+  }
   const where = (k: string) => (k in options && (options as Record<string, unknown>)[k] !== undefined ? `generate option ${k}` : `${generationConfig ? "generation_config.json" : "config.json"} "${snake(k)}"`);
   const get = (k: keyof GenerationOptions): unknown => options[k] !== undefined ? options[k] : file[snake(k)];
   const int = (k: keyof GenerationOptions, dflt: number | null, min: number): number | null => {
