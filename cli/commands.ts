@@ -13,6 +13,19 @@ const INPUT_IDS: FlagSpec = { name: "input-ids", kind: "value", arg: "IDS", help
 export const HF_PREDICT_FLAGS: FlagSpec[] = [
   INPUT_IDS,
   { name: "max-tokens", kind: "value", type: "int", min: 0, help: "tokens to generate at most (Hugging Face decoders and encoder-decoders; default 20)" },
+  // Hugging Face generation (HF's generate(): options over the folder's generation_config.json)
+  { name: "max-new-tokens", kind: "value", type: "int", min: 0, help: "Hugging Face generation: tokens to generate at most (same as --max-tokens; default: generation_config.json's max_length, else 20)" },
+  { name: "beams", kind: "value", type: "int", min: 1, help: "Hugging Face generation: beam search with N beams (HF's num_beams)" },
+  { name: "sample", kind: "switch", help: "Hugging Face generation: sample (HF's do_sample; with --temperature, --top-k (HF default 50), --top-p, --seed)" },
+  { name: "temperature", kind: "value", type: "number", min: 0, help: "Hugging Face generation: sampling temperature; 0: greedy" },
+  { name: "top-k", kind: "value", type: "int", min: 0, help: "Hugging Face generation: sample from the K most likely tokens; 0: all" },
+  { name: "top-p", kind: "value", type: "number", min: 0, minExclusive: true, max: 1, help: "Hugging Face generation: nucleus sampling" },
+  { name: "seed", kind: "value", type: "int", help: "Hugging Face generation: seed of the sampling (same seed, same tokens)" },
+  { name: "num-return-sequences", kind: "value", type: "int", min: 1, help: "Hugging Face generation: sequences to print (beam search: the N best; sampling: N samples)" },
+  { name: "repetition-penalty", kind: "value", type: "number", min: 0, minExclusive: true, help: "Hugging Face generation: HF's repetition_penalty (1: off)" },
+  { name: "no-repeat-ngram-size", kind: "value", type: "int", min: 0, help: "Hugging Face generation: no n-gram of this size twice (0: off)" },
+  { name: "length-penalty", kind: "value", type: "number", help: "Hugging Face generation: beam score = log p / length^X (HF's length_penalty, default 1)" },
+  { name: "min-new-tokens", kind: "value", type: "int", min: 0, help: "Hugging Face generation: no eos before N new tokens" },
 ];
 const DATA: FlagSpec = { name: "data", kind: "value", arg: "DIR", help: "read the task's data from DIR instead of the Debian package's folder" };
 

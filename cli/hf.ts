@@ -11,6 +11,8 @@ import { fromPretrainedDir, folderReader } from "../src/hf/node-pretrained.js";
 import { readHeaders } from "../src/hf/pretrained.js";
 import { architectureFor } from "../src/hf/registry.js";
 import type { HFConfig, HFInputs, HFModel } from "../src/hf/types.js";
+import { generate, type GenerationOptions } from "../src/hf/generation.js";
+import { ProgressBar } from "../src/node/progress.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
 import { readImageFile } from "../src/node/image-file.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
@@ -227,7 +229,7 @@ function decode(m: HFLoaded, ids: number[]): string {
 }
 
 function maxTokens(flags: Flags): number {
-  const v = flags["max-tokens"];
+  const v = flags["max-new-tokens"] ?? flags["max-tokens"];
   if (v === undefined) return 20;
   if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`--max-tokens must be an integer >= 0, got ${JSON.stringify(v)}`);
   return Number(v);
@@ -240,6 +242,44 @@ export function generateIds(m: HFLoaded, inp: TextInput, n: number): number[] {
   const all = Array.from(seq.dataSync() as Int32Array, Number);
   // decoders return prompt + new tokens; encoder–decoders the decoder start token + new tokens
   return kindOf(m.model.architecture) === "causal" ? all.slice(inp.ids.length) : all.slice(1);
+}
+
+/** A numeric flag (already range-checked by its declaration in cli/commands.ts), or undefined when absent. */
+function numOf(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== "string" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * predict's generation: HF's generate() with the folder's generation_config.json (num_beams, length_penalty,
+ * no_repeat_ngram_size, … as HF applies them), overridden by --beams, --sample, --temperature, --top-k, --top-p,
+ * --seed, --num-return-sequences, --repetition-penalty, --no-repeat-ngram-size, --length-penalty, --min-new-tokens,
+ * --max-new-tokens (without it and without a max_length / max_new_tokens in the folder: 20 new tokens).
+ */
+export function generateForPredict(m: HFLoaded, inp: TextInput, flags: Flags): { ids: number[]; score?: number }[] {
+  const g = m.generationConfig ?? m.config;
+  const o: GenerationOptions = {};
+  if (flags["max-new-tokens"] !== undefined || flags["max-tokens"] !== undefined || (g.max_new_tokens == null && g.max_length == null)) o.maxNewTokens = maxTokens(flags);
+  const map: [string, keyof GenerationOptions][] = [["beams", "numBeams"], ["temperature", "temperature"], ["top-k", "topK"], ["top-p", "topP"],
+    ["seed", "seed"], ["num-return-sequences", "numReturnSequences"], ["repetition-penalty", "repetitionPenalty"],
+    ["no-repeat-ngram-size", "noRepeatNgramSize"], ["length-penalty", "lengthPenalty"], ["min-new-tokens", "minNewTokens"]];
+  for (const [flag, key] of map) { const v = numOf(flags, flag); if (v !== undefined) (o as Record<string, number>)[key] = v; }
+  if (flags.sample === true) o.doSample = true;
+  if (!o.doSample && (o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined) && flags.sample !== true && g.do_sample !== true) {
+    throw new UsageError("--temperature, --top-k and --top-p shape sampling: add --sample");
+  }
+  // progress on a terminal (tokens/s, ETA); silent in pipes and with --json
+  const total = o.maxNewTokens ?? Math.max(1, Number(g.max_new_tokens ?? (Number(g.max_length ?? 20) - (kindOf(m.model.architecture) === "causal" ? inp.ids.length : 1))));
+  const bar = new ProgressBar({ total, label: "generate", unit: "tok", quiet: flags.json === true || process.stderr.isTTY !== true });
+  const out = generate(m.model, hfInputs(inp), { ...o, generationConfig: m.generationConfig, onStep: (s) => { bar.update(s + 1); } });
+  bar.finish();
+  const rows = out.sequences.toArray() as number[][], scores = out.sequencesScores ? Array.from(out.sequencesScores.dataSync()) : null;
+  const causal = kindOf(m.model.architecture) === "causal";
+  // decoders return prompt + new tokens; encoder–decoders the decoder start token + new tokens
+  return rows.map((r, i) => ({ ids: causal ? r.slice(inp.ids.length) : r.slice(1), ...(scores ? { score: scores[i] } : {}) }));
 }
 
 export async function hfPredict(dir: string, flags: Flags, positional: string): Promise<number> {
@@ -269,8 +309,10 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
       const V = logits.shape[2], d = logits.dataSync() as Float32Array;
       r.masks = pos.map((t) => ({ position: t, top: topK(softmaxRow(d, t * V, V), 5).map(([v, i]) => ({ token: tokenLabels(m, [i])[0], id: i, probability: v })) }));
     } else {
-      const ids = noGrad(() => generateIds(m, inp, maxTokens(flags)));
-      r.ids = ids; r.text = decode(m, ids);
+      const seqs = noGrad(() => generateForPredict(m, inp, flags));
+      r.ids = seqs[0].ids; r.text = decode(m, seqs[0].ids);
+      if (seqs[0].score !== undefined) r.score = seqs[0].score;
+      if (seqs.length > 1) r.sequences = seqs.map((q) => ({ ...q, text: decode(m, q.ids) }));
     }
   }
   if (json) { console.log(JSON.stringify(r)); return 0; }
@@ -282,6 +324,8 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
     for (const mk of r.masks as { position: number; top: { token: string; probability: number }[] }[]) {
       console.log(`position ${mk.position}: ${mk.top.map((x) => `${x.token} ${x.probability.toFixed(4)}`).join("  ")}`);
     }
+  } else if (r.sequences) {
+    for (const q of r.sequences as { text: string; score?: number }[]) console.log(q.score === undefined ? q.text : `${q.text}  (score ${q.score.toFixed(4)})`);
   } else console.log(r.text);
   return 0;
 }

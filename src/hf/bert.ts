@@ -78,11 +78,11 @@ export class BertSelfAttention extends HFModule {
     this.dropout = o.attnDropout;
   }
   /** x (B, T, E), bias (B, 1, 1, T) → context (B, T, E) and weights (B, H, T, T) when asked. */
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
     const H = this.o.heads;
     const q = splitHeads(this.query.forward(x), H), k = splitHeads(this.key.forward(x), H), v = splitHeads(this.value.forward(x), H);
     const { out, weights } = attend(this, {
-      q, k, v, bias, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, degenerateRows: degenerate,
+      q, k, v, bias, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights,
       keyPadding: paddedKeys(mask), causal: false, dropout: this.dropout,
     });
     return [mergeHeads(out), weights];
@@ -103,8 +103,8 @@ export class BertResidualNorm extends HFModule {
 export class BertAttention extends HFModule {
   self: BertSelfAttention; output: BertResidualNorm;
   constructor(o: BertOptions) { super(); this.self = new BertSelfAttention(o); this.output = new BertResidualNorm(o.hidden, o); }
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
-    const [ctx, w] = this.self.forward(x, bias, mask, degenerate, needWeights);
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
+    const [ctx, w] = this.self.forward(x, bias, mask, needWeights);
     return [this.output.forward(ctx, x), w];
   }
 }
@@ -118,8 +118,8 @@ export class BertIntermediate extends HFModule {
 export class BertLayer extends HFModule {
   attention: BertAttention; intermediate: BertIntermediate; output: BertResidualNorm;
   constructor(o: BertOptions) { super(); this.attention = new BertAttention(o); this.intermediate = new BertIntermediate(o); this.output = new BertResidualNorm(o.intermediate, o); }
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
-    const [a, w] = this.attention.forward(x, bias, mask, degenerate, needWeights);
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
+    const [a, w] = this.attention.forward(x, bias, mask, needWeights);
     return [this.output.forward(this.intermediate.forward(a), a), w];
   }
 }
@@ -168,10 +168,9 @@ export class BertModel extends HFModule implements HFModel {
 
     let h = this.embeddings.forward(ids, types, positions);                              // (B, T, E)
     const bias = mask ? paddingBias(mask) : null;                                          // (B, 1, 1, T)
-    const degenerate = !!mask && rowsAllPadding(mask);
     const hidden: Tensor[] = [h], attentions: Tensor[] = [];
     for (const layer of this.encoder.layer) {
-      const [y, w] = layer.forward(h, bias, mask, degenerate, !!opts.outputAttentions);
+      const [y, w] = layer.forward(h, bias, mask, !!opts.outputAttentions);
       h = y;
       if (opts.outputHiddenStates) hidden.push(h);
       if (w) attentions.push(w);
@@ -188,12 +187,6 @@ export class BertModel extends HFModule implements HFModel {
 /** Buffers older transformers saved (position_ids, token_type_ids): not weights, HF skips them on load. */
 const BERT_BUFFERS = /(^|\.)embeddings\.(position_ids|token_type_ids)$/;
 
-/** A row whose mask is all 0: HF then attends evenly to every key (only the composed attention path does that). */
-function rowsAllPadding(mask: Tensor): boolean {
-  const [B, T] = mask.shape, d = mask.contiguous().dataSync();
-  for (let b = 0; b < B; b++) { let any = false; for (let t = 0; t < T; t++) any ||= d[b * T + t] !== 0; if (!any) return true; }
-  return false;
-}
 
 /** BertForSequenceClassification: logits = W·dropout(pooler_output). */
 export class BertForSequenceClassification extends HFModule implements HFModel {

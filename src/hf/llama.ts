@@ -21,8 +21,9 @@ import { normal_ } from "../nn/init.js";
 import { GroupedQueryAttention } from "../nn/gqa.js";
 import type { RopeScaling } from "../nn/rotary.js";
 import { KVCache } from "../models/generate.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult,
-  type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { HFImportError, type HFConfig, type HFDecodingOptions, type HFDecodingSession, type HFFamily, type HFForwardOptions,
+  type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { greedyGenerate } from "./generation.js";
 
 /** The config fields the model reads, validated. */
 export interface LlamaSettings {
@@ -218,45 +219,39 @@ export class LlamaForCausalLM extends Module implements HFModel {
     return this.run(ids, inputs.attentionMask ?? null, positions, null, opts);
   }
 
+  /** Greedy decoding (HF's generate(do_sample=False)); sampling and beam search: generate() in src/hf/generation.ts. */
+  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult { return greedyGenerate(this, inputs, opts); }
+
   /**
-   * Greedy decoding with a KV cache, as HF generate(): positions cumsum(mask) − 1 (1 on padding), each new token
-   * appended with mask 1; after eosTokenId a row continues with pad_token_id (or eos).
+   * Token-by-token decoding with a preallocated KV cache, fed as HF generate() feeds Llama: positions cumsum(mask) − 1
+   * (1 on padding), each new token appended with mask 1.
    */
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
+  startDecoding(inputs: HFInputs, opts: HFDecodingOptions): HFDecodingSession {
     const { ids, B, T } = this.checkInputs(inputs, "generate");
     const n = opts.maxNewTokens;
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`LlamaForCausalLM.generate: maxNewTokens must be an integer >= 0, got ${n}`);
-    const V = this.settings.vocabSize, eos = opts.eosTokenId ?? null, pad = this.settings.padTokenId ?? eos ?? 0;
+    const V = this.settings.vocabSize;
     const mask = inputs.attentionMask ? Int32Array.from(contiguousData(inputs.attentionMask.ne(0).int()) as Int32Array) : new Int32Array(B * T).fill(1);
-    const seqs = Array.from({ length: B }, (_, b) => Array.from(contiguousData(ids) as Int32Array).slice(b * T, (b + 1) * T));
-    const masks = Array.from({ length: B }, (_, b) => Array.from(mask.slice(b * T, (b + 1) * T)));
-    const done = new Array<boolean>(B).fill(false);
-    const stepLogits: Tensor[] = [];
+    const idData = Array.from(contiguousData(ids) as Int32Array);
+    let masks = Array.from({ length: B }, (_, b) => Array.from(mask.slice(b * T, (b + 1) * T)));
     const cache = new KVCache(this.settings.layers, B, this.settings.kvHeads, this.settings.hiddenSize / this.settings.heads, Math.max(1, T + n));
-    try {
-      noGrad(() => {
-        let next = ids, pos = generatePositions(masks, T);
-        for (let step = 0; step < n; step++) {
-          const L = masks[0].length;
-          const m = Tensor.fromArray(Int32Array.from(masks.flat()), [B, L]);
-          const last = this.run(next, m, pos, cache, {}, true).logits!.reshape([B, V]).contiguous();   // (B, 1, V) → (B, V)
-          if (opts.returnStepLogits) stepLogits.push(last);
-          const ld = last.storage.data as Float32Array, chosen = new Int32Array(B);
-          for (let b = 0; b < B; b++) {
-            chosen[b] = done[b] ? pad : argmaxRow(ld, b * V, V);
-            if (eos !== null && chosen[b] === eos) done[b] = true;
-            seqs[b].push(chosen[b]); masks[b].push(1);
-          }
-          next = Tensor.fromArray(chosen, [B, 1]);
-          pos = generatePositions(masks, 1);
-          if (eos !== null && done.every(Boolean)) break;
+    let started = false;
+    return {
+      batch: B, prefix: Array.from({ length: B }, (_, b) => idData.slice(b * T, (b + 1) * T)),
+      step: (tokens) => noGrad(() => {
+        let next = ids, t = T;
+        if (started) {
+          if (!tokens || tokens.length !== B) throw new HFImportError(`LlamaForCausalLM: step() needs ${B} tokens, got ${tokens?.length ?? "none"}`);
+          for (const m of masks) m.push(1);
+          next = Tensor.fromArray(Int32Array.from(tokens), [B, 1]); t = 1;
         }
-      });
-    } finally {
-      cache.dispose();
-    }
-    const len = seqs[0].length;
-    return { sequences: Tensor.fromArray(Int32Array.from(seqs.flat()), [B, len]), ...(opts.returnStepLogits ? { stepLogits } : {}) };
+        started = true;
+        const m = Tensor.fromArray(Int32Array.from(masks.flat()), [B, masks[0].length]);
+        return this.run(next, m, generatePositions(masks, t), cache, {}, true).logits!.reshape([B, V]).contiguous();   // (B, 1, V) → (B, V)
+      }),
+      reorder: (rows) => { cache.reorder(rows); masks = rows.map((r) => [...masks[r]]); },
+      dispose: () => cache.dispose(),
+    };
   }
 }
 
@@ -271,12 +266,6 @@ function generatePositions(masks: number[][], t: number): Tensor {
     });
   });
   return Tensor.fromArray(out, [B, t]);
-}
-
-function argmaxRow(d: Float32Array, off: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (d[off + i] > d[off + best]) best = i;
-  return best;
 }
 
 export const llamaFamily: HFFamily = {

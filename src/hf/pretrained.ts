@@ -248,9 +248,11 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   model.eval();
 
   const gen = await reader.readFile("generation_config.json");
+  const generationConfig = gen ? parseJson(gen, "generation_config.json") : null;
+  model.generationConfig = generationConfig;                                        // HF's model.generation_config
   const tokenizer = opts.tokenizer === false || !tokenizerLoader ? null : await tokenizerLoader(reader, config);
   return {
-    model, config, tokenizer, generationConfig: gen ? parseJson(gen, "generation_config.json") : null,
+    model, config, tokenizer, generationConfig,
     missingKeys: missing, unexpectedKeys: unexpected, ignoredKeys: ignored,
   };
 }
@@ -266,8 +268,9 @@ export function namesForSave(model: HFModel): [string, Tensor][] {
 }
 
 /**
- * An HF folder as files: config.json (architectures set to the model's class) and model.safetensors (float32 by
- * default, metadata {"format": "pt"} as HF's loader requires), which HF's own from_pretrained loads.
+ * An HF folder as files: config.json (architectures set to the model's class), model.safetensors (float32 by
+ * default, metadata {"format": "pt"} as HF's loader requires) and, when the model was loaded with one,
+ * generation_config.json — which HF's own from_pretrained loads.
  */
 export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16" } = {}): Map<string, Uint8Array> {
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };
@@ -276,5 +279,6 @@ export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16
   const files = new Map<string, Uint8Array>();
   files.set("config.json", new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n"));
   files.set("model.safetensors", saveSafetensors(tensors, { metadata: { format: "pt" }, floatDType: opts.floatDType }));
+  if (model.generationConfig) files.set("generation_config.json", new TextEncoder().encode(JSON.stringify(model.generationConfig, null, 2) + "\n"));
   return files;
 }

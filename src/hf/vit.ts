@@ -83,7 +83,7 @@ export class ViTSelfAttention extends HFModule {
     const H = this.o.heads;
     const { out, weights } = attend(this, {
       q: splitHeads(this.query.forward(x), H), k: splitHeads(this.key.forward(x), H), v: splitHeads(this.value.forward(x), H),
-      bias: null, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, degenerateRows: false, keyPadding: null, causal: false,
+      bias: null, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, keyPadding: null, causal: false,
       dropout: this.o.attnDropout,
     });
     return [mergeHeads(out), weights];
