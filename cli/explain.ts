@@ -236,14 +236,13 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
-      // input x gradient needs an embedding hook the HF models do not offer yet; blank-out a token to blank out with
-      const blank = occlusionToken(m) !== null;
-      const unsupported = methodSpec === "all" ? [] : methods.filter((x) => x === "inputgrad" || (x === "blankout" && !blank));
-      if (unsupported.length) {
-        throw new UsageError(`--method ${unsupported.join(",")} is not available for this Hugging Face folder (raw, rollout, flow, grad${blank ? ", blankout" : ""} are)` +
-          (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
+      // blank-out needs a token to blank out with (images blank out a patch)
+      const blank = occlusionToken(m) !== null || kindOf(m.model.architecture) === "image";
+      if (!blank && methodSpec !== "all" && methods.includes("blankout")) {
+        throw new UsageError("--method blankout is not available for this Hugging Face folder (raw, rollout, flow, grad, inputgrad are): " +
+          "blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)");
       }
-      methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
+      methods = methods.filter((x) => x !== "blankout" || blank);
       const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);

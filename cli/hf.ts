@@ -320,7 +320,7 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
     // the overlay shows the picture the model saw (1 or 3 channels)
     const image = im.channels === 1 || im.channels === 3 ? { width: S, height: S, pixels: im.picture, patch: P, grid: [g, g] as [number, number], prefix: 1 } : undefined;
     return { tokens, targetLabel: labelOf(m.config, c), targetIndex: c, special: [0], query: 0, image,
-      score: () => model.forward({ pixelValues: px }).logits!.select(0, 0).select(0, c) };
+      score: (o) => model.forward({ pixelValues: o?.occlude?.length ? occludePatches(px, o.occlude, P) : px }, { onEmbeddings: o?.onEmbeddings }).logits!.select(0, 0).select(0, c) };
   }
   const inp = textInput(m, flags);
   const ins = hfInputs(inp), blank = occlusionToken(m);
@@ -336,7 +336,7 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
     const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
     // BERT's pooler reads position 0 ([CLS]) whatever the ids are
     return { ...base, targetLabel: labelOf(m.config, c), targetIndex: c, query: 0,
-      score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, c) };
+      score: (o) => model.forward(insOf(o), { onEmbeddings: o?.onEmbeddings }).logits!.select(0, 0).select(0, c) };
   }
   // masked LM: the first mask's filling; causal LM: the next token after the prompt
   const V = logits!.shape[2], d = logits!.dataSync() as Float32Array;
@@ -348,7 +348,19 @@ export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | unde
   }
   const t = pickTarget(target, argmaxOf(d, pos * V, V), V, tokId, "token");
   return { ...base, targetLabel: tokenLabels(m, [t])[0], targetIndex: t, query: pos,
-    score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, pos).select(0, t) };
+    score: (o) => model.forward(insOf(o), { onEmbeddings: o?.onEmbeddings }).logits!.select(0, 0).select(0, pos).select(0, t) };
+}
+
+/** Pixel values with the patches at positions `occlude` (1 = the first patch; 0 is [CLS]) set to 0 in every channel:
+ *  after normalisation, 0 is the image_mean colour, the preprocessor's neutral grey. */
+function occludePatches(px: Tensor, occlude: readonly number[], P: number): Tensor {
+  const [, C, S] = px.shape, g = S / P, d = Float32Array.from(px.dataSync() as Float32Array);
+  for (const t of occlude) {
+    if (!Number.isInteger(t) || t < 1 || t > g * g) throw new RangeError(`ViT blank-out: position ${t} is not a patch (1..${g * g}; 0 is [CLS])`);
+    const r = Math.floor((t - 1) / g), q = (t - 1) % g;
+    for (let c = 0; c < C; c++) for (let i = r * P; i < (r + 1) * P; i++) d.fill(0, (c * S + i) * S + q * P, (c * S + i) * S + (q + 1) * P);
+  }
+  return tensor(d, { dtype: "float32" }).reshape(px.shape);
 }
 
 /**
@@ -376,7 +388,7 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, flags: Flags,
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
     layerFilter: (name) => name.includes("encoder"),
-    score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns)
+    score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns, { onEmbeddings: o?.onEmbeddings })
       .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
   };
 }

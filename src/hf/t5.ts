@@ -242,9 +242,10 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 
   /** Runs one stack over ids (B, T) at positions past.. (hidden[0] = embeddings, last entry after final_layer_norm). */
-  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean }): StackOut {
+  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean; onEmbeddings?: (x: Tensor) => Tensor }): StackOut {
     const drop = (x: Tensor) => F.dropout(x, this.spec.dropout, this.training);
-    let h = drop(stack.embedTokens.forward(ids));                              // (B, T, D)
+    const w = stack.embedTokens.forward(ids);
+    let h = drop(o.onEmbeddings ? o.onEmbeddings(w) : w);                              // (B, T, D)
     const [, T] = ids.shape, Tk = o.past + T;
     const hidden: Tensor[] = [], self: Tensor[] = [], cross: Tensor[] = [];
     // computed by block 0's relative_attention_bias, then shared by every block (HF passes position_bias along)
@@ -275,15 +276,15 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
     return this.lmHead ? this.lmHead.forward(h) : F.linear(h.mul(this.spec.dModel ** -0.5), this.shared.weight);
   }
 
-  private encode(inputs: HFInputs, wantWeights: boolean): StackOut & { pad: Tensor | null } {
+  private encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): StackOut & { pad: Tensor | null } {
     const ids = checkIds(inputs.inputIds, "inputIds", this.spec.vocab);
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    return { ...this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights }), pad };
+    return { ...this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights, onEmbeddings }), pad };
   }
 
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const att = !!opts.outputAttentions;
-    const enc = this.encode(inputs, att);
+    const enc = this.encode(inputs, att, opts.onEmbeddings);
     const dec = checkIds(inputs.decoderInputIds, "decoderInputIds", this.spec.vocab);
     if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
     const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
