@@ -188,7 +188,28 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
       lines.push(heatmap(labels, labels, e.methods.raw!.matrix.flat(), { color, digits: 2 }));
     }
   }
+  if (e.decoder) lines.push(...decoderText(e, e.decoder, { color, width: o.width ?? 100 }));
   return lines.join("\n");
+}
+
+const DECODER_TITLES: Record<string, string> = { raw: "raw attention (last layer)", rollout: "rollout", grad: "gradient-weighted (Chefer et al. encoder–decoder rule)" };
+
+/** Encoder–decoders: the output token's decoder self-attention (over the decoder's inputs) and cross-attention. */
+function decoderText(e: Explanation, d: NonNullable<Explanation["decoder"]>, o: { color: boolean; width: number }): string[] {
+  const out: string[] = [], k = /output token (\d+)/.exec(e.target.label)?.[1] ?? String(d.position);
+  const show = (title: string, labels: string[], keep: number[], side: "self" | "cross") => {
+    const ms = (["raw", "rollout", "grad"] as const).filter((m) => (d.methods[m] as Record<string, number[]> | undefined)?.[side]);
+    if (!ms.length) return;
+    out.push("", `── ${title} ──`);
+    for (const m of ms) {
+      const v = (d.methods[m] as Record<string, number[]>)[side];
+      out.push(`${DECODER_TITLES[m]}:`, tokenStrip(keep.map((i) => visible(labels[i])), keep.map((i) => v[i]), { color: o.color, width: o.width, separator: " " }));
+    }
+  };
+  show(`decoder self-attention of output token ${k} (over the decoder's ${d.tokens.length} input tokens)`, d.tokens, d.tokens.map((_, i) => i), "self");
+  const sp = new Set(e.special);
+  show(`cross-attention of output token ${k} (over the ${e.tokens.length} source tokens)`, e.tokens, e.tokens.map((_, i) => i).filter((i) => !sp.has(i)), "cross");
+  return out;
 }
 
 /** --head-fusion / --discard-ratio / --start-layer (values checked again here: tests call explainCommand directly). */

@@ -387,6 +387,7 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, flags: Flags,
   const label = tokenLabels(m, [tok])[0];
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
+    decoder: { tokens: tokenLabels(m, dec) },
     layerFilter: (name) => name.includes("encoder"),
     score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns, { onEmbeddings: o?.onEmbeddings })
       .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
