@@ -73,7 +73,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
     vocab: num(cfg, "vocab_size"), maxPositions: num(cfg, "max_position_embeddings", "n_positions"),
     imageSize: num(cfg, "image_size"), patchSize: num(cfg, "patch_size"),
     parameters: params, dtype: [...dtypes].sort().join(", "), shards: shards.map((s) => s.file),
-    tokenizer: existsSync(join(dir, "tokenizer.json")),
+    tokenizer: existsSync(join(dir, "tokenizer.json")) || existsSync(join(dir, "source.spm")),
   };
   if (json) { console.log(JSON.stringify(info)); return 0; }
   const rows: [string, string][] = [
@@ -84,7 +84,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
   if (info.maxPositions !== null) rows.push(["positions", String(info.maxPositions)]);
   if (info.imageSize !== null) rows.push(["image", `${info.imageSize}x${info.imageSize}, patch ${info.patchSize}`]);
   rows.push(["parameters", params.toLocaleString("en-US")], ["dtype", info.dtype], ["weights", info.shards.join(", ")],
-    ["tokenizer", info.tokenizer ? "tokenizer.json" : "none (give token ids with --input-ids)"]);
+    ["tokenizer", existsSync(join(dir, "tokenizer.json")) ? "tokenizer.json" : info.tokenizer ? "source.spm, target.spm, vocab.json (Marian)" : "none (give token ids with --input-ids)"]);
   console.log(`${dir} (Hugging Face folder)`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(12)}  ${v}`);
   return 0;
