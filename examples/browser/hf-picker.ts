@@ -2,7 +2,8 @@
 // (input type=file multiple) or drops either on the page; fromPretrained reads them in the tab (Blob ranges: a large
 // checkpoint is never read whole) and the folder becomes an explainer like the shipped models — predict + every
 // explanation method, nothing uploaded. The tokenizer module (tokenizer.json, or Marian's .spm files) is imported on
-// first use: the page's import map must name @huggingface/tokenizers and @bufbuild/protobuf/wire (explain.html does).
+// first use: the page's import map must name @huggingface/tokenizers, and @bufbuild/protobuf/wire for Marian's .spm
+// files (explain.html names both).
 //
 // Kinds: sequence classification and ViT image classification (the class probabilities), masked LM (the first
 // [MASK]'s top tokens), causal LM and encoder–decoders (greedy output, shown with its probability; explained: the first

@@ -8,7 +8,6 @@ import { Tokenizer as LibTokenizer } from "@huggingface/tokenizers";
 import { tensor } from "../creation.js";
 import { HFImportError, type HFConfig, type HFInputs } from "./types.js";
 import type { HFFileReader } from "./pretrained.js";
-import { loadMarianTokenizer } from "./marian-tokenizer.js";
 import { normalizeTokenizerJson, patchMetaspaceSplit, patchNormalizers, postProcess, templateFrom, validateTokenizerJson, type Piece } from "./tokenizer-json.js";
 
 /** A parsed tokenizer_config.json merged with special_tokens_map.json (snake_case keys as HF writes them). */
@@ -428,6 +427,8 @@ export async function tokenizerFromReader(reader: HFFileReader, config: HFConfig
     const need = async (name: string) => { const b = await reader.readFile(name); if (!b) throw new HFImportError(`the folder has source.spm but no ${name} (a Marian tokenizer needs source.spm, target.spm and vocab.json)`); return b; };
     const target = await need("target.spm"), vocab = new TextDecoder().decode(await need("vocab.json"));
     const tv = await reader.readFile("target_vocab.json");
+    // imported here, so that a page whose import map names only @huggingface/tokenizers still loads this module
+    const { loadMarianTokenizer } = await import("./marian-tokenizer.js");
     return loadMarianTokenizer({ sourceSpm: src, targetSpm: target, vocab, targetVocab: tv ? new TextDecoder().decode(tv) : undefined,
       config: { ...((await json("tokenizer_config.json")) ?? {}), ...((await json("special_tokens_map.json")) ?? {}) } });
   }
