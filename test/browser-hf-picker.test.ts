@@ -18,6 +18,13 @@ import { hfTextTarget, softmaxRow, textInputOf, hfInputs, type HFLoaded } from "
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../src/explain/explain-run.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
 import { noGrad } from "../src/autograd.js";
+import { encodePng } from "../src/node/image-file.js";
+import { hfExplainTarget } from "../cli/hf.js";
+
+/** Node's explanation of the picture, through the command line's ViT preprocessing (no resize: same size). */
+function explainImage(folder: string, m: HFLoaded): Promise<Explanation> {
+  return runExplanation(hfExplainTarget(m, { image: join(dir, "picture.png") }, undefined), m.model, { methods: [...EXPLAIN_METHODS] });
+}
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "attnflow-hf-picker-"));
@@ -40,7 +47,13 @@ async function folders(): Promise<Record<string, string[]>> {
   await savePretrainedDir(architectureFor(cfg).family.fromConfig(cfg), marian);
   writeFileSync(join(marian, "config.json"), JSON.stringify(cfg));
   for (const x of ["source.spm", "target.spm", "vocab.json", "tokenizer_config.json"]) cpSync(join(fx, x), join(marian, x));
-  return { bert: readdirSync(bert), marian: readdirSync(marian) };
+  const vit = join(dir, "vit");
+  cpSync(join(ROOT, "test", "fixtures", "hf", "vit"), vit, { recursive: true });
+  rmSync(join(vit, "reference.safetensors"));
+  const S = JSON.parse(readFileSync(join(vit, "config.json"), "utf8")).image_size as number;
+  const rgba = new Uint8Array(S * S * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37 + (i >> 7) * 11) % 256));
+  writeFileSync(join(dir, "picture.png"), encodePng(S, S, rgba));   // the model's size: no resampling in page or Node
+  return { bert: readdirSync(bert), marian: readdirSync(marian), vit: readdirSync(vit) };
 }
 
 // Runs in the page after it has loaded: picks / drops the folders as File objects, explains, and reports what it shows.
@@ -75,6 +88,17 @@ try {
   for (const f of await files("marian")) drop.items.add(f);
   document.dispatchEvent(new DragEvent("drop", { dataTransfer: drop, bubbles: true, cancelable: true }));
   out.marian = await run("marian", "the computer works");
+  // ViT through the files input, reading the page's image input
+  const img = new DataTransfer();
+  img.items.add(new File([await (await fetch("/fx/picture.png")).arrayBuffer()], "picture.png", { type: "image/png" }));
+  document.getElementById("image-file").files = img.files;
+  document.getElementById("status").textContent = "";
+  const vt = new DataTransfer();
+  for (const f of await files("vit")) vt.items.add(f);
+  const vi = document.getElementById("hf-files");
+  vi.files = vt.files;
+  vi.dispatchEvent(new Event("change"));
+  out.vit = await run("vit", "");
   out.hasPicker = !!document.getElementById("hf-files") && !!document.getElementById("hf-drop");
 } catch (e) {
   out.error = String(e && e.stack || e);
@@ -83,7 +107,7 @@ await fetch("/__result", { method: "POST", body: JSON.stringify(out) });
 </script>`;
 
 interface Shown { status: string; error: string; prediction: string; report: string }
-interface PageResult { bert?: Shown; marian?: Shown; hasPicker?: boolean; error?: string }
+interface PageResult { bert?: Shown; marian?: Shown; vit?: Shown; hasPicker?: boolean; error?: string }
 
 /** The importance table of the report: per row, the values of each method column. */
 function reportTable(html: string): number[][] {
@@ -95,6 +119,10 @@ async function nodeExplanation(folder: string, text: string): Promise<{ e: Expla
   const p = await fromPretrainedDir(folder);
   p.model.eval();
   const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer, generationConfig: p.generationConfig, dir: folder };
+  if (p.model.architecture === "ViTForImageClassification") {
+    const e = explainImage(folder, m);
+    return { e: await e, probs: null };
+  }
   const inp = textInputOf(m, { text });
   const e = await runExplanation(hfTextTarget(m, inp, undefined, 1), p.model, { methods: [...EXPLAIN_METHODS] });
   const lg = noGrad(() => p.model.architecture.startsWith("Bert") ? p.model.forward(hfInputs(inp)).logits! : null);
@@ -118,7 +146,7 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
   });
   assert.equal(r.error, undefined, r.error);
   assert.ok(r.hasPicker);
-  for (const [name, text] of [["bert", "the red dog ran far"], ["marian", "the computer works"]] as const) {
+  for (const [name, text] of [["bert", "the red dog ran far"], ["marian", "the computer works"], ["vit", ""]] as const) {
     const shown = r[name]!;
     assert.equal(shown.error, "", `${name}: ${shown.error}`);
     assert.match(shown.status, /explained in/);
@@ -135,8 +163,10 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
       // the class probabilities, as the page's table prints them (percent, one decimal)
       const best = probs.indexOf(Math.max(...probs));
       assert.match(shown.prediction, new RegExp(`LABEL_${best}\\s*${(100 * probs[best]).toFixed(1)} %`));
-    } else {
+    } else if (name === "marian") {
       assert.match(shown.report, /Decoder: output token/);   // the encoder–decoder's decoder self- and cross-attention
+    } else {
+      assert.match(shown.prediction, new RegExp(`${e.target.label}\\s*\\d`));   // ViT: the class the report explains leads the table
     }
   }
 });
