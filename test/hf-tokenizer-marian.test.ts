@@ -44,6 +44,10 @@ test("Marian tokenizer: source ids, target ids (shared and separate vocabularies
     }
   }
   assert.ok(decoded > 200);
+  // labels of target-side ids come from target_vocab.json with separate vocabularies
+  const tv = Object.fromEntries(Object.entries(JSON.parse(readFileSync(join(fx, "target_vocab.json"), "utf8")) as Record<string, number>).map(([k, v]) => [v, k]));
+  const c0 = ref.cases.find((c) => c.separate_target_ids && c.separate_target_ids.length > 4)!;
+  assert.deepEqual(sep.targetLabels(c0.separate_target_ids!), c0.separate_target_ids!.map((i) => (tv[i] === "</s>" ? "</s>" : tv[i].replace(/\u2581/g, " "))));
   // the pieces vocab.json lacks tokenize as <unk>; specials and eos as MarianTokenizer has them
   const unk = tok.special.unk!.id;
   for (const p of ref.dropped_source_pieces) assert.equal(tok.tokenToId(p), undefined);

@@ -95,6 +95,9 @@ function generated(m: HFLoaded, inp: TextInput, n: number): { ids: number[]; pro
   return { ids: gen, probability: p };
 }
 
+// the image-input listener of the loaded ViT folder (replaced when another folder is loaded)
+let imageListener: AbortController | null = null;
+
 /** An explainer over an HF folder read from the picked files. */
 export async function explainerFromFiles(files: File[], hooks: HFPickerHooks): Promise<HFExplainer> {
   if (!files.length) throw new Error("no files picked");
@@ -116,7 +119,9 @@ export async function explainerFromFiles(files: File[], hooks: HFPickerHooks): P
     const pre = preBytes ? JSON.parse(new TextDecoder().decode(preBytes)) as Record<string, unknown> : {};
     let im: Awaited<ReturnType<typeof vitPixels>> | null = null;
     const load = async () => { const f = hooks.imageInput.files?.[0]; im = f ? await vitPixels(m, f, pre) : null; };
-    hooks.imageInput.addEventListener("change", () => { load().catch(hooks.error); });
+    imageListener?.abort();
+    imageListener = new AbortController();
+    hooks.imageInput.addEventListener("change", () => { load().catch(hooks.error); }, { signal: imageListener.signal });
     await load();
     const need = () => { if (!im) throw new Error("choose an image"); return im; };
     return {
@@ -129,6 +134,7 @@ export async function explainerFromFiles(files: File[], hooks: HFPickerHooks): P
       target: () => hfImageTarget(m, need(), undefined),
     };
   }
+  imageListener?.abort();
   const input = () => textInputOf(m, { text: hooks.text() });
   const predict = (): Prediction => {
     const inp = input();

@@ -118,9 +118,17 @@ export function tokenLabels(m: HFLoaded, ids: number[]): string[] {
   return ids.map((i) => (i < tok.vocabSize && tok.idToToken(i) !== undefined ? tok.labels([i])[0] : `[id ${i}]`));
 }
 
+/** Labels of an encoder–decoder's output ids: a tokenizer with its own target vocabulary (Marian with separate_vocabs)
+ *  labels them from it; otherwise as tokenLabels. */
+export function outputLabels(m: HFLoaded, ids: number[]): string[] {
+  const t = m.tokenizer as (HFTokenizer & { targetLabels?: (ids: readonly number[]) => string[] }) | null;
+  return t?.targetLabels ? t.targetLabels(ids) : tokenLabels(m, ids);
+}
+
 export function decodeIds(m: HFLoaded, ids: number[]): string {
   const tok = m.tokenizer;
   if (!tok) return ids.join(",");
+  if ((tok as { targetLabels?: unknown }).targetLabels) return tok.decode(ids, { skipSpecialTokens: true });   // Marian: the target side
   if (ids.some((i) => i >= tok.vocabSize || tok.idToToken(i) === undefined)) return `${tokenLabels(m, ids).join(" ")} (ids beyond tokenizer.json's vocabulary)`;
   return tok.decode(ids, { skipSpecialTokens: true });
 }
@@ -231,10 +239,10 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, maxTokens: nu
     const [, H, Tq] = a.shape, d = a.dataSync() as Float32Array;
     for (let h = 0; h < H; h++) for (let j = 0; j < T; j++) readout[j] += d[(h * Tq + Tq - 1) * T + j] / (H * cross.length);
   }
-  const label = tokenLabels(m, [tok])[0];
+  const label = outputLabels(m, [tok])[0];
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
-    decoder: { tokens: tokenLabels(m, dec) },
+    decoder: { tokens: outputLabels(m, dec) },
     layerFilter: (name) => name.includes("encoder"),
     score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns, { onEmbeddings: o?.onEmbeddings })
       .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),

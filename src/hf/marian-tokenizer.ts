@@ -247,6 +247,11 @@ export class MarianTokenizer implements HFTokenizer {
   labels(ids: readonly number[]): string[] {
     return this.tokens(ids).map((t, i) => (this.specialIds.has(ids[i]) ? t : t.replace(/\u2581/gu, " ")));
   }
+  /** Labels of target-side ids (generated tokens): target_vocab.json's pieces with separate_vocabs, else vocab.json's. */
+  targetLabels(ids: readonly number[]): string[] {
+    const specials = new Set(this.specialTokens);
+    return Array.from(ids, (id) => { const t = this.decoder.get(id) ?? this.special.unk!.token; return specials.has(t) ? t : t.replace(/\u2581/gu, " "); });
+  }
   idToToken(id: number): string | undefined { return this.srcDecoder.get(id); }
   tokenToId(token: string): number | undefined { return this.encoder.get(token); }
 }
