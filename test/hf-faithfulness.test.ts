@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,7 +65,8 @@ test("eval-faithfulness on an HF classifier: raw attention vs blank-out equals S
   const doc = JSON.parse(r.out) as Doc;
   assert.equal(doc.task, "BertForSequenceClassification");
   assert.equal(doc.inputs, 3);
-  assert.ok(doc.references.includes("blankout"));
+  assert.deepEqual(doc.references, ["blankout", "inputgrad"]);
+  assert.ok(doc.samples.every((s) => s.corr.raw.inputgrad.length === 2));
   const { model } = await fromPretrainedDir(f);
   const fwd = (ids: number[]) => noGrad(() => model.forward({ inputIds: tensor([ids], { dtype: "int32" }) }, { outputAttentions: true }));
   lines.forEach((ids, i) => {
@@ -143,6 +144,14 @@ test("eval-faithfulness on HF folders: masked LM masks a token, causal LM explai
   assert.ok(dv.references.includes("blankout"));
   const noData = cli("eval-faithfulness", "--model", v);
   assert.equal(noData.code, 2); assert.match(noData.err, /reads images: give --data DIR/);
+  // no --data: the held-out Debian fortunes (when installed), read by the folder's tokenizer
+  const fortunes = cli("eval-faithfulness", "--model", caseFolder("bert-seqcls", true), "--n", "2", "--methods", "raw", "--json");
+  if (existsSync("/usr/share/games/fortunes/computers")) {
+    assert.equal(fortunes.code, 0, fortunes.err);
+    const df = JSON.parse(fortunes.out) as Doc;
+    assert.equal(df.inputs, 2);
+    assert.match(fortunes.err, /Debian fortunes/);
+  } else assert.match(fortunes.err, /Debian's fortunes are not installed/);
   const badLine = join(dir, "bad.txt"); writeFileSync(badLine, "hello world\n");
   const rb = cli("eval-faithfulness", "--model", g, "--data", badLine);
   assert.equal(rb.code, 2); assert.match(rb.err, /has no tokenizer.json, so each line of --data must be comma-separated token ids/);
