@@ -188,7 +188,28 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
       lines.push(heatmap(labels, labels, e.methods.raw!.matrix.flat(), { color, digits: 2 }));
     }
   }
+  if (e.decoder) lines.push(...decoderText(e, e.decoder, { color, width: o.width ?? 100 }));
   return lines.join("\n");
+}
+
+const DECODER_TITLES: Record<string, string> = { raw: "raw attention (last layer)", rollout: "rollout", grad: "gradient-weighted (Chefer et al. encoder–decoder rule)" };
+
+/** Encoder–decoders: the output token's decoder self-attention (over the decoder's inputs) and cross-attention. */
+function decoderText(e: Explanation, d: NonNullable<Explanation["decoder"]>, o: { color: boolean; width: number }): string[] {
+  const out: string[] = [], k = /output token (\d+)/.exec(e.target.label)?.[1] ?? String(d.position);
+  const show = (title: string, labels: string[], keep: number[], side: "self" | "cross") => {
+    const ms = (["raw", "rollout", "grad"] as const).filter((m) => (d.methods[m] as Record<string, number[]> | undefined)?.[side]);
+    if (!ms.length) return;
+    out.push("", `── ${title} ──`);
+    for (const m of ms) {
+      const v = (d.methods[m] as Record<string, number[]>)[side];
+      out.push(`${DECODER_TITLES[m]}:`, tokenStrip(keep.map((i) => visible(labels[i])), keep.map((i) => v[i]), { color: o.color, width: o.width, separator: " " }));
+    }
+  };
+  show(`decoder self-attention of output token ${k} (over the decoder's ${d.tokens.length} input tokens)`, d.tokens, d.tokens.map((_, i) => i), "self");
+  const sp = new Set(e.special);
+  show(`cross-attention of output token ${k} (over the ${e.tokens.length} source tokens)`, e.tokens, e.tokens.map((_, i) => i).filter((i) => !sp.has(i)), "cross");
+  return out;
 }
 
 /** --head-fusion / --discard-ratio / --start-layer (values checked again here: tests call explainCommand directly). */
@@ -236,14 +257,13 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
-      // input x gradient needs an embedding hook the HF models do not offer yet; blank-out a token to blank out with
-      const blank = occlusionToken(m) !== null;
-      const unsupported = methodSpec === "all" ? [] : methods.filter((x) => x === "inputgrad" || (x === "blankout" && !blank));
-      if (unsupported.length) {
-        throw new UsageError(`--method ${unsupported.join(",")} is not available for this Hugging Face folder (raw, rollout, flow, grad${blank ? ", blankout" : ""} are)` +
-          (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
+      // blank-out needs a token to blank out with (images blank out a patch)
+      const blank = occlusionToken(m) !== null || kindOf(m.model.architecture) === "image";
+      if (!blank && methodSpec !== "all" && methods.includes("blankout")) {
+        throw new UsageError("--method blankout is not available for this Hugging Face folder (raw, rollout, flow, grad, inputgrad are): " +
+          "blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)");
       }
-      methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
+      methods = methods.filter((x) => x !== "blankout" || blank);
       const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);

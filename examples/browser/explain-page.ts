@@ -19,6 +19,7 @@ import { IMAGE_SIDE, explainPixels, predictPixels, vitFromStoredConfig } from ".
 import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
+import { installHFPicker } from "./hf-picker.js";
 
 /** A loaded model behind one interface: what to read from the page, how to predict and explain it. */
 interface Explainer {
@@ -197,6 +198,8 @@ async function main(): Promise<void> {
     const f = ($("image-file") as HTMLInputElement).files?.[0];
     if (f) setImage(f).catch(showError);
   });
+  // a Hugging Face folder picked or dropped by the user: read and run in this tab (examples/browser/hf-picker.ts)
+  installHFPicker($("hf-picker"), { text: textInput, imageInput: $("image-file"), use: useExplainer, error: showError, status });
   const select = $("model") as HTMLSelectElement;
   select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
   if (model) select.value = model;
