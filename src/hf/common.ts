@@ -133,7 +133,8 @@ export function attend(owner: Module, a: AttnCall): { out: Tensor; weights: Tens
     returnWeights: a.needWeights || recording ? "full" : false,
     impl: a.degenerateRows || (recording && rec!.withGrad) ? "math" : "fused",
   });
-  if (recording && weights) rec!.add(owner, { kind: a.kind ?? "self", weights, headMean: false, keyPaddingMask: a.keyPadding, causal: a.causal });
+  if (recording && weights) rec!.add(owner, { kind: a.kind ?? "self", weights, headMean: false, keyPaddingMask: a.keyPadding, causal: a.causal,
+    ...(rec!.withQK ? { queries: a.q, keys: a.k, scale: a.scale, scoreBias: a.bias ? "position bias" : undefined } : {}) });
   return { out, weights: a.needWeights ? weights : null };
 }
 

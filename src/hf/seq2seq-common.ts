@@ -242,7 +242,8 @@ export function attend(qIn: Tensor, k: Tensor, v: Tensor, o: AttendOptions): { o
     });
   }
   if (recording && r.weights) {
-    rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal: !!o.causal });
+    const qk = rec!.withQK ? { queries: qIn.reshape([B, Tq, H, D]).permute(0, 2, 1, 3).contiguous(), keys: k.reshape([B, Tk, H, D]).permute(0, 2, 1, 3).contiguous(), scale: o.scale, scoreBias: o.bias ? "position bias" : undefined } : {};
+    rec!.add(o.module, { kind: o.kind, weights: r.weights, headMean: false, keyPaddingMask: o.keyPadding ?? null, causal: !!o.causal, ...qk });
   }
   return { out: r.out, weights: o.wantWeights ? r.weights : null };
 }

@@ -90,6 +90,8 @@ export interface ExplainTarget {
   query?: number | "mean";
   /** Set when the input was cut to the model's maximum positions (the tokens above are the kept ones). */
   truncation?: Truncation;
+  /** Encoder–decoders: labels of the decoder positions the score runs (start token + output so far), for the viewer. */
+  decoderTokens?: string[];
   /** For image models: the grid of patches and the image itself, for overlays. */
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }
