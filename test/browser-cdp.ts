@@ -25,7 +25,7 @@ export interface CdpPage {
   close(): void;
 }
 
-const LONGTASKS = "window.__longtasks=[];try{new PerformanceObserver(function(l){l.getEntries().forEach(function(e){window.__longtasks.push(Math.round(e.duration));});}).observe({type:'longtask',buffered:true});}catch(e){window.__longtasks=null;}";
+const LONGTASKS = "window.__longtasks=[];try{new PerformanceObserver(function(l){l.getEntries().forEach(function(e){window.__longtasks.push(Math.round(e.duration));(window.__longtaskAt=window.__longtaskAt||[]).push(Math.round(e.startTime));});}).observe({type:'longtask',buffered:true});}catch(e){window.__longtasks=null;}";
 
 /** Opens `url` in a fresh headless Chromium with a `width`×`height` window. */
 export async function openCdpPage(url: string, width: number, height = 900): Promise<CdpPage> {

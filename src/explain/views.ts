@@ -7,7 +7,7 @@
 import { captureAttention, type AttentionRecord } from "./capture.js";
 import { base64 } from "../viz/html-report.js";
 import { matrixStack, prepareLayers, type AttentionStack } from "./attention-stack.js";
-import { flowRaw } from "./flow.js";
+import { flowRaw, normaliseRows } from "./flow.js";
 import { noGrad } from "../autograd.js";
 import type { ExplainTarget } from "../tasks/task.js";
 import type { Module } from "../nn/module.js";
@@ -247,7 +247,8 @@ export function viewsFromStack(att: AttentionStack, tokens: string[], o: ViewOpt
 /**
  * The flow graph of an explanation: node (l, j) = attention flow (exact max-flow on the residual, head-averaged graph
  * of Abnar & Zuidema) from the explained output — its query row, or the readout / mean of rows, weighted — down to
- * token j at layer l (l = 0: the inputs), normalised per layer; edges split each node's value along its attention
+ * token j at layer l (l = 0: the inputs), each row normalised then weighted, as the explanation's flow importance
+ * (so column 0 is that importance before special positions are dropped); edges split each node's value along its attention
  * Â_l = 0.5·A_l + 0.5·I. Needs the explanation's attention (matrices on). `maxRows` bounds the max-flow work.
  */
 export function flowGraph(e: Explanation, o: { edgesPerNode?: number; maxRows?: number; maxTokens?: number } = {}): FlowGraph | undefined {
@@ -275,8 +276,9 @@ export function flowGraph(e: Explanation, o: { edgesPerNode?: number; maxRows?: 
   for (let l = 0; l < L; l++) {
     // layers l..L-1 of the prepared stack: its inputs are the nodes of column l
     const sub = matrixStack(L - l, T, res.data.slice(l * TT));
-    const raw = flowRaw(sub, L - l, rows);
-    rows.forEach((_, k) => { for (let j = 0; j < T; j++) nodes[l][j] += w[k] * raw[k * T + j]; });
+    // each row's flow normalised, then weighted: the same convention as the explanation's flow importance
+    const norm = normaliseRows(flowRaw(sub, L - l, rows), T);
+    rows.forEach((_, k) => { for (let j = 0; j < T; j++) nodes[l][j] += w[k] * norm[k * T + j]; });
   }
   for (const col of nodes) { const s = col.reduce((a, b) => a + b, 0); if (s > 0) for (let j = 0; j < T; j++) col[j] = Number((col[j] / s).toPrecision(5)); }
   const per = o.edgesPerNode ?? 6, edges: [number, number, number, number][] = [];

@@ -22,7 +22,8 @@ export const VIEWER_CSS = `
 .afv .bar{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin-bottom:6px}
 .afv .tabs button{font:inherit;font-size:13px;padding:4px 10px;margin:0 2px 0 0;border:1px solid #bbb;background:#f4f4f4;border-radius:4px;cursor:pointer}
 .afv .tabs button[aria-selected=true]{background:#3b528b;color:#fff;border-color:#3b528b}
-.afv select{font:inherit;font-size:13px;max-width:100%}.afv label{font-size:13px}
+.afv select{font:inherit;font-size:13px;max-width:100%}.afv label{font-size:13px;max-width:100%;display:inline-flex;align-items:center;gap:4px;min-width:0}
+.afv label select{min-width:0;flex:1 1 auto}
 .afv .heads{display:flex;flex-wrap:wrap;gap:4px}.afv .heads button{font:12px ui-monospace,monospace;border:2px solid;border-radius:3px;padding:1px 6px;cursor:pointer;background:#fff}
 .afv .heads button[aria-pressed=true]{color:#fff}
 .afv .note{color:#666;font-size:12px;margin:4px 0}.afv .warn{background:#fff4e5;border:1px solid #e0a040;padding:4px 8px;border-radius:4px;font-size:13px}
@@ -82,8 +83,8 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
   };
 
   // ---- state
-  const st = { view: "head", group: V.explained, layer: 0, heads: [] as boolean[], focus: -1, focusSide: "q" as "q" | "k", pinned: false, nHead: 0, query: 0 };
-  const resetHeads = () => { const g = V.groups[st.group]; st.heads = Array.from({ length: g.heads }, () => true); st.nHead = 0; st.layer = Math.min(st.layer, g.layers - 1); st.focus = -1; st.pinned = false; st.query = Math.min(st.query, g.rowTokens.length - 1); };
+  const st = { view: "head", group: V.explained, layer: 0, heads: [] as boolean[], focus: -1, focusSide: "q" as "q" | "k", pinned: false, nHead: 0, query: 0, headScroll: 0 };
+  const resetHeads = () => { const g = V.groups[st.group]; st.heads = Array.from({ length: g.heads }, () => true); st.nHead = 0; st.layer = Math.min(st.layer, g.layers - 1); st.focus = -1; st.pinned = false; st.query = Math.min(st.query, g.rowTokens.length - 1); st.headScroll = 0; };
   resetHeads();
   const mirror = () => {
     root.dataset.view = st.view; root.dataset.group = String(st.group); root.dataset.layer = String(st.layer);
@@ -183,6 +184,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     const spacer = el("div", { style: `height:${Math.max(0, n * ROW + 8 - Hpx)}px` });
     sc.append(canvas, spacer);
     panel.append(sc);
+    sc.scrollTop = st.headScroll;   // kept across redraws (resize, head toggles)
     const ctx = sized(canvas, W - 2, Hpx);
     sc.style.width = (W - 2) + "px";
     const xL = tw, xR = W - 2 - tw;
@@ -194,10 +196,14 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
       let lines = 0;
       const keyW = new Float32Array(Tk), rowW = new Float32Array(Tq);
       ctx.lineWidth = 1.5;
+      // lines are batched into one path per (head, opacity step): a few dozen strokes however many lines
+      const STEPS = 12, paths: Path2D[][] = st.heads.map(() => []);
       const line = (i: number, j: number, w: number, h: number) => {
-        ctx.strokeStyle = headColour(h); ctx.globalAlpha = Math.min(1, w * 1.2);
-        ctx.beginPath(); ctx.moveTo(xL + 4, y(i)); ctx.lineTo(xR - 4, y(j)); ctx.stroke(); lines++;
+        const b = Math.min(STEPS - 1, Math.floor(Math.min(1, w * 1.2) * STEPS));
+        const p = paths[h][b] ??= new Path2D();
+        p.moveTo(xL + 4, y(i)); p.lineTo(xR - 4, y(j)); lines++;
       };
+      const stroke = () => paths.forEach((ps, h) => ps.forEach((p, b) => { if (p) { ctx.strokeStyle = headColour(h); ctx.globalAlpha = (b + 0.5) / STEPS; ctx.stroke(p); } }));
       const on = st.heads.map((x, h) => (x ? h : -1)).filter((h) => h >= 0);
       if (st.focus >= 0 && st.focusSide === "k") {
         // which queries look at key `focus`: scan the rows' kept keys
@@ -213,6 +219,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
           for (let t = 0; t < K; t++) { const w = G.val[o + t] / 65535; if (w < 0.004) break; if (st.focus >= 0) keyW[G.idx[o + t]] = Math.max(keyW[G.idx[o + t]], w); line(i, G.idx[o + t], w, h); }
         }
       }
+      stroke();
       ctx.globalAlpha = 1;
       ctx.font = FONT; ctx.textBaseline = "middle";
       for (let i = first; i <= last; i++) {
@@ -234,7 +241,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     };
     let pending = false;
     const redraw = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } };
-    sc.addEventListener("scroll", redraw);
+    sc.addEventListener("scroll", () => { st.headScroll = sc.scrollTop; redraw(); });
     const hit = (ev: MouseEvent): { side: "q" | "k"; i: number } | null => {
       const r = canvas.getBoundingClientRect(), x = ev.clientX - r.left, yy = ev.clientY - r.top + sc.scrollTop - 4, i = Math.floor(yy / ROW);
       if (x < tw && i >= 0 && i < Tq) return { side: "q", i };
@@ -254,8 +261,11 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
       mirror(); redraw();
     });
     draw();
-    // the labelled heatmap of one head (the first selected), or of the mean of the selected heads
-    panel.append(heatmap(G, on()));
+    // the labelled heatmap of one head (the first selected), or of the mean of the selected heads: a task later
+    const slot = el("div");
+    panel.append(slot);
+    const job = frameJob;
+    setTimeout(() => { if (job === frameJob) slot.append(heatmap(G, on())); }, 0);
   };
   const on = () => st.heads.map((x, h) => (x ? h : -1)).filter((h) => h >= 0);
   const clip = (ctx: CanvasRenderingContext2D, s: string, w: number) => {
@@ -292,7 +302,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
       ctx.clearRect(0, 0, Wpx, Hpx);
       const i0 = Math.max(0, Math.floor(sy / C)), i1 = Math.min(Tq - 1, Math.ceil((sy + Hpx) / C));
       const j0 = Math.max(0, Math.floor(sx / C)), j1 = Math.min(Tk - 1, Math.ceil((sx + Wpx) / C));
-      ctx.fillStyle = ramp(0); ctx.fillRect(lab, lab, Wpx - lab, Hpx - lab);
+      ctx.fillStyle = ramp(0); ctx.fillRect(lab, lab, Math.min(Wpx - lab, Tk * C - sx), Math.min(Hpx - lab, Tq * C - sy));
       for (let i = i0; i <= i1; i++) {
         row.fill(0);
         for (const h of hs) { const o = ((l * H + h) * Tq + i) * K; for (let t = 0; t < K; t++) row[G.idx[o + t]] += G.val[o + t] / 65535 / hs.length; }
@@ -483,11 +493,12 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     else if (st.view === "neuron") neuronView();
     else flowView();
     mirror();
+    root.dataset.ready = "1";
   };
-  render();
+  // the first drawing in a task of its own (the data was parsed in this one): no long task at load
+  setTimeout(render, 0);
   let lastW = width();
   window.addEventListener("resize", () => { const w = width(); if (w !== lastW) { lastW = w; render(); } });
-  root.dataset.ready = "1";
   return { redraw: render };
 }
 
