@@ -269,3 +269,66 @@ test("browser: 2,048 positions stay responsive (virtualised head view, top-k, th
     assert.match(await p.eval<string>("document.querySelector('.afv').textContent"), /No neuron view for this stack: no queries and keys/);
   });
 });
+
+test("browser: `attnflow web`'s page works in a Web Worker — progress, no long task, a 2,100-character prompt cut with a notice, Cancel", { skip, timeout: 300_000 }, async () => {
+  const { url, close } = await startWebServer({
+    index: join(ROOT, "examples", "browser", "explain.html"),
+    mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") },
+  });
+  const p = await openCdpPage(`${url}?model=/models/char-lm.safetensors`, 390);
+  const shots = SHOTS ?? mkdtempSync(join(tmpdir(), "attnflow-page-shots-"));
+  try {
+    await p.waitFor("document.getElementById('run') && !document.getElementById('run').disabled", 120_000);
+    assert.match(await p.eval<string>("document.getElementById('limit').textContent"), /This model reads at most 128 tokens/);
+    const prompt = "The cat sat on the mat and looked at the dog. ".repeat(47).slice(0, 2100);
+    await p.eval(`document.getElementById('text').value = ${JSON.stringify(prompt)}`);
+    // watch the status line: progress must show while the worker runs
+    await p.eval("window.__statuses = []; new MutationObserver(() => window.__statuses.push(document.getElementById('status').textContent)).observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true })");
+    await p.eval("new Promise((r) => setTimeout(r, 300))");
+    await longTasks(p);   // loading the page's modules is the browser's; from the click on, the main thread is ours
+    await clickOnPage(p, "#run");
+    await p.waitFor("/^explained in/.test(document.getElementById('status').textContent) || document.getElementById('error').textContent", 240_000);
+    assert.equal(await p.eval("document.getElementById('error').textContent"), "");
+    const statuses = await p.eval<string[]>("window.__statuses");
+    assert.ok(statuses.some((s) => /^explaining: (flow|blankout|predicting)/.test(s)), `no progress shown: ${statuses.slice(0, 5).join(" | ")}`);
+    assert.match(await p.eval<string>("document.getElementById('notice').textContent"), /Input truncated: 2100 tokens, the model reads at most 128; 1972 tokens were dropped from the start/);
+    await p.waitFor("(() => { const d = document.getElementById('report').contentDocument; return d && d.querySelector('.afv') && d.querySelector('.afv').dataset.ready === '1'; })()", 30_000);
+    assert.match(await p.eval<string>("document.getElementById('report').contentDocument.querySelector('.afv select[aria-label=\"attention stack\"]').textContent"), /self-attention \(causal\)/);
+    await p.eval("new Promise((r) => setTimeout(r, 300))");
+    const lt = await longTasks(p);
+    assert.ok(lt.every((d) => d <= 100), `long tasks on the page's main thread while explaining: ${lt.join(", ")} ms`);
+    await p.screenshot(join(shots, "page-char-lm-390.png"));
+    // Cancel: the worker stops at once, a fresh one loads the model again, the page is ready for the next run
+    await clickOnPage(p, "#run");
+    await p.waitFor("!document.getElementById('cancel').hidden", 10_000);
+    await clickOnPage(p, "#cancel");
+    await p.waitFor("/^cancelled/.test(document.getElementById('status').textContent)", 60_000);
+    assert.equal(await p.eval("document.getElementById('run').disabled"), false);
+    assert.equal(await p.eval("document.getElementById('cancel').hidden"), true);
+    assert.equal(await p.eval("document.getElementById('error').textContent"), "cancelled");
+  } catch (e) {
+    (e as Error).message += `\n${p.log().slice(-2000)}`;
+    throw e;
+  } finally {
+    p.close(); close();
+    if (!SHOTS) rmSync(shots, { recursive: true, force: true });
+  }
+});
+
+async function clickOnPage(p: CdpPage, sel: string): Promise<void> {
+  const b = await reveal(p, sel);
+  await p.click(b.x + b.w / 2, b.y + b.h / 2);
+}
+
+test("report with the viewer: one self-contained file (no external URL, no script src), token text escaped", async () => {
+  const { e, views } = await datesExplained();
+  const tokens = ["</script><b>x", "a&b", "\u2028"], T = 3;
+  const data = new Float32Array(T * T).fill(1 / T);
+  const hostile = viewsFromStack({ data, layers: 1, heads: 1, tokens: T }, tokens);
+  for (const html of [renderHtmlReport(e, { views }), renderHtmlReport({ ...e, tokens: [...e.tokens.slice(0, 1), ...tokens].slice(0, e.tokens.length) }, { views: hostile })]) {
+    assert.doesNotMatch(html, /<script[^>]+src=/i);
+    assert.doesNotMatch(html, /(src|href)\s*=\s*["']?(https?:)?\/\//i);
+    assert.doesNotMatch(html, /@import|url\(/i);
+    assert.equal((html.match(/<\/script>/g) ?? []).length, (html.match(/<script/g) ?? []).length, "no token closes a script early");
+  }
+});

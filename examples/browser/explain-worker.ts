@@ -52,7 +52,8 @@ self_.onmessage = (ev: MessageEvent) => {
     });
     post({ type: "progress", stage: "attention views", done: 0, total: 1 });
     const views = explanationViews(explanation, target, current.model, { maxPositions: current.maxPositions });
-    const title = m.title ? `${m.title} → ${prediction.output}` : prediction.output;
+    // a generated continuation is long and shown beside the report: the title names only the explained step
+    const title = current.kind === "generation" ? m.title ?? "next character" : m.title ? `${m.title} → ${prediction.output}` : prediction.output;
     const html = renderHtmlReport(explanation, { title: `attnflow — ${title}`, views });
     const summary = {
       backend: getBackend(), workers: wasmWorkerCount(), isolated: globalThis.crossOriginIsolated === true,
