@@ -94,7 +94,7 @@ export function captureViews(target: ExplainTarget, model: Module | null, o: Vie
 function groupKey(r: AttentionRecord): string { return `${r.kind}:${r.name.replace(/\.\d+(\.|$)/, ".*$1")}`; }
 
 function groupTitle(key: string, kind: "self" | "cross", causal: boolean): string {
-  const place = /(^|:)encoder\b/.test(key) ? "encoder " : /(^|:)decoder\b/.test(key) ? "decoder " : "";
+  const place = /(^|[:.])encoder\b/.test(key) ? "encoder " : /(^|[:.])decoder\b/.test(key) ? "decoder " : "";
   if (kind === "cross") return "cross-attention (decoder → encoder)";
   return `${place}self-attention${causal ? " (causal)" : ""}`;
 }
@@ -126,7 +126,7 @@ export function viewsFromRecords(records: AttentionRecord[], target: ExplainTarg
       if (n === target.tokens.length) return target.tokens;
       return Array.from({ length: n }, (_, i) => `${side === "dec" ? "d" : "#"}${i}`);
     };
-    const isDecoder = /(^|:)decoder\b/.test(key);
+    const isDecoder = /(^|[:.])decoder\b/.test(key);
     const rowTokens = label(Tq, isDecoder ? "dec" : "enc"), colTokens = label(Tk, isDecoder && recs[0].kind === "self" ? "dec" : "enc");
     const g = packGroup(data, L, H, Tq, Tk, o, {
       title: groupTitle(key, recs[0].kind, causal), kind: recs[0].kind, causal, layerNames: recs.map((r) => r.name), rowTokens, colTokens,
