@@ -180,15 +180,16 @@ for (const width of [390, 1920]) {
       assert.ok(Math.abs(+d.lines - all) <= 2, `lines ${d.lines} vs ${all}`);
       await shot("dates-head");
       // hover query 1 ("5th"): only its lines
-      const c = await reveal(p, "[data-role=head-canvas]");
-      await p.move(c.x + 20, c.y + 4 + 16 * 1 + 8);
+      const c = await reveal(p, "[data-role=head-canvas]"), R = +(await ds(p)).rowHeight;
+      assert.equal(R, 24, "short inputs get taller rows");
+      await p.move(c.x + 20, c.y + 4 + R * 1 + R / 2);
       await p.eval("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))");
       d = await ds(p);
       assert.equal(d.focus, "1"); assert.equal(d.focusSide, "q"); assert.equal(d.pinned, "0");
       assert.ok(Math.abs(+d.lines - count([1], 0)) <= 1, `focused lines ${d.lines} vs ${count([1], 0)}`);
       // click pins it: moving away keeps the focus
-      await p.click(c.x + 20, c.y + 4 + 16 * 1 + 8);
-      await p.move(c.x + 20, c.y + 4 + 16 * 3 + 8);
+      await p.click(c.x + 20, c.y + 4 + R * 1 + R / 2);
+      await p.move(c.x + 20, c.y + 4 + R * 3 + R / 2);
       d = await ds(p);
       assert.equal(d.pinned, "1"); assert.equal(d.focus, "1");
       await shot("dates-head-focus");

@@ -18,6 +18,7 @@ import type { AttentionViews } from "../explain/views.js";
 export const HEAD_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b"];
 
 export const VIEWER_CSS = `
+.afv [hidden]{display:none!important}
 .afv{border:1px solid #ddd;background:#fff;border-radius:6px;padding:8px;margin:12px 0;max-width:100%;box-sizing:border-box}
 .afv .bar{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin-bottom:6px}
 .afv .tabs button{font:inherit;font-size:13px;padding:4px 10px;margin:0 2px 0 0;border:1px solid #bbb;background:#f4f4f4;border-radius:4px;cursor:pointer}
@@ -66,7 +67,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     return e;
   };
   const headColour = (h: number) => heads[h % heads.length];
-  const ROW = 16, FONT = "12px ui-monospace,SFMono-Regular,Menlo,monospace";
+  const FONT = "12px ui-monospace,SFMono-Regular,Menlo,monospace";
 
   // ---- decoded groups (lazily)
   interface G { g: AttentionViews["groups"][number]; idx: Uint16Array | Uint32Array; val: Uint16Array; thumb: Uint8Array; q?: Float32Array; k?: Float32Array }
@@ -177,7 +178,8 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     panel.append(el("p", { class: "note" }, `${g.exact ? "All" : `The top ${K} of ${Tk}`} keys of each query${g.exact ? "" : ` (they hold ≥ ${(100 * cov).toFixed(1)} % of each row's attention in this layer)`}; ` +
       "line opacity = attention weight. Hover a token to focus it, click to pin (click again to release). Left: queries, right: keys."));
     const sc = el("div", { class: "scroller", "data-role": "head-scroller" });
-    const n = Math.max(Tq, Tk), Hpx = Math.min(640, n * ROW + 8);
+    const n = Math.max(Tq, Tk), ROW = n <= 24 ? 24 : 16, Hpx = Math.min(640, n * ROW + 8);
+    root.dataset.rowHeight = String(ROW);
     const tw = Math.min(150, Math.floor(width() * 0.3)), W = Math.min(width(), 2 * tw + 420);
     sc.style.height = Hpx + "px";
     const canvas = el("canvas", { "data-role": "head-canvas" });
@@ -338,7 +340,10 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     panel.append(el("p", { class: "note" }, `Every layer × head of the ${g.title}: rows = queries, columns = keys${tr < g.rowTokens.length || tc < g.colTokens.length ? ` (${g.rowTokens.length}×${g.colTokens.length} shown as ${tr}×${tc}: each cell the max of its block)` : ""}; each thumbnail scaled to its own largest weight. Click one to open it in the head view.`));
     panel.append(legendRamp("attention", "0", "head's max", ramp));
     const grid = el("div", { class: "thumbs", "data-role": "thumbs" });
-    grid.style.gridTemplateColumns = `repeat(${Math.min(g.heads, Math.max(2, Math.floor((width() - 10) / 90)))},minmax(0,150px))`;
+    // one row per layer when the heads fit (≥ 56 px each), else a divisor of the head count: no lonely thumbnails
+    let cols = Math.max(1, Math.min(g.heads, Math.floor((width() - 10) / 62)));
+    while (g.heads % cols) cols--;
+    grid.style.gridTemplateColumns = `repeat(${cols},minmax(0,150px))`;
     panel.append(grid);
     const steps: (() => void)[] = [];
     for (let l = 0; l < g.layers; l++) {
