@@ -403,38 +403,42 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     panel.append(el("p", { class: "note" }, `Layer ${l}, head ${h}, query ${i} "${vis(g.rowTokens[i])}": score_j = ${g.qk.scale.toPrecision(4)} · Σ_d q_d·k_jd; ` +
       `softmax over the scores${g.causal ? " of the visible keys (causal)" : ""} beside the recorded attention${g.qk.bias ? ` (the module also adds ${g.qk.bias}, so the two may differ)` : ""}. D = ${D}.`));
     panel.append(legendRamp("vector value", `−${amax.toPrecision(2)}`, `+${amax.toPrecision(2)}`, (t) => div(2 * t - 1)));
-    const W = width(), lab = Math.min(110, Math.floor(W * 0.25)), num = 150;
+    // narrow screens: the numbers go on a line of their own under each key's vectors
+    const W = width(), narrow = W < 640, lab = Math.min(110, Math.floor(W * 0.25)), num = narrow ? 0 : 190;
     const cell = Math.max(2, Math.min(14, Math.floor((W - lab - num - 30) / (2 * D + 1))));
-    const rowH = Math.max(14, Math.min(18, cell + 4)), n = Tk + 2, Hpx = Math.min(600, n * rowH + 24);
+    const band = Math.max(14, Math.min(18, cell + 4)), rowH = narrow ? band + 14 : band, n = Tk + 2, Hpx = Math.min(600, n * rowH + 24);
     const sc = el("div", { class: "scroller", "data-role": "neuron-scroller" });
     sc.style.height = Hpx + "px";
     const canvas = el("canvas", { "data-role": "neuron-canvas" });
     sc.append(canvas, el("div", { style: `height:${Math.max(0, n * rowH + 24 - Hpx)}px` }));
     panel.append(sc);
     const ctx = sized(canvas, W - 2, Hpx);
-    const xk = lab + 4, xp = xk + D * cell + 10, xs = xp + D * cell + 10;
+    const xk = lab + 4, xp = xk + D * cell + 10, xs = narrow ? xk : xp + D * cell + 10, ys = narrow ? band + 6 : rowH / 2;
+    const y0top = (top: number) => 20 - top;
     const draw = () => {
       const top = sc.scrollTop;
       ctx.clearRect(0, 0, W, Hpx);
       ctx.font = "11px ui-monospace,monospace"; ctx.textBaseline = "middle"; ctx.fillStyle = "#333"; ctx.textAlign = "left";
-      ctx.fillText("k_j", xk, 8); ctx.fillText("q ⊙ k_j", xp, 8); ctx.fillText("score · softmax · recorded", xs, 8);
-      const y0 = 20 - top;
+      ctx.fillText("k_j", xk, 8); ctx.fillText("q ⊙ k_j", xp, 8);
+      if (!narrow) ctx.fillText("score · softmax · recorded", xs, 8);
+      else { ctx.textAlign = "right"; ctx.fillText("numbers: score · softmax · recorded", W - 8, y0top(top) + rowH + band / 2); ctx.textAlign = "left"; }
+      const y0 = y0top(top);
       // the query vector on top
       ctx.textAlign = "right"; ctx.fillText(`q: ${clip(ctx, vis(g.rowTokens[i]), lab - 24)}`, lab, y0 + rowH / 2);
-      for (let d = 0; d < D; d++) { ctx.fillStyle = div(q[d] / amax); ctx.fillRect(xk + d * cell, y0 + 1, cell - 1, rowH - 3); }
+      for (let d = 0; d < D; d++) { ctx.fillStyle = div(q[d] / amax); ctx.fillRect(xk + d * cell, y0 + 1, cell - 1, band - 3); }
       const first = Math.max(0, Math.floor((top - 20) / rowH) - 2), last = Math.min(Tk - 1, Math.ceil((top + Hpx) / rowH));
       for (let j = first; j <= last; j++) {
         const yy = y0 + (j + 2) * rowH;
         const kk = G.k!.subarray(((l * H + h) * Tk + j) * D, ((l * H + h) * Tk + j + 1) * D);
         ctx.fillStyle = masked(j) ? "#aaa" : "#222"; ctx.textAlign = "right";
-        ctx.fillText(clip(ctx, `${j} ${vis(g.colTokens[j])}`, lab - 4), lab, yy + rowH / 2);
+        ctx.fillText(clip(ctx, `${j} ${vis(g.colTokens[j])}`, lab - 4), lab, yy + band / 2);
         for (let d = 0; d < D; d++) {
-          ctx.fillStyle = div(kk[d] / amax); ctx.fillRect(xk + d * cell, yy + 1, cell - 1, rowH - 3);
-          ctx.fillStyle = div(q[d] * kk[d] / amax); ctx.fillRect(xp + d * cell, yy + 1, cell - 1, rowH - 3);
+          ctx.fillStyle = div(kk[d] / amax); ctx.fillRect(xk + d * cell, yy + 1, cell - 1, band - 3);
+          ctx.fillStyle = div(q[d] * kk[d] / amax); ctx.fillRect(xp + d * cell, yy + 1, cell - 1, band - 3);
         }
         ctx.textAlign = "left"; ctx.fillStyle = "#222";
-        ctx.fillText(masked(j) ? "masked" : `${scores[j].toFixed(2)} · ${soft[j].toFixed(3)} · ${rec[j].toFixed(3)}`, xs, yy + rowH / 2);
-        ctx.fillStyle = "rgba(59,82,139,.35)"; ctx.fillRect(xs, yy + rowH - 4, Math.max(0, W - xs - 8) * rec[j], 2);
+        ctx.fillText(masked(j) ? "masked" : `${scores[j].toFixed(2)} · ${soft[j].toFixed(3)} · ${rec[j].toFixed(3)}`, xs, yy + ys);
+        ctx.fillStyle = "rgba(59,82,139,.35)"; ctx.fillRect(xs, yy + rowH - 3, Math.max(0, W - xs - 8) * rec[j], 2);
       }
     };
     let pending = false;
