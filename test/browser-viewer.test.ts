@@ -17,6 +17,7 @@ import { explanationViews, flowGraph, viewsFromStack, type AttentionViews } from
 import { renderHtmlReport } from "../src/viz/html-report.js";
 import { startWebServer } from "../src/node/web-server.js";
 import { skipWithoutChromium as skip } from "./browser-helpers.js";
+import { explainCommand } from "../cli/explain.js";
 import { openCdpPage, type CdpPage } from "./browser-cdp.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -331,5 +332,24 @@ test("report with the viewer: one self-contained file (no external URL, no scrip
     assert.doesNotMatch(html, /(src|href)\s*=\s*["']?(https?:)?\/\//i);
     assert.doesNotMatch(html, /@import|url\(/i);
     assert.equal((html.match(/<\/script>/g) ?? []).length, (html.match(/<script/g) ?? []).length, "no token closes a script early");
+  }
+});
+
+test("explain --html: the report carries the viewer with the translator's three stacks and the flow graph", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-report-"));
+  try {
+    const out = join(dir, "r.html"), err: string[] = [];
+    const code = await explainCommand({ _: ["explain"], flags: { model: join(ROOT, "models", "dates.safetensors"), text: "March 5th, 2021", target: "6", method: "rollout,flow", html: out } },
+      { out: () => undefined, err: (x) => err.push(x) });
+    assert.equal(code, 0, err.join("\n"));
+    const html = readFileSync(out, "utf8");
+    assert.match(html, /<div id="attnflow-viewer" class="afv"><\/div>/);
+    const v = JSON.parse(/<script type="application\/json" id="attnflow-views">(.*?)<\/script>/s.exec(html)![1]) as AttentionViews;
+    assert.deepEqual(v.groups.slice(0, 3).map((g) => g.title), ["encoder self-attention", "decoder self-attention (causal)", "cross-attention (decoder → encoder)"]);
+    assert.equal(v.maxPositions, 12);
+    assert.ok(v.flow && v.flow.edges.length > 0);
+    assert.ok(v.groups.slice(0, 3).every((g) => g.qk), "q/k for the neuron view");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
