@@ -263,6 +263,7 @@ test("browser: 2,048 positions stay responsive (virtualised head view, top-k, th
     d = await ds(p);
     assert.ok(+d.focus >= 1500 && +d.focus < 1530, `hovered row ${d.focus}`);
     assert.ok(+d.lines <= H * 16);
+    assert.ok(+d.offscreen >= 1, "the attention sink at position 0, scrolled out of view, is named at the edge");
     await shot("long-head");
     await clickOn(p, ".afv button[data-view=model]");
     await p.waitFor(`document.querySelector('.afv').dataset.thumbs === '${L * H}'`);

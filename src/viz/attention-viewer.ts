@@ -238,6 +238,24 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
           ctx.fillText(clip(ctx, vis(g.colTokens[i]), tw - 10), xR + 6, y(i));
         }
       }
+      // partners scrolled out of view (long inputs): named in a box at the top or bottom edge of their column
+      const offscreen = (w: Float32Array, labels: string[], x: number, align: CanvasTextAlign) => {
+        const above: number[] = [], below: number[] = [];
+        w.forEach((v, j) => { if (v > 0 && j < first + 1) above.push(j); else if (v > 0 && j > last - 1) below.push(j); });
+        const box = (js: number[], yy: number, arrow: string) => {
+          if (!js.length) return;
+          js.sort((a, b) => w[b] - w[a]);
+          const text = clip(ctx, `${arrow} ${js.length}: ${js.slice(0, 3).map((j) => `${vis(labels[j])} ${w[j].toFixed(2)}`).join(", ")}`, tw - 8);
+          ctx.fillStyle = "#fff4e5"; ctx.fillRect(x - (align === "right" ? tw - 4 : 0), yy - ROW / 2, tw - 4, ROW);
+          ctx.fillStyle = "#8a4b00"; ctx.textAlign = align; ctx.fillText(text, x + (align === "right" ? -4 : 4), yy);
+        };
+        box(above, ROW / 2, "↑"); box(below, Hpx - ROW / 2, "↓");
+        return above.length + below.length;
+      };
+      let off = 0;
+      if (st.focus >= 0 && st.focusSide === "q") off = offscreen(keyW, g.colTokens, xR + 2, "left");
+      if (st.focus >= 0 && st.focusSide === "k") off = offscreen(rowW, g.rowTokens, tw - 2, "right");
+      root.dataset.offscreen = String(off);
       root.dataset.lines = String(lines);
       root.dataset.visibleRows = `${first}-${last}`;
     };
@@ -254,6 +272,19 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
       if (st.pinned) return;
       const h = hit(ev), f = h ? h.i : -1, s = h ? h.side : "q";
       if (f !== st.focus || s !== st.focusSide) { st.focus = f; st.focusSide = s; mirror(); redraw(); }
+    });
+    // keyboard: ↑/↓ move a pinned query focus (scrolling it into view), Escape releases it
+    canvas.tabIndex = 0;
+    canvas.setAttribute("role", "img");
+    canvas.setAttribute("aria-label", `head view of layer ${l}: ${Tq} queries, ${Tk} keys. Arrow keys move the focused query; Escape releases it.`);
+    canvas.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") { st.pinned = false; st.focus = -1; }
+      else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        const i = Math.max(0, Math.min(Tq - 1, (st.focusSide === "q" && st.focus >= 0 ? st.focus : -1) + (ev.key === "ArrowDown" ? 1 : -1) + (st.focus < 0 && ev.key === "ArrowUp" ? 1 : 0)));
+        st.focus = i; st.focusSide = "q"; st.pinned = true; st.query = i;
+        if (i * ROW < sc.scrollTop) sc.scrollTop = i * ROW; else if ((i + 2) * ROW > sc.scrollTop + Hpx) sc.scrollTop = (i + 2) * ROW - Hpx;
+      } else return;
+      ev.preventDefault(); mirror(); redraw();
     });
     canvas.addEventListener("mouseleave", () => { if (!st.pinned && st.focus >= 0) { st.focus = -1; mirror(); redraw(); } });
     canvas.addEventListener("click", (ev) => {
