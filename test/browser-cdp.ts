@@ -20,6 +20,11 @@ export interface CdpPage {
   click(x: number, y: number): Promise<void>;
   /** Full-page PNG (the whole document, not only the window) written to `path`. */
   screenshot(path: string): Promise<void>;
+  /**
+   * Starts a trace of the renderer's main thread; `stop()` returns its tasks as { wall, cpu } ms (wall: duration,
+   * cpu: the thread's own CPU time — unlike wall time, not inflated when a busy machine keeps the thread waiting).
+   */
+  trace(): Promise<{ stop(): Promise<{ wall: number; cpu: number; name: string }[]> }>;
   /** Chromium's own messages (console, crashes) for failure reports. */
   log(): string;
   close(): void;
@@ -107,6 +112,26 @@ export async function openCdpPage(url: string, width: number, height = 900): Pro
       const h = Math.min(16000, Math.ceil(m.cssContentSize.height));
       const r = await send("Page.captureScreenshot", { format: "png", captureBeyondViewport: true, clip: { x: 0, y: 0, width, height: h, scale: 1 } }) as { data: string };
       writeFileSync(path, Buffer.from(r.data, "base64"));
+    },
+    async trace() {
+      const chunks: Json[][] = [];
+      const from = events.length;
+      await send("Tracing.start", { transferMode: "ReportEvents", traceConfig: { includedCategories: ["toplevel", "devtools.timeline", "__metadata"] } });
+      return {
+        async stop() {
+          await send("Tracing.end");
+          const t0 = Date.now();
+          while (!events.slice(from).some((e) => e.method === "Tracing.tracingComplete")) {
+            if (Date.now() - t0 > 30_000) throw new Error("no Tracing.tracingComplete");
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          for (const e of events.slice(from)) if (e.method === "Tracing.dataCollected") chunks.push(e.params.value as Json[]);
+          const all = chunks.flat() as { name: string; ph: string; pid: number; tid: number; dur?: number; tdur?: number; args?: { name?: string } }[];
+          const main = new Set(all.filter((e) => e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain").map((e) => `${e.pid}:${e.tid}`));
+          return all.filter((e) => e.ph === "X" && e.name === "ThreadControllerImpl::RunTask" && main.has(`${e.pid}:${e.tid}`))
+            .map((e) => ({ wall: (e.dur ?? 0) / 1000, cpu: (e.tdur ?? e.dur ?? 0) / 1000, name: e.name }));   // µs → ms
+        },
+      };
     },
     log: () => stderr,
     close,

@@ -2,7 +2,8 @@
 // user (mouse moves and clicks at screen coordinates), at 390 px and 1920 px: the encoder–decoder's three stacks, the
 // head view's lines against the captured weights, hover and pinned focus, model-view thumbnails that open a head, the
 // neuron view's softmax(scale·q·k) against the recorded attention, the flow graph, no sideways scrolling, and no long
-// task (> 100 ms) on the main thread after load — also with 2,048 positions. Full-page screenshots go to
+// task (> 100 ms) on the main thread after load — also with 2,048 positions (a long-task observer, read beside a trace
+// of the main thread's CPU time per task: see assertResponsive). Full-page screenshots go to
 // $ATTNFLOW_SHOTS (default: a temporary folder, removed). Node-side checks of the views data run without Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -128,6 +129,19 @@ async function clickOn(p: CdpPage, sel: string): Promise<void> {
 /** The long tasks since the last call (and clears them). */
 const longTasks = (p: CdpPage) => p.eval<number[]>("(() => { const t = window.__longtasks.slice(); window.__longtasks.length = 0; return t; })()");
 
+/**
+ * The main thread never blocks for more than 100 ms. The long-task observer measures wall time, which a busy machine
+ * (this one runs several test files and other work at once) stretches while the thread waits for a CPU; the trace
+ * gives each task's own CPU time. A long task over 100 ms fails unless no task of the renderer's main thread used
+ * more than 50 ms of CPU (then the thread was starved, not busy); a task over 100 ms of CPU always fails.
+ */
+function assertResponsive(observed: number[], traced: { wall: number; cpu: number }[], what: string): void {
+  const cpu = Math.max(0, ...traced.map((t) => t.cpu)), worst = Math.max(0, ...observed);
+  assert.ok(traced.length > 0, `${what}: the trace recorded no main-thread task`);
+  assert.ok(cpu <= 100, `${what}: a main-thread task used ${cpu.toFixed(1)} ms of CPU`);
+  assert.ok(worst <= 100 || cpu <= 50, `${what}: long tasks ${observed.join(", ")} ms (wall); the busiest task used ${cpu.toFixed(1)} ms of CPU`);
+}
+
 async function withReport(html: string, width: number, fn: (p: CdpPage, shot: (name: string) => Promise<void>) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "attnflow-viewer-"));
   writeFileSync(join(dir, "report.html"), html);
@@ -143,15 +157,17 @@ async function withReport(html: string, width: number, fn: (p: CdpPage, shot: (n
     // from here on: loading the page (parsing a multi-MB file) is the browser's, the rest is the viewer's
     await p.eval("new Promise((r) => setTimeout(r, 300))");
     await longTasks(p);
-    let before: number[] = [];
+    let before: number[] = [], traced: { wall: number; cpu: number }[] = [], tr = await p.trace();
     await fn(p, async (name) => {
       before = before.concat(await longTasks(p));
+      traced = traced.concat(await tr.stop());
       await p.screenshot(join(shots, `${name}-${width}.png`));
       await p.eval("new Promise((r) => setTimeout(r, 300))");   // the observer reports the screenshot's own tasks late
       await longTasks(p);
+      tr = await p.trace();
     });
     const all = before.concat(await longTasks(p));
-    assert.ok(all.every((d) => d <= 100), `long tasks on the main thread: ${all.join(", ")} ms`);
+    assertResponsive(all, traced.concat(await tr.stop()), `the viewer at ${width} px`);
   } catch (e) {
     (e as Error).message += `\n${p.log().slice(-2000)}`;
     throw e;
@@ -289,6 +305,7 @@ test("browser: `attnflow web`'s page works in a Web Worker — progress, no long
     await p.eval("window.__statuses = []; new MutationObserver(() => window.__statuses.push(document.getElementById('status').textContent)).observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true })");
     await p.eval("new Promise((r) => setTimeout(r, 300))");
     await longTasks(p);   // loading the page's modules is the browser's; from the click on, the main thread is ours
+    const tr = await p.trace();
     await clickOnPage(p, "#run");
     await p.waitFor("/^explained in/.test(document.getElementById('status').textContent) || document.getElementById('error').textContent", 240_000);
     assert.equal(await p.eval("document.getElementById('error').textContent"), "");
@@ -298,8 +315,7 @@ test("browser: `attnflow web`'s page works in a Web Worker — progress, no long
     await p.waitFor("(() => { const d = document.getElementById('report').contentDocument; return d && d.querySelector('.afv') && d.querySelector('.afv').dataset.ready === '1'; })()", 30_000);
     assert.match(await p.eval<string>("document.getElementById('report').contentDocument.querySelector('.afv select[aria-label=\"attention stack\"]').textContent"), /self-attention \(causal\)/);
     await p.eval("new Promise((r) => setTimeout(r, 300))");
-    const lt = await longTasks(p);
-    assert.ok(lt.every((d) => d <= 100), `long tasks on the page's main thread while explaining: ${lt.join(", ")} ms`);
+    assertResponsive(await longTasks(p), await tr.stop(), "the page while its worker explains");
     await p.screenshot(join(shots, "page-char-lm-390.png"));
     // Cancel: the worker stops at once, a fresh one loads the model again, the page is ready for the next run
     await clickOnPage(p, "#run");

@@ -72,14 +72,36 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
   // ---- decoded groups (lazily)
   interface G { g: AttentionViews["groups"][number]; idx: Uint16Array | Uint32Array; val: Uint16Array; thumb: Uint8Array; q?: Float32Array; k?: Float32Array }
   const cache: (G | null)[] = V.groups.map(() => null);
+  /** Decodes a group's base64 arrays in slices of ~256 K characters, one task each, then calls `done`. */
+  const decoded: Record<string, Uint8Array> = {};
+  const prepare = (n: number, done: () => void) => {
+    if (cache[n]) { done(); return; }
+    const g = V.groups[n], parts: [string, string][] = [["i", g.topIdx], ["v", g.topVal], ["t", g.thumb.data]];
+    if (g.qk) parts.push(["q", g.qk.q], ["k", g.qk.k]);
+    const SLICE = 262144;   // a multiple of 4: slices decode independently
+    let p = 0, off = 0, out: Uint8Array | null = null, at = 0;
+    const step = () => {
+      const t0 = performance.now();
+      while (p < parts.length && performance.now() - t0 < 8) {
+        const [key, b64] = parts[p];
+        if (!out) { const pad = b64.endsWith("==") ? 2 : b64.endsWith("=") ? 1 : 0; out = new Uint8Array(b64.length / 4 * 3 - pad); at = 0; }
+        const chunk = dec(b64.slice(off, off + SLICE));
+        out.set(chunk, at); at += chunk.length; off += SLICE;
+        if (off >= b64.length) { decoded[`${n}:${key}`] = out; out = null; off = 0; p++; }
+      }
+      if (p < parts.length) setTimeout(step, 0); else { group(n); done(); }
+    };
+    step();
+  };
   const group = (n: number): G => {
     if (cache[n]) return cache[n]!;
-    const g = V.groups[n], ib = dec(g.topIdx), vb = dec(g.topVal);
+    const g = V.groups[n], take = (k: string, s: string) => { const d = decoded[`${n}:${k}`] ?? dec(s); delete decoded[`${n}:${k}`]; return d; };
+    const ib = take("i", g.topIdx), vb = take("v", g.topVal);
     const G: G = {
       g, idx: g.idxBytes === 2 ? new Uint16Array(ib.buffer, 0, ib.length / 2) : new Uint32Array(ib.buffer, 0, ib.length / 4),
-      val: new Uint16Array(vb.buffer, 0, vb.length / 2), thumb: dec(g.thumb.data),
+      val: new Uint16Array(vb.buffer, 0, vb.length / 2), thumb: take("t", g.thumb.data),
     };
-    if (g.qk) { const q = dec(g.qk.q), k = dec(g.qk.k); G.q = new Float32Array(q.buffer, 0, q.length / 4); G.k = new Float32Array(k.buffer, 0, k.length / 4); }
+    if (g.qk) { const q = take("q", g.qk.q), k = take("k", g.qk.k); G.q = new Float32Array(q.buffer, 0, q.length / 4); G.k = new Float32Array(k.buffer, 0, k.length / 4); }
     return (cache[n] = G);
   };
 
@@ -191,6 +213,10 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     sc.style.width = (W - 2) + "px";
     const xL = tw, xR = W - 2 - tw;
     const draw = () => {
+      const t0 = performance.now();
+      try { drawHead(); } finally { root.dataset.drawMs = (performance.now() - t0).toFixed(1); }
+    };
+    const drawHead = () => {
       const top = sc.scrollTop, first = Math.max(0, Math.floor(top / ROW) - 1), last = Math.min(n - 1, Math.ceil((top + Hpx) / ROW));
       ctx.clearRect(0, 0, W, Hpx);
       const y = (i: number) => 4 + i * ROW + ROW / 2 - top;
@@ -284,14 +310,14 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
         st.focus = i; st.focusSide = "q"; st.pinned = true; st.query = i;
         if (i * ROW < sc.scrollTop) sc.scrollTop = i * ROW; else if ((i + 2) * ROW > sc.scrollTop + Hpx) sc.scrollTop = (i + 2) * ROW - Hpx;
       } else return;
-      ev.preventDefault(); mirror(); redraw();
+      ev.preventDefault(); mirror(); redraw(); heatFocus?.(st.focus);
     });
     canvas.addEventListener("mouseleave", () => { if (!st.pinned && st.focus >= 0) { st.focus = -1; mirror(); redraw(); } });
     canvas.addEventListener("click", (ev) => {
       const h = hit(ev);
       if (!h || (st.pinned && h.i === st.focus && h.side === st.focusSide)) { st.pinned = false; st.focus = -1; }
       else { st.pinned = true; st.focus = h.i; st.focusSide = h.side; if (h.side === "q") st.query = h.i; }
-      mirror(); redraw();
+      mirror(); redraw(); heatFocus?.(st.focus);
     });
     draw();
     // the labelled heatmap of one head (the first selected), or of the mean of the selected heads: a task later
@@ -308,17 +334,21 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
   };
 
   /** Token-labelled heatmap (rows = queries, columns = keys) of the mean of heads `hs` in the current layer; virtualised. */
+  /** Set by the heatmap: follows the head view's pinned query (scrolls to it, outlines its row). */
+  let heatFocus: ((i: number) => void) | null = null;
   const heatmap = (G: G, hs: number[]) => {
     const g = G.g, Tq = g.rowTokens.length, Tk = g.colTokens.length, K = g.k, H = g.heads, l = st.layer;
     const box = el("div", { "data-role": "heatmap" });
     box.append(el("h4", { style: "margin:10px 0 4px;font-size:13px" }, `Layer ${l}, ${hs.length === 1 ? `head ${hs[0]}` : hs.length === H ? "mean of all heads" : `mean of heads ${hs.join(", ")}`}: rows = queries, columns = keys`));
     box.append(legendRamp("attention", "0", "the map's max", ramp));
     const C = Tk <= 40 ? 20 : 14, W = width();
+    // labels are monospace: the longest label's length times one character's width (no per-label measuring)
     const mctx = document.createElement("canvas").getContext("2d")!;
     mctx.font = "11px ui-monospace,monospace";
-    let longest = 0;
-    for (const t of [...g.rowTokens.slice(0, 2000), ...g.colTokens.slice(0, 2000)]) longest = Math.max(longest, mctx.measureText(vis(t)).width);
-    const lab = Math.max(30, Math.min(100, Math.ceil(longest) + 12));
+    let chars = 0;
+    for (const t of g.rowTokens) chars = Math.max(chars, t.length);
+    for (const t of g.colTokens) chars = Math.max(chars, t.length);
+    const lab = Math.max(30, Math.min(100, Math.ceil(chars * mctx.measureText("M").width) + 12));
     const sc = el("div", { class: "scroller" });
     const Hpx = Math.min(560, lab + Tq * C + 4), Wpx = Math.min(W - 2, lab + Tk * C + 4);
     sc.style.height = Hpx + "px"; sc.style.width = Wpx + "px";
@@ -346,6 +376,9 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
           if (C >= 18 && row[j] >= 0.005) { ctx.fillStyle = row[j] / mx > 0.6 ? "#000" : "#fff"; ctx.font = "9px ui-monospace,monospace"; ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillText(row[j].toFixed(2).slice(1), x + C / 2, yy + C / 2); }
         }
       }
+      if (st.pinned && st.focusSide === "q" && st.focus >= i0 && st.focus <= i1) {
+        ctx.strokeStyle = "#e15759"; ctx.lineWidth = 2; ctx.strokeRect(lab, lab + st.focus * C - sy, Math.min(Wpx - lab, Tk * C - sx), C - 1);
+      }
       ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, lab, Hpx); ctx.fillRect(0, 0, Wpx, lab);
       ctx.fillStyle = "#222"; ctx.font = "11px ui-monospace,monospace"; ctx.textBaseline = "middle";
       ctx.textAlign = "right";
@@ -360,7 +393,9 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     // the canvas stays in view (sticky), the spacer gives the scroll range
     canvas.style.position = "sticky";
     let pending = false;
-    sc.addEventListener("scroll", () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } });
+    const later = () => { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; draw(); }); } };
+    sc.addEventListener("scroll", later);
+    heatFocus = (i) => { if (i >= 0 && (i * C < sc.scrollTop || (i + 1) * C > sc.scrollTop + Hpx - lab)) sc.scrollTop = Math.max(0, i * C - (Hpx - lab) / 2); later(); };
     draw();
     return box;
   };
@@ -384,7 +419,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
         if (l === st.layer && on().length === 1 && on()[0] === h) f.classList.add("sel");
         const c = el("canvas");
         c.width = tc; c.height = tr;
-        f.append(c, el("figcaption", {}, `L${l} H${h}`));
+        f.append(c, el("figcaption", {}, g.heads === 1 ? `L${l}` : `L${l} H${h}`));
         f.addEventListener("click", () => { st.layer = l; st.heads = st.heads.map((_, k) => k === h); st.nHead = h; st.view = "head"; render(); });
         grid.append(f);
         steps.push(() => {
@@ -528,6 +563,15 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
     layerLabel.hidden = st.view === "model" || st.view === "flow";
     groupLabel.hidden = st.view === "flow";
     panel.textContent = "";
+    heatFocus = null;
+    if (st.view !== "flow" && !cache[st.group]) {
+      // a large stack is decoded over several tasks first (the main thread stays free)
+      panel.append(el("p", { class: "progress" }, "decoding the attention…"));
+      root.dataset.ready = "0";
+      const job = frameJob;
+      prepare(st.group, () => { if (job === frameJob) render(); });
+      return;
+    }
     if (st.view === "head") headView();
     else if (st.view === "model") modelView();
     else if (st.view === "neuron") neuronView();
