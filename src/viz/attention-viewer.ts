@@ -519,7 +519,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
   const flowView = () => {
     const F = V.flow;
     if (!F) { panel.append(el("p", { class: "warn" }, "No flow graph: it is drawn for explanations with attention flow on at most 256 positions (see the notes above).")); return; }
-    const T = F.tokens.length, L = F.layers, W = Math.min(width(), 260 + 220 * L), lab = Math.min(120, Math.floor(W * 0.22));
+    const T = F.tokens.length, L = F.layers, W = Math.min(width(), 260 + 220 * L), lab = Math.min(130, Math.floor(W * 0.27));
     panel.append(el("p", { class: "note" }, `Attention flow from ${F.source} (right) down to the input tokens (left), through every layer of the explained stack. ` +
       "Bar height: flow from the output to that node (Abnar & Zuidema: max-flow on the head-averaged graph with residual 0.5), per layer summing to 1. " +
       `Band width: a node's flow split along its attention to the layer below (top ${6} per node).${F.note ? " " + F.note + "." : ""}`));
@@ -547,7 +547,7 @@ export function attentionViewer(root: HTMLElement, V: AttentionViews, heads: str
       }
     }
     ctx.fillStyle = "#222"; ctx.textAlign = "right";
-    for (let i = 0; i < T; i++) ctx.fillText(`${clip(ctx, vis(F.tokens[i]), lab - 48)} ${F.nodes[0][i].toFixed(2)}`, lab, y(i));
+    for (let i = 0; i < T; i++) ctx.fillText(`${clip(ctx, vis(F.tokens[i]), lab - 40)} ${F.nodes[0][i].toFixed(2)}`, lab, y(i));
     ctx.textAlign = "left";
     for (let i = 0; i < T; i++) if (F.nodes[L][i] > 0) ctx.fillText(`${clip(ctx, vis(F.tokens[i]), lab - 40)} ${F.nodes[L][i].toFixed(2)}`, x1 + 8, y(i));
     root.dataset.flowEdges = String(F.edges.length);
