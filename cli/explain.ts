@@ -12,6 +12,7 @@ import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
+import { explanationViews, type AttentionViews } from "../src/explain/views.js";
 import { hfExplainTarget, isHFFolder, kindOf, loadHF, occlusionToken } from "./hf.js";
 
 export interface CliArgs { _: string[]; flags: Record<string, string | boolean> }
@@ -266,7 +267,8 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
       methods = methods.filter((x) => x !== "blankout" || blank);
       const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
-      emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);
+      emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`,
+        () => explanationViews(e, hfExplainTarget(m, f, target), m.model));
       return 0;
     }
     const ck = await loadModel(modelPath, io);
@@ -274,11 +276,12 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const t = ck.task.explain(ck.model, ck.config, input, target);
     const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
-    emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`);
+    const maxPositions = [ck.config.maxLen, ck.config.maxSrcLen, ck.config.blockSize].find((x): x is number => typeof x === "number");
+    emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`, () => explanationViews(e, t, ck.model, { maxPositions }));
     return 0;
 
     /** The explanation on stdout (terminal view or --json), into --json FILE and --html FILE. */
-    function emit(e: Explanation, header: string, title: string): void {
+    function emit(e: Explanation, header: string, title: string, views: () => AttentionViews): void {
       if (json === true) out(JSON.stringify(e));
       else {
         const color = io.color ?? (f["no-color"] !== true && (f.color === true || (process.stdout.isTTY === true && !process.env.NO_COLOR)));
@@ -286,7 +289,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
         out(renderExplanationText(e, { color }));
         if (typeof json === "string") { writeFileSync(json, JSON.stringify(e)); err(`wrote ${json}`); }
       }
-      if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${title}` })); err(`wrote ${html}`); }
+      if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${title}`, views: views() })); err(`wrote ${html}`); }
     }
   } catch (x) {
     if (x instanceof UsageError) { err(`attnflow explain: ${x.message}\n\n${EXPLAIN_USAGE}`); return 2; }

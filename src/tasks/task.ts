@@ -96,6 +96,8 @@ export interface ExplainTarget {
    * `filter` picks the decoder's attention records by name (default: names containing "decoder").
    */
   decoder?: { tokens: string[]; filter?: (recordName: string) => boolean };
+  /** Encoder–decoders: labels of the decoder positions the score runs (start token + output so far), for the viewer (default: decoder.tokens). */
+  decoderTokens?: string[];
   /** For image models: the grid of patches and the image itself, for overlays. */
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }
