@@ -57,6 +57,7 @@ export class LayeredResidual {
   pushes = 0;
   relabels = 0;
   globals = 0;
+  gaps = 0;
 
   /** `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0. */
   constructor(res: MatrixStack) {
