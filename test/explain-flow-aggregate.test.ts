@@ -149,3 +149,33 @@ test("flow rows with weighted sources: local and worker pool agree bit for bit",
   // layer 0: the flow to input b is the weight of b itself
   for (let b = 0; b < 12; b++) assert.equal(local[3 * 12 + b], w[b]);
 });
+
+test("blank-out through scoreBatch: the same drops as one forward per position, in ceil(n / batch) batched passes", async () => {
+  const { tinyModel, tinyTarget } = await import("./explain-tiny-task.js");
+  const { blankOut } = await import("../src/explain/attribution.js");
+  const { Tensor } = await import("../src/tensor.js");
+  const { model } = tinyModel(3);
+  const words = ["the", "cat", "sat", "on", "the", "mat", "dog", "ran"];
+  const single = tinyTarget(model, words);
+  const ids = [1, ...words.map((w) => ["[PAD]", "[CLS]", "the", "cat", "dog", "sat", "ran", "on", "mat", "<b>"].indexOf(w))];
+  const T = ids.length;
+  let calls = 0;
+  const batched = {
+    ...single,
+    scoreBatch: (occ: ReadonlyArray<readonly number[]>) => {
+      calls++;
+      const v = new Int32Array(occ.length * T);
+      occ.forEach((ps, k) => { v.set(ids, k * T); for (const p of ps) v[k * T + p] = 0; });
+      return model.forward(Tensor.fromArray(v, [occ.length, T])).select(1, single.targetIndex);
+    },
+  };
+  const a = blankOut(single, T, { skip: [0] }), b = blankOut(batched, T, { skip: [0], batch: 3 });
+  assert.equal(calls, Math.ceil((T - 1) / 3));
+  assert.deepEqual(b.positions, a.positions);
+  for (let p = 0; p < T; p++) {
+    if (p === 0) { assert.ok(Number.isNaN(b.occluded[p])); continue; }
+    assert.ok(Math.abs(a.drop[p] - b.drop[p]) < 1e-5, `position ${p}: ${a.drop[p]} vs batched ${b.drop[p]}`);
+  }
+  const bad = { ...single, scoreBatch: () => Tensor.fromArray(new Float32Array(1), [1]) };
+  assert.throws(() => blankOut(bad, T, { batch: 4 }), /scoreBatch returned 1 scores for 4 occluded copies/);
+});
