@@ -7,7 +7,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
 import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
-import { type Explanation, type ExplainMethod, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import { type Explanation, type ExplainMethod, type ExplainRunOptions, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
 import { ProgressBar } from "../src/node/progress.js";
@@ -254,7 +254,8 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const agg = f["flow-aggregate"] === undefined ? undefined : stringFlag(f, "flow-aggregate", "source or rows");
     if (agg !== undefined && agg !== "source" && agg !== "rows") throw new UsageError(`--flow-aggregate must be source or rows, got "${agg}"`);
     const prog = stageProgress();
-    const common = { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm, flowAggregate: agg, onProgress: prog.onProgress } as const;
+    // (a function: the HF branch below narrows `methods` first)
+    const common = (): ExplainRunOptions => ({ methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm, flowAggregate: agg, onProgress: prog.onProgress });
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
@@ -266,7 +267,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
           (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
       }
       methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
-      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, common)).finally(prog.finish);
+      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, common())).finally(prog.finish);
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);
       return 0;
@@ -274,7 +275,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const ck = await loadModel(modelPath, io);
     if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
     const t = ck.task.explain(ck.model, ck.config, input, target);
-    const e = await explainOrUsage(() => runExplanation(t, ck.model, common)).finally(prog.finish);
+    const e = await explainOrUsage(() => runExplanation(t, ck.model, common())).finally(prog.finish);
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
     emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`);
     return 0;
