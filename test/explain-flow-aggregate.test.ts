@@ -179,3 +179,25 @@ test("blank-out through scoreBatch: the same drops as one forward per position, 
   const bad = { ...single, scoreBatch: () => Tensor.fromArray(new Float32Array(1), [1]) };
   assert.throws(() => blankOut(bad, T, { batch: 4 }), /scoreBatch returned 1 scores for 4 occluded copies/);
 });
+
+test("explain's flow work does not grow with the number of explained rows: one weighted source per layer (rows: T per layer)", async () => {
+  const { runExplanation } = await import("../src/explain/explain-run.js");
+  const { tinyModel, tinyTarget } = await import("./explain-tiny-task.js");
+  // a mean-pooled target (query "mean"): the default flow runs ONE weighted source per layer (T max-flows each),
+  // A&Z's per-row mean runs every row of every layer (the old default: T times the work)
+  const { model, config } = tinyModel(3, { layers: 3 });
+  const words = ["the", "cat", "sat", "on", "the", "mat", "dog", "ran", "on", "the"];
+  const target = { ...tinyTarget(model, words), special: [] as number[], query: "mean" as const };
+  const T = words.length + 1;
+  let sources = 0, maxflows = 0;
+  const counting = (res: MatrixStack, rows: Parameters<typeof flowRowsLocal>[1]) => { sources += rows.length; maxflows += rows.length * res.tokens; return flowRowsLocal(res, rows); };
+  const e = await runExplanation(target, model, { methods: ["flow"], flowRows: counting, flowMatrices: "none" });
+  assert.equal(e.methods.flow!.aggregate, "source");
+  assert.equal(sources, config.layers); assert.equal(maxflows, config.layers * T);
+  sources = 0;
+  const rowsMean = await runExplanation(target, model, { methods: ["flow"], flowRows: counting, flowMatrices: "none", flowAggregate: "rows" });
+  assert.equal(rowsMean.methods.flow!.aggregate, "rows");
+  assert.equal(sources, config.layers * T);
+  // both are distributions over the tokens
+  for (const x of [e, rowsMean]) assert.ok(Math.abs(x.methods.flow!.importance.reduce((s, v) => s + v, 0) - 1) < 1e-5);
+});
