@@ -21,6 +21,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { BenchCase, BenchResult, BenchRow } from "../types.js";
 import { runPythonPeer } from "../lib/python-peer.js";
 import { mulberry32, randnArray } from "../lib/prng.js";
@@ -45,7 +46,8 @@ export function fortuneText(file: string, words = 200): string {
 export async function classifierAttention(file: string): Promise<AttentionStack> {
   const { loadCheckpoint } = await import("../../src/node/checkpoint.js");
   const { targetAttention } = await import("../../src/explain/attribution.js");
-  const ck = await loadCheckpoint("models/fortunes-classifier.safetensors");
+  // dist/bench/cases/flow-real.js -> the repository's models/
+  const ck = await loadCheckpoint(fileURLToPath(new URL("../../../models/fortunes-classifier.safetensors", import.meta.url)));
   ck.model.eval();
   const target = ck.task.explain!(ck.model, ck.config, { text: fortuneText(file) });
   return targetAttention(target, ck.model).stack;
