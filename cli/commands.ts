@@ -119,6 +119,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "discard-ratio", kind: "value", type: "number", min: 0, max: 1, maxExclusive: true, help: "rollout only: share of each fused layer's lowest attention set to 0 (the diagonal is kept)", default: 0 },
       { name: "start-layer", kind: "value", type: "int", min: 0, help: "rollout only: the first layer in the product (0-based); --layer must not be below it", default: 0 },
       { name: "flow-matrices", kind: "value", choices: ["all", "layer", "none"], help: "full T x T flow matrices in --json/--html (default: by cost)" },
+      { name: "flow-aggregate", kind: "value", choices: ["source", "rows"], help: "flow of several explained rows (mean / readout): one flow from a source feeding each row (source), or Abnar & Zuidema's flow of every row, averaged (rows: T times slower)", default: "source" },
       ...COLOR,
     ],
   },

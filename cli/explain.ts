@@ -7,9 +7,10 @@
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
 import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
-import { type Explanation, type ExplainMethod, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import { type Explanation, type ExplainMethod, type ExplainRunOptions, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
+import { ProgressBar } from "../src/node/progress.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
 import { explanationViews, type AttentionViews } from "../src/explain/views.js";
@@ -105,11 +106,11 @@ export async function loadModel(path: string | undefined, io: CliIo): Promise<Lo
 
 /** Flow rows on worker threads when the work is large (the pool is started per call and closed after). */
 export function nodeFlowRows(workers = defaultFlowWorkers()): FlowRowsFn {
-  return async (res: MatrixStack, rows) => {
+  return async (res: MatrixStack, rows, onProgress) => {
     const T = res.tokens, work = rows.length * T * T * res.layers;
-    if (workers < 2 || work < 2e6) return flowRowsLocal(res, rows);
+    if (workers < 2 || work < 2e6) return flowRowsLocal(res, rows, onProgress);
     const pool = new FlowWorkerPool(workers);
-    try { return await pool.flowRows(res, rows); } finally { await pool.close(); }
+    try { return await pool.flowRows(res, rows, "auto", onProgress); } finally { await pool.close(); }
   };
 }
 
@@ -229,7 +230,24 @@ function rolloutFlags(f: Record<string, string | boolean>, methods: ExplainMetho
   return { headFusion: hfu, discardRatio: ratio, startLayer: start };
 }
 
-const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "head-fusion", "discard-ratio", "start-layer"];
+const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "flow-aggregate", "head-fusion", "discard-ratio", "start-layer"];
+
+/** Progress bars on stderr for the long stages (flow, blank-out): redrawn on a terminal, a line every 10 s otherwise. */
+export function stageProgress(stream: NodeJS.WriteStream = process.stderr): { onProgress: (stage: string, done: number, total: number) => void; finish: () => void } {
+  // a bar appears only once a stage has run for a second: quick explanations print nothing extra
+  let bar: ProgressBar | null = null, stage = "", t0 = 0;
+  const finish = () => { if (bar) { bar.finish(); bar = null; } stage = ""; };
+  return {
+    onProgress: (s, done, total) => {
+      if (s !== "flow" && s !== "blankout") return;
+      if (s !== stage) { finish(); stage = s; t0 = performance.now(); }
+      if (bar === null && done < total && performance.now() - t0 > 1000) bar = new ProgressBar({ total, label: `explain: ${s}`, unit: s === "flow" ? "sources" : "passes", stream });
+      bar?.update(done);
+      if (done >= total) finish();
+    },
+    finish,
+  };
+}
 
 export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
   const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
@@ -255,6 +273,11 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const fm = f["flow-matrices"] === undefined ? "auto" : stringFlag(f, "flow-matrices", "all, layer or none");
     if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
     const rollout = rolloutFlags(f, methods);
+    const agg = f["flow-aggregate"] === undefined ? undefined : stringFlag(f, "flow-aggregate", "source or rows");
+    if (agg !== undefined && agg !== "source" && agg !== "rows") throw new UsageError(`--flow-aggregate must be source or rows, got "${agg}"`);
+    const prog = stageProgress();
+    // (a function: the HF branch below narrows `methods` first)
+    const common = (): ExplainRunOptions => ({ methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm, flowAggregate: agg, onProgress: prog.onProgress });
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
@@ -265,7 +288,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
           "blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)");
       }
       methods = methods.filter((x) => x !== "blankout" || blank);
-      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
+      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, common())).finally(prog.finish);
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
       emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`,
         () => explanationViews(e, hfExplainTarget(m, f, target), m.model));
@@ -274,7 +297,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const ck = await loadModel(modelPath, io);
     if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
     const t = ck.task.explain(ck.model, ck.config, input, target);
-    const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
+    const e = await explainOrUsage(() => runExplanation(t, ck.model, common())).finally(prog.finish);
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
     const maxPositions = [ck.config.maxLen, ck.config.maxSrcLen, ck.config.blockSize].find((x): x is number => typeof x === "number");
     emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`, () => explanationViews(e, t, ck.model, { maxPositions }));

@@ -89,6 +89,19 @@ export function hfInputs(t: TextInput, occlude: readonly number[] = [], blank: n
   return o;
 }
 
+/** hfInputs for a batch of occluded copies of the input: (K, T), copy k with occlusions[k] blanked out. */
+export function hfBatchInputs(t: TextInput, occlusions: ReadonlyArray<readonly number[]>, blank: number | null): HFInputs {
+  const K = occlusions.length, T = t.ids.length, ids = new Int32Array(K * T);
+  occlusions.forEach((occ, k) => {
+    ids.set(t.ids, k * T);
+    if (occ.length && blank === null) throw new Error("this model has no [MASK], unknown or padding token to blank tokens out with");
+    for (const j of occ) ids[k * T + j] = blank!;
+  });
+  const o: HFInputs = { inputIds: tensor(ids, { dtype: "int32" }).reshape([K, T]), attentionMask: tensor(new Int32Array(K * T).fill(1), { dtype: "int32" }).reshape([K, T]) };
+  if (t.typeIds) { const ty = new Int32Array(K * T); for (let k = 0; k < K; k++) ty.set(t.typeIds, k * T); o.tokenTypeIds = tensor(ty, { dtype: "int32" }).reshape([K, T]); }
+  return o;
+}
+
 export function labelOf(cfg: HFConfig, i: number): string {
   const m = cfg.id2label as Record<string, unknown> | undefined;
   return typeof m?.[String(i)] === "string" ? m[String(i)] as string : `LABEL_${i}`;
@@ -191,7 +204,9 @@ export function hfTextTarget(m: HFLoaded, inp: TextInput, target: string | undef
     const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
     // BERT's pooler reads position 0 ([CLS]) whatever the ids are
     return { ...base, targetLabel: labelOf(m.config, c), targetIndex: c, query: 0,
-      score: (o) => model.forward(insOf(o), { onEmbeddings: o?.onEmbeddings }).logits!.select(0, 0).select(0, c) };
+      score: (o) => model.forward(insOf(o), { onEmbeddings: o?.onEmbeddings }).logits!.select(0, 0).select(0, c),
+      // blank-out: several occluded copies per forward pass
+      scoreBatch: (occ) => model.forward(hfBatchInputs(inp, occ, blank)).logits!.select(1, c) };
   }
   // masked LM: the first mask's filling; causal LM: the next token after the prompt
   const V = logits!.shape[2], d = logits!.dataSync() as Float32Array;

@@ -71,6 +71,12 @@ export interface ExplainTarget {
    * Attention inside the call is captured by captureAttention() around it.
    */
   score(o?: { occlude?: readonly number[]; onEmbeddings?: (x: Tensor) => Tensor }): Tensor;
+  /**
+   * Optional: the scores of several occluded copies of the input in ONE batched forward pass, shape (K):
+   * occlusions[k] = positions blanked out in copy k (as score's `occlude`). Blank-out uses it when given, so its T
+   * forward passes cost what T batched forwards cost instead of T single ones.
+   */
+  scoreBatch?(occlusions: ReadonlyArray<readonly number[]>): Tensor;
   /** Which captured attention records form the explained stack (e.g. encoder self-attention only), by record name. */
   layerFilter?: (recordName: string) => boolean;
   /** Positions to leave out of importance (e.g. [CLS]); default none. */
