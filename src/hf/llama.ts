@@ -218,6 +218,34 @@ export class LlamaForCausalLM extends Module implements HFModel {
     return this.run(ids, inputs.attentionMask ?? null, positions, null, opts);
   }
 
+  /** An empty KV cache for `batch` sequences of up to `maxLength` positions (keys/values of the KV heads only). */
+  createCache(batch: number, maxLength: number): KVCache {
+    const s = this.settings;
+    return new KVCache(s.layers, batch, s.kvHeads, s.hiddenSize / s.heads, maxLength);
+  }
+
+  /**
+   * HF's forward(input_ids, past_key_values=cache, use_cache=True), inside noGrad(): ids (B, t) at positions
+   * cache.length.. (or inputs.positionIds (B, t)) attend to everything cached, are appended, and the cache advances.
+   * attentionMask, when given, covers cached + new positions (B, cache.length + t). lastOnly: logits of the last
+   * position only (B, 1, V), as generate() scores them.
+   */
+  forwardWithCache(inputs: HFInputs, cache: KVCache, opts: { lastOnly?: boolean } = {}): HFOutputs {
+    const ids = inputs.inputIds;
+    if (!ids || ids.ndim !== 2 || ids.dtype !== "int32") throw new Error(`LlamaForCausalLM.forwardWithCache: inputIds must be int32 (B, t), got ${ids ? `${ids.dtype} ${shapeStr(ids.shape)}` : "nothing"}`);
+    const [B, t] = ids.shape, P = cache.length;
+    if (cache.batch !== B) throw new Error(`LlamaForCausalLM.forwardWithCache: the cache holds ${cache.batch} sequences, inputIds ${shapeStr(ids.shape)} has ${B}`);
+    const m = inputs.attentionMask ?? null, pos = inputs.positionIds ?? null;
+    if (m && (m.ndim !== 2 || m.shape[0] !== B || m.shape[1] !== P + t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: attentionMask ${shapeStr(m.shape)} must be (${B}, ${P + t}) (cached + new positions; inputIds ${shapeStr(ids.shape)})`);
+    }
+    if (pos && (pos.ndim !== 2 || pos.shape[0] !== B || pos.shape[1] !== t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: positionIds ${shapeStr(pos.shape)} does not match inputIds ${shapeStr(ids.shape)}`);
+    }
+    const positions = pos ?? Tensor.fromArray(Int32Array.from({ length: B * t }, (_, i) => P + (i % t)), [B, t]);
+    return noGrad(() => this.run(ids, m, positions, cache, {}, opts.lastOnly ?? false));
+  }
+
   /**
    * Greedy decoding with a KV cache, as HF generate(): positions cumsum(mask) − 1 (1 on padding), each new token
    * appended with mask 1; after eosTokenId a row continues with pad_token_id (or eos).
