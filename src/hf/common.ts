@@ -7,7 +7,7 @@ import { sdpa } from "../ops/attention.js";
 import { activeRecorder } from "../explain/capture.js";
 import { Module, torchName } from "../nn/module.js";
 import { Linear, Embedding, LayerNorm } from "../nn/layers.js";
-import { normal_, truncNormal_, zeros_, ones_ } from "../nn/init.js";
+import { normal_, truncNormal_, zeros_, ones_, withoutInit as nnWithoutInit } from "../nn/init.js";
 import { shapeStr } from "../shape.js";
 import { HFImportError, type HFConfig } from "./types.js";
 
@@ -159,11 +159,11 @@ export abstract class HFModule extends Module {
 }
 
 let initSkipped = false;
-/** Build without HF's random initialisation (every weight is about to be overwritten by a checkpoint). */
+/** Build without HF's random initialisation nor the layers' own (every weight is about to be overwritten by a checkpoint). */
 export function withoutInit<T>(fn: () => T): T {
   const prev = initSkipped;
   initSkipped = true;
-  try { return fn(); } finally { initSkipped = prev; }
+  try { return nnWithoutInit(fn); } finally { initSkipped = prev; }
 }
 export function initEnabled(): boolean { return !initSkipped; }
 
