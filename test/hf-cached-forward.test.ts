@@ -13,6 +13,9 @@ import { Embedding, Linear } from "../src/nn/layers.js";
 import { withoutInit } from "../src/nn/init.js";
 import { randn } from "../src/creation.js";
 import { manualSeed } from "../src/random.js";
+import { noGrad } from "../src/autograd.js";
+import * as F from "../src/functional.js";
+import { applyRotary, RotaryEmbedding } from "../src/nn/rotary.js";
 
 const FIX = join(process.cwd(), "test/fixtures/hf");
 
@@ -82,4 +85,20 @@ test("nn.init.withoutInit: layers keep zeros and draw nothing from the generator
   assert.deepEqual([...first.weight.dataSync()], [...ref1.weight.dataSync()]);
   assert.deepEqual([...new Embedding(5, 2).weight.dataSync()], [...refE.weight.dataSync()]);
   assert.deepEqual([...randn([3]).dataSync()], [...after]);
+});
+
+test("inference paths of applyRotary and rmsNorm (no gradient needed) equal their differentiable compositions", () => {
+  manualSeed(11);
+  for (const [B, H, T, D, cb] of [[2, 3, 5, 8, 2], [1, 4, 1, 64, 1], [3, 2, 4, 6, 1]]) {
+    const x = randn([B, H, T, D]), rope = new RotaryEmbedding(D, { base: 500 });
+    const pos = Tensor.fromArray(Int32Array.from({ length: cb * T }, (_, i) => (i * 3) % 17), [cb, T]);
+    const { cos, sin } = rope.cosSin(pos);
+    const fast = noGrad(() => applyRotary(x, cos.unsqueeze(1), sin.unsqueeze(1))).dataSync();
+    const slow = applyRotary(x.clone().requiresGrad_(), cos.unsqueeze(1), sin.unsqueeze(1)).dataSync();   // the op graph
+    assert.deepEqual([...fast], [...slow], `rotary (${B}, ${H}, ${T}, ${D}), cos batch ${cb}: bit-identical`);
+    const xt = x.transpose(1, 2);                                                                  // a strided view
+    const w = randn([D]);
+    const a = noGrad(() => F.rmsNorm(xt, [D], w, 1e-6)).dataSync(), b = F.rmsNorm(xt.clone().requiresGrad_(), [D], w, 1e-6).dataSync();
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 2e-6 * Math.max(1, Math.abs(b[i])), `rmsNorm ${i}: ${a[i]} vs ${b[i]}`);
+  }
 });

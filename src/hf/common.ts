@@ -76,6 +76,13 @@ export function activation(name: HFActivation, x: Tensor): Tensor {
   }
 }
 
+/** act(dense(x)), with gelu / gelu_new-family / relu fused into the GEMM's epilogue (one pass over the output less). */
+export function linearActivation(name: HFActivation, dense: Linear, x: Tensor): Tensor {
+  const fused = name === "gelu" || name === "gelu_python" ? "gelu" : name === "relu" ? "relu"
+    : name === "gelu_new" || name === "gelu_pytorch_tanh" || name === "gelu_fast" || name === "gelu_accurate" ? "geluTanh" : null;
+  return fused ? F.linear(x, dense.weight, dense.bias, fused) : activation(name, dense.forward(x));
+}
+
 // ---------------------------------------------------------------------------------------------- inputs and masks
 export function requireInput(t: Tensor | undefined, model: string, name: string): Tensor {
   if (!t) throw new HFImportError(`${model}.forward: inputs.${name} is required`);
