@@ -197,7 +197,7 @@ def measure(fn, policy):
         t0 = time.perf_counter()
         last = fn()
         times.append((time.perf_counter() - t0) * 1e3)
-    return times, last, ("%d runs (time budget)" % n if n < policy["repeats"] else None)
+    return times, last, ("%d run%s (time budget)" % (n, "s" if n > 1 else "") if n < policy["repeats"] else None)
 
 
 def read_ids(path, T):
