@@ -8,6 +8,7 @@ import "../src/node.js";
 import { Tensor } from "../src/tensor.js";
 import { parseSafetensors, toFloat32, toInt32, type StTensor } from "../src/io/safetensors.js";
 import { fromPretrainedDir } from "../src/hf/node-pretrained.js";
+import { fromPretrained } from "../src/hf/pretrained.js";
 import type { LlamaForCausalLM } from "../src/hf/llama.js";
 import { Embedding, Linear } from "../src/nn/layers.js";
 import { withoutInit } from "../src/nn/init.js";
@@ -100,5 +101,17 @@ test("inference paths of applyRotary and rmsNorm (no gradient needed) equal thei
     const w = randn([D]);
     const a = noGrad(() => F.rmsNorm(xt, [D], w, 1e-6)).dataSync(), b = F.rmsNorm(xt.clone().requiresGrad_(), [D], w, 1e-6).dataSync();
     for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 2e-6 * Math.max(1, Math.abs(b[i])), `rmsNorm ${i}: ${a[i]} vs ${b[i]}`);
+  }
+});
+
+test("a folder loads float32 weights straight into the parameters (readInto): the same values as through byte ranges", async () => {
+  for (const name of ["llama-gqa4-linear", "bert"]) {
+    const dir = join(FIX, name);
+    const direct = (await fromPretrainedDir(dir, { tokenizer: false })).model;
+    const files = { "config.json": new Uint8Array(readFileSync(join(dir, "config.json"))), "model.safetensors": new Uint8Array(readFileSync(join(dir, "model.safetensors"))) };
+    const viaRanges = (await fromPretrained(files, { tokenizer: false })).model;
+    const a = [...direct.namedParameters()], b = new Map(viaRanges.namedParameters());
+    assert.ok(a.length > 0);
+    for (const [n, p] of a) assert.deepEqual([...p.dataSync()], [...b.get(n)!.dataSync()], `${name}: ${n}`);
   }
 });
