@@ -18,7 +18,7 @@ import { Linear, Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.
 import { arange, zeros } from "../creation.js";
 import * as F from "../functional.js";
 import {
-  HFModule, activation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
+  HFModule, activation, linearActivation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
   numLabels, paddedKeys, paddingBias, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
@@ -113,7 +113,7 @@ export class BertAttention extends HFModule {
 export class BertIntermediate extends HFModule {
   dense: Linear;
   constructor(readonly o: BertOptions) { super(); this.dense = new Linear(o.hidden, o.intermediate); }
-  forward(x: Tensor): Tensor { return activation(this.o.act, this.dense.forward(x)); }
+  forward(x: Tensor): Tensor { return linearActivation(this.o.act, this.dense, x); }
 }
 
 export class BertLayer extends HFModule {

@@ -10,7 +10,7 @@ import { isGradEnabled } from "../autograd.js";
 import { activeRecorder } from "../explain/capture.js";
 import { Module, torchName } from "../nn/module.js";
 import { Linear, Embedding, LayerNorm } from "../nn/layers.js";
-import { normal_, truncNormal_, zeros_, ones_ } from "../nn/init.js";
+import { normal_, truncNormal_, zeros_, ones_, withoutInit as nnWithoutInit } from "../nn/init.js";
 import { shapeStr } from "../shape.js";
 import { HFImportError, type HFConfig } from "./types.js";
 
@@ -146,6 +146,13 @@ export type Activation = (x: Tensor) => Tensor;
 export function activationFn(name: string): Activation {
   if (!ACTIVATION_NAMES.includes(name)) throw new HFImportError(`activation "${name}" is not supported (supported: ${ACTIVATION_NAMES.join(", ")})`);
   return (x) => activation(name as HFActivation, x);
+}
+
+/** act(dense(x)), with gelu / gelu_new-family / relu fused into the GEMM's epilogue (one pass over the output less). */
+export function linearActivation(name: HFActivation, dense: Linear, x: Tensor): Tensor {
+  const fused = name === "gelu" || name === "gelu_python" ? "gelu" : name === "relu" ? "relu"
+    : name === "gelu_new" || name === "gelu_pytorch_tanh" || name === "gelu_fast" || name === "gelu_accurate" ? "geluTanh" : null;
+  return fused ? F.linear(x, dense.weight, dense.bias, fused) : activation(name, dense.forward(x));
 }
 
 // ---------------------------------------------------------------------------------------------- inputs and masks
@@ -310,11 +317,11 @@ export abstract class HFModule extends Module {
 }
 
 let initSkipped = false;
-/** Build without HF's random initialisation (every weight is about to be overwritten by a checkpoint). */
+/** Build without HF's random initialisation nor the layers' own (every weight is about to be overwritten by a checkpoint). */
 export function withoutInit<T>(fn: () => T): T {
   const prev = initSkipped;
   initSkipped = true;
-  try { return fn(); } finally { initSkipped = prev; }
+  try { return nnWithoutInit(fn); } finally { initSkipped = prev; }
 }
 export function initEnabled(): boolean { return !initSkipped; }
 

@@ -223,6 +223,34 @@ export class LlamaForCausalLM extends Module implements HFModel {
   /** Greedy decoding (HF's generate(do_sample=False)); sampling and beam search: generate() in src/hf/generation.ts. */
   generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult { return greedyGenerate(this, inputs, opts); }
 
+  /** An empty KV cache for `batch` sequences of up to `maxLength` positions (keys/values of the KV heads only). */
+  createCache(batch: number, maxLength: number): KVCache {
+    const s = this.settings;
+    return new KVCache(s.layers, batch, s.kvHeads, s.hiddenSize / s.heads, maxLength);
+  }
+
+  /**
+   * HF's forward(input_ids, past_key_values=cache, use_cache=True), inside noGrad(): ids (B, t) at positions
+   * cache.length.. (or inputs.positionIds (B, t)) attend to everything cached, are appended, and the cache advances.
+   * attentionMask, when given, covers cached + new positions (B, cache.length + t). lastOnly: logits of the last
+   * position only (B, 1, V), as generate() scores them.
+   */
+  forwardWithCache(inputs: HFInputs, cache: KVCache, opts: { lastOnly?: boolean } = {}): HFOutputs {
+    const ids = inputs.inputIds;
+    if (!ids || ids.ndim !== 2 || ids.dtype !== "int32") throw new Error(`LlamaForCausalLM.forwardWithCache: inputIds must be int32 (B, t), got ${ids ? `${ids.dtype} ${shapeStr(ids.shape)}` : "nothing"}`);
+    const [B, t] = ids.shape, P = cache.length;
+    if (cache.batch !== B) throw new Error(`LlamaForCausalLM.forwardWithCache: the cache holds ${cache.batch} sequences, inputIds ${shapeStr(ids.shape)} has ${B}`);
+    const m = inputs.attentionMask ?? null, pos = inputs.positionIds ?? null;
+    if (m && (m.ndim !== 2 || m.shape[0] !== B || m.shape[1] !== P + t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: attentionMask ${shapeStr(m.shape)} must be (${B}, ${P + t}) (cached + new positions; inputIds ${shapeStr(ids.shape)})`);
+    }
+    if (pos && (pos.ndim !== 2 || pos.shape[0] !== B || pos.shape[1] !== t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: positionIds ${shapeStr(pos.shape)} does not match inputIds ${shapeStr(ids.shape)}`);
+    }
+    const positions = pos ?? Tensor.fromArray(Int32Array.from({ length: B * t }, (_, i) => P + (i % t)), [B, t]);
+    return noGrad(() => this.run(ids, m, positions, cache, {}, opts.lastOnly ?? false));
+  }
+
   /**
    * Token-by-token decoding with a preallocated KV cache, fed as HF generate() feeds Llama: positions cumsum(mask) − 1
    * (1 on padding), each new token appended with mask 1.

@@ -22,6 +22,9 @@ export interface HFFileReader {
   size(name: string): Promise<number | null>;
   /** Bytes [start, start + length) of a file. */
   readRange(name: string, start: number, length: number): Promise<Uint8Array>;
+  /** Optional: bytes [start, start + dst.length) of a file straight into dst (float32 weights land in their parameter
+   *  without a temporary copy). */
+  readInto?(name: string, start: number, dst: Uint8Array): Promise<void>;
 }
 
 export type HFFiles = Map<string, Uint8Array> | Record<string, Uint8Array>;
@@ -242,6 +245,11 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   // Stream: read one tensor's bytes, convert, copy into the parameter, drop.
   for (const p of plan) {
     const { dataStart } = p.shard.header, { begin, end } = p.entry;
+    if (reader.readInto && p.entry.dtype === "F32" && HOST_LE && p.target.isContiguous() && p.target.dtype === "float32") {
+      const d = p.target.storage.data as Float32Array;
+      await reader.readInto(p.shard.file, dataStart + begin, new Uint8Array(d.buffer, d.byteOffset + 4 * p.target.offset, end - begin));
+      continue;
+    }
     const bytes = await reader.readRange(p.shard.file, dataStart + begin, end - begin);
     decodeInto(p.target, { dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
   }
