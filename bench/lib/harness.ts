@@ -4,6 +4,7 @@ import type { BenchResult, BenchRow } from "../types.js";
 import { attnflowBackends, attnflowStep, loadAttnflow } from "../attnflow-adapter.js";
 import { runJax } from "../peers/jax-peer.js";
 import { runOrt } from "../peers/ort-peer.js";
+import { runOrtWeb } from "../peers/ort-web-peer.js";
 import { runTfjs } from "../peers/tfjs-peer.js";
 import { runTorch } from "../peers/torch-peer.js";
 import { defaultPolicy, measure, median } from "./measure.js";
@@ -31,7 +32,7 @@ export function harnessConfig(): Readonly<HarnessConfig> { return config; }
  * used only to skip runs that would take longer than --max-run-s. First matching prefix wins.
  */
 const EXPECTED_GFLOPS: [string, number][] = [
-  ["attnflow-reference", 0.8], ["attnflow", 20], ["onnxruntime", 60], ["pytorch", 30],
+  ["attnflow-reference", 0.8], ["attnflow", 20], ["onnxruntime-web", 15], ["onnxruntime", 60], ["pytorch", 30],
   ["jax-js", 8], ["tfjs-wasm", 1.2], ["tfjs-cpu", 0.3],
 ];
 
@@ -123,10 +124,10 @@ async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
   });
 }
 
-const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runTorch, runTfjs, runJax];
+const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runOrtWeb, runTorch, runTfjs, runJax];
 
 /** Preference order for the cross-check reference when attnflow has no output. */
-const FALLBACK_REF = ["pytorch-cpu", "onnxruntime-node-2t", "onnxruntime-node-1t", "jax-js-wasm", "tfjs-wasm", "tfjs-cpu"];
+const FALLBACK_REF = ["pytorch-cpu", "onnxruntime-node-2t", "onnxruntime-node-1t", "onnxruntime-web-2t", "jax-js-wasm", "tfjs-wasm", "tfjs-cpu"];
 
 export interface CaseMeta { name: string; group: string; description: string }
 
