@@ -32,7 +32,7 @@ export function harnessConfig(): Readonly<HarnessConfig> { return config; }
  * used only to skip runs that would take longer than --max-run-s. First matching prefix wins.
  */
 const EXPECTED_GFLOPS: [string, number][] = [
-  ["attnflow-reference", 0.8], ["attnflow", 20], ["onnxruntime-web", 15], ["onnxruntime", 60], ["pytorch", 30],
+  ["attnflow-reference", 0.8], ["attnflow-wasm", 8], ["attnflow", 20], ["onnxruntime-web", 15], ["onnxruntime", 60], ["pytorch", 30],
   ["jax-js", 8], ["tfjs-wasm", 1.2], ["tfjs-cpu", 0.3],
 ];
 
@@ -64,7 +64,15 @@ function attnflowChild(): ChildPeer {
   afChild ??= new ChildPeer("attnflow", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))], { log: config.log });
   return afChild;
 }
-export function closeAttnflowChild(): void { afChild?.close(); afChild = null; }
+// attnflow-wasm-1t: the Wasm backend on one thread (ATTNFLOW_THREADS=1 is read when its instance is made), beside
+// onnxruntime-web-1t; the plain attnflow-wasm row uses every CPU (2 here), like onnxruntime-web-2t.
+let afChild1t: ChildPeer | null = null;
+function attnflowChild1t(): ChildPeer {
+  afChild1t ??= new ChildPeer("attnflow-1t", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))],
+    { log: config.log, env: { ...process.env, ATTNFLOW_THREADS: "1", ATTNFLOW_NUM_THREADS: "1" } });
+  return afChild1t;
+}
+export function closeAttnflowChild(): void { afChild?.close(); afChild = null; afChild1t?.close(); afChild1t = null; }
 
 /** The child's request for `task` (inputs as tensor files), without backend, output file and policy. */
 function childRequest(task: Task): Record<string, unknown> {
@@ -105,10 +113,12 @@ async function runAttnflowInChild(task: Task, ctx: PeerContext): Promise<PeerRun
     return [{ impl: "attnflow", note: `attnflow child failed: ${errorText(e)}` }];
   }
   const req = childRequest(task);
-  return attnflowRows(backends, ctx, async (backend, impl) => {
-    const file = outputPath(`af-${backend}`);
+  const rows = task.kind !== "train" && backends.includes("wasm") ? [...backends, "wasm-1t"] : backends;
+  return attnflowRows(rows, ctx, async (row, impl) => {
+    const file = outputPath(`af-${row}`);
+    const backend = row === "wasm-1t" ? "wasm" : row, c = row === "wasm-1t" ? attnflowChild1t() : child;
     let r;
-    try { r = await child.request({ ...req, backend, out: file, policy: ctx.policy }); } catch (e) { closeAttnflowChild(); throw e; }
+    try { r = await c.request({ ...req, backend, out: file, policy: ctx.policy }); } catch (e) { closeAttnflowChild(); throw e; }
     if (!r.ok) return { impl, note: `failed: ${r.error ?? "unknown error"}` };
     return { impl, timesMs: r.timesMs, output: readTensorFile(file), note: r.note };
   });
