@@ -59,16 +59,22 @@ function skipReasonFor(flops: number) {
 // attnflow runs in a child process of its own (attnflow-child.ts) unless ATTNFLOW_BENCH_IN_PROCESS=1: the peers
 // loaded in this process (onnxruntime-node, tfjs) were seen to change V8's garbage collection for everything
 // else in it (see attnflow-child.ts).
+// ATTNFLOW_BENCH_WASM_RELAXED=1 starts attnflow's children with Node 20's --experimental-wasm-relaxed-simd, so the Wasm
+// rows run the relaxed-SIMD (FMA) kernels that Chromium gets by default.
+function afChildArgs(): string[] {
+  const file = fileURLToPath(new URL("../attnflow-child.js", import.meta.url));
+  return process.env.ATTNFLOW_BENCH_WASM_RELAXED === "1" ? ["--experimental-wasm-relaxed-simd", file] : [file];
+}
 let afChild: ChildPeer | null = null;
 function attnflowChild(): ChildPeer {
-  afChild ??= new ChildPeer("attnflow", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))], { log: config.log });
+  afChild ??= new ChildPeer("attnflow", process.execPath, afChildArgs(), { log: config.log });
   return afChild;
 }
 // attnflow-wasm-1t: the Wasm backend on one thread (ATTNFLOW_THREADS=1 is read when its instance is made), beside
 // onnxruntime-web-1t; the plain attnflow-wasm row uses every CPU (2 here), like onnxruntime-web-2t.
 let afChild1t: ChildPeer | null = null;
 function attnflowChild1t(): ChildPeer {
-  afChild1t ??= new ChildPeer("attnflow-1t", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))],
+  afChild1t ??= new ChildPeer("attnflow-1t", process.execPath, afChildArgs(),
     { log: config.log, env: { ...process.env, ATTNFLOW_THREADS: "1", ATTNFLOW_NUM_THREADS: "1" } });
   return afChild1t;
 }
