@@ -12,7 +12,7 @@ import { loadNativeKernels, type NativeIsa } from "../src/node/native-addon.js";
 // "native:avx2" runs the native backend on that ISA variant (every variant this CPU runs is checked)
 const nativeAddon = loadNativeKernels().kernels;
 const nativeIsas = nativeAddon && availableBackends().includes("native")
-  ? (["avx512", "avx2", "generic"] as NativeIsa[]).filter((i) => nativeAddon.setIsa(i)) : [];
+  ? (["avx512", "avx2", "neon", "generic"] as NativeIsa[]).filter((i) => nativeAddon.setIsa(i)) : [];
 if (nativeAddon && nativeIsas.length) nativeAddon.setIsa(nativeIsas[0]);
 const BACKENDS = [...["reference", "wasm"].filter((b) => availableBackends().includes(b)), ...nativeIsas.map((i) => `native:${i}`)];
 const IMPLS = ["fused", "math"] as const;
