@@ -55,6 +55,9 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
   const r = resolveGeneration(model.config, generationConfig, opts);
   const ids = inputs.inputIds;
   if (!ids || ids.ndim !== 2) throw new HFImportError(`generate: inputs.inputIds must be (batch, length), got ${ids ? shapeStr(ids.shape) : "nothing"}`);
+  for (const k of ["decoderInputIds", "decoderAttentionMask", "positionIds", "tokenTypeIds", "pixelValues"] as const) {
+    if (inputs[k]) throw new HFImportError(`generate: inputs.${k} is not supported (generate takes inputIds and attentionMask; positions and the decoder's tokens follow from them)`);
+  }
   const encDec = model.config.is_encoder_decoder === true || !!(model.config.model_type && ["marian", "bart", "t5"].includes(model.config.model_type));
   const start = encDec ? (r.decoderStartTokenId ?? r.bosTokenId) : null;               // null: the model's config default
   const promptLen = encDec ? 1 : ids.shape[1];
