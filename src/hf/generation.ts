@@ -86,7 +86,8 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
  */
 export function greedyGenerate(model: HFModel, inputs: HFInputs, o: HFGenerateOptions): HFGenerateResult {
   const pad = typeof model.config.pad_token_id === "number" ? model.config.pad_token_id : null;
-  const out = generate(model, inputs, {
+  // as the models' own generate() always did: inputIds and attentionMask drive it, other inputs are not used
+  const out = generate(model, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, {
     generationConfig: {}, maxNewTokens: o.maxNewTokens, eosTokenId: o.eosTokenId ?? null, padTokenId: pad, returnScores: !!o.returnStepLogits,
   });
   return { sequences: out.sequences, ...(o.returnStepLogits ? { stepLogits: out.logits } : {}) };
