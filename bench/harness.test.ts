@@ -8,7 +8,7 @@ import { measure, settle, type Clock } from "./lib/measure.js";
 import { peerVersion } from "./lib/peer-modules.js";
 import { randnArray } from "./lib/prng.js";
 import { refMha, refSdpa } from "./lib/reference.js";
-import { renderConsole, renderMarkdown, type BenchReport } from "./lib/report.js";
+import { mergeResults, renderConsole, renderMarkdown, type BenchReport } from "./lib/report.js";
 import { bhtdToBthd, bthdToBhtd, makeMhaTask, maxAbsDiff, mhaFlops, sdpaFlops, transpose2d } from "./lib/tasks.js";
 import { OnnxGraph } from "./peers/onnx-builder.js";
 import { discoverCases, parseArgs, selectCases } from "./run.js";
@@ -202,4 +202,17 @@ test("reports render every row and the ratio", () => {
   assert.match(md, /\| mha-b1-t128 \| 2\.00 \(2\.0\) \| 4\.00 \(1\.0\) \| 0\.50 \(attnflow faster\) \|/);
   assert.match(md, /AMD EPYC, 2 cores/);
   assert.match(md, /a \\\| b/); // pipes in notes are escaped
+  // One section per machine class: a run replaces its own class's section and keeps the others and the hand-written text.
+  const other = "# attnflow benchmark results\n\nintro\n\n<!-- bench-results begin: Zen (x64, AVX2) -->\nold zen\n<!-- bench-results end: Zen (x64, AVX2) -->\n\nhand note\n";
+  const once = mergeResults(other, rep);
+  assert.ok(once.startsWith(other.trimEnd()), "the other class's section and the note are kept");
+  assert.match(once, /## AMD EPYC \(x64, AVX-512\), 2 cores/);
+  const faster = { ...rep, results: [{ ...res, rows: res.rows.map((r) => ({ ...r })) }], date: "2025-02-02T00:00:00.000Z" };
+  const twice = mergeResults(once, faster);
+  assert.equal(twice.split("bench-results begin: AMD EPYC").length, 2, "the class's section is replaced, not appended again");
+  assert.match(twice, /2025-02-02/);
+  assert.doesNotMatch(twice, /2025-01-01/);
+  assert.match(twice, /old zen/);
+  assert.match(twice, /hand note/);
+  assert.throws(() => mergeResults("<!-- bench-results begin: AMD EPYC (x64, AVX-512) -->\n", rep), /no end marker/);
 });

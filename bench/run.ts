@@ -3,7 +3,7 @@
 //
 //   node dist/bench/run.js [--case NAME]... [--impl SUBSTR]... [--quick] [--repeats N]
 //                          [--max-run-s S] [--json] [--write-md FILE] [--list] [--no-install]
-import { readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { BenchCase, BenchResult } from "./types.js";
@@ -11,7 +11,7 @@ import { closeAttnflowChild, configureHarness } from "./lib/harness.js";
 import { loadAvg1m, machineInfo, versions } from "./lib/machine.js";
 import { reexecWithHugePages } from "./lib/malloc-env.js";
 import { ensurePeersInstalled } from "./lib/peer-modules.js";
-import { renderConsole, renderMarkdown, type BenchReport } from "./lib/report.js";
+import { mergeResults, renderConsole, type BenchReport } from "./lib/report.js";
 import { closeJax } from "./peers/jax-peer.js";
 import { closeTorch } from "./peers/torch-peer.js";
 
@@ -37,7 +37,8 @@ const USAGE = `usage: node dist/bench/run.js [options]      (npm run bench -- [o
   --max-run-s S    skip an implementation whose estimated single run exceeds S seconds
                    (default 60, quick 8)
   --json           one JSON document on stdout (machine, versions, date, results); progress on stderr
-  --write-md FILE  also write the Markdown report (bench/RESULTS.md format) to FILE
+  --write-md FILE  also write this machine class's section of the Markdown report (bench/RESULTS.md format) into FILE,
+                   keeping the sections of other machine classes
   --list           list the discovered cases and exit
   --no-install     do not run npm in bench/peers when the peer libraries are missing`;
 
@@ -190,7 +191,8 @@ async function main(): Promise<number> {
     return 2;
   }
   if (o.writeMd) {
-    writeFileSync(o.writeMd, renderMarkdown(rep));
+    const before = existsSync(o.writeMd) ? readFileSync(o.writeMd, "utf8") : "";
+    writeFileSync(o.writeMd, mergeResults(before, rep));
     log(`[bench] wrote ${o.writeMd}`);
   }
   if (o.json) process.stdout.write(JSON.stringify(rep, null, 2) + "\n");

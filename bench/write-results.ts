@@ -1,11 +1,12 @@
-// Writes bench/RESULTS.md (the lead commits it): machine, versions, date and the tables.
+// Writes this machine class's section of bench/RESULTS.md (the lead commits it): machine, versions, date and the
+// tables; the sections of other machine classes and text outside the sections are kept.
 //   node dist/bench/write-results.js [--from report.json] [--out FILE] [run.js options...]
 // With --from it renders a document saved by `npm run bench -- --json > report.json`;
 // otherwise it runs the benchmark (same options as run.js, e.g. --quick, --case mha) first.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BENCH_SRC } from "./lib/paths.js";
-import { renderMarkdown, type BenchReport } from "./lib/report.js";
+import { machineClass, mergeResults, type BenchReport } from "./lib/report.js";
 import { parseArgs, runBenchmark } from "./run.js";
 
 async function main(): Promise<number> {
@@ -32,8 +33,11 @@ async function main(): Promise<number> {
     const log = (m: string) => process.stderr.write(m + "\n");
     rep = await runBenchmark(parseArgs(rest), log);
   }
-  writeFileSync(out, renderMarkdown(rep));
-  process.stderr.write(`wrote ${out} (${rep.results.length} cases)\n`);
+  const before = existsSync(out) ? readFileSync(out, "utf8") : "";
+  const tmp = `${out}.tmp-${process.pid}`;
+  writeFileSync(tmp, mergeResults(before, rep));
+  renameSync(tmp, out);
+  process.stderr.write(`wrote ${out}: the section for ${machineClass(rep.machine)} (${rep.results.length} cases); other sections kept\n`);
   return 0;
 }
 

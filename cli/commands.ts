@@ -125,7 +125,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   "eval-faithfulness": {
     name: "eval-faithfulness", summary: "Spearman correlation of each attention explanation with blank-out and input x gradient over held-out inputs.",
     flags: [
-      MODEL, DATA,
+      MODEL, { ...DATA, arg: "DIR|FILE", help: `${DATA.help}; for a Hugging Face folder: a text file (one input per line; token ids 5,6,7 without tokenizer.json), a directory of images (ViT) or of fortune files (default: Debian's fortunes, held-out split)` },
       { name: "n", kind: "value", type: "int", min: 1, help: "how many held-out inputs", default: 50 },
       { name: "methods", kind: "value", arg: "NAMES", help: "comma list of raw, rollout, flow, grad (default all four)" },
       { name: "method", kind: "value", arg: "NAMES", help: "the same as --methods" },

@@ -23,6 +23,7 @@ import { attentionRollout, matmulSquare } from "./rollout.js";
 import { gradWeightedLayer } from "./grad-rollout.js";
 import { LayeredMaxFlow } from "./maxflow.js";
 import { normaliseRows } from "./flow.js";
+import { type DecoderExplanation, explainDecoder } from "./seq2seq.js";
 import { blankOut, inputGradient, positionLabels, specialPositions, targetAttention, type TargetAttention } from "./attribution.js";
 
 export const EXPLAIN_METHODS = ["raw", "rollout", "flow", "grad", "blankout", "inputgrad"] as const;
@@ -103,6 +104,8 @@ export interface Explanation {
     blankout?: { importance: number[]; occludedScore: (number | null)[] };
     inputgrad?: { importance: number[]; signed: number[] };
   };
+  /** Encoder–decoders (ExplainTarget.decoder): the explained output's decoder self-attention and cross-attention. */
+  decoder?: DecoderExplanation;
   /** Present when the input was longer than the model reads and was cut: `tokens` are the kept positions. */
   truncation?: Truncation;
   /** Image models: the picture and its patch grid (grid = [rows, cols], prefix non-patch positions first). */
@@ -258,6 +261,10 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
     }
     out.methods.grad = { importance: perLayer[layer], perLayer, relevance };
     lap("grad");
+  }
+  if (target.decoder && methods.some((m) => m === "raw" || m === "rollout" || m === "grad")) {
+    out.decoder = explainDecoder(target, model, { methods, encoder: { stack, grads: ta.grads }, sourceSpecial: special, matrices: opts.matrices ?? true });
+    lap("decoder");
   }
   if (methods.includes("blankout")) {
     const b = blankOut(target, T, { skip: special, onProgress: (d, n) => progress("blankout", d, n) });

@@ -165,9 +165,10 @@ class Stack<L extends Module> extends Module {
     this.dropout = s.dropout;
   }
   /** ids (B, T) at positions past.. → drop(embed_tokens(ids)·scale + positions (→ layernorm_embedding)): (B, T, D). */
-  embed(ids: Tensor, past: number): Tensor {
+  embed(ids: Tensor, past: number, onEmbeddings?: (x: Tensor) => Tensor): Tensor {
     let x = this.embedTokens.forward(ids);
     if (this.embedScale !== 1) x = x.mul(this.embedScale);
+    if (onEmbeddings) x = onEmbeddings(x);
     x = x.add(this.embedPositions.forward(ids.shape[1], past));
     if (this.layernormEmbedding) x = this.layernormEmbedding.forward(x);
     return F.dropout(x, this.dropout, this.training);
@@ -272,11 +273,11 @@ export class BartLikeForConditionalGeneration extends EncoderDecoderLM {
   /** Decoder states (B, T, D) → logits (B, T, V) = lm_head(h) + final_logits_bias. */
   logits(h: Tensor): Tensor { return F.linear(h, this.headWeight(), this.getBuffer("final_logits_bias")!.reshape([this.spec.vocab])); }
 
-  encode(inputs: HFInputs, wantWeights: boolean): EncoderOut {
+  encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): EncoderOut {
     const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     this.checkLength(ids, "inputIds");
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    let h = this.model.encoder.embed(ids, 0);                               // (B, Ts, D)
+    let h = this.model.encoder.embed(ids, 0, onEmbeddings);                             // (B, Ts, D)
     const hidden = [h], attentions: Tensor[] = [];
     for (const layer of this.model.encoder.layers) {
       const r = layer.forward(h, pad, wantWeights);

@@ -63,8 +63,9 @@ export class BertEmbeddings extends HFModule {
   }
   protected override hfNames() { return { layerNorm: "LayerNorm" }; }
   /** ids, token types, positions (B, T) → (B, T, hidden). */
-  forward(ids: Tensor, tokenTypes: Tensor, positions: Tensor): Tensor {
-    const e = this.wordEmbeddings.forward(ids).add(this.tokenTypeEmbeddings.forward(tokenTypes)).add(this.positionEmbeddings.forward(positions));
+  forward(ids: Tensor, tokenTypes: Tensor, positions: Tensor, onEmbeddings?: (x: Tensor) => Tensor): Tensor {
+    const w = this.wordEmbeddings.forward(ids);
+    const e = (onEmbeddings ? onEmbeddings(w) : w).add(this.tokenTypeEmbeddings.forward(tokenTypes)).add(this.positionEmbeddings.forward(positions));
     return this.dropout.forward(this.layerNorm.forward(e));
   }
 }
@@ -166,7 +167,7 @@ export class BertModel extends HFModule implements HFModel {
     const positions = inputs.positionIds ?? arange(0, T, 1, { dtype: "int32" }).reshape([1, T]).expand([B, T]);
     checkIds(positions, this.architecture, "positionIds", B, T, o.maxPositions);
 
-    let h = this.embeddings.forward(ids, types, positions);                              // (B, T, E)
+    let h = this.embeddings.forward(ids, types, positions, opts.onEmbeddings);                           // (B, T, E)
     const bias = mask ? paddingBias(mask) : null;                                          // (B, 1, 1, T)
     const hidden: Tensor[] = [h], attentions: Tensor[] = [];
     for (const layer of this.encoder.layer) {

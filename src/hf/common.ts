@@ -242,7 +242,12 @@ export function attend(owner: Module, a: AttnCall): { out: Tensor; weights: Tens
     impl: composed ? "math" as const : "fused" as const, maskedRows: "uniform" as const,
   };
   const { out, weights } = a.heads ? attentionHeads({ q: a.q, k: a.k, v: a.v }, { ...opts, heads: a.heads }) : sdpa(a.q, a.k, a.v, opts);
-  if (recording && weights) rec!.add(owner, { kind: a.kind ?? "self", weights, headMean: false, keyPaddingMask: a.keyPadding, causal: a.causal });
+  if (recording && weights) {
+    // the neuron view's q and k as (B, H, T, D); token-major projections (B, T, H·D) are split into heads
+    const split = (t: Tensor) => { const [B, T] = t.shape; return t.reshape([B, T, a.heads!, t.shape[2] / a.heads!]).permute(0, 2, 1, 3).contiguous(); };
+    const qk = rec!.withQK ? { queries: a.heads ? split(a.q) : a.q, keys: a.heads ? split(a.k) : a.k, scale: a.scale, scoreBias: a.bias ? "position bias" : undefined } : {};
+    rec!.add(owner, { kind: a.kind ?? "self", weights, headMean: false, keyPaddingMask: a.keyPadding, causal: a.causal, ...qk });
+  }
   return { out, weights: a.needWeights ? weights : null };
 }
 

@@ -174,7 +174,8 @@ export class GPT2LMHeadModel extends HFModule implements HFModel {
   private run(ids: Tensor, mask: Tensor | null, positions: Tensor, tokenTypes: Tensor | null, caches: KVCache[] | null, opts: HFForwardOptions): RunResult {
     const tr = this.transformer, [B, Tq] = ids.shape;
     const Tk = Tq + (caches ? caches[0].k.shape[2] : 0);
-    let h = tr.wte.forward(ids).add(tr.wpe.forward(positions));                            // (B, Tq, E)
+    const w = tr.wte.forward(ids);
+    let h = (opts.onEmbeddings ? opts.onEmbeddings(w) : w).add(tr.wpe.forward(positions));  // (B, Tq, E)
     if (tokenTypes) h = h.add(tr.wte.forward(tokenTypes));                                 // HF embeds token types with wte
     h = tr.drop.forward(h);
     const plan = maskPlan(mask, B, Tq, Tk);

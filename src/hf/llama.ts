@@ -196,6 +196,7 @@ export class LlamaForCausalLM extends Module implements HFModel {
   /** Run the decoder stack on ids (B, t) at `positions`, appending to `cache` when given; returns HF-named outputs. */
   private run(ids: Tensor, mask: Tensor | null, positions: Tensor, cache: KVCache | null, opts: HFForwardOptions, lastOnly = false): HFOutputs {
     let h = this.model.embedTokens.forward(ids);                                                     // (B, t, E)
+    if (opts.onEmbeddings) h = opts.onEmbeddings(h);
     const hidden: Tensor[] = [], attns: Tensor[] = [];
     let i = 0;
     for (const layer of this.model.layers) {

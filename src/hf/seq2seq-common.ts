@@ -103,7 +103,7 @@ export abstract class EncoderDecoderLM extends Module implements HFModel {
   protected abstract readonly vocab: number;
   protected abstract readonly decoderLayerCount: number;
   protected abstract readonly decoderStartId: number;
-  abstract encode(inputs: HFInputs, wantWeights: boolean): EncoderOut;
+  abstract encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): EncoderOut;
   /** The decoder over ids (B, T) at positions past.. with the given layer caches (generation) or none (full forward). */
   abstract decode(ids: Tensor, enc: EncoderMemory, o: DecodeArgs): DecoderOut;
   /** Decoder states (B, T, D) → logits (B, T, V). */
@@ -111,7 +111,7 @@ export abstract class EncoderDecoderLM extends Module implements HFModel {
 
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
     const att = !!opts.outputAttentions;
-    const enc = this.encode(inputs, att);
+    const enc = this.encode(inputs, att, opts.onEmbeddings);
     const dec = checkIds(inputs.decoderInputIds, this.architecture, "decoderInputIds", null, null, this.vocab);
     if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
     const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");

@@ -245,9 +245,10 @@ export class T5ForConditionalGeneration extends EncoderDecoderLM {
   }
 
   /** Runs one stack over ids (B, T) at positions past.. (hidden[0] = embeddings, last entry after final_layer_norm). */
-  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean }): StackOut {
+  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean; onEmbeddings?: (x: Tensor) => Tensor }): StackOut {
     const drop = (x: Tensor) => F.dropout(x, this.spec.dropout, this.training);
-    let h = drop(stack.embedTokens.forward(ids));                              // (B, T, D)
+    const w = stack.embedTokens.forward(ids);
+    let h = drop(o.onEmbeddings ? o.onEmbeddings(w) : w);                              // (B, T, D)
     const [, T] = ids.shape, Tk = o.past + T;
     const hidden: Tensor[] = [], self: Tensor[] = [], cross: Tensor[] = [];
     // computed by block 0's relative_attention_bias, then shared by every block (HF passes position_bias along)
@@ -278,10 +279,10 @@ export class T5ForConditionalGeneration extends EncoderDecoderLM {
     return this.lmHead ? this.lmHead.forward(h) : F.linear(h.mul(this.spec.dModel ** -0.5), this.shared.weight);
   }
 
-  encode(inputs: HFInputs, wantWeights: boolean): EncoderOut {
+  encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): EncoderOut {
     const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    const r = this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights });
+    const r = this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights, onEmbeddings });
     return { last: r.last, pad, hidden: r.hidden, attentions: r.self };
   }
 

@@ -24,6 +24,13 @@ export interface HFInputs {
 export interface HFForwardOptions {
   outputAttentions?: boolean;
   outputHiddenStates?: boolean;
+  /**
+   * Sees the input embeddings and may return a replacement (input × gradient makes them a leaf that requires grad).
+   * Text models: what HF calls inputs_embeds — the token-embedding lookup (times embed_scale where the model scales it:
+   * Marian, BART with scale_embedding), before positions, token types and any normalisation: (B, T, E). ViT: the patch
+   * embeddings (B, N, E), before the [CLS] token and the positions. Encoder–decoders: the encoder's input only.
+   */
+  onEmbeddings?: (x: Tensor) => Tensor;
 }
 
 /**
