@@ -176,7 +176,8 @@ export function generateForPredict(m: HFLoaded, inp: TextInput, flags: Flags): {
   // progress on a terminal (tokens/s, ETA); silent in pipes and with --json
   const total = o.maxNewTokens ?? Math.max(1, Number(g.max_new_tokens ?? (Number(g.max_length ?? 20) - (kindOf(m.model.architecture) === "causal" ? inp.ids.length : 1))));
   const bar = new ProgressBar({ total, label: "generate", unit: "tok", quiet: flags.json === true || process.stderr.isTTY !== true });
-  const out = generate(m.model, hfInputs(inp), { ...o, generationConfig: m.generationConfig, onStep: (s) => { bar.update(s + 1); } });
+  const { inputIds, attentionMask } = hfInputs(inp);                                    // what HF's generate() feeds a text model
+  const out = generate(m.model, { inputIds, attentionMask }, { ...o, generationConfig: m.generationConfig, onStep: (s) => { bar.update(s + 1); } });
   bar.finish();
   const rows = out.sequences.toArray() as number[][], scores = out.sequencesScores ? Array.from(out.sequencesScores.dataSync()) : null;
   const causal = kindOf(m.model.architecture) === "causal";

@@ -140,6 +140,7 @@ test("warpers: top-k keeps ties with the k-th score; top-p keeps the smallest se
 test("generate options: bad values name the option; HF's own refusals are kept", async () => {
   const { model, inputs, generationConfig } = await tiny("gen-marian");
   const g = (o: object) => generate(model, inputs, { generationConfig, ...o });
+  assert.throws(() => generate(model, { ...inputs, decoderInputIds: inputs.inputIds }, { generationConfig }), /inputs.decoderInputIds is not supported/);
   assert.throws(() => g({ numBeam: 3 }), /unknown option "numBeam" \(supported: maxNewTokens, .*numBeams/);
   assert.throws(() => g({ numBeams: 2, numReturnSequences: 3 }), /numReturnSequences \(3\) must be <= numBeams \(2\)/);
   assert.throws(() => g({ numReturnSequences: 2 }), /greedy decoding returns one sequence per input/);

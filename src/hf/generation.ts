@@ -55,6 +55,9 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
   const r = resolveGeneration(model.config, generationConfig, opts);
   const ids = inputs.inputIds;
   if (!ids || ids.ndim !== 2) throw new HFImportError(`generate: inputs.inputIds must be (batch, length), got ${ids ? shapeStr(ids.shape) : "nothing"}`);
+  for (const k of ["decoderInputIds", "decoderAttentionMask", "positionIds", "tokenTypeIds", "pixelValues"] as const) {
+    if (inputs[k]) throw new HFImportError(`generate: inputs.${k} is not supported (generate takes inputIds and attentionMask; positions and the decoder's tokens follow from them)`);
+  }
   const encDec = model.config.is_encoder_decoder === true || !!(model.config.model_type && ["marian", "bart", "t5"].includes(model.config.model_type));
   const start = encDec ? (r.decoderStartTokenId ?? r.bosTokenId) : null;               // null: the model's config default
   const promptLen = encDec ? 1 : ids.shape[1];
@@ -83,7 +86,8 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
  */
 export function greedyGenerate(model: HFModel, inputs: HFInputs, o: HFGenerateOptions): HFGenerateResult {
   const pad = typeof model.config.pad_token_id === "number" ? model.config.pad_token_id : null;
-  const out = generate(model, inputs, {
+  // as the models' own generate() always did: inputIds and attentionMask drive it, other inputs are not used
+  const out = generate(model, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, {
     generationConfig: {}, maxNewTokens: o.maxNewTokens, eosTokenId: o.eosTokenId ?? null, padTokenId: pad, returnScores: !!o.returnStepLogits,
   });
   return { sequences: out.sequences, ...(o.returnStepLogits ? { stepLogits: out.logits } : {}) };
