@@ -1,26 +1,30 @@
 // Standalone runner for the attention-flow and rollout benchmark cases (bench/cases/flow.ts, rollout.ts): one table.
 //
 //   node dist/bench/flow-main.js [--quick] [--slow] [--t 32,64,128] [--only row|matrix|causal-row|rollout-row|rollout-matrix] [--repeats N] [--json]
+//   node dist/bench/flow-main.js --real [--case SUBSTR]... [--quick] [--repeats N] [--json]   (bench/cases/flow-real.ts)
 //
 // --slow lifts the time budgets (no extrapolation, SciPy full matrix beyond T=128, networkx beyond T=32).
 import { cases as flowCases } from "./cases/flow.js";
 import { cases as rolloutCases } from "./cases/rollout.js";
+import { cases as realCases } from "./cases/flow-real.js";
 
 const cases = [...rolloutCases, ...flowCases];
 const KINDS = ["row", "matrix", "causal-row", "rollout-row", "rollout-matrix"];
 import type { BenchResult } from "./types.js";
 
 function parse(argv: string[]) {
-  const o = { quick: false, slow: false, ts: null as number[] | null, only: null as string | null, repeats: 5, json: false };
+  const o = { quick: false, slow: false, ts: null as number[] | null, only: null as string | null, repeats: 5, json: false, real: false, case: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--quick") o.quick = true;
     else if (a === "--slow") o.slow = true;
     else if (a === "--json") o.json = true;
+    else if (a === "--real") o.real = true;
+    else if (a === "--case") o.case.push(argv[++i] ?? "");
     else if (a === "--t") o.ts = (argv[++i] ?? "").split(",").map(Number);
     else if (a === "--only") o.only = argv[++i] ?? null;
     else if (a === "--repeats") o.repeats = Number(argv[++i]);
-    else throw new Error(`unknown argument ${a}; usage: flow-main [--quick] [--slow] [--t 32,64] [--only row|matrix|causal-row|rollout-row|rollout-matrix] [--repeats N] [--json]`);
+    else throw new Error(`unknown argument ${a}; usage: flow-main [--quick] [--slow] [--t 32,64] [--only row|matrix|causal-row|rollout-row|rollout-matrix] [--repeats N] [--json] | --real [--case SUBSTR]...`);
   }
   if (o.ts?.some((t) => !Number.isInteger(t) || t < 2)) throw new Error("--t takes a comma-separated list of token counts");
   if (o.only !== null && !o.only.split(",").every((k) => KINDS.includes(k))) throw new Error(`--only takes ${KINDS.join(", ")} (comma-separated)`);
@@ -48,7 +52,7 @@ function renderFlowTable(results: BenchResult[]): string {
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   if (o.slow) process.env.ATTNFLOW_BENCH_SLOW = "1";
-  const selected = cases.filter((c) => {
+  const selected = o.real ? realCases.filter((c) => o.case.length === 0 || o.case.some((s) => c.name.includes(s))) : cases.filter((c) => {
     const m = /^(flow|rollout)-(row|matrix|causal-row)-t(\d+)$/.exec(c.name);
     if (!m) return false;
     const kind = m[1] === "rollout" ? `rollout-${m[2]}` : m[2];

@@ -13,6 +13,7 @@ import { reexecWithHugePages } from "./lib/malloc-env.js";
 import { ensurePeersInstalled } from "./lib/peer-modules.js";
 import { mergeResults, renderConsole, type BenchReport } from "./lib/report.js";
 import { closeJax } from "./peers/jax-peer.js";
+import { closeOrtWeb } from "./peers/ort-web-peer.js";
 import { closeTorch } from "./peers/torch-peer.js";
 
 export interface RunOptions {
@@ -156,6 +157,7 @@ export async function runBenchmark(o: RunOptions, log: (m: string) => void): Pro
     };
   } finally {
     closeJax();
+    closeOrtWeb();
     closeAttnflowChild();
     closeTorch();
   }
@@ -200,7 +202,7 @@ async function main(): Promise<number> {
     const m = rep.machine;
     const v = Object.entries(rep.versions).map(([k, x]) => `${k} ${typeof x === "object" && x !== null ? JSON.stringify(x) : String(x)}`);
     const load = m.loadAvg ? `, load average ${m.loadAvg.start} → ${m.loadAvg.end}` : "";
-    process.stdout.write(`attnflow bench ${rep.date}\nmachine: ${m.cpu}, ${m.cores} cores, ${m.totalMemGB} GB, Node ${m.node}${load}\nversions: ${v.join("; ")}\n`);
+    process.stdout.write(`attnflow bench ${rep.date}\nmachine: ${m.cpu}, ${m.cores} cores (${m.arch}; ${m.cpuFlags.join(" ") || "flags n/a"}), ${m.totalMemGB} GB, Node ${m.node}${load}\nversions: ${v.join("; ")}\n`);
     process.stdout.write(renderConsole(rep.results) + "\n");
   }
   return 0;

@@ -13,6 +13,19 @@ const INPUT_IDS: FlagSpec = { name: "input-ids", kind: "value", arg: "IDS", help
 export const HF_PREDICT_FLAGS: FlagSpec[] = [
   INPUT_IDS,
   { name: "max-tokens", kind: "value", type: "int", min: 0, help: "tokens to generate at most (Hugging Face decoders and encoder-decoders; default 20)" },
+  // Hugging Face generation (HF's generate(): options over the folder's generation_config.json)
+  { name: "max-new-tokens", kind: "value", type: "int", min: 0, help: "Hugging Face generation: tokens to generate at most (same as --max-tokens; default: generation_config.json's max_length, else 20)" },
+  { name: "beams", kind: "value", type: "int", min: 1, help: "Hugging Face generation: beam search with N beams (HF's num_beams)" },
+  { name: "sample", kind: "switch", help: "Hugging Face generation: sample (HF's do_sample; with --temperature, --top-k (HF default 50), --top-p, --seed)" },
+  { name: "temperature", kind: "value", type: "number", min: 0, help: "Hugging Face generation: sampling temperature; 0: greedy" },
+  { name: "top-k", kind: "value", type: "int", min: 0, help: "Hugging Face generation: sample from the K most likely tokens; 0: all" },
+  { name: "top-p", kind: "value", type: "number", min: 0, minExclusive: true, max: 1, help: "Hugging Face generation: nucleus sampling" },
+  { name: "seed", kind: "value", type: "int", help: "Hugging Face generation: seed of the sampling (same seed, same tokens)" },
+  { name: "num-return-sequences", kind: "value", type: "int", min: 1, help: "Hugging Face generation: sequences to print (beam search: the N best; sampling: N samples)" },
+  { name: "repetition-penalty", kind: "value", type: "number", min: 0, minExclusive: true, help: "Hugging Face generation: HF's repetition_penalty (1: off)" },
+  { name: "no-repeat-ngram-size", kind: "value", type: "int", min: 0, help: "Hugging Face generation: no n-gram of this size twice (0: off)" },
+  { name: "length-penalty", kind: "value", type: "number", help: "Hugging Face generation: beam score = log p / length^X (HF's length_penalty, default 1)" },
+  { name: "min-new-tokens", kind: "value", type: "int", min: 0, help: "Hugging Face generation: no eos before N new tokens" },
 ];
 const DATA: FlagSpec = { name: "data", kind: "value", arg: "DIR", help: "read the task's data from DIR instead of the Debian package's folder" };
 
@@ -106,13 +119,14 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "discard-ratio", kind: "value", type: "number", min: 0, max: 1, maxExclusive: true, help: "rollout only: share of each fused layer's lowest attention set to 0 (the diagonal is kept)", default: 0 },
       { name: "start-layer", kind: "value", type: "int", min: 0, help: "rollout only: the first layer in the product (0-based); --layer must not be below it", default: 0 },
       { name: "flow-matrices", kind: "value", choices: ["all", "layer", "none"], help: "full T x T flow matrices in --json/--html (default: by cost)" },
+      { name: "flow-aggregate", kind: "value", choices: ["source", "rows"], help: "flow of several explained rows (mean / readout): one flow from a source feeding each row (source), or Abnar & Zuidema's flow of every row, averaged (rows: T times slower)", default: "source" },
       ...COLOR,
     ],
   },
   "eval-faithfulness": {
     name: "eval-faithfulness", summary: "Spearman correlation of each attention explanation with blank-out and input x gradient over held-out inputs.",
     flags: [
-      MODEL, DATA,
+      MODEL, { ...DATA, arg: "DIR|FILE", help: `${DATA.help}; for a Hugging Face folder: a text file (one input per line; token ids 5,6,7 without tokenizer.json), a directory of images (ViT) or of fortune files (default: Debian's fortunes, held-out split)` },
       { name: "n", kind: "value", type: "int", min: 1, help: "how many held-out inputs", default: 50 },
       { name: "methods", kind: "value", arg: "NAMES", help: "comma list of raw, rollout, flow, grad (default all four)" },
       { name: "method", kind: "value", arg: "NAMES", help: "the same as --methods" },

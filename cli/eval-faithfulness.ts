@@ -2,18 +2,26 @@
 // (task.faithfulnessInputs), the Spearman correlation of raw attention, rollout, flow and gradient rollout — at every
 // layer — with blank-out and with input × gradient, as mean ± sd tables (Abnar & Zuidema 2020, tables 1-2).
 //
-//   attnflow eval-faithfulness --model <ckpt> [--data DIR] [--n 50] [--methods raw,rollout,flow,grad] [--json [out.json]]
+// A Hugging Face folder as --model: its inputs and explained outputs are described in cli/hf-faithfulness.ts.
+//
+//   attnflow eval-faithfulness --model <ckpt | hf-folder> [--data DIR] [--n 50] [--methods raw,rollout,flow,grad] [--json [out.json]]
 import { writeFileSync } from "node:fs";
-import { type ExplainMethod, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import { type ExplainMethod, type Explanation, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import {
   ABNAR_ZUIDEMA_TABLE1, FAITHFULNESS_METHODS, type FaithfulnessSample, faithfulnessOf, formatFaithfulnessTable, formatPaperComparison, formatReliability,
   summariseFaithfulness,
 } from "../src/explain/faithfulness.js";
 import type { ExplainTarget, Truncation } from "../src/tasks/task.js";
+import type { Module } from "../src/nn/module.js";
+import { isHFFolder, kindOf, loadHF, occlusionToken } from "./hf.js";
+import { hfFaithfulnessInputs } from "./hf-faithfulness.js";
 import { type CliArgs, type CliIo, UsageError, checkFlags, intFlag, loadModel, nodeFlowRows, stringFlag } from "./explain.js";
 
-export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint> [--data DIR] [--n 50]
-         [--methods raw,rollout,flow,grad (default all four)] [--paper] [--json [out.json]]
+export const FAITHFULNESS_USAGE = `usage: attnflow eval-faithfulness --model <checkpoint | hf-folder> [--data DIR | FILE] [--n 50]
+         [--methods raw,rollout,flow,grad (default all four)] [--paper] [--include-special] [--json [out.json]]
+  A Hugging Face folder reads --data FILE (one input per line: text, or token ids "5,6,7" without tokenizer.json),
+  a directory of images (ViT), or by default the held-out Debian fortunes; the explained output is the model's
+  predicted class / [MASK] token / next token / first generated token.
   --paper: print the blank-out table beside Abnar & Zuidema 2020's Table 1 (default for the agreement task)
   --include-special: rank the special positions too ([CLS]: blanked out like a word, kept in every method's row)`;
 
@@ -59,56 +67,72 @@ export async function evalFaithfulnessCommand(args: CliArgs, io: CliIo = {}): Pr
     const bad = methods.filter((m) => !(FAITHFULNESS_METHODS as readonly string[]).includes(m));
     if (bad.length) throw new UsageError(`--methods: ${bad.join(", ")} ${bad.length > 1 ? "are references" : "is a reference"}, not an evaluated method; choose from ${FAITHFULNESS_METHODS.join(", ")}`);
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
-    const ck = await loadModel(modelPath, io);
-    const task = ck.task;
-    if (typeof task.explain !== "function") throw new Error(`task ${task.name} does not support explain`);
-    if (typeof task.faithfulnessInputs !== "function") throw new Error(`task ${task.name} does not provide faithfulnessInputs (held-out inputs to evaluate)`);
-    err(`loading data for ${task.name}${data ? ` from ${data}` : ""} ...`);
-    const d = task.loadData({ data });
-    const inputs = task.faithfulnessInputs(d, n);
-    if (!inputs.length) throw new Error(`task ${task.name} returned no inputs to evaluate`);
-    const samples: FaithfulnessSample[] = [];
+    // the inputs to evaluate, each a function building its ExplainTarget; the model that names the attention modules
+    let noBlank: string | null = null;
+    let taskName: string, model: Module, targets: { target: () => ExplainTarget; truncation?: Truncation }[];
+    const isHF = isHFFolder(modelPath);
+    if (isHF) {
+      const m = await loadHF(modelPath);
+      taskName = m.model.architecture; model = m.model;
+      err(`reading held-out inputs for ${taskName}${data ? ` from ${data}` : " (Debian fortunes)"} ...`);
+      targets = hfFaithfulnessInputs(m, data, n);
+      if (occlusionToken(m) === null && kindOf(m.model.architecture) !== "image") noBlank = "blank-out skipped: the folder has no [MASK], unknown or padding token to blank tokens out with (tokenizer.json or config.json's pad_token_id)";
+      if (!targets.length) throw new Error(`${data} holds no inputs (one per line)`);
+    } else {
+      const ck = await loadModel(modelPath, io);
+      const task = ck.task;
+      if (typeof task.explain !== "function") throw new Error(`task ${task.name} does not support explain`);
+      if (typeof task.faithfulnessInputs !== "function") throw new Error(`task ${task.name} does not provide faithfulnessInputs (held-out inputs to evaluate)`);
+      err(`loading data for ${task.name}${data ? ` from ${data}` : ""} ...`);
+      const d = task.loadData({ data });
+      const inputs = task.faithfulnessInputs(d, n);
+      if (!inputs.length) throw new Error(`task ${task.name} returned no inputs to evaluate`);
+      taskName = task.name; model = ck.model;
+      targets = inputs.map((x) => ({ target: () => task.explain!(ck.model, ck.config, x, x.target) }));
+    }
+    const samples: (FaithfulnessSample & { target: Explanation["target"]; tokens: string[] })[] = [];
     const tty = process.stderr.isTTY === true && io.err === undefined;
-    const bar = progressBar(inputs.length, (s) => { if (tty) process.stderr.write(s); else err(s.trimEnd()); }, tty);
+    const bar = progressBar(targets.length, (s) => { if (tty) process.stderr.write(s); else err(s.trimEnd()); }, tty);
     const flowRows = nodeFlowRows();
     let refs: ExplainMethod[] = ["blankout", "inputgrad"];
     const notes: string[] = [];
+    if (noBlank) { refs = ["inputgrad"]; notes.push(noBlank); }
     const truncated: ({ input: number } & Truncation)[] = [];   // inputs cut to the model's maximum positions
     bar(0);
     const includeSpecial = f["include-special"] === true;
     // --include-special: the same explained row (the query a target resolves to by default), no position left out
     const prepare = (t: ExplainTarget): ExplainTarget => (includeSpecial ? { ...t, query: t.query ?? t.special?.[0] ?? "mean", special: [] } : t);
-    for (let i = 0; i < inputs.length; i++) {
-      const target = prepare(task.explain(ck.model, ck.config, inputs[i], inputs[i].target));
+    for (let i = 0; i < targets.length; i++) {
       let e;
       try {
-        e = await runExplanation(target, ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+        e = await runExplanation(prepare(targets[i].target()), model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
       } catch (x) {
         // a task without onEmbeddings support: evaluate against blank-out only
         if (!refs.includes("inputgrad") || !/onEmbeddings/.test((x as Error).message)) throw x;
         refs = ["blankout"];
         notes.push(`input × gradient skipped: ${(x as Error).message}`);
-        e = await runExplanation(prepare(task.explain(ck.model, ck.config, inputs[i], inputs[i].target)), ck.model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
+        e = await runExplanation(prepare(targets[i].target()), model, { methods: [...methods, ...refs], matrices: false, flowMatrices: "none", flowRows });
       }
-      if (e.truncation) truncated.push({ input: i, ...e.truncation });
-      samples.push(faithfulnessOf(e));
+      const cut = e.truncation ?? targets[i].truncation;
+      if (cut) truncated.push({ input: i, ...cut });
+      samples.push({ ...faithfulnessOf(e), target: e.target, tokens: e.tokens });
       bar(i + 1);
     }
     const summary = summariseFaithfulness(samples);
     for (const nt of notes) err(`note: ${nt}`);
     const json = f.json;
     const truncation = { inputs: truncated.length, droppedTokens: truncated.reduce((s, t) => s + t.dropped, 0), perInput: truncated };
-    const paper = f.paper === true || task.name === "agreement";
-    const doc = { task: task.name, checkpoint: modelPath, inputs: inputs.length, methods, references: refs, includeSpecial, truncation, summary,
+    const paper = f.paper === true || taskName === "agreement";
+    const doc = { task: taskName, checkpoint: modelPath, inputs: targets.length, methods, references: refs, includeSpecial, truncation, summary,
       ...(paper ? { paper: { source: "Abnar & Zuidema 2020, Table 1 (blank-out)", ...ABNAR_ZUIDEMA_TABLE1 } } : {}), samples };
     if (json === true) out(JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v)));
     else {
-      out(`attnflow eval-faithfulness — task ${task.name}, checkpoint ${modelPath}, ${inputs.length} inputs${includeSpecial ? ", special positions included" : ""}`);
+      out(`attnflow eval-faithfulness — ${isHF ? `${taskName}, Hugging Face folder` : `task ${taskName}, checkpoint`} ${modelPath}, ${targets.length} inputs${includeSpecial ? ", special positions included" : ""}`);
       out(formatFaithfulnessTable(summary));
       if (paper && refs.includes("blankout")) out("\n" + formatPaperComparison(summary));
       const rel = formatReliability(summary);
       if (rel) out("\n" + rel);
-      if (truncated.length) out(truncationSummary(truncated, inputs.length));
+      if (truncated.length) out(truncationSummary(truncated, targets.length));
       if (typeof json === "string") { writeFileSync(json, JSON.stringify(doc, (_, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v))); err(`wrote ${json}`); }
     }
     return 0;

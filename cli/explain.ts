@@ -8,11 +8,13 @@ import { explanationDiagnostics, unreliableWarnings } from "../src/explain/faith
 import { existsSync, writeFileSync } from "node:fs";
 import type { Module } from "../src/nn/module.js";
 import type { ExplainInput, ModelConfig, Task, Truncation } from "../src/tasks/task.js";
-import { type Explanation, type ExplainMethod, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
+import { type Explanation, type ExplainMethod, type ExplainRunOptions, type FlowRowsFn, type RolloutMethodOptions, flowRowsLocal, parseMethods, runExplanation } from "../src/explain/explain-run.js";
 import type { MatrixStack } from "../src/explain/attention-stack.js";
 import { FlowWorkerPool, defaultFlowWorkers } from "../src/node/flow-workers.js";
+import { ProgressBar } from "../src/node/progress.js";
 import { barChart, heatmap, imageOverlay, patchGrid, tokenStrip } from "../src/viz/terminal.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
+import { explanationViews, type AttentionViews } from "../src/explain/views.js";
 import { hfExplainTarget, isHFFolder, kindOf, loadHF, occlusionToken } from "./hf.js";
 
 export interface CliArgs { _: string[]; flags: Record<string, string | boolean> }
@@ -105,11 +107,11 @@ export async function loadModel(path: string | undefined, io: CliIo): Promise<Lo
 
 /** Flow rows on worker threads when the work is large (the pool is started per call and closed after). */
 export function nodeFlowRows(workers = defaultFlowWorkers()): FlowRowsFn {
-  return async (res: MatrixStack, rows) => {
+  return async (res: MatrixStack, rows, onProgress) => {
     const T = res.tokens, work = rows.length * T * T * res.layers;
-    if (workers < 2 || work < 2e6) return flowRowsLocal(res, rows);
+    if (workers < 2 || work < 2e6) return flowRowsLocal(res, rows, onProgress);
     const pool = new FlowWorkerPool(workers);
-    try { return await pool.flowRows(res, rows); } finally { await pool.close(); }
+    try { return await pool.flowRows(res, rows, "auto", onProgress); } finally { await pool.close(); }
   };
 }
 
@@ -190,7 +192,28 @@ export function renderExplanationText(e: Explanation, o: { color?: boolean; widt
       lines.push(heatmap(labels, labels, e.methods.raw!.matrix.flat(), { color, digits: 2 }));
     }
   }
+  if (e.decoder) lines.push(...decoderText(e, e.decoder, { color, width: o.width ?? 100 }));
   return lines.join("\n");
+}
+
+const DECODER_TITLES: Record<string, string> = { raw: "raw attention (last layer)", rollout: "rollout", grad: "gradient-weighted (Chefer et al. encoder–decoder rule)" };
+
+/** Encoder–decoders: the output token's decoder self-attention (over the decoder's inputs) and cross-attention. */
+function decoderText(e: Explanation, d: NonNullable<Explanation["decoder"]>, o: { color: boolean; width: number }): string[] {
+  const out: string[] = [], k = /output token (\d+)/.exec(e.target.label)?.[1] ?? String(d.position);
+  const show = (title: string, labels: string[], keep: number[], side: "self" | "cross") => {
+    const ms = (["raw", "rollout", "grad"] as const).filter((m) => (d.methods[m] as Record<string, number[]> | undefined)?.[side]);
+    if (!ms.length) return;
+    out.push("", `── ${title} ──`);
+    for (const m of ms) {
+      const v = (d.methods[m] as Record<string, number[]>)[side];
+      out.push(`${DECODER_TITLES[m]}:`, tokenStrip(keep.map((i) => visible(labels[i])), keep.map((i) => v[i]), { color: o.color, width: o.width, separator: " " }));
+    }
+  };
+  show(`decoder self-attention of output token ${k} (over the decoder's ${d.tokens.length} input tokens)`, d.tokens, d.tokens.map((_, i) => i), "self");
+  const sp = new Set(e.special);
+  show(`cross-attention of output token ${k} (over the ${e.tokens.length} source tokens)`, e.tokens, e.tokens.map((_, i) => i).filter((i) => !sp.has(i)), "cross");
+  return out;
 }
 
 /** --head-fusion / --discard-ratio / --start-layer (values checked again here: tests call explainCommand directly). */
@@ -209,7 +232,24 @@ function rolloutFlags(f: Record<string, string | boolean>, methods: ExplainMetho
   return { headFusion: hfu, discardRatio: ratio, startLayer: start };
 }
 
-const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "head-fusion", "discard-ratio", "start-layer"];
+const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "flow-aggregate", "head-fusion", "discard-ratio", "start-layer"];
+
+/** Progress bars on stderr for the long stages (flow, blank-out): redrawn on a terminal, a line every 10 s otherwise. */
+export function stageProgress(stream: NodeJS.WriteStream = process.stderr): { onProgress: (stage: string, done: number, total: number) => void; finish: () => void } {
+  // a bar appears only once a stage has run for a second: quick explanations print nothing extra
+  let bar: ProgressBar | null = null, stage = "", t0 = 0;
+  const finish = () => { if (bar) { bar.finish(); bar = null; } stage = ""; };
+  return {
+    onProgress: (s, done, total) => {
+      if (s !== "flow" && s !== "blankout") return;
+      if (s !== stage) { finish(); stage = s; t0 = performance.now(); }
+      if (bar === null && done < total && performance.now() - t0 > 1000) bar = new ProgressBar({ total, label: `explain: ${s}`, unit: s === "flow" ? "sources" : "passes", stream });
+      bar?.update(done);
+      if (done >= total) finish();
+    },
+    finish,
+  };
+}
 
 export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<number> {
   const out = io.out ?? ((s: string) => { process.stdout.write(s + "\n"); });
@@ -235,32 +275,38 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     const fm = f["flow-matrices"] === undefined ? "auto" : stringFlag(f, "flow-matrices", "all, layer or none");
     if (fm !== "auto" && fm !== "all" && fm !== "layer" && fm !== "none") throw new UsageError(`--flow-matrices must be all, layer or none, got "${fm}"`);
     const rollout = rolloutFlags(f, methods);
+    const agg = f["flow-aggregate"] === undefined ? undefined : stringFlag(f, "flow-aggregate", "source or rows");
+    if (agg !== undefined && agg !== "source" && agg !== "rows") throw new UsageError(`--flow-aggregate must be source or rows, got "${agg}"`);
+    const prog = stageProgress();
+    // (a function: the HF branch below narrows `methods` first)
+    const common = (): ExplainRunOptions => ({ methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm, flowAggregate: agg, onProgress: prog.onProgress });
     if (modelPath === undefined) throw new UsageError("missing --model <checkpoint>");
     if (hf) {
       const m = await loadHF(modelPath);
-      // input x gradient needs an embedding hook the HF models do not offer yet; blank-out a token to blank out with
-      const blank = occlusionToken(m) !== null;
-      const unsupported = methodSpec === "all" ? [] : methods.filter((x) => x === "inputgrad" || (x === "blankout" && !blank));
-      if (unsupported.length) {
-        throw new UsageError(`--method ${unsupported.join(",")} is not available for this Hugging Face folder (raw, rollout, flow, grad${blank ? ", blankout" : ""} are)` +
-          (blank || kindOf(m.model.architecture) === "image" ? "" : ": blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)"));
+      // blank-out needs a token to blank out with (images blank out a patch)
+      const blank = occlusionToken(m) !== null || kindOf(m.model.architecture) === "image";
+      if (!blank && methodSpec !== "all" && methods.includes("blankout")) {
+        throw new UsageError("--method blankout is not available for this Hugging Face folder (raw, rollout, flow, grad, inputgrad are): " +
+          "blank-out needs a [MASK], unknown or padding token (tokenizer.json or config.json's pad_token_id)");
       }
-      methods = methods.filter((x) => x !== "inputgrad" && (x !== "blankout" || blank));
-      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
+      methods = methods.filter((x) => x !== "blankout" || blank);
+      const e = await explainOrUsage(() => runExplanation(hfExplainTarget(m, f, target), m.model, common())).finally(prog.finish);
       e.meta = { model: modelPath, architecture: m.model.architecture, input };
-      emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`);
+      emit(e, `attnflow explain — ${m.model.architecture}, Hugging Face folder ${modelPath}`, `${m.model.architecture}: ${e.target.label}`,
+        () => explanationViews(e, hfExplainTarget(m, f, target), m.model));
       return 0;
     }
     const ck = await loadModel(modelPath, io);
     if (typeof ck.task.explain !== "function") throw new Error(`task ${ck.task.name} does not support explain`);
     const t = ck.task.explain(ck.model, ck.config, input, target);
-    const e = await explainOrUsage(() => runExplanation(t, ck.model, { methods, layer, head, rollout, flowRows: nodeFlowRows(), flowMatrices: fm }));
+    const e = await explainOrUsage(() => runExplanation(t, ck.model, common())).finally(prog.finish);
     e.meta = { task: ck.task.name, checkpoint: modelPath, input };
-    emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`);
+    const maxPositions = [ck.config.maxLen, ck.config.maxSrcLen, ck.config.blockSize].find((x): x is number => typeof x === "number");
+    emit(e, `attnflow explain — task ${ck.task.name}, checkpoint ${modelPath}`, `${ck.task.name}: ${e.target.label}`, () => explanationViews(e, t, ck.model, { maxPositions }));
     return 0;
 
     /** The explanation on stdout (terminal view or --json), into --json FILE and --html FILE. */
-    function emit(e: Explanation, header: string, title: string): void {
+    function emit(e: Explanation, header: string, title: string, views: () => AttentionViews): void {
       if (json === true) out(JSON.stringify(e));
       else {
         const color = io.color ?? (f["no-color"] !== true && (f.color === true || (process.stdout.isTTY === true && !process.env.NO_COLOR)));
@@ -268,7 +314,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
         out(renderExplanationText(e, { color }));
         if (typeof json === "string") { writeFileSync(json, JSON.stringify(e)); err(`wrote ${json}`); }
       }
-      if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${title}` })); err(`wrote ${html}`); }
+      if (html !== undefined) { writeFileSync(html, renderHtmlReport(e, { title: `attnflow explain — ${title}`, views: views() })); err(`wrote ${html}`); }
     }
   } catch (x) {
     if (x instanceof UsageError) { err(`attnflow explain: ${x.message}\n\n${EXPLAIN_USAGE}`); return 2; }

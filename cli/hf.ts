@@ -11,10 +11,17 @@ import { fromPretrainedDir, folderReader } from "../src/hf/node-pretrained.js";
 import { readHeaders } from "../src/hf/pretrained.js";
 import { architectureFor } from "../src/hf/registry.js";
 import type { HFConfig, HFInputs, HFModel } from "../src/hf/types.js";
+import { generate, type GenerationOptions } from "../src/hf/generation.js";
+import { ProgressBar } from "../src/node/progress.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
 import { readImageFile } from "../src/node/image-file.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
 import { UsageError } from "./args.js";
+import {
+  HFInputError, type HFLoaded, type TextInput, decodeIds, generateIds, hfImageTarget, hfInputs, hfTextTarget, kindOf, labelOf,
+  softmaxRow, textInputOf, tokenLabels, topK,
+} from "../src/hf/explain-target.js";
+export { type HFLoaded, type TextInput, generateIds, kindOf, occlusionToken, tokenLabels } from "../src/hf/explain-target.js";
 
 type Flags = Record<string, string | boolean>;
 
@@ -29,24 +36,10 @@ export function isHFFolder(path: string): boolean {
   return true;
 }
 
-export interface HFLoaded { model: HFModel; config: HFConfig; tokenizer: HFTokenizer | null; generationConfig: Record<string, unknown> | null; dir: string }
-
 export async function loadHF(dir: string): Promise<HFLoaded> {
   const p = await fromPretrainedDir(dir);
   p.model.eval();
   return { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir };
-}
-
-const CAUSAL = new Set(["GPT2LMHeadModel", "LlamaForCausalLM"]);
-const SEQ2SEQ = new Set(["MarianMTModel", "BartForConditionalGeneration", "T5ForConditionalGeneration"]);
-type Kind = "classify" | "mlm" | "causal" | "seq2seq" | "image" | "base";
-export function kindOf(arch: string): Kind {
-  if (arch === "BertForSequenceClassification") return "classify";
-  if (arch === "BertForMaskedLM") return "mlm";
-  if (CAUSAL.has(arch)) return "causal";
-  if (SEQ2SEQ.has(arch)) return "seq2seq";
-  if (arch === "ViTForImageClassification") return "image";
-  return "base";
 }
 
 // ------------------------------------------------------------------------------------------------------------ info
@@ -73,7 +66,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
     vocab: num(cfg, "vocab_size"), maxPositions: num(cfg, "max_position_embeddings", "n_positions"),
     imageSize: num(cfg, "image_size"), patchSize: num(cfg, "patch_size"),
     parameters: params, dtype: [...dtypes].sort().join(", "), shards: shards.map((s) => s.file),
-    tokenizer: existsSync(join(dir, "tokenizer.json")),
+    tokenizer: existsSync(join(dir, "tokenizer.json")) || existsSync(join(dir, "source.spm")),
   };
   if (json) { console.log(JSON.stringify(info)); return 0; }
   const rows: [string, string][] = [
@@ -84,25 +77,13 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
   if (info.maxPositions !== null) rows.push(["positions", String(info.maxPositions)]);
   if (info.imageSize !== null) rows.push(["image", `${info.imageSize}x${info.imageSize}, patch ${info.patchSize}`]);
   rows.push(["parameters", params.toLocaleString("en-US")], ["dtype", info.dtype], ["weights", info.shards.join(", ")],
-    ["tokenizer", info.tokenizer ? "tokenizer.json" : "none (give token ids with --input-ids)"]);
+    ["tokenizer", existsSync(join(dir, "tokenizer.json")) ? "tokenizer.json" : info.tokenizer ? "source.spm, target.spm, vocab.json (Marian)" : "none (give token ids with --input-ids)"]);
   console.log(`${dir} (Hugging Face folder)`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(12)}  ${v}`);
   return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------- inputs
-/** Token ids and labels of the text (or --input-ids / --input): the ids the model reads. */
-export interface TextInput { ids: number[]; labels: string[]; typeIds: number[] | null; special: number[] }
-
-function parseIds(s: string, flag: string, vocab: number | null): number[] {
-  const parts = s.split(",").map((x) => x.trim());
-  const bad = parts.find((p) => !/^\d+$/.test(p));
-  if (bad !== undefined) throw new UsageError(`--${flag} must be comma-separated non-negative integer token ids, got "${bad}" in "${s}"`);
-  const ids = parts.map(Number);
-  const big = vocab !== null ? ids.find((i) => i >= vocab) : undefined;
-  if (big !== undefined) throw new UsageError(`--${flag}: token id ${big} is outside the vocabulary (vocab_size ${vocab})`);
-  return ids;
-}
 
 /** An image for ViT, text or ids for the others: the wrong kind of input is named rather than ignored. */
 function checkInputKind(m: HFLoaded, flags: Flags): void {
@@ -112,48 +93,15 @@ function checkInputKind(m: HFLoaded, flags: Flags): void {
 }
 
 export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput {
-  const idsFlag = (["input-ids", "input"] as const).find((k) => typeof flags[k] === "string");
-  const vocab = num(m.config, "vocab_size");
-  if (idsFlag) {
-    const ids = parseIds(flags[idsFlag] as string, idsFlag, vocab);
-    // the tokenizer's special ids ([CLS], [SEP], <s>…) are specials as in a tokenized text; a [MASK] is an input
-    const sp = m.tokenizer ? ids.flatMap((t, i) => (m.tokenizer!.specialIds.has(t) && t !== m.tokenizer!.special.mask?.id ? [i] : [])) : [];
-    return { ids, labels: tokenLabels(m, ids), typeIds: null, special: sp };
-  }
-  const text = typeof flags.text === "string" ? flags.text : positional;
-  if (!text.trim()) throw new UsageError('give the input text (--text "...") or token ids (--input-ids 1,2,3)');
-  if (!m.tokenizer) throw new Error(`${m.dir} has no tokenizer.json, so text cannot be turned into token ids: add the model's tokenizer.json to the folder, or give ids with --input-ids 1,2,3`);
-  const enc = m.tokenizer.encodeDetailed(text);
-  const over = vocab !== null ? enc.ids.find((i) => i >= vocab) : undefined;
-  if (over !== undefined) throw new Error(`tokenizer.json gives token id ${over}, but the model's vocab_size is ${vocab}: the tokenizer does not belong to this model`);
-  return {
-    ids: enc.ids, labels: m.tokenizer.labels(enc.ids),
-    typeIds: m.tokenizer.modelInputNames.includes("token_type_ids") ? enc.typeIds : null,
-    special: enc.specialTokensMask.flatMap((s, i) => (s ? [i] : [])),
-  };
+  const idsName = (["input-ids", "input"] as const).find((k) => typeof flags[k] === "string");
+  return usage(() => textInputOf(m, idsName ? { ids: flags[idsName] as string, idsName } : { text: typeof flags.text === "string" ? flags.text : positional }));
 }
 
-/** The id that stands in for an occluded token (blank-out): [MASK], else the unknown or padding token; null for
- *  images and for a folder with none of them. */
-export function occlusionToken(m: HFLoaded): number | null {
-  if (kindOf(m.model.architecture) === "image") return null;
-  const sp = m.tokenizer?.special;
-  const id = sp?.mask?.id ?? sp?.unk?.id ?? sp?.pad?.id ?? m.config.pad_token_id;
-  return typeof id === "number" ? id : null;
+/** The library's input mistakes are usage errors here (exit code 2). */
+function usage<T>(f: () => T): T {
+  try { return f(); } catch (e) { if (e instanceof HFInputError) throw new UsageError(e.message); throw e; }
 }
 
-function hfInputs(t: TextInput, occlude: readonly number[] = [], blank: number | null = null): HFInputs {
-  const T = t.ids.length;
-  let ids = t.ids;
-  if (occlude.length) {
-    if (blank === null) throw new Error("this model has no [MASK], unknown or padding token to blank tokens out with");
-    ids = ids.slice();
-    for (const j of occlude) ids[j] = blank;
-  }
-  const o: HFInputs = { inputIds: tensor([ids], { dtype: "int32" }), attentionMask: tensor([new Array(T).fill(1)], { dtype: "int32" }) };
-  if (t.typeIds) o.tokenTypeIds = tensor([t.typeIds], { dtype: "int32" });
-  return o;
-}
 
 /** The image as pixel values (1, C, S, S): bilinear resize to image_size, rescale 1/255, normalise (x − mean) / std. */
 export function imageInput(m: HFLoaded, file: string): Tensor { return resizedImage(m, file).pixelValues; }
@@ -189,57 +137,52 @@ function resizedImage(m: HFLoaded, file: string): { pixelValues: Tensor; picture
   return { pixelValues: tensor(out, { dtype: "float32" }).reshape([1, C, S, S]), picture, size: S, channels: C };
 }
 
-// ---------------------------------------------------------------------------------------------------------- predict
-function labelOf(cfg: HFConfig, i: number): string {
-  const m = cfg.id2label as Record<string, unknown> | undefined;
-  return typeof m?.[String(i)] === "string" ? m[String(i)] as string : `LABEL_${i}`;
-}
-function softmaxRow(a: ArrayLike<number>, off: number, n: number): number[] {
-  let mx = -Infinity;
-  for (let i = 0; i < n; i++) mx = Math.max(mx, a[off + i]);
-  const e = Array.from({ length: n }, (_, i) => Math.exp(a[off + i] - mx)), s = e.reduce((x, y) => x + y, 0);
-  return e.map((x) => x / s);
-}
-const topK = (p: number[], k: number) => p.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, k);
-
-function eosOf(m: HFLoaded): number | null {
-  for (const src of [m.generationConfig, m.config]) {
-    const v = src?.eos_token_id;
-    if (typeof v === "number") return v;
-    if (Array.isArray(v) && typeof v[0] === "number") return v[0];
-  }
-  return null;
-}
-
-/** Readable labels of ids; an id the tokenizer does not know (a model vocabulary larger than the tokenizer's) shows as
- *  "[id N]" rather than failing the whole output. */
-export function tokenLabels(m: HFLoaded, ids: number[]): string[] {
-  const tok = m.tokenizer;
-  if (!tok) return ids.map(String);
-  return ids.map((i) => (i < tok.vocabSize && tok.idToToken(i) !== undefined ? tok.labels([i])[0] : `[id ${i}]`));
-}
-
-function decode(m: HFLoaded, ids: number[]): string {
-  const tok = m.tokenizer;
-  if (!tok) return ids.join(",");
-  if (ids.some((i) => i >= tok.vocabSize || tok.idToToken(i) === undefined)) return `${tokenLabels(m, ids).join(" ")} (ids beyond tokenizer.json's vocabulary)`;
-  return tok.decode(ids, { skipSpecialTokens: true });
-}
 
 function maxTokens(flags: Flags): number {
-  const v = flags["max-tokens"];
+  const v = flags["max-new-tokens"] ?? flags["max-tokens"];
   if (v === undefined) return 20;
   if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`--max-tokens must be an integer >= 0, got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
-/** Greedy generation: decoders continue the prompt, encoder–decoders translate / summarise it. */
-export function generateIds(m: HFLoaded, inp: TextInput, n: number): number[] {
-  if (!m.model.generate) throw new Error(`${m.model.architecture} cannot generate`);
-  const seq = m.model.generate(hfInputs(inp), { maxNewTokens: n, eosTokenId: eosOf(m) }).sequences;
-  const all = Array.from(seq.dataSync() as Int32Array, Number);
+
+/** A numeric flag (already range-checked by its declaration in cli/commands.ts), or undefined when absent. */
+function numOf(flags: Flags, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== "string" || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/**
+ * predict's generation: HF's generate() with the folder's generation_config.json (num_beams, length_penalty,
+ * no_repeat_ngram_size, … as HF applies them), overridden by --beams, --sample, --temperature, --top-k, --top-p,
+ * --seed, --num-return-sequences, --repetition-penalty, --no-repeat-ngram-size, --length-penalty, --min-new-tokens,
+ * --max-new-tokens (without it and without a max_length / max_new_tokens in the folder: 20 new tokens).
+ */
+export function generateForPredict(m: HFLoaded, inp: TextInput, flags: Flags): { ids: number[]; score?: number }[] {
+  const g = m.generationConfig ?? m.config;
+  const o: GenerationOptions = {};
+  if (flags["max-new-tokens"] !== undefined || flags["max-tokens"] !== undefined || (g.max_new_tokens == null && g.max_length == null)) o.maxNewTokens = maxTokens(flags);
+  const map: [string, keyof GenerationOptions][] = [["beams", "numBeams"], ["temperature", "temperature"], ["top-k", "topK"], ["top-p", "topP"],
+    ["seed", "seed"], ["num-return-sequences", "numReturnSequences"], ["repetition-penalty", "repetitionPenalty"],
+    ["no-repeat-ngram-size", "noRepeatNgramSize"], ["length-penalty", "lengthPenalty"], ["min-new-tokens", "minNewTokens"]];
+  for (const [flag, key] of map) { const v = numOf(flags, flag); if (v !== undefined) (o as Record<string, number>)[key] = v; }
+  if (flags.sample === true) o.doSample = true;
+  if (!o.doSample && (o.temperature !== undefined || o.topK !== undefined || o.topP !== undefined) && flags.sample !== true && g.do_sample !== true) {
+    throw new UsageError("--temperature, --top-k and --top-p shape sampling: add --sample");
+  }
+  // progress on a terminal (tokens/s, ETA); silent in pipes and with --json
+  const total = o.maxNewTokens ?? Math.max(1, Number(g.max_new_tokens ?? (Number(g.max_length ?? 20) - (kindOf(m.model.architecture) === "causal" ? inp.ids.length : 1))));
+  const bar = new ProgressBar({ total, label: "generate", unit: "tok", quiet: flags.json === true || process.stderr.isTTY !== true });
+  const { inputIds, attentionMask } = hfInputs(inp);                                    // what HF's generate() feeds a text model
+  const out = generate(m.model, { inputIds, attentionMask }, { ...o, generationConfig: m.generationConfig, onStep: (s) => { bar.update(s + 1); } });
+  bar.finish();
+  const rows = out.sequences.toArray() as number[][], scores = out.sequencesScores ? Array.from(out.sequencesScores.dataSync()) : null;
+  const causal = kindOf(m.model.architecture) === "causal";
   // decoders return prompt + new tokens; encoder–decoders the decoder start token + new tokens
-  return kindOf(m.model.architecture) === "causal" ? all.slice(inp.ids.length) : all.slice(1);
+  return rows.map((r, i) => ({ ids: causal ? r.slice(inp.ids.length) : r.slice(1), ...(scores ? { score: scores[i] } : {}) }));
 }
 
 export async function hfPredict(dir: string, flags: Flags, positional: string): Promise<number> {
@@ -269,8 +212,10 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
       const V = logits.shape[2], d = logits.dataSync() as Float32Array;
       r.masks = pos.map((t) => ({ position: t, top: topK(softmaxRow(d, t * V, V), 5).map(([v, i]) => ({ token: tokenLabels(m, [i])[0], id: i, probability: v })) }));
     } else {
-      const ids = noGrad(() => generateIds(m, inp, maxTokens(flags)));
-      r.ids = ids; r.text = decode(m, ids);
+      const seqs = noGrad(() => generateForPredict(m, inp, flags));
+      r.ids = seqs[0].ids; r.text = decodeIds(m, seqs[0].ids);
+      if (seqs[0].score !== undefined) r.score = seqs[0].score;
+      if (seqs.length > 1) r.sequences = seqs.map((q) => ({ ...q, text: decodeIds(m, q.ids) }));
     }
   }
   if (json) { console.log(JSON.stringify(r)); return 0; }
@@ -282,101 +227,20 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
     for (const mk of r.masks as { position: number; top: { token: string; probability: number }[] }[]) {
       console.log(`position ${mk.position}: ${mk.top.map((x) => `${x.token} ${x.probability.toFixed(4)}`).join("  ")}`);
     }
+  } else if (r.sequences) {
+    for (const q of r.sequences as { text: string; score?: number }[]) console.log(q.score === undefined ? q.text : `${q.text}  (score ${q.score.toFixed(4)})`);
   } else console.log(r.text);
   return 0;
 }
 
-// ---------------------------------------------------------------------------------------------------------- explain
-/** The output explained: --target as a class / token name or an index, else the model's own choice. */
-function pickTarget(target: string | undefined, argmax: number, n: number, byName: (s: string) => number | undefined, what: string): number {
-  if (target === undefined) return argmax;
-  const named = byName(target);
-  if (named !== undefined) return named;
-  if (/^\d+$/.test(target) && Number(target) < n) return Number(target);
-  throw new UsageError(`--target "${target}" is neither a ${what} of this model nor an index in [0, ${n - 1}]`);
-}
-
-function argmaxOf(a: ArrayLike<number>, off: number, n: number): number {
-  let b = 0;
-  for (let i = 1; i < n; i++) if (a[off + i] > a[off + b]) b = i;
-  return b;
-}
-
-/** An ExplainTarget over an HF model: the score is the chosen logit; attention comes from the HF modules' records. */
+/** An ExplainTarget over an HF model (src/hf/explain-target.ts) from the command line's flags. */
 export function hfExplainTarget(m: HFLoaded, flags: Flags, target: string | undefined): ExplainTarget {
-  const arch = m.model.architecture, kind = kindOf(arch), model = m.model;
-  const tokId = (s: string) => m.tokenizer?.tokenToId(s);
   checkInputKind(m, flags);
-  if (kind === "image") {
+  if (kindOf(m.model.architecture) === "image") {
     const file = typeof flags.image === "string" ? flags.image : undefined;
     if (!file) throw new UsageError("ViT needs an image: --image FILE (PNG or PGM)");
-    const im = resizedImage(m, file), px = im.pixelValues;
-    const logits = noGrad(() => model.forward({ pixelValues: px }).logits!);
-    const C = logits.shape[1], d = logits.dataSync() as Float32Array;
-    const label2id = (m.config.label2id ?? {}) as Record<string, number>;
-    const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
-    const S = num(m.config, "image_size") ?? 224, P = num(m.config, "patch_size") ?? 16, g = S / P;
-    const tokens = ["[CLS]", ...Array.from({ length: g * g }, (_, i) => `r${Math.floor(i / g)}c${i % g}`)];
-    // the overlay shows the picture the model saw (1 or 3 channels)
-    const image = im.channels === 1 || im.channels === 3 ? { width: S, height: S, pixels: im.picture, patch: P, grid: [g, g] as [number, number], prefix: 1 } : undefined;
-    return { tokens, targetLabel: labelOf(m.config, c), targetIndex: c, special: [0], query: 0, image,
-      score: () => model.forward({ pixelValues: px }).logits!.select(0, 0).select(0, c) };
+    return usage(() => hfImageTarget(m, resizedImage(m, file), target));
   }
   const inp = textInput(m, flags);
-  const ins = hfInputs(inp), blank = occlusionToken(m);
-  const insOf = (o?: { occlude?: readonly number[] }) => (o?.occlude?.length ? hfInputs(inp, o.occlude, blank) : ins);
-  if (kind === "seq2seq") return seq2seqTarget(m, inp, ins, flags, target);
-  const T = inp.ids.length;
-  const logits = noGrad(() => model.forward(ins).logits);
-  const base = { tokens: inp.labels, special: inp.special };
-  if (kind === "classify" || kind === "base") {
-    if (!logits) throw new Error(`${arch} has no head (no logits) to explain`);
-    const C = logits.shape[1], d = logits.dataSync() as Float32Array;
-    const label2id = (m.config.label2id ?? {}) as Record<string, number>;
-    const c = pickTarget(target, argmaxOf(d, 0, C), C, (s) => label2id[s], "class name");
-    // BERT's pooler reads position 0 ([CLS]) whatever the ids are
-    return { ...base, targetLabel: labelOf(m.config, c), targetIndex: c, query: 0,
-      score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, c) };
-  }
-  // masked LM: the first mask's filling; causal LM: the next token after the prompt
-  const V = logits!.shape[2], d = logits!.dataSync() as Float32Array;
-  let pos = T - 1;
-  if (kind === "mlm") {
-    const maskId = m.tokenizer?.special.mask?.id;
-    pos = maskId === undefined ? -1 : inp.ids.indexOf(maskId);
-    if (pos < 0) throw new UsageError("masked-LM explain needs a [MASK] token in the input (and the folder's tokenizer.json to know its id)");
-  }
-  const t = pickTarget(target, argmaxOf(d, pos * V, V), V, tokId, "token");
-  return { ...base, targetLabel: tokenLabels(m, [t])[0], targetIndex: t, query: pos,
-    score: (o) => model.forward(insOf(o)).logits!.select(0, 0).select(0, pos).select(0, t) };
-}
-
-/**
- * Encoder–decoders: the explained output is one generated token (--target: its index among the generated tokens,
- * default 0); the encoder's self-attention stack is read through that position's cross-attention (mean over layers
- * and heads) as the readout over source positions.
- */
-function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, flags: Flags, target: string | undefined): ExplainTarget {
-  const gen = noGrad(() => generateIds(m, inp, Math.max(1, maxTokens(flags))));
-  if (target !== undefined && !/^\d+$/.test(target)) throw new UsageError(`--target for ${m.model.architecture} is the index of a generated token (0..${gen.length - 1}), got "${target}"`);
-  const k = target === undefined ? 0 : Number(target);
-  if (k >= gen.length) throw new UsageError(`--target ${k} is out of range: ${gen.length} token${gen.length === 1 ? " was" : "s were"} generated (use 0..${gen.length - 1}; --max-tokens generates more)`);
-  const start = noGrad(() => m.model.generate!(ins, { maxNewTokens: 0 }).sequences.dataSync()[0]) as number;
-  const dec = [start, ...gen.slice(0, k)], tok = gen[k];
-  const decIns: HFInputs = { ...ins, decoderInputIds: tensor([dec], { dtype: "int32" }) };
-  const out = noGrad(() => m.model.forward(decIns, { outputAttentions: true }));
-  const cross = out.crossAttentions ?? [];
-  if (!cross.length) throw new Error(`${m.model.architecture} returned no cross-attentions`);
-  const T = inp.ids.length, readout = new Float64Array(T);
-  for (const a of cross) {  // (1, H, Tdec, T): the last decoder row
-    const [, H, Tq] = a.shape, d = a.dataSync() as Float32Array;
-    for (let h = 0; h < H; h++) for (let j = 0; j < T; j++) readout[j] += d[(h * Tq + Tq - 1) * T + j] / (H * cross.length);
-  }
-  const label = tokenLabels(m, [tok])[0];
-  return {
-    tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
-    layerFilter: (name) => name.includes("encoder"),
-    score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns)
-      .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
-  };
+  return usage(() => hfTextTarget(m, inp, target, maxTokens(flags)));
 }

@@ -52,6 +52,7 @@ async function runHF(root: string, dirs: string[]): Promise<[number, number]> {
       const r = await runHFCase(folderReader(dir), readSafetensorsBytesSync(join(dir, "reference.safetensors"), "reference"));
       if (!r.checks.length) throw new Error("reference.safetensors has no out.* or gen.* tensors to compare");
       if (report(name, `${r.architecture}, atol ${HF_ATOL}`, r.checks, (performance.now() - t0).toFixed(0))) passed++; else failed++;
+      for (const n of r.notes) console.log(`     generate ${n}`);
     } catch (e) {
       failed++;
       console.log(`FAIL ${name}: ${(e as Error).message}`);

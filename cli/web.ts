@@ -5,13 +5,21 @@
 // your own web page").
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { createRequire } from "node:module";
 import { startWebServer } from "../src/node/web-server.js";
 import type { Args } from "./attnflow.js";
 import { checkFlags, intFlag, stringFlag, UsageError } from "./explain.js";
 
 /** The package root: this file runs as dist/cli/web.js. */
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** The packages the page imports through its import map (explain.html): the HF folder picker's tokenizers. */
+export function pageLibMounts(): Record<string, string> {
+  const req = createRequire(import.meta.url);
+  // each resolves to <package>/dist/<cjs>/…: two (tokenizers) and three (protobuf) levels below the package folder
+  return { "/lib/tokenizers/": join(dirname(req.resolve("@huggingface/tokenizers")), ".."), "/lib/protobuf/": join(dirname(req.resolve("@bufbuild/protobuf")), "..", "..") };
+}
 
 /** Where `--serve` mounts the package: a page's import map points "attnflow" at `${ATTNFLOW_PREFIX}dist/src/index.js`. */
 export const ATTNFLOW_PREFIX = "/attnflow/";
@@ -53,7 +61,7 @@ export async function webCommand(args: Args): Promise<number> {
     if (!existsSync(index) || !existsSync(join(ROOT, "dist", "examples", "browser", "explain-page.js"))) {
       throw new Error(`the browser explainer is missing under ${ROOT} (examples/browser/explain.html and its build in dist/; run npm run build)`);
     }
-    site = { index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models") }, what: "the in-browser explainer" };
+    site = { index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models"), ...pageLibMounts() }, what: "the in-browser explainer" };
   }
   let url: string;
   try {

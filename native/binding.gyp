@@ -1,5 +1,6 @@
-# attnflow native backend. The hot kernels are compiled three times (AVX-512, AVX2+FMA, baseline) as separate
-# static libraries with their own flags; the addon picks one at load time with __builtin_cpu_supports.
+# attnflow native backend. The hot kernels are compiled four times (AVX-512, AVX2+FMA, NEON on arm64, baseline) as
+# separate static libraries with their own flags; the addon picks one at load time with __builtin_cpu_supports
+# (x86) or by architecture (arm64: NEON). Each isa-*.cc compiles to an empty table where its ISA cannot exist.
 {
   "target_defaults": {
     "cflags": ["-O3", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-fvisibility=hidden"],
@@ -41,9 +42,20 @@
       ]
     },
     {
+      "target_name": "attnflow_kernels_neon",
+      "type": "static_library",
+      "sources": ["src/isa-neon.cc"],
+      "conditions": [
+        ["target_arch=='arm64'", {
+          "cflags": ["-ffp-contract=fast"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]}
+        }]
+      ]
+    },
+    {
       "target_name": "attnflow_native",
       "sources": ["src/addon.cc", "src/napi-attention.cc", "src/napi-elementwise.cc", "src/thread-pool.cc", "src/pack-cache.cc", "src/malloc-tuning.cc"],
-      "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512"],
+      "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512", "attnflow_kernels_neon"],
       "defines": ["ATTNFLOW_VERSION=\"<!(node -p \"require('../package.json').version\")\""],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-fexceptions"],

@@ -1,6 +1,8 @@
 // torch.nn.functional, camelCased.
-import type { Tensor } from "./tensor.js";
+import { Tensor } from "./tensor.js";
 import { unaryOp } from "./ops/elementwise.js";
+import { isGradEnabled } from "./autograd.js";
+import { contiguousData } from "./ops/movement.js";
 
 export { softmax, logSoftmax, layerNorm, linear, embedding, dropout, gelu } from "./ops/nn.js";
 export { conv2d, conv2dChannelsLast, type Conv2dOptions } from "./ops/conv.js";
@@ -22,9 +24,24 @@ export function rmsNorm(x: Tensor, normalizedShape: number[], weight: Tensor | n
   if (weight && (weight.ndim !== n || weight.shape.some((d, i) => d !== normalizedShape[i]))) {
     throw new Error(`rmsNorm: weight has shape [${weight.shape}], expected [${normalizedShape}]`);
   }
+  if (!(isGradEnabled() && (x.requiresGrad || !!weight?.requiresGrad)) && x.dtype === "float32") return rmsNormNoGrad(x, tail, weight, eps);
   const dims = Array.from({ length: n }, (_, i) => x.ndim - n + i);
   let ms = x.square();
   for (const d of dims.reverse()) ms = ms.mean(d, true);
   const y = x.mul(ms.add(eps).rsqrt());
   return weight ? y.mul(weight) : y;
+}
+
+/** Inference path of rmsNorm: one pass per row (mean of squares accumulated in float64, then float32 as the ops round). */
+function rmsNormNoGrad(x: Tensor, tail: number[], weight: Tensor | null, eps: number): Tensor {
+  const L = tail.reduce((a, b) => a * b, 1), xd = contiguousData(x) as Float32Array, out = new Float32Array(xd.length);
+  const w = weight ? contiguousData(weight) as Float32Array : null, f = Math.fround;
+  for (let o = 0; o < xd.length; o += L) {
+    let ss = 0;
+    for (let i = 0; i < L; i++) ss += f(xd[o + i] * xd[o + i]);
+    const r = f(1 / Math.sqrt(f(f(ss / L) + eps)));
+    if (w) for (let i = 0; i < L; i++) out[o + i] = f(f(xd[o + i] * r) * w[i]);
+    else for (let i = 0; i < L; i++) out[o + i] = f(xd[o + i] * r);
+  }
+  return Tensor.fromArray(out, x.shape);
 }

@@ -26,6 +26,7 @@ export * as explain from "./explain/index.js";
 export { renderHtmlReport } from "./viz/html-report.js";
 export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";
+export { setWasmRelaxedSimd, wasmRelaxedSimdActive, wasmRelaxedSimdSupported } from "./backend/wasm/module.js";
 export { configureBrowserWasmThreads } from "./backend/wasm/web-workers.js";
 export * as hf from "./hf/index.js";
 export { BRIEF_SENTENCE } from "./brief.js";

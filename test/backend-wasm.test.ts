@@ -3,14 +3,15 @@
 // forward / backward / weights (GQA, causal with Tq ≠ Tk, key padding, additive masks with −inf, dropout, layouts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { instantiateSync, wasmSimdSupported } from "../src/backend/wasm/module.js";
+import { instantiateSync, wasmRelaxedSimdActive, wasmSimdSupported } from "../src/backend/wasm/module.js";
 import { makeWasmKernels } from "../src/backend/wasm/wasm-kernels.js";
 import { rowKeyMatches } from "../src/backend/wasm/attention.js";
 import { refKernels } from "../src/backend/ref/index.js";
 import type { AttnArgs, AttnLayout, Kernels, UnaryOp, BinaryOp } from "../src/backend/kernels.js";
 
 const skip = wasmSimdSupported() ? false : "this engine has no Wasm SIMD128";
-const W = (skip ? {} : makeWasmKernels(instantiateSync())) as Kernels;
+const INSTANCE = skip ? null : instantiateSync();
+const W = (INSTANCE ? makeWasmKernels(INSTANCE) : {}) as Kernels;
 const R = refKernels;
 
 let seed = 0x2545f491;
@@ -34,6 +35,14 @@ function close(what: string, got: ArrayLike<number>, want: ArrayLike<number>, to
     } else if (!(Math.abs(g - w) <= tol * scale)) assert.fail(`${what}[${i}]: got ${g}, want ${w} (tolerance ${tol * scale})`);
   }
 }
+
+// test/wasm-relaxed-simd.test.ts runs this file again in a Node with relaxed SIMD and ATTNFLOW_TEST_EXPECT_RELAXED=1:
+// every check below then runs the fused-multiply-add kernels.
+test("instruction set: relaxed SIMD exactly when the engine has it and it is wanted", { skip }, () => {
+  assert.equal(INSTANCE!.relaxed, wasmRelaxedSimdActive());
+  if (process.env.ATTNFLOW_TEST_EXPECT_RELAXED === "1") assert.equal(INSTANCE!.relaxed, true);
+  if (process.env.ATTNFLOW_TEST_EXPECT_RELAXED === "0") assert.equal(INSTANCE!.relaxed, false);
+});
 
 test("gemm: odd sizes, transposes, alpha/beta, leading dimensions and offsets", { skip }, () => {
   const sizes = [1, 3, 17, 63, 65];

@@ -1,6 +1,7 @@
 // The browser entry in a real browser: headless Chromium loads dist/src/index.js from a local server that sends the
 // cross-origin-isolation headers (COOP/COEP), runs the Wasm backend on a Web Worker over shared memory, and checks
-// matmul + causal multi-head attention forward/backward against the reference backend in the same page. Importing
+// matmul + causal multi-head attention forward/backward against the reference backend in the same page (with the
+// relaxed-SIMD kernels where the browser has relaxed SIMD, as Chromium does). Importing
 // the entry at all proves it has no Node-only imports. Skips when no Chromium is installed (browser-helpers.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -18,6 +19,9 @@ const out = { isolated: globalThis.crossOriginIsolated === true };
 try {
   out.configured = af.configureBrowserWasmThreads(2);
   out.ready = await af.wasmBackendReady();
+  out.relaxed = af.wasmRelaxedSimdSupported();
+  out.relaxedActive = af.wasmRelaxedSimdActive();
+  out.ua = navigator.userAgent;
   out.backends = af.availableBackends();
   out.autoBackend = af.getBackend();
   const run = () => {
@@ -50,7 +54,7 @@ try {
 await fetch("/__result", { method: "POST", body: JSON.stringify(out) });
 `;
 
-interface PageResult { isolated: boolean; configured?: boolean; ready?: boolean; backends?: string[]; autoBackend?: string; workers?: number; maxDiff?: number; n?: number; error?: string }
+interface PageResult { isolated: boolean; ua?: string; relaxed?: boolean; relaxedActive?: boolean; configured?: boolean; ready?: boolean; backends?: string[]; autoBackend?: string; workers?: number; maxDiff?: number; n?: number; error?: string }
 
 test("browser: the Wasm backend runs on a Web Worker under cross-origin isolation and matches the reference", { skip, timeout: 120_000 }, async () => {
   const r = await pageReport<PageResult>({
@@ -71,6 +75,11 @@ test("browser: the Wasm backend runs on a Web Worker under cross-origin isolatio
   assert.equal(r.workers, 1, "threads: 2 runs one Web Worker beside the page's thread");
   assert.ok(r.n! > 40_000, `compared ${r.n} values`);
   assert.ok(r.maxDiff! < 1e-4, `wasm (Web Worker) vs reference: max relative difference ${r.maxDiff}`);
+  // Chromium ships relaxed SIMD (114+): the kernels compared above were then the fused-multiply-add ones
+  const chrome = Number(/Chrome\/(\d+)/.exec(r.ua ?? "")?.[1] ?? 0);
+  if (chrome >= 114) assert.equal(r.relaxed, true, `Chromium ${chrome} has relaxed SIMD`);
+  assert.equal(typeof r.relaxed, "boolean");
+  assert.equal(r.relaxedActive, r.relaxed, "relaxed SIMD is used exactly where the browser has it");
 });
 
 test("configureBrowserWasmThreads: false and no change outside a cross-origin-isolated page with Web Workers", () => {

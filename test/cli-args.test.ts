@@ -49,8 +49,8 @@ test("an optional-value flag takes the next word only where no positional argume
 
 test("unknown flags are errors with a suggestion; values are checked", async () => {
   const spec = predictSpec((await listTasks()).values());
-  assert.throws(() => parseCommandArgs(spec, ["predict", "--model", "m", "--max-new-tokens", "60", "x"]),
-    (e: Error) => e instanceof UsageError && /unknown option --max-new-tokens/.test(e.message) && /did you mean --max-tokens\?/.test(e.message));
+  assert.throws(() => parseCommandArgs(spec, ["predict", "--model", "m", "--max-tokenz", "60", "x"]),
+    (e: Error) => e instanceof UsageError && /unknown option --max-tokenz/.test(e.message) && /did you mean --max-tokens\?/.test(e.message));
   const bad: [string[], RegExp][] = [
     [["train", "--epochs", "abc"], /--epochs must be an integer >= 1, got "abc"/],
     [["train", "--epochs", "2.5"], /--epochs must be an integer/],
@@ -97,7 +97,7 @@ test("every declared model option of every task is accepted by its createModel (
 });
 
 test("the CLI: unknown predict flags are errors, train <task> --help lists model options, every command has --help", () => {
-  const p = cli("predict", "--model", "models/dates.safetensors", "--max-new-tokens", "60", "March 5th, 2021");
+  const p = cli("predict", "--model", "models/dates.safetensors", "--max-tokenz", "60", "March 5th, 2021");
   assert.equal(p.code, 2, p.out + p.err);
   assert.match(p.err, /did you mean --max-tokens\?/);
   // a flag of another task: known to the parser, rejected once the checkpoint's task is known

@@ -12,7 +12,7 @@ import { loadNativeKernels, type NativeIsa } from "../src/node/native-addon.js";
 // "native:avx2" runs the native backend on that ISA variant (every variant this CPU runs is checked)
 const nativeAddon = loadNativeKernels().kernels;
 const nativeIsas = nativeAddon && availableBackends().includes("native")
-  ? (["avx512", "avx2", "generic"] as NativeIsa[]).filter((i) => nativeAddon.setIsa(i)) : [];
+  ? (["avx512", "avx2", "neon", "generic"] as NativeIsa[]).filter((i) => nativeAddon.setIsa(i)) : [];
 if (nativeAddon && nativeIsas.length) nativeAddon.setIsa(nativeIsas[0]);
 const BACKENDS = [...["reference", "wasm"].filter((b) => availableBackends().includes(b)), ...nativeIsas.map((i) => `native:${i}`)];
 const IMPLS = ["fused", "math"] as const;
@@ -392,5 +392,82 @@ test("nn.MultiheadAttention with a blocking attnMask row and isCausal; Transform
     d.sum().backward();
     assert.ok(d.toFloat32Array().every(Number.isFinite), `${tag}: decoder output finite`);
     assert.ok(tgt.grad!.toFloat32Array().every(Number.isFinite) && mem.grad!.toFloat32Array().every(Number.isFinite), `${tag}: decoder grads finite`);
+  });
+});
+
+// ---- maskedRows "uniform": Hugging Face eager's rule (its masks are float32's lowest value, not −∞) -------------------
+const LOWEST = -3.4028234663852886e38;
+
+/** float64 oracle of HF's eager attention: scores + mask with masked keys at finfo.min (float32 sums: min + min = −∞). */
+function hfOracle(q: number[][], k: number[][], v: number[][], add: number[][], scale: number): { out: number[][]; w: number[][] } {
+  const w = q.map((qi, i) => {
+    const s = k.map((kj, j) => {
+      const m = add[i][j];
+      return m <= LOWEST ? m : qi.reduce((a, x, d) => a + x * kj[d], 0) * scale + m;      // score + finfo.min rounds to finfo.min
+    });
+    const mx = Math.max(...s), e = s.map((x) => (x === -Infinity ? 0 : Math.exp(x - mx))), z = e.reduce((a, b) => a + b, 0);
+    return e.map((x) => x / z);
+  });
+  return { w, out: w.map((wi) => v[0].map((_, d) => wi.reduce((a, x, j) => a + x * v[j][d], 0))) };
+}
+
+test("maskedRows uniform: a row with no visible key spreads evenly over its finfo.min keys (not −∞ ones), as HF — fused and math, every backend", () => {
+  manualSeed(31);
+  const B = 1, H = 2, Tq = 3, Tk = 4, D = 5;
+  const q = randn([B, H, Tq, D]), k = randn([B, H, Tk, D]), v = randn([B, H, Tk, D]);
+  // row 0: live; row 1: every key finfo.min (uniform over 4); row 2: finfo.min on keys 0, 1 and −∞ on 2, 3 (GPT-2's overflow)
+  const add = [[0, LOWEST, 0, -Infinity], [LOWEST, LOWEST, LOWEST, LOWEST], [LOWEST, LOWEST, -Infinity, -Infinity]];
+  const mask = Tensor.fromArray(Float32Array.from(add.flat()), [1, 1, Tq, Tk]);
+  for (const backend of BACKENDS) for (const impl of IMPLS) withBackend(backend, () => {
+    const r = F.scaledDotProductAttention(q, k, v, { attnMask: mask, impl, returnWeights: "full", maskedRows: "uniform" });
+    for (let h = 0; h < H; h++) {
+      const slice = (t: Tensor) => (t.select(0, 0).select(0, h).toArray() as number[][]);
+      const o = hfOracle(slice(q), slice(k), slice(v), add, 1 / Math.sqrt(D));
+      const got = slice(r.out), w = slice(r.weights!);
+      for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) assert.ok(Math.abs(w[i][j] - o.w[i][j]) < 1e-6, `${backend} ${impl} h${h} w[${i}][${j}] ${w[i][j]} vs ${o.w[i][j]}`);
+      for (let i = 0; i < Tq; i++) for (let d = 0; d < D; d++) assert.ok(Math.abs(got[i][d] - o.out[i][d]) < 1e-5, `${backend} ${impl} h${h} out[${i}][${d}]`);
+    }
+    assert.deepEqual((r.weights!.select(0, 0).select(0, 0).toArray() as number[][])[2], [0.5, 0.5, 0, 0]);
+  });
+});
+
+test("maskedRows uniform with key padding, causal and bool masks (GQA): uniform over every key; grads reach v only; zero mode unchanged", () => {
+  manualSeed(32);
+  const B = 2, H = 4, Hkv = 2, T = 3, D = 4;
+  const q = randn([B, H, T, D]).requiresGrad_(), k = randn([B, Hkv, T, D]).requiresGrad_(), v = randn([B, Hkv, T, D]).requiresGrad_();
+  const pad = Tensor.fromArray(Uint8Array.from([0, 0, 0, 1, 1, 0]), [B, T], "bool");      // batch 1: keys 0, 1 padded
+  for (const backend of BACKENDS) for (const impl of IMPLS) withBackend(backend, () => {
+    const opts = { keyPaddingMask: pad, causal: true, impl, returnWeights: "full" as const };
+    const u = F.scaledDotProductAttention(q, k, v, { ...opts, maskedRows: "uniform" });
+    const z = F.scaledDotProductAttention(q, k, v, opts);
+    const w = u.weights!.toArray() as number[][][][];
+    for (let h = 0; h < H; h++) {
+      assert.deepEqual(w[1][h][0].map((x) => +x.toFixed(6)), [0.333333, 0.333333, 0.333333], `${backend} ${impl}: batch 1 row 0 (sees no key)`);
+      assert.deepEqual(w[1][h][1].map((x) => +x.toFixed(6)), [0.333333, 0.333333, 0.333333]);
+    }
+    // the out of a dead row is the mean of its kv head's values; live rows equal the zero mode's
+    const vm = v.mean(2).toArray() as number[][][], uo = u.out.toArray() as number[][][][], zo = z.out.toArray() as number[][][][];
+    for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) assert.ok(Math.abs(uo[1][h][0][d] - vm[1][Math.floor(h / 2)][d]) < 1e-6);
+    assert.deepEqual(uo[0], zo[0]);
+    assert.deepEqual(uo[1].map((hh) => hh[2]), zo[1].map((hh) => hh[2]));
+    // a bool attnMask that blocks the same keys gives the same rows
+    const allow = Tensor.fromArray(Uint8Array.from({ length: B * T * T }, (_, n) => { const b = Math.floor(n / 9), i = Math.floor(n / 3) % 3, j = n % 3; return +(j <= i && !(b === 1 && j < 2)); }), [B, 1, T, T], "bool");
+    const ub = F.scaledDotProductAttention(q, k, v, { attnMask: allow, impl, returnWeights: "full", maskedRows: "uniform" });
+    assert.ok(ub.out.sub(u.out).abs().max().item() < 1e-6 && ub.weights!.sub(u.weights!).abs().max().item() < 1e-6, `${backend} ${impl}: bool mask`);
+    // gradients: the dead rows send nothing into q (their scores are constant in HF) and 1/3 of dout into each v
+    for (const t of [q, k, v]) t.grad = null;
+    const g = Tensor.fromArray(Float32Array.from({ length: B * H * T * D }, (_, n) => ((n * 7) % 5) - 2), [B, H, T, D]);
+    u.out.mul(g).sum().backward();
+    const dq = q.grad!.toArray() as number[][][][];
+    for (let h = 0; h < H; h++) for (const i of [0, 1]) assert.ok(dq[1][h][i].every((x) => x === 0), `${backend} ${impl}: dq of a dead row`);
+    const gu = v.grad!.toArray() as number[][][][];
+    for (const t of [q, k, v]) t.grad = null;
+    F.scaledDotProductAttention(q, k, v, opts).out.mul(g).sum().backward();
+    const gz = v.grad!.toArray() as number[][][][], gd = g.toArray() as number[][][][];
+    for (let b = 0; b < B; b++) for (let c = 0; c < Hkv; c++) for (let j = 0; j < T; j++) for (let d = 0; d < D; d++) {
+      // dv (uniform) − dv (zero) = Σ over the group's heads and the dead rows of dout / 3
+      const want = b === 1 ? [2 * c, 2 * c + 1].reduce((a, h) => a + (gd[1][h][0][d] + gd[1][h][1][d]) / 3, 0) : 0;
+      assert.ok(Math.abs(gu[b][c][j][d] - gz[b][c][j][d] - want) < 1e-5, `${backend} ${impl}: dv[${b}][${c}][${j}][${d}]`);
+    }
   });
 });

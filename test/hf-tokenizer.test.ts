@@ -217,7 +217,10 @@ test("loadTokenizerFromDir: special_tokens_map.json overrides tokenizer_config.j
     mkdirSync(spm);
     writeFileSync(join(spm, "source.spm"), "");
     writeFileSync(join(spm, "vocab.json"), "{}");
-    assert.throws(() => loadTokenizerFromDir(spm), /no tokenizer\.json in .*marian \(found source\.spm, vocab\.json; attnflow reads tokenizer\.json only\)/);
+    // a Marian folder reads source.spm + target.spm + vocab.json (hf-tokenizer-marian.test.ts): a missing one is named
+    assert.throws(() => loadTokenizerFromDir(spm), /marian has source\.spm but no target\.spm/);
+    writeFileSync(join(spm, "target.spm"), "");
+    assert.throws(() => loadTokenizerFromDir(spm), /vocab\.json has no eos token "<\/s>" \(MarianTokenizer needs <\/s>, <unk>, <pad>\)/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@ const skip = nk ? false : `native addon not built: ${load.reason}`;
 function eachIsa(n: NativeKernels, fn: (isa: NativeIsa) => void): void {
   const best = n.info().isa;
   try {
-    for (const isa of ["avx512", "avx2", "generic"] as NativeIsa[]) if (n.setIsa(isa)) fn(isa);
+    for (const isa of ["avx512", "avx2", "neon", "generic"] as NativeIsa[]) if (n.setIsa(isa)) fn(isa);
   } finally { n.setIsa(best); }
 }
 

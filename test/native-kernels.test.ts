@@ -13,7 +13,7 @@ const skip = nk ? false : `native addon not built: ${load.reason}`;
 
 function isas(n: NativeKernels): NativeIsa[] {
   const best = n.info().isa;
-  const out = (["avx512", "avx2", "generic"] as NativeIsa[]).filter((i) => n.setIsa(i));
+  const out = (["avx512", "avx2", "neon", "generic"] as NativeIsa[]).filter((i) => n.setIsa(i));
   n.setIsa(best);
   return out;
 }
@@ -111,7 +111,7 @@ function runGemm(n: NativeKernels, c: GemmCase, bias: Float32Array | null, act: 
 test("native: info, threads and ISA variants", { skip }, () => {
   const n = nk!;
   const info = n.info();
-  assert.ok(["avx512", "avx2", "generic"].includes(info.isa));
+  assert.ok(["avx512", "avx2", "neon", "generic"].includes(info.isa));
   assert.ok(info.threads >= 1);
   assert.equal(typeof info.version, "string");
   assert.ok(isas(n).includes("generic"));

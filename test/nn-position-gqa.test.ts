@@ -223,7 +223,7 @@ test("native ALiBi kernels on every ISA: many query/key tiles (T = 150, 200), ca
   const n = load.kernels, best = n.info().isa, saved = getBackend();
   try {
     setBackend("native");
-    for (const isa of ["avx512", "avx2", "generic"] as NativeIsa[]) if (n.setIsa(isa)) checkAlibiTiles(`native ${isa}`);
+    for (const isa of ["avx512", "avx2", "neon", "generic"] as NativeIsa[]) if (n.setIsa(isa)) checkAlibiTiles(`native ${isa}`);
   } finally { n.setIsa(best); setBackend(saved); }
 });
 

@@ -53,7 +53,7 @@ export function flowWorkload(T: number, causal = false): MatrixStack {
   return prepareLayers({ data: randomAttention(T, causal), layers: L, heads: H, tokens: T }, { causal });
 }
 
-interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string; cpuMs?: number }
+export interface Timed { medianMs: number | null; minMs?: number; maxMs?: number; note?: string; cpuMs?: number }
 
 /** CPU time of this process (all threads) in ms: robust to other work on a shared machine, unlike wall time. */
 function cpuNowMs(): number { const u = process.cpuUsage(); return (u.user + u.system) / 1000; }
@@ -63,7 +63,7 @@ const fmtCpu = (ms: number) => (ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : ms
  * Times `runRows(from, to)` over all `nRows` rows; when one pass would exceed the budget, times a prefix of
  * chunks and extrapolates linearly to all rows.
  */
-async function timeRows(nRows: number, chunk: number, quick: boolean, repeats: number, runRows: (from: number, to: number) => Promise<void> | void): Promise<Timed> {
+export async function timeRows(nRows: number, chunk: number, quick: boolean, repeats: number, runRows: (from: number, to: number) => Promise<void> | void): Promise<Timed> {
   const budget = budgetMs(quick);
   // warm-up (JIT, worker start): repeat the first chunk for up to 300 ms or 20 calls, untimed
   for (let i = 0, w0 = performance.now(); i < 20 && performance.now() - w0 < 300; i++) await runRows(0, Math.min(nRows, chunk));

@@ -4,6 +4,7 @@ import type { BenchResult, BenchRow } from "../types.js";
 import { attnflowBackends, attnflowStep, loadAttnflow } from "../attnflow-adapter.js";
 import { runJax } from "../peers/jax-peer.js";
 import { runOrt } from "../peers/ort-peer.js";
+import { runOrtWeb } from "../peers/ort-web-peer.js";
 import { runTfjs } from "../peers/tfjs-peer.js";
 import { runTorch } from "../peers/torch-peer.js";
 import { defaultPolicy, measure, median } from "./measure.js";
@@ -31,7 +32,7 @@ export function harnessConfig(): Readonly<HarnessConfig> { return config; }
  * used only to skip runs that would take longer than --max-run-s. First matching prefix wins.
  */
 const EXPECTED_GFLOPS: [string, number][] = [
-  ["attnflow-reference", 0.8], ["attnflow", 20], ["onnxruntime", 60], ["pytorch", 30],
+  ["attnflow-reference", 0.8], ["attnflow-wasm", 8], ["attnflow", 20], ["onnxruntime-web", 15], ["onnxruntime", 60], ["pytorch", 30],
   ["jax-js", 8], ["tfjs-wasm", 1.2], ["tfjs-cpu", 0.3],
 ];
 
@@ -58,12 +59,26 @@ function skipReasonFor(flops: number) {
 // attnflow runs in a child process of its own (attnflow-child.ts) unless ATTNFLOW_BENCH_IN_PROCESS=1: the peers
 // loaded in this process (onnxruntime-node, tfjs) were seen to change V8's garbage collection for everything
 // else in it (see attnflow-child.ts).
+// ATTNFLOW_BENCH_WASM_RELAXED=1 starts attnflow's children with Node 20's --experimental-wasm-relaxed-simd, so the Wasm
+// rows run the relaxed-SIMD (FMA) kernels that Chromium gets by default.
+function afChildArgs(): string[] {
+  const file = fileURLToPath(new URL("../attnflow-child.js", import.meta.url));
+  return process.env.ATTNFLOW_BENCH_WASM_RELAXED === "1" ? ["--experimental-wasm-relaxed-simd", file] : [file];
+}
 let afChild: ChildPeer | null = null;
 function attnflowChild(): ChildPeer {
-  afChild ??= new ChildPeer("attnflow", process.execPath, [fileURLToPath(new URL("../attnflow-child.js", import.meta.url))], { log: config.log });
+  afChild ??= new ChildPeer("attnflow", process.execPath, afChildArgs(), { log: config.log });
   return afChild;
 }
-export function closeAttnflowChild(): void { afChild?.close(); afChild = null; }
+// attnflow-wasm-1t: the Wasm backend on one thread (ATTNFLOW_THREADS=1 is read when its instance is made), beside
+// onnxruntime-web-1t; the plain attnflow-wasm row uses every CPU (2 here), like onnxruntime-web-2t.
+let afChild1t: ChildPeer | null = null;
+function attnflowChild1t(): ChildPeer {
+  afChild1t ??= new ChildPeer("attnflow-1t", process.execPath, afChildArgs(),
+    { log: config.log, env: { ...process.env, ATTNFLOW_THREADS: "1", ATTNFLOW_NUM_THREADS: "1" } });
+  return afChild1t;
+}
+export function closeAttnflowChild(): void { afChild?.close(); afChild = null; afChild1t?.close(); afChild1t = null; }
 
 /** The child's request for `task` (inputs as tensor files), without backend, output file and policy. */
 function childRequest(task: Task): Record<string, unknown> {
@@ -104,10 +119,12 @@ async function runAttnflowInChild(task: Task, ctx: PeerContext): Promise<PeerRun
     return [{ impl: "attnflow", note: `attnflow child failed: ${errorText(e)}` }];
   }
   const req = childRequest(task);
-  return attnflowRows(backends, ctx, async (backend, impl) => {
-    const file = outputPath(`af-${backend}`);
+  const rows = task.kind !== "train" && backends.includes("wasm") ? [...backends, "wasm-1t"] : backends;
+  return attnflowRows(rows, ctx, async (row, impl) => {
+    const file = outputPath(`af-${row}`);
+    const backend = row === "wasm-1t" ? "wasm" : row, c = row === "wasm-1t" ? attnflowChild1t() : child;
     let r;
-    try { r = await child.request({ ...req, backend, out: file, policy: ctx.policy }); } catch (e) { closeAttnflowChild(); throw e; }
+    try { r = await c.request({ ...req, backend, out: file, policy: ctx.policy }); } catch (e) { closeAttnflowChild(); throw e; }
     if (!r.ok) return { impl, note: `failed: ${r.error ?? "unknown error"}` };
     return { impl, timesMs: r.timesMs, output: readTensorFile(file), note: r.note };
   });
@@ -123,10 +140,10 @@ async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
   });
 }
 
-const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runTorch, runTfjs, runJax];
+const PEERS: ((t: Task, c: PeerContext) => Promise<PeerRun[]>)[] = [runOrt, runOrtWeb, runTorch, runTfjs, runJax];
 
 /** Preference order for the cross-check reference when attnflow has no output. */
-const FALLBACK_REF = ["pytorch-cpu", "onnxruntime-node-2t", "onnxruntime-node-1t", "jax-js-wasm", "tfjs-wasm", "tfjs-cpu"];
+const FALLBACK_REF = ["pytorch-cpu", "onnxruntime-node-2t", "onnxruntime-node-1t", "onnxruntime-web-2t", "jax-js-wasm", "tfjs-wasm", "tfjs-cpu"];
 
 export interface CaseMeta { name: string; group: string; description: string }
 

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { attnflowNativeInfo, loadAttnflow } from "../attnflow-adapter.js";
 import { jaxVersion } from "../peers/jax-peer.js";
 import { ortVersion } from "../peers/ort-peer.js";
+import { ortWebVersion } from "../peers/ort-web-peer.js";
 import { torchVersion } from "../peers/torch-peer.js";
 import { peerVersion } from "./peer-modules.js";
 import { REPO_ROOT } from "./paths.js";
@@ -37,8 +38,10 @@ export function machineInfo(loadAtStart?: number): MachineInfo {
     const info = readFileSync("/proc/cpuinfo", "utf8");
     const fam = /^cpu family\s*:\s*(\d+)$/m.exec(info), mod = /^model\s*:\s*(\d+)$/m.exec(info);
     if (fam && mod) family = ` (family ${fam[1]}, model ${mod[1]})`; // AMD family 26 = Zen 5
-    const m = /^flags\s*:\s*(.*)$/m.exec(info);
-    const interesting = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"];
+    // x86 "flags", arm64 "Features": the ISA extensions the kernels (ours and the peers') choose between
+    const m = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(info);
+    const interesting = ["sse4_2", "avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+      "amx_tile", "asimd", "asimddp", "fphp", "i8mm", "bf16", "sve", "sve2"];
     if (m) flags = m[1].split(/\s+/).filter((f) => interesting.includes(f));
   } catch { /* not Linux */ }
   return {
@@ -73,6 +76,7 @@ export async function versions(log: (m: string) => void): Promise<Record<string,
       ...(af.ok ? { backends: af.api.availableBackends(), native: await attnflowNativeInfo() } : { unavailable: af.reason }),
     },
     "onnxruntime-node": ortVersion(),
+    "onnxruntime-web": ortWebVersion(),
     "@tensorflow/tfjs-core": peerVersion("@tensorflow/tfjs-core"),
     "@tensorflow/tfjs-backend-wasm": peerVersion("@tensorflow/tfjs-backend-wasm"),
     "@tensorflow/tfjs-backend-cpu": peerVersion("@tensorflow/tfjs-backend-cpu"),

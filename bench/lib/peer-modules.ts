@@ -11,6 +11,7 @@ const peerRequire = createRequire(join(PEERS_DIR, "package.json"));
 /** The npm packages bench/peers/package.json must provide. */
 export const PEER_PACKAGES = [
   "onnxruntime-node",
+  "onnxruntime-web",
   "@tensorflow/tfjs-core",
   "@tensorflow/tfjs", // only for its gradient registrations (training step)
   "@tensorflow/tfjs-backend-cpu",

@@ -4,7 +4,8 @@
 usage: flow_peer.py REQUEST.json   ->  one JSON object on stdout
 
 Request: {"impl": "scipy" | "networkx", "caps": path to (L, T, T) float64 little-endian capacities,
-          "L": int, "T": int, "pairs": [[source_node, sink_node], ...], "budget_s": float, "scale": int}
+          "L": int, "T": int, "pairs": [[source_node, sink_node], ...], "budget_s": float, "scale": int,
+          "extra": optional [{"layer": l, "weights": [T floats]}, ...]: weighted sources, node (L+1)*T + k for entry k}
 Node numbering is the reference one: node = layer * T + token, layer 0 = inputs; edge (l*T + a) -> ((l-1)*T + b)
 has capacity caps[l-1][a, b]. The graph is built once (not timed); the flows are timed one after another until
 the pairs run out or the time budget is spent.
@@ -37,7 +38,15 @@ def main():
         rows.append((l * T + a).ravel())
         cols.append(((l - 1) * T + b).ravel())
         vals.append(caps[l - 1].ravel())
+    # weighted sources: extra node n + k with an edge of capacity weights[i] into token i of `layer`
+    extra = req.get("extra") or []
+    for k, src in enumerate(extra):
+        w = np.asarray(src["weights"], dtype=np.float64)
+        rows.append(np.full(T, n + k))
+        cols.append(int(src["layer"]) * T + np.arange(T))
+        vals.append(w)
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    n += len(extra)
     keep = vals > 0
     rows, cols, vals = rows[keep], cols[keep], vals[keep]
     values = []

@@ -42,9 +42,10 @@ export async function ortRunOnce(ort: OrtModule, session: OrtSession, model: Onn
   return (await session.run(feeds))[model.output].data as Float32Array;
 }
 
-interface Variant { model: OnnxModel; data: Record<string, Float32Array>; toCanonical(o: Float32Array): Float32Array }
+export interface Variant { model: OnnxModel; data: Record<string, Float32Array>; toCanonical(o: Float32Array): Float32Array }
 
-function variantsFor(task: Task): Variant[] {
+/** The ONNX graphs of `task` (plain and fused) with their inputs; shared with the onnxruntime-web peer. */
+export function variantsFor(task: Task): Variant[] {
   if (task.kind === "mha") {
     const { B, T, D, H, x, w } = task;
     const id = (o: Float32Array) => o;

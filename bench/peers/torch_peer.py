@@ -31,15 +31,17 @@ except Exception as e:  # reported in every reply; the harness shows it as the r
 
 
 def _openblas_setter():
-    """openblas_set_num_threads from the BLAS torch already loaded (Debian: libblas.so.3 → OpenBLAS)."""
-    for name in ("libblas.so.3", "libopenblas.so.0"):
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        if hasattr(lib, "openblas_set_num_threads"):
-            return lib.openblas_set_num_threads
-    return None
+    """openblas_set_num_threads from the BLAS torch already loaded (Debian: libblas.so.3 → OpenBLAS), or None when
+    that BLAS is not OpenBLAS (RTLD_NOLOAD: never load a second BLAS that torch does not call)."""
+    lib = _torch_blas()
+    return lib.openblas_set_num_threads if lib is not None and hasattr(lib, "openblas_set_num_threads") else None
+
+
+def _torch_blas():
+    try:
+        return ctypes.CDLL("libblas.so.3", mode=os.RTLD_NOLOAD)
+    except OSError:
+        return None
 
 
 SET_BLAS_THREADS = _openblas_setter() if TORCH_ERROR is None else None
@@ -265,11 +267,40 @@ def run_memory(req):
     return {"timesMs": [ms], "peakMB": max(0, peak - base) / 1024, "baselineMB": base / 1024, "note": note}
 
 
+def loaded_blas():
+    """The BLAS shared library really mapped into this process (Debian: libblas.so.3 is whatever the
+    alternatives or LD_LIBRARY_PATH select: OpenBLAS, BLIS or the netlib reference)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = sorted({l.split()[-1] for l in f if re.search(r"/lib(open)?blas|/libblis|/libmkl", l)})
+        return [os.path.realpath(p) for p in libs]
+    except OSError:
+        return []
+
+
+def blas_core():
+    """OpenBLAS's own report: the core type its kernels were picked for and its build config."""
+    lib = _torch_blas()
+    if lib is None or not hasattr(lib, "openblas_get_corename"):
+        return None, None
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    lib.openblas_get_config.restype = ctypes.c_char_p
+    return "%s (%s)" % (lib.openblas_get_corename().decode(), lib.openblas_get_config().decode().strip()), lib.openblas_get_num_threads()
+
+
 def version_info():
     cfg = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", cfg)
+    cap = re.search(r"CPU capability usage: (\w+)", cfg)
+    omp = re.search(r"omp_get_max_threads\(\) : (\d+)", torch.__config__.parallel_info())
+    libs = loaded_blas()
+    core, blas_threads = blas_core()
     return {"torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads(), "blas": blas.group(1) if blas else None}
+            "threads": torch.get_num_threads(), "blas": blas.group(1) if blas else None,
+            "blasLibrary": ", ".join(libs) or None, "blasCore": core or ("reference BLAS (netlib): unblocked, 1 thread"
+                                                                       if any("/blas/libblas" in l for l in libs) else None),
+            "blasThreads": blas_threads, "ompThreads": int(omp.group(1)) if omp else None,
+            "cpuCapability": cap.group(1) if cap else None}
 
 
 def handle(req):

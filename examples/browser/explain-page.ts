@@ -3,38 +3,27 @@
 // topic classifier for a text, the Vision Transformer for an image, the date translator (one output character,
 // through its cross-attention; chosen in the page or ?target=N), the character GPT (the next character after the
 // prompt) — runs the model and explains its output with every method, drawn by the same HTML report as
-// `attnflow explain --html`. Nothing leaves the page.
+// `attnflow explain --html` (with its head, model, neuron and flow views). All model work runs in a Web Worker
+// (explain-worker.ts): this thread only shows progress, offers Cancel and shows the result. Nothing leaves the page.
 // URL parameters: ?model=<path> picks the checkpoint, ?text=… prefills the text, ?image=<path> loads an image,
 // ?autorun=1 explains at once, ?report=<path> POSTs a JSON summary when done (automation, browser test). Paths must
 // name this server (start with /, same origin): anything else is ignored with a notice, because a crafted link could
 // otherwise send the summary of the user's input to another site, or load a model or image from one.
-import { availableBackends, configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { escapeHtml, truncationBanner } from "../../src/viz/html-report.js";
-import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../../src/explain/explain-run.js";
-import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
+import type { Prediction } from "../../src/tasks/task.js";
 import { greySquare } from "../../src/data/grey-image.js";
-import { classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
 import { BRIEF_SENTENCE } from "../../src/brief.js";
-import { IMAGE_SIDE, explainPixels, predictPixels, vitFromStoredConfig } from "../../src/tasks/fashion-vit-model.js";
-import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
-import { task as datesTask } from "../../src/tasks/dates.js";
-import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
+import type { Kind } from "./explainers.js";
 
-/** A loaded model behind one interface: what to read from the page, how to predict and explain it. */
-interface Explainer {
-  kind: "text" | "image" | "translation" | "generation";
-  name: string;
-  predict(): Prediction;
-  target(): ExplainTarget;
-  model: Parameters<typeof runExplanation>[1];
-}
-
+import { IMAGE_SIDE } from "../../src/tasks/fashion-vit-model.js";
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const status = (s: string) => { $("status").textContent = s; };
-const threads = () => `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s)`;
-let current: Explainer | null = null;
+interface Loaded { kind: Kind; name: string; maxPositions?: number; backend: string }
+interface Summary { backend: string; workers: number; isolated: boolean; tokens: string[]; truncation?: { total: number; kept: number; dropped: number; from: string }; target: unknown; groups: string[]; importance: Record<string, number[]> }
+let current: Loaded | null = null;
 let pixels: Float32Array | null = null;    // the image input, 28×28 grey in [0, 1]
+let model: { bytes: Uint8Array; source: string } | null = null;   // kept to reload a fresh worker after Cancel
 
 /**
  * The value of URL parameter `name` when it is a path on this server, else null — and when it names anything else
@@ -59,49 +48,66 @@ function showError(e: unknown): void {
 }
 
 function textInput(): string {
-  const text = ($("text") as HTMLTextAreaElement).value;
-  if (text.trim() === "") throw new Error("type a text to classify");
-  return text;
+  return ($("text") as HTMLTextAreaElement).value;
 }
 
-function imageInput(): Float32Array {
-  if (!pixels) throw new Error("choose an image");
-  return pixels;
+// ---- the worker: one request at a time; Cancel terminates it and starts a fresh one with the same model
+let worker: Worker | null = null;
+let lastPrediction: Prediction | null = null;
+let pending: { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void; until: string } | null = null;
+
+function startWorker(): Worker {
+  const w = new Worker(new URL("./explain-worker.js", import.meta.url), { type: "module" });
+  w.onmessage = (ev: MessageEvent) => {
+    const m = ev.data as Record<string, unknown> & { type: string };
+    if (m.type === "progress") { progress(m.stage as string, m.done as number, m.total as number); return; }
+    if (m.type === "prediction") { lastPrediction = m.prediction as Prediction; showPrediction(lastPrediction); return; }
+    const p = pending;
+    if (!p) return;
+    if (m.type === "error") { pending = null; p.reject(new Error(m.message as string)); }
+    else if (m.type === p.until) { pending = null; p.resolve(m); }
+  };
+  w.onerror = (ev) => { const p = pending; pending = null; p?.reject(new Error(`the explainer's worker failed: ${ev.message}`)); };
+  return w;
 }
 
-/** The checkpoint's task decides the explainer (and which input the page shows). */
-function explainerFor(bytes: Uint8Array, source: string): Explainer {
-  const raw = checkpointFromBytes(bytes, source);   // parsed once; its task decides the explainer
-  if (raw.task === "fortunes-classifier") {
-    const { model, config } = trainedModel(raw, raw.task, (c) => classifierFromConfig(c));
-    return { kind: "text", name: source, model, predict: () => predictText(model, config, textInput()), target: () => explainText(model, config, { text: textInput() }) };
-  }
-  if (raw.task === "fashion-vit") {
-    const { model, config } = trainedModel(raw, raw.task, vitFromStoredConfig);
-    return { kind: "image", name: source, model, predict: () => predictPixels(model, config, imageInput()), target: () => explainPixels(model, config, imageInput()) };
-  }
-  if (raw.task === "dates") {
-    const { model, config } = trainedModel(raw, raw.task, (c) => datesTask.modelFromConfig(c));
-    const target = () => ($("target") as HTMLInputElement).value.trim();
-    return {
-      kind: "translation", name: source, model,
-      predict: () => datesTask.predict(model, config, textInput()),
-      target: () => datesTask.explain!(model, config, { text: textInput() }, target()),
-    };
-  }
-  if (raw.task === "char-lm") {
-    const { model, config } = trainedModel(raw, raw.task, (c) => charLm.modelFromConfig(c));
-    return {
-      kind: "generation", name: source, model,
-      // a fixed seed: the same prompt gives the same continuation
-      predict: () => charLm.predict(model, config, textInput(), { "max-tokens": "160", seed: "0", quiet: true, "no-compare": true }),
-      target: () => charLm.explain!(model, config, { text: textInput() }),
-    };
-  }
-  throw new Error(`${source}: a '${raw.task}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image), dates (translation) and char-lm (generation) models`);
+function request(msg: Record<string, unknown>, until: string, transfer: Transferable[] = []): Promise<Record<string, unknown>> {
+  if (pending) return Promise.reject(new Error("busy: wait for the current run, or cancel it"));
+  worker ??= startWorker();
+  return new Promise((resolve, reject) => { pending = { resolve, reject, until }; worker!.postMessage(msg, transfer); });
 }
 
-function useExplainer(e: Explainer): void {
+function progress(stage: string, done: number, total: number): void {
+  const bar = $("progress") as HTMLProgressElement;
+  bar.hidden = false;
+  bar.max = Math.max(1, total); bar.value = Math.min(done, total);
+  status(`explaining: ${stage}${total > 1 ? ` ${done}/${total}` : ""}…`);
+}
+
+function busy(on: boolean): void {
+  ($("run") as HTMLButtonElement).disabled = on || !current;
+  ($("cancel") as HTMLButtonElement).hidden = !on;
+  if (!on) ($("progress") as HTMLProgressElement).hidden = true;
+}
+
+/** Cancel: the worker is stopped at once (whatever it was doing) and a fresh one loads the same model. */
+function cancel(): void {
+  worker?.terminate();
+  worker = null;
+  const p = pending;
+  pending = null;
+  p?.reject(new Error("cancelled"));
+  busy(false);
+  if (model) load(model.bytes, model.source).then(() => status(`cancelled · ${current?.backend ?? ""}`)).catch(showError);
+}
+
+async function load(bytes: Uint8Array, source: string): Promise<void> {
+  model = { bytes, source };
+  const m = await request({ type: "load", bytes: bytes.slice(), source }, "loaded");
+  useExplainer(m as unknown as Loaded);
+}
+
+function useExplainer(e: Loaded): void {
   current = e;
   $("text-input").hidden = e.kind === "image";
   $("image-input").hidden = e.kind !== "image";
@@ -110,16 +116,17 @@ function useExplainer(e: Explainer): void {
   // the example input of each kind, unless the user typed their own
   const examples: Record<string, string> = { text: BRIEF_SENTENCE, translation: "March 5th, 2021", generation: "The cat sat on the " };
   if (Object.values(examples).includes(text.value) && examples[e.kind]) text.value = examples[e.kind];
-  ($("run") as HTMLButtonElement).disabled = false;
-  status(`${e.name} loaded · ${threads()}`);
+  $("limit").textContent = e.maxPositions ? `This model reads at most ${e.maxPositions} tokens; a longer input is cut, and the result says so.` : "";
+  busy(false);
+  status(`${e.name} loaded · ${e.backend}`);
 }
 
 async function loadUrl(url: string): Promise<void> {
   status(`loading ${url}…`);
   const r = await fetch(url);
   if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  useExplainer(explainerFor(new Uint8Array(await r.arrayBuffer()), url.split("/").pop() ?? url));
-  status(`${url} loaded from this server · ${threads()}`);   // say exactly what was loaded, and from where
+  await load(new Uint8Array(await r.arrayBuffer()), url.split("/").pop() ?? url);
+  status(`${url} loaded from this server · ${current!.backend}`);   // say exactly what was loaded, and from where
 }
 
 /** Decode an image with the browser, then grey, invert when the background is light, pad and resize to 28×28. */
@@ -153,24 +160,28 @@ function showPrediction(p: Prediction): void {
     (unk.length ? `<p>Words outside the vocabulary (read as [UNK]): ${unk.map(escapeHtml).join(", ")}</p>` : "");
 }
 
-async function explain(): Promise<{ prediction: Prediction; explanation: Explanation }> {
+async function explain(): Promise<{ prediction: Prediction; summary: Summary }> {
   if (!current) throw new Error("no model loaded");
   $("error").textContent = "";
   $("notice").innerHTML = "";
-  const prediction = current.predict();
-  showPrediction(prediction);
-  const t0 = performance.now();
-  const explanation = await runExplanation(current.target(), current.model, {
-    methods: [...EXPLAIN_METHODS],
-    onProgress: (stage) => status(`explaining: ${stage}…`),
-  });
-  const title = current.kind === "image" ? `${current.name}: ${prediction.output}`
-    : current.kind === "generation" ? `next character after "${textInput().slice(-40)}"` : `${textInput().slice(0, 60)} → ${prediction.output}`;
-  // an input longer than the model reads was cut: say so above the report too (the report repeats it)
-  if (explanation.truncation) $("notice").innerHTML = truncationBanner(explanation.truncation);
-  ($("report") as HTMLIFrameElement).srcdoc = renderHtmlReport(explanation, { title: `attnflow — ${title}` });
-  status(`explained in ${((performance.now() - t0) / 1000).toFixed(2)} s · ${threads()}`);
-  return { prediction, explanation };
+  $("prediction").innerHTML = "";
+  if (current.kind !== "image" && textInput().trim() === "") throw new Error("type a text to classify");
+  if (current.kind === "image" && !pixels) throw new Error("choose an image");
+  busy(true);
+  lastPrediction = null;
+  try {
+    const title = current.kind === "image" ? current.name : current.kind === "generation" ? `next character after "${textInput().slice(-40)}"` : textInput().slice(0, 60);
+    const input = current.kind === "image" ? { pixels: pixels!.slice() } : { text: textInput(), target: ($("target") as HTMLInputElement).value };
+    const m = await request({ type: "explain", input, title }, "done");
+    const summary = m.summary as Summary;
+    // an input longer than the model reads was cut: say so above the report too (the report repeats it)
+    if (summary.truncation) $("notice").innerHTML = truncationBanner(summary.truncation as never);
+    ($("report") as HTMLIFrameElement).srcdoc = m.html as string;
+    status(`explained in ${((m.ms as number) / 1000).toFixed(2)} s · ${current.backend}`);
+    return { prediction: lastPrediction!, summary };
+  } finally {
+    busy(false);
+  }
 }
 
 /** Page and report widths (a browser test checks that nothing scrolls sideways on a phone-sized window). */
@@ -186,12 +197,11 @@ async function main(): Promise<void> {
   const report = sameOriginParam("report"), model = sameOriginParam("model"), image = sameOriginParam("image");
   ($("text") as HTMLTextAreaElement).value = params.get("text") ?? BRIEF_SENTENCE;
   if (params.get("target")) ($("target") as HTMLInputElement).value = params.get("target")!;
-  configureBrowserWasmThreads();            // false (one thread) when the page is not cross-origin isolated
-  await wasmBackendReady();
   $("run").addEventListener("click", () => { explain().catch(showError); });
+  $("cancel").addEventListener("click", cancel);
   $("file").addEventListener("change", () => {
     const f = ($("file") as HTMLInputElement).files?.[0];
-    if (f) f.arrayBuffer().then((b) => useExplainer(explainerFor(new Uint8Array(b), f.name))).catch(showError);
+    if (f) f.arrayBuffer().then((b) => load(new Uint8Array(b), f.name)).catch(showError);
   });
   $("image-file").addEventListener("change", () => {
     const f = ($("image-file") as HTMLInputElement).files?.[0];
@@ -208,16 +218,14 @@ async function main(): Promise<void> {
     await setImage(await r.blob());
   }
   if (params.get("autorun") !== "1") return;
-  // workers start asynchronously: give them a moment before the run
-  for (let i = 0; i < 50 && wasmWorkerCount() < Math.min(1, (navigator.hardwareConcurrency ?? 1) - 1); i++) await new Promise((r) => setTimeout(r, 100));
-  const summary: Record<string, unknown> = { isolated: globalThis.crossOriginIsolated === true, backends: availableBackends() };
+  const summary: Record<string, unknown> = {};
   try {
-    const { prediction, explanation } = await explain();
+    const { prediction, summary: s } = await explain();
     Object.assign(summary, {
-      kind: current?.kind, input: current?.kind === "image" ? undefined : textInput(), backend: getBackend(), workers: wasmWorkerCount(), prediction: prediction.output, alternatives: prediction.alternatives,
-      tokens: explanation.tokens, pixels: pixels ? Array.from(pixels) : undefined, truncation: explanation.truncation,
-      predictionText: $("prediction").textContent, notice: $("notice").textContent, layout: await layout(),
-      importance: Object.fromEntries(Object.entries(explanation.methods).map(([k, v]) => [k, (v as { importance: number[] }).importance])),
+      kind: current?.kind, input: current?.kind === "image" ? undefined : textInput(), isolated: s.isolated, backend: s.backend, workers: s.workers,
+      prediction: prediction.output, alternatives: prediction.alternatives, tokens: s.tokens, pixels: pixels ? Array.from(pixels) : undefined,
+      truncation: s.truncation, groups: s.groups, predictionText: $("prediction").textContent, notice: $("notice").textContent, limit: $("limit").textContent,
+      layout: await layout(), importance: s.importance,
     });
   } catch (e) {
     summary.error = e instanceof Error ? e.stack ?? e.message : String(e);

@@ -1,5 +1,5 @@
 // N-API entry points of attnflow_native: argument validation, then a call into the kernel table chosen for this
-// CPU at load time (avx512 > avx2 > generic; ATTNFLOW_ISA=avx2|generic forces a lower one).
+// CPU at load time (avx512 > avx2 > neon > generic; ATTNFLOW_ISA=avx2|neon|generic forces a lower one).
 // Kernels run synchronously on the calling thread plus the pool; they never allocate JS memory and never keep
 // references to their arguments.
 #include <node_api.h>
@@ -27,12 +27,16 @@ bool cpuHas(const char* isa) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
   if (!std::strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
+#if defined(__aarch64__)
+  if (!std::strcmp(isa, "neon")) return true;  // AdvSIMD is mandatory in ARMv8-A (Linux arm64, Apple Silicon)
+#endif
   return !std::strcmp(isa, "generic");
 }
 
 const KernelTable* tableFor(const std::string& isa) {
   if (isa == "avx512" && cpuHas("avx512")) return tableAvx512();
   if (isa == "avx2" && cpuHas("avx2")) return tableAvx2();
+  if (isa == "neon" && cpuHas("neon")) return tableNeon();
   if (isa == "generic") return tableGeneric();
   return nullptr;
 }
@@ -43,6 +47,7 @@ const KernelTable* bestTable() {
   if (force && *force) t = tableFor(force);
   if (!t) t = tableFor("avx512");
   if (!t) t = tableFor("avx2");
+  if (!t) t = tableFor("neon");
   if (!t) t = tableGeneric();
   return t;
 }
@@ -299,7 +304,7 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   });
 }
 
-// setIsa("avx512" | "avx2" | "generic") → whether that variant is available here (and now active).
+// setIsa("avx512" | "avx2" | "neon" | "generic") → whether that variant is available here (and now active).
 napi_value SetIsa(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a(env, info, "attnflow.setIsa", 1);

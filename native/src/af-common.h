@@ -107,6 +107,7 @@ struct KernelTable {
 // Per-ISA tables (defined in isa-*.cc); null when that variant was not compiled for this architecture.
 const KernelTable* tableAvx512();
 const KernelTable* tableAvx2();
+const KernelTable* tableNeon();  // arm64 only
 const KernelTable* tableGeneric();
 
 // ---- thread pool (thread-pool.cc) ----

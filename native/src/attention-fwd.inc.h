@@ -160,6 +160,69 @@ void fwdTask(void* vctx, int64_t t, int) {
     for (int64_t i = 0; i < nq; i++) a.lseW[bh * a.Tq + q0 + i] = lse[i];
 }
 
+// Few query rows (decoding with a KV cache: Tq = 1). The tiles above hold 64 query lanes, so one row would cost 64
+// rows' work. Here one task = (b, h): per query row, the scores against its visible keys (dot products over D, in the
+// same base-2 units), their softmax, and O = Σ p_j·v_j / l; masks, ALiBi, padding, lse and the l = 0 / NaN rules as
+// above. Dropout goes to the tiled path.
+constexpr int64_t FWD_ROWS_MAX = 4;
+
+void fwdRowsTask(void* vctx, int64_t bh, int) {
+  const FwdCtx& c = *static_cast<const FwdCtx*>(vctx);
+  const AttnArgs& a = *c.a;
+  int64_t b = bh / a.H, h = bh % a.H, hk = h / (a.H / a.Hkv);
+  const int64_t D = a.D, Dv = a.Dv, Tk = a.Tk, Dvec = D - D % VW, DvVec = Dv - Dv % VW;
+  const float* K = a.k + b * a.sk.b + hk * a.sk.h;
+  const float* V = a.v + b * a.sv.b + hk * a.sv.h;
+  const float* M = maskBase(a, b, h);
+  const uint8_t* pad = a.keyPad ? a.keyPad + b * Tk : nullptr;
+  const float inf = __builtin_inff();
+  float* S = threadScratch(0, (size_t)roundUp(Tk + 1, VW));
+  float* QS = threadScratch(1, (size_t)D);
+  float* O = threadScratch(2, (size_t)Dv);
+  for (int64_t i = 0; i < a.Tq; i++) {
+    const float* q = a.q + b * a.sq.b + h * a.sq.h + i * a.sq.t;
+    for (int64_t d = 0; d < D; d++) QS[d] = q[d] * c.qscale;
+    const int64_t kEnd = a.causal ? imin(Tk, i + 1) : Tk;
+    float m = -inf;
+    for (int64_t j = 0; j < kEnd; j++) {
+      const float* kr = K + j * a.sk.t;
+      vf acc = splat(0.0f);
+      int64_t d = 0;
+      for (; d < Dvec; d += VW) acc += load(QS + d) * load(kr + d);
+      float s = hsum(acc);
+      for (; d < D; d++) s += QS[d] * kr[d];
+      if (M) s += M[i * Tk + j] * kLog2e;
+      if (a.alibi) s -= a.alibi[h] * kLog2e * fabsf((float)(i + a.alibiOffset - j));
+      if (pad && pad[j]) s = -inf;
+      S[j] = s;
+      m = s > m ? s : m;
+    }
+    const int64_t kPad = roundUp(kEnd, VW);
+    for (int64_t j = kEnd; j < kPad; j++) S[j] = -inf;  // exp2 → 0
+    const vf msafe = splat(m == -inf ? 0.0f : m);       // every key masked: P = 0, no NaN
+    vf sum = splat(0.0f);
+    for (int64_t j = 0; j < kPad; j += VW) {
+      vf p = vexp2(load(S + j) - msafe);
+      sum += p;
+      store(S + j, p);
+    }
+    const float l = hsum(sum);
+    for (int64_t d = 0; d < Dv; d++) O[d] = 0.0f;
+    for (int64_t j = 0; j < kEnd; j++) {
+      const float* vr = V + j * a.sv.t;
+      const vf p = splat(S[j]);
+      int64_t d = 0;
+      for (; d < DvVec; d += VW) store(O + d, load(O + d) + p * load(vr + d));
+      for (; d < Dv; d++) O[d] += S[j] * vr[d];
+    }
+    const bool ok = l > 0.0f;
+    const float inv = ok ? 1.0f / l : l == 0.0f ? 0.0f : l;
+    float* out = a.outW + b * a.so.b + h * a.so.h + i * a.so.t;
+    for (int64_t d = 0; d < Dv; d++) out[d] = O[d] * inv;
+    if (a.lseW) a.lseW[bh * a.Tq + i] = ok ? (m + log2f(l)) * kLn2 : l == 0.0f ? -inf : l;
+  }
+}
+
 void attnForward(const AttnArgs& a) {
   if (a.B == 0 || a.Tq == 0) return;
   FwdCtx c;
@@ -169,6 +232,13 @@ void attnForward(const AttnArgs& a) {
   c.dropout = a.dropoutP > 0.0;
   c.thr = dropThreshold(a.dropoutP);
   c.invKeep = c.dropout ? (float)(1.0 / (1.0 - a.dropoutP)) : 1.0f;
+  if (a.Tq <= FWD_ROWS_MAX && !c.dropout) {
+    if ((double)a.B * a.H * a.Tq * (a.Tk + 1) * (a.D + a.Dv) < 2e5)
+      for (int64_t t = 0; t < a.B * a.H; t++) fwdRowsTask(&c, t, 0);
+    else
+      parallelFor(a.B * a.H, fwdRowsTask, &c);
+    return;
+  }
   int64_t tasks = c.nqb * a.B * a.H;
   double work = (double)a.B * a.H * a.Tq * (a.Tk + 1) * (a.D + a.Dv);
   if (work < 2e5) {

@@ -4,8 +4,11 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>  // only always-inline intrinsics: nothing with linkage
+#endif
+#if defined(AF_NEON)
+#include <arm_neon.h>  // likewise
 #endif
 #include "af-common.h"
 

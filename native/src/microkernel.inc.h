@@ -2,7 +2,7 @@
 //   acc[r][v] = Σ_k A(r, k) · B(k, v·VW … v·VW+VW−1)
 // A is read by broadcast through two strides (A(r,k) = A[r·sai + k·sak]), so it can be a packed panel, a row-major
 // matrix or a transposed one without copying; B rows are contiguous vectors (B(k, ·) = B + k·ldb).
-// R×NV accumulators stay in registers: AVX-512 6×4 (24 zmm), AVX2/SSE 6×2 (12 regs).
+// R×NV accumulators stay in registers: AVX-512 6×4 (24 zmm), NEON 6×4 (24 of 32 q regs), AVX2/SSE 6×2 (12 regs).
 
 template <int R, int NV>
 AF_INLINE void mkAcc(vf (&acc)[R][NV], int64_t K, const float* __restrict A, int64_t sai, int64_t sak,
@@ -51,7 +51,10 @@ void mkBlockMax(int64_t K, const float* A, int64_t sai, int64_t sak, const float
 #define AF_ATT_R 6
 #endif
 constexpr int ATT_R = AF_ATT_R;
-constexpr int ATT_NV = AF_VW == 16 ? 4 : 2;
+#ifndef AF_ATT_NV
+#define AF_ATT_NV (AF_VW == 16 ? 4 : 2)  // NEON: 4 (32 registers; isa-neon.cc)
+#endif
+constexpr int ATT_NV = AF_ATT_NV;
 
 typedef void (*MkBlockFn)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool);
 

@@ -31,11 +31,15 @@ AF_INLINE vf vmax(vf a, vf b) { return a > b ? a : b; }
 AF_INLINE vf vmin(vf a, vf b) { return a < b ? a : b; }
 AF_INLINE vf select(vi m, vf a, vf b) { return m ? a : b; }  // m lanes are 0 or -1
 
+#if defined(AF_NEON)
+AF_INLINE float hsum(vf v) { return vaddvq_f32((float32x4_t)v); }  // one faddp tree instead of 3 dependent adds
+#else
 AF_INLINE float hsum(vf v) {
   float s = 0.f;
   for (int i = 0; i < VW; i++) s += v[i];
   return s;
 }
+#endif
 AF_INLINE float hmax(vf v) {
   float m = v[0];
   for (int i = 1; i < VW; i++) m = v[i] > m ? v[i] : m;
@@ -59,6 +63,15 @@ AF_INLINE vf vexp2(vf x) {
   vf xc = vmax(splat(-160.0f), x);  // 2^-160 rounds to 0; keeps NaN
   vf k = _mm512_roundscale_ps(xc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return _mm512_scalef_ps(exp2Poly(xc - k), k);
+}
+#elif defined(AF_NEON)
+// NEON: frintn rounds to nearest-even (as the magic-number trick does) and fcvtzs gives k exactly; vmaxq/vminq keep
+// NaN (and then k = 0, so NaN·1 stays NaN), −inf clamps to −127 and 2^−127 is built as +0, as below.
+AF_INLINE vf vexp2(vf x) {
+  float32x4_t xc = vminq_f32(vdupq_n_f32(127.0f), vmaxq_f32(vdupq_n_f32(-127.0f), (float32x4_t)x));
+  float32x4_t k = vrndnq_f32(xc);
+  int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127)), 23);
+  return exp2Poly((vf)vsubq_f32(xc, k)) * (vf)vreinterpretq_f32_s32(e);
 }
 #else
 AF_INLINE vf vexp2(vf x) {
@@ -166,9 +179,51 @@ AF_INLINE void transpose16(const float* src, int64_t lds, float* dst, int64_t ld
 }
 #endif
 
+#if AF_VW == 8 && defined(__AVX2__)
+// AVX2 8×8 tile in registers (unpack 32-bit, shuffle 64-bit, permute 128-bit lanes): packing a transposed B (the
+// Bᵀ operand of attention-shaped and Linear-weight GEMMs) without 64 scalar moves per tile.
+#define AF_TRANSPOSE_TILE 8
+AF_INLINE void transposeTile(const float* src, int64_t lds, float* dst, int64_t ldd, float scale) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (int i = 0; i < 4; i++) {
+    _mm256_storeu_ps(dst + i * ldd, _mm256_mul_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x20), sc));
+    _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_mul_ps(_mm256_permute2f128_ps(r[i], r[i + 4], 0x31), sc));
+  }
+}
+#elif defined(AF_NEON)
+// NEON 4×4 tile: trn1/trn2 on 32-bit pairs, then the 64-bit halves recombined.
+#define AF_TRANSPOSE_TILE 4
+AF_INLINE void transposeTile(const float* src, int64_t lds, float* dst, int64_t ldd, float scale) {
+  float32x4x2_t a = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + lds));
+  float32x4x2_t b = vtrnq_f32(vld1q_f32(src + 2 * lds), vld1q_f32(src + 3 * lds));
+  vst1q_f32(dst, vmulq_n_f32(vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0])), scale));
+  vst1q_f32(dst + ldd, vmulq_n_f32(vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1])), scale));
+  vst1q_f32(dst + 2 * ldd, vmulq_n_f32(vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0])), scale));
+  vst1q_f32(dst + 3 * ldd, vmulq_n_f32(vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1])), scale));
+}
+#endif
+
 void transposeScaled(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd, float scale) {
   int64_t r0 = 0;
-#if AF_VW == 16 && defined(__AVX512F__)
+#if defined(AF_TRANSPOSE_TILE)
+  constexpr int TT = AF_TRANSPOSE_TILE;
+  for (r0 = 0; r0 + TT <= rows; r0 += TT)
+    for (int64_t c0 = 0; c0 + TT <= cols; c0 += TT) transposeTile(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd, scale);
+  for (int64_t r = 0; r < r0; r++)
+    for (int64_t c = cols / TT * TT; c < cols; c++) dst[c * ldd + r] = src[r * lds + c] * scale;
+#elif AF_VW == 16 && defined(__AVX512F__)
   for (r0 = 0; r0 + 16 <= rows; r0 += 16)
     for (int64_t c0 = 0; c0 + 16 <= cols; c0 += 16) transpose16(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd, scale);
   // edges: the column strip right of the full tiles, then the rows below them

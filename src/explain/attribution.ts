@@ -169,16 +169,32 @@ export interface BlankOutResult {
  * Blank-out (occlusion) importance: the score is recomputed with each position in turn replaced by the task's
  * neutral value (score({ occlude: [t] })); importance of t = base score - occluded score (signed: a negative drop
  * means the position speaks against the target). `positions` defaults to every position of 0..T-1 that is not in
- * `skip`. One forward pass per position, without gradients.
+ * `skip`. One forward pass per position, without gradients; when the target has scoreBatch, `batch` (default 16)
+ * occluded copies per batched forward pass instead.
  */
-export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void } = {}): BlankOutResult {
+export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void; batch?: number } = {}): BlankOutResult {
   if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
+  const batch = o.batch ?? 16;
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`blankOut: batch must be a positive integer, got ${String(o.batch)}`);
   const skip = new Set(o.skip ?? []);
   const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
   for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
   return noGrad(() => {
     const base = scoreOnce(target, undefined, "blankOut");
     const occluded = new Float64Array(T).fill(NaN), drop = new Float64Array(T);
+    if (target.scoreBatch) {
+      // `batch` occluded copies per forward pass (ExplainTarget.scoreBatch)
+      for (let k0 = 0; k0 < positions.length; k0 += batch) {
+        const chunk = positions.slice(k0, k0 + batch);
+        const s = target.scoreBatch(chunk.map((p) => [p]));
+        const v = s.dataSync();
+        if (v.length !== chunk.length) { s.dispose(); throw new Error(`blankOut: scoreBatch returned ${v.length} scores for ${chunk.length} occluded copies`); }
+        chunk.forEach((p, k) => { occluded[p] = v[k]; drop[p] = base - v[k]; });
+        s.dispose();
+        o.onProgress?.(k0 + chunk.length, positions.length);
+      }
+      return { base, occluded, drop, positions };
+    }
     positions.forEach((p, k) => {
       const s = scoreOnce(target, [p], "blankOut");
       occluded[p] = s; drop[p] = base - s;

@@ -15,6 +15,16 @@ export interface AttentionRecord {
   /** (B, Tk) bool, true = padded key (when the call had one). */
   keyPaddingMask: Tensor | null;
   causal: boolean;
+  /**
+   * With CaptureOptions.withQK: the queries and keys the scores were computed from, (B, H, Tq, D) and (B, H, Tk, D)
+   * (after any rotary embedding), and the scale applied to q·k. Scores = scale · q·kᵀ, plus `scoreBias` when the
+   * module adds one (ALiBi, relative position bias, masks): the recorded weights are the softmax of the full scores.
+   */
+  queries?: Tensor;
+  keys?: Tensor;
+  scale?: number;
+  /** What else enters the scores besides scale · q·kᵀ (e.g. "ALiBi", "position bias"), when the module knows. */
+  scoreBias?: string;
 }
 
 export interface CaptureOptions {
@@ -24,18 +34,22 @@ export interface CaptureOptions {
   withGrad?: boolean;
   /** Record only modules whose name matches. */
   filter?: (name: string) => boolean;
+  /** Also keep each module's queries and keys (AttentionRecord.queries/keys/scale), for the neuron view. */
+  withQK?: boolean;
 }
 
 export class AttentionRecorder {
   readonly records: AttentionRecord[] = [];
   readonly mode: "full" | "mean";
   readonly withGrad: boolean;
+  readonly withQK: boolean;
   private names = new Map<object, string>();
   private filter?: (name: string) => boolean;
 
   constructor(root: { namedModules(): [string, object][] } | null, opts: CaptureOptions = {}) {
     this.mode = opts.withGrad ? "full" : opts.mode ?? "full";
     this.withGrad = !!opts.withGrad;
+    this.withQK = !!opts.withQK;
     this.filter = opts.filter;
     if (root) for (const [n, m] of root.namedModules()) this.names.set(m, n || "attention");
   }
@@ -48,7 +62,10 @@ export class AttentionRecorder {
   add(module: object, r: Omit<AttentionRecord, "name">): void {
     const name = this.names.get(module) ?? `attention${this.records.length}`;
     if (this.withGrad) r.weights.retainGrad();
-    this.records.push({ ...r, name, weights: keep(r.weights) });
+    const rec: AttentionRecord = { ...r, name, weights: keep(r.weights) };
+    if (this.withQK && r.queries && r.keys) { rec.queries = keep(r.queries); rec.keys = keep(r.keys); }
+    else { delete rec.queries; delete rec.keys; delete rec.scale; }
+    this.records.push(rec);
   }
 }
 

@@ -10,7 +10,10 @@
 // Importance of a method = its row(s) for the query, specials zeroed:
 //   raw       attention of `layer` (head `head`, default the head mean), normalised to sum 1
 //   rollout   Abnar & Zuidema rollout at `layer` (residual 0.5, head mean; causal rows for decoders), sum 1
-//   flow      their attention flow from the query at the output of `layer` (exact max-flow), sum 1
+//   flow      their attention flow from the query at the output of `layer` (exact max-flow), sum 1. Several rows
+//             ("mean", "readout"; flowAggregate "source", the default): ONE flow from a virtual source that feeds
+//             each row with its weight (weights summing to 1), T max-flows per layer; flowAggregate "rows": A&Z's
+//             flow of each row, normalised, then weighted and summed (T max-flows per row and layer)
 //   grad      Chefer et al. relevance R = Π(I + E_h[(∇A ⊙ A)+]) up to `layer`, the query's own entry dropped, sum 1
 //   blankout  score drop when the position is occluded (signed, in score units: not normalised)
 //   inputgrad |Σ_d x_td ∂score/∂x_td| on the input embeddings (not normalised; the signed sum is kept too)
@@ -22,7 +25,8 @@ import { type AttentionStack, type HeadFusion, type MatrixStack, fuseHeads, head
 import { attentionRollout, matmulSquare } from "./rollout.js";
 import { gradWeightedLayer } from "./grad-rollout.js";
 import { LayeredMaxFlow } from "./maxflow.js";
-import { normaliseRows } from "./flow.js";
+import { type FlowSource, checkFlowWeights, normaliseRows } from "./flow.js";
+import { type DecoderExplanation, explainDecoder } from "./seq2seq.js";
 import { blankOut, inputGradient, positionLabels, specialPositions, targetAttention, type TargetAttention } from "./attribution.js";
 
 export const EXPLAIN_METHODS = ["raw", "rollout", "flow", "grad", "blankout", "inputgrad"] as const;
@@ -38,15 +42,23 @@ export function parseMethods(spec: string | readonly string[] | undefined, fallb
   return EXPLAIN_METHODS.filter((m) => names.includes(m));
 }
 
-/** Raw max-flow values for source rows [layer (1..L), token] on capacities res: (rows.length, T). */
-export type FlowRowsFn = (res: MatrixStack, rows: ReadonlyArray<readonly [number, number]>) => Float64Array | Promise<Float64Array>;
+/**
+ * Raw max-flow values for sources on capacities res: (rows.length, T). rows[r] = [layer (1..L), token] (node source)
+ * or [layer (0..L), weights] (weighted source, weights used as given). onProgress(done, total): sources done.
+ */
+export type FlowRowsFn = (res: MatrixStack, rows: ReadonlyArray<FlowSource>, onProgress?: (done: number, total: number) => void) => Float64Array | Promise<Float64Array>;
 
 /** Single-threaded flow rows (one solver, buffers reused). */
-export function flowRowsLocal(res: MatrixStack, rows: ReadonlyArray<readonly [number, number]>): Float64Array {
+export function flowRowsLocal(res: MatrixStack, rows: ReadonlyArray<FlowSource>, onProgress?: (done: number, total: number) => void): Float64Array {
   const T = res.tokens, out = new Float64Array(rows.length * T);
   if (rows.length === 0) return out;
   const solver = new LayeredMaxFlow(res);
-  rows.forEach(([l, a], r) => solver.flowsFrom(l, a, out.subarray(r * T, (r + 1) * T)));
+  rows.forEach(([l, a], r) => {
+    const o = out.subarray(r * T, (r + 1) * T);
+    if (typeof a === "number") solver.flowsFrom(l, a, o);
+    else { checkFlowWeights(res.layers, T, l, a, "flowRowsLocal"); solver.flowsFromWeights(l, a, o); }
+    onProgress?.(r + 1, rows.length);
+  });
   return out;
 }
 
@@ -65,6 +77,12 @@ export interface ExplainRunOptions {
   rollout?: RolloutMethodOptions;
   /** Full T x T flow matrices: of every layer, of the explained layer, or none; "auto" (default) by cost. */
   flowMatrices?: "all" | "layer" | "none" | "auto";
+  /**
+   * Flow of several explained rows (query "mean" or a readout): "source" (default) one flow from a virtual source
+   * feeding every row with its weight; "rows" A&Z's flow of each row, normalised, weighted and summed (T times the
+   * work). One row: the same number either way (A&Z's flow of that row).
+   */
+  flowAggregate?: "source" | "rows";
   /** Include every attention matrix (and the attention gradients for grad) in the result (default true). */
   matrices?: boolean;
   /** Flow solver (default flowRowsLocal; Node passes a worker pool for large T). */
@@ -98,11 +116,14 @@ export interface Explanation {
     raw?: { importance: number[]; perLayer: number[][]; matrix: number[][] };
     /** perLayer and matrices cover layers options.startLayer .. L-1 (perLayer[k] is layer startLayer + k). */
     rollout?: { importance: number[]; perLayer: number[][]; matrices?: number[][][]; options: Required<RolloutMethodOptions> };
-    flow?: { importance: number[]; perLayer: number[][]; matrices?: { layer: number; matrix: number[][] }[] };
+    /** aggregate: how several rows were combined ("row" when there is one; see ExplainRunOptions.flowAggregate). */
+    flow?: { importance: number[]; perLayer: number[][]; matrices?: { layer: number; matrix: number[][] }[]; aggregate: "row" | "source" | "rows" };
     grad?: { importance: number[]; perLayer: number[][]; relevance: number[][] };
     blankout?: { importance: number[]; occludedScore: (number | null)[] };
     inputgrad?: { importance: number[]; signed: number[] };
   };
+  /** Encoder–decoders (ExplainTarget.decoder): the explained output's decoder self-attention and cross-attention. */
+  decoder?: DecoderExplanation;
   /** Present when the input was longer than the model reads and was cut: `tokens` are the kept positions. */
   truncation?: Truncation;
   /** Image models: the picture and its patch grid (grid = [rows, cols], prefix non-patch positions first). */
@@ -181,9 +202,10 @@ function finish(v: Float64Array, special: ReadonlySet<number>): Float64Array {
 }
 
 function autoFlowMatrices(L: number, T: number, causal: boolean): "all" | "layer" | "none" {
-  // cost ~ rows x T max-flows; dense encoder rows take ~10 ms at L=12, T=128; causal ones are slower
+  // cost ~ rows x T max-flows: on real (trained) attention a row at T = 128 takes 40-200 ms, so a T x T matrix is
+  // only computed by default where it stays well under a second
   const t = causal ? T * 2 : T;
-  return t <= 64 && L * T <= 2048 ? "all" : t <= 128 ? "layer" : "none";
+  return t <= 32 && L * T <= 512 ? "all" : t <= 48 ? "layer" : "none";
 }
 
 /** Runs `methods` on the target; `model` names the attention modules for ExplainTarget.layerFilter. */
@@ -259,6 +281,10 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
     out.methods.grad = { importance: perLayer[layer], perLayer, relevance };
     lap("grad");
   }
+  if (target.decoder && methods.some((m) => m === "raw" || m === "rollout" || m === "grad")) {
+    out.decoder = explainDecoder(target, model, { methods, encoder: { stack, grads: ta.grads }, sourceSpecial: special, matrices: opts.matrices ?? true });
+    lap("decoder");
+  }
   if (methods.includes("blankout")) {
     const b = blankOut(target, T, { skip: special, onProgress: (d, n) => progress("blankout", d, n) });
     out.methods.blankout = { importance: vec(b.drop), occludedScore: Array.from(b.occluded, (x) => (Number.isNaN(x) ? null : r6(x))) };
@@ -281,24 +307,35 @@ async function flowMethod(stack: AttentionStack, prep: { alpha?: number; headFus
   const L = res.layers, T = res.tokens;
   let which = opts.flowMatrices ?? "auto";
   if (which === "auto") which = autoFlowMatrices(L, T, prep.causal);
-  // every source row needed once: the query rows of each layer output (perLayer) plus whole matrices
+  const aggregate = q.rows.length === 1 ? "row" : opts.flowAggregate ?? "source";
+  if (aggregate !== "row" && aggregate !== "source" && aggregate !== "rows") throw new RangeError(`flowAggregate must be "source" or "rows", got ${JSON.stringify(aggregate)}`);
+  // every source needed once: the query rows of each layer output (perLayer) plus whole matrices
   const index = new Map<number, number>();
-  const list: Array<readonly [number, number]> = [];
+  const list: FlowSource[] = [];
   const need = (l: number, a: number) => { const k = l * T + a; if (!index.has(k)) { index.set(k, list.length); list.push([l, a]); } };
   const matLayers = which === "all" ? Array.from({ length: L }, (_, l) => l) : which === "layer" ? [layer] : [];
   for (const l of matLayers) for (let a = 0; a < T; a++) need(l + 1, a);
-  for (let l = 0; l < L; l++) for (const r of q.rows) need(l + 1, r);
+  let weighted = -1;   // index in `list` of the first weighted source (one per layer)
+  if (aggregate === "source") {
+    const w = new Float64Array(T);
+    let s = 0;
+    q.rows.forEach((r, k) => { w[r] += q.w[k]; s += q.w[k]; });
+    for (let j = 0; j < T; j++) w[j] /= s;
+    weighted = list.length;
+    for (let l = 0; l < L; l++) list.push([l + 1, w]);
+  } else for (let l = 0; l < L; l++) for (const r of q.rows) need(l + 1, r);
   progress("flow", 0, list.length);
-  const raw = await (opts.flowRows ?? flowRowsLocal)(res, list);
+  const raw = await (opts.flowRows ?? flowRowsLocal)(res, list, (d, n) => progress("flow", d, n));
   if (raw.length !== list.length * T) throw new Error(`flow solver returned ${raw.length} values, expected ${list.length * T}`);
   progress("flow", list.length, list.length);
   const norm = normaliseRows(raw, T);
   const perLayer = Array.from({ length: L }, (_, l) => {
+    if (weighted >= 0) return vec(finish(norm.slice((weighted + l) * T, (weighted + l + 1) * T), special));
     const v = new Float64Array(T);
     q.rows.forEach((r, k) => { const o = index.get((l + 1) * T + r)! * T, w = q.w[k]; for (let j = 0; j < T; j++) v[j] += w * norm[o + j]; });
     return vec(finish(v, special));
   });
-  const result: NonNullable<Explanation["methods"]["flow"]> = { importance: perLayer[layer], perLayer };
+  const result: NonNullable<Explanation["methods"]["flow"]> = { importance: perLayer[layer], perLayer, aggregate };
   if ((opts.matrices ?? true) && matLayers.length) {
     result.matrices = matLayers.map((l) => ({ layer: l, matrix: Array.from({ length: T }, (_, a) => vec(norm.subarray(index.get((l + 1) * T + a)! * T, index.get((l + 1) * T + a)! * T + T))) }));
   }

@@ -98,6 +98,68 @@ export function attentionFlow(att: AttentionStack, opts: FlowOptions = {}): Flow
   return { flows: normaliseRows(raw, T), raw, fromTokens, layer, tokens: T, shape: [fromTokens.length, T] };
 }
 
+/**
+ * A flow source: [layer (1..L), token] is node (layer, token), as in A&Z; [layer (0..L), weights (T)] is a weighted
+ * source, a virtual node with an edge of capacity weights[i] into token i of `layer` (LayeredMaxFlow.setSourceWeights).
+ */
+export type FlowSource = readonly [number, number | ArrayLike<number>];
+
+/** Checks a weighted source's layer (0..L) and weights (T finite values >= 0, not all 0). */
+export function checkFlowWeights(L: number, T: number, layer: number, weights: ArrayLike<number>, fn: string): void {
+  if (!Number.isInteger(layer) || layer < 0 || layer > L) throw new RangeError(`${fn}: weighted source layer must be an integer in [0, ${L}], got ${String(layer)}`);
+  if (weights.length !== T) throw new RangeError(`${fn}: a weighted source needs ${T} weights (one per token), got ${weights.length}`);
+  let s = 0;
+  for (let j = 0; j < T; j++) {
+    const w = weights[j];
+    if (!(w >= 0) || w === Infinity) throw new RangeError(`${fn}: weight [${j}] is ${String(w)}; weights must be finite and >= 0`);
+    s += w;
+  }
+  if (!(s > 0)) throw new RangeError(`${fn}: the weights are all 0: nothing flows`);
+}
+
+export interface FlowOfWeightsOptions extends FlowPrepareOptions {
+  /** Layer whose tokens the weights spread over: 1..L (output of attention layer k-1), default L; 0 = the inputs. */
+  layer?: number;
+  /** Weight per token of that layer (default uniform 1/T: the mean of all rows). Scaled to sum 1. */
+  weights?: ArrayLike<number>;
+}
+
+export interface FlowOfWeightsResult {
+  /** (T): flow to every input token, normalised to sum 1. */
+  flows: Float64Array;
+  /** (T): the max-flow values before normalisation (<= 1: the weights are scaled to sum 1). */
+  raw: Float64Array;
+  layer: number;
+  tokens: number;
+}
+
+/**
+ * Attention flow of a weighted set of output rows as ONE flow: a virtual source feeds token i of `layer` with
+ * capacity weights[i] (scaled to sum 1), and the flow to input b is the max-flow from it to b (then normalised).
+ * T max-flows in all, where the mean of A&Z's per-row flows (attentionFlow over the rows, averaged) takes T per row.
+ * It is not that mean: rows share the graph's capacities here (the result is the flow the mean row can push), while
+ * A&Z give each row the whole graph. For one row with weight 1 it is A&Z's flow of that row whenever the row's
+ * out-capacity is at most 1 (always with the default preparation: rows sum to 1).
+ */
+export function attentionFlowOfWeights(att: AttentionStack, opts: FlowOfWeightsOptions = {}): FlowOfWeightsResult {
+  const res = prepareLayers(att, opts);
+  const L = res.layers, T = res.tokens, layer = opts.layer ?? L;
+  const w = opts.weights ?? new Float64Array(T).fill(1);
+  checkFlowWeights(L, T, layer, w, "attentionFlowOfWeights");
+  const raw = flowRawWeighted(res, layer, w, new LayeredMaxFlow(res, opts.strategy));
+  return { flows: normaliseRows(raw, T), raw, layer, tokens: T };
+}
+
+/** Raw max-flow values from a weighted source over `layer`'s tokens (weights scaled to sum 1) to every input: (T). */
+export function flowRawWeighted(res: MatrixStack, layer: number, weights: ArrayLike<number>, solver?: LayeredMaxFlow): Float64Array {
+  checkMatrixStack(res, "flowRawWeighted");
+  checkFlowWeights(res.layers, res.tokens, layer, weights, "flowRawWeighted");
+  let s = 0;
+  for (let j = 0; j < weights.length; j++) s += weights[j];
+  const w = Float64Array.from(weights, (x) => x / s);
+  return (solver ?? new LayeredMaxFlow(res)).flowsFromWeights(layer, w);
+}
+
 /** Scatters per-layer (T, T) blocks into the reference ((L+1)T)^2 layout: block l-1 at rows l*T.., cols (l-1)*T... */
 export function blocksToFlowMatrix(perLayer: MatrixStack): FlowMatrix {
   const L = perLayer.layers, T = perLayer.tokens, N = (L + 1) * T;

@@ -25,7 +25,9 @@ export class LayeredResidual {
   protected readonly rowSum: Float64Array; // (L, T) out-capacity of (m+1, i)
   protected eps = 0;
   protected srcLayer = 0;
-  protected srcToken = -1;
+  protected srcToken = -1;                 // source token; T = a weighted (virtual) source, -1 = none yet
+  protected readonly srcRow: Float64Array;  // (T) capacities of the source's edges into layer srcLayer - 1
+  protected srcCap = 0;                     // their sum
   protected sinkToken = -1;
   protected readonly theta: Float64Array;  // (L+1, T) filled fraction of the down-edges of node (k, i)
   protected readonly om: Float64Array;     // 1 - theta
@@ -57,6 +59,7 @@ export class LayeredResidual {
   pushes = 0;
   relabels = 0;
   globals = 0;
+  gaps = 0;
 
   /** `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0. */
   constructor(res: MatrixStack) {
@@ -68,10 +71,12 @@ export class LayeredResidual {
     this.rowSum = new Float64Array(L * T);
     this.rowLo = new Int32Array(L * T);
     this.rowHi = new Int32Array(L * T);
-    this.srcLo = new Int32Array(L + 1);
-    this.srcHi = new Int32Array(L + 1).fill(T - 1);
-    this.lo = new Int32Array(L + 1);
-    this.hi = new Int32Array(L + 1).fill(T - 1);
+    // layers 0..L+1: a weighted source sits one layer above the tokens it feeds (L + 1 for layer L)
+    this.srcLo = new Int32Array(L + 2);
+    this.srcHi = new Int32Array(L + 2).fill(T - 1);
+    this.lo = new Int32Array(L + 2);
+    this.hi = new Int32Array(L + 2).fill(T - 1);
+    this.srcRow = new Float64Array(T);
     this.loadCapacities();
     this.theta = new Float64Array((L + 1) * T);
     this.om = new Float64Array((L + 1) * T).fill(1);
@@ -118,14 +123,17 @@ export class LayeredResidual {
   }
 
   /**
-   * Token windows the source (layer l, token a) reaches: layer l is [a, a]; layer k-1 spans the first/last nonzero
-   * columns of the rows in layer k's window (an interval superset of the reachable set). Sets lo/hi to them.
+   * Token windows the source (layer l, row srcRow) reaches: layer l-1 spans the first/last nonzero entries of srcRow;
+   * layer k-1 spans the first/last nonzero columns of the rows in layer k's window (an interval superset of the
+   * reachable set). Sets lo/hi to them.
    */
-  protected sourceWindows(l: number, a: number): void {
-    const T = this.tokens, srcLo = this.srcLo, srcHi = this.srcHi;
+  protected sourceWindows(l: number): void {
+    const T = this.tokens, srcLo = this.srcLo, srcHi = this.srcHi, row = this.srcRow;
     srcLo.fill(T); srcHi.fill(-1);
-    srcLo[l] = a; srcHi[l] = a;
-    for (let k = l; k >= 1; k--) {
+    let first = T, last = -1;
+    for (let j = 0; j < T; j++) if (row[j] > 0) { if (first === T) first = j; last = j; }
+    srcLo[l - 1] = first; srcHi[l - 1] = last;
+    for (let k = l - 1; k >= 1; k--) {
       let nlo = T, nhi = -1;
       for (let i = srcLo[k]; i <= srcHi[k]; i++) {
         const r = (k - 1) * T + i;
@@ -307,6 +315,7 @@ export class LayeredResidual {
   edgeFlows(): { flows: Float64Array; layer: number; source: number; sink: number; value: number } {
     const T = this.tokens, TT = T * T, l = this.srcLayer, a0 = this.srcToken, b = this.sinkToken;
     if (a0 < 0 || b < 0) throw new Error("edgeFlows: no solve() to report");
+    if (a0 >= T) throw new Error("edgeFlows: not available for a weighted source");
     const f = new Float64Array(l * TT);
     const R = this.R;
     if (l === 1) { f[a0 * T + b] = R[a0 * T + b]; return { flows: f, layer: l, source: a0, sink: b, value: this.value }; }

@@ -21,10 +21,10 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import {
-  addBasePrefix, applyCheckpointRules, attend, checkIds, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask, type Activation, type EncoderMemory, type LayerCaches,
-} from "./seq2seq-common.js";
-import type { HFConfig, HFForwardOptions, HFGenerateOptions, HFGenerateResult, HFInputs, HFModel, HFOutputs } from "./types.js";
+import { addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, type Activation } from "./common.js";
+import { EncoderDecoderLM, KVCache, type DecodeArgs, type DecoderOut, type EncoderMemory, type EncoderOut, type LayerCaches } from "./seq2seq-common.js";
+export type { EncoderOut } from "./seq2seq-common.js";
+import type { HFConfig, HFInputs } from "./types.js";
 import { HFImportError } from "./types.js";
 
 /** Absolute positions: rows past..past+T−1 of a table, (T, D). */
@@ -85,8 +85,8 @@ class BartLikeAttention extends Module {
       k = this.kProj.forward(src); v = this.vProj.forward(src);             // (B, Tnew, D)
       if (o.cache) [k, v] = o.cache.append(k, v);                           // (B, Tk, D)
     }
-    const r = attend(q, k, v, { heads: this.heads, scale: (this.dModel / this.heads) ** -0.5, keyPadding: o.keyPadding,
-      causal: o.causal, module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.dropout : 0 });
+    const r = attend(this, { q, k, v, heads: this.heads, bias: null, scale: (this.dModel / this.heads) ** -0.5, keyPadding: o.keyPadding,
+      causal: o.causal, kind: this.kind, needWeights: o.wantWeights, dropout: this.dropout });
     return { out: this.outProj.forward(r.out), weights: r.weights };       // (B, Tq, D), (B, H, Tq, Tk)
   }
 }
@@ -165,17 +165,16 @@ class Stack<L extends Module> extends Module {
     this.dropout = s.dropout;
   }
   /** ids (B, T) at positions past.. → drop(embed_tokens(ids)·scale + positions (→ layernorm_embedding)): (B, T, D). */
-  embed(ids: Tensor, past: number): Tensor {
+  embed(ids: Tensor, past: number, onEmbeddings?: (x: Tensor) => Tensor): Tensor {
     let x = this.embedTokens.forward(ids);
     if (this.embedScale !== 1) x = x.mul(this.embedScale);
+    if (onEmbeddings) x = onEmbeddings(x);
     x = x.add(this.embedPositions.forward(ids.shape[1], past));
     if (this.layernormEmbedding) x = this.layernormEmbedding.forward(x);
     return F.dropout(x, this.dropout, this.training);
   }
   forward(): never { throw new Error("call the model's forward()"); }
 }
-
-export interface EncoderOut extends EncoderMemory { hidden: Tensor[]; attentions: Tensor[] }
 
 class BartLikeModel extends Module {
   shared: Embedding | null;
@@ -202,8 +201,11 @@ export class LearnedPositions extends Module implements PositionTable {
 }
 
 // ---------------------------------------------------------------- the HF model
-export class BartLikeForConditionalGeneration extends Module implements HFModel {
+export class BartLikeForConditionalGeneration extends EncoderDecoderLM {
   readonly architecture: string;
+  protected get vocab(): number { return this.spec.vocab; }
+  protected get decoderLayerCount(): number { return this.spec.decoderLayers; }
+  protected get decoderStartId(): number { return this.spec.decoderStartId; }
   model: BartLikeModel;
   lmHead: Linear | null;
 
@@ -271,11 +273,11 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   /** Decoder states (B, T, D) → logits (B, T, V) = lm_head(h) + final_logits_bias. */
   logits(h: Tensor): Tensor { return F.linear(h, this.headWeight(), this.getBuffer("final_logits_bias")!.reshape([this.spec.vocab])); }
 
-  encode(inputs: HFInputs, wantWeights: boolean): EncoderOut {
-    const ids = checkIds(inputs.inputIds, "inputIds", this.spec.vocab);
+  encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): EncoderOut {
+    const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     this.checkLength(ids, "inputIds");
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    let h = this.model.encoder.embed(ids, 0);                               // (B, Ts, D)
+    let h = this.model.encoder.embed(ids, 0, onEmbeddings);                             // (B, Ts, D)
     const hidden = [h], attentions: Tensor[] = [];
     for (const layer of this.model.encoder.layers) {
       const r = layer.forward(h, pad, wantWeights);
@@ -292,8 +294,7 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
   }
 
   /** Decoder over `ids` (B, T) at positions past.. with the given layer caches (generation) or none (full forward). */
-  decode(ids: Tensor, enc: EncoderMemory, o: { past: number; selfPad: Tensor | null; caches?: LayerCaches[]; wantWeights: boolean }):
-    { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] } {
+  decode(ids: Tensor, enc: EncoderMemory, o: DecodeArgs): DecoderOut {
     this.checkLength(ids, "decoderInputIds", o.past);
     let h = this.model.decoder.embed(ids, o.past);                          // (B, Tt, D)
     const hidden = [h], self: Tensor[] = [], cross: Tensor[] = [];
@@ -305,30 +306,6 @@ export class BartLikeForConditionalGeneration extends Module implements HFModel 
       if (r.cross) cross.push(r.cross);                                       // (B, H, Tt, Ts)
     }
     return { last: h, hidden, self, cross };
-  }
-
-  forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
-    const att = !!opts.outputAttentions;
-    const enc = this.encode(inputs, att);
-    const dec = checkIds(inputs.decoderInputIds, "decoderInputIds", this.spec.vocab);
-    if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
-    const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
-    const d = this.decode(dec, enc, { past: 0, selfPad, wantWeights: att });
-    const out: HFOutputs = { logits: this.logits(d.last), encoderLastHiddenState: enc.last };
-    if (opts.outputHiddenStates) { out.encoderHiddenStates = enc.hidden; out.decoderHiddenStates = d.hidden; }
-    if (att) { out.encoderAttentions = enc.attentions; out.decoderAttentions = d.self; out.crossAttentions = d.cross; }
-    return out;
-  }
-
-  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
-  startDecoding(inputs: HFInputs): IncrementalDecoder {
-    const enc = this.encode(inputs, false);
-    return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
-      this.logits(this.decode(tokens, memory, { past, selfPad: null, caches, wantWeights: false }).last)); // (B, T, V)
-  }
-
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
   }
 }
 

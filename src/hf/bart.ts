@@ -9,7 +9,7 @@
 // max_position_embeddings [1024], activation_function ["gelu"], scale_embedding [false], tie_word_embeddings [true],
 // pad_token_id [1], decoder_start_token_id [2], init_std [0.02].
 import { BartLikeForConditionalGeneration, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
-import { activation, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./seq2seq-common.js";
+import { activationFn, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./common.js";
 import { type HFConfig, type HFFamily, type HFModel } from "./types.js";
 
 /** BART's position offset: HF keeps two extra rows at the start of the learned table. */
@@ -32,7 +32,7 @@ export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
     encoderHeads, decoderHeads,
     encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
     maxPositions,
-    act: activation(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
+    act: activationFn(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
     scaleEmbedding: c.bool("scale_embedding", false),
     layernormEmbedding: true,
     positions: () => new LearnedPositions(maxPositions + BART_POSITION_OFFSET, dModel, BART_POSITION_OFFSET),

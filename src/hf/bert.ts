@@ -18,7 +18,7 @@ import { Linear, Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.
 import { arange, zeros } from "../creation.js";
 import * as F from "../functional.js";
 import {
-  HFModule, activation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
+  HFModule, activation, linearActivation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
   numLabels, paddedKeys, paddingBias, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
@@ -63,8 +63,9 @@ export class BertEmbeddings extends HFModule {
   }
   protected override hfNames() { return { layerNorm: "LayerNorm" }; }
   /** ids, token types, positions (B, T) → (B, T, hidden). */
-  forward(ids: Tensor, tokenTypes: Tensor, positions: Tensor): Tensor {
-    const e = this.wordEmbeddings.forward(ids).add(this.tokenTypeEmbeddings.forward(tokenTypes)).add(this.positionEmbeddings.forward(positions));
+  forward(ids: Tensor, tokenTypes: Tensor, positions: Tensor, onEmbeddings?: (x: Tensor) => Tensor): Tensor {
+    const w = this.wordEmbeddings.forward(ids);
+    const e = (onEmbeddings ? onEmbeddings(w) : w).add(this.tokenTypeEmbeddings.forward(tokenTypes)).add(this.positionEmbeddings.forward(positions));
     return this.dropout.forward(this.layerNorm.forward(e));
   }
 }
@@ -78,11 +79,11 @@ export class BertSelfAttention extends HFModule {
     this.dropout = o.attnDropout;
   }
   /** x (B, T, E), bias (B, 1, 1, T) → context (B, T, E) and weights (B, H, T, T) when asked. */
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
     const H = this.o.heads;
     const q = splitHeads(this.query.forward(x), H), k = splitHeads(this.key.forward(x), H), v = splitHeads(this.value.forward(x), H);
     const { out, weights } = attend(this, {
-      q, k, v, bias, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, degenerateRows: degenerate,
+      q, k, v, bias, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights,
       keyPadding: paddedKeys(mask), causal: false, dropout: this.dropout,
     });
     return [mergeHeads(out), weights];
@@ -103,8 +104,8 @@ export class BertResidualNorm extends HFModule {
 export class BertAttention extends HFModule {
   self: BertSelfAttention; output: BertResidualNorm;
   constructor(o: BertOptions) { super(); this.self = new BertSelfAttention(o); this.output = new BertResidualNorm(o.hidden, o); }
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
-    const [ctx, w] = this.self.forward(x, bias, mask, degenerate, needWeights);
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
+    const [ctx, w] = this.self.forward(x, bias, mask, needWeights);
     return [this.output.forward(ctx, x), w];
   }
 }
@@ -112,14 +113,14 @@ export class BertAttention extends HFModule {
 export class BertIntermediate extends HFModule {
   dense: Linear;
   constructor(readonly o: BertOptions) { super(); this.dense = new Linear(o.hidden, o.intermediate); }
-  forward(x: Tensor): Tensor { return activation(this.o.act, this.dense.forward(x)); }
+  forward(x: Tensor): Tensor { return linearActivation(this.o.act, this.dense, x); }
 }
 
 export class BertLayer extends HFModule {
   attention: BertAttention; intermediate: BertIntermediate; output: BertResidualNorm;
   constructor(o: BertOptions) { super(); this.attention = new BertAttention(o); this.intermediate = new BertIntermediate(o); this.output = new BertResidualNorm(o.intermediate, o); }
-  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, degenerate: boolean, needWeights: boolean): [Tensor, Tensor | null] {
-    const [a, w] = this.attention.forward(x, bias, mask, degenerate, needWeights);
+  forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
+    const [a, w] = this.attention.forward(x, bias, mask, needWeights);
     return [this.output.forward(this.intermediate.forward(a), a), w];
   }
 }
@@ -166,12 +167,11 @@ export class BertModel extends HFModule implements HFModel {
     const positions = inputs.positionIds ?? arange(0, T, 1, { dtype: "int32" }).reshape([1, T]).expand([B, T]);
     checkIds(positions, this.architecture, "positionIds", B, T, o.maxPositions);
 
-    let h = this.embeddings.forward(ids, types, positions);                              // (B, T, E)
+    let h = this.embeddings.forward(ids, types, positions, opts.onEmbeddings);                           // (B, T, E)
     const bias = mask ? paddingBias(mask) : null;                                          // (B, 1, 1, T)
-    const degenerate = !!mask && rowsAllPadding(mask);
     const hidden: Tensor[] = [h], attentions: Tensor[] = [];
     for (const layer of this.encoder.layer) {
-      const [y, w] = layer.forward(h, bias, mask, degenerate, !!opts.outputAttentions);
+      const [y, w] = layer.forward(h, bias, mask, !!opts.outputAttentions);
       h = y;
       if (opts.outputHiddenStates) hidden.push(h);
       if (w) attentions.push(w);
@@ -188,12 +188,6 @@ export class BertModel extends HFModule implements HFModel {
 /** Buffers older transformers saved (position_ids, token_type_ids): not weights, HF skips them on load. */
 const BERT_BUFFERS = /(^|\.)embeddings\.(position_ids|token_type_ids)$/;
 
-/** A row whose mask is all 0: HF then attends evenly to every key (only the composed attention path does that). */
-function rowsAllPadding(mask: Tensor): boolean {
-  const [B, T] = mask.shape, d = mask.contiguous().dataSync();
-  for (let b = 0; b < B; b++) { let any = false; for (let t = 0; t < T; t++) any ||= d[b * T + t] !== 0; if (!any) return true; }
-  return false;
-}
 
 /** BertForSequenceClassification: logits = W·dropout(pooler_output). */
 export class BertForSequenceClassification extends HFModule implements HFModel {

@@ -16,7 +16,7 @@ import { Tensor } from "../tensor.js";
 import { Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.js";
 import { arange, zeros } from "../creation.js";
-import { cat } from "../ops/movement.js";
+import { cat, contiguousData, indexSelect } from "../ops/movement.js";
 import { noGrad } from "../autograd.js";
 import * as F from "../functional.js";
 import { normal_ } from "../nn/init.js";
@@ -25,9 +25,10 @@ import {
   paddedKeys, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import {
-  HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult,
-  type HFInputs, type HFModel, type HFOutputs,
+  HFImportError, type HFConfig, type HFDecodingOptions, type HFDecodingSession, type HFFamily, type HFForwardOptions,
+  type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs,
 } from "./types.js";
+import { greedyGenerate } from "./generation.js";
 
 export interface GPT2Options {
   vocabSize: number; nPositions: number; nEmbd: number; nLayer: number; nHead: number; nInner: number; eps: number;
@@ -87,8 +88,8 @@ export class GPT2Attention extends HFModule {
     let scale = this.o.scaleAttnWeights ? 1 / Math.sqrt(E / H) : 1;
     if (this.o.scaleByInverseLayerIdx) scale /= this.layerIdx + 1;
     const { out, weights } = attend(this, {
-      q, k, v, bias: m.bias, scale, needWeights, degenerateRows: m.degenerate, keyPadding: m.keyPadding,
-      causal: true, dropout: this.o.attnPdrop, causalFlag: m.causalFlag,
+      q, k, v, bias: m.bias, scale, needWeights, keyPadding: m.keyPadding,
+      causal: true, causalInBias: m.bias !== null, dropout: this.o.attnPdrop,
     });
     return { y: this.residDropout.forward(this.cProj.forward(mergeHeads(out))), weights, cache: { k, v } };
   }
@@ -116,27 +117,23 @@ export class GPT2Block extends HFModule {
 }
 
 /** The additive bias of one forward: causal (future keys → finfo.min) plus padding ((1 − mask)·finfo.min). */
-interface MaskPlan { bias: Tensor | null; causalFlag: boolean; degenerate: boolean; keyPadding: Tensor | null }
+interface MaskPlan { bias: Tensor | null; keyPadding: Tensor | null }
 
 function maskPlan(mask: Tensor | null, B: number, Tq: number, Tk: number): MaskPlan {
-  // No padding and a square causal block: the kernels' own causal masking gives HF's result (no row is degenerate).
-  if (!mask && Tq === Tk) return { bias: null, causalFlag: true, degenerate: false, keyPadding: null };
+  // No padding and a square causal block: the kernels' own causal masking gives HF's result (every row sees a key).
+  if (!mask && Tq === Tk) return { bias: null, keyPadding: null };
   const past = Tk - Tq, md = mask ? mask.contiguous().dataSync() : null;
   const data = new Float32Array(B * Tq * Tk);
-  let degenerate = false;
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < Tq; i++) {
-      let open = false;
       for (let j = 0; j < Tk; j++) {
-        // float32 sums, as torch computes them: finfo.min + finfo.min overflows to -inf
-        const v = (j > past + i ? F32_MIN : 0) + (md && md[b * Tk + j] === 0 ? F32_MIN : 0);
-        data[(b * Tq + i) * Tk + j] = v;
-        if (v === 0) open = true;
+        // float32 sums, as torch computes them: finfo.min + finfo.min overflows to -inf (sdpa's maskedRows "uniform"
+        // then leaves such keys out of a fully masked row, as HF's softmax does)
+        data[(b * Tq + i) * Tk + j] = (j > past + i ? F32_MIN : 0) + (md && md[b * Tk + j] === 0 ? F32_MIN : 0);
       }
-      if (!open) degenerate = true;
     }
   }
-  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), causalFlag: false, degenerate, keyPadding: paddedKeys(mask) };
+  return { bias: Tensor.fromArray(data, [B, 1, Tq, Tk], "float32"), keyPadding: paddedKeys(mask) };
 }
 
 export class GPT2Model extends HFModule {
@@ -177,7 +174,8 @@ export class GPT2LMHeadModel extends HFModule implements HFModel {
   private run(ids: Tensor, mask: Tensor | null, positions: Tensor, tokenTypes: Tensor | null, caches: KVCache[] | null, opts: HFForwardOptions): RunResult {
     const tr = this.transformer, [B, Tq] = ids.shape;
     const Tk = Tq + (caches ? caches[0].k.shape[2] : 0);
-    let h = tr.wte.forward(ids).add(tr.wpe.forward(positions));                            // (B, Tq, E)
+    const w = tr.wte.forward(ids);
+    let h = (opts.onEmbeddings ? opts.onEmbeddings(w) : w).add(tr.wpe.forward(positions));  // (B, Tq, E)
     if (tokenTypes) h = h.add(tr.wte.forward(tokenTypes));                                 // HF embeds token types with wte
     h = tr.drop.forward(h);
     const plan = maskPlan(mask, B, Tq, Tk);
@@ -216,53 +214,46 @@ export class GPT2LMHeadModel extends HFModule implements HFModel {
     };
   }
 
+  /** Greedy decoding (HF's generate(do_sample=False)); sampling and beam search: generate() in src/hf/generation.ts. */
+  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult { return greedyGenerate(this, inputs, opts); }
+
   /**
-   * Greedy decoding with a KV cache, as HF's generate(do_sample=False): positions cumsum(mask) − 1 (1 on padded slots),
-   * one new token per step, rows that produced eosTokenId continue with pad_token_id (or eos) until all have finished.
+   * Token-by-token decoding with a KV cache, fed as HF's generate() feeds GPT-2: the prompt at positions
+   * cumsum(mask) − 1 (1 on padded slots), then one token per row per step with mask 1.
    */
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
+  startDecoding(inputs: HFInputs, opts: HFDecodingOptions): HFDecodingSession {
     const { ids, mask: m0 } = this.checkInputs(inputs);
-    const [B, T] = ids.shape;
-    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) throw new HFImportError(`${this.architecture}.generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
-    if (T + opts.maxNewTokens > this.o.nPositions) {
-      throw new HFImportError(`${this.architecture}.generate: ${T} prompt + ${opts.maxNewTokens} new tokens exceed n_positions ${this.o.nPositions}`);
-    }
-    const eos = opts.eosTokenId ?? null;
-    const pad = typeof this.config.pad_token_id === "number" ? this.config.pad_token_id : eos ?? 0;
-    return noGrad(() => {
-      const maskData = Array.from(m0 ? m0.contiguous().dataSync() : new Int32Array(B * T).fill(1), Number);
-      const seqs: number[][] = Array.from({ length: B }, (_, b) => Array.from(ids.contiguous().dataSync().slice(b * T, (b + 1) * T), Number));
-      const lens = Array.from({ length: B }, (_, b) => maskData.slice(b * T, (b + 1) * T).reduce((s, x) => s + x, 0));
-      const pos0 = new Int32Array(B * T);
-      for (let b = 0; b < B; b++) {
-        let c = 0;
-        for (let t = 0; t < T; t++) { c += maskData[b * T + t]; pos0[b * T + t] = maskData[b * T + t] ? c - 1 : 1; }
-      }
-      let len = T;
-      const stepLogits: Tensor[] = [];
-      const finished = new Array<boolean>(B).fill(false);
-      let r = this.run(ids, m0, Tensor.fromArray(pos0, [B, T], "int32"), null, null, {});
-      for (let step = 0; step < opts.maxNewTokens; step++) {
-        const logits = this.lmHead.forward(r.h.select(1, r.h.shape[1] - 1));               // (B, V)
-        if (opts.returnStepLogits) stepLogits.push(logits);
-        const next = Array.from(logits.argmax(-1).dataSync(), Number);
-        for (let b = 0; b < B; b++) {
-          const tok = finished[b] ? pad : next[b];
-          seqs[b].push(tok);
-          if (eos !== null && tok === eos) finished[b] = true;
+    const [B, T] = ids.shape, n = opts.maxNewTokens;
+    if (!Number.isInteger(n) || n < 0) throw new HFImportError(`${this.architecture}.generate: maxNewTokens must be a non-negative integer, got ${n}`);
+    if (T + n > this.o.nPositions) throw new HFImportError(`${this.architecture}.generate: ${T} prompt + ${n} new tokens exceed n_positions ${this.o.nPositions}`);
+    const idData = Array.from(contiguousData(ids) as Int32Array), maskData = m0 ? Array.from(contiguousData(m0) as Int32Array, Number) : new Array<number>(B * T).fill(1);
+    let masks = Array.from({ length: B }, (_, b) => maskData.slice(b * T, (b + 1) * T));
+    let caches: KVCache[] | null = null;
+    const last = (h: Tensor) => this.lmHead.forward(h.select(1, h.shape[1] - 1));          // (B, V)
+    return {
+      batch: B, prefix: Array.from({ length: B }, (_, b) => idData.slice(b * T, (b + 1) * T)),
+      step: (tokens) => noGrad(() => {
+        let r: RunResult;
+        if (!caches) {
+          const pos0 = new Int32Array(B * T);
+          masks.forEach((m, b) => { let c = 0; m.forEach((v, t) => { c += v; pos0[b * T + t] = v ? c - 1 : 1; }); });
+          r = this.run(ids, m0, Tensor.fromArray(pos0, [B, T], "int32"), null, null, {});
+        } else {
+          if (!tokens || tokens.length !== B) throw new HFImportError(`${this.architecture}: step() needs ${B} tokens, got ${tokens?.length ?? "none"}`);
+          for (const m of masks) m.push(1);
+          const len = masks[0].length;
+          const pos = Int32Array.from(masks, (m) => m.reduce((s, x) => s + x, 0) - 1);
+          r = this.run(Tensor.fromArray(Int32Array.from(tokens), [B, 1], "int32"), Tensor.fromArray(Int32Array.from(masks.flat()), [B, len], "int32"),
+            Tensor.fromArray(pos, [B, 1], "int32"), null, caches, {});
         }
-        for (let b = 0; b < B; b++) lens[b]++;
-        len++;
-        if (step === opts.maxNewTokens - 1 || (eos !== null && finished.every(Boolean))) break;
-        const full = new Int32Array(B * len);                                                // mask grows by one 1 per row
-        for (let b = 0; b < B; b++) { full.set(maskData.slice(b * T, (b + 1) * T), b * len); full.fill(1, b * len + T, (b + 1) * len); }
-        const tok = Tensor.fromArray(Int32Array.from(seqs.map((s) => s[s.length - 1])), [B, 1], "int32");
-        const pos = Tensor.fromArray(Int32Array.from(lens.map((l) => l - 1)), [B, 1], "int32");
-        r = this.run(tok, Tensor.fromArray(full, [B, len], "int32"), pos, null, r.caches, {});
-      }
-      const flat = Int32Array.from(seqs.flat());
-      return { sequences: Tensor.fromArray(flat, [B, flat.length / B], "int32"), stepLogits: opts.returnStepLogits ? stepLogits : undefined };
-    });
+        caches = r.caches;
+        return last(r.h);
+      }),
+      reorder: (rows) => {
+        masks = rows.map((r) => [...masks[r]]);
+        if (caches) { const idx = Tensor.fromArray(Int32Array.from(rows), [rows.length], "int32"); caches = caches.map((c) => ({ k: indexSelect(c.k, 0, idx), v: indexSelect(c.v, 0, idx) })); }
+      },
+    };
   }
 }
 

@@ -21,8 +21,9 @@ import { normal_ } from "../nn/init.js";
 import { GroupedQueryAttention } from "../nn/gqa.js";
 import type { RopeScaling } from "../nn/rotary.js";
 import { KVCache } from "../models/generate.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult,
-  type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { HFImportError, type HFConfig, type HFDecodingOptions, type HFDecodingSession, type HFFamily, type HFForwardOptions,
+  type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+import { greedyGenerate } from "./generation.js";
 
 /** The config fields the model reads, validated. */
 export interface LlamaSettings {
@@ -195,6 +196,7 @@ export class LlamaForCausalLM extends Module implements HFModel {
   /** Run the decoder stack on ids (B, t) at `positions`, appending to `cache` when given; returns HF-named outputs. */
   private run(ids: Tensor, mask: Tensor | null, positions: Tensor, cache: KVCache | null, opts: HFForwardOptions, lastOnly = false): HFOutputs {
     let h = this.model.embedTokens.forward(ids);                                                     // (B, t, E)
+    if (opts.onEmbeddings) h = opts.onEmbeddings(h);
     const hidden: Tensor[] = [], attns: Tensor[] = [];
     let i = 0;
     for (const layer of this.model.layers) {
@@ -218,45 +220,67 @@ export class LlamaForCausalLM extends Module implements HFModel {
     return this.run(ids, inputs.attentionMask ?? null, positions, null, opts);
   }
 
+  /** Greedy decoding (HF's generate(do_sample=False)); sampling and beam search: generate() in src/hf/generation.ts. */
+  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult { return greedyGenerate(this, inputs, opts); }
+
+  /** An empty KV cache for `batch` sequences of up to `maxLength` positions (keys/values of the KV heads only). */
+  createCache(batch: number, maxLength: number): KVCache {
+    const s = this.settings;
+    return new KVCache(s.layers, batch, s.kvHeads, s.hiddenSize / s.heads, maxLength);
+  }
+
   /**
-   * Greedy decoding with a KV cache, as HF generate(): positions cumsum(mask) − 1 (1 on padding), each new token
-   * appended with mask 1; after eosTokenId a row continues with pad_token_id (or eos).
+   * HF's forward(input_ids, past_key_values=cache, use_cache=True), inside noGrad(): ids (B, t) at positions
+   * cache.length.. (or inputs.positionIds (B, t)) attend to everything cached, are appended, and the cache advances.
+   * attentionMask, when given, covers cached + new positions (B, cache.length + t). lastOnly: logits of the last
+   * position only (B, 1, V), as generate() scores them.
    */
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
+  forwardWithCache(inputs: HFInputs, cache: KVCache, opts: { lastOnly?: boolean } = {}): HFOutputs {
+    const ids = inputs.inputIds;
+    if (!ids || ids.ndim !== 2 || ids.dtype !== "int32") throw new Error(`LlamaForCausalLM.forwardWithCache: inputIds must be int32 (B, t), got ${ids ? `${ids.dtype} ${shapeStr(ids.shape)}` : "nothing"}`);
+    const [B, t] = ids.shape, P = cache.length;
+    if (cache.batch !== B) throw new Error(`LlamaForCausalLM.forwardWithCache: the cache holds ${cache.batch} sequences, inputIds ${shapeStr(ids.shape)} has ${B}`);
+    const m = inputs.attentionMask ?? null, pos = inputs.positionIds ?? null;
+    if (m && (m.ndim !== 2 || m.shape[0] !== B || m.shape[1] !== P + t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: attentionMask ${shapeStr(m.shape)} must be (${B}, ${P + t}) (cached + new positions; inputIds ${shapeStr(ids.shape)})`);
+    }
+    if (pos && (pos.ndim !== 2 || pos.shape[0] !== B || pos.shape[1] !== t)) {
+      throw new Error(`LlamaForCausalLM.forwardWithCache: positionIds ${shapeStr(pos.shape)} does not match inputIds ${shapeStr(ids.shape)}`);
+    }
+    const positions = pos ?? Tensor.fromArray(Int32Array.from({ length: B * t }, (_, i) => P + (i % t)), [B, t]);
+    return noGrad(() => this.run(ids, m, positions, cache, {}, opts.lastOnly ?? false));
+  }
+
+  /**
+   * Token-by-token decoding with a preallocated KV cache, fed as HF generate() feeds Llama: positions cumsum(mask) − 1
+   * (1 on padding), each new token appended with mask 1.
+   */
+  startDecoding(inputs: HFInputs, opts: HFDecodingOptions): HFDecodingSession {
     const { ids, B, T } = this.checkInputs(inputs, "generate");
     const n = opts.maxNewTokens;
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`LlamaForCausalLM.generate: maxNewTokens must be an integer >= 0, got ${n}`);
-    const V = this.settings.vocabSize, eos = opts.eosTokenId ?? null, pad = this.settings.padTokenId ?? eos ?? 0;
+    const V = this.settings.vocabSize;
     const mask = inputs.attentionMask ? Int32Array.from(contiguousData(inputs.attentionMask.ne(0).int()) as Int32Array) : new Int32Array(B * T).fill(1);
-    const seqs = Array.from({ length: B }, (_, b) => Array.from(contiguousData(ids) as Int32Array).slice(b * T, (b + 1) * T));
-    const masks = Array.from({ length: B }, (_, b) => Array.from(mask.slice(b * T, (b + 1) * T)));
-    const done = new Array<boolean>(B).fill(false);
-    const stepLogits: Tensor[] = [];
+    const idData = Array.from(contiguousData(ids) as Int32Array);
+    let masks = Array.from({ length: B }, (_, b) => Array.from(mask.slice(b * T, (b + 1) * T)));
     const cache = new KVCache(this.settings.layers, B, this.settings.kvHeads, this.settings.hiddenSize / this.settings.heads, Math.max(1, T + n));
-    try {
-      noGrad(() => {
-        let next = ids, pos = generatePositions(masks, T);
-        for (let step = 0; step < n; step++) {
-          const L = masks[0].length;
-          const m = Tensor.fromArray(Int32Array.from(masks.flat()), [B, L]);
-          const last = this.run(next, m, pos, cache, {}, true).logits!.reshape([B, V]).contiguous();   // (B, 1, V) → (B, V)
-          if (opts.returnStepLogits) stepLogits.push(last);
-          const ld = last.storage.data as Float32Array, chosen = new Int32Array(B);
-          for (let b = 0; b < B; b++) {
-            chosen[b] = done[b] ? pad : argmaxRow(ld, b * V, V);
-            if (eos !== null && chosen[b] === eos) done[b] = true;
-            seqs[b].push(chosen[b]); masks[b].push(1);
-          }
-          next = Tensor.fromArray(chosen, [B, 1]);
-          pos = generatePositions(masks, 1);
-          if (eos !== null && done.every(Boolean)) break;
+    let started = false;
+    return {
+      batch: B, prefix: Array.from({ length: B }, (_, b) => idData.slice(b * T, (b + 1) * T)),
+      step: (tokens) => noGrad(() => {
+        let next = ids, t = T;
+        if (started) {
+          if (!tokens || tokens.length !== B) throw new HFImportError(`LlamaForCausalLM: step() needs ${B} tokens, got ${tokens?.length ?? "none"}`);
+          for (const m of masks) m.push(1);
+          next = Tensor.fromArray(Int32Array.from(tokens), [B, 1]); t = 1;
         }
-      });
-    } finally {
-      cache.dispose();
-    }
-    const len = seqs[0].length;
-    return { sequences: Tensor.fromArray(Int32Array.from(seqs.flat()), [B, len]), ...(opts.returnStepLogits ? { stepLogits } : {}) };
+        started = true;
+        const m = Tensor.fromArray(Int32Array.from(masks.flat()), [B, masks[0].length]);
+        return this.run(next, m, generatePositions(masks, t), cache, {}, true).logits!.reshape([B, V]).contiguous();   // (B, 1, V) → (B, V)
+      }),
+      reorder: (rows) => { cache.reorder(rows); masks = rows.map((r) => [...masks[r]]); },
+      dispose: () => cache.dispose(),
+    };
   }
 }
 
@@ -271,12 +295,6 @@ function generatePositions(masks: number[][], t: number): Tensor {
     });
   });
   return Tensor.fromArray(out, [B, t]);
-}
-
-function argmaxRow(d: Float32Array, off: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (d[off + i] > d[off + best]) best = i;
-  return best;
 }
 
 export const llamaFamily: HFFamily = {

@@ -12,7 +12,7 @@
 import { Tensor } from "../tensor.js";
 import { Module } from "../nn/module.js";
 import { BartLikeForConditionalGeneration, type BartLikeSpec, type PositionTable } from "./bart-like.js";
-import { activation, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./seq2seq-common.js";
+import { activationFn, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFModel } from "./types.js";
 
 /**
@@ -49,7 +49,7 @@ export function marianSpec(config: HFConfig, architecture: string): BartLikeSpec
   const share = c.bool("share_encoder_decoder_embeddings", true);
   if (decoderVocab !== vocab) {
     // HF builds the decoder embedding with vocab_size rows but lm_head with decoder_vocab_size: no checkpoint does this
-    throw new HFImportError(`marian config: "decoder_vocab_size" (${decoderVocab}) different from "vocab_size" (${vocab}) is not supported`);
+    throw new HFImportError(`marian config.json: "decoder_vocab_size" (${decoderVocab}) different from "vocab_size" (${vocab}) is not supported`);
   }
   const dModel = c.int("d_model", 1024);
   const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
@@ -63,7 +63,7 @@ export function marianSpec(config: HFConfig, architecture: string): BartLikeSpec
     encoderHeads, decoderHeads,
     encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
     maxPositions,
-    act: activation(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
+    act: activationFn(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
     scaleEmbedding: c.bool("scale_embedding", false),
     layernormEmbedding: false,
     positions: () => new MarianPositions(maxPositions, dModel),

@@ -10,6 +10,18 @@ import { HFImportError, type HFModel } from "./types.js";
 export function folderReader(dir: string): HFFileReader {
   const path = (name: string) => join(dir, name);
   const missing = (e: unknown) => (e as NodeJS.ErrnoException).code === "ENOENT";
+  async function readInto(name: string, start: number, buf: Uint8Array): Promise<void> {
+    const fh = await open(path(name), "r");
+    try {
+      const length = buf.length;
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, start + got);
+        if (bytesRead === 0) throw new HFImportError(`${path(name)}: file ended at byte ${start + got}, expected ${length} bytes from ${start}`);
+        got += bytesRead;
+      }
+    } finally { await fh.close(); }
+  }
   return {
     async readFile(name) {
       try { const b = await readFile(path(name)); return new Uint8Array(b.buffer, b.byteOffset, b.byteLength); }
@@ -20,18 +32,11 @@ export function folderReader(dir: string): HFFileReader {
       catch (e) { if (missing(e)) return null; throw new HFImportError(`cannot read ${path(name)}: ${(e as Error).message}`); }
     },
     async readRange(name, start, length) {
-      const fh = await open(path(name), "r");
-      try {
-        const buf = new Uint8Array(length);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await fh.read(buf, got, length - got, start + got);
-          if (bytesRead === 0) throw new HFImportError(`${path(name)}: file ended at byte ${start + got}, expected ${length} bytes from ${start}`);
-          got += bytesRead;
-        }
-        return buf;
-      } finally { await fh.close(); }
+      const buf = new Uint8Array(length);
+      await readInto(name, start, buf);
+      return buf;
     },
+    readInto,
   };
 }
 

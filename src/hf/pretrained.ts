@@ -22,6 +22,9 @@ export interface HFFileReader {
   size(name: string): Promise<number | null>;
   /** Bytes [start, start + length) of a file. */
   readRange(name: string, start: number, length: number): Promise<Uint8Array>;
+  /** Optional: bytes [start, start + dst.length) of a file straight into dst (float32 weights land in their parameter
+   *  without a temporary copy). */
+  readInto?(name: string, start: number, dst: Uint8Array): Promise<void>;
 }
 
 export type HFFiles = Map<string, Uint8Array> | Record<string, Uint8Array>;
@@ -242,15 +245,22 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   // Stream: read one tensor's bytes, convert, copy into the parameter, drop.
   for (const p of plan) {
     const { dataStart } = p.shard.header, { begin, end } = p.entry;
+    if (reader.readInto && p.entry.dtype === "F32" && HOST_LE && p.target.isContiguous() && p.target.dtype === "float32") {
+      const d = p.target.storage.data as Float32Array;
+      await reader.readInto(p.shard.file, dataStart + begin, new Uint8Array(d.buffer, d.byteOffset + 4 * p.target.offset, end - begin));
+      continue;
+    }
     const bytes = await reader.readRange(p.shard.file, dataStart + begin, end - begin);
     decodeInto(p.target, { dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
   }
   model.eval();
 
   const gen = await reader.readFile("generation_config.json");
+  const generationConfig = gen ? parseJson(gen, "generation_config.json") : null;
+  model.generationConfig = generationConfig;                                        // HF's model.generation_config
   const tokenizer = opts.tokenizer === false || !tokenizerLoader ? null : await tokenizerLoader(reader, config);
   return {
-    model, config, tokenizer, generationConfig: gen ? parseJson(gen, "generation_config.json") : null,
+    model, config, tokenizer, generationConfig,
     missingKeys: missing, unexpectedKeys: unexpected, ignoredKeys: ignored,
   };
 }
@@ -266,8 +276,9 @@ export function namesForSave(model: HFModel): [string, Tensor][] {
 }
 
 /**
- * An HF folder as files: config.json (architectures set to the model's class) and model.safetensors (float32 by
- * default, metadata {"format": "pt"} as HF's loader requires), which HF's own from_pretrained loads.
+ * An HF folder as files: config.json (architectures set to the model's class), model.safetensors (float32 by
+ * default, metadata {"format": "pt"} as HF's loader requires) and, when the model was loaded with one,
+ * generation_config.json — which HF's own from_pretrained loads.
  */
 export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16" } = {}): Map<string, Uint8Array> {
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };
@@ -276,5 +287,6 @@ export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16
   const files = new Map<string, Uint8Array>();
   files.set("config.json", new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n"));
   files.set("model.safetensors", saveSafetensors(tensors, { metadata: { format: "pt" }, floatDType: opts.floatDType }));
+  if (model.generationConfig) files.set("generation_config.json", new TextEncoder().encode(JSON.stringify(model.generationConfig, null, 2) + "\n"));
   return files;
 }

@@ -24,10 +24,10 @@ import { Embedding, Linear, ModuleList } from "../nn/layers.js";
 import { normal_ } from "../nn/init.js";
 import * as F from "../functional.js";
 import {
-  activation, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, greedyEncDec, IncrementalDecoder, KVCache, paddingFromMask,
-  pickArchitecture, type Activation, type EncoderMemory, type LayerCaches,
-} from "./seq2seq-common.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFGenerateOptions, type HFGenerateResult, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
+  activationFn, ACTIVATION_NAMES, applyCheckpointRules, attend, checkIds, ConfigReader, paddingFromMask, pickArchitecture, type Activation,
+} from "./common.js";
+import { EncoderDecoderLM, KVCache, type DecodeArgs, type DecoderOut, type EncoderMemory, type EncoderOut, type LayerCaches } from "./seq2seq-common.js";
+import { HFImportError, type HFConfig, type HFFamily, type HFInputs, type HFModel } from "./types.js";
 
 interface T5Spec {
   vocab: number; dModel: number; dKv: number; dFf: number; heads: number;
@@ -103,8 +103,8 @@ class T5Attention extends Module {
       k = this.k.forward(src); v = this.v.forward(src);
       if (o.cache) [k, v] = o.cache.append(k, v);                             // (B, Tk, H·d_kv)
     }
-    const r = attend(q, k, v, { heads: this.s.heads, scale: 1, bias: o.bias, keyPadding: o.keyPadding, causal: o.causal,
-      module: this, kind: this.kind, wantWeights: o.wantWeights, dropout: this.training ? this.s.dropout : 0 });
+    const r = attend(this, { q, k, v, heads: this.s.heads, scale: 1, bias: o.bias ?? null, keyPadding: o.keyPadding, causal: o.causal,
+      kind: this.kind, needWeights: o.wantWeights, dropout: this.s.dropout });
     return { out: this.o.forward(r.out), weights: r.weights };               // (B, Tq, D)
   }
 }
@@ -187,8 +187,11 @@ class T5Stack extends Module {
 interface StackOut { last: Tensor; hidden: Tensor[]; self: Tensor[]; cross: Tensor[] }
 
 // ---------------------------------------------------------------- the HF model
-export class T5ForConditionalGeneration extends Module implements HFModel {
+export class T5ForConditionalGeneration extends EncoderDecoderLM {
   readonly architecture = "T5ForConditionalGeneration";
+  protected get vocab(): number { return this.spec.vocab; }
+  protected get decoderLayerCount(): number { return this.spec.decoderLayers; }
+  protected get decoderStartId(): number { return this.spec.decoderStartId; }
   shared: Embedding;
   encoder: T5Stack;
   decoder: T5Stack;
@@ -242,9 +245,10 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
   }
 
   /** Runs one stack over ids (B, T) at positions past.. (hidden[0] = embeddings, last entry after final_layer_norm). */
-  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean }): StackOut {
+  private runStack(stack: T5Stack, ids: Tensor, o: { past: number; selfPad: Tensor | null; enc?: EncoderMemory; caches?: LayerCaches[]; wantWeights: boolean; onEmbeddings?: (x: Tensor) => Tensor }): StackOut {
     const drop = (x: Tensor) => F.dropout(x, this.spec.dropout, this.training);
-    let h = drop(stack.embedTokens.forward(ids));                              // (B, T, D)
+    const w = stack.embedTokens.forward(ids);
+    let h = drop(o.onEmbeddings ? o.onEmbeddings(w) : w);                              // (B, T, D)
     const [, T] = ids.shape, Tk = o.past + T;
     const hidden: Tensor[] = [], self: Tensor[] = [], cross: Tensor[] = [];
     // computed by block 0's relative_attention_bias, then shared by every block (HF passes position_bias along)
@@ -275,35 +279,14 @@ export class T5ForConditionalGeneration extends Module implements HFModel {
     return this.lmHead ? this.lmHead.forward(h) : F.linear(h.mul(this.spec.dModel ** -0.5), this.shared.weight);
   }
 
-  private encode(inputs: HFInputs, wantWeights: boolean): StackOut & { pad: Tensor | null } {
-    const ids = checkIds(inputs.inputIds, "inputIds", this.spec.vocab);
+  encode(inputs: HFInputs, wantWeights: boolean, onEmbeddings?: (x: Tensor) => Tensor): EncoderOut {
+    const ids = checkIds(inputs.inputIds, this.architecture, "inputIds", null, null, this.spec.vocab);
     const pad = paddingFromMask(inputs.attentionMask, ids, "attentionMask");
-    return { ...this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights }), pad };
+    const r = this.runStack(this.encoder, ids, { past: 0, selfPad: pad, wantWeights, onEmbeddings });
+    return { last: r.last, pad, hidden: r.hidden, attentions: r.self };
   }
 
-  forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
-    const att = !!opts.outputAttentions;
-    const enc = this.encode(inputs, att);
-    const dec = checkIds(inputs.decoderInputIds, "decoderInputIds", this.spec.vocab);
-    if (dec.shape[0] !== enc.last.shape[0]) throw new HFImportError(`decoderInputIds has batch ${dec.shape[0]} but inputIds has ${enc.last.shape[0]}`);
-    const selfPad = paddingFromMask(inputs.decoderAttentionMask, dec, "decoderAttentionMask");
-    const d = this.runStack(this.decoder, dec, { past: 0, selfPad, enc, wantWeights: att });
-    const out: HFOutputs = { logits: this.logits(d.last), encoderLastHiddenState: enc.last };
-    if (opts.outputHiddenStates) { out.encoderHiddenStates = enc.hidden; out.decoderHiddenStates = d.hidden; }
-    if (att) { out.encoderAttentions = enc.self; out.decoderAttentions = d.self; out.crossAttentions = d.cross; }
-    return out;
-  }
-
-  /** Encodes the inputs once and returns a token-by-token decoder over them (KV cache; reorder for beam search). */
-  startDecoding(inputs: HFInputs): IncrementalDecoder {
-    const enc = this.encode(inputs, false);
-    return new IncrementalDecoder(enc, this.spec.decoderLayers, (tokens, memory, caches, past) =>
-      this.logits(this.runStack(this.decoder, tokens, { past, selfPad: null, enc: memory, caches, wantWeights: false }).last)); // (B, T, V)
-  }
-
-  generate(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult {
-    return greedyEncDec((inp) => this.startDecoding(inp), inputs, opts, { start: this.spec.decoderStartId, pad: this.spec.padId });
-  }
+  decode(ids: Tensor, enc: EncoderMemory, o: DecodeArgs): DecoderOut { return this.runStack(this.decoder, ids, { ...o, enc }); }
 }
 
 /**
@@ -314,16 +297,16 @@ function parseFeedForward(c: ConfigReader): { act: Activation; gated: boolean } 
   const proj = c.str("feed_forward_proj", "relu");
   const parts = proj.split("-");
   if ((parts.length > 1 && parts[0] !== "gated") || parts.length > 2) {
-    throw new HFImportError(`t5 config: "feed_forward_proj" = ${JSON.stringify(proj)} is not supported ` +
+    throw new HFImportError(`t5 config.json: "feed_forward_proj" = ${JSON.stringify(proj)} is not supported ` +
       `(supported: "{act}" or "gated-{act}" with act one of ${ACTIVATION_NAMES.join(", ")})`);
   }
   const derived = proj === "gated-gelu" ? "gelu_new" : parts[parts.length - 1];
   const name = c.str("dense_act_fn", derived);
   if (!ACTIVATION_NAMES.includes(name)) {
     const key = c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
-    throw new HFImportError(`t5 config: "${key}" = ${JSON.stringify(c.config[key])} names an unsupported activation (supported: ${ACTIVATION_NAMES.join(", ")})`);
+    throw new HFImportError(`t5 config.json: "${key}" = ${JSON.stringify(c.config[key])} names an unsupported activation (supported: ${ACTIVATION_NAMES.join(", ")})`);
   }
-  return { act: activation(name), gated: c.bool("is_gated_act", parts[0] === "gated") };
+  return { act: activationFn(name), gated: c.bool("is_gated_act", parts[0] === "gated") };
 }
 
 /** Reads and checks a T5 config.json. */

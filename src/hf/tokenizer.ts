@@ -420,7 +420,18 @@ export async function tokenizerFromReader(reader: HFFileReader, config: HFConfig
     return v as Record<string, unknown>;
   };
   const tokenizerJson = await json("tokenizer.json");
-  if (!tokenizerJson) return null;
+  if (!tokenizerJson) {
+    // Marian folders ship source.spm / target.spm / vocab.json instead of a tokenizer.json
+    const src = await reader.readFile("source.spm");
+    if (!src) return null;
+    const need = async (name: string) => { const b = await reader.readFile(name); if (!b) throw new HFImportError(`the folder has source.spm but no ${name} (a Marian tokenizer needs source.spm, target.spm and vocab.json)`); return b; };
+    const target = await need("target.spm"), vocab = new TextDecoder().decode(await need("vocab.json"));
+    const tv = await reader.readFile("target_vocab.json");
+    // imported here, so that a page whose import map names only @huggingface/tokenizers still loads this module
+    const { loadMarianTokenizer } = await import("./marian-tokenizer.js");
+    return loadMarianTokenizer({ sourceSpm: src, targetSpm: target, vocab, targetVocab: tv ? new TextDecoder().decode(tv) : undefined,
+      config: { ...((await json("tokenizer_config.json")) ?? {}), ...((await json("special_tokens_map.json")) ?? {}) } });
+  }
   return loadTokenizer(tokenizerJson, (await json("tokenizer_config.json")) ?? {}, {
     modelType: typeof config.model_type === "string" ? config.model_type : undefined,
     specialTokensMap: await json("special_tokens_map.json"),

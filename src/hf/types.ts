@@ -24,6 +24,13 @@ export interface HFInputs {
 export interface HFForwardOptions {
   outputAttentions?: boolean;
   outputHiddenStates?: boolean;
+  /**
+   * Sees the input embeddings and may return a replacement (input × gradient makes them a leaf that requires grad).
+   * Text models: what HF calls inputs_embeds — the token-embedding lookup (times embed_scale where the model scales it:
+   * Marian, BART with scale_embedding), before positions, token types and any normalisation: (B, T, E). ViT: the patch
+   * embeddings (B, N, E), before the [CLS] token and the positions. Encoder–decoders: the encoder's input only.
+   */
+  onEmbeddings?: (x: Tensor) => Tensor;
 }
 
 /**
@@ -59,13 +66,42 @@ export interface HFGenerateResult {
   stepLogits?: Tensor[];
 }
 
+/** What a model needs to start token-by-token decoding (see HFModel.startDecoding). */
+export interface HFDecodingOptions {
+  /** Tokens that will be generated at most (decoders size their KV cache and check their position table with it). */
+  maxNewTokens: number;
+  /** Encoder–decoders: the decoder's first token (default: the config's decoder_start_token_id). */
+  decoderStartTokenId?: number;
+}
+
+/**
+ * Token-by-token decoding with a KV cache over a batch of rows, as HF's generate() drives a model: the first step()
+ * (tokens = null) reads the prompt (decoders) or the decoder start token (encoder–decoders); each later step() feeds
+ * the token chosen for every row. reorder() is beam search's cache reordering (row i becomes row rows[i]; the count
+ * stays the same). Runs without gradients.
+ */
+export interface HFDecodingSession {
+  readonly batch: number;
+  /** The tokens each row holds before the first new one: the prompt (padding included) or [decoder start]. */
+  readonly prefix: number[][];
+  /** Logits (batch, vocab) of the next token. */
+  step(tokens: Int32Array | null): Tensor;
+  reorder(rows: readonly number[]): void;
+  /** Release cache buffers early (optional; garbage collection does it otherwise). */
+  dispose?(): void;
+}
+
 /** An imported model: an ordinary attnflow Module whose stateDict() keys are HF's names. */
 export interface HFModel extends Module {
   readonly config: HFConfig;
   /** The HF class this instance mirrors, e.g. "BertForSequenceClassification". */
   readonly architecture: string;
+  /** generation_config.json as loaded with the model (HF's model.generation_config); null or absent: none. */
+  generationConfig?: Record<string, unknown> | null;
   forward(inputs: HFInputs, opts?: HFForwardOptions): HFOutputs;
   generate?(inputs: HFInputs, opts: HFGenerateOptions): HFGenerateResult;
+  /** Decoders and encoder–decoders: token-by-token decoding with the KV cache (what generate() in src/hf/generation.ts drives). */
+  startDecoding?(inputs: HFInputs, opts: HFDecodingOptions): HFDecodingSession;
   /** HF names that HF itself leaves out of model.safetensors because they are tied (e.g. GPT-2's lm_head.weight). */
   tiedWeights?(): string[];
   /** Checkpoint names HF's from_pretrained ignores for this class (its _keys_to_ignore_on_load_unexpected), e.g.

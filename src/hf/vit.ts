@@ -65,8 +65,9 @@ export class ViTEmbeddings extends HFModule {
     this.patchEmbeddings = new ViTPatchEmbeddings(o);
     this.dropout = new Dropout(o.hiddenDropout);
   }
-  forward(px: Tensor): Tensor {
-    const p = this.patchEmbeddings.forward(px);                                            // (B, N, E)
+  forward(px: Tensor, onEmbeddings?: (x: Tensor) => Tensor): Tensor {
+    let p = this.patchEmbeddings.forward(px);                                              // (B, N, E)
+    if (onEmbeddings) p = onEmbeddings(p);
     const cls = this.clsToken.expand([p.shape[0], 1, p.shape[2]]);
     return this.dropout.forward(cat([cls, p], 1).add(this.positionEmbeddings));             // (B, N+1, E)
   }
@@ -83,7 +84,7 @@ export class ViTSelfAttention extends HFModule {
     const H = this.o.heads;
     const { out, weights } = attend(this, {
       q: splitHeads(this.query.forward(x), H), k: splitHeads(this.key.forward(x), H), v: splitHeads(this.value.forward(x), H),
-      bias: null, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, degenerateRows: false, keyPadding: null, causal: false,
+      bias: null, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights, keyPadding: null, causal: false,
       dropout: this.o.attnDropout,
     });
     return [mergeHeads(out), weights];
@@ -148,7 +149,7 @@ export class ViTModel extends HFModule implements HFModel {
     }
   }
   forward(inputs: HFInputs, opts: HFForwardOptions = {}): HFOutputs {
-    let h = this.embeddings.forward(requireInput(inputs.pixelValues, this.architecture, "pixelValues"));
+    let h = this.embeddings.forward(requireInput(inputs.pixelValues, this.architecture, "pixelValues"), opts.onEmbeddings);
     const hidden: Tensor[] = [h], attentions: Tensor[] = [];
     for (const layer of this.encoder.layer) {
       const [y, w] = layer.forward(h, !!opts.outputAttentions);

@@ -61,6 +61,17 @@ export class KVCache {
     this.length += t;
   }
 
+  /** Beam search: sequence i of every layer becomes sequence rows[i] (rows.length = batch; rows may repeat). */
+  reorder(rows: readonly number[]): void {
+    if (rows.length !== this.batch) throw new RangeError(`KVCache.reorder: got ${rows.length} rows for batch ${this.batch}`);
+    for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new RangeError(`KVCache.reorder: row ${r} outside [0, ${this.batch})`);
+    const per = this.heads * this.maxLength * this.headDim;
+    for (const t of [...this.keys, ...this.values]) {
+      const d = t.storage.data as Float32Array, old = d.slice(0, this.batch * per);
+      rows.forEach((r, i) => { if (r !== i) d.set(old.subarray(r * per, (r + 1) * per), i * per); });
+    }
+  }
+
   /** Forget everything (buffers are reused). */
   reset(): void { this.length = 0; }
 

@@ -44,7 +44,7 @@ export class SelfAttention extends Module {
       scale: 1 / Math.sqrt(this.dModel), returnWeights: needWeights || recording ? "full" : false,
       impl: recording && rec!.withGrad ? "math" : "fused",
     });                                                                                                   // (B, 1, T, D), (B, 1, T, T)
-    if (recording && weights) rec!.add(this, { kind: "self", weights, headMean: false, keyPaddingMask: null, causal: false });
+    if (recording && weights) rec!.add(this, { kind: "self", weights, headMean: false, keyPaddingMask: null, causal: false, queries: q, keys: k, scale: 1 / Math.sqrt(this.dModel) });
     return [out.squeeze(1), needWeights && weights ? weights.squeeze(1) : null];
   }
   protected override extraRepr(): string { return `dModel=${this.dModel}`; }
@@ -151,7 +151,8 @@ export class MultiheadAttention extends Module {
     // attention reads its heads straight out of them: no transposes or copies anywhere in this module.
     const self = query === key && key === value;
     let r: SdpaResult;
-    if (this.inProjWeight && self && !this.rotaryEmb) {
+    let qk: { queries: Tensor; keys: Tensor } | null = null;   // kept for the neuron view (CaptureOptions.withQK)
+    if (this.inProjWeight && self && !this.rotaryEmb && !(recording && rec!.withQK)) {
       r = attentionHeads({ qkv: F.linear(q, this.inProjWeight, this.inProjBias) }, core);   // one (B, T, 3E) projection
     } else {
       let [Q, Kp, Vp] = this.project(q, k, v);                                            // (B, T, E) each
@@ -160,17 +161,25 @@ export class MultiheadAttention extends Module {
         Kp = this.rotate(Kp, opts.keyPositionIds ?? (query === key ? opts.positionIds ?? null : null));
       }
       r = attentionHeads({ q: Q, k: Kp, v: Vp }, core);
+      if (recording && rec!.withQK) qk = { queries: this.heads(Q), keys: this.heads(Kp) };
     }
     const { out, weights } = r;                                                            // (B, Tq, E)
     let y = this.outProj.forward(out);                                                      // (B, Tq, E)
     if (!this.batchFirst) y = y.transpose(0, 1);                                            // (Tq, B, E)
     if (recording && weights) {
       rec!.add(this, { kind: query === key ? "self" : "cross", weights, headMean: mode === "mean",
-        keyPaddingMask: opts.keyPaddingMask ?? null, causal: !!opts.isCausal });
+        keyPaddingMask: opts.keyPaddingMask ?? null, causal: !!opts.isCausal,
+        ...(qk ? { ...qk, scale: 1 / Math.sqrt(this.headDim), scoreBias: this.slopes ? "ALiBi" : opts.attnMask ? "attention mask" : undefined } : {}) });
     }
     if (!need || !weights) return [y, null];
     if (mode === "full" && avg) return [y, weights.mean(1)];                               // (B, Tq, Tk)
     return [y, weights];
+  }
+
+  /** (B, T, E) → (B, H, T, Dh), contiguous. */
+  private heads(x: Tensor): Tensor {
+    const [B, T] = x.shape;
+    return x.reshape([B, T, this.numHeads, this.headDim]).permute(0, 2, 1, 3).contiguous();
   }
 
   /** RoPE on a token-major projection (B, T, E): each head's (B, T, H, Dh) slice rotated by its position. */

@@ -116,17 +116,9 @@ export class GroupedQueryAttention extends Module {
     const r = sdpa(q, k, v, {
       ...vis.sdpa, scale: 1 / Math.sqrt(Dh), dropout: this.training ? this.opts.dropout ?? 0 : 0,
       alibiSlopes: this.slopes, alibiOffset: P, returnWeights: want ? "full" : false,
-      impl: recording && rec!.withGrad ? "math" : "fused",
+      impl: recording && rec!.withGrad ? "math" : "fused", maskedRows: this.opts.maskedRows ?? "zero",
     });
-    let out = r.out, weights = r.weights;                                                               // (B, H, T, Dh), (B, H, T, Tk)
-    if (this.opts.maskedRows === "uniform" && vis.dead) {
-      // HF eager: every score of such a row is the same finite minimum, so softmax is uniform over all Tk keys
-      const dead = Tensor.fromArray(vis.dead, [B, 1, T, 1]);
-      const rep = H / Hkv, vMean = v.mean(2, true);                                                     // (B, Hkv, 1, Dh)
-      const vm = rep === 1 ? vMean : vMean.unsqueeze(2).expand([B, Hkv, rep, 1, Dh]).reshape([B, H, 1, Dh]);
-      out = out.add(dead.mul(vm));
-      if (weights) weights = weights.add(dead.mul(1 / Tk));
-    }
+    const out = r.out, weights = r.weights;                                                             // (B, H, T, Dh), (B, H, T, Tk)
     const y = this.oProj.forward(out.permute([0, 2, 1, 3]).reshape([B, T, H * Dh]));                   // (B, T, E)
     if (recording && weights) rec!.add(this, { kind: "self", weights, headMean: false, keyPaddingMask: vis.keyPad, causal: !!o.isCausal });
     return { out: y, weights: o.needWeights ? weights : null };
@@ -147,7 +139,7 @@ export class GroupedQueryAttention extends Module {
 /**
  * The kernel masks for queries at positions P..P+T−1 over keys 0..Tk−1: padding as a key padding mask and causality
  * as the kernel's causal flag when that is exact (P = 0, or a single query), else one bool (B, 1, T, Tk) mask; plus
- * the rows that see no key at all (dead, (B, T) as 0/1) when there are any.
+ * the key padding (B, Tk) for the recorder. Rows that see no key are sdpa's maskedRows rule.
  */
 function visibility(mask: Tensor | null, B: number, T: number, Tk: number, P: number, causal: boolean) {
   let pad: Uint8Array | null = null;
@@ -162,17 +154,9 @@ function visibility(mask: Tensor | null, B: number, T: number, Tk: number, P: nu
     if (!any) pad = null;                 // an all-ones mask is no mask: keep the kernels on their unmasked tiles
   }
   const sees = (b: number, i: number, j: number) => !(causal && j > P + i) && !(pad && pad[b * Tk + j]);
-  let dead: Float32Array | null = null;
-  if (pad) {
-    for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) {
-      let any = false;
-      for (let j = 0; j < Tk && !any; j++) any = sees(b, i, j);
-      if (!any) (dead ??= new Float32Array(B * T))[b * T + i] = 1;
-    }
-  }
   const keyPad = pad ? Tensor.fromArray(pad, [B, Tk], "bool") : null;
-  if (!causal || T === 1 || P === 0) return { sdpa: { keyPaddingMask: keyPad, causal: causal && T > 1 }, dead, keyPad };
+  if (!causal || T === 1 || P === 0) return { sdpa: { keyPaddingMask: keyPad, causal: causal && T > 1 }, keyPad };
   const full = new Uint8Array(B * T * Tk);
   for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < Tk; j++) full[(b * T + i) * Tk + j] = +sees(b, i, j);
-  return { sdpa: { attnMask: Tensor.fromArray(full, [B, 1, T, Tk], "bool") }, dead, keyPad };
+  return { sdpa: { attnMask: Tensor.fromArray(full, [B, 1, T, Tk], "bool") }, keyPad };
 }

@@ -2,12 +2,27 @@
 import type { Tensor } from "../tensor.js";
 import { defaultGenerator, type Generator } from "../random.js";
 
+let skipping = 0;
+/**
+ * Run fn with the random initialisers here (uniform_, normal_, kaimingUniform_, xavierUniform_, truncNormal_) and
+ * nn.Embedding's randn doing nothing: tensors keep the zeros they were made with. For modules whose every weight is
+ * about to be overwritten (a checkpoint load): HF's no_init_weights(), torch.nn.utils.skip_init.
+ */
+export function withoutInit<T>(fn: () => T): T {
+  skipping++;
+  try { return fn(); } finally { skipping--; }
+}
+/** True inside withoutInit(). */
+export function initSkipped(): boolean { return skipping > 0; }
+
 export function uniform_(t: Tensor, a: number, b: number, g: Generator = defaultGenerator): Tensor {
+  if (skipping) return t;
   const d = t.storage.data;
   for (let i = 0; i < d.length; i++) d[i] = a + (b - a) * g.random();
   return t;
 }
 export function normal_(t: Tensor, mean = 0, std = 1, g: Generator = defaultGenerator): Tensor {
+  if (skipping) return t;
   const d = t.storage.data;
   for (let i = 0; i < d.length; i++) d[i] = mean + std * g.normal();
   return t;
@@ -38,6 +53,7 @@ export function kaimingUniform_(t: Tensor, a = 0, g?: Generator): Tensor {
 }
 
 export function truncNormal_(t: Tensor, mean = 0, std = 1, a = -2, b = 2, g: Generator = defaultGenerator): Tensor {
+  if (skipping) return t;
   const d = t.storage.data;
   for (let i = 0; i < d.length; i++) {
     let v: number;

@@ -4,7 +4,7 @@ import { zeros, ones, randn } from "../creation.js";
 import * as F from "../functional.js";
 import type { Generator } from "../random.js";
 import { Module, Parameter } from "./module.js";
-import { kaimingUniform_, uniform_ } from "./init.js";
+import { initSkipped, kaimingUniform_, uniform_ } from "./init.js";
 import { checkDropout, checkNumber, checkPositiveInt } from "./check.js";
 
 export class Linear extends Module {
@@ -27,7 +27,7 @@ export class Embedding extends Module {
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, readonly opts: { paddingIdx?: number; generator?: Generator } = {}) {
     super();
     checkPositiveInt("Embedding", "numEmbeddings", numEmbeddings); checkPositiveInt("Embedding", "embeddingDim", embeddingDim);
-    const w = randn([numEmbeddings, embeddingDim], { generator: opts.generator });
+    const w = initSkipped() ? zeros([numEmbeddings, embeddingDim]) : randn([numEmbeddings, embeddingDim], { generator: opts.generator });
     let pad = opts.paddingIdx;
     if (pad !== undefined) {
       if (pad < 0) pad += numEmbeddings;

@@ -4,6 +4,7 @@ import { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
 import { cat } from "../ops/movement.js";
 import { contiguousData } from "../ops/movement.js";
+import { isGradEnabled } from "../autograd.js";
 import { Module } from "./module.js";
 import { checkPositiveInt } from "./check.js";
 
@@ -49,7 +50,34 @@ export function rotateHalf(x: Tensor): Tensor {
 
 /** x·cos + rotate_half(x)·sin with cos/sin broadcastable to x (e.g. x (B, H, T, D), cos (B, 1, T, D)). Differentiable in x. */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const fast = rotaryNoGrad(x, cos, sin);
+  if (fast) return fast;
   return x.mul(cos).add(rotateHalf(x).mul(sin));
+}
+
+/**
+ * Inference path of applyRotary for x (B, H, T, D) float32 and cos/sin (B or 1, 1, T, D): one pass instead of six
+ * tensor ops (two of them strided), the same float32 roundings (each product, then the sum), so the same bits.
+ * null when a gradient is needed or the shapes are other ones.
+ */
+function rotaryNoGrad(x: Tensor, cos: Tensor, sin: Tensor): Tensor | null {
+  if ((isGradEnabled() && (x.requiresGrad || cos.requiresGrad || sin.requiresGrad)) || x.dtype !== "float32" || x.ndim !== 4 ||
+    cos.dtype !== "float32" || sin.dtype !== "float32") return null;
+  const [B, H, T, D] = x.shape;
+  for (const c of [cos, sin]) if (c.ndim !== 4 || (c.shape[0] !== B && c.shape[0] !== 1) || c.shape[1] !== 1 || c.shape[2] !== T || c.shape[3] !== D) return null;
+  const xd = contiguousData(x) as Float32Array, cd = contiguousData(cos) as Float32Array, sd = contiguousData(sin) as Float32Array;
+  const out = new Float32Array(xd.length), n = D / 2, f = Math.fround, cb = cos.shape[0] === 1 ? 0 : T * D;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const xo = (b * H + h) * T * D;
+    for (let t = 0; t < T; t++) {
+      const o = xo + t * D, co = b * cb + t * D;
+      for (let k = 0; k < n; k++) {
+        out[o + k] = f(f(xd[o + k] * cd[co + k]) + f(-xd[o + k + n] * sd[co + k]));
+        out[o + k + n] = f(f(xd[o + k + n] * cd[co + k + n]) + f(xd[o + k] * sd[co + k + n]));
+      }
+    }
+  }
+  return Tensor.fromArray(out, [B, H, T, D]);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type FlowMatrix, type FlowOptions, type FlowResult, blocksToFlowMatrix, normaliseRows, resolveFromTokens, resolveLayer,
 } from "../explain/flow.js";
 import { LayeredMaxFlow, type MaxFlowStrategy } from "../explain/maxflow.js";
+import { type FlowSource, checkFlowWeights } from "../explain/flow.js";
 
 const KIND = "attnflow-flow-worker";
 const TASK = 5; // int32 fields per task
@@ -24,7 +25,9 @@ interface Job {
   layers: number;
   tokens: number;
   strategy: MaxFlowStrategy;
-  tasks: SharedArrayBuffer;   // int32 5-tuples (layer, token, outRow, sink0, sink1): sinks [sink0, sink1)
+  tasks: SharedArrayBuffer;   // int32 5-tuples (layer, token, outRow, sink0, sink1): sinks [sink0, sink1);
+                              // token -1 - k: the weighted source over `layer`'s tokens with weights row k
+  weights: SharedArrayBuffer; // (nWeights, T) float64 weight rows of weighted sources
   nTasks: number;
   counter: SharedArrayBuffer; // int32[1], next task index
   out: SharedArrayBuffer;     // (nTasks, T) float64 raw max-flow values
@@ -47,12 +50,13 @@ function runJob(job: Job): void {
     cached = { resId: job.resId, strategy: job.strategy, solver };
   }
   const tasks = new Int32Array(job.tasks), counter = new Int32Array(job.counter), out = new Float64Array(job.out);
-  const n = job.nTasks, T = job.tokens;
+  const n = job.nTasks, T = job.tokens, weights = new Float64Array(job.weights);
   for (;;) {
     const q = Atomics.add(counter, 0, 1);
     if (q >= n) break;
     const [l, a, row, b0, b1] = tasks.subarray(q * TASK, q * TASK + TASK);
-    solver.setSource(l, a);
+    if (a >= 0) solver.setSource(l, a);
+    else solver.setSourceWeights(l, weights.subarray((-1 - a) * T, (-a) * T));
     for (let b = b0; b < b1; b++) out[row * T + b] = solver.solve(b);
   }
 }
@@ -93,19 +97,29 @@ export class FlowWorkerPool {
   }
 
   /**
-   * Raw max-flow values for the given source rows: rows[r] = [layer (1..L), token]; returns (rows.length, T).
-   * Same numbers as LayeredMaxFlow.flowsFrom row by row.
+   * Raw max-flow values for the given sources; returns (rows.length, T). rows[r] = [layer (1..L), token] (node
+   * source, as LayeredMaxFlow.flowsFrom) or [layer (0..L), weights (T)] (weighted source, as flowsFromWeights).
+   * onProgress(done, total) is called about every 100 ms with the number of sources started.
    */
-  async flowRows(res: MatrixStack, rows: ReadonlyArray<readonly [number, number]>, strategy: MaxFlowStrategy = "auto"): Promise<Float64Array> {
+  async flowRows(res: MatrixStack, rows: ReadonlyArray<FlowSource>, strategy: MaxFlowStrategy = "auto", onProgress?: (done: number, total: number) => void): Promise<Float64Array> {
     if (this.closed) throw new Error("FlowWorkerPool: the pool is closed");
     if (this.busy) throw new Error("FlowWorkerPool: one job at a time; await the previous call first");
     checkMatrixStack(res, "FlowWorkerPool.flowRows");
     const L = res.layers, T = res.tokens;
     if (rows.length === 0) return new Float64Array(0);
-    for (const [l, a] of rows) {
-      resolveLayer(L, l, "FlowWorkerPool.flowRows");
-      resolveFromTokens(T, [a], "FlowWorkerPool.flowRows");
-    }
+    const weightRows: ArrayLike<number>[] = [];
+    const encoded = rows.map(([l, a]): [number, number] => {
+      if (typeof a === "number") {
+        resolveLayer(L, l, "FlowWorkerPool.flowRows");
+        resolveFromTokens(T, [a], "FlowWorkerPool.flowRows");
+        return [l, a];
+      }
+      checkFlowWeights(L, T, l, a, "FlowWorkerPool.flowRows");
+      weightRows.push(a);
+      return [l, -weightRows.length];
+    });
+    const weights = new SharedArrayBuffer(Math.max(8, weightRows.length * T * 8));
+    { const w = new Float64Array(weights); weightRows.forEach((r, k) => w.set(Array.from(r), k * T)); }
     if (this.resBuf === null || this.resBuf.byteLength !== res.data.byteLength || this.resDims !== `${L}x${T}`) {
       this.resBuf = new SharedArrayBuffer(res.data.byteLength);
       this.resId++;
@@ -117,15 +131,17 @@ export class FlowWorkerPool {
     const tasks = new SharedArrayBuffer(Math.max(4, rows.length * split * TASK * 4));
     const t32 = new Int32Array(tasks);
     let q = 0;
-    rows.forEach(([l, a], r) => {
+    encoded.forEach(([l, a], r) => {
       for (let c = 0; c < split; c++) {
         t32.set([l, a, r, Math.floor(c * T / split), Math.floor((c + 1) * T / split)], q * TASK);
         q++;
       }
     });
     const out = new SharedArrayBuffer(Math.max(8, rows.length * T * 8));
-    const job: Job = { id: this.nextId++, res: this.resBuf, resId: this.resId, layers: L, tokens: T, strategy, tasks, nTasks: q, counter: new SharedArrayBuffer(4), out };
+    const job: Job = { id: this.nextId++, res: this.resBuf, resId: this.resId, layers: L, tokens: T, strategy, tasks, nTasks: q, counter: new SharedArrayBuffer(4), out, weights };
     this.busy = true;
+    const counter = new Int32Array(job.counter);
+    const timer = onProgress ? setInterval(() => onProgress(Math.min(rows.length, Math.floor(Math.min(q, Atomics.load(counter, 0)) / split)), rows.length), 100) : null;
     try {
       await Promise.all(this.workers.map((w) => new Promise<void>((resolve, reject) => {
         const onMessage = (m: Reply) => {
@@ -141,6 +157,7 @@ export class FlowWorkerPool {
       })));
     } finally {
       this.busy = false;
+      if (timer !== null) clearInterval(timer);
     }
     return new Float64Array(out).slice(0, rows.length * T);
   }

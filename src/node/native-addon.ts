@@ -8,7 +8,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type NativeIsa = "avx512" | "avx2" | "generic";
+export type NativeIsa = "avx512" | "avx2" | "neon" | "generic";
 /** Fused GEMM epilogue activation: 0 none, 1 relu, 2 exact (erf) GELU, 3 tanh-approximated GELU. */
 export type NativeActivation = 0 | 1 | 2 | 3 | "none" | "relu" | "gelu" | "gelu-tanh";
 

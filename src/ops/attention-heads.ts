@@ -6,7 +6,7 @@ import { shapeStr } from "../shape.js";
 import type { AttnTensorLayout } from "../backend/kernels.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
-import { attnArgsFor, hasLayoutAttention, runFused, sdpa, weightsMode, type SdpaOptions, type SdpaResult } from "./attention.js";
+import { attnArgsFor, hasLayoutAttention, runFused, sdpa, uniformCorrection, uniformRows, weightsMode, type SdpaOptions, type SdpaResult } from "./attention.js";
 
 export interface HeadsOptions extends SdpaOptions {
   /** Query heads H. */
@@ -98,6 +98,7 @@ export function attentionHeads(src: HeadsInput, opts: HeadsOptions): SdpaResult 
   }
 
   const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
+  const uniform = opts.maskedRows === "uniform" ? uniformRows(args, opts) : null;
   const F = H * Dv;
   // out in q's token order: (B, Tq, F) storage, or (Tq, B, F) storage viewed as (B, Tq, F)
   const seqFirst = B > 1 && Tq > 1 && q.strides[1] > q.strides[0];
@@ -112,5 +113,8 @@ export function attentionHeads(src: HeadsInput, opts: HeadsOptions): SdpaResult 
       const dq = allocLike(q), dk = allocLike(k), dv = allocLike(v);
       return { grads: [dq, dk, dv], dq: headsLayout(dq, D, 0), dk: headsLayout(dk, D, 0), dv: headsLayout(dv, Dv, 0) };
     });
-  return { out, weights };
+  if (!uniform) return { out, weights };
+  // maskedRows "uniform": the rows that see no key average v (see SdpaOptions.maskedRows)
+  const c = uniformCorrection(uniform, v.narrow(2, vCol, Hkv * Dv).reshape([B, Tk, Hkv, Dv]).permute([0, 2, 1, 3]), args, opts);
+  return { out: out.add(c.out.permute([0, 2, 1, 3]).reshape([B, Tq, F])), weights: weights && c.weights ? weights.add(c.weights) : weights };
 }

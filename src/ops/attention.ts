@@ -42,6 +42,14 @@ export interface SdpaOptions {
   alibiSlopes?: Float32Array | readonly number[] | null;
   /** Position of query row 0 relative to key 0 (e.g. the number of cached keys). Default 0. */
   alibiOffset?: number;
+  /**
+   * A query row in which no key is visible: "zero" (default, PyTorch >= 2.5) gives output and weights 0; "uniform" is
+   * Hugging Face's eager attention, whose masks are float32's lowest finite value (finfo.min) rather than −∞: such a
+   * row's scores are all that value, so softmax spreads evenly over its keys — every key masked by keyPaddingMask,
+   * causal, a bool attnMask or an additive value ≤ finfo.min, but not keys at −∞ (where HF's finfo.min + finfo.min
+   * overflowed, as in GPT-2). Gradients of such a row reach v only (as in HF, where the scores there are constant).
+   */
+  maskedRows?: "zero" | "uniform";
 }
 
 export interface SdpaResult { out: Tensor; weights: Tensor | null }
@@ -79,6 +87,15 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
       `(need matching batch, k/v with the same heads and length, q/k the same head dim, query heads a multiple of kv heads)`);
   }
   const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
+  const uniform = opts.maskedRows === "uniform" ? uniformRows(args, opts) : null;
+  const r = sdpaWithArgs(q, k, v, args, opts);
+  if (!uniform) return r;
+  const c = uniformCorrection(uniform, v, args, opts);                      // (B, H, Tq, Dv)
+  return { out: r.out.add(c.out), weights: r.weights && c.weights ? r.weights.add(c.weights) : r.weights };
+}
+
+function sdpaWithArgs(q: Tensor, k: Tensor, v: Tensor, args: AttnArgs, opts: SdpaOptions): SdpaResult {
+  const { B, H, Tq, Tk, Dv } = args;
   if (opts.impl === "math") return mathPath(q, k, v, args, opts);
   const mode = weightsMode(opts.returnWeights);
 
@@ -115,6 +132,45 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     }, [qc, kc, vc, lse]);
   }
   return { out, weights };
+}
+
+/** float32's lowest finite value (torch.finfo(torch.float32).min): Hugging Face's mask value. */
+const F32_LOWEST = -3.4028234663852886e38;
+
+/**
+ * maskedRows "uniform" (see SdpaOptions): finds the query rows that see no key and, if there are any, returns their
+ * weights (maskB, maskH, Tq, Tk) — 1/n on the n keys HF's softmax spreads over, 0 elsewhere and on every other row —
+ * or null. It also turns args.attnMask's values ≤ finfo.min into −∞, so the kernels give such rows 0 (the correction
+ * then adds the uniform part) and every other row the same result as with finfo.min (exp underflows to 0 either way).
+ */
+export function uniformRows(a: AttnArgs, opts: SdpaOptions): { w: Float32Array; shape: number[] } | null {
+  const m = a.attnMask, boolMask = (opts.attnMask ?? opts.mask)?.dtype === "bool";
+  const Bw = a.keyPad || a.maskB > 1 ? a.B : 1, Hw = a.maskH, { Tq, Tk } = a;
+  let w: Float32Array | null = null;
+  for (let b = 0; b < Bw; b++) for (let h = 0; h < Hw; h++) for (let i = 0; i < Tq; i++) {
+    const mo = m ? (((a.maskB > 1 ? b : 0) * a.maskH + h) * Tq + i) * Tk : 0;
+    let visible = false, n = 0;
+    for (let j = 0; j < Tk; j++) {
+      const x = m ? m[mo + j] : 0;
+      if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j]) || x <= F32_LOWEST) { if (boolMask || x !== -Infinity) n++; }
+      else { visible = true; break; }
+    }
+    if (visible || n === 0) continue;
+    w ??= new Float32Array(Bw * Hw * Tq * Tk);
+    const o = ((b * Hw + h) * Tq + i) * Tk;
+    for (let j = 0; j < Tk; j++) if (boolMask || !m || m[mo + j] !== -Infinity) w[o + j] = 1 / n;
+  }
+  if (m) for (let i = 0; i < m.length; i++) if (m[i] <= F32_LOWEST) m[i] = -Infinity;
+  return w ? { w, shape: [Bw, Hw, Tq, Tk] } : null;
+}
+
+/** The uniform rows' contribution: out (B, H, Tq, Dv) = W·v (v (B, Hkv, Tk, Dv), heads repeated for GQA) and weights. */
+export function uniformCorrection(u: { w: Float32Array; shape: number[] }, v: Tensor, a: AttnArgs, opts: SdpaOptions): { out: Tensor; weights: Tensor | null } {
+  const rep = a.H / a.Hkv;
+  const vv = rep === 1 ? v : v.unsqueeze(2).expand([a.B, a.Hkv, rep, a.Tk, a.Dv]).reshape([a.B, a.H, a.Tk, a.Dv]);
+  const w = Tensor.fromArray(u.w, u.shape);
+  const mode = weightsMode(opts.returnWeights);
+  return { out: w.matmul(vv), weights: mode === "full" ? w : mode === "mean" ? w.mean(1) : null };
 }
 
 /** Whether the active backend has the layout-aware attention kernels runFused needs. */
@@ -238,15 +294,21 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
   const kk = rep === 1 ? k : k.unsqueeze(2).expand([a.B, a.Hkv, rep, a.Tk, a.D]).reshape([a.B, a.H, a.Tk, a.D]);
   const vv = rep === 1 ? v : v.unsqueeze(2).expand([a.B, a.Hkv, rep, a.Tk, a.Dv]).reshape([a.B, a.H, a.Tk, a.Dv]);
   let s = q.matmul(kk.mT).mul(a.scale);                                   // (B, H, Tq, Tk)
-  if (a.attnMask) s = s.add(Tensor.fromArray(a.attnMask, [a.maskB, a.maskH, a.Tq, a.Tk]));
+  const given = opts.attnMask ?? opts.mask ?? null;
+  const gradMask = !!given && given.dtype !== "bool" && given.requiresGrad && isGradEnabled();
+  // a float mask that needs gradients is added as given (its −∞ entries below are blocked either way)
+  if (gradMask) s = s.add(q.ndim === 4 && given.ndim === 3 ? given.unsqueeze(1) : given);
+  else if (a.attnMask) s = s.add(Tensor.fromArray(a.attnMask, [a.maskB, a.maskH, a.Tq, a.Tk]));
   if (a.alibi) {
     const al = a.alibi, bias = new Float32Array(a.H * a.Tq * a.Tk);
     for (let h = 0, o = 0; h < a.H; h++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) bias[o++] = -al.slopes[h] * Math.abs(i + al.offset - j);
     s = s.add(Tensor.fromArray(bias, [1, a.H, a.Tq, a.Tk]));
   }
-  const blocked = uninit([a.B, 1, a.Tq, a.Tk], "bool"), bd = blocked.storage.data;
-  for (let b = 0; b < a.B; b++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) {
-    bd[(b * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1));
+  const mH = gradMask ? a.maskH : 1, m = a.attnMask;
+  const blocked = uninit([a.B, mH, a.Tq, a.Tk], "bool"), bd = blocked.storage.data;
+  for (let b = 0; b < a.B; b++) for (let h = 0; h < mH; h++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) {
+    const mo = (((a.maskB > 1 ? b : 0) * a.maskH + h) * a.Tq + i) * a.Tk + j;
+    bd[((b * mH + h) * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1) || (gradMask && m![mo] === -Infinity));
   }
   s = where(blocked, -Infinity, s);
   const w = safeSoftmax(s);                                               // (B, H, Tq, Tk); rows with no visible key: 0

@@ -8,6 +8,7 @@ import { noGrad } from "../autograd.js";
 import { loadSafetensors } from "../io/state-dict.js";
 import { loadPretrained, type HFFileReader } from "../hf/pretrained.js";
 import type { HFInputs, HFModel, HFOutputs } from "../hf/types.js";
+import { generate, type GenerateOutput, type GenerationOptions } from "../hf/generation.js";
 import { compare, type Check } from "./compare.js";
 
 /** Logits, hidden states, attentions and step logits: absolute tolerance 1e-4 (the issue's bar). */
@@ -33,23 +34,54 @@ function outputFor(out: HFOutputs, key: string): Tensor | undefined {
 
 function missing(name: string, why: string): Check { return { name, ok: false, maxErr: Infinity, detail: why }; }
 
-export interface HFCaseResult { architecture: string; checks: Check[] }
+/** notes: one line per generate() case (its tokens), printed under the case's result. */
+export interface HFCaseResult { architecture: string; checks: Check[]; notes: string[] }
 
 export async function runHFCase(reader: HFFileReader, reference: Uint8Array): Promise<HFCaseResult> {
-  const { model } = await loadPretrained(reader, { tokenizer: false });
-  const ref = loadSafetensors(reference).tensors;
+  const { model, generationConfig } = await loadPretrained(reader, { tokenizer: false });
+  const { tensors: ref, metadata } = loadSafetensors(reference);
   const inputs = inputsOf(ref);
-  const checks: Check[] = [];
+  const checks: Check[] = [], notes: string[] = [];
   noGrad(() => {
-    const out = model.forward(inputs, { outputAttentions: true, outputHiddenStates: true });
-    for (const [k, expected] of ref) {
-      if (!k.startsWith("out.")) continue;
-      const got = outputFor(out, k);
-      checks.push(got ? compare(k, got, got.shape, expected, HF_ATOL, 0) : missing(k, "attnflow produced no such output"));
+    if ([...ref.keys()].some((k) => k.startsWith("out."))) {
+      const out = model.forward(inputs, { outputAttentions: true, outputHiddenStates: true });
+      for (const [k, expected] of ref) {
+        if (!k.startsWith("out.")) continue;
+        const got = outputFor(out, k);
+        checks.push(got ? compare(k, got, got.shape, expected, HF_ATOL, 0) : missing(k, "attnflow produced no such output"));
+      }
     }
     if ([...ref.keys()].some((k) => k.startsWith("gen."))) checks.push(...generationChecks(model, inputs, ref));
+    if (metadata.generate) checks.push(...generateCases(model, inputs, ref, metadata.generate, generationConfig, notes));
   });
-  return { architecture: model.architecture, checks };
+  return { architecture: model.architecture, checks, notes };
+}
+
+/**
+ * The generate() cases of scripts/hf-gen-refs.py: __metadata__.generate = {case: options (camelCase)}, HF's output in
+ * generate.<case>.sequences (tokens: identical) and, for beam search, generate.<case>.sequences_scores (within 1e-4).
+ */
+function generateCases(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>, spec: string, generationConfig: Record<string, unknown> | null, notes: string[]): Check[] {
+  let cases: Record<string, GenerationOptions>;
+  try { cases = JSON.parse(spec) as Record<string, GenerationOptions>; } catch (e) { return [missing("generate", `__metadata__.generate is not JSON: ${(e as Error).message}`)]; }
+  const checks: Check[] = [];
+  for (const [name, options] of Object.entries(cases)) {
+    const seqRef = ref.get(`generate.${name}.sequences`);
+    if (!seqRef) { checks.push(missing(`generate.${name}`, `the reference has no generate.${name}.sequences`)); continue; }
+    let out: GenerateOutput;
+    try { out = generate(model, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, { ...options, generationConfig }); }
+    catch (e) { checks.push(missing(`generate.${name}`, `generate() failed: ${(e as Error).message}`)); continue; }
+    const got = out.sequences.toArray() as number[][], want = seqRef.toArray() as number[][];
+    const same = JSON.stringify(got) === JSON.stringify(want);
+    checks.push({ name: `generate.${name}.sequences`, ok: same, maxErr: same ? 0 : Infinity, detail: same ? "" : `got ${JSON.stringify(got)}, HF ${JSON.stringify(want)}` });
+    notes.push(`${name} ${JSON.stringify(options)}: ${got.map((r) => r.join(" ")).join(" | ")}${same ? "" : "  (HF: " + want.map((r) => r.join(" ")).join(" | ") + ")"}`);
+    const scRef = ref.get(`generate.${name}.sequences_scores`);
+    if (scRef) {
+      checks.push(out.sequencesScores ? compare(`generate.${name}.sequences_scores`, out.sequencesScores, out.sequencesScores.shape, scRef, HF_ATOL, 0)
+        : missing(`generate.${name}.sequences_scores`, "generate() returned no sequencesScores"));
+    }
+  }
+  return checks;
 }
 
 function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>): Check[] {

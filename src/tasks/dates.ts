@@ -375,7 +375,7 @@ export const task: Task<Seq2SeqTransformer, DatesData> = {
     for (const w of layers) for (let k = 0; k < Ts; k++) readout[k] += w[j * Ts + k] / layers.length;
     return {
       tokens: labels, targetLabel: `'${outTokens[j]}' (output position ${j} of ${outText})`, targetIndex: j, score,
-      layerFilter: (name) => name.startsWith("encoder."), readout,
+      layerFilter: (name) => name.startsWith("encoder."), readout, decoderTokens: ["<s>", ...outTokens.slice(0, j)],
     };
   },
 

@@ -75,6 +75,12 @@ export interface ExplainTarget {
    * Attention inside the call is captured by captureAttention() around it.
    */
   score(o?: { occlude?: readonly number[]; onEmbeddings?: (x: Tensor) => Tensor }): Tensor;
+  /**
+   * Optional: the scores of several occluded copies of the input in ONE batched forward pass, shape (K):
+   * occlusions[k] = positions blanked out in copy k (as score's `occlude`). Blank-out uses it when given, so its T
+   * forward passes cost what T batched forwards cost instead of T single ones.
+   */
+  scoreBatch?(occlusions: ReadonlyArray<readonly number[]>): Tensor;
   /** Which captured attention records form the explained stack (e.g. encoder self-attention only), by record name. */
   layerFilter?: (recordName: string) => boolean;
   /** Positions to leave out of importance (e.g. [CLS]); default none. */
@@ -94,6 +100,14 @@ export interface ExplainTarget {
   query?: number | "mean";
   /** Set when the input was cut to the model's maximum positions (the tokens above are the kept ones). */
   truncation?: Truncation;
+  /**
+   * Encoder–decoders: the decoder's input tokens (labels; the explained output is the logit at the last one), so that
+   * explanations also show the decoder self-attention and the cross-attention of that position (src/explain/seq2seq.ts).
+   * `filter` picks the decoder's attention records by name (default: names containing "decoder").
+   */
+  decoder?: { tokens: string[]; filter?: (recordName: string) => boolean };
+  /** Encoder–decoders: labels of the decoder positions the score runs (start token + output so far), for the viewer (default: decoder.tokens). */
+  decoderTokens?: string[];
   /** For image models: the grid of patches and the image itself, for overlays. */
   image?: { width: number; height: number; pixels: Float32Array; patch: number; grid: [number, number]; prefix: number };
 }

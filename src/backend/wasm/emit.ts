@@ -123,6 +123,8 @@ export const F32x4 = {
   add: vbin(0xe4), sub: vbin(0xe5), mul: vbin(0xe6), div: vbin(0xe7), min: vbin(0xe8), max: vbin(0xe9),
   pmin: vbin(0xea), pmax: vbin(0xeb),
   fromI32x4: vun(0xfa),
+  /** Relaxed SIMD f32x4.relaxed_madd: a·b + c, fused or not as the engine's hardware does it (x64 FMA, arm64 fmla). */
+  relaxedMadd: (a: Expr, b: Expr, c: Expr): Expr => [a, b, c, simd(0x105)],
 };
 
 export const I32x4 = {

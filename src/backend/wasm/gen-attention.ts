@@ -13,6 +13,7 @@
 //   axpy(x, y, n, s)                         y += s·x
 import { F32, F32x4, I32, I32x4, ModuleBuilder, V128, f32, get, i32, set, v128, type Expr, type FuncBuilder } from "./emit.js";
 import { hsum, splatConst as sp, vexp2 } from "./simd-math.js";
+import { madd } from "./tile.js";
 import { negInf4, rowLoop, setZero } from "./row-loop.js";
 
 const LOG2E = Math.LOG2E;
@@ -67,7 +68,7 @@ function addForward(m: ModuleBuilder): void {
         });
       });
       const pl = at(get(lP), get(v));
-      f.emit(V128.store(pl, F32x4.add(F32x4.mul(V128.load(at(get(lP), get(v))), get(al)), get(sum))));
+      f.emit(V128.store(pl, madd(get(sum), V128.load(at(get(lP), get(v))), get(al))));
     });
   });
 
@@ -164,7 +165,7 @@ function addBackward(m: ModuleBuilder): void {
   m.func("axpy", [i32, i32, i32, f32], [], (f, x, y, n, s) => {
     const j = f.local(i32), sv = f.local(v128);
     f.emit(set(sv, F32x4.splat(get(s))));
-    rowLoop(f, j, get(n), (io) => f.emit(io.st(get(y), F32x4.add(io.ld(get(y)), F32x4.mul(get(sv), io.ld(get(x)))))));
+    rowLoop(f, j, get(n), (io) => f.emit(io.st(get(y), madd(io.ld(get(y)), get(sv), io.ld(get(x))))));
   });
 }
 

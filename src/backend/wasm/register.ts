@@ -6,7 +6,7 @@
 import type { Kernels } from "../kernels.js";
 import { refKernels } from "../ref/index.js";
 import { registerBackend } from "../registry.js";
-import { instantiateAsync, instantiateSync, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
+import { instantiateAsync, instantiateSync, wasmRelaxedSimdActive, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
 import { makeWasmKernels } from "./wasm-kernels.js";
 import { SerialExecutor } from "./executor.js";
 import { onWasmThreadConfig, startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
@@ -97,7 +97,8 @@ export function registerWasmBackend(): boolean {
     // a getter: the thread count is configured by the entry point after this module registers
     get description(): string {
       const n = live ? (pool ? pool.size + 1 : 1) : threadsWanted();
-      return `WebAssembly SIMD128 kernels (${n} thread${n > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`;
+      const simd = (instance ? instance.relaxed : wasmRelaxedSimdActive()) ? "SIMD128 + relaxed SIMD (FMA)" : "SIMD128";
+      return `WebAssembly ${simd} kernels (${n} thread${n > 1 ? "s" : ""}): packed GEMM, fused attention, row and elementwise kernels`;
     },
   };
   // Both paths register the same dispatching table, so a later instance (new thread configuration) replaces `live`

@@ -3,6 +3,7 @@
 // avoided by a two-constant Cody–Waite reduction), erfc ≤ 1.2e-7 (the Numerical Recipes Chebyshev form the
 // reference backend uses). exp flushes results below ~2^-126 to 0 (x < −87.98); NaN propagates.
 import { F32x4, FuncBuilder, I32, I32x4, V128, get, set, v128, type Expr, type Local } from "./emit.js";
+import { madd } from "./tile.js";
 
 const sp = (c: number): Expr => F32x4.splat([0x43, ...new Uint8Array(new Float32Array([c]).buffer)]);
 export const splatConst = sp;
@@ -10,7 +11,7 @@ export const splatConst = sp;
 /** Horner evaluation of Σ c[i]·x^i (x a local). */
 function horner(x: Local, c: number[]): Expr {
   let r = sp(c[c.length - 1]);
-  for (let i = c.length - 2; i >= 0; i--) r = F32x4.add(F32x4.mul(r, get(x)), sp(c[i]));
+  for (let i = c.length - 2; i >= 0; i--) r = madd(sp(c[i]), r, get(x)); // Horner: one FMA a step with relaxed SIMD
   return r;
 }
 

@@ -20,6 +20,19 @@ export interface TileShape {
 
 const sx = (s: Stride): Expr => (typeof s === "number" ? I32.const(s) : get(s));
 
+/**
+ * Code generation option of the module being built (module.ts sets it around the generators): with relaxed SIMD the
+ * micro-kernel's acc + a·b is one f32x4.relaxed_madd (an FMA where the CPU has one: half the instructions of the
+ * inner loop, one rounding instead of two); without it, f32x4.mul then f32x4.add (standard SIMD128 has no FMA).
+ */
+let relaxedMadd = false;
+export function setTileCodegen(o: { relaxedMadd: boolean }): void { relaxedMadd = o.relaxedMadd; }
+
+/** acc + a·b: one relaxed_madd when the module is built with relaxed SIMD. */
+export function madd(acc: Expr, a: Expr, b: Expr): Expr {
+  return relaxedMadd ? F32x4.relaxedMadd(a, b, acc) : F32x4.add(acc, F32x4.mul(a, b));
+}
+
 /** Fresh zeroed accumulators acc[r][v] (locals of f). */
 export function makeAcc(f: FuncBuilder, mr: number, nv: number): Local[][] {
   return Array.from({ length: mr }, () => Array.from({ length: nv }, () => f.local(v128)));
@@ -50,7 +63,7 @@ export function emitKLoop(f: FuncBuilder, s: TileShape, a: Expr, b: Expr, k: Exp
     for (let r = 0; r < mr; r++) {
       const [p, o] = aOff(r, u);
       f.emit(set(av, V128.loadSplat32(get(p), o)));
-      for (let v = 0; v < nv; v++) f.emit(set(acc[r][v], F32x4.add(get(acc[r][v]), F32x4.mul(get(av), get(bv[v])))));
+      for (let v = 0; v < nv; v++) f.emit(set(acc[r][v], madd(get(acc[r][v]), get(av), get(bv[v]))));
     }
     if (!aConstCs) for (const p of pa) f.emit(set(p, I32.add(get(p), sx(s.aCs))));
     if (!bConst) f.emit(set(pb, I32.add(get(pb), sx(s.bLd))));

@@ -1,0 +1,65 @@
+// The in-browser explainer's Web Worker: loads the checkpoint, predicts, explains with every method, captures the
+// attention views and renders the report — all off the page's main thread, which only shows progress and the result
+// (and cancels by terminating this worker). Messages in: {type:"load", bytes, source} | {type:"explain", input, title};
+// out: {type:"loaded", kind, name, maxPositions, backend} | {type:"progress", stage, done, total} |
+// {type:"prediction", prediction} | {type:"done", summary, html, ms} | {type:"error", message}.
+import { configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
+import { runExplanation, flowRowsLocal, EXPLAIN_METHODS, type FlowRowsFn } from "../../src/explain/explain-run.js";
+import { explanationViews } from "../../src/explain/views.js";
+import { explainerFor, type Explainer, type PageInput } from "./explainers.js";
+
+interface Scope { postMessage(m: unknown): void; onmessage: ((ev: MessageEvent) => void) | null }
+const self_ = globalThis as unknown as Scope;
+let current: Explainer | null = null;
+const ready = (async () => {
+  configureBrowserWasmThreads();            // false (one thread) when the page is not cross-origin isolated
+  await wasmBackendReady();
+  // the kernels' own workers start asynchronously: give them a moment
+  for (let i = 0; i < 50 && wasmWorkerCount() < Math.min(1, (navigator.hardwareConcurrency ?? 1) - 1); i++) await new Promise((r) => setTimeout(r, 100));
+})();
+const threads = () => `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s) in a Web Worker`;
+const post = (m: unknown) => self_.postMessage(m);
+
+/** Flow rows in chunks, so that the page sees the progress of the slowest method. */
+const flowRows: FlowRowsFn = (res, rows) => {
+  const T = res.tokens, out = new Float64Array(rows.length * T), step = Math.max(1, Math.ceil(rows.length / 50));
+  for (let a = 0; a < rows.length; a += step) {
+    out.set(flowRowsLocal(res, rows.slice(a, a + step)), a * T);
+    post({ type: "progress", stage: "flow", done: Math.min(rows.length, a + step), total: rows.length });
+  }
+  return out;
+};
+
+self_.onmessage = (ev: MessageEvent) => {
+  const m = ev.data as { type: string; bytes?: Uint8Array; source?: string; input?: PageInput; title?: string };
+  (async () => {
+    await ready;
+    if (m.type === "load") {
+      current = explainerFor(m.bytes!, m.source!);
+      post({ type: "loaded", kind: current.kind, name: current.name, maxPositions: current.maxPositions, backend: threads() });
+      return;
+    }
+    if (m.type !== "explain") throw new Error(`unknown message ${m.type}`);
+    if (!current) throw new Error("no model loaded");
+    const t0 = performance.now();
+    post({ type: "progress", stage: "predicting", done: 0, total: 1 });
+    const prediction = current.predict(m.input!);
+    post({ type: "prediction", prediction });
+    const target = current.target(m.input!);
+    const explanation = await runExplanation(target, current.model, {
+      methods: [...EXPLAIN_METHODS], flowRows,
+      onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),
+    });
+    post({ type: "progress", stage: "attention views", done: 0, total: 1 });
+    const views = explanationViews(explanation, target, current.model, { maxPositions: current.maxPositions });
+    // a generated continuation is long and shown beside the report: the title names only the explained step
+    const title = current.kind === "generation" ? m.title ?? "next character" : m.title ? `${m.title} → ${prediction.output}` : prediction.output;
+    const html = renderHtmlReport(explanation, { title: `attnflow — ${title}`, views });
+    const summary = {
+      backend: getBackend(), workers: wasmWorkerCount(), isolated: globalThis.crossOriginIsolated === true,
+      tokens: explanation.tokens, truncation: explanation.truncation, target: explanation.target, groups: views.groups.map((g) => g.title),
+      importance: Object.fromEntries(Object.entries(explanation.methods).map(([k, v]) => [k, (v as { importance: number[] }).importance])),
+    };
+    post({ type: "done", summary, html, ms: performance.now() - t0, threads: threads() });
+  })().catch((e: unknown) => post({ type: "error", message: e instanceof Error ? e.message : String(e) }));
+};
