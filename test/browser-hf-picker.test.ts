@@ -1,7 +1,7 @@
 // The page's Hugging Face folder picker (examples/browser/hf-picker.ts) in headless Chromium, as a user uses it: the
 // page (examples/browser/explain.html, served with `attnflow web`'s mounts) gets a BERT classifier folder through its
-// folder input and a Marian folder (.spm tokenizer, no tokenizer.json) dropped on the page, as File objects; it reads
-// them in the tab, predicts and explains. The prediction and every method's importance in the page's report are
+// folder input, a Marian folder (.spm tokenizer, no tokenizer.json) dropped on the page and a ViT folder through its
+// files input, as File objects; the page posts them to its Web Worker, which reads them, predicts and explains. The prediction and every method's importance in the page's report are
 // compared with the same explanation computed here in Node. Skips without Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import "../src/node.js";
 import { pageReport, skipWithoutChromium as skip } from "./browser-helpers.js";
-import { pageLibMounts } from "../cli/web.js";
+import { PAGE_IMPORT_MAP, pageLibMounts } from "../cli/web.js";
 import { fromPretrainedDir, savePretrainedDir } from "../src/hf/node-pretrained.js";
 import { architectureFor } from "../src/hf/registry.js";
 import { hfTextTarget, softmaxRow, textInputOf, hfInputs, type HFLoaded } from "../src/hf/explain-target.js";
@@ -135,6 +135,7 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
   const r = await pageReport<PageResult>({
     index: join(ROOT, "examples", "browser", "explain.html"),
     mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models"), ...pageLibMounts(), "/fx/": dir },
+    importMap: PAGE_IMPORT_MAP,   // as \`attnflow web\` serves the page: the worker's imports name /lib/ URLs
     pathAndQuery: "/picker.html", timeoutMs: 200_000,
     handle: (req, res) => {
       const body = req.url === "/picker.html" ? page : req.url === "/fixture-list.json" ? JSON.stringify(list) : null;
