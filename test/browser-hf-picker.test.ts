@@ -82,6 +82,17 @@ try {
   input.files = dt.files;
   input.dispatchEvent(new Event("change"));
   out.bert = await run("bert", "the red dog ran far");
+  // Cancel mid-run: the worker is stopped, a fresh one reads the same File list again, and the next run works
+  const st = document.getElementById("status");
+  st.textContent = "";
+  document.getElementById("run").click();
+  const cancelShown = !document.getElementById("cancel").hidden;
+  document.getElementById("cancel").click();
+  await wait(() => /^cancelled/.test(st.textContent), "the cancelled bert reloaded");
+  document.getElementById("error").textContent = "";
+  document.getElementById("run").click();
+  await wait(() => /explained in/.test(st.textContent) || document.getElementById("error").textContent, "bert after Cancel");
+  out.bertAfterCancel = { cancelShown, error: document.getElementById("error").textContent, prediction: document.getElementById("prediction").textContent };
   // Marian dropped on the page
   document.getElementById("status").textContent = "";
   const drop = new DataTransfer();
@@ -107,7 +118,12 @@ await fetch("/__result", { method: "POST", body: JSON.stringify(out) });
 </script>`;
 
 interface Shown { status: string; error: string; prediction: string; report: string }
-interface PageResult { bert?: Shown; marian?: Shown; vit?: Shown; hasPicker?: boolean; error?: string }
+interface PageResult { bert?: Shown; marian?: Shown; vit?: Shown; hasPicker?: boolean; error?: string; bertAfterCancel?: { cancelShown: boolean; error: string; prediction: string } }
+
+/** The viewer's data in a report: each attention stack's title and its query-row labels. */
+function reportViews(html: string): { title: string; rowTokens: string[] }[] {
+  return (JSON.parse(/<script type="application\/json" id="attnflow-views">(.*?)<\/script>/s.exec(html)![1]) as { groups: { title: string; rowTokens: string[] }[] }).groups;
+}
 
 /** The importance table of the report: per row, the values of each method column. */
 function reportTable(html: string): number[][] {
@@ -147,6 +163,10 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
   });
   assert.equal(r.error, undefined, r.error);
   assert.ok(r.hasPicker);
+  const again = r.bertAfterCancel!;
+  assert.ok(again.cancelShown, "Cancel is offered while the worker runs");
+  assert.equal(again.error, "");
+  assert.equal(again.prediction, r.bert!.prediction, "the fresh worker reloaded the same folder");
   for (const [name, text] of [["bert", "the red dog ran far"], ["marian", "the computer works"], ["vit", ""]] as const) {
     const shown = r[name]!;
     assert.equal(shown.error, "", `${name}: ${shown.error}`);
@@ -166,6 +186,14 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
       assert.match(shown.prediction, new RegExp(`LABEL_${best}\\s*${(100 * probs[best]).toFixed(1)} %`));
     } else if (name === "marian") {
       assert.match(shown.report, /Decoder: output token/);   // the encoder–decoder's decoder self- and cross-attention
+      // the viewer's three stacks; decoder rows labelled with the decoder's tokens (start token + output so far)
+      const groups = reportViews(shown.report);
+      assert.deepEqual(groups.slice(0, 3).map((g) => g.title), ["encoder self-attention", "decoder self-attention (causal)", "cross-attention (decoder → encoder)"]);
+      assert.deepEqual(groups[0].rowTokens, e.tokens);
+      assert.ok(e.decoder, "Node explains the decoder too");
+      assert.deepEqual(groups[1].rowTokens, e.decoder.tokens);
+      assert.deepEqual(groups[2].rowTokens, groups[1].rowTokens);
+      assert.ok(groups[1].rowTokens.length >= 1 && groups[1].rowTokens.every((t) => t !== ""), `decoder rows ${groups[1].rowTokens}`);
     } else {
       assert.match(shown.prediction, new RegExp(`${e.target.label}\\s*\\d`));   // ViT: the class the report explains leads the table
     }
