@@ -11,9 +11,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import "../src/node.js";
 import { pageReport, skipWithoutChromium as skip } from "./browser-helpers.js";
+import { assertResponsive, openCdpPage } from "./browser-cdp.js";
+import { startWebServer } from "../src/node/web-server.js";
 import { PAGE_IMPORT_MAP, pageLibMounts } from "../cli/web.js";
 import { fromPretrainedDir, savePretrainedDir } from "../src/hf/node-pretrained.js";
-import { architectureFor } from "../src/hf/registry.js";
+import { architectureFor, modelFromConfig } from "../src/hf/registry.js";
 import { hfTextTarget, softmaxRow, textInputOf, hfInputs, type HFLoaded } from "../src/hf/explain-target.js";
 import { runExplanation, EXPLAIN_METHODS, type Explanation } from "../src/explain/explain-run.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
@@ -197,5 +199,54 @@ test("browser: a Hugging Face folder picked or dropped in the page is predicted 
     } else {
       assert.match(shown.prediction, new RegExp(`${e.target.label}\\s*\\d`));   // ViT: the class the report explains leads the table
     }
+  }
+});
+
+test("browser: a larger Hugging Face folder loads and is explained in the page's worker; the main thread never blocks (long tasks, CPU trace), Cancel", { skip, timeout: 300_000 }, async () => {
+  // a BERT classifier of 4 layers × 256 wide (random weights) on a 60-token text: every method takes seconds of work,
+  // which on the page's thread would show as long tasks
+  const big = join(dir, "bert-big");
+  mkdirSync(big, { recursive: true });
+  const cfg = { ...JSON.parse(readFileSync(join(ROOT, "test", "fixtures", "hf", "bert-seqcls", "config.json"), "utf8")), hidden_size: 256, intermediate_size: 1024, num_hidden_layers: 4, max_position_embeddings: 128 };
+  await savePretrainedDir(modelFromConfig(cfg), big);
+  writeFileSync(join(big, "config.json"), JSON.stringify(cfg));
+  const tj = JSON.parse(readFileSync(join(ROOT, "test", "fixtures", "hf-tokenizer", "bert", "tokenizer.json"), "utf8"));
+  tj.model.vocab = Object.fromEntries(WORDS.map((w, i) => [w, i]));
+  writeFileSync(join(big, "tokenizer.json"), JSON.stringify(tj));
+  const names = readdirSync(big);
+  const { url, close } = await startWebServer({
+    index: join(ROOT, "examples", "browser", "explain.html"), importMap: PAGE_IMPORT_MAP,
+    mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models"), ...pageLibMounts(), "/fx/": dir },
+  });
+  const p = await openCdpPage(url, 1280);
+  try {
+    await p.waitFor("document.body.dataset.done === '1'", 120_000);
+    assert.notEqual(await p.eval("window.__longtasks"), null, "this Chromium reports long tasks");
+    // the File objects are made before the trace (fetching the fixture is the test's, not the page's)
+    await p.eval(`(async () => { const dt = new DataTransfer(); for (const f of ${JSON.stringify(names)}) dt.items.add(new File([await (await fetch("/fx/bert-big/" + f)).arrayBuffer()], f)); window.__files = dt.files; })()`);
+    await p.eval("new Promise((r) => setTimeout(r, 300))");
+    await p.eval("window.__longtasks.length = 0");
+    const tr = await p.trace();
+    await p.eval("(() => { const i = document.getElementById('hf-files'); i.files = window.__files; i.dispatchEvent(new Event('change')); })()");
+    await p.waitFor("/Hugging Face folder read in this tab/.test(document.getElementById('status').textContent) || document.getElementById('error').textContent", 120_000);
+    assert.equal(await p.eval("document.getElementById('error').textContent"), "");
+    const text = "the big red dog ran far and the cat sat on a mat . ".repeat(5).trim();   // 58 words + [CLS], [SEP]
+    await p.eval(`document.getElementById('text').value = ${JSON.stringify(text)}; document.getElementById('run').click()`);
+    await p.waitFor("/explained in/.test(document.getElementById('status').textContent) || document.getElementById('error').textContent", 240_000);
+    assert.equal(await p.eval("document.getElementById('error').textContent"), "");
+    await p.eval("new Promise((r) => setTimeout(r, 300))");
+    const observed = await p.eval<number[]>("window.__longtasks.slice()");
+    assertResponsive(observed, await tr.stop(), "the page while its worker reads and explains an HF folder");
+    assert.match(await p.eval<string>("document.getElementById('prediction').textContent"), /LABEL_\d\s*\d+\.\d %/);
+    // Cancel while it explains: a fresh worker reads the same files again and the page is ready
+    await p.eval("document.getElementById('run').click(); document.getElementById('cancel').click()");
+    await p.waitFor("/^cancelled/.test(document.getElementById('status').textContent)", 120_000);
+    assert.equal(await p.eval("document.getElementById('run').disabled"), false);
+    assert.match(await p.eval<string>("document.getElementById('status').textContent"), /backend/);
+  } catch (e) {
+    (e as Error).message += `\n${p.log().slice(-2000)}`;
+    throw e;
+  } finally {
+    p.close(); close();
   }
 });
