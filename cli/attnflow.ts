@@ -1,4 +1,5 @@
 // The `attnflow` command line: a thin argv layer over the library.
+import { releaseEnvGuard } from "./env-guard.js"; // first: a bad ATTNFLOW_BACKEND is one clear line, exit 2
 import "../src/node.js"; // registers the native backend when built
 import { runUntrainedDemo } from "./demo.js";
 import { evalCommand, exportCommand, infoCommand, predictCommand, taskList, trainCommand } from "./train.js";
@@ -8,6 +9,7 @@ import { listTasks } from "../src/node/tasks/index.js";
 import { explainCommand } from "./explain.js";
 import { evalFaithfulnessCommand } from "./eval-faithfulness.js";
 import { webCommand } from "./web.js";
+releaseEnvGuard();
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
 

@@ -1,6 +1,7 @@
 // `npm run parity -- <dir>`: check every reference case under <dir> (any names, any nesting): PyTorch op fixtures
 // (.safetensors files with __metadata__.config) and Hugging Face cases (a folder holding config.json,
 // model.safetensors or its index, and reference.safetensors — every file in such a folder belongs to that case).
+import { releaseEnvGuard } from "./env-guard.js"; // first: a bad ATTNFLOW_BACKEND is one clear line, exit 2
 import "../src/node.js"; // registers the native backend when built
 // One line per case, then "N passed, M failed"; exit code 1 if anything failed.
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -13,6 +14,8 @@ import type { Tensor } from "../src/tensor.js";
 import { runHFCase, HF_ATOL } from "../src/parity/hf-cases.js";
 import { folderReader } from "../src/hf/node-pretrained.js";
 import type { Check } from "../src/parity/compare.js";
+import { backendInfo, getBackend } from "../src/backend/registry.js";
+releaseEnvGuard();
 
 function isHFCase(dir: string): boolean {
   return existsSync(join(dir, "config.json")) && existsSync(join(dir, "reference.safetensors")) &&
@@ -93,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
   try { files = statSync(dir).isDirectory() ? walk(dir, hfDirs) : [dir]; }
   catch { console.error(`parity: cannot read "${dir}"`); return 2; }
   if (!files.length && !hfDirs.length) { console.error(`parity: no .safetensors files under "${dir}"`); return 2; }
+  // the backend every case runs on (ATTNFLOW_BACKEND picks it; an unknown or unavailable one stopped us already)
+  console.log(`backend: ${getBackend()} (${backendInfo()?.description ?? "?"})${process.env.ATTNFLOW_BACKEND ? " — from ATTNFLOW_BACKEND" : " — automatic choice"}`);
   let [passed, failed] = await runHF(dir, hfDirs);
   for (const c of collectCases(dir, files)) {
     const t0 = performance.now();

@@ -21,6 +21,14 @@ export function pageLibMounts(): Record<string, string> {
   return { "/lib/tokenizers/": join(dirname(req.resolve("@huggingface/tokenizers")), ".."), "/lib/protobuf/": join(dirname(req.resolve("@bufbuild/protobuf")), "..", "..") };
 }
 
+/**
+ * The explainer page's import map (explain.html names the same): the main thread uses that, and the server rewrites
+ * these specifiers in the scripts it serves, because an import map does not reach the page's module Web Worker.
+ */
+export const PAGE_IMPORT_MAP: Record<string, string> = {
+  "@huggingface/tokenizers": "/lib/tokenizers/dist/tokenizers.mjs", "@bufbuild/protobuf/wire": "/lib/protobuf/dist/esm/wire/index.js",
+};
+
 /** Where `--serve` mounts the package: a page's import map points "attnflow" at `${ATTNFLOW_PREFIX}dist/src/index.js`. */
 export const ATTNFLOW_PREFIX = "/attnflow/";
 
@@ -48,7 +56,7 @@ export async function webCommand(args: Args): Promise<number> {
   const host = stringFlag(args.flags, "host", "an address to listen on") ?? "127.0.0.1";
   const serve = stringFlag(args.flags, "serve", "a folder holding your page (index.html)");
   if (!existsSync(join(ROOT, "dist", "src", "index.js"))) throw new Error(`attnflow's build is missing under ${ROOT} (dist/src/index.js; run npm run build)`);
-  let site: { index?: string; mounts: Record<string, string>; what: string };
+  let site: { index?: string; mounts: Record<string, string>; importMap?: Record<string, string>; what: string };
   if (serve !== undefined) {
     const dir = resolve(serve);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--serve needs a folder, and ${dir} is not one`);
@@ -61,11 +69,11 @@ export async function webCommand(args: Args): Promise<number> {
     if (!existsSync(index) || !existsSync(join(ROOT, "dist", "examples", "browser", "explain-page.js"))) {
       throw new Error(`the browser explainer is missing under ${ROOT} (examples/browser/explain.html and its build in dist/; run npm run build)`);
     }
-    site = { index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models"), ...pageLibMounts() }, what: "the in-browser explainer" };
+    site = { index, mounts: { "/dist/": join(ROOT, "dist"), "/models/": join(ROOT, "models"), ...pageLibMounts() }, importMap: PAGE_IMPORT_MAP, what: "the in-browser explainer" };
   }
   let url: string;
   try {
-    ({ url } = await startWebServer({ index: site.index, mounts: site.mounts, port, host }));
+    ({ url } = await startWebServer({ index: site.index, mounts: site.mounts, importMap: site.importMap, port, host }));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new Error(`port ${port} on ${host} is already in use; pick another with --port N (0: any free port)`);

@@ -19,3 +19,7 @@ import { configureNodeWasmThreads } from "./node/wasm-threads.js";
 // Wasm kernels in Node run on worker_threads (ATTNFLOW_THREADS, else every CPU); the Wasm module starts lazily.
 configureNodeWasmThreads();
 export * as hf from "./hf/node-index.js"; // shadows index.js's browser-only hf: adds folders on disk
+// ATTNFLOW_BACKEND naming a backend that is unknown or unavailable here is an error, never a silent fallback
+import { backendEnvProblem } from "./backend/registry.js";
+const backendProblem = backendEnvProblem();
+if (backendProblem) throw new Error(backendProblem);

@@ -37,13 +37,15 @@ export function launchChromium(url: string, extraArgs: string[] = [], env: NodeJ
  */
 export async function pageReport<T>(o: {
   index?: string; mounts: Record<string, string>; pathAndQuery: string; handle?: WebServerOptions["handle"]; timeoutMs?: number;
+  /** Bare specifiers rewritten in the served scripts (as `attnflow web` does for its page: PAGE_IMPORT_MAP). */
+  importMap?: Record<string, string>;
   /** Extra Chromium switches, e.g. --window-size=390,900. */
   browserArgs?: string[];
 }): Promise<T> {
   let deliver!: (r: T) => void;
   const result = new Promise<T>((res) => { deliver = res; });
   const { url, close } = await startWebServer({
-    index: o.index, mounts: o.mounts,
+    index: o.index, mounts: o.mounts, importMap: o.importMap,
     handle: (req, res) => {
       if (req.method === "POST" && req.url === "/__result") {
         let body = "";

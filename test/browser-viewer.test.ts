@@ -19,7 +19,7 @@ import { renderHtmlReport } from "../src/viz/html-report.js";
 import { startWebServer } from "../src/node/web-server.js";
 import { skipWithoutChromium as skip } from "./browser-helpers.js";
 import { explainCommand } from "../cli/explain.js";
-import { openCdpPage, type CdpPage } from "./browser-cdp.js";
+import { assertResponsive, openCdpPage, type CdpPage } from "./browser-cdp.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SHOTS = process.env.ATTNFLOW_SHOTS;
@@ -128,19 +128,6 @@ async function clickOn(p: CdpPage, sel: string): Promise<void> {
 }
 /** The long tasks since the last call (and clears them). */
 const longTasks = (p: CdpPage) => p.eval<number[]>("(() => { const t = window.__longtasks.slice(); window.__longtasks.length = 0; return t; })()");
-
-/**
- * The main thread never blocks for more than 100 ms. The long-task observer measures wall time, which a busy machine
- * (this one runs several test files and other work at once) stretches while the thread waits for a CPU; the trace
- * gives each task's own CPU time. A long task over 100 ms fails unless no task of the renderer's main thread used
- * more than 50 ms of CPU (then the thread was starved, not busy); a task over 100 ms of CPU always fails.
- */
-function assertResponsive(observed: number[], traced: { wall: number; cpu: number }[], what: string): void {
-  const cpu = Math.max(0, ...traced.map((t) => t.cpu)), worst = Math.max(0, ...observed);
-  assert.ok(traced.length > 0, `${what}: the trace recorded no main-thread task`);
-  assert.ok(cpu <= 100, `${what}: a main-thread task used ${cpu.toFixed(1)} ms of CPU`);
-  assert.ok(worst <= 100 || cpu <= 50, `${what}: long tasks ${observed.join(", ")} ms (wall); the busiest task used ${cpu.toFixed(1)} ms of CPU`);
-}
 
 async function withReport(html: string, width: number, fn: (p: CdpPage, shot: (name: string) => Promise<void>) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "attnflow-viewer-"));

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startWebServer } from "../src/node/web-server.js";
+import { PAGE_IMPORT_MAP } from "../cli/web.js";
 
 function get(url: string, path: string, method = "GET"): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
@@ -84,6 +85,17 @@ test("attnflow web: serves the page, its script and the shipped models with isol
     assert.equal(page.headers["cross-origin-embedder-policy"], "require-corp");
     assert.equal((await get(url, "/dist/examples/browser/explain-page.js", "HEAD")).status, 200);
     for (const m of ["fortunes-classifier", "fashion-vit", "dates", "char-lm"]) assert.equal((await get(url, `/models/${m}.safetensors`, "HEAD")).status, 200, m);
+    // the page's Web Worker imports the tokenizer module: its bare specifier names the /lib/ URL there (no import map
+    // reaches a worker), the same URL as the page's import map, and that URL is served
+    const tok = await get(url, "/dist/src/hf/tokenizer.js");
+    assert.equal(tok.status, 200);
+    assert.match(tok.body, /from "\/lib\/tokenizers\/dist\/tokenizers\.mjs"/);
+    assert.doesNotMatch(tok.body, /from "@huggingface\/tokenizers"/);
+    assert.equal(Number(tok.headers["content-length"]), Buffer.byteLength(tok.body));
+    const map = JSON.parse(/<script type="importmap">(.*?)<\/script>/s.exec(page.body)![1]).imports as Record<string, string>;
+    assert.deepEqual(map, PAGE_IMPORT_MAP);
+    for (const lib of Object.values(map)) assert.equal((await get(url, lib, "HEAD")).status, 200, lib);
+    assert.match((await get(url, "/dist/src/hf/sentencepiece.js")).body, /from "\/lib\/protobuf\/dist\/esm\/wire\/index\.js"/);
     // the issue's reproducers, against the real command: each gets a status code and the process keeps serving
     assert.equal((await get(url, "/models/a%00b")).status, 400);
     assert.equal((await get(url, `/models/${"a".repeat(16_000)}`)).status, 414);
@@ -131,6 +143,27 @@ test("web server: hostile paths get a status code and the server keeps answering
       assert.equal(r.status, want, `${p.slice(0, 40)}… → ${r.status}`);
       assert.equal((await raw(url, "/models/m.safetensors")).status, 200, `still answering after ${p.slice(0, 40)}`);
     }
+  } finally {
+    close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("web server: importMap rewrites exactly its bare specifiers in served scripts; other files and text stay as stored", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-web-map-"));
+  const src = `import { a } from "lib-a";\nimport 'lib-a';\nconst b = await import( "lib-b/sub" );\nexport * from "lib-ab";\nconst s = "lib-a";\nimport c from "./lib-a";\n`;
+  writeFileSync(join(dir, "m.js"), src);
+  writeFileSync(join(dir, "t.txt"), src);
+  const { url, close } = await startWebServer({ mounts: { "/": dir }, importMap: { "lib-a": "/lib/a.mjs", "lib-b/sub": "/lib/b/sub.js" } });
+  try {
+    const js = await get(url, "/m.js");
+    assert.equal(js.body, `import { a } from "/lib/a.mjs";\nimport '/lib/a.mjs';\nconst b = await import( "/lib/b/sub.js" );\nexport * from "lib-ab";\nconst s = "lib-a";\nimport c from "./lib-a";\n`);
+    assert.equal(Number(js.headers["content-length"]), Buffer.byteLength(js.body));
+    const head = await get(url, "/m.js", "HEAD");
+    assert.equal(head.headers["content-length"], js.headers["content-length"]);
+    assert.equal(head.body, "");
+    assert.equal((await get(url, "/t.txt")).body, src);   // not a script: as stored
+    assert.equal((await get(url, "/../m.js")).status, 404);
   } finally {
     close();
     rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,9 @@
 // through its cross-attention; chosen in the page or ?target=N), the character GPT (the next character after the
 // prompt) — runs the model and explains its output with every method, drawn by the same HTML report as
 // `attnflow explain --html` (with its head, model, neuron and flow views). All model work runs in a Web Worker
-// (explain-worker.ts): this thread only shows progress, offers Cancel and shows the result. Nothing leaves the page.
+// (explain-worker.ts): this thread only shows progress, offers Cancel and shows the result. A Hugging Face model
+// folder picked or dropped in the page (hf-picker.ts collects its File objects) is read by the worker too: its
+// picture, for a ViT, is sent as the file itself and decoded there at the model's size. Nothing leaves the page.
 // URL parameters: ?model=<path> picks the checkpoint, ?text=… prefills the text, ?image=<path> loads an image,
 // ?autorun=1 explains at once, ?report=<path> POSTs a JSON summary when done (automation, browser test). Paths must
 // name this server (start with /, same origin): anything else is ignored with a notice, because a crafted link could
@@ -14,16 +16,19 @@ import type { Prediction } from "../../src/tasks/task.js";
 import { greySquare } from "../../src/data/grey-image.js";
 import { BRIEF_SENTENCE } from "../../src/brief.js";
 import type { Kind } from "./explainers.js";
+import { installHFPicker } from "./hf-picker.js";
 
 import { IMAGE_SIDE } from "../../src/tasks/fashion-vit-model.js";
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const status = (s: string) => { $("status").textContent = s; };
-interface Loaded { kind: Kind; name: string; maxPositions?: number; backend: string }
+interface Loaded { kind: Kind; name: string; maxPositions?: number; hf: boolean; backend: string }
 interface Summary { backend: string; workers: number; isolated: boolean; tokens: string[]; truncation?: { total: number; kept: number; dropped: number; from: string }; target: unknown; groups: string[]; importance: Record<string, number[]> }
 let current: Loaded | null = null;
 let pixels: Float32Array | null = null;    // the image input, 28×28 grey in [0, 1]
-let model: { bytes: Uint8Array; source: string } | null = null;   // kept to reload a fresh worker after Cancel
+let picture: Blob | null = null;           // the image input's file itself (a Hugging Face ViT decodes it at its own size)
+// kept to reload a fresh worker after Cancel: a checkpoint's bytes, or a Hugging Face folder's File list
+let model: { bytes: Uint8Array; source: string } | { files: File[]; name: string } | null = null;
 
 /**
  * The value of URL parameter `name` when it is a path on this server, else null — and when it names anything else
@@ -61,6 +66,7 @@ function startWorker(): Worker {
   w.onmessage = (ev: MessageEvent) => {
     const m = ev.data as Record<string, unknown> & { type: string };
     if (m.type === "progress") { progress(m.stage as string, m.done as number, m.total as number); return; }
+    if (m.type === "status") { status(m.text as string); return; }
     if (m.type === "prediction") { lastPrediction = m.prediction as Prediction; showPrediction(lastPrediction); return; }
     const p = pending;
     if (!p) return;
@@ -98,7 +104,25 @@ function cancel(): void {
   pending = null;
   p?.reject(new Error("cancelled"));
   busy(false);
-  if (model) load(model.bytes, model.source).then(() => status(`cancelled · ${current?.backend ?? ""}`)).catch(showError);
+  if (model) reload(model).then(() => status(`cancelled · ${current?.backend ?? ""}`)).catch(showError);
+}
+
+function reload(m: NonNullable<typeof model>): Promise<void> {
+  return "files" in m ? loadFolder(m.files, m.name) : load(m.bytes, m.source);
+}
+
+/** A Hugging Face folder's files, posted to the worker (which reads them by range: nothing is read here). */
+async function loadFolder(files: File[], name: string): Promise<void> {
+  if (pending) throw new Error("busy: wait for the current run, or cancel it");
+  model = { files, name };
+  current = null;
+  busy(true);   // Cancel stops the read too
+  status(`reading ${name} (${files.length} files) in a Web Worker…`);
+  try {
+    useExplainer(await request({ type: "load-hf", files, name }, "loaded") as unknown as Loaded);
+  } finally {
+    if (!pending) busy(false);   // unless Cancel already started the reload
+  }
 }
 
 async function load(bytes: Uint8Array, source: string): Promise<void> {
@@ -112,6 +136,7 @@ function useExplainer(e: Loaded): void {
   $("text-input").hidden = e.kind === "image";
   $("image-input").hidden = e.kind !== "image";
   $("target-input").hidden = e.kind !== "translation";
+  $("preview").hidden = e.hf;   // the preview shows the shipped ViT's 28×28 grey input; an HF ViT reads the picture itself
   const text = $("text") as HTMLTextAreaElement;
   // the example input of each kind, unless the user typed their own
   const examples: Record<string, string> = { text: BRIEF_SENTENCE, translation: "March 5th, 2021", generation: "The cat sat on the " };
@@ -131,6 +156,7 @@ async function loadUrl(url: string): Promise<void> {
 
 /** Decode an image with the browser, then grey, invert when the background is light, pad and resize to 28×28. */
 async function setImage(blob: Blob): Promise<void> {
+  picture = blob;
   const bmp = await createImageBitmap(blob);
   const canvas = document.createElement("canvas");
   canvas.width = bmp.width; canvas.height = bmp.height;
@@ -166,12 +192,14 @@ async function explain(): Promise<{ prediction: Prediction; summary: Summary }> 
   $("notice").innerHTML = "";
   $("prediction").innerHTML = "";
   if (current.kind !== "image" && textInput().trim() === "") throw new Error("type a text to classify");
-  if (current.kind === "image" && !pixels) throw new Error("choose an image");
+  // a Hugging Face ViT reads the image input's file (decoded in the worker at the model's own size)
+  const image = current.hf ? ($("image-file") as HTMLInputElement).files?.[0] ?? picture : null;
+  if (current.kind === "image" && !(current.hf ? image : pixels)) throw new Error("choose an image");
   busy(true);
   lastPrediction = null;
   try {
     const title = current.kind === "image" ? current.name : current.kind === "generation" ? `next character after "${textInput().slice(-40)}"` : textInput().slice(0, 60);
-    const input = current.kind === "image" ? { pixels: pixels!.slice() } : { text: textInput(), target: ($("target") as HTMLInputElement).value };
+    const input = current.kind === "image" ? (current.hf ? { image: image! } : { pixels: pixels!.slice() }) : { text: textInput(), target: ($("target") as HTMLInputElement).value };
     const m = await request({ type: "explain", input, title }, "done");
     const summary = m.summary as Summary;
     // an input longer than the model reads was cut: say so above the report too (the report repeats it)
@@ -207,6 +235,8 @@ async function main(): Promise<void> {
     const f = ($("image-file") as HTMLInputElement).files?.[0];
     if (f) setImage(f).catch(showError);
   });
+  // a Hugging Face folder picked or dropped by the user: its files go to the worker (hf-picker.ts)
+  installHFPicker($("hf-picker"), { files: (files, name) => { loadFolder(files, name).catch(showError); }, error: showError });
   const select = $("model") as HTMLSelectElement;
   select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
   if (model) select.value = model;

@@ -1,12 +1,13 @@
 // The in-browser explainer's Web Worker: loads the checkpoint, predicts, explains with every method, captures the
 // attention views and renders the report — all off the page's main thread, which only shows progress and the result
-// (and cancels by terminating this worker). Messages in: {type:"load", bytes, source} | {type:"explain", input, title};
-// out: {type:"loaded", kind, name, maxPositions, backend} | {type:"progress", stage, done, total} |
+// (and cancels by terminating this worker). Messages in: {type:"load", bytes, source} | {type:"load-hf", files, name}
+// (a Hugging Face folder's File objects, picked or dropped in the page) | {type:"explain", input, title};
+// out: {type:"loaded", kind, name, maxPositions, hf, backend} | {type:"status", text} | {type:"progress", stage, done, total} |
 // {type:"prediction", prediction} | {type:"done", summary, html, ms} | {type:"error", message}.
 import { configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { runExplanation, flowRowsLocal, EXPLAIN_METHODS, type FlowRowsFn } from "../../src/explain/explain-run.js";
 import { explanationViews } from "../../src/explain/views.js";
-import { explainerFor, type Explainer, type PageInput } from "./explainers.js";
+import { explainerFor, hfExplainer, type Explainer, type PageInput } from "./explainers.js";
 
 interface Scope { postMessage(m: unknown): void; onmessage: ((ev: MessageEvent) => void) | null }
 const self_ = globalThis as unknown as Scope;
@@ -31,21 +32,23 @@ const flowRows: FlowRowsFn = (res, rows) => {
 };
 
 self_.onmessage = (ev: MessageEvent) => {
-  const m = ev.data as { type: string; bytes?: Uint8Array; source?: string; input?: PageInput; title?: string };
+  const m = ev.data as { type: string; bytes?: Uint8Array; source?: string; files?: File[]; name?: string; input?: PageInput; title?: string };
   (async () => {
     await ready;
-    if (m.type === "load") {
-      current = explainerFor(m.bytes!, m.source!);
-      post({ type: "loaded", kind: current.kind, name: current.name, maxPositions: current.maxPositions, backend: threads() });
+    if (m.type === "load" || m.type === "load-hf") {
+      current = null;   // a failed load leaves no model behind
+      current = m.type === "load" ? explainerFor(m.bytes!, m.source!) : await hfExplainer(m.files!, m.name!, (text) => post({ type: "status", text }));
+      post({ type: "loaded", kind: current.kind, name: current.name, maxPositions: current.maxPositions, hf: current.hf === true, backend: threads() });
       return;
     }
     if (m.type !== "explain") throw new Error(`unknown message ${m.type}`);
     if (!current) throw new Error("no model loaded");
     const t0 = performance.now();
     post({ type: "progress", stage: "predicting", done: 0, total: 1 });
-    const prediction = current.predict(m.input!);
+    const input = current.prepare ? await current.prepare(m.input!) : m.input!;
+    const prediction = current.predict(input);
     post({ type: "prediction", prediction });
-    const target = current.target(m.input!);
+    const target = current.target(input);
     const explanation = await runExplanation(target, current.model, {
       methods: [...EXPLAIN_METHODS], flowRows,
       onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),

@@ -1,7 +1,9 @@
 // The models the in-browser explainer knows, behind one interface (used by its Web Worker, explain-worker.ts): a
 // checkpoint's task decides how to read the input, predict and explain — the topic classifier for a text, the Vision
 // Transformer for an image, the date translator (one output character, through its cross-attention), the character
-// GPT (the next character after the prompt). Inputs are plain values (no DOM), so this runs in a worker.
+// GPT (the next character after the prompt) — and a Hugging Face model folder picked in the page (its Files, read
+// here by range with fromPretrained: text classifiers, masked and causal LMs, encoder–decoders, ViT). Inputs are plain
+// values and Blobs (no DOM), so this runs in a worker.
 import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
 import type { runExplanation } from "../../src/explain/explain-run.js";
 import { classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
@@ -9,16 +11,26 @@ import { explainPixels, predictPixels, vitFromStoredConfig } from "../../src/tas
 import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
+import { blobReader, fromPretrained, setTokenizerLoader } from "../../src/hf/pretrained.js";
+import {
+  type HFImage, type HFLoaded, hfImagePrediction, hfImageTarget, hfTextPrediction, hfTextTarget, kindOf, textInputOf, vitImageSize, vitPixelsFromRgba,
+} from "../../src/hf/explain-target.js";
+import type { HFTokenizer } from "../../src/hf/tokenizer.js";
 
 export type Kind = "text" | "image" | "translation" | "generation";
-/** What the page sends: the text (text, translation, generation), the 28×28 grey pixels (image), the output position (translation). */
-export interface PageInput { text?: string; pixels?: Float32Array; target?: string }
+/** What the page sends: the text (text, translation, generation), the 28×28 grey pixels (image), the output position
+ *  (translation), the picture file itself (a Hugging Face ViT: decoded here at the model's size). */
+export interface PageInput { text?: string; pixels?: Float32Array; target?: string; image?: Blob; decoded?: HFImage }
 
 export interface Explainer {
   kind: Kind;
   name: string;
   /** The most input positions the model reads (longer inputs are cut, and the report says so). */
   maxPositions?: number;
+  /** A Hugging Face folder (the page sends the picture file itself for its image models). */
+  hf?: boolean;
+  /** Async preparation of the input before predict/target (a Hugging Face ViT decodes the picture file). */
+  prepare?(input: PageInput): Promise<PageInput>;
   predict(input: PageInput): Prediction;
   target(input: PageInput): ExplainTarget;
   model: Parameters<typeof runExplanation>[1];
@@ -65,4 +77,53 @@ export function explainerFor(bytes: Uint8Array, source: string): Explainer {
     };
   }
   throw new Error(`${source}: a '${raw.task}' checkpoint; this page explains fortunes-classifier (text), fashion-vit (image), dates (translation) and char-lm (generation) models`);
+}
+
+/** The picture file decoded by the browser and drawn at S×S (its resampling, as the page's preview), RGBA. */
+async function rgbaAt(blob: Blob, S: number): Promise<Uint8ClampedArray> {
+  const bmp = await createImageBitmap(blob).catch((e: Error) => { throw new Error(`the picture could not be decoded by this browser: ${e.message}`); });
+  const canvas = new OffscreenCanvas(S, S), ctx = canvas.getContext("2d")!;
+  ctx.drawImage(bmp, 0, 0, S, S);
+  bmp.close();
+  return ctx.getImageData(0, 0, S, S).data;
+}
+
+/**
+ * A Hugging Face folder from its Files (matched by base name; a large checkpoint is read by range, never whole).
+ * The tokenizer module (tokenizer.json, or Marian's .spm files) is imported here on first use.
+ */
+export async function hfExplainer(files: File[], name: string, status: (s: string) => void = () => undefined): Promise<Explainer> {
+  if (!files.length) throw new Error("no files picked");
+  const tk = await import("../../src/hf/tokenizer.js").catch((e: Error) => {
+    throw new Error(`the tokenizer module did not load (@huggingface/tokenizers and @bufbuild/protobuf/wire must be served under /lib/): ${e.message}`);
+  });
+  setTokenizerLoader(tk.tokenizerFromReader);
+  status(`reading ${name} (${files.length} files) in a Web Worker…`);
+  const reader = blobReader(files);
+  const p = await fromPretrained(reader);
+  p.model.eval();
+  const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir: name };
+  const arch = p.model.architecture, kind = kindOf(arch);
+  if (kind === "base") throw new Error(`${name}: ${arch} has no head (no logits): there is nothing to predict or explain`);
+  const label = `${name} (${arch}, Hugging Face folder read in this tab)`;
+  if (kind === "image") {
+    const preBytes = await reader.readFile("preprocessor_config.json");
+    const pre = preBytes ? JSON.parse(new TextDecoder().decode(preBytes)) as Record<string, unknown> : {};
+    const decoded = (i: PageInput): HFImage => { if (!i.decoded) throw new Error("choose an image"); return i.decoded; };
+    return {
+      kind: "image", name: label, model: p.model, hf: true,
+      prepare: async (i) => {
+        if (!i.image) throw new Error("choose an image");
+        return { ...i, decoded: vitPixelsFromRgba(m, await rgbaAt(i.image, vitImageSize(m)), pre) };
+      },
+      predict: (i) => hfImagePrediction(m, decoded(i)),
+      target: (i) => hfImageTarget(m, decoded(i), undefined),
+    };
+  }
+  const input = (i: PageInput) => textInputOf(m, { text: text(i) });
+  return {
+    kind: "text", name: label, model: p.model, hf: true,
+    predict: (i) => hfTextPrediction(m, input(i), 20),
+    target: (i) => hfTextTarget(m, input(i), undefined, 1),
+  };
 }

@@ -46,8 +46,32 @@ function activate(b: BackendInfo): void {
   K = { ...refKernels, ...b.kernels } as Kernels;
 }
 
+/** Other names users type for a backend. */
+const ALIASES: Record<string, string> = { ref: "reference", cpu: "reference", js: "reference" };
+
+function envBackend(): string | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTNFLOW_BACKEND?.trim();
+  return v ? ALIASES[v] ?? v : undefined;
+}
+
+/**
+ * What is wrong with the ATTNFLOW_BACKEND environment variable, or null (unset, or names a registered backend that
+ * works). An entry point calls it once every backend it offers has registered: an unknown or unavailable backend is an
+ * error naming the available ones, never a silent fallback to another backend.
+ */
+export function backendEnvProblem(): string | null {
+  const raw = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTNFLOW_BACKEND;
+  const name = envBackend();
+  if (!name) return null;
+  const working = [...backends.values()].filter((b) => b.priority >= 0).sort((a, b) => b.priority - a.priority).map((b) => b.name);
+  const b = backends.get(name);
+  if (!b) return `ATTNFLOW_BACKEND=${JSON.stringify(raw)}: no such backend here (available: ${working.join(", ")})`;
+  if (b.priority < 0) return `ATTNFLOW_BACKEND=${JSON.stringify(raw)}: that backend is unavailable here: ${b.description} (available: ${working.join(", ")})`;
+  return null;
+}
+
 function autoSelect(): void {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.ATTNFLOW_BACKEND;
+  const env = envBackend();
   if (env && backends.has(env)) { activate(backends.get(env)!); return; }
   let best: BackendInfo | undefined;
   for (const b of backends.values()) if (!best || b.priority > best.priority) best = b;

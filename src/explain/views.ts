@@ -7,7 +7,7 @@
 import { captureAttention, type AttentionRecord } from "./capture.js";
 import { base64 } from "../viz/html-report.js";
 import { matrixStack, prepareLayers, type AttentionStack } from "./attention-stack.js";
-import { flowRaw, normaliseRows } from "./flow.js";
+import { flowRaw, flowRawWeighted, normaliseRows } from "./flow.js";
 import { noGrad } from "../autograd.js";
 import type { ExplainTarget } from "../tasks/task.js";
 import type { Module } from "../nn/module.js";
@@ -246,7 +246,8 @@ export function viewsFromStack(att: AttentionStack, tokens: string[], o: ViewOpt
 
 /**
  * The flow graph of an explanation: node (l, j) = attention flow (exact max-flow on the residual, head-averaged graph
- * of Abnar & Zuidema) from the explained output — its query row, or the readout / mean of rows, weighted — down to
+ * of Abnar & Zuidema) from the explained output — its query row, or the readout / mean of rows (one weighted source, as
+ * the explanation computes it by default; with flowAggregate "rows", each row's flow weighted) — down to
  * token j at layer l (l = 0: the inputs), each row normalised then weighted, as the explanation's flow importance
  * (so column 0 is that importance before special positions are dropped); edges split each node's value along its attention
  * Â_l = 0.5·A_l + 0.5·I. Needs the explanation's attention (matrices on). `maxRows` bounds the max-flow work.
@@ -265,6 +266,21 @@ export function flowGraph(e: Explanation, o: { edgesPerNode?: number; maxRows?: 
   else { rows = [e.query]; w = [1]; source = `${e.tokens[e.query]} (position ${e.query})`; }
   let note: string | undefined;
   const maxRows = o.maxRows ?? 16;
+  // the explanation's default for several rows: one weighted source feeding each row (explain-run's flowAggregate "source")
+  const weightedSource = rows.length > 1 && e.methods.flow?.aggregate === "source";
+  if (weightedSource) {
+    const wFull = new Float64Array(T);
+    rows.forEach((r, k) => { wFull[r] += w[k]; });
+    const nodesW: number[][] = Array.from({ length: L + 1 }, () => new Array(T).fill(0));
+    const tw = w.reduce((a, b) => a + b, 0);
+    rows.forEach((r, k) => { nodesW[L][r] += w[k] / tw; });
+    for (let l = 0; l < L; l++) {
+      const sub = matrixStack(L - l, T, res.data.slice(l * TT));
+      const norm = normaliseRows(flowRawWeighted(sub, L - l, wFull), T);
+      for (let j = 0; j < T; j++) nodesW[l][j] = norm[j];
+    }
+    return finishFlowGraph(e, res.data, nodesW, L, T, TT, o.edgesPerNode ?? 6, `${source}, as one weighted source`, undefined);
+  }
   if (rows.length > maxRows) {
     const keep = rows.map((r, k) => [r, w[k]] as const).sort((a, b) => b[1] - a[1]).slice(0, maxRows);
     const total = w.reduce((s, x) => s + x, 0), kept = keep.reduce((s, x) => s + x[1], 0);
@@ -280,8 +296,15 @@ export function flowGraph(e: Explanation, o: { edgesPerNode?: number; maxRows?: 
     const norm = normaliseRows(flowRaw(sub, L - l, rows), T);
     rows.forEach((_, k) => { for (let j = 0; j < T; j++) nodes[l][j] += w[k] * norm[k * T + j]; });
   }
+  return finishFlowGraph(e, res.data, nodes, L, T, TT, o.edgesPerNode ?? 6, source, note);
+}
+
+/** Columns normalised to sum 1, and each node's value split along its attention row (top `per` edges). */
+function finishFlowGraph(e: Explanation, data: Float64Array, nodes: number[][], L: number, T: number, TT: number, per: number,
+  source: string, note: string | undefined): FlowGraph {
+  const res = { data };
   for (const col of nodes) { const s = col.reduce((a, b) => a + b, 0); if (s > 0) for (let j = 0; j < T; j++) col[j] = Number((col[j] / s).toPrecision(5)); }
-  const per = o.edgesPerNode ?? 6, edges: [number, number, number, number][] = [];
+  const edges: [number, number, number, number][] = [];
   for (let l = 0; l < L; l++) for (let i = 0; i < T; i++) {
     const v = nodes[l + 1][i];
     if (v < 1e-4) continue;

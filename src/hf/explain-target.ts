@@ -1,11 +1,11 @@
 // Explaining and predicting with an imported Hugging Face model, browser-safe: the model's inputs from text or ids
 // (its tokenizer), the ExplainTarget of each kind of model (classifier, masked LM, causal LM, encoder–decoder, ViT)
 // and greedy generation. `attnflow predict|explain --model <hf-folder>` (cli/hf.ts) and the page's folder picker
-// (examples/browser/hf-picker.ts) both build on it.
+// (examples/browser/explainers.ts, in the page's Web Worker) both build on it.
 import { tensor } from "../creation.js";
 import { noGrad } from "../autograd.js";
 import type { Tensor } from "../tensor.js";
-import type { ExplainTarget } from "../tasks/task.js";
+import type { ExplainTarget, Prediction } from "../tasks/task.js";
 import type { HFConfig, HFInputs, HFModel } from "./types.js";
 import type { HFTokenizer } from "./tokenizer.js";
 
@@ -262,4 +262,70 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, maxTokens: nu
     score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns, { onEmbeddings: o?.onEmbeddings })
       .logits!.select(0, 0).select(0, dec.length - 1).select(0, tok),
   };
+}
+
+/** A ViT's input picture: pixelValues (1, C, S, S) and the picture itself (S·S·C interleaved, 0..1) for overlays. */
+export interface HFImage { pixelValues: Tensor; picture: Float32Array; channels: number }
+
+/** The side (config.image_size, default 224) a ViT reads pictures at. */
+export const vitImageSize = (m: HFLoaded): number => num(m.config, "image_size") ?? 224;
+
+/**
+ * ViT preprocessing of an S×S RGBA picture (already drawn at vitImageSize): x/255, then (x − mean) / std with
+ * preprocessor_config.json's image_mean / image_std (0.5 each by default; none when do_normalize is false); one channel
+ * models read the mean of R, G and B.
+ */
+export function vitPixelsFromRgba(m: HFLoaded, rgba: ArrayLike<number>, pre: Record<string, unknown>): HFImage {
+  const S = vitImageSize(m), C = num(m.config, "num_channels") ?? 3;
+  if (rgba.length !== 4 * S * S) throw new HFInputError(`the picture has ${rgba.length} RGBA values; ${m.dir} reads ${S}×${S} pictures (${4 * S * S} values)`);
+  const arr = (v: unknown, d: number[]) => (Array.isArray(v) ? v as number[] : typeof v === "number" ? [v, v, v] : d);
+  const norm = pre.do_normalize !== false;
+  const mean = norm ? arr(pre.image_mean, [0.5, 0.5, 0.5]) : [0, 0, 0], std = norm ? arr(pre.image_std, [0.5, 0.5, 0.5]) : [1, 1, 1];
+  const px = new Float32Array(C * S * S), picture = new Float32Array(S * S * C);
+  for (let i = 0; i < S * S; i++) {
+    for (let c = 0; c < C; c++) {
+      const v = (C === 1 ? (rgba[4 * i] + rgba[4 * i + 1] + rgba[4 * i + 2]) / 3 : rgba[4 * i + c]) / 255;
+      px[c * S * S + i] = (v - mean[c % mean.length]) / std[c % std.length];
+      picture[i * C + c] = v;
+    }
+  }
+  return { pixelValues: tensor(px).reshape([1, C, S, S]), picture, channels: C };
+}
+
+/** A ViT's top-5 classes with their probabilities. */
+export function hfImagePrediction(m: HFLoaded, im: HFImage): Prediction {
+  const lg = noGrad(() => m.model.forward({ pixelValues: im.pixelValues }).logits!), C = lg.shape[1];
+  const alts = topK(softmaxRow(lg.dataSync() as Float32Array, 0, C), 5).map(([v, i]) => ({ output: labelOf(m.config, i), score: v }));
+  return { output: alts[0].output, alternatives: alts, scoreName: "probability" };
+}
+
+/**
+ * A text model's prediction: a classifier's class probabilities, a masked LM's top 5 tokens for the first mask, and
+ * for causal LMs and encoder–decoders the greedy output (up to `maxTokens`) with its probability (the product of each
+ * chosen token's softmax probability).
+ */
+export function hfTextPrediction(m: HFLoaded, inp: TextInput, maxTokens = 20): Prediction {
+  const arch = m.model.architecture, kind = kindOf(arch);
+  if (kind === "base" || kind === "image") throw new HFInputError(`${m.dir}: ${arch} does not predict from a text`);
+  if (kind === "classify") {
+    const lg = noGrad(() => m.model.forward(hfInputs(inp)).logits!), C = lg.shape[1];
+    const alts = topK(softmaxRow(lg.dataSync() as Float32Array, 0, C), C).map(([v, i]) => ({ output: labelOf(m.config, i), score: v }));
+    return { output: alts[0].output, alternatives: alts, scoreName: "probability" };
+  }
+  if (kind === "mlm") {
+    const maskId = m.tokenizer?.special.mask?.id, pos = maskId === undefined ? -1 : inp.ids.indexOf(maskId);
+    if (pos < 0) throw new HFInputError(`${arch} fills a ${m.tokenizer?.special.mask?.token ?? "[MASK]"} token: put one in the text`);
+    const lg = noGrad(() => m.model.forward(hfInputs(inp)).logits!), V = lg.shape[2];
+    const probs = softmaxRow(lg.dataSync() as Float32Array, pos * V, V);
+    const alts = topK(probs, 5).map(([v, i]) => ({ output: tokenLabels(m, [i])[0], score: v }));
+    return { output: alts[0].output, alternatives: alts, scoreName: "probability", details: { position: pos, argmax: argmaxOf(probs, 0, V) } };
+  }
+  if (!m.model.generate) throw new Error(`${arch} cannot generate`);
+  const out = noGrad(() => m.model.generate!(hfInputs(inp), { maxNewTokens: maxTokens, eosTokenId: eosOf(m), returnStepLogits: true }));
+  const seq = Array.from(out.sequences.dataSync() as Int32Array, Number);
+  const ids = kind === "causal" ? seq.slice(inp.ids.length) : seq.slice(1);
+  let p = 1;
+  ids.forEach((t, k) => { const l = out.stepLogits![k], V = l.shape.at(-1)!; p *= softmaxRow(l.dataSync() as Float32Array, 0, V)[t]; });
+  const text = decodeIds(m, ids);
+  return { output: text, alternatives: [{ output: text, score: p }], scoreName: "probability", details: { ids } };
 }

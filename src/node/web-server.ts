@@ -38,6 +38,12 @@ export interface WebServerOptions {
    * always with the server's port. The address given as `host` is added unless it is a wildcard (0.0.0.0, ::).
    */
   allowedHosts?: string[];
+  /**
+   * Bare module specifiers → URLs, rewritten in the served .js / .mjs files (import "x", from "x", import("x")): a
+   * page's import map does not reach its module Web Workers in Chromium, so the modules they import must name URLs.
+   * Only these exact specifiers are rewritten; every other byte is served as stored.
+   */
+  importMap?: Record<string, string>;
   /** Extra handler tried first (tests use it to receive results); return true when it answered. */
   handle?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -52,6 +58,7 @@ export function startWebServer(o: WebServerOptions): Promise<{ url: string; serv
   const extraHosts = new Set([...(o.allowedHosts ?? []), ...(isWildcard(bind) ? [] : [bind])].map(hostKey));
   const mounts = Object.entries(o.mounts).sort((a, b) => b[0].length - a[0].length);
   let port = 0;
+  const rewrite = importRewriter(o.importMap ?? {});
   const server = createServer((req, res) => {
     answer(req, res).catch((e: unknown) => fail(res, e));
   });
@@ -70,7 +77,7 @@ export function startWebServer(o: WebServerOptions): Promise<{ url: string; serv
     const path = urlPath(req.url ?? "/");
     const file = path === "/" && o.index !== undefined ? o.index : await resolveMounted(mounts, path);
     if (!file) throw new HttpError(404, `not found: ${path}`);
-    await sendFile(file, path, req.method === "HEAD", res);
+    await sendFile(file, path, req.method === "HEAD", res, rewrite);
   }
   // CONNECT never reaches the request handler (Node would just drop the socket): answer it too
   server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
@@ -158,8 +165,20 @@ async function realpathOrNull(p: string): Promise<string | null> {
   }
 }
 
+/** Largest script whose imports are rewritten (larger ones are served as stored). */
+const MAX_REWRITE = 16 << 20;
+
+/** The rewrite of a script's text for an import map, or null when the map is empty. */
+function importRewriter(map: Record<string, string>): ((js: string) => string) | null {
+  const specs = Object.keys(map);
+  if (!specs.length) return null;
+  const alt = specs.map((x) => x.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|");
+  const re = new RegExp(`(\\bfrom\\s*|\\bimport\\s*\\(\\s*|\\bimport\\s+)(["'])(${alt})\\2`, "g");
+  return (js) => js.replace(re, (_, pre: string, q: string, spec: string) => `${pre}${q}${map[spec]}${q}`);
+}
+
 /** Opens the file once (stat and read use that descriptor) and streams it; read errors close the connection. */
-async function sendFile(file: string, path: string, head: boolean, res: ServerResponse): Promise<void> {
+async function sendFile(file: string, path: string, head: boolean, res: ServerResponse, rewrite: ((js: string) => string) | null = null): Promise<void> {
   let fh;
   try {
     fh = await open(file, "r");
@@ -170,6 +189,13 @@ async function sendFile(file: string, path: string, head: boolean, res: ServerRe
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw new HttpError(404, `not found: ${path}`);
+    const ext = extname(file).toLowerCase();
+    if (rewrite && (ext === ".js" || ext === ".mjs") && st.size <= MAX_REWRITE) {
+      const body = Buffer.from(rewrite((await fh.readFile()).toString("utf8")), "utf8");
+      res.writeHead(200, { "Content-Type": MIME[ext], "Content-Length": body.length });
+      res.end(head ? undefined : body);
+      return;
+    }
     res.writeHead(200, { "Content-Type": MIME[extname(file).toLowerCase()] ?? "application/octet-stream", "Content-Length": st.size });
     if (head) { res.end(); return; }
     // pipeline destroys both ends on a read error or when the client goes away; the handle closes with the stream
