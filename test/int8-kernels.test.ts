@@ -113,7 +113,7 @@ test("native qlinear: AVX-512 without VNNI (vpmaddubsw on zmm), in a child proce
 }, () => {
   // the file itself, run directly (node:test prints its TAP summary); this test skips itself there
   const out = execFileSync(process.execPath, ["--test-name-pattern", "every ISA variant", fileURLToPath(import.meta.url)],
-    { env: { ...process.env, ATTNFLOW_VNNI: "0" }, encoding: "utf8" });
+    { env: { ...process.env, ATTNFLOW_VNNI: "0", NODE_TEST_CONTEXT: undefined }, encoding: "utf8" });
   assert.match(out, /^ok \d+ - native qlinear: exact int32 accumulators on every ISA variant/m);
   assert.match(out, /# fail 0\n/);
 });
