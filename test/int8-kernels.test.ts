@@ -2,16 +2,15 @@
 // int32 accumulators, and y to float32 rounding (an FMA in the epilogue), on odd shapes, strides and offsets, rows at
 // the u8 edges (xq = 127 next to weights −128 / 127: the pairs vpmaddubsw sums into int16 are at their extremes),
 // all-zero and non-finite rows. Native: every ISA variant this CPU runs, and the AVX-512 path with VNNI switched off
-// (ATTNFLOW_VNNI=0, in a child process). Wasm: SIMD128 i32x4.dot_i16x8_s, and relaxed SIMD when the engine has it.
+// (ATTNFLOW_VNNI=0, in a child process). Wasm: SIMD128 i32x4.dot_i16x8_s, and relaxed SIMD (in a child process with the flag Node 20 needs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/node/native-addon.js";
 import { packQuantizedWeights, qlinear as refQlinear, type QuantizedWeights } from "../src/backend/ref/qlinear.js";
-import { instantiateSync, wasmSimdSupported } from "../src/backend/wasm/module.js";
-import { makeWasmKernels } from "../src/backend/wasm/wasm-kernels.js";
-import type { Kernels } from "../src/backend/kernels.js";
+import { wasmSimdSupported } from "../src/backend/wasm/module.js";
+import { makeWasmQlinear, wasmInt8Path } from "../src/backend/wasm/qlinear.js";
 
 let seed = 0x18188;
 function rand(): number { // mulberry32
@@ -130,9 +129,28 @@ test("native qlinear: bad arguments are RangeErrors naming them", { skip: native
 });
 
 const wasmSkip = wasmSimdSupported() ? false : "this engine has no Wasm SIMD128";
-const W = (wasmSkip ? {} : makeWasmKernels(instantiateSync())) as Partial<Kernels>;
 
-test("wasm qlinear: exact int32 accumulators (SIMD128 i32x4.dot_i16x8_s, and relaxed i32x4.dot_i8x16_i7x16_add when present)", { skip: wasmSkip }, () => {
-  assert.ok(W.qlinear, "the Wasm backend has no qlinear kernel");
-  check("wasm", (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) => W.qlinear!(x, xOff, M, lda, w, bias, y, yOff, ldy, acc));
+test("wasm qlinear: exact int32 accumulators (SIMD128 i32x4.dot_i16x8_s here, or relaxed SIMD where the engine has it)", { skip: wasmSkip }, () => {
+  const q = makeWasmQlinear();
+  assert.ok(q, "no Wasm int8 kernel");
+  check(`wasm ${wasmInt8Path()}`, q);
+  // the same weights again (resident in the module's memory) and a larger call that grows its scratch area
+  check(`wasm ${wasmInt8Path()} (again)`, q);
+  if (process.env.INT8_WANT_RELAXED) assert.equal(wasmInt8Path(), "relaxed-simd");
+});
+
+test("wasm qlinear: the relaxed-SIMD variant (i16x8.relaxed_dot_i8x16_i7x16_s), in a child with relaxed SIMD on", {
+  skip: wasmSkip || process.env.INT8_WANT_RELAXED ? "in the child itself" : wasmInt8Path() === "relaxed-simd" ? "already tested above" : false,
+}, (t) => {
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, ["--experimental-wasm-relaxed-simd", "--test-name-pattern", "wasm qlinear: exact", fileURLToPath(import.meta.url)],
+      { env: { ...process.env, INT8_WANT_RELAXED: "1", NODE_TEST_CONTEXT: undefined }, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    const err = (e as { stderr?: string; stdout?: string });
+    if (/bad option|unknown option/i.test(err.stderr ?? "")) { t.skip("this Node has no relaxed SIMD flag"); return; }
+    throw new Error(`child failed: ${err.stdout}\n${err.stderr}`);
+  }
+  assert.match(out, /^ok \d+ - wasm qlinear: exact int32 accumulators/m);
+  assert.match(out, /# fail 0\n/);
 });
