@@ -203,10 +203,11 @@ export class MultiheadAttention extends Module {
    * Dynamic int8 in-projection (nn.quantizeDynamic calls it): in_proj_weight becomes int8 values per output channel
    * with in_proj_weight_scale (buffers, not parameters); in_proj_bias stays float. Inference only.
    */
-  quantizeInProjection(): void {
+  quantizeInProjection(structureOnly = false): void {
     if (this.inProjInt8) return;
     if (!this.inProjWeight) throw new Error("MultiheadAttention.quantizeInProjection: only the packed in_proj_weight (kdim = vdim = embedDim) can be quantized");
-    this.inProjInt8 = Int8Weight.fromFloat(this.inProjWeight);
+    const [N, Kd] = this.inProjWeight.shape;
+    this.inProjInt8 = structureOnly ? new Int8Weight(zeros([N, Kd], { dtype: "int32" }), zeros([N]).add(1)) : Int8Weight.fromFloat(this.inProjWeight);
     this.inProjWeight = null;
     this.registerBuffer("in_proj_weight", this.inProjInt8.weight);
     this.registerBuffer("in_proj_weight_scale", this.inProjInt8.scale);

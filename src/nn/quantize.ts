@@ -14,7 +14,15 @@ export interface QuantizeDynamicOptions {
   exclude?: readonly string[];
   /** Also quantize MultiheadAttention in-projections (default true). */
   attention?: boolean;
+  /** Quantize exactly these (names as QuantizeReport.quantized lists them), e.g. when loading a quantized checkpoint. */
+  only?: readonly string[];
+  /** Build the int8 layers without quantizing the current weights (they are about to be loaded from a checkpoint). */
+  structureOnly?: boolean;
 }
+
+/** The metadata / config key naming a dynamic-int8 checkpoint, and its value's `method`. */
+export const QUANTIZATION_KEY = "quantization";
+export const QUANTIZATION_METHOD = "dynamic-int8";
 
 export interface QuantizeReport {
   /** State-dict names of the modules quantized ("encoder.layers.0.linear1", "…self_attn.in_proj"). */
@@ -29,25 +37,31 @@ export interface QuantizeReport {
  */
 export function quantizeDynamic<M extends Module>(model: M, opts: QuantizeDynamicOptions = {}): { model: M; report: QuantizeReport } {
   const exclude = opts.exclude ?? [];
+  const only = opts.only ? new Set(opts.only) : null;
   const skip = (name: string) => exclude.some((e) => name === e || name.startsWith(e + "."));
+  const wanted = (name: string) => !only || only.has(name);
   const report: QuantizeReport = { quantized: [], floatBytes: 0, int8Bytes: 0 };
   const count = (N: number, K: number) => { report.floatBytes += 4 * N * K; report.int8Bytes += N * K + 4 * N; };
   for (const [prefix, m] of model.namedModules()) {
     if (skip(prefix)) continue;
     const at = (n: string) => (prefix ? `${prefix}.${n}` : n);
-    if (m instanceof MultiheadAttention && opts.attention !== false && m.inProjWeight) {
+    if (m instanceof MultiheadAttention && opts.attention !== false && m.inProjWeight && wanted(at("in_proj"))) {
       count(m.inProjWeight.shape[0], m.inProjWeight.shape[1]);
-      m.quantizeInProjection();
+      m.quantizeInProjection(opts.structureOnly);
       report.quantized.push(at("in_proj"));
     }
     const children = m.namedChildren();
     for (const [name, child] of children) {
-      if (!(child instanceof Linear) || skip(at(name))) continue;
-      const q = QuantizedLinear.fromFloat(child);
+      if (!(child instanceof Linear) || skip(at(name)) || !wanted(at(name))) continue;
+      const q = opts.structureOnly ? new QuantizedLinear(child.inFeatures, child.outFeatures, { bias: !!child.bias }) : QuantizedLinear.fromFloat(child);
       if (!replaceChild(m, child, q)) throw new Error(`quantizeDynamic: cannot replace ${at(name)} (${m.constructor.name} keeps it where quantizeDynamic cannot reach)`);
       count(child.outFeatures, child.inFeatures);
       report.quantized.push(at(name));
     }
+  }
+  if (only) {
+    const missing = [...only].filter((n) => !report.quantized.includes(n));
+    if (missing.length) throw new Error(`quantizeDynamic: no Linear or MultiheadAttention in-projection named ${missing.join(", ")} in this model`);
   }
   model.eval();
   return { model, report };
