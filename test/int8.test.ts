@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Tensor } from "../src/tensor.js";
-import { manualSeed, randn, getBackend } from "../src/node.js";
+import { manualSeed, randn } from "../src/node.js";
 import { nn } from "../src/node.js";
 import { noGrad } from "../src/autograd.js";
 import { packQuantizedWeights, qlinear, quantizeRowU8, quantizeWeightsPerChannel } from "../src/backend/ref/qlinear.js";
@@ -146,4 +146,63 @@ test("nn.quantizeDynamic: a TransformerEncoder's Linears and attention in-projec
   const r2 = nn.quantizeDynamic(enc2, { exclude: ["layers.0.linear2"], attention: false }).report;
   assert.deepEqual([...r2.quantized].sort(), ["layers.0.linear1", "layers.0.self_attn.out_proj"]);
   assert.ok(Tensor.fromArray([1]).numel() === 1);
+});
+
+test("int8 checkpoint: I8 weights + scales on disk, loaded by the page's path (checkpointFromBytes) into a fresh model, same outputs", async () => {
+  const { loadCheckpoint, serializeCheckpoint } = await import("../src/node/checkpoint.js");
+  const { checkpointFromBytes, loadCheckpointWeights } = await import("../src/io/checkpoint-bytes.js");
+  const { parseSafetensors } = await import("../src/io/safetensors.js");
+  const { setBackend, getBackend: current } = await import("../src/backend/registry.js");
+  const ck = await loadCheckpoint("models/dates.safetensors");
+  const { report } = nn.quantizeDynamic(ck.model);
+  const bytes = serializeCheckpoint({ task: ck.task.name, config: ck.config, model: ck.model,
+    quantization: { method: "dynamic-int8", modules: report.quantized } });
+  const st = parseSafetensors(bytes);
+  const wName = report.quantized[0].endsWith("in_proj") ? report.quantized[0] + "_weight" : report.quantized[0] + ".weight";
+  assert.equal(st.tensors.get(wName)!.dtype, "I8");
+  assert.equal(st.tensors.get(wName + "_scale")!.dtype, "F32");
+  const raw = checkpointFromBytes(bytes, "dates-int8");
+  assert.deepEqual(raw.quantization!.modules, report.quantized);
+  const fresh = loadCheckpointWeights(ck.task.modelFromConfig(ck.config), raw);
+  assert.ok(nn.isQuantized(fresh));
+  const sdA = ck.model.stateDict(), sdB = fresh.stateDict();
+  assert.deepEqual(Object.keys(sdB).sort(), Object.keys(sdA).sort());
+  for (const k of Object.keys(sdA)) assert.deepEqual([...sdB[k].dataSync()], [...sdA[k].dataSync()], k);
+  // the page runs on the Wasm backend: the same prediction there
+  const prev = current();
+  const p0 = noGrad(() => ck.task.predict(ck.model, ck.config, "March 3, 2021", {})).output;
+  setBackend("wasm");
+  try { assert.equal(noGrad(() => ck.task.predict(fresh, ck.config, "March 3, 2021", {})).output, p0); } finally { setBackend(prev); }
+  assert.equal(p0, "2021-03-03");
+  // a malformed quantization record is a clear error
+  const bad = serializeCheckpoint({ task: ck.task.name, config: ck.config, model: ck.model, quantization: { method: "gptq" as "dynamic-int8", modules: [] } });
+  assert.throws(() => checkpointFromBytes(bad, "bad.safetensors"), /bad.safetensors: metadata "quantization" must be \{"method": "dynamic-int8"/);
+});
+
+test("attnflow quantize on a Hugging Face folder: int8 model.safetensors + quantization_config, fromPretrained loads it, logits close", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, readFileSync: rf, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { fromPretrainedDir } = await import("../src/hf/node-pretrained.js");
+  const src = "test/fixtures/hf/bert-seqcls";
+  const out = join(mkdtempSync(join(tmpdir(), "attnflow-int8-")), "q");
+  try {
+    const line = execFileSync(process.execPath, ["bin/attnflow.js", "quantize", "--model", src, "--out", out, "--json"], { encoding: "utf8" });
+    const r = JSON.parse(line) as { quantized: string[] };
+    assert.ok(r.quantized.some((n) => n.endsWith("attention.self.query")), r.quantized.join(", "));
+    const cfg = JSON.parse(rf(join(out, "config.json"), "utf8"));
+    assert.equal(cfg.quantization_config.quant_method, "attnflow-dynamic-int8");
+    const f = await fromPretrainedDir(src, { tokenizer: false }), q = await fromPretrainedDir(out, { tokenizer: false });
+    assert.ok(nn.isQuantized(q.model) && !nn.isQuantized(f.model));
+    const ids = Tensor.fromArray(Int32Array.from([2, 7, 11, 5, 3]), [1, 5], "int32");
+    const run = (m: unknown) => noGrad(() => ((m as { forward(x: { inputIds: Tensor }): Tensor | { logits: Tensor } }).forward({ inputIds: ids })));
+    const lf = run(f.model), lq = run(q.model);
+    const a = ((lf as { logits?: Tensor }).logits ?? lf as Tensor).dataSync(), b = ((lq as { logits?: Tensor }).logits ?? lq as Tensor).dataSync();
+    let d = 0, m = 0;
+    for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); m = Math.max(m, Math.abs(a[i])); }
+    assert.ok(d > 0 && d < 0.05 * Math.max(1, m), `int8 logits drift ${d} (|logits| up to ${m})`);
+    const info = execFileSync(process.execPath, ["bin/attnflow.js", "info", "--model", out], { encoding: "utf8" });
+    assert.match(info, /int8|quantiz/i);
+  } finally { rmSync(join(out, ".."), { recursive: true, force: true }); }
 });
