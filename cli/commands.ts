@@ -99,6 +99,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "half", kind: "switch", help: "store the weights as float16" },
       { name: "notes", kind: "value", arg: "TEXT", allowEmpty: true, help: "notes to store (default: the checkpoint's; \"\" clears them)" }],
   },
+  quantize: {
+    name: "quantize", summary: "Dynamic int8 copy of a checkpoint or Hugging Face folder (like PyTorch's quantize_dynamic): Linear layers and attention projections int8, attention float.",
+    positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
+    flags: [MODEL, { name: "out", kind: "value", arg: "PATH", help: "the file (or, for a Hugging Face folder, the folder) to write (required)" },
+      { name: "exclude", kind: "value", arg: "NAMES", help: "comma list of module names to keep float (e.g. head)" },
+      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (checkpoints only)" },
+      DATA, { name: "limit", kind: "value", type: "int", min: 0, help: "with --eval: at most N held-out examples" },
+      { name: "json", kind: "switch", help: "print the result as one JSON line" }],
+  },
   explain: {
     name: "explain", summary: "Where the attention flows for one input of a trained model, per token or patch: terminal bars, --json, --html.",
     flags: [

@@ -67,6 +67,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
     imageSize: num(cfg, "image_size"), patchSize: num(cfg, "patch_size"),
     parameters: params, dtype: [...dtypes].sort().join(", "), shards: shards.map((s) => s.file),
     tokenizer: existsSync(join(dir, "tokenizer.json")) || existsSync(join(dir, "source.spm")),
+    quantization: cfg.quantization_config ?? null,
   };
   if (json) { console.log(JSON.stringify(info)); return 0; }
   const rows: [string, string][] = [
@@ -78,6 +79,8 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
   if (info.imageSize !== null) rows.push(["image", `${info.imageSize}x${info.imageSize}, patch ${info.patchSize}`]);
   rows.push(["parameters", params.toLocaleString("en-US")], ["dtype", info.dtype], ["weights", info.shards.join(", ")],
     ["tokenizer", existsSync(join(dir, "tokenizer.json")) ? "tokenizer.json" : info.tokenizer ? "source.spm, target.spm, vocab.json (Marian)" : "none (give token ids with --input-ids)"]);
+  const qc = info.quantization as { quant_method?: string; modules?: unknown[] } | null;
+  if (qc) rows.push(["quantized", `${qc.quant_method}: ${Array.isArray(qc.modules) ? qc.modules.length : "?"} int8 layers (attnflow quantize)`]);
   console.log(`${dir} (Hugging Face folder)`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(12)}  ${v}`);
   return 0;

@@ -102,6 +102,14 @@ export class OnnxGraph {
     return name;
   }
 
+  /** A constant int8 tensor (quantized weights for MatMulInteger / DynamicQuantizeMatMul). */
+  initInt8(name: string, dims: readonly number[], data: Int8Array): string {
+    const t = new PbWriter();
+    if (dims.length) t.packedInts(1, dims);
+    this.inits.push(t.int(2, 3 /* INT8 */).string(8, name).bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+    return name;
+  }
+
   /** A constant int64 vector (Reshape targets). */
   initInt64(name: string, values: readonly number[]): string {
     this.inits.push(tensorProto(name, [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))));

@@ -143,6 +143,47 @@ napi_value gemmImpl(napi_env env, napi_callback_info info, bool withBias) {
   });
 }
 napi_value Gemm(napi_env env, napi_callback_info info) { return gemmImpl(env, info, false); }
+
+// ---- dynamic int8 linear ----
+// qlinear(x, xOff, M, K, lda, w: Int8Array (packed), N, colSum: Int32Array, wScale, bias|null, y, yOff, ldy, acc: Int32Array|null)
+napi_value QLinear(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.qlinear", 14);
+    QLinearArgs q{};
+    Buf<float> x = a.f32(0, "x");
+    const int64_t xOff = a.integer(1, "xOff", 0, kMaxDim);
+    q.M = a.integer(2, "M", 0, kMaxDim);
+    q.K = a.integer(3, "K", 1, 131072);
+    q.lda = a.integer(4, "lda", 1, kMaxDim);
+    Buf<int8_t> w = a.typed<int8_t>(5, "w", napi_int8_array, "Int8Array", false);
+    q.N = a.integer(6, "N", 1, kMaxDim);
+    Buf<int32_t> cs = a.typed<int32_t>(7, "colSum", napi_int32_array, "Int32Array", false);
+    Buf<float> ws = a.f32(8, "wScale");
+    Buf<float> bias = a.f32(9, "bias", true);
+    Buf<float> y = a.f32(10, "y");
+    const int64_t yOff = a.integer(11, "yOff", 0, kMaxDim);
+    q.ldy = a.integer(12, "ldy", 1, kMaxDim);
+    Buf<int32_t> acc = a.typed<int32_t>(13, "acc", napi_int32_array, "Int32Array", true);
+    const int64_t Kp = (q.K + 3) / 4 * 4, Np = (q.N + 15) / 16 * 16;
+    if (q.lda < q.K) a.rangeErr("lda (" + std::to_string(q.lda) + ") must be >= K (" + std::to_string(q.K) + ")");
+    if (q.ldy < q.N) a.rangeErr("ldy (" + std::to_string(q.ldy) + ") must be >= N (" + std::to_string(q.N) + ")");
+    if ((__int128)w.len != (__int128)Np * Kp)
+      a.rangeErr("packed weights 'w' have " + std::to_string(w.len) + " bytes, expected " + std::to_string(Np * Kp) + " (N=" +
+                 std::to_string(q.N) + " rounded up to 16, times K=" + std::to_string(q.K) + " rounded up to 4)");
+    if ((int64_t)cs.len < q.N) a.rangeErr("'colSum' has " + std::to_string(cs.len) + " values, needs N = " + std::to_string(q.N));
+    if ((int64_t)ws.len < q.N) a.rangeErr("'wScale' has " + std::to_string(ws.len) + " values, needs N = " + std::to_string(q.N));
+    if (bias.p && (int64_t)bias.len < q.N) a.rangeErr("'bias' has " + std::to_string(bias.len) + " values, needs N = " + std::to_string(q.N));
+    if (q.M == 0) return undefinedValue(env);
+    if ((__int128)xOff + (__int128)(q.M - 1) * q.lda + q.K > (__int128)x.len) a.rangeErr("argument 'x' is too short for M rows of K at xOff with stride lda");
+    if ((__int128)yOff + (__int128)(q.M - 1) * q.ldy + q.N > (__int128)y.len) a.rangeErr("argument 'y' is too short for M rows of N at yOff with stride ldy");
+    if (acc.p && (__int128)acc.len < (__int128)q.M * q.N) a.rangeErr("'acc' has " + std::to_string(acc.len) + " values, needs M·N = " + std::to_string(q.M * q.N));
+    Span sY = spanOf(y.p, yOff, yOff + (q.M - 1) * q.ldy + q.N - 1, 4);
+    if (overlaps(sY, spanOf(x.p, xOff, xOff + (q.M - 1) * q.lda + q.K - 1, 4))) a.rangeErr("y must not overlap x");
+    q.x = x.p + xOff; q.w = w.p; q.colSum = cs.p; q.wScale = ws.p; q.bias = bias.p; q.y = y.p + yOff; q.acc = acc.p;
+    if (!gTable->qlinear(q)) a.rangeErr("out of memory for the quantized rows of x");
+    return undefinedValue(env);
+  });
+}
 napi_value GemmBiasAct(napi_env env, napi_callback_info info) { return gemmImpl(env, info, true); }
 
 // ---- rows ----
@@ -293,6 +334,9 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_value alibi;  // the attention kernels take ALiBi slopes (and their offset) after the layout argument
   napi_get_boolean(env, true, &alibi);
   napi_set_named_property(env, o, "attnAlibi", alibi);
+  napi_value q8;  // which int8 kernel qlinear runs: avx512-vnni, avx512bw, avx2, generic
+  napi_create_string_utf8(env, gTable->qlinearPath(), NAPI_AUTO_LENGTH, &q8);
+  napi_set_named_property(env, o, "int8", q8);
   return o;
 }
 
@@ -328,6 +372,7 @@ NAPI_MODULE_INIT() {
   const NamedFunction fns[] = {
       {"gemm", Gemm},
       {"gemmBiasAct", GemmBiasAct},
+      {"qlinear", QLinear},
       {"attnForward", AttnForward},
       {"attnBackward", AttnBackward},
       {"attnWeights", AttnWeights},

@@ -80,6 +80,18 @@ struct AttnArgs {
   int64_t rowStart, rowCount;
 };
 
+// Dynamic int8 linear (qlinear.inc.h; the arithmetic and the packed layout: src/backend/ref/qlinear.ts):
+// y (M, N) = rows of x quantized per row to u8 ∈ [0, 127] · packed int8 w, int32 accumulation, float epilogue.
+struct QLinearArgs {
+  const float* x; int64_t M, K, lda;
+  const int8_t* w; int64_t N;       // packed: panels of 16 channels × (K rounded up to 4)
+  const int32_t* colSum;            // Σ_k w[n, k] (N)
+  const float* wScale;              // (N)
+  const float* bias;                // (N) or null
+  float* y; int64_t ldy;
+  int32_t* acc;                     // raw accumulators (M, N) or null (tests)
+};
+
 struct KernelTable {
   const char* isa;
   void (*gemm)(const GemmArgs&);
@@ -102,6 +114,8 @@ struct KernelTable {
   bool (*gemmUsesPackedB)(const GemmArgs&);
   int64_t (*packedBFloats)(int64_t N, int64_t K);
   void (*packBFull)(const GemmArgs&, float* dst);
+  bool (*qlinear)(const QLinearArgs&);  // false: scratch allocation failed
+  const char* (*qlinearPath)();         // "avx512-vnni", "avx512bw", "avx2" or "generic"
 };
 
 // Per-ISA tables (defined in isa-*.cc); null when that variant was not compiled for this architecture.

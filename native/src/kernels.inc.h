@@ -4,7 +4,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX2__) || defined(__AVX512F__)
+#include <stdlib.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>  // only always-inline intrinsics: nothing with linkage
 #endif
 #if defined(AF_NEON)
@@ -23,10 +24,11 @@ using namespace af;
 #include "attention-weights.inc.h"
 #include "rows.inc.h"
 #include "elementwise.inc.h"
+#include "qlinear.inc.h"
 
 const KernelTable kTable = {AF_ISA_NAME,     gemm,      attnForward,    attnBackward, attnWeights,
                             layerNormForward, layerNormBackward, softmax, softmaxBackward, unary,
                             binary,          reduceSum, adamUpdate, gemmUsesPackedB, packedBFloats,
-                            packBFull};
+                            packBFull,       qlinear,   qlinearPath};
 }  // namespace
 }  // namespace AF_NS

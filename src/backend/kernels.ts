@@ -3,6 +3,8 @@
 // kernels never allocate their outputs and never keep references to their arguments.
 
 /** A strided read of a buffer: element at multi-index i is data[offset + Σ i_k·strides[k]]. */
+import type { QuantizedWeights } from "./ref/qlinear.js";
+
 export interface StridedView<A = Float32Array> {
   data: A;
   offset: number;
@@ -133,6 +135,14 @@ export interface Kernels {
   /** attnWeights reading q and k through `layout` (only q and k are used). */
   attnWeightsLayout?(q: Float32Array, k: Float32Array, lse: Float32Array, out: Float32Array, a: AttnArgs,
     mode: "full" | "mean", rowStart: number, rowCount: number, layout: Pick<AttnLayout, "q" | "k">): void;
+  /**
+   * Dynamic-int8 linear (backend/ref/qlinear.ts defines the arithmetic): y (M rows at yOff, stride ldy) = rows of x
+   * (M × K at xOff, stride lda) quantized per row to u8, times the packed int8 weights, int32 accumulation, float
+   * epilogue with bias. `acc` (M·N int32), when given, receives the raw accumulators (tests). The reference always
+   * has it; fast backends must match its accumulators exactly.
+   */
+  qlinear?(x: Float32Array, xOff: number, M: number, lda: number, w: QuantizedWeights, bias: Float32Array | null,
+    y: Float32Array, yOff: number, ldy: number, acc?: Int32Array | null): void;
   /** One Adam/AdamW step in place over whole arrays (pass subarrays); vmax non-null with amsgrad. */
   adamUpdate?(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null, h: AdamStep): void;
 }

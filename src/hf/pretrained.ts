@@ -7,7 +7,8 @@
 import { Tensor } from "../tensor.js";
 import { Module, copyInto, isParameter, torchName } from "../nn/module.js";
 import { shapeStr } from "../shape.js";
-import { parseSafetensorsHeader, safetensorsHeaderLength, toFloat32, SafetensorsError, ST_ITEMSIZE, type StHeader, type StHeaderEntry, type StTensor } from "../io/safetensors.js";
+import { quantizeDynamic } from "../nn/quantize.js";
+import { parseSafetensorsHeader, safetensorsHeaderLength, toFloat32, toInt32, SafetensorsError, ST_ITEMSIZE, type StHeader, type StHeaderEntry, type StTensor } from "../io/safetensors.js";
 import { bfloat16ArrayToFloat32, float16ArrayToFloat32 } from "../io/dtype-convert.js";
 import { saveSafetensors } from "../io/state-dict.js";
 import { architectureFor } from "./registry.js";
@@ -178,6 +179,7 @@ const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * temporary is the tensor's raw bytes; unaligned or big-endian input takes the general path through a float32 copy.
  */
 function decodeInto(dst: Tensor, t: StTensor, name: string): void {
+  if (dst.dtype === "int32") { copyInto(dst, Tensor.fromArray(toInt32(t, name), t.shape, "int32")); return; }
   if (!dst.isContiguous()) { copyInto(dst, Tensor.fromArray(toFloat32(t, name), t.shape, "float32")); return; }
   const n = dst.numel(), out = (dst.storage.data as Float32Array<ArrayBuffer>).subarray(dst.offset, dst.offset + n);
   const aligned = HOST_LE && t.data.byteOffset % ST_ITEMSIZE[t.dtype] === 0;
@@ -192,6 +194,10 @@ function listNames(names: string[]): string {
   return names.length <= 40 ? names.join(", ") : `${names.slice(0, 40).join(", ")} … and ${names.length - 40} more`;
 }
 
+/** config.json's quantization_config.quant_method of a folder written by `attnflow quantize`. */
+export const HF_QUANT_METHOD = "attnflow-dynamic-int8";
+export const INT8_SCHEME = "weights int8 per output channel (symmetric); activations u8 per row at run time (7 bits); int32 accumulation; float output";
+
 /** Open an HF folder through a reader: config.json, the safetensors weights, generation_config.json, the tokenizer. */
 export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptions = {}): Promise<Pretrained> {
   const cfgBytes = await reader.readFile("config.json");
@@ -201,6 +207,14 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   const { where } = await readHeaders(reader);
   // strict: every weight will come from the checkpoint, so HF's random init would be wasted work on a big model
   const model = (opts.strict ?? true) ? withoutInit(() => family.fromConfig(config, architecture)) : family.fromConfig(config, architecture);
+  // a dynamic-int8 folder (attnflow quantize): config.json's quantization_config names the int8 layers
+  const qc = config.quantization_config as { quant_method?: unknown; modules?: unknown } | undefined;
+  if (qc !== undefined) {
+    if (qc?.quant_method !== HF_QUANT_METHOD || !Array.isArray(qc.modules) || !qc.modules.every((m) => typeof m === "string")) {
+      throw new HFImportError(`config.json: quantization_config ${JSON.stringify(qc).slice(0, 80)} is not one attnflow reads (only {"quant_method": "${HF_QUANT_METHOD}", "modules": [...]}, written by attnflow quantize)`);
+    }
+    quantizeDynamic(model, { only: qc.modules as string[], structureOnly: true });
+  }
   const named = allNamedTensors(model);
 
   // Base-model prefix ("bert.", "transformer.", "vit."): a bare base checkpoint loads into a model with a head and
@@ -225,8 +239,8 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
       shapeErrors.push(`"${ckpt}" is ${shapeStr(entry.shape)} in ${shard.file} but ${shapeStr(target.shape)} from config.json`);
       continue;
     }
-    if (!["F32", "F16", "BF16", "F64"].includes(entry.dtype)) {
-      shapeErrors.push(`"${ckpt}" in ${shard.file} has dtype ${entry.dtype}; weights must be F32, F16, BF16 or F64`);
+    if (target.dtype === "int32" ? !["I8", "I32", "I64"].includes(entry.dtype) : !["F32", "F16", "BF16", "F64"].includes(entry.dtype)) {
+      shapeErrors.push(`"${ckpt}" in ${shard.file} has dtype ${entry.dtype}; ${target.dtype === "int32" ? "int8 weights must be I8" : "weights must be F32, F16, BF16 or F64"}`);
       continue;
     }
     plan.push({ ckpt, entry, shard, target, name });
@@ -280,8 +294,9 @@ export function namesForSave(model: HFModel): [string, Tensor][] {
  * default, metadata {"format": "pt"} as HF's loader requires) and, when the model was loaded with one,
  * generation_config.json — which HF's own from_pretrained loads.
  */
-export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16" } = {}): Map<string, Uint8Array> {
+export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16"; quantizedModules?: string[] } = {}): Map<string, Uint8Array> {
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };
+  if (opts.quantizedModules) config.quantization_config = { quant_method: HF_QUANT_METHOD, modules: opts.quantizedModules, scheme: INT8_SCHEME };
   if (opts.floatDType) config.torch_dtype = { F32: "float32", F16: "float16", BF16: "bfloat16" }[opts.floatDType];
   const tensors = new Map(namesForSave(model));
   const files = new Map<string, Uint8Array>();

@@ -7,6 +7,18 @@ import type { ModelConfig } from "../tasks/task.js";
 import { parseSafetensors, SafetensorsError, type StTensor } from "./safetensors.js";
 import { toTensor } from "./state-dict.js";
 import { checkConfigFields, ConfigError, rules as r, type FieldRule } from "../tasks/config-check.js";
+import { quantizeDynamic, QUANTIZATION_KEY, QUANTIZATION_METHOD } from "../nn/quantize.js";
+
+/** What a dynamic-int8 checkpoint records (metadata "quantization"): the method and the layers that are int8. */
+export interface QuantizationInfo {
+  method: typeof QUANTIZATION_METHOD;
+  /** State-dict names of the int8 layers (nn.quantizeDynamic's report). */
+  modules: string[];
+  /** Human-readable: weights per output channel int8, activations per row u8 (7 bits), int32 accumulation. */
+  scheme?: string;
+  /** Metrics of the float model it was made from (held-out, as `eval` measures them), when measured. */
+  floatMetrics?: Record<string, number>;
+}
 
 export const CHECKPOINT_FORMAT = "attnflow-checkpoint-v1";
 
@@ -62,6 +74,8 @@ export interface RawCheckpoint {
   metrics?: Record<string, number>;
   notes?: string;
   history?: unknown;
+  /** Present when the weights are dynamic-int8 (attnflow quantize). */
+  quantization?: QuantizationInfo;
 }
 
 function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
@@ -134,7 +148,13 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
   const trainer = parseJsonField<TrainerState>(path, "trainer", metadata.trainer);
   const metrics = parseJsonField<Record<string, number>>(path, "metrics", metadata.metrics);
   checkStateFields(path, trainer, metrics, scalars);
+  const quantization = parseJsonField<QuantizationInfo>(path, QUANTIZATION_KEY, metadata[QUANTIZATION_KEY]);
+  if (quantization !== undefined && (typeof quantization !== "object" || quantization === null || quantization.method !== QUANTIZATION_METHOD ||
+    !Array.isArray(quantization.modules) || !quantization.modules.every((m) => typeof m === "string"))) {
+    throw new CheckpointError(`${path}: metadata "${QUANTIZATION_KEY}" must be {"method": "${QUANTIZATION_METHOD}", "modules": [names]}, got ${JSON.stringify(quantization).slice(0, 80)}`, `__metadata__.${QUANTIZATION_KEY}`);
+  }
   return {
+    quantization,
     path, task: metadata.task, config, weights,
     optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
     trainer,
@@ -159,6 +179,8 @@ export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): R
 /** Loads a checkpoint's weights into the model built from its config (strict), and switches it to eval mode. */
 export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckpoint): M {
   try {
+    // a dynamic-int8 checkpoint: the same layers become int8 (empty), then everything loads by name
+    if (raw.quantization) quantizeDynamic(model, { only: raw.quantization.modules, structureOnly: true });
     model.loadStateDict(raw.weights, { strict: true });
   } catch (e) {
     throw new CheckpointError(`${raw.path}: weights do not fit the "${raw.task}" model built from the stored config: ${(e as Error).message}`, undefined, { cause: e });

@@ -544,8 +544,13 @@ export function fromFloat32(data: Float32Array, shape: number[], dtype: "F32" | 
   return { dtype, shape: shape.slice(), data: bytes };
 }
 
-export function fromInt32(data: Int32Array, shape: number[], dtype: "I32" | "I64" = "I32"): StTensor {
+export function fromInt32(data: Int32Array, shape: number[], dtype: "I8" | "I32" | "I64" = "I32"): StTensor {
   checkedCount(shape, data.length, `fromInt32(${dtype})`);
+  if (dtype === "I8") {
+    const bad = data.findIndex((v) => v < -128 || v > 127);
+    if (bad >= 0) throw new SafetensorsError(`fromInt32(I8): element ${bad} = ${data[bad]} does not fit in int8`);
+    return { dtype, shape: shape.slice(), data: new Uint8Array(Int8Array.from(data).buffer) };
+  }
   if (dtype === "I32") return { dtype, shape: shape.slice(), data: leBytes(data, 4) };
   if (dtype !== "I64") throw new SafetensorsError(`fromInt32: unsupported target dtype ${describe(dtype)} (I32 or I64)`);
   const w = new Int32Array(2 * data.length); // (n, 2): sign-extend each value into a low/high word pair

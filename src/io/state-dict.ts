@@ -24,17 +24,20 @@ export function toTensor(name: string, t: StTensor): Tensor {
 
 export interface SaveOptions {
   metadata?: Record<string, string>; floatDType?: "F32" | "F16" | "BF16"; intDType?: "I32" | "I64";
+  /** int32 tensors to store as I8 (int8 weights of quantized layers): by default those with a "<name>_scale" beside them. */
+  int8?: (name: string) => boolean;
   /** Record an integrity digest in the metadata (INTEGRITY_KEY), verified whenever the file is parsed. */
   integrity?: boolean;
 }
 
 export function saveSafetensors(tensors: Record<string, Tensor> | Map<string, Tensor>, opts: SaveOptions = {}): Uint8Array {
   const entries: [string, StTensor][] = [];
-  const it = tensors instanceof Map ? tensors.entries() : Object.entries(tensors);
-  for (const [name, t] of it) {
+  const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+  const int8 = opts.int8 ?? ((name: string) => map.get(name + "_scale")?.dtype === "float32");
+  for (const [name, t] of map) {
     const data = t.dataSync();
     entries.push([name, t.dtype === "float32" ? fromFloat32(data as Float32Array, t.shape, opts.floatDType ?? "F32")
-      : t.dtype === "int32" ? fromInt32(data as Int32Array, t.shape, opts.intDType ?? "I64") : fromBool(data as Uint8Array, t.shape)]);
+      : t.dtype === "int32" ? fromInt32(data as Int32Array, t.shape, int8(name) ? "I8" : opts.intDType ?? "I64") : fromBool(data as Uint8Array, t.shape)]);
   }
   return serializeSafetensors(entries, opts.metadata, { integrity: opts.integrity });
 }

@@ -91,7 +91,7 @@ export class GPTBlock extends Module {
   forwardCached(x: Tensor, cache: KVCache, layer: number): Tensor {
     const a = this.attn, E = a.embedDim, H = a.numHeads, Dh = a.headDim;
     const [B, t] = x.shape, P = cache.length;
-    const qkv = F.linear(this.ln1.forward(x), a.inProjWeight!, a.inProjBias);                        // (B, t, 3E)
+    const qkv = a.inProjection(this.ln1.forward(x));                                                 // (B, t, 3E)
     const heads = (z: Tensor) => z.reshape([B, t, H, Dh]).permute([0, 2, 1, 3]);                     // (B, H, t, Dh)
     const [q, k, v] = qkv.split(E, -1).map(heads);
     const kv = cache.append(layer, k, v);                                                             // (B, H, P+t, Dh)

@@ -227,8 +227,8 @@ export function cachedSearchStep(model: Seq2SeqTransformer, enc: EncoderState):
   const layers = [...model.decoder.layers];
   const heads = (t: Tensor, T: number) => t.reshape([t.shape[0], T, H, hd]).permute([0, 2, 1, 3]).contiguous(); // (N, H, T, hd)
   const proj = (m: MultiheadAttention, x: Tensor, i: number) => {
-    if (!m.inProjWeight) throw new Error("cachedSearchStep: attention with separate q/k/v projections is not supported");
-    return F.linear(x, m.inProjWeight.narrow(0, i * E, E), m.inProjBias ? m.inProjBias.narrow(0, i * E, E) : null);
+    if (!m.inProjWeight && !m.inProjInt8) throw new Error("cachedSearchStep: attention with separate q/k/v projections is not supported");
+    return m.inProjection(x, i as 0 | 1 | 2);
   };
   // cross-attention keys/values of every source, per layer: (B, H, Ts, hd)
   const Ts = enc.memory.shape[1];

@@ -8,6 +8,7 @@ import { attentionHeads, type HeadsOptions } from "../ops/attention-heads.js";
 import { activeRecorder } from "../explain/capture.js";
 import { Module, Parameter } from "./module.js";
 import { Linear } from "./layers.js";
+import { Int8Weight, type QuantizedLinear } from "./int8.js";
 import { xavierUniform_ } from "./init.js";
 import { checkDropout, checkPositiveInt } from "./check.js";
 import { RotaryEmbedding, alibiSlopes, applyRotary } from "./rotary.js";
@@ -81,7 +82,9 @@ export class MultiheadAttention extends Module {
   kProjWeight: Tensor | null = null;    // (E, kdim)
   vProjWeight: Tensor | null = null;    // (E, vdim)
   inProjBias: Tensor | null = null;     // (3E)
-  outProj: Linear;
+  /** The in-projection as int8 (quantizeInProjection / nn.quantizeDynamic): buffers in_proj_weight(_scale). */
+  inProjInt8: Int8Weight | null = null;
+  outProj: Linear | QuantizedLinear;
   readonly headDim: number;
   readonly kdim: number;
   readonly vdim: number;
@@ -152,8 +155,8 @@ export class MultiheadAttention extends Module {
     const self = query === key && key === value;
     let r: SdpaResult;
     let qk: { queries: Tensor; keys: Tensor } | null = null;   // kept for the neuron view (CaptureOptions.withQK)
-    if (this.inProjWeight && self && !this.rotaryEmb && !(recording && rec!.withQK)) {
-      r = attentionHeads({ qkv: F.linear(q, this.inProjWeight, this.inProjBias) }, core);   // one (B, T, 3E) projection
+    if ((this.inProjWeight || this.inProjInt8) && self && !this.rotaryEmb && !(recording && rec!.withQK)) {
+      r = attentionHeads({ qkv: this.inProjection(q) }, core);                           // one (B, T, 3E) projection
     } else {
       let [Q, Kp, Vp] = this.project(q, k, v);                                            // (B, T, E) each
       if (this.rotaryEmb) {
@@ -193,10 +196,37 @@ export class MultiheadAttention extends Module {
     return applyRotary(x.reshape([B, T, H, Dh]), cos.unsqueeze(2), sin.unsqueeze(2)).reshape([B, T, H * Dh]);
   }
 
+  /**
+   * The packed in-projection of x (…, E): all of q, k, v (…, 3E), or only part 0 (q), 1 (k) or 2 (v) (…, E); float
+   * or int8 (after quantizeInProjection). Needs the packed in_proj_weight (kdim = vdim = embedDim).
+   */
+  inProjection(x: Tensor, part?: 0 | 1 | 2): Tensor {
+    const E = this.embedDim, b = this.inProjBias;
+    if (this.inProjInt8) return part === undefined ? this.inProjInt8.linear(x, b) : this.inProjInt8.linear(x, b, part * E, E);
+    if (!this.inProjWeight) throw new Error("MultiheadAttention.inProjection: this module has separate q/k/v projections (kdim or vdim ≠ embedDim)");
+    if (part === undefined) return F.linear(x, this.inProjWeight, b);
+    return F.linear(x, this.inProjWeight.narrow(0, part * E, E), b ? b.narrow(0, part * E, E) : null);
+  }
+
+  /**
+   * Dynamic int8 in-projection (nn.quantizeDynamic calls it): in_proj_weight becomes int8 values per output channel
+   * with in_proj_weight_scale (buffers, not parameters); in_proj_bias stays float. Inference only.
+   */
+  quantizeInProjection(structureOnly = false): void {
+    if (this.inProjInt8) return;
+    if (!this.inProjWeight) throw new Error("MultiheadAttention.quantizeInProjection: only the packed in_proj_weight (kdim = vdim = embedDim) can be quantized");
+    const [N, Kd] = this.inProjWeight.shape;
+    this.inProjInt8 = structureOnly ? new Int8Weight(zeros([N, Kd], { dtype: "int32" }), zeros([N]).add(1)) : Int8Weight.fromFloat(this.inProjWeight);
+    this.inProjWeight = null;
+    this.registerBuffer("in_proj_weight", this.inProjInt8.weight);
+    this.registerBuffer("in_proj_weight_scale", this.inProjInt8.scale);
+  }
+
   /** Separate Q/K/V projections (cross-attention, or kdim/vdim ≠ embedDim); self-attention projects once in forward. */
   private project(q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor, Tensor] {
     const E = this.embedDim, b = this.inProjBias;
     const bias = (i: number) => (b ? b.narrow(0, i * E, E) : null);
+    if (this.inProjInt8) return [this.inProjection(q, 0), this.inProjection(k, 1), this.inProjection(v, 2)];
     if (this.inProjWeight) {
       const W = this.inProjWeight;
       return [F.linear(q, W.narrow(0, 0, E), bias(0)), F.linear(k, W.narrow(0, E, E), bias(1)), F.linear(v, W.narrow(0, 2 * E, E), bias(2))];

@@ -8,3 +8,5 @@ export * as init from "./init.js";
 export { GroupedQueryAttention, type GqaOptions, type GqaForwardOptions } from "./gqa.js";
 export { RotaryEmbedding, ropeInverseFrequencies, applyRotary, rotateHalf, alibiSlopes, type RopeScaling } from "./rotary.js";
 export { KVCache } from "../models/generate.js";
+export { QuantizedLinear, Int8Weight } from "./int8.js";
+export { quantizeDynamic, isQuantized, type QuantizeDynamicOptions, type QuantizeReport } from "./quantize.js";

@@ -52,6 +52,8 @@ export interface NativeInfo {
   malloc: string;
   /** The attention kernels take ALiBi slopes and their offset after the layout argument (addons built before lack it). */
   attnAlibi?: boolean;
+  /** The dynamic-int8 linear kernel in use: "avx512-vnni", "avx512bw", "avx2" or "generic" (addons built before lack it). */
+  int8?: string;
 }
 
 /**
@@ -75,6 +77,13 @@ export interface NativeKernels {
     beta: number, C: Float32Array, cOff: number, ldc: number,
     batch: number, strideA: number, strideB: number, strideC: number,
     bias: Float32Array | null, biasOff: number, act: NativeActivation, bKeyId?: number, bKeyVersion?: number): void;
+  /**
+   * Dynamic-int8 linear (src/backend/ref/qlinear.ts): y rows = per-row u8 quantized x rows · packed int8 w, int32
+   * accumulation, (acc − zp·colSum)·(sx·wScale) + bias; acc (M·N), when given, receives the raw accumulators.
+   * Absent from addons built before it.
+   */
+  qlinear?(x: Float32Array, xOff: number, M: number, K: number, lda: number, w: Int8Array, N: number, colSum: Int32Array,
+    wScale: Float32Array, bias: Float32Array | null, y: Float32Array, yOff: number, ldy: number, acc: Int32Array | null): void;
   /** out (B,H,Tq,Dv); lse (B,H,Tq) natural-log log-sum-exp (−inf, with out = 0, for rows with no visible key). */
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,

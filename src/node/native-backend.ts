@@ -196,6 +196,11 @@ export function registerNativeBackend(): boolean {
   };
   const info = n.info();
   if (info.attnAlibi) kernels.attnAlibi = true;
+  if (n.qlinear) {
+    const q = n.qlinear.bind(n);
+    kernels.qlinear = (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) =>
+      q(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc ?? null);
+  }
   registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}, ${info.threads} threads)` });
   return true;
 }

@@ -8,6 +8,7 @@ import { refKernels } from "../ref/index.js";
 import { registerBackend } from "../registry.js";
 import { instantiateAsync, instantiateSync, wasmRelaxedSimdActive, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
 import { makeWasmKernels } from "./wasm-kernels.js";
+import { makeWasmQlinear } from "./qlinear.js";
 import { SerialExecutor } from "./executor.js";
 import { onWasmThreadConfig, startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
 
@@ -77,8 +78,11 @@ function lazyTable(): Partial<Kernels> {
       return fn(...args);
     };
   }
+  // dynamic-int8 linear: a module of its own (qlinear.ts), compiled at its first call
+  let q8: Kernels["qlinear"] | null = null;
+  const qlinear: Kernels["qlinear"] = (...args) => (q8 ??= makeWasmQlinear() ?? refKernels.qlinear!)(...args);
   // every attention kernel here (and the reference ones it falls back to) reads AttnArgs.alibi
-  return { ...(table as Partial<Kernels>), attnAlibi: true };
+  return { ...(table as Partial<Kernels>), qlinear, attnAlibi: true };
 }
 
 const isBrowserMainThread = (): boolean => {
