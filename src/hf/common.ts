@@ -148,11 +148,14 @@ export function activationFn(name: string): Activation {
   return (x) => activation(name as HFActivation, x);
 }
 
-/** act(dense(x)), with gelu / gelu_new-family / relu fused into the GEMM's epilogue (one pass over the output less). */
-export function linearActivation(name: HFActivation, dense: Linear, x: Tensor): Tensor {
+/** act(dense(x)), with gelu / gelu_new-family / relu fused into the GEMM's epilogue (one pass over the output less)
+ *  when `dense` is a float Linear; any other layer in its place (nn.quantizeDynamic's QuantizedLinear) runs its own
+ *  forward, then the activation. */
+export function linearActivation(name: HFActivation, dense: Linear | Module, x: Tensor): Tensor {
   const fused = name === "gelu" || name === "gelu_python" ? "gelu" : name === "relu" ? "relu"
     : name === "gelu_new" || name === "gelu_pytorch_tanh" || name === "gelu_fast" || name === "gelu_accurate" ? "geluTanh" : null;
-  return fused ? F.linear(x, dense.weight, dense.bias, fused) : activation(name, dense.forward(x));
+  if (fused && dense instanceof Linear && dense.weight.dtype === "float32") return F.linear(x, dense.weight, dense.bias, fused);
+  return activation(name, (dense as Linear).forward(x));
 }
 
 // ---------------------------------------------------------------------------------------------- inputs and masks
