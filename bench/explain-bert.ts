@@ -8,7 +8,8 @@
 // FFN 4D; scores and context), i.e. ≈ 22 GFLOP at T 128; blank-out needs T such passes (one per occluded token):
 // ≈ 2.8 TFLOP at T 128. It cannot cost less than T forwards; batching makes it cost what T batched forwards cost.
 import { modelFromConfig } from "../src/hf/index.js";
-import { tensor, manualSeed, noGrad } from "../src/index.js";
+import { tensor, manualSeed, noGrad, getBackend } from "../src/node.js";
+import { backendInfo } from "../src/backend/registry.js"; // the Node entry: the native backend when built
 import type { Tensor } from "../src/tensor.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
 import { runExplanation } from "../src/explain/explain-run.js";
@@ -47,20 +48,21 @@ async function main(): Promise<void> {
   };
   const target: ExplainTarget = {
     tokens: ids.map((i) => `#${i}`), targetLabel: "LABEL_1", targetIndex: 1, special: [0, T - 1], query: 0,
-    score: (s) => model.forward({ inputIds: batchIds([s?.occlude ?? []]) }).logits!.select(0, 0).select(0, 1),
+    // onEmbeddings: HF's inputs_embeds point, so input x gradient runs too
+    score: (s) => model.forward({ inputIds: batchIds([s?.occlude ?? []]) }, { onEmbeddings: s?.onEmbeddings }).logits!.select(0, 0).select(0, 1),
     scoreBatch: (occ) => model.forward({ inputIds: batchIds(occ) }).logits!.select(1, 1),
   };
   const pool = new FlowWorkerPool(o.workers);
   const flowRows = (res: Parameters<typeof flowRowsLocal>[0], rows: Parameters<typeof flowRowsLocal>[1], p?: (d: number, n: number) => void) => (o.workers > 1 ? pool.flowRows(res, rows, "auto", p) : flowRowsLocal(res, rows, p));
   const fwdFlop = 2 * T * 12 * L * D * D + 4 * L * T * T * D;
-  const lines: string[] = [`BERT-base-sized (L ${L}, D ${D}, H 12), random init, T ${T}; one forward ≈ ${(fwdFlop / 1e9).toFixed(1)} GFLOP`];
+  const lines: string[] = [`BERT-base-sized (L ${L}, D ${D}, H 12), random init, T ${T}; one forward ≈ ${(fwdFlop / 1e9).toFixed(1)} GFLOP; backend ${getBackend()} (${backendInfo()?.description ?? "?"})`];
   try {
     // warm-up: one forward, one flow row
     noGrad(() => model.forward({ inputIds: batchIds([[]]) }).logits!.dispose());
     const w0 = performance.now(), c0 = cpuMs();
-    const e = await runExplanation(target, model, { methods: ["raw", "rollout", "flow", "grad"], flowRows, matrices: false });
+    const e = await runExplanation(target, model, { methods: ["raw", "rollout", "flow", "grad", "inputgrad"], flowRows, matrices: false });
     const wall = performance.now() - w0, cpu = cpuMs() - c0;
-    lines.push(`raw, rollout, flow, grad together: ${(wall / 1000).toFixed(2)} s wall, ${(cpu / 1000).toFixed(2)} s CPU (this process, workers included); per method (ms, capture in the first): ${JSON.stringify(e.timings)}`);
+    lines.push(`raw, rollout, flow, grad, inputgrad together: ${(wall / 1000).toFixed(2)} s wall, ${(cpu / 1000).toFixed(2)} s CPU (this process, workers included); per method (ms, capture in the first): ${JSON.stringify(e.timings)}`);
     if (o.blankout) {
       const n = T - 2;   // the non-special positions
       // T batched forwards of the plain input (the floor blank-out is measured against)
