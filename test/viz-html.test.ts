@@ -125,3 +125,24 @@ test("report JSON type is plain data (JSON round trip is lossless)", async () =>
   const back = JSON.parse(JSON.stringify(e)) as Explanation;
   assert.equal(renderHtmlReport(back), renderHtmlReport(e));
 });
+
+test("HTML report: the terminal view's unreliability warnings (near-uniform raw attention, saturated flow) are shown", async () => {
+  const { model } = tinyModel();
+  const e = await runExplanation(tinyTarget(model, ["the", "sat", "on", "the", "mat"]), model, { methods: ["raw", "flow"] });
+  const L = e.layers, T = e.tokens.length;
+  // the explained layer's raw attention made exactly uniform and its flow all tied: both warnings must appear
+  const flat: Explanation = JSON.parse(JSON.stringify(e));
+  flat.methods.raw!.perLayer[e.layer] = new Array(T).fill(1 / T);
+  flat.methods.flow!.perLayer[e.layer] = new Array(T).fill(1 / T);
+  const html = renderHtmlReport(flat);
+  const warns = html.match(/<p class="warn unreliable" role="note">[^]*?<\/p>/g) ?? [];
+  assert.equal(warns.length, 2, warns.join("\n"));
+  assert.match(warns[0], /raw attention is near-uniform \(entropy 1\.000 of the maximum\)/);
+  assert.match(warns[1], /flow is saturated: 100 % of the tokens share one value/);
+  // a peaked explained layer: no warning
+  const peaked: Explanation = JSON.parse(JSON.stringify(e));
+  peaked.methods.raw!.perLayer[e.layer] = Array.from({ length: T }, (_, i) => (i === 1 ? 0.9 : 0.1 / (T - 1)));
+  peaked.methods.flow!.perLayer[e.layer] = Array.from({ length: T }, (_, i) => (i + 1) / (T * (T + 1) / 2));
+  assert.doesNotMatch(renderHtmlReport(peaked), /class="warn unreliable"/);
+  assert.ok(L >= 1);
+});

@@ -10,6 +10,7 @@ import type { Explanation } from "../explain/explain-run.js";
 import { decoderSectionHtml } from "./decoder-section.js";
 import type { AttentionViews } from "../explain/views.js";
 import { VIEWER_CSS, viewerScript } from "./attention-viewer.js";
+import { explanationDiagnostics, unreliableWarnings } from "../explain/faithfulness.js";
 
 const STOPS: [number, number, number][] = [[20, 24, 56], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
 
@@ -106,6 +107,8 @@ export function renderHtmlReport(e: Explanation, o: { title?: string; views?: At
   const parts: string[] = [];
   parts.push(`<h1>${escapeHtml(title)}</h1>`);
   if (e.truncation) parts.push(truncationBanner(e.truncation));
+  // the same warnings as the terminal view: near-uniform raw attention, saturated flow at the explained layer
+  for (const w of unreliableWarnings(explanationDiagnostics(e), e.layer)) parts.push(`<p class="warn unreliable" role="note"><strong>Unreliable:</strong> ${escapeHtml(w)}</p>`);
   parts.push(`<p class="summary">Target <b>${escapeHtml(e.target.label)}</b> (index ${e.target.index}), score ${e.target.score.toPrecision(5)}. ` +
     `Explained row: ${escapeHtml(queryText)}. Layers ${L}, heads ${H}, ${T} positions${e.causal ? ", causal attention" : ""}; ` +
     `explained layer ${e.layer}${e.head === null ? " (head mean)" : `, head ${e.head}`}.</p>`);
