@@ -135,7 +135,7 @@ test("pack cache: a freed weight's memory reused by a new tensor is not served t
   }
 });
 
-test("pack cache: stays within its byte cap (LRU eviction), and a zero cap disables it", { skip }, () => {
+test("pack cache: stays within its byte cap, keeps serving a cyclic working set larger than the cap, evicts entries no longer used, and a zero cap disables it", { skip }, () => {
   const n = native!;
   const limit0 = n.packCacheInfo().limit;
   try {
@@ -152,8 +152,21 @@ test("pack cache: stays within its byte cap (LRU eviction), and a zero cap disab
         assert.ok(info.bytes <= cap, `cache holds ${info.bytes} bytes > cap ${cap}`);
       }
     }
+    // the 12 weights (more than the cap) read in a cycle, as a model's forward passes read them: the part that fits stays
+    // and is served every pass (plain LRU would evict each packing just before its next use: no hits at all)
+    const cyc = n.packCacheInfo();
+    assert.ok(cyc.entries >= 2 && cyc.hits >= cyc.entries, `a cyclic working set larger than the cap still hits: ${JSON.stringify(cyc)}`);
+    // a new working set: the old entries, no longer used, age out and are evicted to admit the new ones
+    const fresh = Array.from({ length: 3 }, () => randn([256, 128]));
+    for (let rep = 0; rep < 2 * cyc.entries + 6; rep++) {
+      for (const w of fresh) assertClose("new working set", nativeLinear(x, w, null), refLinear(x, w, null));
+      assert.ok(n.packCacheInfo().bytes <= cap);
+    }
     const info = n.packCacheInfo();
-    assert.ok(info.entries >= 1 && info.evicted >= 1, `expected admissions and evictions, got ${JSON.stringify(info)}`);
+    assert.ok(info.evicted >= 1 && info.hits > cyc.hits, `expected evictions of the old set and hits on the new: ${JSON.stringify(info)}`);
+    const beforeHits = info.hits;
+    for (const w of fresh) nativeLinear(x, w, null);
+    assert.equal(n.packCacheInfo().hits, beforeHits + fresh.length, "the new working set is served from the cache");
     n.setPackCacheLimit(0);
     assert.equal(n.packCacheInfo().bytes, 0);
     const hits = n.packCacheInfo().hits;

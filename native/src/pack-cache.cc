@@ -77,7 +77,8 @@ struct Cache {
   std::vector<Source> seen = std::vector<Source>(kSeenRing);
   size_t seenNext = 0;
   size_t bytes = 0, limit = defaultLimit();
-  uint64_t clock = 0, hits = 0, packs = 0, admitted = 0, evicted = 0;
+  uint64_t hits = 0, packs = 0, admitted = 0, evicted = 0;
+  uint64_t lookups = 0;  // every lookup of a packable B (hit or miss): the age of an entry is counted in these
 
   ~Cache() { clear(); }
   void clear() {
@@ -93,13 +94,21 @@ struct Cache {
     entries.pop_back();
     evicted++;
   }
-  void evictUntilFits(size_t extra) {
+  // Makes room for `extra` bytes by evicting least-recently-used entries — but only entries that have not been used
+  // within the last 2 × (entries held) lookups. A model whose weights exceed the cap reads them in a cycle (every
+  // forward pass the same order), and plain LRU would then evict each packing just before it is needed again: every
+  // lookup a miss (BERT-base: 340 MB of weights against the 256 MB default). Refusing to evict recently used entries
+  // keeps the part that fits and serves it every pass; entries of weights no longer in use age out and make room.
+  // false: nothing evictable, so the new packing is not admitted (the caller runs the ordinary GEMM).
+  bool evictUntilFits(size_t extra) {
     while (!entries.empty() && bytes + extra > limit) {
       size_t lru = 0;
       for (size_t i = 1; i < entries.size(); i++)
         if (entries[i].lastUse < entries[lru].lastUse) lru = i;
+      if (entries[lru].lastUse + 2 * (uint64_t)entries.size() > lookups) return false;
       erase(lru);
     }
+    return bytes + extra <= limit;
   }
   // true when this exact data was sighted before (and forgets the sighting); otherwise remembers it
   bool secondSighting(const Source& s) {
@@ -133,6 +142,7 @@ const float* packCacheLookup(napi_env env, const KernelTable* table, const GemmA
   if (!table->gemmUsesPackedB(g)) return nullptr;
   Cache* c = cacheFor(env);
   if (!c || c->limit == 0) return nullptr;
+  c->lookups++;
   Source s;
   s.id = key.id;
   s.version = key.version;
@@ -144,7 +154,7 @@ const float* packCacheLookup(napi_env env, const KernelTable* table, const GemmA
   s.transB = g.transB;
   for (auto& e : c->entries)
     if (e.src.sameSlot(s)) {
-      e.lastUse = ++c->clock;
+      e.lastUse = c->lookups;
       if (e.src.version != s.version) {  // written since it was packed: re-pack in place
         table->packBFull(g, e.packed);
         e.src.version = s.version;
@@ -157,11 +167,11 @@ const float* packCacheLookup(napi_env env, const KernelTable* table, const GemmA
   if (!c->secondSighting(s)) return nullptr;
   const size_t bytes = (size_t)table->packedBFloats(g.N, g.K) * sizeof(float);
   if (bytes > c->limit) return nullptr;
-  c->evictUntilFits(bytes);
+  if (!c->evictUntilFits(bytes)) return nullptr;
   float* p = static_cast<float*>(bigAlloc(bytes));
   if (!p) return nullptr;
   table->packBFull(g, p);
-  c->entries.push_back(Entry{s, p, bytes, ++c->clock});
+  c->entries.push_back(Entry{s, p, bytes, c->lookups});
   c->bytes += bytes;
   c->admitted++;
   c->packs++;
