@@ -21,10 +21,10 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import { addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, type Activation } from "./common.js";
+import { addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, pickArchitecture, type Activation } from "./common.js";
 import { EncoderDecoderLM, KVCache, type DecodeArgs, type DecoderOut, type EncoderMemory, type EncoderOut, type LayerCaches } from "./seq2seq-common.js";
 export type { EncoderOut } from "./seq2seq-common.js";
-import type { HFConfig, HFInputs } from "./types.js";
+import type { HFConfig, HFFamily, HFInputs, HFModel } from "./types.js";
 import { HFImportError } from "./types.js";
 
 /** Absolute positions: rows past..past+T−1 of a table, (T, D). */
@@ -309,3 +309,19 @@ export class BartLikeForConditionalGeneration extends EncoderDecoderLM {
   }
 }
 
+
+/**
+ * The HFFamily of a BART-like model type: its config.json `model_type`, its generation head's architecture name and
+ * its base model's, and how its config becomes a BartLikeSpec (Marian and BART differ only there).
+ */
+export function bartLikeFamily(modelType: string, architecture: string, baseArchitecture: string,
+  spec: (config: HFConfig, architecture: string) => BartLikeSpec): HFFamily {
+  return {
+    modelTypes: [modelType],
+    architectures: [architecture],
+    fromConfig(config: HFConfig, arch?: string): HFModel {
+      const picked = pickArchitecture(modelType, this.architectures, config, arch, baseArchitecture);
+      return new BartLikeForConditionalGeneration(config, spec(config, picked));
+    },
+  };
+}

@@ -8,9 +8,9 @@
 // encoder_attention_heads/decoder_attention_heads [16], encoder_ffn_dim/decoder_ffn_dim [4096],
 // max_position_embeddings [1024], activation_function ["gelu"], scale_embedding [false], tie_word_embeddings [true],
 // pad_token_id [1], decoder_start_token_id [2], init_std [0.02].
-import { BartLikeForConditionalGeneration, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
-import { activationFn, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./common.js";
-import { type HFConfig, type HFFamily, type HFModel } from "./types.js";
+import { bartLikeFamily, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
+import { activationFn, ACTIVATION_NAMES, ConfigReader } from "./common.js";
+import { type HFConfig, type HFFamily } from "./types.js";
 
 /** BART's position offset: HF keeps two extra rows at the start of the learned table. */
 export const BART_POSITION_OFFSET = 2;
@@ -45,11 +45,4 @@ export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
   };
 }
 
-export const bartFamily: HFFamily = {
-  modelTypes: ["bart"],
-  architectures: ["BartForConditionalGeneration"],
-  fromConfig(config: HFConfig, architecture?: string): HFModel {
-    const arch = pickArchitecture("bart", this.architectures, config, architecture, "BartModel");
-    return new BartLikeForConditionalGeneration(config, bartSpec(config, arch));
-  },
-};
+export const bartFamily: HFFamily = bartLikeFamily("bart", "BartForConditionalGeneration", "BartModel", bartSpec);

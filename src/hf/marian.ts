@@ -11,9 +11,9 @@
 // [true], dropout [0.1], attention_dropout [0], activation_dropout [0], pad_token_id [58100], decoder_start_token_id [58100], init_std [0.02].
 import { Tensor } from "../tensor.js";
 import { Module } from "../nn/module.js";
-import { BartLikeForConditionalGeneration, type BartLikeSpec, type PositionTable } from "./bart-like.js";
-import { activationFn, ACTIVATION_NAMES, ConfigReader, pickArchitecture } from "./common.js";
-import { HFImportError, type HFConfig, type HFFamily, type HFModel } from "./types.js";
+import { bartLikeFamily, type BartLikeSpec, type PositionTable } from "./bart-like.js";
+import { activationFn, ACTIVATION_NAMES, ConfigReader } from "./common.js";
+import { HFImportError, type HFConfig, type HFFamily } from "./types.js";
 
 /**
  * HF's MarianSinusoidalPositionalEmbedding table (n_pos, dim), computed as its _init_weight does (float64, then
@@ -76,11 +76,4 @@ export function marianSpec(config: HFConfig, architecture: string): BartLikeSpec
   };
 }
 
-export const marianFamily: HFFamily = {
-  modelTypes: ["marian"],
-  architectures: ["MarianMTModel"],
-  fromConfig(config: HFConfig, architecture?: string): HFModel {
-    const arch = pickArchitecture("marian", this.architectures, config, architecture, "MarianModel");
-    return new BartLikeForConditionalGeneration(config, marianSpec(config, arch));
-  },
-};
+export const marianFamily: HFFamily = bartLikeFamily("marian", "MarianMTModel", "MarianModel", marianSpec);
