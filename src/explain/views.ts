@@ -271,9 +271,8 @@ export function flowGraph(e: Explanation, o: { edgesPerNode?: number; maxRows?: 
   if (weightedSource) {
     const wFull = new Float64Array(T);
     rows.forEach((r, k) => { wFull[r] += w[k]; });
-    const nodesW: number[][] = Array.from({ length: L + 1 }, () => new Array(T).fill(0));
-    const tw = w.reduce((a, b) => a + b, 0);
-    rows.forEach((r, k) => { nodesW[L][r] += w[k] / tw; });
+    // column L: the source's weights (finishFlowGraph normalises every column)
+    const nodesW: number[][] = Array.from({ length: L + 1 }, (_, l) => (l === L ? Array.from(wFull) : new Array(T).fill(0)));
     for (let l = 0; l < L; l++) {
       const sub = matrixStack(L - l, T, res.data.slice(l * TT));
       const norm = normaliseRows(flowRawWeighted(sub, L - l, wFull), T);
