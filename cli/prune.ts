@@ -130,14 +130,16 @@ export async function pruneCommand(a: Args): Promise<number> {
   const ck = await loadCheckpoint(src);
   if (ck.raw.quantization) throw new Error(`prune: ${src} is ${ck.raw.quantization.method}; prune the float checkpoint, then quantize`);
   const limit = a.flags.limit === undefined ? undefined : Number(a.flags.limit);
-  const data = ck.task.loadData({ data: str(a.flags, "data"), limitTest: limit });
-  const evaluate = () => tidy(() => noGrad(() => { ck.model.eval(); return ck.task.evaluate(ck.model, data, { limit }); }));
+  // the task's data only when something reads it (importance, --eval): --spec alone needs none
+  let loaded: unknown;
+  const data = () => (loaded ??= ck.task.loadData({ data: str(a.flags, "data"), limitTest: limit }));
+  const evaluate = () => tidy(() => noGrad(() => { ck.model.eval(); return ck.task.evaluate(ck.model, data(), { limit }); }));
   const before = a.flags.eval ? evaluate() : undefined;
   const headsBefore = total(ck.model);
   let spec: Record<number, number[]>, scores: HeadScores | null = null;
   if (specText) spec = Object.fromEntries(checkPruneSpec(ck.model, parsePruneSpec(specText), "prune --spec"));
   else {
-    const adapter = pruneAdapter(ck.task, ck.model, data, examples);
+    const adapter = pruneAdapter(ck.task, ck.model, data(), examples);
     const bar = new ProgressBar({ total: by === "gradient" ? Math.ceil(adapter.n / 16) : adapter.n, label: `importance (${by})`, unit: by === "gradient" ? "batch" : "example", quiet });
     scores = headImportance(ck.model, adapter, by, { seed, onProgress: (d) => bar.update(d) });
     bar.finish();

@@ -95,7 +95,7 @@ export class BertSelfAttention extends HFModule {
     const hm = this.headMask;
     if (hm) {
       if (!((hm.ndim === 1 && hm.shape[0] === H) || (hm.ndim === 2 && hm.shape[1] === H && (hm.shape[0] === B || hm.shape[0] === 1)))) {
-        throw new Error(`BertSelfAttention: head mask must be (${H}) or (${B}, ${H}), got ${shapeStr(hm.shape)}`);
+        throw new Error(`BertSelfAttention: head mask must be [${H}] or [${B}, ${H}], got ${shapeStr(hm.shape)}`);
       }
       const m = hm.reshape([hm.ndim === 1 ? 1 : hm.shape[0], H, 1, 1]);                    // (B|1, H, 1, 1)
       out = out.mul(m);

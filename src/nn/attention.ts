@@ -204,7 +204,7 @@ export class MultiheadAttention extends Module {
     if (!m) return null;
     const H = this.numHeads;
     const ok = (m.ndim === 1 && m.shape[0] === H) || (m.ndim === 2 && m.shape[1] === H && (m.shape[0] === B || m.shape[0] === 1));
-    if (!ok) throw new Error(`MultiheadAttention: headMask must be (${H}) or (${B}, ${H}) (numHeads ${H}${this.prunedHeads.size ? ` after pruning ${this.prunedHeads.size}` : ""}), got ${shapeStr(m.shape)}`);
+    if (!ok) throw new Error(`MultiheadAttention: headMask must be [${H}] or [${B}, ${H}] (numHeads ${H}${this.prunedHeads.size ? ` after pruning ${this.prunedHeads.size}` : ""}), got ${shapeStr(m.shape)}`);
     if (m.dtype !== "float32") throw new Error(`MultiheadAttention: headMask must be float32, got ${m.dtype}`);
     return m.ndim === 1 ? m.reshape([1, 1, H, 1]) : m.reshape([m.shape[0], 1, H, 1]);
   }
