@@ -1,0 +1,177 @@
+// The head-pruning report of docs/pruning.md: accuracy of the shipped classifier and ViT with 0, 10, 25, 50 and 75%
+// of their attention heads pruned, heads chosen by gradient (Michel et al. 2019), flow, rollout and random importance
+// (one-shot: scores measured once on the unpruned model, on clean training-split examples), and the forward time
+// before/after pruning.
+//   node dist/scripts/prune-report.js accuracy [--examples 64] [--limit-fortunes 400] [--limit-vit 1000] [--seeds 3]
+//   flock /tmp/attnflow-bench.lock node dist/scripts/prune-report.js speed [--reps 7]
+//   node dist/scripts/prune-report.js render        (docs/pruning-accuracy.svg and the tables in docs/pruning.md)
+// Results accumulate in docs/pruning-results.json (each phase rewrites its own part).
+import "../src/node.js";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
+import { cpus } from "node:os";
+import { loadCheckpoint } from "../src/node/checkpoint.js";
+import { pruneAdapter, headImportance } from "../src/node/prune.js";
+import { headsToPrune, type HeadImportanceMethod, type HeadScores } from "../src/explain/head-importance.js";
+import { pruneHeads, headCounts } from "../src/nn/prune.js";
+import { tidy } from "../src/scope.js";
+import { noGrad } from "../src/autograd.js";
+import { Tensor } from "../src/tensor.js";
+import { getBackend } from "../src/backend/registry.js";
+import type { Module } from "../src/nn/module.js";
+
+const RESULTS = "docs/pruning-results.json", DOC = "docs/pruning.md", SVG = "docs/pruning-accuracy.svg";
+const FRACTIONS = [0, 0.1, 0.25, 0.5, 0.75];
+const METHODS: HeadImportanceMethod[] = ["gradient", "flow", "rollout", "random"];
+const MODELS = [
+  { name: "fortunes-classifier", path: "models/fortunes-classifier.safetensors", label: "fortunes classifier (4 layers × 4 heads)" },
+  { name: "fashion-vit", path: "models/fashion-vit.safetensors", label: "Fashion-MNIST ViT (6 layers × 4 heads)" },
+];
+const argv = process.argv.slice(2);
+const opt = (k: string, d: number) => (argv.includes(`--${k}`) ? Number(argv[argv.indexOf(`--${k}`) + 1]) : d);
+
+interface Cell { fraction: number; pruned: number; accuracy: number; seeds?: number[] }
+interface ModelResult {
+  model: string; label: string; heads: number; evalExamples: number; importanceExamples: number;
+  importanceSeconds: Record<string, number>; accuracy: Record<string, Cell[]>; prunedSets: Record<string, Record<string, Record<number, number[]>>>;
+}
+interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number }
+interface Results { accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; note: string } }
+
+const load = (): Results => (existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {});
+const save = (r: Results) => writeFileSync(RESULTS, JSON.stringify(r, null, 1) + "\n");
+const log = (s: string) => process.stderr.write(s + "\n");
+const totalHeads = (m: Module) => headCounts(m).reduce((n, c) => n + c.left, 0);
+
+async function accuracy(): Promise<void> {
+  const examples = opt("examples", 64), seeds = opt("seeds", 3);
+  const out: ModelResult[] = [];
+  for (const M of MODELS) {
+    const limit = opt(M.name === "fashion-vit" ? "limit-vit" : "limit-fortunes", M.name === "fashion-vit" ? 1000 : 400);
+    const base = await loadCheckpoint(M.path);
+    const data = base.task.loadData({ limitTest: limit });
+    const H = totalHeads(base.model);
+    const evaluate = (m: Module) => tidy(() => noGrad(() => { m.eval(); return base.task.evaluate(m, data, { limit }).accuracy; }));
+    const r: ModelResult = { model: M.path, label: M.label, heads: H, evalExamples: limit, importanceExamples: examples, importanceSeconds: {}, accuracy: {}, prunedSets: {} };
+    const acc0 = evaluate(base.model);
+    log(`${M.name}: ${H} heads, unpruned accuracy ${acc0.toFixed(4)} on ${limit} test examples`);
+    for (const method of METHODS) {
+      const runs = method === "random" ? seeds : 1;
+      const cells: Cell[] = FRACTIONS.map((f) => ({ fraction: f, pruned: Math.round(f * H), accuracy: f === 0 ? acc0 : 0, seeds: method === "random" ? [] : undefined }));
+      r.prunedSets[method] = {};
+      for (let s = 0; s < runs; s++) {
+        const t0 = performance.now();
+        const scores: HeadScores = headImportance(base.model, pruneAdapter(base.task, base.model, data, examples), method, { seed: s });
+        r.importanceSeconds[method] = (performance.now() - t0) / 1000;
+        for (const c of cells) {
+          if (c.fraction === 0) continue;
+          const spec = headsToPrune(scores, c.pruned);
+          const ck = await loadCheckpoint(M.path);
+          pruneHeads(ck.model, spec);
+          const a = evaluate(ck.model);
+          if (c.seeds) c.seeds.push(a);
+          c.accuracy += a / runs;
+          if (s === 0) r.prunedSets[method][String(c.fraction)] = spec;
+          log(`  ${method}${runs > 1 ? ` seed ${s}` : ""} ${Math.round(c.fraction * 100)}% (${c.pruned} heads): accuracy ${a.toFixed(4)}`);
+        }
+      }
+      r.accuracy[method] = cells;
+    }
+    out.push(r);
+  }
+  const res = load();
+  res.accuracy = { models: out, date: new Date().toISOString() };
+  save(res);
+}
+
+async function speed(): Promise<void> {
+  const reps = opt("reps", 7);
+  const rows: SpeedRow[] = [];
+  const res = load();
+  if (!res.accuracy) throw new Error(`${RESULTS} has no accuracy part: run the accuracy phase first (the speed phase times its gradient-pruned models)`);
+  for (const M of MODELS) {
+    const mr = res.accuracy.models.find((m) => m.model === M.path)!;
+    // a fixed input: a batch of 32 sequences of 64 tokens / 64 images
+    const input = M.name === "fashion-vit"
+      ? Tensor.fromArray(Float32Array.from({ length: 64 * 28 * 28 }, (_, i) => ((i * 2654435761) >>> 24) / 255), [64, 28, 28])
+      : Tensor.fromArray(Int32Array.from({ length: 32 * 64 }, (_, i) => (i % 64 === 0 ? 2 : 7 + ((i * 40503) % 1000))), [32, 64]);
+    const time = (m: Module) => {
+      const fwd = () => noGrad(() => tidy(() => { (m as unknown as { forward(x: Tensor): Tensor }).forward(input).dataSync(); }));
+      fwd(); fwd();
+      const t: number[] = [];
+      for (let i = 0; i < reps; i++) { const s = performance.now(); fwd(); t.push(performance.now() - s); }
+      return t.sort((a, b) => a - b)[Math.floor(reps / 2)];
+    };
+    const base = await loadCheckpoint(M.path);
+    const b0 = time(base.model);
+    for (const f of FRACTIONS) {
+      const ck = await loadCheckpoint(M.path);
+      if (f > 0) pruneHeads(ck.model, mr.prunedSets.gradient[String(f)]);
+      // interleave with the unpruned model so both see the same machine load
+      const ms = time(ck.model), msBaseline = f === 0 ? b0 : time(base.model);
+      rows.push({ model: M.path, fraction: f, heads: totalHeads(ck.model), batch: input.shape, ms, msBaseline });
+      log(`${M.name} ${Math.round(f * 100)}%: ${ms.toFixed(1)} ms (unpruned ${msBaseline.toFixed(1)} ms)`);
+    }
+  }
+  res.speed = {
+    rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}`, backend: getBackend(),
+    note: "median of the forward time (no grad) over --reps runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions",
+  };
+  save(res);
+}
+
+function render(): void {
+  const res = load();
+  if (!res.accuracy) throw new Error(`${RESULTS} has no accuracy part`);
+  const colors: Record<string, string> = { gradient: "#1f77b4", flow: "#d62728", rollout: "#2ca02c", random: "#7f7f7f" };
+  const W = 360, Hh = 240, pad = { l: 48, r: 12, t: 28, b: 40 };
+  const panels = res.accuracy.models.map((m, k) => {
+    const all = Object.values(m.accuracy).flatMap((c) => c.map((x) => x.accuracy));
+    const lo = Math.max(0, Math.floor((Math.min(...all) - 0.02) * 20) / 20), hi = Math.min(1, Math.ceil((Math.max(...all) + 0.01) * 20) / 20);
+    const x = (f: number) => pad.l + (f / 0.75) * (W - pad.l - pad.r), y = (a: number) => pad.t + (1 - (a - lo) / (hi - lo)) * (Hh - pad.t - pad.b);
+    const ox = k * W;
+    const g: string[] = [`<g transform="translate(${ox},0)">`, `<text x="${W / 2}" y="16" text-anchor="middle" font-size="12">${m.label}</text>`];
+    for (let t = lo; t <= hi + 1e-9; t += (hi - lo) / 4) {
+      g.push(`<line x1="${pad.l}" x2="${W - pad.r}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" stroke="#ddd"/>`, `<text x="${pad.l - 4}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end" font-size="10">${t.toFixed(2)}</text>`);
+    }
+    for (const f of FRACTIONS) g.push(`<text x="${x(f).toFixed(1)}" y="${Hh - pad.b + 14}" text-anchor="middle" font-size="10">${Math.round(f * 100)}%</text>`);
+    g.push(`<text x="${(pad.l + W - pad.r) / 2}" y="${Hh - 8}" text-anchor="middle" font-size="11">heads pruned (of ${m.heads})</text>`);
+    if (k === 0) g.push(`<text transform="translate(12,${(pad.t + Hh - pad.b) / 2}) rotate(-90)" text-anchor="middle" font-size="11">test accuracy</text>`);
+    for (const [meth, cells] of Object.entries(m.accuracy)) {
+      g.push(`<polyline fill="none" stroke="${colors[meth]}" stroke-width="2"${meth === "random" ? ' stroke-dasharray="4 3"' : ""} points="${cells.map((c) => `${x(c.fraction).toFixed(1)},${y(c.accuracy).toFixed(1)}`).join(" ")}"/>`);
+      for (const c of cells) g.push(`<circle cx="${x(c.fraction).toFixed(1)}" cy="${y(c.accuracy).toFixed(1)}" r="2.5" fill="${colors[meth]}"/>`);
+    }
+    g.push("</g>");
+    return g.join("\n");
+  });
+  const legend = METHODS.map((m, i) => `<g transform="translate(${pad.l + i * 90},${Hh + 6})"><line x1="0" x2="18" y1="0" y2="0" stroke="${colors[m]}" stroke-width="2"${m === "random" ? ' stroke-dasharray="4 3"' : ""}/><text x="22" y="4" font-size="11">${m}</text></g>`).join("\n");
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W * panels.length}" height="${Hh + 20}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${panels.join("\n")}\n${legend}\n</svg>\n`;
+  writeFileSync(SVG, svg);
+
+  const lines: string[] = [];
+  for (const m of res.accuracy.models) {
+    lines.push(`**${m.label}** — test accuracy on ${m.evalExamples} held-out examples; importance from ${m.importanceExamples} training examples` +
+      ` (random: mean of ${m.accuracy.random?.[1]?.seeds?.length ?? 1} seeds)`, "");
+    lines.push(`| heads pruned | ${METHODS.join(" | ")} |`, `|---|${METHODS.map(() => "---:").join("|")}|`);
+    FRACTIONS.forEach((f, i) => lines.push(`| ${Math.round(f * 100)}% (${m.accuracy.gradient[i].pruned}) | ${METHODS.map((meth) => m.accuracy[meth][i].accuracy.toFixed(3)).join(" | ")} |`));
+    lines.push("", `Importance time (s): ${METHODS.map((meth) => `${meth} ${(m.importanceSeconds[meth] ?? 0).toFixed(1)}`).join(", ")}.`, "");
+  }
+  if (res.speed) {
+    lines.push(`**Forward time** (gradient-pruned models; ${res.speed.cpu}, backend ${res.speed.backend}; ${res.speed.note}; ${res.speed.date.slice(0, 10)})`, "");
+    lines.push("| model | input | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up |", "|---|---|---:|---:|---:|---:|---:|");
+    for (const r of res.speed.rows) {
+      lines.push(`| ${r.model.replace(/^models\/|\.safetensors$/g, "")} | (${r.batch.join(", ")}) | ${Math.round(r.fraction * 100)}% | ${r.heads} | ${r.ms.toFixed(1)} | ${r.msBaseline.toFixed(1)} | ${(r.msBaseline / r.ms).toFixed(2)}× |`);
+    }
+    lines.push("");
+  }
+  const doc = readFileSync(DOC, "utf8");
+  const a = "<!-- prune-report:start -->", b = "<!-- prune-report:end -->";
+  if (!doc.includes(a) || !doc.includes(b)) throw new Error(`${DOC} lacks the ${a} … ${b} markers`);
+  writeFileSync(DOC, doc.slice(0, doc.indexOf(a) + a.length) + "\n" + lines.join("\n") + "\n" + doc.slice(doc.indexOf(b)));
+  log(`wrote ${SVG} and the tables of ${DOC}`);
+}
+
+const phase = argv[0];
+if (phase === "accuracy") await accuracy();
+else if (phase === "speed") await speed();
+else if (phase === "render") render();
+else { log("usage: node dist/scripts/prune-report.js accuracy|speed|render [options]"); process.exitCode = 2; }
