@@ -90,6 +90,11 @@ async function hfImportance(model: HFModel, tokenizer: unknown, textsPath: strin
   return s;
 }
 
+/** The source's notes (which describe the unpruned model) and what was pruned. */
+function pruneNote(notes: string | undefined, spec: Record<number, number[]>, by: string): string {
+  return `${notes ? `Before pruning: ${notes}\n` : ""}Pruned with attnflow prune (by ${by}): heads (layer:heads) ${describe(spec)}.`;
+}
+
 export async function pruneCommand(a: Args): Promise<number> {
   const src = str(a.flags, "model") ?? a._[1], out = str(a.flags, "out");
   if (!src || !out) throw new Error("prune: --model <checkpoint or HF folder> and --out <file or folder> are required");
@@ -161,7 +166,7 @@ export async function pruneCommand(a: Args): Promise<number> {
     if (r.interrupted) { log(`fine-tuning stopped; continue with: attnflow train ${ck.task.name} --resume ${out}`); return 130; }
   } else {
     const bytes = serializeCheckpoint({
-      task: ck.task.name, config: ck.config, model: ck.model, metrics: pruned ?? ck.meta.metrics, notes: ck.meta.notes,
+      task: ck.task.name, config: ck.config, model: ck.model, metrics: pruned, notes: pruneNote(ck.meta.notes, spec, specText ? "--spec" : by),
       history: ck.raw.trainer ? { options: ck.raw.trainer.options, seed: ck.raw.trainer.seed, steps: ck.raw.trainer.globalStep } : ck.raw.history,
     });
     await writeFileAtomic(out, bytes);

@@ -3,6 +3,7 @@
 // (one-shot: scores measured once on the unpruned model, on clean training-split examples), and the forward time
 // before/after pruning.
 //   node dist/scripts/prune-report.js accuracy [--examples 64] [--limit-fortunes 400] [--limit-vit 1000] [--seeds 3]
+//   node dist/scripts/prune-report.js finetune [--steps 100] [--fraction 0.5]   (accuracy after a short fine-tune)
 //   flock /tmp/attnflow-bench.lock node dist/scripts/prune-report.js speed [--reps 7]
 //   node dist/scripts/prune-report.js render        (docs/pruning-accuracy.svg and the tables in docs/pruning.md)
 // Results accumulate in docs/pruning-results.json (each phase rewrites its own part).
@@ -35,7 +36,8 @@ interface ModelResult {
   importanceSeconds: Record<string, number>; accuracy: Record<string, Cell[]>; prunedSets: Record<string, Record<string, Record<number, number[]>>>;
 }
 interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number }
-interface Results { accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; note: string } }
+interface FinetuneRow { model: string; method: string; fraction: number; steps: number; batchSize: number; lr: number; pruned: number; tuned: number; unpruned: number; unprunedTuned: number; seconds: number }
+interface Results { finetune?: { rows: FinetuneRow[]; date: string }; accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; note: string } }
 
 const load = (): Results => (existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {});
 const save = (r: Results) => writeFileSync(RESULTS, JSON.stringify(r, null, 1) + "\n");
@@ -80,6 +82,47 @@ async function accuracy(): Promise<void> {
   }
   const res = load();
   res.accuracy = { models: out, date: new Date().toISOString() };
+  save(res);
+}
+
+async function finetune(): Promise<void> {
+  const steps = opt("steps", 100), fraction = opt("fraction", 0.5);
+  const res = load();
+  if (!res.accuracy) throw new Error(`${RESULTS} has no accuracy part: run the accuracy phase first (fine-tuning starts from its pruned sets)`);
+  const rows: FinetuneRow[] = [];
+  const { train } = await import("../src/node/train/trainer.js");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "attnflow-prune-ft-"));
+  try {
+    for (const M of MODELS) {
+      const mr = res.accuracy.models.find((m) => m.model === M.path)!;
+      const limit = mr.evalExamples;
+      const base = await loadCheckpoint(M.path);
+      const data = base.task.loadData({ limitTest: limit });
+      const evaluate = (m: Module) => tidy(() => noGrad(() => { m.eval(); return base.task.evaluate(m, data, { limit }).accuracy; }));
+      const bs = base.task.defaults.batchSize, lr = base.task.defaults.lr / 10;
+      const tune = async (m: Module) => {
+        const t0 = performance.now();
+        const r = await train(base.task, { out: join(dir, "ft.safetensors"), start: { model: m, config: base.config }, epochs: 1, batchSize: bs,
+          limitTrain: steps * bs, limitTest: limit, lr, warmupSteps: Math.floor(steps / 10), seed: 0, quiet: true, log: () => {} });
+        return { acc: evaluate(r.model), seconds: (performance.now() - t0) / 1000 };
+      };
+      // the unpruned model fine-tuned the same way: separates the effect of pruning from that of the extra training
+      const unprunedTuned = (await tune((await loadCheckpoint(M.path)).model)).acc;
+      for (const method of METHODS) {
+        const cell = mr.accuracy[method].find((c) => c.fraction === fraction)!;
+        const ck = await loadCheckpoint(M.path);
+        pruneHeads(ck.model, mr.prunedSets[method][String(fraction)]);
+        const pruned = evaluate(ck.model);
+        const t = await tune(ck.model);
+        rows.push({ model: M.path, method, fraction, steps, batchSize: bs, lr, pruned, tuned: t.acc, unpruned: mr.accuracy[method][0].accuracy, unprunedTuned, seconds: t.seconds });
+        log(`${M.name} ${method}${method === "random" ? " (seed 0)" : ""} ${Math.round(fraction * 100)}% (${cell.pruned} heads): ${pruned.toFixed(4)} → fine-tuned ${t.acc.toFixed(4)} (${t.seconds.toFixed(0)} s); unpruned fine-tuned ${unprunedTuned.toFixed(4)}`);
+      }
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+  res.finetune = { rows, date: new Date().toISOString() };
   save(res);
 }
 
@@ -155,6 +198,14 @@ function render(): void {
     FRACTIONS.forEach((f, i) => lines.push(`| ${Math.round(f * 100)}% (${m.accuracy.gradient[i].pruned}) | ${METHODS.map((meth) => m.accuracy[meth][i].accuracy.toFixed(3)).join(" | ")} |`));
     lines.push("", `Importance time (s): ${METHODS.map((meth) => `${meth} ${(m.importanceSeconds[meth] ?? 0).toFixed(1)}`).join(", ")}.`, "");
   }
+  if (res.finetune) {
+    const f = res.finetune.rows[0];
+    lines.push(`**After a short fine-tune** (${Math.round(f.fraction * 100)}% of the heads pruned, then ${f.steps} steps of the task's training loop, batch ${f.batchSize}, lr ${f.lr}` +
+      `, training split; random: seed 0 only). The unpruned model fine-tuned the same way is the reference.`, "");
+    lines.push("| model | importance | pruned | pruned + fine-tuned | unpruned | unpruned + fine-tuned |", "|---|---|---:|---:|---:|---:|");
+    for (const r of res.finetune.rows) lines.push(`| ${r.model.replace(/^models\/|\.safetensors$/g, "")} | ${r.method} | ${r.pruned.toFixed(3)} | ${r.tuned.toFixed(3)} | ${r.unpruned.toFixed(3)} | ${r.unprunedTuned.toFixed(3)} |`);
+    lines.push("");
+  }
   if (res.speed) {
     lines.push(`**Forward time** (gradient-pruned models; ${res.speed.cpu}, backend ${res.speed.backend}; ${res.speed.note}; ${res.speed.date.slice(0, 10)})`, "");
     lines.push("| model | input | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up |", "|---|---|---:|---:|---:|---:|---:|");
@@ -173,5 +224,6 @@ function render(): void {
 const phase = argv[0];
 if (phase === "accuracy") await accuracy();
 else if (phase === "speed") await speed();
+else if (phase === "finetune") await finetune();
 else if (phase === "render") render();
-else { log("usage: node dist/scripts/prune-report.js accuracy|speed|render [options]"); process.exitCode = 2; }
+else { log("usage: node dist/scripts/prune-report.js accuracy|finetune|speed|render [options]"); process.exitCode = 2; }

@@ -24,6 +24,7 @@ import {
 } from "../src/explain/head-importance.js";
 import { attentionRolloutRow } from "../src/explain/rollout.js";
 import { attentionFlow } from "../src/explain/flow.js";
+import { targetAttention } from "../src/explain/attribution.js";
 import { parseSafetensors, toFloat32, toInt32 } from "../src/io/safetensors.js";
 import { fromPretrainedDir, savePretrainedDir } from "../src/hf/node-pretrained.js";
 import { loadCheckpoint } from "../src/node/checkpoint.js";
@@ -239,6 +240,14 @@ test("CLI: attnflow prune --spec writes a checkpoint that loads pruned and predi
   pruneHeads(ref.model, { 0: [1], 2: [0, 3] });
   const ids = Tensor.fromArray(Int32Array.from([2, 40, 41, 42, 43, 44, 45]), [1, 7]);
   close(data(noGrad(() => (ck.model as TextClassifier).forward(ids))), data(noGrad(() => (ref.model as TextClassifier).forward(ids))), 0, "reloaded logits");
+  const info = cli("info", "--model", out);
+  assert.match(info.out, /pruned +3 attention heads \(layer:heads\) 0:1 2:0,3/);
+  // the explanation's HTML report has the per-head rollout shift of the explained input, one row per layer
+  const html = join(dir, "r.html");
+  assert.equal(cli("explain", "--model", out, "--text", "you will meet a tall dark stranger", "--html", html).code, 0);
+  const page = readFileSync(html, "utf8");
+  assert.match(page, /Head importance for this input/);
+  assert.equal((page.slice(page.indexOf("Head importance for this input")).match(/<th>layer \d<\/th>/g) ?? []).length, 4);
   assert.equal(cli("prune", "--model", out, "--spec", "0:9", "--out", join(dir, "x.safetensors")).code, 1);
   const bad = cli("prune", "--model", "models/fortunes-classifier.safetensors", "--out", join(dir, "y.safetensors"));
   assert.notEqual(bad.code, 0);
@@ -266,4 +275,51 @@ test("CLI: attnflow prune --heads 25% --by rollout on a Hugging Face folder with
   const back = await fromPretrainedDir(out);
   assert.equal(headCounts(back.model as unknown as TextClassifier).reduce((n, c) => n + c.left, 0), res.heads.after);
   void zeros;
+});
+
+test("CLI: prune --finetune-steps trains the pruned model with the task's loop and writes a resumable checkpoint that keeps the heads pruned", async () => {
+  const out = join(dir, "vit-ft.safetensors");
+  const r = cli("prune", "--model", "models/fashion-vit.safetensors", "--heads", "25%", "--by", "random", "--finetune-steps", "2", "--batch-size", "8", "--limit", "50", "--out", out, "--json");
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out.trim().split("\n").pop()!);
+  assert.equal(res.heads.after, 18);
+  assert.ok(res.finetuned.accuracy > 0.5, `fine-tuned accuracy ${res.finetuned.accuracy}`);
+  const ck = await loadCheckpoint(out);
+  assert.equal(headCounts(ck.model).reduce((n, c) => n + c.left, 0), 18);
+  assert.deepEqual(prunedHeadsOf(ck.model), res.prunedHeads);
+  assert.equal(ck.raw.trainer?.globalStep, 2);
+  assert.ok(ck.raw.optimizer, "optimizer state kept for --resume");
+});
+
+test("explaining a pruned model: layers with fewer heads are padded so that rollout (mean and max fusion) and flow are those of the real heads", async () => {
+  const ck = await loadCheckpoint("models/fortunes-classifier.safetensors");
+  pruneHeads(ck.model, { 0: [1], 2: [0, 3] });
+  const target = ck.task.explain!(ck.model, ck.config, { text: "you will meet a tall dark stranger" });
+  const ta = targetAttention(target, ck.model);
+  assert.deepEqual(ta.headsPerLayer, [3, 4, 2, 4]);
+  const T = ta.stack.tokens, TT = T * T, H = ta.stack.heads;
+  // the real heads straight from the model, and rollout / flow over them written out here
+  const ex = exampleAttention(ck.model, () => target.score());
+  for (const fusion of ["mean", "max"] as const) {
+    const fuse = (l: number) => {
+      const m = new Float64Array(TT).fill(fusion === "max" ? -Infinity : 0);
+      for (let h = 0; h < ex.heads[l]; h++) for (let e = 0; e < TT; e++) m[e] = fusion === "max" ? Math.max(m[e], ex.layers[l][h * TT + e]) : m[e] + ex.layers[l][h * TT + e] / ex.heads[l];
+      return m;
+    };
+    let row = new Float64Array(T); row[0] = 1;
+    for (let l = ex.layers.length - 1; l >= 0; l--) {
+      const a = fuse(l), next = new Float64Array(T);
+      for (let i = 0; i < T; i++) {
+        const rs = a.subarray(i * T, (i + 1) * T).reduce((x, y) => x + y, 0);
+        for (let j = 0; j < T; j++) next[j] += row[i] * (a[i * T + j] + (i === j ? 1 : 0)) / (rs + 1);   // A&Z: (W + I) / rowsum
+      }
+      row = next;
+    }
+    close(attentionRolloutRow(ta.stack, 0, { headFusion: fusion }), row, 1e-6, `rollout row (${fusion} fusion)`);
+  }
+  assert.equal(H, 4);
+  // flow: the padded stack against an unpadded one built from the real heads' mean (one head per layer)
+  const meanStack = { data: new Float64Array(ex.layers.length * TT), layers: ex.layers.length, heads: 1, tokens: T };
+  ex.layers.forEach((a, l) => { for (let h = 0; h < ex.heads[l]; h++) for (let e = 0; e < TT; e++) meanStack.data[l * TT + e] += a[h * TT + e] / ex.heads[l]; });
+  close(attentionFlow(ta.stack, { fromTokens: [0] }).flows, attentionFlow(meanStack, { fromTokens: [0] }).flows, 1e-6, "flow");
 });

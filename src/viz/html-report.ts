@@ -96,7 +96,9 @@ function tableHeatmap(tokens: string[], m: number[][]): string {
  */
 function headShiftSection(e: Explanation): string {
   const T = e.tokens.length, att = e.attention!;
-  const ex = { layers: att.map((hs) => Float64Array.from(hs.flatMap((m) => m.flat()))), heads: att.map((hs) => hs.length), tokens: T };
+  // a pruned model's layers are padded to the most heads (TargetAttention.headsPerLayer): only the real heads count
+  const real = att.map((hs, l) => hs.slice(0, e.headsPerLayer?.[l] ?? hs.length));
+  const ex = { layers: real.map((hs) => Float64Array.from(hs.flatMap((m) => m.flat()))), heads: real.map((hs) => hs.length), tokens: T };
   let query: number | Float64Array;
   if (typeof e.query === "number") query = e.query;
   else if (e.query === "readout" && e.readout) query = Float64Array.from(e.readout);
@@ -112,7 +114,7 @@ function headShiftSection(e: Explanation): string {
   const rows = s.map((r, l) => `<tr><th>layer ${l}</th>${Array.from(r, (x) => {
     const t = max > 0 ? x / max : 0;
     return `<td style="background:${rampColor(t)};color:${t > 0.6 ? "#000" : "#fff"}">${(100 * x).toFixed(1)}%</td>`;
-  }).join("")}</tr>`);
+  }).join("")}${"<td>pruned</td>".repeat(H - r.length)}</tr>`);
   return `<h2>Head importance for this input</h2><p class="note">Share of the rollout explanation each head relocates: ` +
     `½·‖a − a<sup>(−l,h)</sup>‖₁ with the head taken out of its layer's mean (docs/pruning.md; <code>attnflow prune --by rollout</code> averages it over examples).</p>` +
     `<div class="scroll"><table class="heatmap-table">${head}${rows.join("")}</table></div>`;
