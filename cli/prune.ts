@@ -133,6 +133,8 @@ export async function pruneCommand(a: Args): Promise<number> {
   }
 
   const ck = await loadCheckpoint(src);
+  // the generative tasks decode with key/value caches sized by the configured head count
+  if (!["fortunes-classifier", "fashion-vit"].includes(ck.task.name)) throw new Error(`prune: ${src} is a "${ck.task.name}" checkpoint; attnflow prune supports the fortunes-classifier and fashion-vit tasks and Hugging Face BERT folders`);
   if (ck.raw.quantization) throw new Error(`prune: ${src} is ${ck.raw.quantization.method}; prune the float checkpoint, then quantize`);
   const limit = a.flags.limit === undefined ? undefined : Number(a.flags.limit);
   // the task's data only when something reads it (importance, --eval): --spec alone needs none
