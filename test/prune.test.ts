@@ -248,6 +248,13 @@ test("CLI: attnflow prune --spec writes a checkpoint that loads pruned and predi
   const page = readFileSync(html, "utf8");
   assert.match(page, /Head importance for this input/);
   assert.equal((page.slice(page.indexOf("Head importance for this input")).match(/<th>layer \d<\/th>/g) ?? []).length, 4);
+  // pruned, then int8: both recorded, both applied on load
+  const q = join(dir, "fc-pruned-int8.safetensors");
+  assert.equal(cli("quantize", "--model", out, "--out", q).code, 0);
+  const qk = await loadCheckpoint(q);
+  assert.deepEqual(prunedHeadsOf(qk.model), { 0: [1], 2: [0, 3] });
+  assert.ok(qk.raw.quantization);
+  close(data(noGrad(() => (qk.model as TextClassifier).forward(ids))), data(noGrad(() => (ref.model as TextClassifier).forward(ids))), 0.05, "pruned int8 logits");
   assert.equal(cli("prune", "--model", out, "--spec", "0:9", "--out", join(dir, "x.safetensors")).code, 1);
   const bad = cli("prune", "--model", "models/fortunes-classifier.safetensors", "--out", join(dir, "y.safetensors"));
   assert.notEqual(bad.code, 0);
