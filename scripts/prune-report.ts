@@ -156,10 +156,19 @@ async function speed(): Promise<void> {
     }
   }
   res.speed = {
-    rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}`, backend: getBackend(),
+    rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}${isa()}`, backend: getBackend(),
     note: "median of the forward time (no grad) over --reps runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions",
   };
   save(res);
+}
+
+/** The vector ISA extensions of this CPU that the kernels use (Linux /proc/cpuinfo), e.g. " (AVX2, AVX-512, VNNI, AMX)". */
+function isa(): string {
+  let flags = "";
+  try { flags = readFileSync("/proc/cpuinfo", "utf8"); } catch { return ""; }
+  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
+  const names = [["avx2", "AVX2"], ["avx512f", "AVX-512"], ["avx512_vnni", "VNNI"], ["amx_tile", "AMX"]].filter(([f]) => has(f)).map(([, n]) => n);
+  return names.length ? ` (${names.join(", ")})` : "";
 }
 
 function render(): void {
@@ -200,10 +209,10 @@ function render(): void {
   }
   if (res.finetune) {
     const f = res.finetune.rows[0];
-    lines.push(`**After a short fine-tune** (${Math.round(f.fraction * 100)}% of the heads pruned, then ${f.steps} steps of the task's training loop, batch ${f.batchSize}, lr ${f.lr}` +
-      `, training split; random: seed 0 only). The unpruned model fine-tuned the same way is the reference.`, "");
-    lines.push("| model | importance | pruned | pruned + fine-tuned | unpruned | unpruned + fine-tuned |", "|---|---|---:|---:|---:|---:|");
-    for (const r of res.finetune.rows) lines.push(`| ${r.model.replace(/^models\/|\.safetensors$/g, "")} | ${r.method} | ${r.pruned.toFixed(3)} | ${r.tuned.toFixed(3)} | ${r.unpruned.toFixed(3)} | ${r.unprunedTuned.toFixed(3)} |`);
+    lines.push(`**After a short fine-tune** (${Math.round(f.fraction * 100)}% of the heads pruned, then ${f.steps} steps of the task's training loop on the training split, ` +
+      `the task's batch size and a tenth of its learning rate; random: seed 0 only). The unpruned model fine-tuned the same way is the reference.`, "");
+    lines.push("| model | importance | batch, lr | pruned | pruned + fine-tuned | unpruned | unpruned + fine-tuned |", "|---|---|---|---:|---:|---:|---:|");
+    for (const r of res.finetune.rows) lines.push(`| ${r.model.replace(/^models\/|\.safetensors$/g, "")} | ${r.method} | ${r.batchSize}, ${r.lr} | ${r.pruned.toFixed(3)} | ${r.tuned.toFixed(3)} | ${r.unpruned.toFixed(3)} | ${r.unprunedTuned.toFixed(3)} |`);
     lines.push("");
   }
   if (res.speed) {
