@@ -157,7 +157,7 @@ async function speed(): Promise<void> {
   }
   res.speed = {
     rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}${isa()}`, backend: getBackend(),
-    note: "median of the forward time (no grad) over --reps runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions",
+    note: `median of the forward time (no grad) over ${reps} runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions`,
   };
   save(res);
 }
