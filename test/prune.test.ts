@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import "../src/node.js";
 import { Tensor } from "../src/tensor.js";
-import { ones, randn, zeros } from "../src/creation.js";
+import { ones, randn } from "../src/creation.js";
 import * as F from "../src/functional.js";
 import { noGrad } from "../src/autograd.js";
 import { Generator, defaultGenerator } from "../src/random.js";
@@ -281,7 +281,6 @@ test("CLI: attnflow prune --heads 25% --by rollout on a Hugging Face folder with
   assert.deepEqual(cfg.pruned_heads, res.prunedHeads);
   const back = await fromPretrainedDir(out);
   assert.equal(headCounts(back.model as unknown as TextClassifier).reduce((n, c) => n + c.left, 0), res.heads.after);
-  void zeros;
 });
 
 test("CLI: prune --finetune-steps trains the pruned model with the task's loop and writes a resumable checkpoint that keeps the heads pruned", async () => {
