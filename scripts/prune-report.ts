@@ -37,7 +37,7 @@ interface ModelResult {
 }
 interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number }
 interface FinetuneRow { model: string; method: string; fraction: number; steps: number; batchSize: number; lr: number; pruned: number; tuned: number; unpruned: number; unprunedTuned: number; seconds: number }
-interface Results { finetune?: { rows: FinetuneRow[]; date: string }; accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; note: string } }
+interface Results { finetune?: { rows: FinetuneRow[]; date: string }; accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; node?: string; note: string } }
 
 const load = (): Results => (existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {});
 const save = (r: Results) => writeFileSync(RESULTS, JSON.stringify(r, null, 1) + "\n");
@@ -156,7 +156,7 @@ async function speed(): Promise<void> {
     }
   }
   res.speed = {
-    rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}${isa()}`, backend: getBackend(),
+    rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}${isa()}`, backend: getBackend(), node: process.version,
     note: `median of the forward time (no grad) over ${reps} runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions`,
   };
   save(res);
@@ -216,7 +216,7 @@ function render(): void {
     lines.push("");
   }
   if (res.speed) {
-    lines.push(`**Forward time** (gradient-pruned models; ${res.speed.cpu}, backend ${res.speed.backend}; ${res.speed.note}; ${res.speed.date.slice(0, 10)})`, "");
+    lines.push(`**Forward time** (gradient-pruned models; ${res.speed.cpu}, backend ${res.speed.backend}${res.speed.node ? `, Node ${res.speed.node}` : ""}; ${res.speed.note}; ${res.speed.date.slice(0, 10)})`, "");
     lines.push("| model | input | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up |", "|---|---|---:|---:|---:|---:|---:|");
     for (const r of res.speed.rows) {
       lines.push(`| ${r.model.replace(/^models\/|\.safetensors$/g, "")} | (${r.batch.join(", ")}) | ${Math.round(r.fraction * 100)}% | ${r.heads} | ${r.ms.toFixed(1)} | ${r.msBaseline.toFixed(1)} | ${(r.msBaseline / r.ms).toFixed(2)}× |`);

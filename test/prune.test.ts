@@ -295,6 +295,12 @@ test("CLI: prune --finetune-steps trains the pruned model with the task's loop a
   assert.deepEqual(prunedHeadsOf(ck.model), res.prunedHeads);
   assert.equal(ck.raw.trainer?.globalStep, 2);
   assert.ok(ck.raw.optimizer, "optimizer state kept for --resume");
+  // the task's trainer resumes it (pruning the fresh model before loading the weights) and keeps the heads pruned
+  const resumed = cli("train", "fashion-vit", "--resume", out, "--epochs", "2");
+  assert.equal(resumed.code, 0, resumed.err);
+  const again = await loadCheckpoint(out);
+  assert.equal(again.raw.trainer?.globalStep, 4);
+  assert.deepEqual(prunedHeadsOf(again.model), res.prunedHeads);
 });
 
 test("explaining a pruned model: layers with fewer heads are padded so that rollout (mean and max fusion) and flow are those of the real heads", async () => {
