@@ -68,6 +68,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
     parameters: params, dtype: [...dtypes].sort().join(", "), shards: shards.map((s) => s.file),
     tokenizer: existsSync(join(dir, "tokenizer.json")) || existsSync(join(dir, "source.spm")),
     quantization: cfg.quantization_config ?? null,
+    prunedHeads: cfg.pruned_heads && Object.keys(cfg.pruned_heads as object).length ? cfg.pruned_heads as Record<string, number[]> : null,
   };
   if (json) { console.log(JSON.stringify(info)); return 0; }
   const rows: [string, string][] = [
@@ -80,6 +81,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
   rows.push(["parameters", params.toLocaleString("en-US")], ["dtype", info.dtype], ["weights", info.shards.join(", ")],
     ["tokenizer", existsSync(join(dir, "tokenizer.json")) ? "tokenizer.json" : info.tokenizer ? "source.spm, target.spm, vocab.json (Marian)" : "none (give token ids with --input-ids)"]);
   const qc = info.quantization as { quant_method?: string; modules?: unknown[] } | null;
+  if (info.prunedHeads) rows.push(["pruned", `${Object.values(info.prunedHeads).reduce((k, hs) => k + hs.length, 0)} heads (layer:heads) ${Object.entries(info.prunedHeads).map(([l, hs]) => `${l}:${hs.join(",")}`).join(" ")}`]);
   if (qc) rows.push(["quantized", `${qc.quant_method}: ${Array.isArray(qc.modules) ? qc.modules.length : "?"} int8 layers (attnflow quantize)`]);
   console.log(`${dir} (Hugging Face folder)`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(12)}  ${v}`);

@@ -4,6 +4,7 @@
 // against the model built from config.json before any weight is read, then each tensor's byte range is read, converted
 // to float32 (float16 / bfloat16 / float64 on load) and copied into its parameter, and dropped. Peak memory is the
 // model plus one tensor, never two float32 copies of the checkpoint.
+import { pruneHeads, prunedHeadsOf } from "../nn/prune.js";
 import { Tensor } from "../tensor.js";
 import { Module, copyInto, isParameter, torchName } from "../nn/module.js";
 import { shapeStr } from "../shape.js";
@@ -207,6 +208,12 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   const { where } = await readHeaders(reader);
   // strict: every weight will come from the checkpoint, so HF's random init would be wasted work on a big model
   const model = (opts.strict ?? true) ? withoutInit(() => family.fromConfig(config, architecture)) : family.fromConfig(config, architecture);
+  // pruned heads (HF's config.pruned_heads, {"layer": [heads]}): HF's from_pretrained prunes before loading, so do we
+  const ph = config.pruned_heads as unknown;
+  if (ph !== undefined && ph !== null && !(typeof ph === "object" && !Array.isArray(ph) && Object.keys(ph as object).length === 0)) {
+    if (typeof ph !== "object" || Array.isArray(ph)) throw new HFImportError(`config.json: "pruned_heads" must be {"layer": [heads]}, got ${JSON.stringify(ph).slice(0, 80)}`);
+    try { pruneHeads(model, ph as Record<string, number[]>); } catch (e) { throw new HFImportError(`config.json: "pruned_heads": ${(e as Error).message}`); }
+  }
   // a dynamic-int8 folder (attnflow quantize): config.json's quantization_config names the int8 layers
   const qc = config.quantization_config as { quant_method?: unknown; modules?: unknown } | undefined;
   if (qc !== undefined) {
@@ -296,6 +303,9 @@ export function namesForSave(model: HFModel): [string, Tensor][] {
  */
 export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16"; quantizedModules?: string[] } = {}): Map<string, Uint8Array> {
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };
+  const pruned = prunedHeadsOf(model);
+  if (Object.keys(pruned).length) config.pruned_heads = pruned;                 // HF's from_pretrained prunes these on load
+  else delete config.pruned_heads;
   if (opts.quantizedModules) config.quantization_config = { quant_method: HF_QUANT_METHOD, modules: opts.quantizedModules, scheme: INT8_SCHEME };
   if (opts.floatDType) config.torch_dtype = { F32: "float32", F16: "float16", BF16: "bfloat16" }[opts.floatDType];
   const tensors = new Map(namesForSave(model));

@@ -10,3 +10,4 @@ export { RotaryEmbedding, ropeInverseFrequencies, applyRotary, rotateHalf, alibi
 export { KVCache } from "../models/generate.js";
 export { QuantizedLinear, Int8Weight } from "./int8.js";
 export { quantizeDynamic, isQuantized, type QuantizeDynamicOptions, type QuantizeReport } from "./quantize.js";
+export { pruneHeads, prunedHeadsOf, setHeadMask, headCounts, attentionLayers, pruneLinear, checkPruneSpec, type PrunableAttention } from "./prune.js";
