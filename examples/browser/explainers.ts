@@ -13,7 +13,7 @@ import { task as datesTask } from "../../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
 import { blobReader, fromPretrained, setTokenizerLoader } from "../../src/hf/pretrained.js";
 import {
-  type HFImage, type HFLoaded, hfImagePrediction, hfImageTarget, hfTextPrediction, hfTextTarget, kindOf, textInputOf, vitImageSize, vitPixelsFromRgba,
+  type HFImage, type HFLoaded, hfImagePrediction, hfImageTarget, hfTextPrediction, hfTextTarget, inputLimit, kindOf, textInputOf, vitImageSize, vitPixelsFromRgba,
 } from "../../src/hf/explain-target.js";
 import type { HFTokenizer } from "../../src/hf/tokenizer.js";
 
@@ -120,9 +120,13 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
       target: (i) => hfImageTarget(m, decoded(i), undefined),
     };
   }
-  const input = (i: PageInput) => textInputOf(m, { text: text(i) });
+  // a text longer than the model reads is cut to its limit (a causal LM keeps room for the 20 tokens it generates);
+  // the report and the page's notice say how many tokens were dropped
+  const reserve = kind === "causal" ? 20 : 0;
+  const input = (i: PageInput) => textInputOf(m, { text: text(i) }, { reserve });
+  const limit = inputLimit(m)?.limit;
   return {
-    kind: "text", name: label, model: p.model, hf: true,
+    kind: "text", name: label, model: p.model, hf: true, ...(limit !== undefined ? { maxPositions: limit - reserve } : {}),
     predict: (i) => hfTextPrediction(m, input(i), 20),
     target: (i) => hfTextTarget(m, input(i), undefined, 1),
   };
