@@ -157,7 +157,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     flags: [
       { name: "port", kind: "value", type: "int", min: 0, max: 65535, help: "the port to listen on; 0: any free port", default: 8080 },
       { name: "host", kind: "value", arg: "ADDR", help: "the address to listen on (this machine only by default); requests whose Host header names neither this machine (localhost, 127.x, [::1]) nor ADDR get 403 (DNS rebinding). To open the page from another machine, give the address it will use", default: "127.0.0.1" },
-      { name: "serve", kind: "value", arg: "DIR", help: "serve your own page instead: DIR at /, attnflow's build at /attnflow/dist/ (import map: \"attnflow\": \"/attnflow/dist/src/index.js\"), its models at /attnflow/models/" },
+      { name: "serve", kind: "value", arg: "DIR", help: "serve your own page instead: DIR at /, attnflow's build at /attnflow/dist/ (import map: \"attnflow\": \"/attnflow/dist/src/index.js\"), its models at /attnflow/models/, the tokenizer libraries at /lib/ (bare imports in served scripts rewritten to these URLs, as the default page)" },
     ],
   },
   help: {

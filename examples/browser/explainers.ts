@@ -92,7 +92,8 @@ async function rgbaAt(blob: Blob, S: number): Promise<Uint8ClampedArray> {
  * A Hugging Face folder from its Files (matched by base name; a large checkpoint is read by range, never whole).
  * The tokenizer module (tokenizer.json, or Marian's .spm files) is imported here on first use.
  */
-export async function hfExplainer(files: File[], name: string, status: (s: string) => void = () => undefined): Promise<Explainer> {
+export async function hfExplainer(files: File[], name: string, status: (s: string) => void = () => undefined,
+  onProgress?: (bytesRead: number, totalBytes: number) => void): Promise<Explainer> {
   if (!files.length) throw new Error("no files picked");
   const tk = await import("../../src/hf/tokenizer.js").catch((e: Error) => {
     throw new Error(`the tokenizer module did not load (@huggingface/tokenizers and @bufbuild/protobuf/wire must be served under /lib/): ${e.message}`);
@@ -100,7 +101,7 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
   setTokenizerLoader(tk.tokenizerFromReader);
   status(`reading ${name} (${files.length} files) in a Web Worker…`);
   const reader = blobReader(files);
-  const p = await fromPretrained(reader);
+  const p = await fromPretrained(reader, { onProgress });
   p.model.eval();
   const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir: name };
   const arch = p.model.architecture, kind = kindOf(arch);

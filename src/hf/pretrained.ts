@@ -83,6 +83,9 @@ export interface PretrainedOptions {
   tokenizer?: boolean;
   /** Readers without readInto: the most bytes read at once (default STREAM_CHUNK, 8 MiB). */
   chunkBytes?: number;
+  /** Long loads show progress: called with the weight bytes read so far and their total (once with 0 before the
+   *  first tensor, then after every tensor or chunk). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 export interface Pretrained {
@@ -275,14 +278,23 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   // bytes land in the upper half of the parameter's float32 storage and widen in place), or are read and converted in
   // chunks of at most STREAM_CHUNK bytes (readers without readInto, e.g. a browser's Files): never a second copy of a
   // tensor, let alone of the checkpoint.
+  const totalBytes = plan.reduce((s, p) => s + p.entry.end - p.entry.begin, 0);
+  let bytesRead = 0;
+  const progress = opts.onProgress ?? (() => undefined);
+  progress(0, totalBytes);
   for (const p of plan) {
     const { dataStart } = p.shard.header, { begin, end } = p.entry, start = dataStart + begin;
+    const tensorStart = bytesRead;
+    bytesRead += end - begin;
     const direct = HOST_LE && p.target.isContiguous() && p.target.dtype === "float32";
     if (direct && reader.readInto && (p.entry.dtype === "F32" || p.entry.dtype === "F16" || p.entry.dtype === "BF16")) {
       const d = p.target.storage.data as Float32Array<ArrayBuffer>, at = d.byteOffset + 4 * p.target.offset, n = p.target.numel();
-      if (p.entry.dtype === "F32") { await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at, end - begin)); continue; }
-      await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at + 2 * n, 2 * n));
-      widenInPlace(p.entry.dtype, new Uint16Array(d.buffer, at + 2 * n, n), new Float32Array(d.buffer, at, n));
+      if (p.entry.dtype === "F32") await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at, end - begin));
+      else {
+        await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at + 2 * n, 2 * n));
+        widenInPlace(p.entry.dtype, new Uint16Array(d.buffer, at + 2 * n, n), new Float32Array(d.buffer, at, n));
+      }
+      progress(bytesRead, totalBytes);
       continue;
     }
     if (direct && (p.entry.dtype === "F32" || p.entry.dtype === "F16" || p.entry.dtype === "BF16")) {
@@ -295,11 +307,13 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
         const dst = out.subarray(i, i + m);
         if (p.entry.dtype === "F32") dst.set(new Float32Array(bytes.buffer, bytes.byteOffset, m));
         else widenInPlace(p.entry.dtype, new Uint16Array(bytes.buffer, bytes.byteOffset, m), dst);
+        progress(tensorStart + (i + m) * item, totalBytes);
       }
       continue;
     }
     const bytes = await reader.readRange(p.shard.file, start, end - begin);
     decodeInto(p.target, { dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
+    progress(bytesRead, totalBytes);
   }
   model.eval();
 
