@@ -111,7 +111,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
     flags: [MODEL, { name: "out", kind: "value", arg: "PATH", help: "the file (or, for a Hugging Face folder, the folder) to write (required)" },
       { name: "exclude", kind: "value", arg: "NAMES", help: "comma list of module names to keep float (e.g. head)" },
-      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (checkpoints only)" },
+      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (HF folders: accuracy / perplexity / agreement and the logit drift on --data FILE lines, \"LABEL<TAB>text\" for classifiers, default Debian's fortunes)" },
       DATA, { name: "limit", kind: "value", type: "int", min: 0, help: "with --eval: at most N held-out examples" },
       { name: "json", kind: "switch", help: "print the result as one JSON line" }],
   },

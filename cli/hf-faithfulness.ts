@@ -45,7 +45,7 @@ function idsOfLine(m: HFLoaded, line: string, where: string): number[] {
 }
 
 /** The text lines (or fortunes) to evaluate, at most n. */
-function textSources(data: string | undefined, n: number): { text: string; where: string }[] {
+export function textSources(data: string | undefined, n: number): { text: string; where: string }[] {
   if (data === undefined || statSync(data).isDirectory()) {
     const dir = data ?? FORTUNES_DIR;
     if (data === undefined && !existsSync(dir)) throw new Error(`no --data given and Debian's fortunes are not installed (${dir}): install the fortunes package or give --data FILE (one input per line)`);
