@@ -100,3 +100,43 @@ test("char-lm predict flags: --beams, --sample, --num-return-sequences, penaltie
   const grams = all.slice(1).map((t, i) => `${all[i]},${t}`);
   assert.equal(new Set(grams).size, grams.length);
 });
+
+test("encoder–decoders: searchWithStep over a step function — greedy equals greedyDecode, cached beams equal uncached, beams exhaustive on a hand-made model", async () => {
+  const { loadCheckpoint } = await import("../src/node/checkpoint.js");
+  const { cachedSearchStep } = await import("../src/models/seq2seq.js");
+  const { greedyDecode } = await import("../src/models/beam-search.js");
+  const { searchWithStep } = await import("../src/models/generate.js");
+  const { fileURLToPath } = await import("node:url");
+  const ck = await loadCheckpoint(fileURLToPath(new URL("../../models/dates.safetensors", import.meta.url)));
+  const model = ck.model as import("../src/models/seq2seq.js").Seq2SeqTransformer;
+  const { BOS_ID: BOS, EOS_ID: EOS } = await import("../src/data/tokenizer.js");
+  noGrad(() => {
+    const enc = model.encode(Tensor.fromArray(Int32Array.from([5, 9, 7, 12]), [1, 4]));
+    const maxLen = model.config.maxTgtLen - 1;
+    const greedy = greedyDecode(cachedSearchStep(model, enc), enc, { bos: BOS, eos: EOS, maxLen })[0];
+    const s = searchWithStep(cachedSearchStep(model, enc), enc, { bos: BOS, eos: EOS, maxNewTokens: maxLen, temperature: 0 });
+    assert.deepEqual(s.sequences[0].filter((t) => t !== EOS), greedy.tokens);
+    // the cached step function follows the beams' reordering (parents): the same as the stateless decodeStep
+    const stateless = (m: typeof enc, p: readonly (readonly number[])[], src: readonly number[]) => model.decodeStep(m, p, src);
+    const o = { bos: BOS, eos: EOS, maxNewTokens: maxLen, numBeams: 3, numReturnSequences: 3 };
+    const a = searchWithStep(cachedSearchStep(model, enc), enc, o), b = searchWithStep(stateless, enc, o);
+    assert.deepEqual(a.sequences, b.sequences);
+    a.scores!.forEach((x, i) => assert.ok(Math.abs(x - b.scores![i]) < 1e-5));
+  });
+  // a model-free step function: logits from the prefix; ids 0 (bos) and 1 banned
+  const V = 5, n = 3, B0 = 0, E0 = 99;   // an eos the model never produces (HF never bans eos): every hypothesis runs to the end
+  const logitsOf = (p: readonly number[]) => Array.from({ length: V }, (_, v) => Math.sin(7.3 * v + 3.1 * p.reduce((h, t, i) => h + (t + 1) * (i + 2), 0)) * 2);
+  const step = (_: null, prefixes: readonly (readonly number[])[]) => Float32Array.from(prefixes.flatMap((p) => logitsOf(p)));
+  const lsm = (x: number[]) => { const mx = Math.max(...x), z = Math.log(x.reduce((s, v) => s + Math.exp(v - mx), 0)); return x.map((v) => v - mx - z); };
+  const all: { seq: number[]; lp: number }[] = [];
+  const walk = (seq: number[], lp: number) => {
+    if (seq.length === n) { all.push({ seq, lp }); return; }
+    const l = lsm(logitsOf([B0, ...seq]));
+    for (let v = 2; v < V; v++) walk([...seq, v], lp + l[v]);   // 0 and 1 banned
+  };
+  walk([], 0);
+  all.sort((x, y) => y.lp - x.lp);
+  const r = searchWithStep(step, null, { bos: B0, eos: E0, maxNewTokens: n, numBeams: 9, numReturnSequences: 4, banned: [B0, 1] });
+  assert.deepEqual(r.sequences, all.slice(0, 4).map((x) => x.seq));
+  r.scores!.forEach((s, i) => assert.ok(Math.abs(s - all[i].lp / n) < 1e-4, `${s} vs ${all[i].lp / n}`));
+});

@@ -11,6 +11,7 @@ import { defaultGenerator, Generator } from "../random.js";
 import { runSearch, resolveGeneration } from "../hf/generation.js";
 import { withPromptLength } from "../hf/generation-config.js";
 import type { HFDecodingSession } from "../hf/types.js";
+import type { StepFunction } from "./beam-search.js";
 
 /**
  * Keys and values of every attention layer for the positions decoded so far, stored in preallocated
@@ -301,4 +302,44 @@ export function generate(model: CachedDecoder, prompt: readonly number[], o: Gen
     ids, sequences: trimmed, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}),
     tokensPerSecond: elapsedMs > 0 ? (1000 * ids.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly,
   };
+}
+
+/** One source's outputs from searchWithStep: sequences without the start token, cut after eos (kept), best first. */
+export interface StepSearchResult { sequences: number[][]; scores?: number[] }
+
+/**
+ * The search of hf.generate (src/hf/generation.ts runSearch, the same options as generate() above) over an
+ * encoder–decoder's step function (src/models/beam-search.ts StepFunction, e.g. cachedSearchStep of the dates
+ * Transformer) for one source: every row starts with `bos`, and `parents` tells the step function how beams were
+ * reordered, so a cached step function keeps its keys/values. maxNewTokens counts the tokens after bos, eos included.
+ */
+export function searchWithStep<M>(step: StepFunction<M>, memory: M, o: Omit<GenerateOptions, "useCache" | "onToken"> & { bos: number; eos: number }): StepSearchResult {
+  const maxNew = o.maxNewTokens ?? 100, beams = o.numBeams ?? 1, temp = o.temperature ?? 1;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw new RangeError(`maxNewTokens must be an integer >= 1, got ${maxNew}`);
+  const doSample = o.doSample ?? (beams > 1 ? false : temp > 0);
+  const banned = (o.banned ?? []).filter((b) => Number.isInteger(b) && b >= 0);
+  const r = withPromptLength(resolveGeneration({}, {}, {
+    maxNewTokens: maxNew, doSample, temperature: temp, topK: o.topK ?? 0, topP: o.topP ?? 1, numBeams: beams,
+    numReturnSequences: o.numReturnSequences, lengthPenalty: o.lengthPenalty, earlyStopping: o.earlyStopping,
+    repetitionPenalty: o.repetitionPenalty, noRepeatNgramSize: o.noRepeatNgramSize, eosTokenId: o.eos, minNewTokens: o.minNewTokens,
+    badWordsIds: banned.length ? banned.map((b) => [b]) : undefined, seed: o.seed,
+  }), 1);
+  const rng = o.generator ?? (r.seed !== null ? new Generator(r.seed) : defaultGenerator);
+  const rows = beams > 1 ? beams : doSample ? r.numReturnSequences : 1;
+  let prefixes: number[][] = Array.from({ length: rows }, () => [o.bos]);
+  let parents: number[] | undefined;
+  const session: HFDecodingSession = {
+    batch: rows, prefix: prefixes.map((p) => [...p]),
+    step(tokens) {
+      if (tokens) prefixes = prefixes.map((p, i) => [...p, tokens[i]]);
+      const logits = step(memory, prefixes, new Array<number>(rows).fill(0), parents);
+      parents = prefixes.map((_, i) => i);                                      // no reorder unless beams say so
+      if (logits.length % rows !== 0) throw new Error(`searchWithStep: the step function returned ${logits.length} logits for ${rows} rows`);
+      return Tensor.fromArray(Float32Array.from(logits), [rows, logits.length / rows]);
+    },
+    reorder(order) { prefixes = order.map((i) => prefixes[i]); parents = [...order]; },
+  };
+  const out = noGrad(() => runSearch(session, r, 1, 1, rng));
+  const seqs = (out.sequences.toArray() as number[][]).map((s) => { const t = s.slice(1), i = t.indexOf(o.eos); return i < 0 ? t : t.slice(0, i + 1); });
+  return { sequences: seqs, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}) };
 }
