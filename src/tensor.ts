@@ -11,6 +11,7 @@ import * as MM from "./ops/matmul.js";
 import * as N from "./ops/nn.js";
 import { formatTensor } from "./format.js";
 import { trackCreated } from "./scope.js";
+import { getDevice, isDeviceName, type DeviceName } from "./device.js";
 
 export type TensorLike = Tensor | number;
 export type NestedArray = number | boolean | NestedArray[];
@@ -72,7 +73,29 @@ export class Tensor {
   // ---------- data access (always copies: the storage buffer is never handed out) ----------
   /** Flat row-major copy as a typed array of the tensor's dtype. */
   dataSync(): AnyTypedArray { return M.contiguousData(this).slice(); }
-  async data(): Promise<AnyTypedArray> { return this.dataSync(); }
+  /** Flat row-major copy; the only way (with array()/cpu()) to read a tensor that lives on a device. */
+  async data(): Promise<AnyTypedArray> {
+    if (this.storage.device === "cpu") return this.dataSync();
+    const c = this.contiguous();
+    const r = await this.storage.deviceImpl.read(c.storage.handle!, c.dtype, c.offset, c.numel());
+    if (c !== this) c.dispose();
+    return r;
+  }
+  /** Nested JS arrays, for any device (toArray() is the synchronous CPU-only form). */
+  async array(): Promise<NestedArray> {
+    if (this.storage.device === "cpu") return this.toArray();
+    const t = Tensor.fromArray(await this.data(), this.shape, this.dtype);
+    const r = t.toArray();
+    t.dispose();
+    return r;
+  }
+  /** Where the tensor's memory lives: "cpu" or a device such as "webgpu". */
+  get device(): DeviceName { return this.storage.device; }
+  /** A CPU copy of a tensor on any device (waits for the device); a CPU tensor is returned as it is. */
+  async cpu(): Promise<Tensor> {
+    if (this.storage.device === "cpu") return this;
+    return Tensor.fromArray(await this.data(), this.shape, this.dtype);
+  }
   /** Flat row-major copy as Float32Array. */
   toFloat32Array(): Float32Array { return Float32Array.from(M.contiguousData(this) as ArrayLike<number>); }
   /** Nested JS arrays (like torch's tolist()). */
@@ -153,8 +176,21 @@ export class Tensor {
   logicalOr(o: Tensor): Tensor { return E.compare(this, o, "or"); }
   logicalNot(): Tensor { return E.logicalNot(this); }
   maskedFill(mask: Tensor, value: number): Tensor { return E.maskedFill(this, mask, value); }
-  /** Convert dtype (copies). */
-  to(dtype: DType): Tensor { return E.cast(this, dtype); }
+  /**
+   * Convert dtype (copies), or copy to a device: t.to("webgpu") uploads (enqueued, returns at once); moving a device
+   * tensor to the CPU needs a wait, so t.to("cpu") on one throws and says to use await t.cpu().
+   */
+  to(target: DType | DeviceName): Tensor {
+    if (!isDeviceName(target)) return E.cast(this, target);
+    if (target === this.device) return this;
+    if (target === "cpu") throw new Error(`to("cpu"): reading a ${this.device} tensor back waits for the device; use await t.cpu()`);
+    const dev = getDevice(target);
+    const src = M.contiguousData(this);
+    const st = Storage.onDevice(dev, this.dtype, src.length);
+    dev.upload(st.handle!, this.dtype, src);
+    const t = new Tensor(st, this.shape);
+    return this.requiresGrad ? t.requiresGrad_(true) : t;
+  }
   float(): Tensor { return E.cast(this, "float32"); }
   int(): Tensor { return E.cast(this, "int32"); }
   bool(): Tensor { return E.cast(this, "bool"); }

@@ -6,7 +6,7 @@ import { K } from "../backend/registry.js";
 import { forEachStrided } from "../backend/ref/elementwise.js";
 import type { AnyTypedArray } from "../dtype.js";
 import { Tensor, type NestedArray } from "../tensor.js";
-import { sumToShape, uninit, view as sview, zerosOf } from "./util.js";
+import { devOps, onDevice, sumToShape, uninit, view as sview, zerosOf } from "./util.js";
 
 function makeView(x: Tensor, shape: number[], strides: number[], offset: number): Tensor {
   return new Tensor(x.storage, shape, strides, offset);
@@ -28,8 +28,9 @@ export function contiguous(x: Tensor): Tensor {
 }
 
 export function clone(x: Tensor): Tensor {
-  const out = uninit(x.shape, x.dtype);
-  K.copy(sview(x), x.shape, out.storage.data);
+  const out = uninit(x.shape, x.dtype, x);
+  if (onDevice(x)) devOps(x).copy(x, x.strides, out);
+  else K.copy(sview(x), x.shape, out.storage.data);
   return record(out, "clone", [x], (g) => [g]);
 }
 
