@@ -11,6 +11,7 @@ import type { AttnArgs, AttnTensorLayout } from "../backend/kernels.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
+import { commonDevice } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
 import { safeSoftmax } from "./nn.js";
@@ -74,6 +75,10 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 
 export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaResult {
   for (const [t, n] of [[q, "q"], [k, "k"], [v, "v"]] as const) assertFloat(t, `scaledDotProductAttention (${n})`);
+  if (q.storage.device !== "cpu" || k.storage.device !== "cpu" || v.storage.device !== "cpu") {
+    commonDevice("scaledDotProductAttention", q, k, v, opts.attnMask ?? opts.mask, opts.keyPaddingMask);
+    return q.storage.deviceImpl.fused.sdpa(q, k, v, opts) as SdpaResult;
+  }
   if (q.ndim === 3 && k.ndim === 3 && v.ndim === 3) {
     const r = sdpa(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), { ...opts, attnMask: lift3(opts.attnMask ?? opts.mask ?? null) });
     return { out: r.out.squeeze(1), weights: r.weights && r.weights.ndim === 4 ? r.weights.squeeze(1) : r.weights };

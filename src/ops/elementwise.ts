@@ -133,14 +133,14 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 
 export function clamp(x: Tensor, lo: number | null, hi: number | null): Tensor {
   let y = x;
-  if (lo !== null) y = binaryRaw("maximum", y, scalarTensor(lo));
-  if (hi !== null) y = binaryRaw("minimum", y, scalarTensor(hi));
+  if (lo !== null) y = binaryRaw("maximum", y, scalarTensor(lo, "float32", x));
+  if (hi !== null) y = binaryRaw("minimum", y, scalarTensor(hi, "float32", x));
   if (y === x) return x.clone();
   // gradient flows where lo ≤ x ≤ hi (inclusive, like torch.clamp)
   return record(y, "clamp", [x], (g) => {
     let m = g;
-    if (lo !== null) m = m.mul(binaryRaw("ge", x, scalarTensor(lo)).float());
-    if (hi !== null) m = m.mul(binaryRaw("le", x, scalarTensor(hi)).float());
+    if (lo !== null) m = m.mul(binaryRaw("ge", x, scalarTensor(lo, "float32", x)).float());
+    if (hi !== null) m = m.mul(binaryRaw("le", x, scalarTensor(hi, "float32", x)).float());
     return [m];
   }, [x]);
 }

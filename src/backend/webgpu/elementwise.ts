@@ -41,7 +41,7 @@ export function unary(rt: GpuRuntime, op: UnaryOp, x: Tensor, out: Tensor): void
   ${FLAT_INDEX}
   if (i >= u32(P[0])) { return; }
   let x = ${conv("X[strided(i, 0)]", ti, "f32")};
-  A[i] = ${e};
+  A[i] = ${op === "not" || op === "sign" || op === "relu" ? e : `select(${e}, x, isnan_(x))`};   // NaN in, NaN out (WGSL builtins need not)
 }`;
   rt.dispatch(code, [buf(x), buf(out)], stridedParams(out.shape, [{ offset: x.offset, strides: x.strides }]), grid(out.numel()));
 }

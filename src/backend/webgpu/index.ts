@@ -43,6 +43,9 @@ export async function initWebGPU(gpu?: GPU, opts: { powerPreference?: GPUPowerPr
   const describe = () => `WebGPU: ${[info.vendor, info.architecture, info.description].filter(Boolean).join(" / ") || "unknown adapter"}` +
     `${info.fallback ? " (fallback adapter)" : ""}`;
   const rt = new GpuRuntime(device, describe());
+  // hold the GPU (instance) and adapter for the device's lifetime: Dawn in Node frees the instance with its JS object,
+  // and a device whose instance was collected crashes the process at its next event
+  rt.owners = [g, adapter];
   current = makeDevice(rt, info, describe);
   registerDevice(current);
   return current;

@@ -63,6 +63,7 @@ export function layerNormForward(rt: GpuRuntime, x: Tensor, w: Tensor | null, b:
   const code = `${bind(0, "X")}\n${bind(1, "W")}\n${bind(2, "Bi")}\n${bind(3, "Y", true)}\n${bind(4, "Mu", true)}\n${bind(5, "Rs", true)}\n${bind(6, "P", false, "i32")}\n${REDUCE}
 @compute @workgroup_size(${R}) fn main(${ROW_ARGS}) {
   ${ROW}
+  _ = W[0]; _ = Bi[0];   // bound even when absent ("auto" layouts drop unused bindings)
   if (row >= P[0]) { return; }
   let n = P[1]; let xo = P[2] + row * n; let yo = P[3] + row * n;
   var s = 0.0;
@@ -91,6 +92,7 @@ export function layerNormBackward(rt: GpuRuntime, dy: Tensor, x: Tensor, w: Tens
   const code = `${bind(0, "G")}\n${bind(1, "X")}\n${bind(2, "W")}\n${bind(3, "Mu")}\n${bind(4, "Rs")}\n${bind(5, "DX", true)}\n${bind(6, "P", false, "i32")}\n${REDUCE}
 @compute @workgroup_size(${R}) fn main(${ROW_ARGS}) {
   ${ROW}
+  _ = W[0];
   if (row >= P[0]) { return; }
   let n = P[1]; let go = P[2] + row * n; let xo = P[3] + row * n; let o = P[7] + row * n;
   let mu = Mu[P[5] + row]; let rs = Rs[P[6] + row];
@@ -105,6 +107,7 @@ export function layerNormBackward(rt: GpuRuntime, dy: Tensor, x: Tensor, w: Tens
   const code2 = `${bind(0, "G")}\n${bind(1, "X")}\n${bind(2, "Mu")}\n${bind(3, "Rs")}\n${bind(4, "DW", true)}\n${bind(5, "DB", true)}\n${bind(6, "P", false, "i32")}
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   let j = i32(gid.x); let n = P[1];
+  _ = DW[0]; _ = DB[0];
   if (j >= n) { return; }
   var sw = 0.0; var sb = 0.0;
   for (var r = 0; r < P[0]; r++) {

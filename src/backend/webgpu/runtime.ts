@@ -63,7 +63,8 @@ export class GpuRuntime {
     this.pooledBytes += h.bytes;
   }
 
-  keepAll: unknown[] = [];
+  /** Objects the device must not outlive (the GPU instance and the adapter). */
+  owners: unknown[] = [];
   private dummyBuf: GPUBuffer | null = null;
   /** A small buffer to bind where a kernel's optional operand is absent. */
   dummy(): GPUBuffer {
@@ -118,7 +119,6 @@ export class GpuRuntime {
       this.trash.push(pb);
     }
     const bg = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
-    if ((globalThis as any).process?.env?.KEEP) this.keepAll.push(bg, ...buffers);
     if (!this.pass) this.pass = this.enc().beginComputePass();
     this.pass.setPipeline(pipe);
     this.pass.setBindGroup(0, bg);
@@ -133,7 +133,7 @@ export class GpuRuntime {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pending = 0;
-    if (!(globalThis as any).process?.env?.NO_DESTROY) for (const b of this.trash) b.destroy(); // destroyed buffers live until the submitted work that uses them is done
+    for (const b of this.trash) b.destroy(); // destroyed buffers live until the submitted work that uses them is done
     this.trash = [];
   }
 

@@ -55,7 +55,7 @@ export const UNARY: Record<string, string> = {
   square: "x * x", sign: "select(select(0.0, -1.0, x < 0.0), 1.0, x > 0.0)", floor: "floor(x)", ceil: "ceil(x)",
   round: "round_even(x)", gelu: "0.5 * x * erfc_(-x * 0.70710678118654752)",
   geluTanh: "0.5 * x * (1.0 + tanh_(0.7978845608028654 * (x + 0.044715 * x * x * x)))",
-  log1p: "log1p_(x)", expm1: "expm1_(x)", not: "select(0u, 1u, x == 0.0)",
+  log1p: "log1p_(x)", expm1: "expm1_(x)", not: "select(0u, 1u, x == 0.0 || isnan_(x))",
   geluGrad: "0.5 * erfc_(-x * 0.70710678118654752) + x * exp(-0.5 * x * x) * 0.3989422804014327",
   geluTanhGrad: "geluTanhGrad_(x)",
 };
