@@ -168,8 +168,9 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   assert.throws(() => gx.add(x), /add: expected all tensors on the same device, found webgpu \(shape \[2,2\]\) and cpu \(shape \[2,2\]\)/);
   assert.throws(() => x.matmul(gx), /matmul: expected all tensors on the same device, found cpu .* and webgpu/);
   assert.throws(() => af.F.dropout(gx, 0.5, true), /not yet supported on webgpu: dropout/);
-  assert.throws(() => af.F.scaledDotProductAttention(gx.reshape([1, 1, 2, 2]), gx.reshape([1, 1, 2, 2]), gx.reshape([1, 1, 2, 2])),
-    /not yet supported on webgpu: scaledDotProductAttention/);
+  const q4 = gx.reshape([1, 1, 2, 2]);
+  assert.throws(() => af.F.scaledDotProductAttention(q4, q4, q4, { dropout: 0.1 }), /not yet supported on webgpu: scaledDotProductAttention with dropout/);
+  assert.throws(() => af.F.scaledDotProductAttention(q4, q4, x.reshape([1, 1, 2, 2])), /scaledDotProductAttention: expected all tensors on the same device/);
   const rt = af.webgpuDevice()!.runtime;
   const live = rt.liveBytes;
   const t = G(rand([1000]));
@@ -179,4 +180,40 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   af.tidy(() => { G(rand([1000])).add(1).mul(2); });
   assert.equal(rt.liveBytes, live, "tidy() releases device temporaries");
   assert.throws(() => t.dataSync(), /disposed/);
+});
+
+type Sdpa = Parameters<typeof af.F.scaledDotProductAttention>[3];
+/** Fused attention forward (+ maps from the lse) and backward on the device against the reference kernels. */
+async function attnCase(what: string, qs: number[], ks: number[], vs: number[], o: NonNullable<Sdpa>, masks: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {}) {
+  const q = rand(qs), k = rand(ks), v = rand(vs), g = rand([...qs.slice(0, -1), vs[vs.length - 1]]);
+  const cq = q.clone().requiresGrad_(true), ck = k.clone().requiresGrad_(true), cv = v.clone().requiresGrad_(true);
+  const gq = G(q).requiresGrad_(true), gk = G(k).requiresGrad_(true), gv = G(v).requiresGrad_(true);
+  const gm = { attnMask: masks.attnMask ? G(masks.attnMask) : undefined, keyPaddingMask: masks.keyPaddingMask ? G(masks.keyPaddingMask) : undefined };
+  for (const mode of ["full", "mean"] as const) {
+    const rc = af.F.scaledDotProductAttention(cq, ck, cv, { ...o, ...masks, returnWeights: mode });
+    const rg = af.F.scaledDotProductAttention(gq, gk, gv, { ...o, ...gm, returnWeights: mode });
+    await close(rg.out, rc.out, `${what}: out`, 2e-5, 1e-4);
+    await close(rg.weights!, rc.weights!, `${what}: weights (${mode})`, 2e-6, 1e-4);
+    if (mode === "full") {
+      rc.out.mul(g).sum().backward();
+      rg.out.mul(G(g)).sum().backward();
+      await close(gq.grad!, cq.grad!, `${what}: dq`, 2e-5, 1e-3);
+      await close(gk.grad!, ck.grad!, `${what}: dk`, 2e-5, 1e-3);
+      await close(gv.grad!, cv.grad!, `${what}: dv`, 2e-5, 1e-3);
+    }
+  }
+}
+
+gpuTest("fused attention: forward, maps from the lse and backward; GQA, odd lengths across the tiles, causal block skipping", async () => {
+  await attnCase("plain", [2, 4, 37, 8], [2, 2, 45, 8], [2, 2, 45, 6], {});
+  await attnCase("causal", [1, 3, 70, 5], [1, 3, 70, 5], [1, 3, 70, 7], { causal: true, scale: 0.3 });
+});
+
+gpuTest("fused attention: key padding, bool and additive masks, fully masked rows (output 0, no gradient), 3-D inputs", async () => {
+  const pad = af.tensor([[false, false, true, false, true, true, false], [true, true, true, true, true, true, true]]);
+  await attnCase("key padding (batch 1 fully padded)", [2, 2, 5, 4], [2, 1, 7, 4], [2, 1, 7, 4], {}, { keyPaddingMask: pad });
+  const boolMask = rand([5, 7]).gt(-0.3);
+  await attnCase("bool mask (broadcast)", [2, 2, 5, 4], [2, 2, 7, 4], [2, 2, 7, 4], { causal: true }, { attnMask: boolMask });
+  await attnCase("additive per-head mask", [1, 3, 6, 4], [1, 3, 9, 4], [1, 3, 9, 4], {}, { attnMask: rand([1, 3, 6, 9]) });
+  await attnCase("3-D (B, T, D)", [2, 9, 6], [2, 11, 6], [2, 11, 3], {});
 });
