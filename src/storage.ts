@@ -159,8 +159,8 @@ export class Storage {
 
   private noBuffer(): Error {
     if (this.handle) {
-      return new Error(`tensor lives on ${this.device}: its data cannot be read synchronously (this op or read is CPU-only). ` +
-        `Read it with await t.data() or await t.array(), bring it back with await t.cpu(), or see docs/webgpu.md for the ops ${this.device} runs`);
+      return new Error(`not yet supported on ${this.device}, or a synchronous read of a ${this.device} tensor (in ${callers()}): ` +
+        `read it with await t.data() or await t.array(), or bring it back with await t.cpu() (docs/webgpu.md lists the ops ${this.device} runs)`);
     }
     return new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
   }
@@ -175,4 +175,12 @@ export class Storage {
     if (this.pooled) pool.give(this.buf);
     this.buf = null;
   }
+}
+
+/** The op that asked for a device tensor's data: the first few stack frames outside the storage and data helpers. */
+function callers(): string {
+  const frames = (new Error().stack ?? "").split("\n").slice(1).map((l) => /at (?:new )?([\w$.<>]+) /.exec(l)?.[1]).filter((f): f is string => !!f);
+  const skip = /^(Storage\.|noBuffer|callers|get data|contiguousData|view$|Tensor\.dataSync|Tensor\.get|Object\.)/;
+  const ops = frames.filter((f) => !skip.test(f)).slice(0, 3);
+  return ops.length ? ops.join(" ← ") : "an op";
 }

@@ -24,7 +24,7 @@ export class Tensor {
   readonly strides: number[];
   readonly offset: number;
   readonly dtype: DType;
-  readonly storage: Storage;
+  readonly storage: Storage;  // replaced only by _moveTo (Module.to): the same tensor object, now on another device
   requiresGrad = false;
   grad: Tensor | null = null;
   /** Set when the tensor should keep its .grad although it is not a leaf (retainGrad()). */
@@ -91,6 +91,21 @@ export class Tensor {
   }
   /** Where the tensor's memory lives: "cpu" or a device such as "webgpu". */
   get device(): DeviceName { return this.storage.device; }
+  /**
+   * @internal Move this tensor object's memory to `device` in place (Module.to: optimizers and tied weights keep their
+   * references). CPU → device only; its .grad moves too.
+   */
+  _moveTo(device: DeviceName): void {
+    if (this.device === device) return;
+    if (device === "cpu") throw new Error(`to("cpu"): reading ${this.device} memory back waits for the device; use await t.cpu() per tensor`);
+    const moved = this.to(device);
+    const self = this as unknown as { storage: Storage; strides: number[]; offset: number };
+    if (--this.storage.users <= 0) this.storage.release();
+    self.storage = moved.storage; self.strides = [...moved.strides]; self.offset = 0;
+    moved.storage.users++;
+    moved.dispose();
+    if (this.grad) this.grad._moveTo(device);
+  }
   /** A CPU copy of a tensor on any device (waits for the device); a CPU tensor is returned as it is. */
   async cpu(): Promise<Tensor> {
     if (this.storage.device === "cpu") return this;

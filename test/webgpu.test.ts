@@ -188,7 +188,8 @@ async function attnCase(what: string, qs: number[], ks: number[], vs: number[], 
   const q = rand(qs), k = rand(ks), v = rand(vs), g = rand([...qs.slice(0, -1), vs[vs.length - 1]]);
   const cq = q.clone().requiresGrad_(true), ck = k.clone().requiresGrad_(true), cv = v.clone().requiresGrad_(true);
   const gq = G(q).requiresGrad_(true), gk = G(k).requiresGrad_(true), gv = G(v).requiresGrad_(true);
-  const gm = { attnMask: masks.attnMask ? G(masks.attnMask) : undefined, keyPaddingMask: masks.keyPaddingMask ? G(masks.keyPaddingMask) : undefined };
+  // masks on the device, or on the CPU (uploaded: the documented exception to the same-device rule)
+  const gm = { attnMask: masks.attnMask ? G(masks.attnMask) : undefined, keyPaddingMask: masks.keyPaddingMask };
   for (const mode of ["full", "mean"] as const) {
     const rc = af.F.scaledDotProductAttention(cq, ck, cv, { ...o, ...masks, returnWeights: mode });
     const rg = af.F.scaledDotProductAttention(gq, gk, gv, { ...o, ...gm, returnWeights: mode });
