@@ -180,7 +180,7 @@ export class Storage {
 /** The op that asked for a device tensor's data: the first few stack frames outside the storage and data helpers. */
 function callers(): string {
   const frames = (new Error().stack ?? "").split("\n").slice(1).map((l) => /at (?:new )?([\w$.<>]+) /.exec(l)?.[1]).filter((f): f is string => !!f);
-  const skip = /^(Storage\.|noBuffer|callers|get data|contiguousData|view$|Tensor\.dataSync|Tensor\.get|Object\.)/;
+  const skip = /^(Storage\.|noBuffer|callers|get data|(Module\.)?contiguousData|(Module\.)?view$|Tensor\.get|Object\.)/
   const ops = frames.filter((f) => !skip.test(f)).slice(0, 3);
   return ops.length ? ops.join(" ← ") : "an op";
 }

@@ -72,7 +72,7 @@ export class Tensor {
 
   // ---------- data access (always copies: the storage buffer is never handed out) ----------
   /** Flat row-major copy as a typed array of the tensor's dtype. */
-  dataSync(): AnyTypedArray { return M.contiguousData(this).slice(); }
+  dataSync(): AnyTypedArray { if (this.storage.handle) throw syncRead(this, "dataSync()"); return M.contiguousData(this).slice(); }
   /** Flat row-major copy; the only way (with array()/cpu()) to read a tensor that lives on a device. */
   async data(): Promise<AnyTypedArray> {
     if (this.storage.device === "cpu") return this.dataSync();
@@ -112,11 +112,12 @@ export class Tensor {
     return Tensor.fromArray(await this.data(), this.shape, this.dtype);
   }
   /** Flat row-major copy as Float32Array. */
-  toFloat32Array(): Float32Array { return Float32Array.from(M.contiguousData(this) as ArrayLike<number>); }
+  toFloat32Array(): Float32Array { if (this.storage.handle) throw syncRead(this, "toFloat32Array()"); return Float32Array.from(M.contiguousData(this) as ArrayLike<number>); }
   /** Nested JS arrays (like torch's tolist()). */
-  toArray(): NestedArray { return M.toNested(this); }
+  toArray(): NestedArray { if (this.storage.handle) throw syncRead(this, "toArray()"); return M.toNested(this); }
   tolist(): NestedArray { return this.toArray(); }
   item(): number {
+    if (this.storage.handle) throw syncRead(this, "item()");
     if (this.numel() !== 1) throw new Error(`item: tensor with shape ${shapeStr(this.shape)} has ${this.numel()} elements, not 1`);
     return this.storage.data[this.offset];
   }
@@ -263,4 +264,8 @@ export class Tensor {
 
 function flatArgs(a: (number | number[])[]): number[] {
   return a.length === 1 && Array.isArray(a[0]) ? [...(a[0] as number[])] : (a as number[]);
+}
+
+function syncRead(t: Tensor, what: string): Error {
+  return new Error(`tensor lives on ${t.device}: ${what} reads synchronously; use await t.data() or await t.array() (or await t.cpu() for a CPU tensor)`);
 }
