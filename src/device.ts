@@ -4,7 +4,7 @@
 // it is read back asynchronously. Ops check their operands' device and hand device tensors to that device's op table
 // (DeviceOps): CPU paths only pay one property check. See docs/webgpu.md.
 import type { AnyTypedArray, DType } from "./dtype.js";
-import type { BinaryOp, ReduceOp, UnaryOp } from "./backend/kernels.js";
+import type { AdamStep, BinaryOp, ReduceOp, UnaryOp } from "./backend/kernels.js";
 import type { Tensor } from "./tensor.js";
 
 export type DeviceName = "cpu" | "webgpu";
@@ -40,6 +40,9 @@ export interface DeviceOps {
   scatterAddRows(src: Tensor, cols: number, idx: Tensor, table: Tensor, skip: number): void;
   /** t (contiguous) += alpha·o (o broadcast to t.shape through oStrides). */
   axpy(t: Tensor, o: Tensor, oStrides: readonly number[], alpha: number): void;
+  /** Optimizer steps in place (contiguous p and g; state tensors contiguous, from offset 0, same length as p). */
+  adamUpdate(p: Tensor, g: Tensor, m: Tensor, v: Tensor, vmax: Tensor | null, h: AdamStep): void;
+  sgdUpdate(p: Tensor, g: Tensor, buf: Tensor | null, h: { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; maximize: boolean; first: boolean }): void;
 }
 
 export interface Device {

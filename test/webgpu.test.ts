@@ -218,3 +218,36 @@ gpuTest("fused attention: key padding, bool and additive masks, fully masked row
   await attnCase("additive per-head mask", [1, 3, 6, 4], [1, 3, 9, 4], [1, 3, 9, 4], {}, { attnMask: rand([1, 3, 6, 9]) });
   await attnCase("3-D (B, T, D)", [2, 9, 6], [2, 11, 6], [2, 11, 3], {});
 });
+
+gpuTest("training on the device: a small classifier over 12 steps of SGD (Nesterov, weight decay), Adam (amsgrad) and AdamW, in place", async () => {
+  const X = rand([24, 10]), Y = rand([24, 4]).mul(3).softmax(-1);
+  const init = [rand([16, 10]).mul(0.3), rand([16]).mul(0.1), rand([16]), rand([4, 16]).mul(0.3), rand([4]).mul(0.1)];
+  const lossOf = (P: Tensor[], x: Tensor, y: Tensor) => {
+    const h = af.F.layerNorm(af.F.gelu(af.F.linear(x, P[0], P[1])), [16], P[2], null);
+    return af.F.linear(h, P[3], P[4]).logSoftmax(-1).mul(y).sum().neg().div(24);
+  };
+  const makers: [string, (p: Tensor[]) => { step(): void; zeroGrad(): void }][] = [
+    ["SGD", (p) => new af.optim.SGD(p, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
+    ["Adam amsgrad", (p) => new af.optim.Adam(p, { lr: 0.01, amsgrad: true })],
+    ["AdamW", (p) => new af.optim.AdamW(p, { lr: 0.01, weightDecay: 0.05 })],
+  ];
+  for (const [name, make] of makers) {
+    const cpu = init.map((t) => t.clone().requiresGrad_(true)), gpu = init.map((t) => G(t).requiresGrad_(true));
+    const oc = make(cpu), og = make(gpu);
+    const gx = G(X), gy = G(Y);
+    const losses: [number, number][] = [];
+    for (let s = 0; s < 12; s++) {
+      oc.zeroGrad(); og.zeroGrad();
+      const lc = lossOf(cpu, X, Y), lg = lossOf(gpu, gx, gy);
+      lc.backward(); lg.backward();
+      oc.step(); og.step();
+      losses.push([lc.item(), (await lg.data())[0]]);
+    }
+    for (const [c, g] of losses) assert.ok(Math.abs(c - g) < 1e-4, `${name}: loss ${g} on webgpu vs ${c} on the reference`);
+    assert.ok(losses[11][1] < losses[0][1], `${name}: the loss goes down (${losses[0][1]} → ${losses[11][1]})`);
+    for (let i = 0; i < init.length; i++) {
+      assert.equal(gpu[i].device, "webgpu");
+      await close(gpu[i], cpu[i], `${name}: parameter ${i} after 12 steps`, 1e-4, 1e-3);
+    }
+  }
+});

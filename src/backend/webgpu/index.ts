@@ -6,6 +6,7 @@ import { GpuRuntime, ELEM_BYTES, fromDeviceLayout, toDeviceLayout, type GpuBuf }
 import * as EW from "./elementwise.js";
 import * as MM from "./gemm.js";
 import * as RW from "./rows.js";
+import * as OP from "./optim.js";
 import { attentionFused } from "./attention.js";
 
 export interface WebGPUInfo { vendor: string; architecture: string; device: string; description: string; fallback: boolean; f16: boolean }
@@ -67,6 +68,8 @@ function makeDevice(rt: GpuRuntime, info: WebGPUInfo, describe: () => string): W
     layerNormBackward: (...a) => RW.layerNormBackward(rt, ...a),
     gatherRows: (table, cols, idx, out) => RW.gatherRows(rt, table, cols, idx, out),
     scatterAddRows: (src, cols, idx, table, skip) => RW.scatterAddRows(rt, src, cols, idx, table, skip),
+    adamUpdate: (p, g, m, v, vmax, h) => OP.adamUpdate(rt, p, g, m, v, vmax, h),
+    sgdUpdate: (p, g, b, h) => OP.sgdUpdate(rt, p, g, b, h),
   };
   return {
     name: "webgpu", runtime: rt, info, describe, ops,
