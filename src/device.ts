@@ -21,6 +21,8 @@ export interface DeviceOps {
   /** out (contiguous, out.shape) = x broadcast through `strides` to out.shape, converted to out.dtype. */
   copy(x: Tensor, strides: readonly number[], out: Tensor): void;
   unary(op: UnaryOp, x: Tensor, out: Tensor): void;
+  /** Write x (read through its own strides, shape `shape`) into the strided region (shape, strides, offset) of dst. */
+  writeRegion(dst: Tensor, shape: readonly number[], strides: readonly number[], offset: number, x: Tensor): void;
   binary(op: BinaryOp, a: Tensor, aStrides: readonly number[], b: Tensor, bStrides: readonly number[], out: Tensor): void;
   where(c: Tensor, cStrides: readonly number[], a: Tensor, aStrides: readonly number[], b: Tensor, bStrides: readonly number[], out: Tensor): void;
   /** x contiguous (outer, n, inner) from x.offset → out (outer, inner). */

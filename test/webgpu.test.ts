@@ -251,3 +251,28 @@ gpuTest("training on the device: a small classifier over 12 steps of SGD (Nester
     }
   }
 });
+
+gpuTest("movement ops that copy: cat/stack, slice and narrow gradients, tril/triu, rmsNorm, rotary (host tables follow the activations)", async () => {
+  const a = rand([2, 3, 4]), b = rand([2, 5, 4]);
+  await close(af.cat([G(a), G(b)], 1), af.cat([a, b], 1), "cat");
+  await close(af.stack([G(a), G(a.mul(2))], 2), af.stack([a, a.mul(2)], 2), "stack");
+  await close(G(b).tril(1), b.tril(1), "tril");
+  await close(G(b).triu(), b.triu(), "triu");
+  const w = rand([4]);
+  await close(af.F.rmsNorm(G(b), [4], G(w)), af.F.rmsNorm(b, [4], w), "rmsNorm", 1e-5, 1e-4);
+  const ca = a.clone().requiresGrad_(true), ga = G(a).requiresGrad_(true);
+  const f = (x: Tensor) => af.cat([x.slice(1, 0, 3, 2), x.narrow(2, 1, 2).mul(3).sum(2, true).expand([2, 3, 4])], 1).square().sum();
+  f(ca).backward(); f(ga).backward();
+  await close(ga.grad!, ca.grad!, "grad through slice (step 2), narrow, cat, expand", 1e-5, 1e-4);
+});
+
+gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity prints the adapter and passes the Hugging Face BERT case on the device", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const r = spawnSync(process.execPath, ["dist/cli/parity.js", "test/fixtures/hf/bert-leftpad"], { cwd: root, encoding: "utf8",
+    env: { ...process.env, ATTNFLOW_BACKEND: "webgpu", ATTNFLOW_QUIET: "1" } });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout.split("\n")[0], /^backend: webgpu \(WebGPU: .+\) — from ATTNFLOW_BACKEND; CPU kernels: \w+$/);
+  assert.match(r.stdout, /PASS test\/fixtures\/hf\/bert-leftpad \[BertModel, atol 0\.0001\] 5 checks/);
+});

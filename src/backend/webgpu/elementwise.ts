@@ -32,6 +32,19 @@ export function copy(rt: GpuRuntime, x: Tensor, strides: readonly number[], out:
   rt.dispatch(code, [buf(x), buf(out)], stridedParams(out.shape, [{ offset: x.offset, strides }]), grid(out.numel()));
 }
 
+/** dst[region] = x: both sides strided over `shape` (cat, slice gradients). */
+export function writeRegion(rt: GpuRuntime, dst: Tensor, shape: readonly number[], strides: readonly number[], offset: number, x: Tensor): void {
+  const ti = wgslType(x.dtype), to = wgslType(dst.dtype);
+  const code = `${binding(0, ti)}\n${binding(1, to, true)}\n${params(2)}\n${STRIDED}
+@compute @workgroup_size(256) fn main(${MAIN_ARGS}) {
+  ${FLAT_INDEX}
+  if (i >= u32(P[0])) { return; }
+  A[strided(i, 1)] = ${conv("X[strided(i, 0)]", ti, to)};
+}`;
+  const n = shape.reduce((a, b) => a * b, 1);
+  rt.dispatch(code, [buf(x), buf(dst)], stridedParams(shape, [{ offset: x.offset, strides: x.strides }, { offset, strides }]), grid(n));
+}
+
 export function unary(rt: GpuRuntime, op: UnaryOp, x: Tensor, out: Tensor): void {
   const e = UNARY[op];
   if (!e) throw new Error(`not yet supported on webgpu: unary ${op}`);

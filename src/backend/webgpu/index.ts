@@ -56,6 +56,7 @@ function makeDevice(rt: GpuRuntime, info: WebGPUInfo, describe: () => string): W
   const ops: DeviceOps = {
     copy: (x, s, out) => EW.copy(rt, x, s, out),
     unary: (op, x, out) => EW.unary(rt, op, x, out),
+    writeRegion: (dst, shape, strides, offset, x) => EW.writeRegion(rt, dst, shape, strides, offset, x),
     binary: (op, a, as, b, bs, out) => EW.binary(rt, op, a, as, b, bs, out),
     where: (c, cs, a, as, b, bs, out) => EW.where(rt, c, cs, a, as, b, bs, out),
     reduce: (op, x, outer, n, inner, out) => EW.reduce(rt, op, x, outer, n, inner, out),
