@@ -193,13 +193,19 @@ export class Tensor {
   logicalNot(): Tensor { return E.logicalNot(this); }
   maskedFill(mask: Tensor, value: number): Tensor { return E.maskedFill(this, mask, value); }
   /**
-   * Convert dtype (copies), or copy to a device: t.to("webgpu") uploads (enqueued, returns at once); moving a device
-   * tensor to the CPU needs a wait, so t.to("cpu") on one throws and says to use await t.cpu().
+   * Convert dtype (copies), or copy to a device: t.to("webgpu") uploads (enqueued, returns at once). A leaf that
+   * requires grad gives a device leaf that requires grad (its own .grad, on the device); a tensor inside a CPU graph
+   * cannot move (its gradient could not flow back synchronously). Moving a device tensor to the CPU needs a wait, so
+   * t.to("cpu") on one throws and says to use await t.cpu().
    */
   to(target: DType | DeviceName): Tensor {
     if (!isDeviceName(target)) return E.cast(this, target);
     if (target === this.device) return this;
     if (target === "cpu") throw new Error(`to("cpu"): reading a ${this.device} tensor back waits for the device; use await t.cpu()`);
+    if (this._node && this.requiresGrad) {
+      throw new Error(`to("${target}"): this tensor is inside an autograd graph on the CPU, and gradients cannot flow back from ` +
+        `${target} synchronously; move the inputs and parameters (leaves, module.to("${target}")) before the computation instead`);
+    }
     const dev = getDevice(target);
     const src = M.contiguousData(this);
     const st = Storage.onDevice(dev, this.dtype, src.length);

@@ -165,6 +165,7 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   assert.throws(() => gx.dataSync(), /tensor lives on webgpu: .*await t\.data\(\)/);
   assert.throws(() => G(af.tensor([5])).item(), /await t\.data\(\)/);
   assert.throws(() => gx.to("cpu"), /use await t\.cpu\(\)/);
+  assert.throws(() => x.clone().requiresGrad_(true).mul(2).to("webgpu"), /inside an autograd graph on the CPU/);
   assert.throws(() => gx.add(x), /add: expected all tensors on the same device, found webgpu \(shape \[2,2\]\) and cpu \(shape \[2,2\]\)/);
   assert.throws(() => x.matmul(gx), /matmul: expected all tensors on the same device, found cpu .* and webgpu/);
   assert.throws(() => af.F.dropout(gx, 0.5, true), /not yet supported on webgpu: dropout/);
