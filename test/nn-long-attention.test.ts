@@ -165,3 +165,21 @@ test("explanations on linear and Linformer models: capture gives (L, H, T, T) st
     }
   }
 });
+
+test("bench long-attention task: one needle of each type at distinct positions, the query last, the label the asked needle's value", async () => {
+  const m = await import("../bench/long-attention-model.js");
+  const text = Uint8Array.from({ length: 500 }, (_, i) => i % 95);
+  const { ids, labels, pos } = m.needleBatch(text, 6, 200, m.prng(5));
+  const d = ids.dataSync() as Int32Array, lab = labels.dataSync() as Int32Array;
+  for (let b = 0; b < 6; b++) {
+    const row = d.subarray(b * 200, (b + 1) * 200);
+    const asked = row[199] - m.QUERY0;
+    assert.ok(asked >= 0 && asked < m.TYPES);
+    const needles = [...row.subarray(0, 199)].map((x, p) => [x, p]).filter(([x]) => x >= m.NEEDLE0 && x < m.QUERY0);
+    assert.deepEqual(needles.map(([x]) => Math.floor((x - m.NEEDLE0) / m.VALUES)).sort(), [0, 1, 2, 3]);
+    const hit = needles.find(([x]) => Math.floor((x - m.NEEDLE0) / m.VALUES) === asked)!;
+    assert.equal(hit[1], pos[b]);
+    assert.equal(lab[b], (hit[0] - m.NEEDLE0) % m.VALUES);
+  }
+  assert.throws(() => m.needleBatch(text, 1, 600, m.prng(1)), /shorter than T = 600/);
+});
