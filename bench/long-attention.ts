@@ -10,7 +10,7 @@
 // 3. evaluates accuracy and cross-entropy on the same held-out problems at every length;
 // 4. times one forward (batch 1, native backend, no grad) per model and length in a child process, with its peak
 //    RSS above the warmed-up baseline (--child kind T is that child).
-// --check-short trains full and Linformer at T = 32 only (see checkShort).
+// --check-short trains full and Linformer at T = 32 only (see checkShort); --op times the attention op alone.
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -146,10 +146,41 @@ function checkShort(text: Uint8Array, steps: number, batch: number): void {
   }
 }
 
+/**
+ * --op: the attention op alone, native, B = 1, H = 4, D = 64, causal — full vs window 256 — forward and forward +
+ * backward (median of 3 after one untimed run), at each --lengths: how much of the O(T²) the band removes.
+ */
+function opTimes(lengths: number[]): void {
+  const H = 4, D = 64, W = 256;
+  const lines = ["| T | full fwd ms | window 256 fwd ms | full fwd+bwd ms | window 256 fwd+bwd ms |", "|---:|---:|---:|---:|---:|"];
+  const time = (fn: () => void) => {
+    fn();
+    const ts = [0, 1, 2].map(() => { const t0 = performance.now(); fn(); return performance.now() - t0; }).sort((a, b) => a - b);
+    return ts[1];
+  };
+  for (const T of lengths) {
+    af.manualSeed(2);
+    const q = af.randn([1, H, T, D]), k = af.randn([1, H, T, D]), v = af.randn([1, H, T, D]), g = af.randn([1, H, T, D]);
+    const row: number[] = [];
+    for (const train of [false, true]) for (const window of [null, W]) {
+      row.push(time(() => af.tidy(() => {
+        if (!train) { af.noGrad(() => af.F.scaledDotProductAttention(q, k, v, { causal: true, window }).dataSync()); return; }
+        const [qq, kk, vv] = [q, k, v].map((t) => t.detach().requiresGrad_());
+        af.F.scaledDotProductAttention(qq, kk, vv, { causal: true, window }).mul(g).sum().backward();
+        qq.grad!.dataSync();
+      })));
+    }
+    lines.push(`| ${T.toLocaleString("en")} | ${row.map((x) => x.toFixed(1)).join(" | ")} |`);
+    process.stderr.write(`  op T=${T}: ${row.map((x) => x.toFixed(1)).join(", ")} ms\n`);
+  }
+  process.stdout.write(lines.join("\n") + `\nload average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
+}
+
 function main(): void {
   const ci = argv.indexOf("--child");
   if (ci >= 0) { child(argv[ci + 1] as AttnKind, Number(argv[ci + 2])); return; }
   af.setBackend("native");
+  if (argv.includes("--op")) { opTimes(opt("lengths", "1024,4096,16384").split(",").map(Number)); return; }
   if (argv.includes("--check-short")) { checkShort(corpus().train, num("steps", 400), num("batch", 16)); return; }
   const steps = num("steps", 400), batch = num("batch", 16), trainLen = num("train-len", 1024), nEval = num("eval", 64);
   const lengths = opt("lengths", "1024,4096,16384").split(",").map(Number);
