@@ -10,6 +10,7 @@ import { explainCommand } from "./explain.js";
 import { evalFaithfulnessCommand } from "./eval-faithfulness.js";
 import { webCommand } from "./web.js";
 import { quantizeCommand } from "./quantize.js";
+import { pruneCommand } from "./prune.js";
 releaseEnvGuard();
 
 const HELP = `attnflow — self-attention for TypeScript: build, train, run and explain attention models
@@ -28,6 +29,7 @@ usage:
   (--model also takes a Hugging Face folder with config.json: predict [--text ... | --input-ids 1,2 | --image f] [--max-tokens N], info, explain)
   attnflow export --model <ckpt> --out <file> [--half] [--notes "..."]   small inference-only copy
   attnflow quantize --model <ckpt|HF folder> --out <file|folder> [--eval] [--exclude names]   dynamic int8 copy
+  attnflow prune --model <ckpt|HF folder> --out <file|folder> --heads 25% --by gradient|flow|rollout [--finetune-steps N]   remove attention heads
   attnflow explain --model <ckpt> (--text "..." | --image <file> | --input <ids>) [--method raw|rollout|flow|grad|blankout|inputgrad|all]
                    [--layer N] [--head N] [--target <class|token|index>] [--json [file]] [--html report.html]
                                                          where the attention flows, per token / patch
@@ -117,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
     case "info": return infoCommand(args);
     case "export": return exportCommand(args);
     case "quantize": return quantizeCommand(args);
+    case "prune": return pruneCommand(args);
     case "explain": return explainCommand(args);
     case "eval-faithfulness": return evalFaithfulnessCommand(args);
     case "web": return webCommand(args);

@@ -8,10 +8,17 @@ const COLOR: FlagSpec[] = [
   { name: "no-color", kind: "switch", help: "no colours (also: the NO_COLOR environment variable)" },
 ];
 const MODEL: FlagSpec = { name: "model", kind: "value", arg: "CKPT", help: "the checkpoint (.safetensors) or Hugging Face folder (config.json, model.safetensors, tokenizer.json) to use (required)" };
+/** A Hugging Face folder's text longer than the model reads: cut (default) or refused, as HF's tokenizer truncation. */
+export const TRUNCATION_FLAGS: FlagSpec[] = [
+  { name: "truncation", kind: "switch", help: "Hugging Face folders: cut a text longer than the model reads to its limit (the default; a notice says how many tokens were dropped)" },
+  { name: "no-truncation", kind: "switch", help: "Hugging Face folders: refuse a text longer than the model reads (an error naming its length and the limit)" },
+  { name: "max-length", kind: "value", type: "int", min: 1, help: "Hugging Face folders: cut the input to N tokens, special tokens included (at most the model's limit)" },
+  { name: "truncation-side", kind: "value", choices: ["left", "right"], help: "Hugging Face folders: which end loses tokens (default: tokenizer_config.json's truncation_side, else left for causal LMs, right for the others)" },
+];
 const INPUT_IDS: FlagSpec = { name: "input-ids", kind: "value", arg: "IDS", help: "token ids 1,2,3 for a Hugging Face folder (instead of --text; needed without tokenizer.json)" };
 /** predict flags only a Hugging Face folder takes (an attnflow task that declares one of them takes it too). */
 export const HF_PREDICT_FLAGS: FlagSpec[] = [
-  INPUT_IDS,
+  INPUT_IDS, ...TRUNCATION_FLAGS,
   { name: "max-tokens", kind: "value", type: "int", min: 0, help: "tokens to generate at most (Hugging Face decoders and encoder-decoders; default 20)" },
   // Hugging Face generation (HF's generate(): options over the folder's generation_config.json)
   { name: "max-new-tokens", kind: "value", type: "int", min: 0, help: "Hugging Face generation: tokens to generate at most (same as --max-tokens; default: generation_config.json's max_length, else 20)" },
@@ -104,8 +111,26 @@ export const COMMANDS: Record<string, CommandSpec> = {
     positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
     flags: [MODEL, { name: "out", kind: "value", arg: "PATH", help: "the file (or, for a Hugging Face folder, the folder) to write (required)" },
       { name: "exclude", kind: "value", arg: "NAMES", help: "comma list of module names to keep float (e.g. head)" },
-      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (checkpoints only)" },
+      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (HF folders: accuracy / perplexity / agreement and the logit drift on --data FILE lines, \"LABEL<TAB>text\" for classifiers, default Debian's fortunes)" },
       DATA, { name: "limit", kind: "value", type: "int", min: 0, help: "with --eval: at most N held-out examples" },
+      { name: "json", kind: "switch", help: "print the result as one JSON line" }],
+  },
+  prune: {
+    name: "prune", summary: "Remove the least important attention heads (projections shrink) by gradient (Michel et al. 2019), flow or rollout importance; optional short fine-tune.",
+    positionals: [{ name: "checkpoint", help: "the checkpoint (same as --model)", optional: true }],
+    flags: [MODEL, { name: "out", kind: "value", arg: "PATH", help: "the file (or, for a Hugging Face folder, the folder) to write (required)" },
+      { name: "heads", kind: "value", arg: "N", help: "heads to prune: a percentage of all heads (25%), a fraction (0.25) or a count" },
+      { name: "by", kind: "value", choices: ["gradient", "flow", "rollout", "random"], help: "head importance: gradient (|dloss/dmask|), flow or rollout (share of the explanation the head moves), random", default: "gradient" },
+      { name: "spec", kind: "value", arg: "HEADS", help: "prune these heads instead: \"LAYER:HEAD,HEAD;LAYER:HEAD\" (original indices, like HF's prune_heads)" },
+      { name: "examples", kind: "value", type: "int", min: 1, help: "examples the importance is measured on (default 64; training split, or --texts lines)" },
+      { name: "texts", kind: "value", arg: "FILE", help: "Hugging Face folders: one text per line (\"LABEL<TAB>text\" gives a label) for the importance" },
+      { name: "finetune-steps", kind: "value", type: "int", min: 0, help: "checkpoints: fine-tune the pruned model for N steps with the task's training loop (resumable)" },
+      { name: "lr", kind: "value", type: "number", min: 0, minExclusive: true, help: "fine-tuning learning rate (default: the task's / 10)" },
+      { name: "batch-size", kind: "value", type: "int", min: 1, help: "fine-tuning batch size (default: the task's)" },
+      { name: "seed", kind: "value", type: "int", help: "seed of --by random and of the fine-tuning", default: 0 },
+      { name: "eval", kind: "switch", help: "measure the held-out metrics before and after (checkpoints only)" },
+      DATA, { name: "limit", kind: "value", type: "int", min: 0, help: "with --eval / fine-tuning: at most N held-out examples" },
+      { name: "quiet", kind: "switch", help: "no progress bars" },
       { name: "json", kind: "switch", help: "print the result as one JSON line" }],
   },
   explain: {
@@ -115,7 +140,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       { name: "text", kind: "value", help: "the input sentence" },
       { name: "image", kind: "value", arg: "FILE", help: "the input image (a file or test:<index>)" },
       { name: "input", kind: "value", arg: "IDS", help: "the input as comma-separated token ids" },
-      INPUT_IDS,
+      INPUT_IDS, ...TRUNCATION_FLAGS,
       { name: "max-tokens", kind: "value", type: "int", min: 1, help: "encoder-decoders (Hugging Face): tokens to generate before choosing --target, the index of the explained output token (default 20)" },
       { name: "method", kind: "value", arg: "NAMES", help: "raw, rollout, flow, grad, blankout, inputgrad, a comma list or all (default rollout)" },
       { name: "methods", kind: "value", arg: "NAMES", help: "the same as --method" },
@@ -150,7 +175,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     flags: [
       { name: "port", kind: "value", type: "int", min: 0, max: 65535, help: "the port to listen on; 0: any free port", default: 8080 },
       { name: "host", kind: "value", arg: "ADDR", help: "the address to listen on (this machine only by default); requests whose Host header names neither this machine (localhost, 127.x, [::1]) nor ADDR get 403 (DNS rebinding). To open the page from another machine, give the address it will use", default: "127.0.0.1" },
-      { name: "serve", kind: "value", arg: "DIR", help: "serve your own page instead: DIR at /, attnflow's build at /attnflow/dist/ (import map: \"attnflow\": \"/attnflow/dist/src/index.js\"), its models at /attnflow/models/" },
+      { name: "serve", kind: "value", arg: "DIR", help: "serve your own page instead: DIR at /, attnflow's build at /attnflow/dist/ (import map: \"attnflow\": \"/attnflow/dist/src/index.js\"), its models at /attnflow/models/, the tokenizer libraries at /lib/ (bare imports in served scripts rewritten to these URLs, as the default page)" },
     ],
   },
   help: {

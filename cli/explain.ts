@@ -232,7 +232,7 @@ function rolloutFlags(f: Record<string, string | boolean>, methods: ExplainMetho
   return { headFusion: hfu, discardRatio: ratio, startLayer: start };
 }
 
-const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "flow-aggregate", "head-fusion", "discard-ratio", "start-layer"];
+const KNOWN = ["model", "text", "image", "input", "input-ids", "max-tokens", "truncation", "no-truncation", "max-length", "truncation-side", "method", "methods", "layer", "head", "target", "json", "html", "no-color", "color", "help", "flow-matrices", "flow-aggregate", "head-fusion", "discard-ratio", "start-layer"];
 
 /** Progress bars on stderr for the long stages (flow, blank-out): redrawn on a terminal, a line every 10 s otherwise. */
 export function stageProgress(stream: NodeJS.WriteStream = process.stderr): { onProgress: (stage: string, done: number, total: number) => void; finish: () => void } {
@@ -260,7 +260,7 @@ export async function explainCommand(args: CliArgs, io: CliIo = {}): Promise<num
     checkFlags(f, KNOWN, "explain");
     const modelPath = stringFlag(f, "model", "a checkpoint file");
     const hf = modelPath !== undefined && isHFFolder(modelPath);
-    if (!hf) for (const k of ["input-ids", "max-tokens"]) if (f[k] !== undefined) throw new UsageError(`--${k} is for Hugging Face model folders; for a checkpoint give ids with --input`);
+    if (!hf) for (const k of ["input-ids", "max-tokens", "truncation", "no-truncation", "max-length", "truncation-side"]) if (f[k] !== undefined) throw new UsageError(`--${k} is for Hugging Face model folders; for a checkpoint give ids with --input`);
     const input = hf ? hfInputOf(f) : parseExplainInput(f);
     const methodSpec = f.method ?? f.methods;
     if (methodSpec === true) throw new UsageError("--method needs a name: rollout, raw, flow, grad, blankout, inputgrad, a comma list or all");

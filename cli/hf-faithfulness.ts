@@ -23,17 +23,13 @@ import type { ExplainTarget, Truncation } from "../src/tasks/task.js";
 import { FORTUNES_DIR, loadFortunes } from "../src/node/datasets.js";
 import { hashOrder } from "../src/node/tasks/fortunes-classifier.js";
 import { type HFLoaded, hfExplainTarget, kindOf } from "./hf.js";
+import { inputLimit } from "../src/hf/explain-target.js";
 import { UsageError } from "./args.js";
 
 const IMAGE_EXT = new Set([".png", ".pgm", ".ppm", ".pnm"]);
 
 /** One held-out input: how to build its target, and how it was cut (when it was). */
 export interface HFFaithfulnessInput { target: () => ExplainTarget; truncation?: Truncation; source: string }
-
-const maxPositionsOf = (m: HFLoaded): number | null => {
-  for (const k of ["max_position_embeddings", "n_positions"]) if (typeof m.config[k] === "number") return m.config[k] as number;
-  return null;
-};
 
 /** The ids of one line (text through the tokenizer, or comma-separated ids without one). */
 function idsOfLine(m: HFLoaded, line: string, where: string): number[] {
@@ -49,7 +45,7 @@ function idsOfLine(m: HFLoaded, line: string, where: string): number[] {
 }
 
 /** The text lines (or fortunes) to evaluate, at most n. */
-function textSources(data: string | undefined, n: number): { text: string; where: string }[] {
+export function textSources(data: string | undefined, n: number): { text: string; where: string }[] {
   if (data === undefined || statSync(data).isDirectory()) {
     const dir = data ?? FORTUNES_DIR;
     if (data === undefined && !existsSync(dir)) throw new Error(`no --data given and Debian's fortunes are not installed (${dir}): install the fortunes package or give --data FILE (one input per line)`);
@@ -70,7 +66,7 @@ export function hfFaithfulnessInputs(m: HFLoaded, data: string | undefined, n: n
     return files.map((f) => ({ source: join(data, f), target: () => hfExplainTarget(m, { image: join(data, f) }, undefined) }));
   }
   if (data !== undefined && !existsSync(data)) throw new UsageError(`--data ${data} does not exist`);
-  const maxPos = maxPositionsOf(m), maskId = m.tokenizer?.special.mask?.id;
+  const maxPos = inputLimit(m)?.limit ?? null, maskId = m.tokenizer?.special.mask?.id;
   return textSources(data, n).map(({ text, where }) => {
     let ids = idsOfLine(m, text, where), truncation: Truncation | undefined;
     if (maxPos !== null && ids.length > maxPos) {

@@ -18,7 +18,7 @@ import { readImageFile } from "../src/node/image-file.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
 import { UsageError } from "./args.js";
 import {
-  HFInputError, type HFLoaded, type TextInput, decodeIds, generateIds, hfImageTarget, hfInputs, hfTextTarget, kindOf, labelOf,
+  HFInputError, type HFLoaded, type TextInput, type TruncationOptions, decodeIds, truncationNotice, generateIds, hfImageTarget, hfInputs, hfTextTarget, kindOf, labelOf,
   softmaxRow, textInputOf, tokenLabels, topK,
 } from "../src/hf/explain-target.js";
 export { type HFLoaded, type TextInput, generateIds, kindOf, occlusionToken, tokenLabels } from "../src/hf/explain-target.js";
@@ -68,6 +68,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
     parameters: params, dtype: [...dtypes].sort().join(", "), shards: shards.map((s) => s.file),
     tokenizer: existsSync(join(dir, "tokenizer.json")) || existsSync(join(dir, "source.spm")),
     quantization: cfg.quantization_config ?? null,
+    prunedHeads: cfg.pruned_heads && Object.keys(cfg.pruned_heads as object).length ? cfg.pruned_heads as Record<string, number[]> : null,
   };
   if (json) { console.log(JSON.stringify(info)); return 0; }
   const rows: [string, string][] = [
@@ -80,6 +81,7 @@ export async function hfInfo(dir: string, json: boolean): Promise<number> {
   rows.push(["parameters", params.toLocaleString("en-US")], ["dtype", info.dtype], ["weights", info.shards.join(", ")],
     ["tokenizer", existsSync(join(dir, "tokenizer.json")) ? "tokenizer.json" : info.tokenizer ? "source.spm, target.spm, vocab.json (Marian)" : "none (give token ids with --input-ids)"]);
   const qc = info.quantization as { quant_method?: string; modules?: unknown[] } | null;
+  if (info.prunedHeads) rows.push(["pruned", `${Object.values(info.prunedHeads).reduce((k, hs) => k + hs.length, 0)} heads (layer:heads) ${Object.entries(info.prunedHeads).map(([l, hs]) => `${l}:${hs.join(",")}`).join(" ")}`]);
   if (qc) rows.push(["quantized", `${qc.quant_method}: ${Array.isArray(qc.modules) ? qc.modules.length : "?"} int8 layers (attnflow quantize)`]);
   console.log(`${dir} (Hugging Face folder)`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(12)}  ${v}`);
@@ -95,9 +97,36 @@ function checkInputKind(m: HFLoaded, flags: Flags): void {
   if (wrong.length) throw new UsageError(`${m.model.architecture} reads ${image ? "an image (--image FILE)" : "text or token ids (--text, --input-ids)"}, not ${wrong.map((k) => `--${k}`).join(", ")}`);
 }
 
-export function textInput(m: HFLoaded, flags: Flags, positional = ""): TextInput {
+export function textInput(m: HFLoaded, flags: Flags, positional = "", reserve = 0): TextInput {
   const idsName = (["input-ids", "input"] as const).find((k) => typeof flags[k] === "string");
-  return usage(() => textInputOf(m, idsName ? { ids: flags[idsName] as string, idsName } : { text: typeof flags.text === "string" ? flags.text : positional }));
+  return usage(() => textInputOf(m, idsName ? { ids: flags[idsName] as string, idsName } : { text: typeof flags.text === "string" ? flags.text : positional }, truncationOf(flags, reserve)));
+}
+
+/** --truncation / --no-truncation / --max-length / --truncation-side (src/hf/explain-target.ts truncateInput). */
+export function truncationOf(flags: Flags, reserve = 0): TruncationOptions {
+  if (flags.truncation === true && flags["no-truncation"] === true) throw new UsageError("give --truncation or --no-truncation, not both");
+  const o: TruncationOptions = { truncation: flags["no-truncation"] !== true, reserve };
+  const ml = numOf(flags, "max-length");
+  if (ml !== undefined) {
+    if (!Number.isInteger(ml) || ml < 1) throw new UsageError(`--max-length must be a positive integer, got ${ml}`);
+    o.maxLength = ml;
+  }
+  const side = flags["truncation-side"];
+  if (side !== undefined) {
+    if (side !== "left" && side !== "right") throw new UsageError(`--truncation-side must be left or right, got ${JSON.stringify(side)}`);
+    o.side = side;
+  }
+  return o;
+}
+
+/** The tokens a causal LM's predict generates, known before the prompt is read: --max-new-tokens / --max-tokens,
+ *  else generation_config.json's max_new_tokens, else 20 (a max_length there counts the prompt: nothing to reserve). */
+function newTokensToReserve(m: HFLoaded, flags: Flags): number {
+  if (kindOf(m.model.architecture) !== "causal") return 0;
+  const g = m.generationConfig ?? m.config;
+  if (flags["max-new-tokens"] !== undefined || flags["max-tokens"] !== undefined) return maxTokens(flags);
+  if (typeof g.max_new_tokens === "number") return g.max_new_tokens;
+  return g.max_length == null ? 20 : 0;
 }
 
 /** The library's input mistakes are usage errors here (exit code 2). */
@@ -201,7 +230,8 @@ export async function hfPredict(dir: string, flags: Flags, positional: string): 
     const C = logits.shape[1], p = softmaxRow(logits.dataSync() as Float32Array, 0, C);
     r.top = topK(p, 5).map(([v, i]) => ({ label: labelOf(m.config, i), index: i, probability: v }));
   } else {
-    const inp = textInput(m, flags, positional);
+    const inp = textInput(m, flags, positional, newTokensToReserve(m, flags));
+    if (inp.truncation) { r.truncation = inp.truncation; process.stderr.write(`attnflow predict: ${truncationNotice(inp.truncation)}\n`); }
     if (kind === "classify") {
       const logits = noGrad(() => m.model.forward(hfInputs(inp)).logits!);
       const C = logits.shape[1], p = softmaxRow(logits.dataSync() as Float32Array, 0, C);

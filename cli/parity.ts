@@ -15,6 +15,7 @@ import { runHFCase, HF_ATOL } from "../src/parity/hf-cases.js";
 import { folderReader } from "../src/hf/node-pretrained.js";
 import type { Check } from "../src/parity/compare.js";
 import { backendInfo, getBackend } from "../src/backend/registry.js";
+import { defaultDevice, getDevice, unsupportedOn } from "../src/device.js";
 releaseEnvGuard();
 
 function isHFCase(dir: string): boolean {
@@ -97,7 +98,9 @@ async function main(argv: string[]): Promise<number> {
   catch { console.error(`parity: cannot read "${dir}"`); return 2; }
   if (!files.length && !hfDirs.length) { console.error(`parity: no .safetensors files under "${dir}"`); return 2; }
   // the backend every case runs on (ATTNFLOW_BACKEND picks it; an unknown or unavailable one stopped us already)
-  console.log(`backend: ${getBackend()} (${backendInfo()?.description ?? "?"})${process.env.ATTNFLOW_BACKEND ? " — from ATTNFLOW_BACKEND" : " — automatic choice"}`);
+  const dev = defaultDevice();
+  if (dev !== "cpu") console.log(`backend: ${dev} (${getDevice(dev).describe()}) — from ATTNFLOW_BACKEND; CPU kernels: ${getBackend()}`);
+  else console.log(`backend: ${getBackend()} (${backendInfo()?.description ?? "?"})${process.env.ATTNFLOW_BACKEND ? " — from ATTNFLOW_BACKEND" : " — automatic choice"}`);
   let [passed, failed] = await runHF(dir, hfDirs);
   for (const c of collectCases(dir, files)) {
     const t0 = performance.now();
@@ -108,6 +111,8 @@ async function main(argv: string[]): Promise<number> {
       const cfgText = c.parts.find((p) => p.meta.config)?.meta.config;
       if (!cfgText) throw new Error("no __metadata__.config in the file");
       const fc: FixtureCase = { name: c.name, tensors, config: JSON.parse(cfgText) };
+      // the PyTorch op fixtures build and read their tensors synchronously on the CPU: not run on a device yet
+      if (dev !== "cpu") throw unsupportedOn(dev, `PyTorch op fixture cases (${String(fc.config.op)}): the device runs the Hugging Face cases`);
       const checks = runCase(fc);
       if (!checks.length) throw new Error("the case has no outputs to compare");
       if (report(c.name, String(fc.config.op), checks, (performance.now() - t0).toFixed(0))) passed++; else failed++;

@@ -2,7 +2,8 @@
 // Face folder. Checkpoints: one .safetensors with the int8 weights (I8) + per-channel scales (F32, "<name>_scale") and
 // metadata "quantization"; HF folders: a copy of the folder with config.json's quantization_config and an int8
 // model.safetensors. Both load wherever the float ones do (loadCheckpoint, the browser page, fromPretrained).
-// --eval measures the held-out metrics of both models and how far the logits drifted.
+// --eval measures the held-out metrics of both models (HF folders: cli/hf-quantize-eval.ts) and, for HF folders, how
+// far the logits drifted.
 import { copyFile, mkdir, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { loadCheckpoint, serializeCheckpoint } from "../src/node/checkpoint.js";
@@ -15,6 +16,10 @@ import { noGrad } from "../src/autograd.js";
 import { fmtMetric } from "../src/node/train/trainer.js";
 import type { Args } from "./args.js";
 import { isHFFolder } from "./hf.js";
+import { hfEvalInputs, hfEvalLogits, hfEvalMetrics, logitDrift } from "./hf-quantize-eval.js";
+import { kindOf, type HFLoaded } from "../src/hf/explain-target.js";
+import type { HFTokenizer } from "../src/hf/tokenizer.js";
+import "../src/node.js";   // the tokenizer loader: --eval reads text through the folder's tokenizer.json
 
 function str(flags: Args["flags"], name: string): string | undefined {
   const v = flags[name];
@@ -35,8 +40,13 @@ export async function quantizeCommand(a: Args): Promise<number> {
   const exclude = (str(a.flags, "exclude") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   const json = a.flags.json === true;
   if (isHFFolder(src)) {
-    if (a.flags.eval) throw new Error("quantize: --eval measures attnflow checkpoints (tasks with held-out data); for a Hugging Face folder compare `attnflow predict` of both");
     const p = await fromPretrainedDir(src);
+    const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir: src };
+    p.model.eval();
+    // --eval: the held-out inputs through the float model now and the int8 one after (cli/hf-quantize-eval.ts)
+    const limit = a.flags.limit === undefined ? 200 : Number(a.flags.limit);
+    const inputs = a.flags.eval ? hfEvalInputs(m, str(a.flags, "data"), limit) : null;
+    const before = inputs ? hfEvalLogits(m, inputs) : null;
     const { report } = quantizeDynamic(p.model, { exclude });
     await mkdir(out, { recursive: true });
     // everything but the weights and config.json (tokenizer files, generation_config.json, ...) is copied as is
@@ -45,8 +55,22 @@ export async function quantizeCommand(a: Args): Promise<number> {
       await copyFile(join(src, f.name), join(out, f.name));
     }
     for (const [name, bytes] of savePretrained(p.model, { quantizedModules: report.quantized })) await writeFileAtomic(join(out, name), bytes);
-    if (json) console.log(JSON.stringify({ model: src, out, quantized: report.quantized, floatBytes: report.floatBytes, int8Bytes: report.int8Bytes }));
-    else console.log(`wrote ${out}/ (${summary(report)})`);
+    let ev: Record<string, unknown> = {};
+    if (inputs && before) {
+      const after = hfEvalLogits(m, inputs);
+      ev = { inputs: inputs.length, floatMetrics: hfEvalMetrics(m, inputs, before), int8Metrics: hfEvalMetrics(m, inputs, after), logitDrift: logitDrift(m, before, after) };
+    }
+    if (json) { console.log(JSON.stringify({ model: src, out, quantized: report.quantized, floatBytes: report.floatBytes, int8Bytes: report.int8Bytes, ...ev })); return 0; }
+    console.log(`wrote ${out}/ (${summary(report)})`);
+    if (inputs) {
+      const fm = ev.floatMetrics as Record<string, number>, im = ev.int8Metrics as Record<string, number>, d = ev.logitDrift as ReturnType<typeof logitDrift>;
+      console.log(`  ${inputs.length} held-out inputs`);
+      const keys = Object.keys(fm).filter((k) => k !== "labelled" && k !== "tokens");
+      const w = Math.max(6, ...keys.map((k) => k.length));
+      if (keys.length) console.log(`  ${"metric".padEnd(w)}  float32     int8`);
+      for (const k of keys) console.log(`  ${k.padEnd(w)}  ${fmtMetric(fm[k]).padEnd(10)}  ${fmtMetric(im[k])}`);
+      console.log(`  logits: max |int8 − float| ${d.maxAbs.toPrecision(3)}, mean ${d.meanAbs.toPrecision(3)}; top-1 agrees on ${(100 * d.agreement).toFixed(1)} % of ${d.rows} ${kindOf(m.model.architecture) === "classify" ? "inputs" : "positions"}`);
+    }
     return 0;
   }
   const ck = await loadCheckpoint(src);

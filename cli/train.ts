@@ -126,13 +126,17 @@ export async function infoCommand(a: Args): Promise<number> {
   const params = [...raw.weights.values()].reduce((s, t) => s + t.numel(), 0);
   const info = { task: raw.task, parameters: params, config: raw.config, metrics: raw.metrics, notes: raw.notes,
     trainer: raw.trainer && { epoch: raw.trainer.epoch, step: raw.trainer.globalStep, of: raw.trainer.totalSteps, finished: raw.trainer.finished, options: raw.trainer.options, seed: raw.trainer.seed },
-    optimizerState: raw.optimizer !== undefined, quantization: raw.quantization };
+    optimizerState: raw.optimizer !== undefined, quantization: raw.quantization, prunedHeads: raw.prunedHeads };
   if (a.flags.json) { console.log(JSON.stringify({ ...info, history: raw.trainer?.history })); return 0; }
   const cfg = JSON.stringify(raw.config, (_k, v) => Array.isArray(v) && v.length > 12 ? `[${v.length} items]` : v);
   console.log(`${path}\n  task        ${raw.task}\n  parameters  ${params.toLocaleString("en-US")}\n  config      ${cfg}`);
   if (raw.trainer) console.log(`  trained     step ${raw.trainer.globalStep}/${raw.trainer.totalSteps}, epoch ${raw.trainer.epoch}/${raw.trainer.options.epochs}${raw.trainer.finished ? "" : " (unfinished: --resume to continue)"}`);
   if (raw.metrics) console.log(`  metrics     ${Object.entries(raw.metrics).map(([k, v]) => `${k} ${fmtMetric(v)}`).join("  ")}`);
   if (raw.notes) console.log(`  notes       ${raw.notes}`);
+  if (raw.prunedHeads) {
+    const n = Object.values(raw.prunedHeads).reduce((k, hs) => k + hs.length, 0);
+    console.log(`  pruned      ${n} attention head${n === 1 ? "" : "s"} (layer:heads) ${Object.entries(raw.prunedHeads).map(([l, hs]) => `${l}:${hs.join(",")}`).join(" ")}`);
+  }
   if (raw.quantization) {
     const q = raw.quantization;
     console.log(`  quantized   ${q.method}: ${q.modules.length} int8 layers (${q.scheme ?? "int8 weights per output channel, u8 activations per row"})`);

@@ -41,12 +41,22 @@ export const WEB_USAGE = `usage: attnflow web [--port 8080] [--host 127.0.0.1] [
                 will use, e.g. --host 192.168.1.5, and open http://192.168.1.5:8080/ there.
   --serve DIR   serve your own page instead of the explainer: DIR at / (DIR/index.html at /), attnflow's build at
                 ${ATTNFLOW_PREFIX}dist/ (import map: "attnflow": "${ATTNFLOW_PREFIX}dist/src/index.js") and its
-                shipped models at ${ATTNFLOW_PREFIX}models/`;
+                shipped models at ${ATTNFLOW_PREFIX}models/; the tokenizer libraries at /lib/tokenizers/ and
+                /lib/protobuf/ as the explainer has them. Bare imports of "attnflow", "@huggingface/tokenizers" and
+                "@bufbuild/protobuf/wire" in served scripts are rewritten to those URLs (module workers see no import map)`;
 
-/** What `--serve DIR` serves: DIR at /, the package's build and shipped models under ATTNFLOW_PREFIX. */
+/**
+ * What `--serve DIR` serves: DIR at /, the package's build and shipped models under ATTNFLOW_PREFIX, and the
+ * tokenizer libraries at /lib/tokenizers/ and /lib/protobuf/ as the explainer page has them (a page or worker that
+ * opens a Hugging Face folder imports them there).
+ */
 export function serveMounts(dir: string): Record<string, string> {
-  return { "/": dir, [`${ATTNFLOW_PREFIX}dist/`]: join(ROOT, "dist"), [`${ATTNFLOW_PREFIX}models/`]: join(ROOT, "models") };
+  return { "/": dir, [`${ATTNFLOW_PREFIX}dist/`]: join(ROOT, "dist"), [`${ATTNFLOW_PREFIX}models/`]: join(ROOT, "models"), ...pageLibMounts() };
 }
+
+/** --serve's rewrite of bare specifiers in served scripts (an import map does not reach module Web Workers): the
+ *  tokenizer libraries as in the explainer page, and "attnflow" itself. */
+export const SERVE_IMPORT_MAP: Record<string, string> = { ...PAGE_IMPORT_MAP, attnflow: `${ATTNFLOW_PREFIX}dist/src/index.js` };
 
 export async function webCommand(args: Args): Promise<number> {
   if (args.flags.help === true) { console.log(WEB_USAGE); return 0; }
@@ -61,7 +71,7 @@ export async function webCommand(args: Args): Promise<number> {
     const dir = resolve(serve);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--serve needs a folder, and ${dir} is not one`);
     site = {
-      mounts: serveMounts(dir),
+      mounts: serveMounts(dir), importMap: SERVE_IMPORT_MAP,
       what: `${dir} (attnflow at ${ATTNFLOW_PREFIX}dist/src/index.js)`,
     };
   } else {

@@ -24,7 +24,8 @@ export function rmsNorm(x: Tensor, normalizedShape: number[], weight: Tensor | n
   if (weight && (weight.ndim !== n || weight.shape.some((d, i) => d !== normalizedShape[i]))) {
     throw new Error(`rmsNorm: weight has shape [${weight.shape}], expected [${normalizedShape}]`);
   }
-  if (!(isGradEnabled() && (x.requiresGrad || !!weight?.requiresGrad)) && x.dtype === "float32") return rmsNormNoGrad(x, tail, weight, eps);
+  // the composed form below runs on any device; the one-pass CPU form only on the CPU
+  if (!(isGradEnabled() && (x.requiresGrad || !!weight?.requiresGrad)) && x.dtype === "float32" && x.device === "cpu") return rmsNormNoGrad(x, tail, weight, eps);
   const dims = Array.from({ length: n }, (_, i) => x.ndim - n + i);
   let ms = x.square();
   for (const d of dims.reverse()) ms = ms.mean(d, true);

@@ -11,6 +11,8 @@ import "./backend/wasm/register.js"; // registers the Wasm SIMD backend (priorit
 export { setBackend, getBackend, availableBackends, registerBackend, nativeKernelNames, type BackendInfo } from "./backend/registry.js";
 export type { Kernels, AttnArgs } from "./backend/kernels.js";
 export { pool as bufferPool } from "./storage.js";
+export { getDevice, deviceNames, defaultDevice, setDefaultDevice, type DeviceName } from "./device.js";
+export { initWebGPU, webgpuDevice, type WebGPUDevice, type WebGPUInfo } from "./backend/webgpu/index.js";
 export * as functional from "./functional.js";
 export * as F from "./functional.js";
 export * as nn from "./nn/index.js";

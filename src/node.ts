@@ -21,5 +21,21 @@ configureNodeWasmThreads();
 export * as hf from "./hf/node-index.js"; // shadows index.js's browser-only hf: adds folders on disk
 // ATTNFLOW_BACKEND naming a backend that is unknown or unavailable here is an error, never a silent fallback
 import { backendEnvProblem } from "./backend/registry.js";
+// ATTNFLOW_BACKEND=webgpu: start the WebGPU device now (the optional `webgpu` package, loaded only then) and make it the
+// default device; no adapter is an error saying why, never a silent fallback to the CPU
+import { initWebGPUNode } from "./node/webgpu.js";
+import { getDevice, setDefaultDevice } from "./device.js";
+export { initWebGPUNode };
+if (process.env.ATTNFLOW_BACKEND?.trim() === "webgpu") {
+  try { await initWebGPUNode(); } catch (e) {
+    throw new Error(`ATTNFLOW_BACKEND="webgpu": that backend is unavailable here: ${(e as Error).message}`);
+  }
+  setDefaultDevice("webgpu");
+  // not silent: say where work runs (library code and commands other than parity still create CPU tensors)
+  if (!process.env.ATTNFLOW_QUIET) {
+    process.stderr.write(`attnflow: ${getDevice("webgpu").describe()} is the default device; tensors go there with t.to("webgpu") / ` +
+      `module.to("webgpu") (npm run parity moves its models), everything else runs on the CPU backend\n`);
+  }
+}
 const backendProblem = backendEnvProblem();
 if (backendProblem) throw new Error(backendProblem);

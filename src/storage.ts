@@ -10,6 +10,7 @@
 // tensors at the next scavenge; external memory pressure forces full ones): +16 MB at most over those 10,000 steps,
 // in Node and Chromium (bench/RESULTS.md, soak).
 import { arrayFor, type AnyTypedArray, type DType } from "./dtype.js";
+import type { Device, DeviceHandle, DeviceName } from "./device.js";
 
 const MIN_POOLED_ELEMENTS = 1024; // tiny arrays are cheaper to allocate than to track
 
@@ -71,6 +72,8 @@ export const pool = new BufferPool();
 
 let nextStorageId = 1;
 
+const deviceFinalizer = new FinalizationRegistry<{ dev: Device; handle: DeviceHandle }>(({ dev, handle }) => dev.free(handle));
+
 export class Storage {
   private buf: AnyTypedArray | null;
   private readonly pooled: boolean;
@@ -82,11 +85,35 @@ export class Storage {
   readonly dtype: DType;
   readonly length: number;
 
-  constructor(buf: AnyTypedArray, pooled: boolean) {
+  /** Where the memory lives: "cpu" (a typed array) or a device such as "webgpu" (a device buffer, `handle`). */
+  readonly device: DeviceName = "cpu";
+  /** The device buffer of a device storage (null on the CPU, and once released). */
+  handle: DeviceHandle | null = null;
+  private dev: Device | null = null;
+
+  constructor(buf: AnyTypedArray, pooled: boolean);
+  constructor(buf: null, pooled: boolean, dtype: DType, length: number, dev: Device);
+  constructor(buf: AnyTypedArray | null, pooled: boolean, dtype?: DType, length?: number, dev?: Device) {
     this.buf = buf;
     this.pooled = pooled;
-    this.dtype = kindOf(buf);
-    this.length = buf.length;
+    if (buf) { this.dtype = kindOf(buf); this.length = buf.length; return; }
+    this.dtype = dtype!;
+    this.length = length!;
+    this.dev = dev!;
+    this.device = dev!.name;
+    this.handle = dev!.alloc(dtype!, length!);
+    // a device buffer is not JavaScript memory: when the storage is collected undisposed, its buffer goes back to the
+    // device pool (the registry holds only the small handle object, never a typed array)
+    deviceFinalizer.register(this, { dev: dev!, handle: this.handle }, this);
+  }
+
+  /** A storage on `dev` (uninitialised: the caller writes all of it). */
+  static onDevice(dev: Device, dtype: DType, length: number): Storage { return new Storage(null, true, dtype, length, dev); }
+
+  /** The device of a device storage (throws on a CPU storage). */
+  get deviceImpl(): Device {
+    if (!this.dev) throw new Error("Storage.deviceImpl: a CPU storage has no device");
+    return this.dev;
   }
 
   static alloc(dtype: DType, length: number, zero = true): Storage {
@@ -101,7 +128,7 @@ export class Storage {
    * through an array it kept).
    */
   get data(): AnyTypedArray {
-    if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
+    if (!this.buf) throw this.noBuffer();
     this.writes++;
     return this.buf;
   }
@@ -111,7 +138,7 @@ export class Storage {
    * past the current operation.
    */
   dataForRead(): AnyTypedArray {
-    if (!this.buf) throw new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
+    if (!this.buf) throw this.noBuffer();
     return this.buf;
   }
 
@@ -130,13 +157,30 @@ export class Storage {
    */
   markModified(): void { this.writes++; }
 
-  get disposed(): boolean { return this.buf === null; }
+  private noBuffer(): Error {
+    if (this.handle) {
+      return new Error(`not yet supported on ${this.device}, or a synchronous read of a ${this.device} tensor (in ${callers()}): ` +
+        `read it with await t.data() or await t.array(), or bring it back with await t.cpu() (docs/webgpu.md lists the ops ${this.device} runs)`);
+    }
+    return new Error("tensor was disposed: its memory has been released (dispose()/tidy() ended its lifetime)");
+  }
+
+  get disposed(): boolean { return this.buf === null && this.handle === null; }
 
   /** Give the buffer back to the pool now. */
   release(): void {
+    if (this.handle) { deviceFinalizer.unregister(this); this.dev!.free(this.handle); this.handle = null; return; }
     if (!this.buf) return;
     // only pool-owned buffers may be recycled: user-provided arrays might still be referenced by the user
     if (this.pooled) pool.give(this.buf);
     this.buf = null;
   }
+}
+
+/** The op that asked for a device tensor's data: the first few stack frames outside the storage and data helpers. */
+function callers(): string {
+  const frames = (new Error().stack ?? "").split("\n").slice(1).map((l) => /at (?:new )?([\w$.<>]+) /.exec(l)?.[1]).filter((f): f is string => !!f);
+  const skip = /^(Storage\.|noBuffer|callers|get data|(Module\.)?contiguousData|(Module\.)?view$|Tensor\.get|Object\.)/
+  const ops = frames.filter((f) => !skip.test(f)).slice(0, 3);
+  return ops.length ? ops.join(" ← ") : "an op";
 }

@@ -11,6 +11,7 @@ import * as MM from "./ops/matmul.js";
 import * as N from "./ops/nn.js";
 import { formatTensor } from "./format.js";
 import { trackCreated } from "./scope.js";
+import { getDevice, isDeviceName, type DeviceName } from "./device.js";
 
 export type TensorLike = Tensor | number;
 export type NestedArray = number | boolean | NestedArray[];
@@ -23,7 +24,7 @@ export class Tensor {
   readonly strides: number[];
   readonly offset: number;
   readonly dtype: DType;
-  readonly storage: Storage;
+  readonly storage: Storage;  // replaced only by _moveTo (Module.to): the same tensor object, now on another device
   requiresGrad = false;
   grad: Tensor | null = null;
   /** Set when the tensor should keep its .grad although it is not a leaf (retainGrad()). */
@@ -71,14 +72,52 @@ export class Tensor {
 
   // ---------- data access (always copies: the storage buffer is never handed out) ----------
   /** Flat row-major copy as a typed array of the tensor's dtype. */
-  dataSync(): AnyTypedArray { return M.contiguousData(this).slice(); }
-  async data(): Promise<AnyTypedArray> { return this.dataSync(); }
+  dataSync(): AnyTypedArray { if (this.storage.handle) throw syncRead(this, "dataSync()"); return M.contiguousData(this).slice(); }
+  /** Flat row-major copy; the only way (with array()/cpu()) to read a tensor that lives on a device. */
+  async data(): Promise<AnyTypedArray> {
+    if (this.storage.device === "cpu") return this.dataSync();
+    const c = this.contiguous();
+    const r = await this.storage.deviceImpl.read(c.storage.handle!, c.dtype, c.offset, c.numel());
+    if (c !== this) c.dispose();
+    return r;
+  }
+  /** Nested JS arrays, for any device (toArray() is the synchronous CPU-only form). */
+  async array(): Promise<NestedArray> {
+    if (this.storage.device === "cpu") return this.toArray();
+    const t = Tensor.fromArray(await this.data(), this.shape, this.dtype);
+    const r = t.toArray();
+    t.dispose();
+    return r;
+  }
+  /** Where the tensor's memory lives: "cpu" or a device such as "webgpu". */
+  get device(): DeviceName { return this.storage.device; }
+  /**
+   * @internal Move this tensor object's memory to `device` in place (Module.to: optimizers and tied weights keep their
+   * references). CPU → device only; its .grad moves too.
+   */
+  _moveTo(device: DeviceName): void {
+    if (this.device === device) return;
+    if (device === "cpu") throw new Error(`to("cpu"): reading ${this.device} memory back waits for the device; use await t.cpu() per tensor`);
+    const moved = this.to(device);
+    const self = this as unknown as { storage: Storage; strides: number[]; offset: number };
+    if (--this.storage.users <= 0) this.storage.release();
+    self.storage = moved.storage; self.strides = [...moved.strides]; self.offset = 0;
+    moved.storage.users++;
+    moved.dispose();
+    if (this.grad) this.grad._moveTo(device);
+  }
+  /** A CPU copy of a tensor on any device (waits for the device); a CPU tensor is returned as it is. */
+  async cpu(): Promise<Tensor> {
+    if (this.storage.device === "cpu") return this;
+    return Tensor.fromArray(await this.data(), this.shape, this.dtype);
+  }
   /** Flat row-major copy as Float32Array. */
-  toFloat32Array(): Float32Array { return Float32Array.from(M.contiguousData(this) as ArrayLike<number>); }
+  toFloat32Array(): Float32Array { if (this.storage.handle) throw syncRead(this, "toFloat32Array()"); return Float32Array.from(M.contiguousData(this) as ArrayLike<number>); }
   /** Nested JS arrays (like torch's tolist()). */
-  toArray(): NestedArray { return M.toNested(this); }
+  toArray(): NestedArray { if (this.storage.handle) throw syncRead(this, "toArray()"); return M.toNested(this); }
   tolist(): NestedArray { return this.toArray(); }
   item(): number {
+    if (this.storage.handle) throw syncRead(this, "item()");
     if (this.numel() !== 1) throw new Error(`item: tensor with shape ${shapeStr(this.shape)} has ${this.numel()} elements, not 1`);
     return this.storage.data[this.offset];
   }
@@ -153,8 +192,27 @@ export class Tensor {
   logicalOr(o: Tensor): Tensor { return E.compare(this, o, "or"); }
   logicalNot(): Tensor { return E.logicalNot(this); }
   maskedFill(mask: Tensor, value: number): Tensor { return E.maskedFill(this, mask, value); }
-  /** Convert dtype (copies). */
-  to(dtype: DType): Tensor { return E.cast(this, dtype); }
+  /**
+   * Convert dtype (copies), or copy to a device: t.to("webgpu") uploads (enqueued, returns at once). A leaf that
+   * requires grad gives a device leaf that requires grad (its own .grad, on the device); a tensor inside a CPU graph
+   * cannot move (its gradient could not flow back synchronously). Moving a device tensor to the CPU needs a wait, so
+   * t.to("cpu") on one throws and says to use await t.cpu().
+   */
+  to(target: DType | DeviceName): Tensor {
+    if (!isDeviceName(target)) return E.cast(this, target);
+    if (target === this.device) return this;
+    if (target === "cpu") throw new Error(`to("cpu"): reading a ${this.device} tensor back waits for the device; use await t.cpu()`);
+    if (this._node && this.requiresGrad) {
+      throw new Error(`to("${target}"): this tensor is inside an autograd graph on the CPU, and gradients cannot flow back from ` +
+        `${target} synchronously; move the inputs and parameters (leaves, module.to("${target}")) before the computation instead`);
+    }
+    const dev = getDevice(target);
+    const src = M.contiguousData(this);
+    const st = Storage.onDevice(dev, this.dtype, src.length);
+    dev.upload(st.handle!, this.dtype, src);
+    const t = new Tensor(st, this.shape);
+    return this.requiresGrad ? t.requiresGrad_(true) : t;
+  }
   float(): Tensor { return E.cast(this, "float32"); }
   int(): Tensor { return E.cast(this, "int32"); }
   bool(): Tensor { return E.cast(this, "bool"); }
@@ -212,4 +270,8 @@ export class Tensor {
 
 function flatArgs(a: (number | number[])[]): number[] {
   return a.length === 1 && Array.isArray(a[0]) ? [...(a[0] as number[])] : (a as number[]);
+}
+
+function syncRead(t: Tensor, what: string): Error {
+  return new Error(`tensor lives on ${t.device}: ${what} reads synchronously; use await t.data() or await t.array() (or await t.cpu() for a CPU tensor)`);
 }

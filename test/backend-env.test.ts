@@ -11,9 +11,9 @@ const run = (args: string[], backend: string) =>
   spawnSync(process.execPath, args, { cwd: root, encoding: "utf8", env: { ...process.env, ATTNFLOW_BACKEND: backend, ATTNFLOW_QUIET: "1" } });
 
 test("ATTNFLOW_BACKEND: an unknown backend stops parity, the CLI and the library with one line naming the available ones", () => {
-  const p = run(["dist/cli/parity.js", "test/fixtures/hf-gen"], "webgpu");
+  const p = run(["dist/cli/parity.js", "test/fixtures/hf-gen"], "metal");
   assert.equal(p.status, 2, p.stderr);
-  assert.match(p.stderr, /^attnflow: ATTNFLOW_BACKEND="webgpu": no such backend here \(available: [a-z, ]*reference\)\n$/);
+  assert.match(p.stderr, /^attnflow: ATTNFLOW_BACKEND="metal": no such backend here \(available: [a-z, ]*reference\)\n$/);
   assert.equal(p.stdout, "", "no case ran");
   const c = run(["bin/attnflow.js", "info", "--model", "models/dates.safetensors"], "gpu");
   assert.equal(c.status, 2, c.stderr);

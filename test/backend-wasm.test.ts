@@ -8,20 +8,14 @@ import { makeWasmKernels } from "../src/backend/wasm/wasm-kernels.js";
 import { rowKeyMatches } from "../src/backend/wasm/attention.js";
 import { refKernels } from "../src/backend/ref/index.js";
 import type { AttnArgs, AttnLayout, Kernels, UnaryOp, BinaryOp } from "../src/backend/kernels.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
 const skip = wasmSimdSupported() ? false : "this engine has no Wasm SIMD128";
 const INSTANCE = skip ? null : instantiateSync();
 const W = (INSTANCE ? makeWasmKernels(INSTANCE) : {}) as Kernels;
 const R = refKernels;
 
-let seed = 0x2545f491;
-function rand(): number { // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = mulberry32(0x2545f491);
 function randn(n: number, s = 1): Float32Array { const a = new Float32Array(n); for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * s; return a; }
 
 /** max |got − want| ≤ tol·max(1, max|want|); non-finite references must match exactly. */

@@ -20,6 +20,7 @@ import { startWebServer } from "../src/node/web-server.js";
 import { skipWithoutChromium as skip } from "./browser-helpers.js";
 import { explainCommand } from "../cli/explain.js";
 import { assertResponsive, openCdpPage, type CdpPage } from "./browser-cdp.js";
+import { qkSoftmaxError } from "./explain-helpers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SHOTS = process.env.ATTNFLOW_SHOTS;
@@ -61,23 +62,7 @@ test("views: q and k recorded by the capture give back the recorded attention (s
   const { views } = await datesExplained();
   for (const g of views.groups.slice(0, 3)) {
     assert.ok(g.qk, `${g.title}: ${g.qkNote}`);
-    const D = g.qk!.dim, Tq = g.rowTokens.length, Tk = g.colTokens.length, H = g.heads;
-    const f32 = (s: string) => new Float32Array(new Uint8Array(Buffer.from(s, "base64")).buffer);
-    const q = f32(g.qk!.q), k = f32(g.qk!.k);
-    const idx = new Uint16Array(new Uint8Array(Buffer.from(g.topIdx, "base64")).buffer), val = new Uint16Array(new Uint8Array(Buffer.from(g.topVal, "base64")).buffer);
-    let worst = 0;
-    for (let l = 0; l < g.layers; l++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) {
-      const s = Array.from({ length: Tk }, (_, j) => {
-        if (g.causal && j > i) return -Infinity;
-        let d = 0; for (let c = 0; c < D; c++) d += q[((l * H + h) * Tq + i) * D + c] * k[((l * H + h) * Tk + j) * D + c];
-        return d * g.qk!.scale;
-      });
-      const m = Math.max(...s), z = s.reduce((a, x) => a + Math.exp(x - m), 0);
-      for (let t = 0; t < g.k; t++) {
-        const o = ((l * H + h) * Tq + i) * g.k + t;
-        worst = Math.max(worst, Math.abs(Math.exp(s[idx[o]] - m) / z - val[o] / 65535));
-      }
-    }
+    const worst = qkSoftmaxError(g);
     assert.ok(worst < 1e-4, `${g.title}: softmax(scale·q·k) vs recorded attention differ by ${worst}`);
   }
 });

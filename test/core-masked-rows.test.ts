@@ -8,6 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableBackends, captureAttention, F, getBackend, manualSeed, nn, randn, setBackend, Tensor } from "../src/node.js";
 import { loadNativeKernels, type NativeIsa } from "../src/node/native-addon.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
 // "native:avx2" runs the native backend on that ISA variant (every variant this CPU runs is checked)
 const nativeAddon = loadNativeKernels().kernels;
@@ -29,14 +30,7 @@ function withBackend<T>(label: string, fn: () => T): T {
   }
 }
 
-let seed = 0x1234567;
-function rand(): number { // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = mulberry32(0x1234567);
 const randArr = (n: number, s = 1) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * s);
 
 interface Case {

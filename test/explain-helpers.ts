@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { parseSafetensors, toFloat32 } from "../src/io/safetensors.js";
 import type { AttentionStack } from "../src/explain/attention-stack.js";
+import type { ViewGroup } from "../src/explain/views.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
 // compiled to dist/test/ (or a private outDir/test/); the fixtures stay in the source tree's test/fixtures
 function fixtureDir(): string {
@@ -51,17 +53,8 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
   return worst;
 }
 
-/** mulberry32: tiny seeded uniform generator for tests. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: tiny seeded uniform generator for tests (the bench's own). */
+export const rng = mulberry32;
 
 /** Random softmax attention (L, H, T, T) with N(0, scale^2)-ish logits (sum of uniforms). */
 export function randomAttention(L: number, H: number, T: number, seed: number, scale = 1.5): AttentionStack {
@@ -111,4 +104,27 @@ export function layeredAdjacency(res: Float64Array, L: number, T: number): Float
     adj[(l * T + a) * N + (l - 1) * T + b] = res[((l - 1) * T + a) * T + b];
   }
   return adj;
+}
+
+/** Largest |softmax(scale·q·k) − recorded top-k attention| over a view group that carries q/k vectors
+ *  (the neuron view's data): recomputes every row's softmax from q and k and compares the stored top-k values. */
+export function qkSoftmaxError(g: ViewGroup): number {
+  const D = g.qk!.dim, Tq = g.rowTokens.length, Tk = g.colTokens.length, H = g.heads;
+  const f32 = (s: string) => new Float32Array(new Uint8Array(Buffer.from(s, "base64")).buffer);
+  const u16 = (s: string) => new Uint16Array(new Uint8Array(Buffer.from(s, "base64")).buffer);
+  const q = f32(g.qk!.q), k = f32(g.qk!.k), idx = u16(g.topIdx), val = u16(g.topVal);
+  let worst = 0;
+  for (let l = 0; l < g.layers; l++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) {
+    const s = Array.from({ length: Tk }, (_, j) => {
+      if (g.causal && j > i) return -Infinity;
+      let d = 0; for (let c = 0; c < D; c++) d += q[((l * H + h) * Tq + i) * D + c] * k[((l * H + h) * Tk + j) * D + c];
+      return d * g.qk!.scale;
+    });
+    const m = Math.max(...s), z = s.reduce((a, x) => a + Math.exp(x - m), 0);
+    for (let t = 0; t < g.k; t++) {
+      const o = ((l * H + h) * Tq + i) * g.k + t;
+      worst = Math.max(worst, Math.abs(Math.exp(s[idx[o]] - m) / z - val[o] / 65535));
+    }
+  }
+  return worst;
 }

@@ -11,15 +11,9 @@ import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/no
 import { packQuantizedWeights, qlinear as refQlinear, type QuantizedWeights } from "../src/backend/ref/qlinear.js";
 import { wasmSimdSupported } from "../src/backend/wasm/module.js";
 import { makeWasmQlinear, wasmInt8Path } from "../src/backend/wasm/qlinear.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
-let seed = 0x18188;
-function rand(): number { // mulberry32
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = mulberry32(0x18188);
 const randInt8 = (n: number) => Int8Array.from({ length: n }, () => Math.floor(rand() * 256) - 128);
 
 type Qlinear = (x: Float32Array, xOff: number, M: number, lda: number, w: QuantizedWeights, bias: Float32Array | null,

@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/node/native-addon.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
 const load = loadNativeKernels();
 const nk = load.kernels;
@@ -17,14 +18,7 @@ function eachIsa(n: NativeKernels, fn: (isa: NativeIsa) => void): void {
   } finally { n.setIsa(best); }
 }
 
-let seedState = 777;
-function rand(): number { // mulberry32
-  seedState = (seedState + 0x6d2b79f5) | 0;
-  let t = seedState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = mulberry32(777);
 function uniform(n: number, lo: number, hi: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * rand();

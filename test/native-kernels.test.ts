@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { loadNativeKernels, type NativeIsa, type NativeKernels } from "../src/node/native-addon.js";
 import { dropoutHash as tsDropoutHash, dropoutKeep as tsDropoutKeep } from "../src/backend/dropout-hash.js";
+import { mulberry32 } from "../bench/lib/prng.js";
 
 const load = loadNativeKernels();
 const nk = load.kernels;
@@ -24,14 +25,7 @@ function eachIsa(n: NativeKernels, fn: (isa: NativeIsa) => void): void {
   } finally { n.setIsa(best); }
 }
 
-let seedState = 12345;
-function rand(): number { // mulberry32
-  seedState = (seedState + 0x6d2b79f5) | 0;
-  let t = seedState;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = mulberry32(12345);
 function randn(n: number, s = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (rand() * 2 - 1) * s;

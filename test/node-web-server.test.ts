@@ -252,6 +252,7 @@ test("attnflow web --serve DIR: the user's page at /, attnflow at /attnflow/dist
   const dir = mkdtempSync(join(tmpdir(), "attnflow-serve-"));
   mkdirSync(join(dir, "site"));
   writeFileSync(join(dir, "site", "index.html"), "<!doctype html>my page");
+  writeFileSync(join(dir, "site", "worker.js"), 'import { hf } from "attnflow";\nimport { Tokenizer } from "@huggingface/tokenizers";\nconst s = "attnflow";\n');
   writeFileSync(join(dir, "secret.txt"), "secret");
   symlinkSync(join(dir, "secret.txt"), join(dir, "site", "leak.txt"));
   const child = spawn(process.execPath, [bin, "web", "--serve", join(dir, "site"), "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
@@ -272,6 +273,14 @@ test("attnflow web --serve DIR: the user's page at /, attnflow at /attnflow/dist
       assert.equal(r.headers["cross-origin-embedder-policy"], "require-corp");
     }
     assert.equal((await get(url, "/attnflow/models/dates.safetensors", "HEAD")).status, 200);
+    // the tokenizer libraries at /lib/ as in the default page, and bare imports rewritten to served URLs (a module
+    // worker sees no import map): attnflow's HF tokenizer module and the user's own scripts
+    for (const p of ["/lib/tokenizers/dist/tokenizers.mjs", "/lib/protobuf/dist/esm/wire/index.js"]) assert.equal((await get(url, p, "HEAD")).status, 200, p);
+    const tk = (await get(url, "/attnflow/dist/src/hf/tokenizer.js")).body;
+    assert.match(tk, /from "\/lib\/tokenizers\/dist\/tokenizers\.mjs"/);
+    assert.doesNotMatch(tk, /from "@huggingface\/tokenizers"/);
+    assert.equal((await get(url, "/worker.js")).body,
+      'import { hf } from "/attnflow/dist/src/index.js";\nimport { Tokenizer } from "/lib/tokenizers/dist/tokenizers.mjs";\nconst s = "attnflow";\n');
     assert.equal((await get(url, "/leak.txt")).status, 404);
     assert.equal((await get(url, "/attnflow/dist/../../package.json")).status, 404);
     assert.equal((await get(url, "/%00")).status, 400);

@@ -15,6 +15,7 @@ import { bartFamily } from "../src/hf/bart.js";
 import { t5Family } from "../src/hf/t5.js";
 import { viewsFromRecords } from "../src/explain/views.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
+import { qkSoftmaxError } from "./explain-helpers.js";
 
 const DIR = fileURLToPath(new URL("../../test/fixtures/hf", import.meta.url));
 const CASES: [string, HFFamily][] = [["marian-swish-tied", marianFamily], ["bart-gelu-tied", bartFamily], ["t5-relu-tied", t5Family]];
@@ -41,20 +42,7 @@ for (const [name, fam] of CASES) {
     for (const g of v.groups) {
       assert.ok(g.qk, `${name} ${g.title}: ${g.qkNote}`);
       if (g.qk!.bias) { assert.equal(name.startsWith("t5") && g.kind === "self", true, `${g.title} adds ${g.qk!.bias}`); continue; }
-      const D = g.qk!.dim, Tq = g.rowTokens.length, Tk = g.colTokens.length, H = g.heads;
-      const f32 = (s: string) => new Float32Array(new Uint8Array(Buffer.from(s, "base64")).buffer);
-      const q = f32(g.qk!.q), k = f32(g.qk!.k);
-      const idx = new Uint16Array(new Uint8Array(Buffer.from(g.topIdx, "base64")).buffer), val = new Uint16Array(new Uint8Array(Buffer.from(g.topVal, "base64")).buffer);
-      let worst = 0;
-      for (let l = 0; l < g.layers; l++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) {
-        const s = Array.from({ length: Tk }, (_, j) => {
-          if (g.causal && j > i) return -Infinity;
-          let d = 0; for (let c = 0; c < D; c++) d += q[((l * H + h) * Tq + i) * D + c] * k[((l * H + h) * Tk + j) * D + c];
-          return d * g.qk!.scale;
-        });
-        const m = Math.max(...s), z = s.reduce((a, x) => a + Math.exp(x - m), 0);
-        for (let t = 0; t < g.k; t++) { const o = ((l * H + h) * Tq + i) * g.k + t; worst = Math.max(worst, Math.abs(Math.exp(s[idx[o]] - m) / z - val[o] / 65535)); }
-      }
+      const worst = qkSoftmaxError(g);
       assert.ok(worst < 1e-4, `${name} ${g.title}: softmax(scale·q·k) vs recorded attention ${worst}`);
     }
     for (const r of records) { r.weights.dispose(); r.queries?.dispose(); r.keys?.dispose(); }

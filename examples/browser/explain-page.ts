@@ -67,6 +67,7 @@ function startWorker(): Worker {
     const m = ev.data as Record<string, unknown> & { type: string };
     if (m.type === "progress") { progress(m.stage as string, m.done as number, m.total as number); return; }
     if (m.type === "status") { status(m.text as string); return; }
+    if (m.type === "load-progress") { loadProgress(m.done as number, m.total as number); return; }
     if (m.type === "prediction") { lastPrediction = m.prediction as Prediction; showPrediction(lastPrediction); return; }
     const p = pending;
     if (!p) return;
@@ -90,21 +91,38 @@ function progress(stage: string, done: number, total: number): void {
   status(`explaining: ${stage}${total > 1 ? ` ${done}/${total}` : ""}…`);
 }
 
+/** A folder's weights being read: bytes read of the total, the rate so far and the time left, on the progress bar. */
+let reading: { name: string; t0: number } | null = null;
+const mb = (b: number) => (b / 2 ** 20).toFixed(b < 10 * 2 ** 20 ? 2 : 0);
+function loadProgress(done: number, total: number): void {
+  if (!reading) return;
+  const bar = $("progress") as HTMLProgressElement;
+  bar.hidden = false;
+  bar.max = Math.max(1, total); bar.value = Math.min(done, total);
+  const s = (performance.now() - reading.t0) / 1000, rate = s > 0 ? done / s : 0;
+  const eta = rate > 0 && done < total ? ` · about ${Math.ceil((total - done) / rate)} s left` : "";
+  status(`reading ${reading.name}: ${mb(done)} / ${mb(total)} MB of weights${rate > 0 && done > 0 ? ` · ${mb(rate)} MB/s` : ""}${eta} (Cancel stops it)`);
+}
+
 function busy(on: boolean): void {
   ($("run") as HTMLButtonElement).disabled = on || !current;
   ($("cancel") as HTMLButtonElement).hidden = !on;
   if (!on) ($("progress") as HTMLProgressElement).hidden = true;
 }
 
-/** Cancel: the worker is stopped at once (whatever it was doing) and a fresh one loads the same model. */
+/** Cancel: the worker is stopped at once (whatever it was doing) and a fresh one loads the same model — or, when a
+ *  folder was being read, the model loaded before it. */
 function cancel(): void {
   worker?.terminate();
   worker = null;
-  const p = pending;
+  const p = pending, was = reading;
   pending = null;
+  reading = null;
   p?.reject(new Error("cancelled"));
   busy(false);
-  if (model) reload(model).then(() => status(`cancelled · ${current?.backend ?? ""}`)).catch(showError);
+  const what = was ? `cancelled reading ${was.name}` : "cancelled";
+  if (model) reload(model).then(() => status(`${what} · ${current?.name ?? ""} · ${current?.backend ?? ""}`)).catch(showError);
+  else status(what);
 }
 
 function reload(m: NonNullable<typeof model>): Promise<void> {
@@ -114,13 +132,16 @@ function reload(m: NonNullable<typeof model>): Promise<void> {
 /** A Hugging Face folder's files, posted to the worker (which reads them by range: nothing is read here). */
 async function loadFolder(files: File[], name: string): Promise<void> {
   if (pending) throw new Error("busy: wait for the current run, or cancel it");
-  model = { files, name };
   current = null;
-  busy(true);   // Cancel stops the read too
+  busy(true);   // Cancel stops the read too (and brings back the model loaded before)
+  reading = { name, t0: performance.now() };
   status(`reading ${name} (${files.length} files) in a Web Worker…`);
   try {
-    useExplainer(await request({ type: "load-hf", files, name }, "loaded") as unknown as Loaded);
+    const loaded = await request({ type: "load-hf", files, name }, "loaded") as unknown as Loaded;
+    model = { files, name };   // what Cancel reloads from now on
+    useExplainer(loaded);
   } finally {
+    reading = null;
     if (!pending) busy(false);   // unless Cancel already started the reload
   }
 }

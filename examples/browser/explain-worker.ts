@@ -2,7 +2,7 @@
 // attention views and renders the report — all off the page's main thread, which only shows progress and the result
 // (and cancels by terminating this worker). Messages in: {type:"load", bytes, source} | {type:"load-hf", files, name}
 // (a Hugging Face folder's File objects, picked or dropped in the page) | {type:"explain", input, title};
-// out: {type:"loaded", kind, name, maxPositions, hf, backend} | {type:"status", text} | {type:"progress", stage, done, total} |
+// out: {type:"loaded", kind, name, maxPositions, hf, backend} | {type:"status", text} | {type:"load-progress", done, total} | {type:"progress", stage, done, total} |
 // {type:"prediction", prediction} | {type:"done", summary, html, ms} | {type:"error", message}.
 import { configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { runExplanation, flowRowsLocal, EXPLAIN_METHODS, type FlowRowsFn } from "../../src/explain/explain-run.js";
@@ -37,7 +37,15 @@ self_.onmessage = (ev: MessageEvent) => {
     await ready;
     if (m.type === "load" || m.type === "load-hf") {
       current = null;   // a failed load leaves no model behind
-      current = m.type === "load" ? explainerFor(m.bytes!, m.source!) : await hfExplainer(m.files!, m.name!, (text) => post({ type: "status", text }));
+      // a folder's weights: bytes read so far, at most every 100 ms (and the last)
+      let last = 0;
+      const onProgress = (done: number, total: number) => {
+        const now = performance.now();
+        if (done < total && done > 0 && now - last < 100) return;
+        last = now;
+        post({ type: "load-progress", done, total });
+      };
+      current = m.type === "load" ? explainerFor(m.bytes!, m.source!) : await hfExplainer(m.files!, m.name!, (text) => post({ type: "status", text }), onProgress);
       post({ type: "loaded", kind: current.kind, name: current.name, maxPositions: current.maxPositions, hf: current.hf === true, backend: threads() });
       return;
     }

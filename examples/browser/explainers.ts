@@ -13,7 +13,7 @@ import { task as datesTask } from "../../src/tasks/dates.js";
 import { charLmTaskBase as charLm } from "../../src/tasks/char-lm.js";
 import { blobReader, fromPretrained, setTokenizerLoader } from "../../src/hf/pretrained.js";
 import {
-  type HFImage, type HFLoaded, hfImagePrediction, hfImageTarget, hfTextPrediction, hfTextTarget, kindOf, textInputOf, vitImageSize, vitPixelsFromRgba,
+  type HFImage, type HFLoaded, hfImagePrediction, hfImageTarget, hfTextPrediction, hfTextTarget, inputLimit, kindOf, textInputOf, vitImageSize, vitPixelsFromRgba,
 } from "../../src/hf/explain-target.js";
 import type { HFTokenizer } from "../../src/hf/tokenizer.js";
 
@@ -92,7 +92,8 @@ async function rgbaAt(blob: Blob, S: number): Promise<Uint8ClampedArray> {
  * A Hugging Face folder from its Files (matched by base name; a large checkpoint is read by range, never whole).
  * The tokenizer module (tokenizer.json, or Marian's .spm files) is imported here on first use.
  */
-export async function hfExplainer(files: File[], name: string, status: (s: string) => void = () => undefined): Promise<Explainer> {
+export async function hfExplainer(files: File[], name: string, status: (s: string) => void = () => undefined,
+  onProgress?: (bytesRead: number, totalBytes: number) => void): Promise<Explainer> {
   if (!files.length) throw new Error("no files picked");
   const tk = await import("../../src/hf/tokenizer.js").catch((e: Error) => {
     throw new Error(`the tokenizer module did not load (@huggingface/tokenizers and @bufbuild/protobuf/wire must be served under /lib/): ${e.message}`);
@@ -100,7 +101,7 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
   setTokenizerLoader(tk.tokenizerFromReader);
   status(`reading ${name} (${files.length} files) in a Web Worker…`);
   const reader = blobReader(files);
-  const p = await fromPretrained(reader);
+  const p = await fromPretrained(reader, { onProgress });
   p.model.eval();
   const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir: name };
   const arch = p.model.architecture, kind = kindOf(arch);
@@ -120,9 +121,13 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
       target: (i) => hfImageTarget(m, decoded(i), undefined),
     };
   }
-  const input = (i: PageInput) => textInputOf(m, { text: text(i) });
+  // a text longer than the model reads is cut to its limit (a causal LM keeps room for the 20 tokens it generates);
+  // the report and the page's notice say how many tokens were dropped
+  const reserve = kind === "causal" ? 20 : 0;
+  const input = (i: PageInput) => textInputOf(m, { text: text(i) }, { reserve });
+  const limit = inputLimit(m)?.limit;
   return {
-    kind: "text", name: label, model: p.model, hf: true,
+    kind: "text", name: label, model: p.model, hf: true, ...(limit !== undefined ? { maxPositions: limit - reserve } : {}),
     predict: (i) => hfTextPrediction(m, input(i), 20),
     target: (i) => hfTextTarget(m, input(i), undefined, 1),
   };

@@ -3,6 +3,7 @@
 // (native > wasm > reference), overridable with setBackend(name) or the ATTNFLOW_BACKEND environment variable.
 import type { Kernels } from "./kernels.js";
 import { refKernels } from "./ref/index.js";
+import { deviceNames } from "../device.js";
 
 export interface BackendInfo {
   name: string;
@@ -65,6 +66,7 @@ export function backendEnvProblem(): string | null {
   if (!name) return null;
   const working = [...backends.values()].filter((b) => b.priority >= 0).sort((a, b) => b.priority - a.priority).map((b) => b.name);
   const b = backends.get(name);
+  if (!b && deviceNames().includes(name)) return null;   // a device (webgpu) started by the entry point
   if (!b) return `ATTNFLOW_BACKEND=${JSON.stringify(raw)}: no such backend here (available: ${working.join(", ")})`;
   if (b.priority < 0) return `ATTNFLOW_BACKEND=${JSON.stringify(raw)}: that backend is unavailable here: ${b.description} (available: ${working.join(", ")})`;
   return null;

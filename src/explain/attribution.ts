@@ -26,6 +26,8 @@ export interface TargetAttention {
   padded: number[];
   /** The target's score on the unmodified input. */
   score: number;
+  /** Heads of each layer when they differ (a pruned model): layer l's heads past headsPerLayer[l] are padding (head means). */
+  headsPerLayer?: number[];
 }
 
 function scalarOf(t: unknown, what: string): number {
@@ -58,7 +60,7 @@ export function specialPositions(target: ExplainTarget, T: number, padded: reado
   return [...new Set([...base, ...padded])].sort((a, b) => a - b);
 }
 
-interface Picked { recs: AttentionRecord[]; T: number; H: number }
+interface Picked { recs: AttentionRecord[]; T: number; H: number; heads: number[] }
 
 /** Chooses the explained records: self-attention, one size, batch 1; clear errors otherwise. */
 function pickRecords(records: AttentionRecord[], target: ExplainTarget): Picked {
@@ -90,9 +92,29 @@ function pickRecords(records: AttentionRecord[], target: ExplainTarget): Picked 
     T = match[0];
   }
   const keep = self.map((r, i) => ({ r, d: dims[i] })).filter((x) => x.d.T === T);
-  const heads = [...new Set(keep.map((x) => x.d.H))];
-  if (heads.length > 1) throw new RangeError(`explained layers have different head counts (${keep.map((x) => `${x.r.name}: ${x.d.H}`).join(", ")})`);
-  return { recs: keep.map((x) => x.r), T, H: heads[0] };
+  // pruned models (nn.pruneHeads) have fewer heads in some layers: the stack has the most, see targetAttention
+  const heads = keep.map((x) => x.d.H);
+  return { recs: keep.map((x) => x.r), T, H: Math.max(...heads), heads };
+}
+
+/**
+ * A layer with Hl < H heads (heads pruned) is padded to H: each missing head is the layer's head mean Ā, which keeps
+ * the mean, max and min head fusions of rollout and flow exactly; its gradient is mean_h((∇A⊙A)⁺)/Ā (0 where Ā = 0),
+ * so the gradient-weighted rollout's E_h[(∇A⊙A)⁺] is exact too. Per-head views show these heads as head means.
+ */
+function padPrunedLayer(data: Float32Array, grads: Float32Array | null, l: number, Hl: number, H: number, TT: number): void {
+  const o = l * H * TT, mean = new Float32Array(TT), pos = new Float32Array(TT);
+  for (let h = 0; h < Hl; h++) {
+    for (let e = 0; e < TT; e++) {
+      const a = data[o + h * TT + e];
+      mean[e] += a / Hl;
+      if (grads) pos[e] += Math.max(0, grads[o + h * TT + e] * a) / Hl;
+    }
+  }
+  for (let h = Hl; h < H; h++) {
+    data.set(mean, o + h * TT);
+    if (grads) for (let e = 0; e < TT; e++) grads[o + h * TT + e] = mean[e] > 0 ? pos[e] / mean[e] : 0;
+  }
 }
 
 function isLowerTriangular(d: Float32Array, LH: number, T: number): boolean {
@@ -115,7 +137,7 @@ export function targetAttention(target: ExplainTarget, model: Module | null, o: 
     const { result, records } = captureAttention(model, () => target.score(), { mode: "full", withGrad, filter: target.layerFilter });
     try {
       const score = scalarOf(result, "targetAttention");
-      const { recs, T, H } = pickRecords(records, target);
+      const { recs, T, H, heads } = pickRecords(records, target);
       if (withGrad) {
         if (!result.requiresGrad) throw new Error("targetAttention: the score does not depend on anything that requires grad; cannot take gradients");
         result.backward();
@@ -132,6 +154,7 @@ export function targetAttention(target: ExplainTarget, model: Module | null, o: 
           if (!r.weights.grad) throw new Error(`no gradient reached the recorded attention of ${r.name}: this module does not record the weights it uses, so gradient rollout is unavailable for it`);
           grads.set(r.weights.grad.dataSync() as Float32Array, l * H * TT);
         }
+        if (heads[l] < H) padPrunedLayer(data, grads, l, heads[l], H, TT);
         if (r.keyPaddingMask) {
           const m = r.keyPaddingMask.dataSync();
           if (m.length === T) for (let j = 0; j < T; j++) if (m[j]) padded.add(j);
@@ -142,6 +165,7 @@ export function targetAttention(target: ExplainTarget, model: Module | null, o: 
         stack: { data, layers: L, heads: H, tokens: T },
         grads: grads ? { data: grads, layers: L, heads: H, tokens: T } : null,
         names: recs.map((r) => r.name), causal, padded: [...padded].sort((a, b) => a - b), score,
+        ...(heads.some((h) => h !== H) ? { headsPerLayer: heads } : {}),
       };
     } finally {
       for (const r of records) { r.weights.grad = null; r.weights.dispose(); }

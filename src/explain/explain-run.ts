@@ -103,6 +103,8 @@ export interface Explanation {
   target: { label: string; index: number; score: number };
   layers: number;
   heads: number;
+  /** Heads of each layer when they differ (pruned models): a layer's heads past its count are padding (the head mean). */
+  headsPerLayer?: number[];
   layerNames: string[];
   causal: boolean;
   /** The explained layer (0-based) and head (null = head mean). */
@@ -231,7 +233,7 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
   const out: Explanation = {
     format: "attnflow-explanation", version: 1, tokens, special, query,
     target: { label: target.targetLabel, index: target.targetIndex, score: r6(ta.score) },
-    layers: L, heads: H, layerNames: ta.names, causal: ta.causal, layer, head: opts.head ?? null, methods: {}, timings,
+    layers: L, heads: H, ...(ta.headsPerLayer ? { headsPerLayer: ta.headsPerLayer } : {}), layerNames: ta.names, causal: ta.causal, layer, head: opts.head ?? null, methods: {}, timings,
   };
   if (query === "readout") out.readout = vec(target.readout!);
   if (target.truncation) out.truncation = { ...target.truncation };

@@ -24,3 +24,7 @@ export {
   FAITHFULNESS_METHODS, FAITHFULNESS_REFERENCES, type FaithfulnessSample, type FaithfulnessSummary,
   faithfulnessOf, summariseFaithfulness, formatFaithfulnessTable,
 } from "./faithfulness.js";
+export {
+  HEAD_IMPORTANCE_METHODS, type HeadImportanceMethod, type HeadScores, type ExampleAttention, type Query as HeadQuery,
+  gradientHeadImportance, attributionHeadImportance, randomHeadImportance, rolloutHeadShift, flowHeadShift, exampleAttention, headsToPrune, parseHeadCount,
+} from "./head-importance.js";

@@ -60,6 +60,10 @@ export class LayeredResidual {
   relabels = 0;
   globals = 0;
   gaps = 0;
+  /** Residual entries examined by arc searches, relabels and label BFS (the solver's inner-loop work). */
+  scans = 0;
+  /** The part of `scans` spent in label BFS (initial, near-sink and global relabels). */
+  bfsScans = 0;
 
   /** `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0. */
   constructor(res: MatrixStack) {
@@ -219,22 +223,26 @@ export class LayeredResidual {
       } else {
         const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T, hi = this.hi[k - 1];
         if (a < this.lo[k - 1]) a = this.lo[k - 1];
+        const a0 = a;
         for (; a <= hi; a++) {
           if (level[lb + a] !== tl) continue;
           const r = R[rb + a] * o - D[rb + a];
-          if (r > eps) { this.arcRes = r; return a; }
+          if (r > eps) { this.arcRes = r; this.scans += a - a0 + 1; return a; }
         }
+        this.scans += a - a0;
       }
     }
     if (k + 1 <= l - 1) {
       const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T - T, tb = (k + 1) * T - T, lb = k * T - T;
       const alo = T + this.lo[k + 1], ahi = T + this.hi[k + 1];
       if (a < alo) a = alo;
+      const a0 = a;
       for (; a <= ahi; a++) {
         if (level[lb + a] !== tl) continue;
         const r = theta[tb + a] * RT[rb + a] + DT[rb + a];
-        if (r > eps) { this.arcRes = r; return a; }
+        if (r > eps) { this.arcRes = r; this.scans += a - a0 + 1; return a; }
       }
+      this.scans += a - a0;
     }
     return 2 * T;
   }
@@ -249,10 +257,12 @@ export class LayeredResidual {
     } else {
       const R = this.R, D = this.D, rb = (k - 1) * TT + i * T, o = this.om[k * T + i], lb = (k - 2) * T, hi = this.hi[k - 1];
       for (let j = this.lo[k - 1]; j <= hi; j++) if (label[lb + j] < m && R[rb + j] * o - D[rb + j] > eps) m = label[lb + j];
+      this.scans += hi - this.lo[k - 1] + 1;
     }
     if (k + 1 <= l - 1) {
       const RT = this.RT, DT = this.DT, theta = this.theta, rb = k * TT + i * T, tb = (k + 1) * T, lb = k * T, hi = this.hi[k + 1];
       for (let h = this.lo[k + 1]; h <= hi; h++) if (label[lb + h] < m && theta[tb + h] * RT[rb + h] + DT[rb + h] > eps) m = label[lb + h];
+      this.scans += hi - this.lo[k + 1] + 1;
     }
     label[v] = m + 1;
   }
@@ -287,6 +297,7 @@ export class LayeredResidual {
           const v = vb + i;
           if (near[v] < 0 && RT[cb + i] * om[ob + i] - DT[cb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }
+        this.scans += hi - this.lo[k + 1] + 1; this.bfsScans += hi - this.lo[k + 1] + 1;
       }
       if (k >= 2) {
         // up arcs (k-1, i) -> (k, j): residual = flow on (k, j) -> (k-1, i), edge layer k-1
@@ -295,6 +306,7 @@ export class LayeredResidual {
           const v = vb + i;
           if (near[v] < 0 && th * R[rb + i] + D[rb + i] > eps) { near[v] = nd; queue[qt++] = v; }
         }
+        this.scans += hi - this.lo[k - 1] + 1; this.bfsScans += hi - this.lo[k - 1] + 1;
       }
     }
     for (let v = 0; v < nNodes; v++) {

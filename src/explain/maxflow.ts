@@ -10,8 +10,8 @@
 //    then has a single down-edge, to b, with capacity c_x = R[0][x, b].
 //  * No max flow ever sends flow back into u (u has no in-edges), so reverse arcs into u are dropped.
 //
-// Algorithm: push-relabel (highest label first, phase 1 only: the value of a maximum preflow is the max-flow
-// value) started from a preflow that already does most of the work.
+// Algorithm: push-relabel (FIFO selection, phase 1 only: the value of a maximum preflow is the max-flow value)
+// started from a preflow that already does most of the work.
 //  1. Shared preflow ("shared" strategy, per source, reused by all T sinks): u saturates its edges; every node
 //     (k, i), k >= 3, pushes the same fraction theta = min(1, inflow / outcap) of each of its down-edges, i.e.
 //     the rollout of u's row. For row-stochastic R every inflow is <= 1 = outcap, so nothing is stuck above layer 2.
@@ -19,12 +19,22 @@
 //     nodes that can reach b at all (reach bitsets), so no flow is poured into dead ends.
 //  2. Per sink: each layer-2 node hands its inflow greedily to layer-1 nodes that still have spare capacity to b
 //     (b first); what it cannot place stays as excess. Often this already reaches min(out(u), in(b)): done.
-//  3. Otherwise push-relabel on the rest, with exact distance labels near the sink (a BFS from the sink truncated
-//     at distance 3, valid lower bounds elsewhere), refreshed after every few relabels of nodes next to the sink,
-//     a full global relabel every (l-1)*T relabels, and the gap heuristic (when no node is left at some label d,
-//     every node labelled above d is cut off from the sink and leaves phase 1 at once, instead of climbing there
-//     one relabel at a time; on real attention it saves ~20% of the relabels and time). It stops when the flow reaches the upper bound, or when no
-//     node holding excess can reach the sink (then the sink-reachable set is a saturated cut: the value is exact).
+//  3. Otherwise push-relabel on the rest, active nodes taken in FIFO order, with exact distance labels near the sink
+//     (a BFS from the sink truncated at distance 3, valid lower bounds elsewhere) and the gap heuristic (when no
+//     node is left at some label d, every node labelled above d is cut off from the sink and leaves phase 1 at once).
+//     Label refreshes are scheduled by work, as in Cherkassky & Goldberg's hi_pr: the near-sink labels after a few
+//     relabels of nodes next to the sink once the relabel work since the last refresh reaches 1/8 of that BFS's
+//     cost, every label once it reaches twice a full BFS's cost. It stops when the flow reaches the upper bound,
+//     or when no node holding excess can reach the sink (then the sink-reachable set is a saturated cut: the value
+//     is exact).
+//     Why FIFO and work-based refreshes (issue 16, "fewer layers is slower"; bench/flow-depth.ts counts the work):
+//     the excess the greedy step leaves sits mostly at layer 2 and most of it is never needed (the flow stops at
+//     the sink's in-capacity). Highest-label selection discharges the nodes farthest from the sink first, so it
+//     moved that excess up to layer 3 and back down in thousands of tiny pushes (on peaked synthetic attention at
+//     L 4, 29 units of flow up and down per 7 delivered) before the nodes next to the sink delivered; on trained
+//     attention FIFO does 2.5x less work at every depth. And the near-sink refresh every 4 low relabels was, for a
+//     shallow source (L <= 4: distance 3 covers the whole graph), a full BFS every 4 relabels: 60-75% of all the
+//     work there. Both made a row from a shallow layer cost more than one from a deep layer.
 // Capacities are float64; residuals <= eps = 1e-13 * (largest row sum) count as saturated, so values are exact to
 // about 1e-12 relative.
 // Every scan over a layer's tokens is limited to a window (maxflow-residual.ts): the tokens the source reaches and,
@@ -36,8 +46,16 @@ import { LayeredResidual } from "./maxflow-residual.js";
 
 /** Depth of the cheap partial relabel from the sink (exact labels for nodes at distance <= NEAR). */
 const NEAR = 3;
-/** The near-sink labels are refreshed after this many relabels of nodes labelled below NEAR. */
+/** The near-sink labels are refreshed after this many relabels of nodes labelled below NEAR ... */
 const STALE_EVERY = 4;
+/** ... once the relabel work since the last refresh is at least this fraction of that BFS's cost, */
+const NEAR_REFRESH_WORK = 0.125;
+/** and every label is recomputed once the relabel work since the last global relabel is this multiple of its cost. */
+const GLOBAL_RELABEL_WORK = 2;
+/** Work charged per relabel on top of the residual entries it scans (as in Cherkassky & Goldberg's hi_pr). */
+const RELABEL_BETA = 12;
+/** Work charged per node in a BFS's cost (hi_pr's ALPHA), on top of its residual entries. */
+const BFS_ALPHA = 6;
 
 export type MaxFlowStrategy = "auto" | "shared" | "per-sink";
 
@@ -49,14 +67,20 @@ export class LayeredMaxFlow extends LayeredResidual {
   private srcLive = 0;                      // capacity of the source's edges into live nodes (per-sink)
   private readonly inflow: Float64Array;    // (L+1, T) inflow of node (k, i) in the preflow
   private readonly stuck: Float64Array;     // (L+1, T) shared-preflow excess of node (k, i), k >= 3
-  private readonly bHead: Int32Array;       // active nodes bucketed by label (singly linked through bNext)
-  private readonly bNext: Int32Array;
+  private readonly fifo: Int32Array;        // ring buffer of active nodes (each at most once, inQ)
+  private fifoHead = 0;
+  private fifoLen = 0;
   private readonly inQ: Uint8Array;
   private readonly count: Int32Array;      // nodes per label (gap heuristic)
   private readonly needy: Int32Array;       // (T) scratch: layer-1 nodes with spare sink capacity
-  private maxB = 0;
-  private relabelsSinceGlobal = 0;
+  private relabelWork = 0;                  // relabel work since the last full global relabel
+  private nearWork = 0;                     // relabel work since the last near-sink refresh
+  private globalCost = 0;                   // cost estimates of a full BFS and of the near-sink BFS (same units)
+  private nearCost = 0;
   private bound = 0;
+  /** Sinks solved by the preflow alone (its value reached the upper bound at once), and after push-relabel. */
+  atOnce = 0;
+  atBound = 0;
 
   /**
    * `res` holds the capacities: res[m][i, j] is the capacity of edge (m+1, i) -> (m, j); all must be >= 0.
@@ -74,8 +98,7 @@ export class LayeredMaxFlow extends LayeredResidual {
     this.resolveStrategy();
     this.inflow = new Float64Array((L + 1) * T);
     this.stuck = new Float64Array((L + 1) * T);
-    this.bHead = new Int32Array(L * T + 2);
-    this.bNext = new Int32Array(L * T);
+    this.fifo = new Int32Array(L * T);
     this.inQ = new Uint8Array(L * T);
     this.count = new Int32Array(L * T + 2);
     this.needy = new Int32Array(T);
@@ -251,7 +274,7 @@ export class LayeredMaxFlow extends LayeredResidual {
     this.value = value;
     // no flow can exceed what leaves the source or what enters the sink: stop as soon as one is reached
     this.bound = Math.min(this.perSink ? this.srcLive : this.srcCap, sinkCap) - eps;
-    if (this.value >= this.bound) return this.value;
+    if (this.value >= this.bound) { this.atOnce++; return this.value; }
     // exact labels near the sink (distance <= NEAR), valid lower bounds elsewhere; stop if nothing can move
     label[nNodes] = 0;
     const more = this.relabelFromSink(nNodes, NEAR, false);
@@ -260,9 +283,19 @@ export class LayeredMaxFlow extends LayeredResidual {
       for (let v = 0; v < nNodes; v++) if (this.live[v + T] === 0) label[v] = INF;
     }
     if (!more) return this.value;
-    this.rebuildBuckets(nNodes);
-    this.relabelsSinceGlobal = 0;
-    this.highestLabel(nNodes);
+    this.rebuildQueue(nNodes);
+    // relabel-work thresholds for the label refreshes: the cost of the BFS they replace (nodes and residual
+    // entries of the token windows; the near one spans the NEAR layers next to the sink)
+    let m = 0, mNear = 0;
+    for (let k = 1; k <= l - 1; k++) {
+      const w = this.hi[k] - this.lo[k] + 1;
+      m += w * (BFS_ALPHA + (k >= 2 ? this.hi[k - 1] - this.lo[k - 1] + 1 : 1) + (k + 1 <= l - 1 ? this.hi[k + 1] - this.lo[k + 1] + 1 : 0));
+      if (k === Math.min(NEAR, l - 1)) mNear = m;
+    }
+    this.globalCost = m; this.nearCost = mNear;
+    this.relabelWork = 0; this.nearWork = 0;
+    this.pushRelabel(nNodes);
+    if (this.value >= this.bound) this.atBound++;
     return this.value;
   }
 
@@ -300,11 +333,11 @@ export class LayeredMaxFlow extends LayeredResidual {
     }
   }
 
-  private rebuildBuckets(nNodes: number): void {
+  /** Label counts from scratch, and every node with excess (and a finite label) queued, in node order. */
+  private rebuildQueue(nNodes: number): void {
     const label = this.level, excess = this.supply, eps = this.eps, INF = nNodes + 1, count = this.count;
-    this.bHead.fill(-1, 0, INF + 1);
     count.fill(0, 0, INF + 1);
-    this.maxB = 0;
+    this.fifoHead = 0; this.fifoLen = 0;
     for (let v = 0; v < nNodes; v++) {
       this.inQ[v] = 0;
       const d = label[v];
@@ -326,21 +359,29 @@ export class LayeredMaxFlow extends LayeredResidual {
   }
 
   private activate(v: number): void {
-    const d = this.level[v];
-    this.bNext[v] = this.bHead[d]; this.bHead[d] = v; this.inQ[v] = 1;
-    if (d > this.maxB) this.maxB = d;
+    const n = this.fifo.length;
+    let t = this.fifoHead + this.fifoLen;
+    if (t >= n) t -= n;
+    this.fifo[t] = v; this.fifoLen++; this.inQ[v] = 1;
   }
 
-  /** Highest-label push-relabel until no active node is left (or the flow reaches its upper bound). */
-  private highestLabel(nNodes: number): void {
-    const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps;
-    const label = this.level, excess = this.supply, cur = this.cur, bHead = this.bHead, bNext = this.bNext, inQ = this.inQ;
+  /**
+   * FIFO push-relabel until no active node is left (or the flow reaches its upper bound). Each active node is
+   * discharged in turn (pushes until its excess is gone, relabels when it has no admissible arc), and nodes that
+   * receive excess join the back of the queue. FIFO, not highest-label first: with the rollout preflow, most of
+   * the excess left after the greedy step cannot (or need not) reach the sink, and highest-label selection spends
+   * its work moving exactly that excess (the nodes farthest from the sink) up and down the layers before it lets
+   * nodes next to the sink deliver; FIFO lets excess accumulate and moves ~2.5x less on trained attention.
+   */
+  private pushRelabel(nNodes: number): void {
+    const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps, fifo = this.fifo, n = fifo.length;
+    const label = this.level, excess = this.supply, cur = this.cur, inQ = this.inQ;
     let staleNear = false, lowRelabels = 0;
     for (;;) {
-      while (this.maxB > 0 && bHead[this.maxB] < 0) this.maxB--;
-      if (this.maxB === 0) return;
-      const v = bHead[this.maxB];
-      bHead[this.maxB] = bNext[v]; inQ[v] = 0;
+      if (this.fifoLen === 0) return;
+      const v = fifo[this.fifoHead];
+      if (++this.fifoHead === n) this.fifoHead = 0;
+      this.fifoLen--; inQ[v] = 0;
       if (label[v] >= INF) continue;   // cut off by a gap while queued
       // discharge v
       let ex = excess[v];
@@ -364,28 +405,30 @@ export class LayeredMaxFlow extends LayeredResidual {
         } else {
           // a node next to the sink relabels: the near-sink structure changed; refresh those labels every few times
           if (label[v] < NEAR && ++lowRelabels >= STALE_EVERY) { staleNear = true; lowRelabels = 0; }
-          const d0 = label[v];
+          const d0 = label[v], s0 = this.scans;
           this.relabel(v, nNodes);
           this.relabels++;
+          const w = RELABEL_BETA + this.scans - s0;
+          this.relabelWork += w; this.nearWork += w;
           cur[v] = 0;
           if (label[v] < INF) this.count[label[v]]++;
           if (--this.count[d0] === 0) this.gap(d0, nNodes);
           if (label[v] >= INF) break;
-          if (++this.relabelsSinceGlobal >= nNodes) break;
+          if (this.relabelWork > GLOBAL_RELABEL_WORK * this.globalCost) break;
         }
       }
       excess[v] = ex;
       if (ex > eps && label[v] < INF && inQ[v] === 0) this.activate(v);
-      if (this.relabelsSinceGlobal >= nNodes) {
+      if (this.relabelWork > GLOBAL_RELABEL_WORK * this.globalCost) {
         // periodic complete global relabel: exact labels everywhere, INF for nodes cut off from the sink
-        this.relabelsSinceGlobal = 0;
+        this.relabelWork = 0; this.nearWork = 0;
         staleNear = false;
         if (!this.relabelFromSink(nNodes, INF, true)) return;
-        this.rebuildBuckets(nNodes);
-      } else if (staleNear) {
-        staleNear = false;
+        this.rebuildQueue(nNodes);
+      } else if (staleNear && this.nearWork > NEAR_REFRESH_WORK * this.nearCost) {
+        staleNear = false; this.nearWork = 0;
         if (!this.relabelFromSink(nNodes, NEAR, true)) return;
-        this.rebuildBuckets(nNodes);
+        this.rebuildQueue(nNodes);
       }
     }
   }

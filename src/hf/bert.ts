@@ -17,6 +17,8 @@ import { Parameter } from "../nn/module.js";
 import { Linear, Embedding, LayerNorm, Dropout, ModuleList } from "../nn/layers.js";
 import { arange, zeros } from "../creation.js";
 import * as F from "../functional.js";
+import { shapeStr } from "../shape.js";
+import { pruneLinear, pruneableHeadsAndIndices } from "../nn/prune.js";
 import {
   HFModule, activation, linearActivation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
   numLabels, paddedKeys, paddingBias, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
@@ -70,22 +72,35 @@ export class BertEmbeddings extends HFModule {
   }
 }
 
-/** Q, K, V projections; HF's BertSelfAttention. */
+/** Q, K, V projections; HF's BertSelfAttention (numHeads shrinks when heads are pruned: all_head_size = numHeads·headSize). */
 export class BertSelfAttention extends HFModule {
   query: Linear; key: Linear; value: Linear; dropout: number;
+  numHeads: number; readonly headSize: number;
+  /** HF's head_mask for this layer, (H) or (B, H): multiplies the attention probabilities of each head. */
+  headMask: Tensor | null = null;
   constructor(readonly o: BertOptions) {
     super();
     this.query = new Linear(o.hidden, o.hidden); this.key = new Linear(o.hidden, o.hidden); this.value = new Linear(o.hidden, o.hidden);
     this.dropout = o.attnDropout;
+    this.numHeads = o.heads; this.headSize = o.hidden / o.heads;
   }
-  /** x (B, T, E), bias (B, 1, 1, T) → context (B, T, E) and weights (B, H, T, T) when asked. */
+  /** x (B, T, E), bias (B, 1, 1, T) → context (B, T, H·Dh) and weights (B, H, T, T) when asked. */
   forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
-    const H = this.o.heads;
+    const H = this.numHeads, B = x.shape[0];
     const q = splitHeads(this.query.forward(x), H), k = splitHeads(this.key.forward(x), H), v = splitHeads(this.value.forward(x), H);
-    const { out, weights } = attend(this, {
-      q, k, v, bias, scale: 1 / Math.sqrt(this.o.hidden / H), needWeights,
+    let { out, weights } = attend(this, {
+      q, k, v, bias, scale: 1 / Math.sqrt(this.headSize), needWeights,
       keyPadding: paddedKeys(mask), causal: false, dropout: this.dropout,
-    });
+    });                                                                                      // (B, H, T, Dh), (B, H, T, T)
+    const hm = this.headMask;
+    if (hm) {
+      if (!((hm.ndim === 1 && hm.shape[0] === H) || (hm.ndim === 2 && hm.shape[1] === H && (hm.shape[0] === B || hm.shape[0] === 1)))) {
+        throw new Error(`BertSelfAttention: head mask must be [${H}] or [${B}, ${H}], got ${shapeStr(hm.shape)}`);
+      }
+      const m = hm.reshape([hm.ndim === 1 ? 1 : hm.shape[0], H, 1, 1]);                    // (B|1, H, 1, 1)
+      out = out.mul(m);
+      if (weights) weights = weights.mul(m);
+    }
     return [mergeHeads(out), weights];
   }
 }
@@ -103,7 +118,23 @@ export class BertResidualNorm extends HFModule {
 
 export class BertAttention extends HFModule {
   self: BertSelfAttention; output: BertResidualNorm;
+  /** Original indices of the pruned heads (HF's BertAttention.pruned_heads). */
+  readonly prunedHeads = new Set<number>();
   constructor(o: BertOptions) { super(); this.self = new BertSelfAttention(o); this.output = new BertResidualNorm(o.hidden, o); }
+  get numHeads(): number { return this.self.numHeads; }
+  get headMask(): Tensor | null { return this.self.headMask; }
+  set headMask(m: Tensor | null) { this.self.headMask = m; }
+  /** HF's BertAttention.prune_heads: query/key/value lose the heads' rows, output.dense their columns. */
+  pruneHeads(heads: Iterable<number>): void {
+    const s = this.self;
+    const { heads: drop, index } = pruneableHeadsAndIndices(heads, s.numHeads, s.headSize, this.prunedHeads);
+    if (!drop.size) return;
+    if (drop.size >= s.numHeads) throw new RangeError(`BertAttention.pruneHeads: pruning heads ${[...drop].join(", ")} would leave no head (${s.numHeads} left); keep at least one per layer`);
+    s.query = pruneLinear(s.query, index, 0); s.key = pruneLinear(s.key, index, 0); s.value = pruneLinear(s.value, index, 0);
+    this.output.dense = pruneLinear(this.output.dense, index, 1);
+    s.numHeads -= drop.size;
+    for (const h of drop) this.prunedHeads.add(h);
+  }
   forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
     const [ctx, w] = this.self.forward(x, bias, mask, needWeights);
     return [this.output.forward(ctx, x), w];

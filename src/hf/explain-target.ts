@@ -5,7 +5,7 @@
 import { tensor } from "../creation.js";
 import { noGrad } from "../autograd.js";
 import type { Tensor } from "../tensor.js";
-import type { ExplainTarget, Prediction } from "../tasks/task.js";
+import type { ExplainTarget, Prediction, Truncation } from "../tasks/task.js";
 import type { HFConfig, HFInputs, HFModel } from "./types.js";
 import type { HFTokenizer } from "./tokenizer.js";
 
@@ -32,8 +32,81 @@ export const num = (c: HFConfig, ...keys: string[]): number | null => {
   return null;
 };
 
-/** Token ids and labels of the text (or --input-ids / --input): the ids the model reads. */
-export interface TextInput { ids: number[]; labels: string[]; typeIds: number[] | null; special: number[] }
+/** Token ids and labels of the text (or --input-ids / --input): the ids the model reads; `truncation` says how a text
+ *  longer than the model reads was cut. */
+export interface TextInput { ids: number[]; labels: string[]; typeIds: number[] | null; special: number[]; truncation?: Truncation }
+
+/**
+ * How a text longer than the model reads is handled, as HF's tokenizer(…, truncation=True, max_length=N) does:
+ * by default (truncation true) it is cut to the model's limit (inputLimit) or to maxLength, keeping the special
+ * tokens the tokenizer adds at both ends; truncation false refuses it with an error naming the length and the limit.
+ * side: which end loses tokens (default: tokenizer_config.json's truncation_side, else "left" for causal LMs, whose
+ * next token follows the end of the prompt, and "right" for the others, as HF's default).
+ * reserve: positions kept free for generated tokens (a causal LM generating N tokens reads prompt + N positions).
+ */
+export interface TruncationOptions { truncation?: boolean; maxLength?: number; side?: "left" | "right"; reserve?: number }
+
+/**
+ * The most positions a text input of this model may hold, and where the number comes from: config.json's
+ * max_position_embeddings / n_positions (learned or trained positions; not T5's, whose relative positions have no
+ * limit) and tokenizer_config.json's model_max_length, the smaller; null when neither says.
+ */
+export function inputLimit(m: HFLoaded): { limit: number; source: string } | null {
+  const out: { limit: number; source: string }[] = [];
+  if (m.config.model_type !== "t5") {
+    for (const k of ["max_position_embeddings", "n_positions"]) {
+      const v = m.config[k];
+      if (typeof v === "number" && Number.isInteger(v) && v > 0) { out.push({ limit: v, source: `${k} ${v} in config.json` }); break; }
+    }
+  }
+  const t = m.tokenizer?.modelMaxLength;
+  if (typeof t === "number" && Number.isInteger(t) && t > 0) out.push({ limit: t, source: `model_max_length ${t} of the tokenizer` });
+  return out.length ? out.reduce((a, b) => (b.limit < a.limit ? b : a)) : null;
+}
+
+/**
+ * The input cut to `opts` (see TruncationOptions): tokens leave from one end of the text between the leading and
+ * trailing special tokens ([CLS] … [SEP], <s> … </s>), which stay; ids and type ids alike. Unchanged when it fits.
+ */
+export function truncateInput(m: HFLoaded, inp: TextInput, opts: TruncationOptions = {}): TextInput {
+  const lim = inputLimit(m), reserve = opts.reserve ?? 0;
+  if (opts.maxLength !== undefined && (!Number.isInteger(opts.maxLength) || opts.maxLength < 1)) throw new HFInputError(`--max-length must be a positive integer, got ${opts.maxLength}`);
+  if (opts.maxLength !== undefined && lim && opts.maxLength > lim.limit) {
+    throw new HFInputError(`--max-length ${opts.maxLength} exceeds what the model reads: at most ${lim.limit} tokens (${lim.source})`);
+  }
+  const cap = opts.maxLength ?? lim?.limit;
+  if (cap === undefined) return inp;
+  const max = cap - reserve, T = inp.ids.length;
+  const why = opts.maxLength !== undefined ? `--max-length ${opts.maxLength}` : lim!.source;
+  const gen = reserve ? ` less ${reserve} generated token${reserve === 1 ? "" : "s"}` : "";
+  if (max < 1) throw new HFInputError(`${reserve} new tokens leave no room for the prompt: the model reads at most ${cap} positions (${why}); generate fewer (--max-new-tokens)`);
+  if (T <= max) return inp;
+  if (opts.truncation === false) {
+    throw new HFInputError(`the input is ${T} tokens, but the model reads at most ${max} (${why}${gen}): shorten it, or drop --no-truncation to cut it`);
+  }
+  const sp = new Set(inp.special);
+  let a = 0;
+  while (a < T && sp.has(a)) a++;
+  let b = T;
+  while (b > a && sp.has(b - 1)) b--;
+  const room = max - a - (T - b);
+  if (room < 1) throw new HFInputError(`the model reads at most ${max} tokens (${why}${gen}), and the special tokens alone take ${a + T - b}`);
+  const side = opts.side ?? m.tokenizer?.truncationSide ?? (kindOf(m.model.architecture) === "causal" ? "left" : "right");
+  const from = side === "right" ? a : b - room;
+  const keep = [...Array.from({ length: a }, (_, i) => i), ...Array.from({ length: room }, (_, i) => from + i), ...Array.from({ length: T - b }, (_, i) => b + i)];
+  const at = <X>(xs: X[]) => keep.map((i) => xs[i]);
+  const newIndex = new Map(keep.map((i, j) => [i, j]));
+  return {
+    ids: at(inp.ids), labels: at(inp.labels), typeIds: inp.typeIds ? at(inp.typeIds) : null,
+    special: inp.special.filter((i) => newIndex.has(i)).map((i) => newIndex.get(i)!),
+    truncation: { total: T, kept: max, dropped: T - max, from: side === "right" ? "end" : "start" },
+  };
+}
+
+/** One line for the terminal: how the input was cut. */
+export function truncationNotice(t: Truncation): string {
+  return `input truncated: ${t.total} tokens, the model reads at most ${t.kept}; ${t.dropped} dropped from the ${t.from} (--no-truncation refuses instead)`;
+}
 
 export function parseIds(s: string, flag: string, vocab: number | null): number[] {
   const parts = s.split(",").map((x) => x.trim());
@@ -45,7 +118,12 @@ export function parseIds(s: string, flag: string, vocab: number | null): number[
   return ids;
 }
 
-export function textInputOf(m: HFLoaded, src: { ids?: string; idsName?: string; text?: string }): TextInput {
+/** The model's input from text (its tokenizer) or ids, cut to the model's limit as `trunc` says (truncateInput). */
+export function textInputOf(m: HFLoaded, src: { ids?: string; idsName?: string; text?: string }, trunc: TruncationOptions = {}): TextInput {
+  return truncateInput(m, rawTextInput(m, src), trunc);
+}
+
+function rawTextInput(m: HFLoaded, src: { ids?: string; idsName?: string; text?: string }): TextInput {
   const idsFlag = src.ids !== undefined ? src.idsName ?? "input-ids" : undefined;
   const vocab = num(m.config, "vocab_size");
   if (idsFlag) {
@@ -196,7 +274,7 @@ export function hfTextTarget(m: HFLoaded, inp: TextInput, target: string | undef
   if (kind === "seq2seq") return seq2seqTarget(m, inp, ins, maxTokens, target);
   const T = inp.ids.length;
   const logits = noGrad(() => model.forward(ins).logits);
-  const base = { tokens: inp.labels, special: inp.special };
+  const base = { tokens: inp.labels, special: inp.special, ...(inp.truncation ? { truncation: { ...inp.truncation } } : {}) };
   if (kind === "classify" || kind === "base") {
     if (!logits) throw new Error(`${arch} has no head (no logits) to explain`);
     const C = logits.shape[1], d = logits.dataSync() as Float32Array;
@@ -257,6 +335,7 @@ function seq2seqTarget(m: HFLoaded, inp: TextInput, ins: HFInputs, maxTokens: nu
   const label = outputLabels(m, [tok])[0];
   return {
     tokens: inp.labels, special: inp.special, targetLabel: `${label} (output token ${k})`, targetIndex: tok, readout,
+    ...(inp.truncation ? { truncation: { ...inp.truncation } } : {}),
     decoder: { tokens: outputLabels(m, dec) },
     layerFilter: (name) => name.includes("encoder"),
     score: (o) => m.model.forward(o?.occlude?.length ? { ...hfInputs(inp, o.occlude, occlusionToken(m)), decoderInputIds: decIns.decoderInputIds } : decIns, { onEmbeddings: o?.onEmbeddings })
@@ -310,7 +389,7 @@ export function hfTextPrediction(m: HFLoaded, inp: TextInput, maxTokens = 20): P
   if (kind === "classify") {
     const lg = noGrad(() => m.model.forward(hfInputs(inp)).logits!), C = lg.shape[1];
     const alts = topK(softmaxRow(lg.dataSync() as Float32Array, 0, C), C).map(([v, i]) => ({ output: labelOf(m.config, i), score: v }));
-    return { output: alts[0].output, alternatives: alts, scoreName: "probability" };
+    return { output: alts[0].output, alternatives: alts, scoreName: "probability", ...(inp.truncation ? { details: { truncation: inp.truncation } } : {}) };
   }
   if (kind === "mlm") {
     const maskId = m.tokenizer?.special.mask?.id, pos = maskId === undefined ? -1 : inp.ids.indexOf(maskId);
@@ -318,7 +397,7 @@ export function hfTextPrediction(m: HFLoaded, inp: TextInput, maxTokens = 20): P
     const lg = noGrad(() => m.model.forward(hfInputs(inp)).logits!), V = lg.shape[2];
     const probs = softmaxRow(lg.dataSync() as Float32Array, pos * V, V);
     const alts = topK(probs, 5).map(([v, i]) => ({ output: tokenLabels(m, [i])[0], score: v }));
-    return { output: alts[0].output, alternatives: alts, scoreName: "probability", details: { position: pos, argmax: argmaxOf(probs, 0, V) } };
+    return { output: alts[0].output, alternatives: alts, scoreName: "probability", details: { position: pos, argmax: argmaxOf(probs, 0, V), ...(inp.truncation ? { truncation: inp.truncation } : {}) } };
   }
   if (!m.model.generate) throw new Error(`${arch} cannot generate`);
   const out = noGrad(() => m.model.generate!(hfInputs(inp), { maxNewTokens: maxTokens, eosTokenId: eosOf(m), returnStepLogits: true }));
@@ -327,5 +406,5 @@ export function hfTextPrediction(m: HFLoaded, inp: TextInput, maxTokens = 20): P
   let p = 1;
   ids.forEach((t, k) => { const l = out.stepLogits![k], V = l.shape.at(-1)!; p *= softmaxRow(l.dataSync() as Float32Array, 0, V)[t]; });
   const text = decodeIds(m, ids);
-  return { output: text, alternatives: [{ output: text, score: p }], scoreName: "probability", details: { ids } };
+  return { output: text, alternatives: [{ output: text, score: p }], scoreName: "probability", details: { ids, ...(inp.truncation ? { truncation: inp.truncation } : {}) } };
 }

@@ -73,10 +73,21 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
     const maxNew = Math.max(0, rr.maxLength - promptLen);
     const session = model.startDecoding!(inp, { maxNewTokens: maxNew, ...(start !== null ? { decoderStartTokenId: start } : {}) });
     try {
-      return r.numBeams > 1 ? beamSearch(session, rr, promptLen, ids.shape[0], rng, returnScores, onStep)
-        : sampleOrGreedy(session, rr, promptLen, rng, returnScores, onStep);
+      return runSearch(session, rr, promptLen, ids.shape[0], rng, { returnScores, onStep });
     } finally { session.dispose?.(); }
   });
+}
+
+/**
+ * The search of generate() — greedy, multinomial sampling, beam search, beam sampling, with the logits processors —
+ * over any decoding session: HF's models (startDecoding) and attnflow's own decoders (src/models/generate.ts) share
+ * it. `r` comes from resolveGeneration and withPromptLength; the session holds batch · (numBeams, or
+ * numReturnSequences when sampling) rows.
+ */
+export function runSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, batch: number, rng: Generator,
+  o: { returnScores?: boolean; onStep?: OnStep } = {}): GenerateOutput {
+  const keep = o.returnScores ?? false;
+  return r.numBeams > 1 ? beamSearch(session, r, promptLen, batch, rng, keep, o.onStep) : sampleOrGreedy(session, r, promptLen, rng, keep, o.onStep);
 }
 
 /**

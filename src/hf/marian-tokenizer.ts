@@ -119,6 +119,7 @@ export class MarianTokenizer implements HFTokenizer {
   readonly vocabSize: number;
   readonly paddingSide: "left" | "right";
   readonly modelMaxLength: number | undefined;
+  readonly truncationSide?: "left" | "right";
   readonly modelInputNames = ["input_ids", "attention_mask"] as const;
   readonly special: Partial<Record<SpecialRole, SpecialToken>> = {};
   readonly specialIds: Set<number>;
@@ -161,6 +162,7 @@ export class MarianTokenizer implements HFTokenizer {
     this.paddingSide = c.padding_side === "left" ? "left" : "right";
     const max = c.model_max_length;
     this.modelMaxLength = typeof max === "number" && max < 1e20 ? max : 512;
+    if (c.truncation_side === "left" || c.truncation_side === "right") this.truncationSide = c.truncation_side;
     this.cleanUp = typeof c.clean_up_tokenization_spaces === "boolean" ? c.clean_up_tokenization_spaces : true;
   }
 

@@ -2,8 +2,10 @@
 //
 // Loading streams tensor by tensor: only the safetensors headers are parsed up front, every name and shape is checked
 // against the model built from config.json before any weight is read, then each tensor's byte range is read, converted
-// to float32 (float16 / bfloat16 / float64 on load) and copied into its parameter, and dropped. Peak memory is the
-// model plus one tensor, never two float32 copies of the checkpoint.
+// to float32 (float16 / bfloat16 / float64 on load) and copied into its parameter. float32 / float16 / bfloat16 bytes
+// are read straight into the parameter's storage (half-width ones widened in place there), or in chunks of 8 MiB for
+// readers that cannot read into a buffer: peak memory is the model plus at most one chunk, never two copies of a tensor.
+import { pruneHeads, prunedHeadsOf } from "../nn/prune.js";
 import { Tensor } from "../tensor.js";
 import { Module, copyInto, isParameter, torchName } from "../nn/module.js";
 import { shapeStr } from "../shape.js";
@@ -80,6 +82,11 @@ export interface PretrainedOptions {
   strict?: boolean;
   /** Skip the tokenizer even when one could be loaded. */
   tokenizer?: boolean;
+  /** Readers without readInto: the most bytes read at once (default STREAM_CHUNK, 8 MiB). */
+  chunkBytes?: number;
+  /** Long loads show progress: called with the weight bytes read so far and their total (once with 0 before the
+   *  first tensor, then after every tensor or chunk). */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 export interface Pretrained {
@@ -173,6 +180,18 @@ export function allNamedTensors(model: Module): Map<string, Tensor> {
 }
 
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Largest temporary of a reader without readInto: a tensor is read and converted in pieces of this many bytes. */
+export const STREAM_CHUNK = 8 << 20;
+
+/**
+ * float16 / bfloat16 → float32, element i read before element i is written, in ascending order: `src` may lie in the
+ * upper half of `out`'s own bytes (src at byte 2n of a 4n-byte out), since out[i] (bytes 4i..4i+3) never reaches
+ * src[j > i] (bytes 2n+2j..). bfloat16 is exact (its bits are a float32's top half), float16 too (every float16 is a float32).
+ */
+export function widenInPlace(dtype: "F16" | "BF16", src: Uint16Array<ArrayBuffer>, out: Float32Array<ArrayBuffer>): void {
+  if (dtype === "BF16") bfloat16ArrayToFloat32(src, out);
+  else float16ArrayToFloat32(src, out);
+}
 
 /**
  * Decode a checkpoint tensor straight into a parameter's storage (float16 / bfloat16 converted in place), so the only
@@ -207,6 +226,12 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
   const { where } = await readHeaders(reader);
   // strict: every weight will come from the checkpoint, so HF's random init would be wasted work on a big model
   const model = (opts.strict ?? true) ? withoutInit(() => family.fromConfig(config, architecture)) : family.fromConfig(config, architecture);
+  // pruned heads (HF's config.pruned_heads, {"layer": [heads]}): HF's from_pretrained prunes before loading, so do we
+  const ph = config.pruned_heads as unknown;
+  if (ph !== undefined && ph !== null && !(typeof ph === "object" && !Array.isArray(ph) && Object.keys(ph as object).length === 0)) {
+    if (typeof ph !== "object" || Array.isArray(ph)) throw new HFImportError(`config.json: "pruned_heads" must be {"layer": [heads]}, got ${JSON.stringify(ph).slice(0, 80)}`);
+    try { pruneHeads(model, ph as Record<string, number[]>); } catch (e) { throw new HFImportError(`config.json: "pruned_heads": ${(e as Error).message}`); }
+  }
   // a dynamic-int8 folder (attnflow quantize): config.json's quantization_config names the int8 layers
   const qc = config.quantization_config as { quant_method?: unknown; modules?: unknown } | undefined;
   if (qc !== undefined) {
@@ -256,16 +281,46 @@ export async function loadPretrained(reader: HFFileReader, opts: PretrainedOptio
       (missing.length ? ` (pass strict: false to keep HF's initialisation for the missing ones, e.g. a new head to fine-tune)` : ""));
   }
 
-  // Stream: read one tensor's bytes, convert, copy into the parameter, drop.
+  // Stream: each tensor's bytes go straight into its parameter and are converted there (readInto: float16 / bfloat16
+  // bytes land in the upper half of the parameter's float32 storage and widen in place), or are read and converted in
+  // chunks of at most STREAM_CHUNK bytes (readers without readInto, e.g. a browser's Files): never a second copy of a
+  // tensor, let alone of the checkpoint.
+  const totalBytes = plan.reduce((s, p) => s + p.entry.end - p.entry.begin, 0);
+  let bytesRead = 0;
+  const progress = opts.onProgress ?? (() => undefined);
+  progress(0, totalBytes);
   for (const p of plan) {
-    const { dataStart } = p.shard.header, { begin, end } = p.entry;
-    if (reader.readInto && p.entry.dtype === "F32" && HOST_LE && p.target.isContiguous() && p.target.dtype === "float32") {
-      const d = p.target.storage.data as Float32Array;
-      await reader.readInto(p.shard.file, dataStart + begin, new Uint8Array(d.buffer, d.byteOffset + 4 * p.target.offset, end - begin));
+    const { dataStart } = p.shard.header, { begin, end } = p.entry, start = dataStart + begin;
+    const tensorStart = bytesRead;
+    bytesRead += end - begin;
+    const direct = HOST_LE && p.target.isContiguous() && p.target.dtype === "float32";
+    if (direct && reader.readInto && (p.entry.dtype === "F32" || p.entry.dtype === "F16" || p.entry.dtype === "BF16")) {
+      const d = p.target.storage.data as Float32Array<ArrayBuffer>, at = d.byteOffset + 4 * p.target.offset, n = p.target.numel();
+      if (p.entry.dtype === "F32") await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at, end - begin));
+      else {
+        await reader.readInto(p.shard.file, start, new Uint8Array(d.buffer, at + 2 * n, 2 * n));
+        widenInPlace(p.entry.dtype, new Uint16Array(d.buffer, at + 2 * n, n), new Float32Array(d.buffer, at, n));
+      }
+      progress(bytesRead, totalBytes);
       continue;
     }
-    const bytes = await reader.readRange(p.shard.file, dataStart + begin, end - begin);
+    if (direct && (p.entry.dtype === "F32" || p.entry.dtype === "F16" || p.entry.dtype === "BF16")) {
+      const item = ST_ITEMSIZE[p.entry.dtype], n = p.target.numel(), per = Math.max(1, Math.floor((opts.chunkBytes ?? STREAM_CHUNK) / item));
+      const out = (p.target.storage.data as Float32Array<ArrayBuffer>).subarray(p.target.offset, p.target.offset + n);
+      for (let i = 0; i < n; i += per) {
+        const m = Math.min(per, n - i);
+        let bytes = await reader.readRange(p.shard.file, start + i * item, m * item) as Uint8Array<ArrayBuffer>;
+        if (bytes.byteOffset % item !== 0) bytes = bytes.slice();                     // a typed view needs alignment
+        const dst = out.subarray(i, i + m);
+        if (p.entry.dtype === "F32") dst.set(new Float32Array(bytes.buffer, bytes.byteOffset, m));
+        else widenInPlace(p.entry.dtype, new Uint16Array(bytes.buffer, bytes.byteOffset, m), dst);
+        progress(tensorStart + (i + m) * item, totalBytes);
+      }
+      continue;
+    }
+    const bytes = await reader.readRange(p.shard.file, start, end - begin);
     decodeInto(p.target, { dtype: p.entry.dtype, shape: p.entry.shape, data: bytes }, p.ckpt);
+    progress(bytesRead, totalBytes);
   }
   model.eval();
 
@@ -296,6 +351,9 @@ export function namesForSave(model: HFModel): [string, Tensor][] {
  */
 export function savePretrained(model: HFModel, opts: { floatDType?: "F32" | "F16" | "BF16"; quantizedModules?: string[] } = {}): Map<string, Uint8Array> {
   const config: HFConfig = { ...model.config, architectures: [model.architecture] };
+  const pruned = prunedHeadsOf(model);
+  if (Object.keys(pruned).length) config.pruned_heads = pruned;                 // HF's from_pretrained prunes these on load
+  else delete config.pruned_heads;
   if (opts.quantizedModules) config.quantization_config = { quant_method: HF_QUANT_METHOD, modules: opts.quantizedModules, scheme: INT8_SCHEME };
   if (opts.floatDType) config.torch_dtype = { F32: "float32", F16: "float16", BF16: "bfloat16" }[opts.floatDType];
   const tensors = new Map(namesForSave(model));

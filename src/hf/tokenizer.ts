@@ -68,6 +68,8 @@ export interface HFTokenizer {
   readonly vocabSize: number;
   readonly paddingSide: "left" | "right";
   readonly modelMaxLength: number | undefined;
+  /** tokenizer_config.json's truncation_side, when it sets one. */
+  readonly truncationSide?: "left" | "right";
   /** What the model's forward takes: token_type_ids only for models with token types (BERT). */
   readonly modelInputNames: readonly string[];
   readonly special: Readonly<Partial<Record<SpecialRole, SpecialToken>>>;
@@ -165,6 +167,7 @@ class Tok implements HFTokenizer {
   readonly vocabSize: number;
   readonly paddingSide: "left" | "right";
   readonly modelMaxLength: number | undefined;
+  readonly truncationSide?: "left" | "right";
   readonly modelInputNames: readonly string[];
   readonly special: Partial<Record<SpecialRole, SpecialToken>> = {};
   readonly specialIds: Set<number>;
@@ -214,6 +217,7 @@ class Tok implements HFTokenizer {
     this.paddingSide = (config.padding_side as "left" | "right" | undefined) ?? (cls === "LlamaTokenizer" ? "left" : "right");
     const max = config.model_max_length;
     this.modelMaxLength = typeof max === "number" && max < 1e20 ? max : undefined; // HF writes 1e30 for "no limit"
+    if (config.truncation_side === "left" || config.truncation_side === "right") this.truncationSide = config.truncation_side;
     this.modelInputNames = this.inputNames(config, cls);
     this.byteLevel = hasType(json.pre_tokenizer, "ByteLevel") || hasType(json.decoder, "ByteLevel");
     this.metaspace = metaspaceReplacement(json.decoder) ?? metaspaceReplacement(json.pre_tokenizer);

@@ -1,6 +1,7 @@
 // The attnflow checkpoint format, read from bytes (browser-safe; src/node/checkpoint.ts reads and writes files): one
 // safetensors file holding the model weights under their state-dict names, the optimizer state under "optimizer/",
 // and JSON metadata — format, task, model config, trainer state, metrics, notes, training history.
+import { pruneHeads } from "../nn/prune.js";
 import type { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig } from "../tasks/task.js";
@@ -76,7 +77,12 @@ export interface RawCheckpoint {
   history?: unknown;
   /** Present when the weights are dynamic-int8 (attnflow quantize). */
   quantization?: QuantizationInfo;
+  /** Attention heads removed (attnflow prune): { attention layer index: original head indices }, HF's pruned_heads. */
+  prunedHeads?: Record<number, number[]>;
 }
+
+/** Metadata key of a pruned checkpoint's heads (the same {layer: heads} object as HF's config.pruned_heads). */
+export const PRUNED_HEADS_KEY = "pruned_heads";
 
 function parseJsonField<T>(path: string, field: string, text: string | undefined): T | undefined {
   if (text === undefined) return undefined;
@@ -153,8 +159,13 @@ export function parseCheckpoint(st: { tensors: Map<string, StTensor>; metadata: 
     !Array.isArray(quantization.modules) || !quantization.modules.every((m) => typeof m === "string"))) {
     throw new CheckpointError(`${path}: metadata "${QUANTIZATION_KEY}" must be {"method": "${QUANTIZATION_METHOD}", "modules": [names]}, got ${JSON.stringify(quantization).slice(0, 80)}`, `__metadata__.${QUANTIZATION_KEY}`);
   }
+  const prunedHeads = parseJsonField<Record<number, number[]>>(path, PRUNED_HEADS_KEY, metadata[PRUNED_HEADS_KEY]);
+  if (prunedHeads !== undefined && (typeof prunedHeads !== "object" || prunedHeads === null || Array.isArray(prunedHeads) ||
+    !Object.entries(prunedHeads).every(([k, v]) => /^\d+$/.test(k) && Array.isArray(v) && v.every((h) => Number.isInteger(h) && h >= 0)))) {
+    throw new CheckpointError(`${path}: metadata "${PRUNED_HEADS_KEY}" must be {"layer": [head indices]}, got ${JSON.stringify(prunedHeads).slice(0, 80)}`, `__metadata__.${PRUNED_HEADS_KEY}`);
+  }
   return {
-    quantization,
+    quantization, prunedHeads,
     path, task: metadata.task, config, weights,
     optimizer: scalars ? { tensors: optTensors, scalars } : undefined,
     trainer,
@@ -179,6 +190,8 @@ export function checkpointFromBytes(bytes: Uint8Array, source = "checkpoint"): R
 /** Loads a checkpoint's weights into the model built from its config (strict), and switches it to eval mode. */
 export function loadCheckpointWeights<M extends Module>(model: M, raw: RawCheckpoint): M {
   try {
+    // a pruned checkpoint: the same heads go first (the projections shrink), then quantization, then the weights
+    if (raw.prunedHeads) pruneHeads(model, raw.prunedHeads);
     // a dynamic-int8 checkpoint: the same layers become int8 (empty), then everything loads by name
     if (raw.quantization) quantizeDynamic(model, { only: raw.quantization.modules, structureOnly: true });
     model.loadStateDict(raw.weights, { strict: true });

@@ -125,7 +125,8 @@ export function float32ArrayToFloat16(src: Float32Array, out = new Uint16Array(s
   return out;
 }
 
-/** Decode float16 bit patterns (n) into a Float32Array (n). */
+/** Decode float16 bit patterns (n) into a Float32Array (n). Element i is read before it is written, in ascending
+ *  order: src may be the upper half of out's own bytes (src/hf/pretrained.ts widens checkpoints in place so). */
 export function float16ArrayToFloat32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
   const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < src.length; i++) bits[i] = float16BitsToFloat32Bits(src[i]);
@@ -139,7 +140,7 @@ export function float32ArrayToBfloat16(src: Float32Array, out = new Uint16Array(
   return out;
 }
 
-/** Decode bfloat16 bit patterns (n) into a Float32Array (n). */
+/** Decode bfloat16 bit patterns (n) into a Float32Array (n); in place as float16ArrayToFloat32. */
 export function bfloat16ArrayToFloat32(src: Uint16Array, out = new Float32Array(src.length)): Float32Array {
   const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;

@@ -90,6 +90,7 @@ export class GPTBlock extends Module {
    */
   forwardCached(x: Tensor, cache: KVCache, layer: number): Tensor {
     const a = this.attn, E = a.embedDim, H = a.numHeads, Dh = a.headDim;
+    if (a.prunedHeads.size) throw new Error("CharGPT.forwardCached: cached generation of a model with pruned heads (nn.pruneHeads) is not supported");
     const [B, t] = x.shape, P = cache.length;
     const qkv = a.inProjection(this.ln1.forward(x));                                                 // (B, t, 3E)
     const heads = (z: Tensor) => z.reshape([B, t, H, Dh]).permute([0, 2, 1, 3]);                     // (B, H, t, Dh)

@@ -7,7 +7,11 @@ import { noGrad } from "../autograd.js";
 import { keep, tidy } from "../scope.js";
 import { shapeStr } from "../shape.js";
 import { contiguousData } from "../ops/movement.js";
-import { defaultGenerator, type Generator } from "../random.js";
+import { defaultGenerator, Generator } from "../random.js";
+import { runSearch, resolveGeneration } from "../hf/generation.js";
+import { withPromptLength } from "../hf/generation-config.js";
+import type { HFDecodingSession } from "../hf/types.js";
+import type { StepFunction } from "./beam-search.js";
 
 /**
  * Keys and values of every attention layer for the positions decoded so far, stored in preallocated
@@ -165,13 +169,39 @@ export interface GenerateOptions extends SamplingOptions {
   maxNewTokens?: number;
   /** Use the key/value cache (default true); false re-runs the whole context for every token. */
   useCache?: boolean;
-  /** Called with every new token as soon as it is chosen; return false to stop early. */
+  /** Called with every new token as soon as it is chosen; return false to stop early. With beams (numBeams > 1) the
+   *  beams are reordered at every step, so it is called once per token of the best sequence at the end instead. */
   onToken?: (id: number, step: number) => boolean | void;
+  /** Sample (true) or take the argmax (false). Default: sample when temperature > 0 (attnflow's convention: temperature
+   *  defaults to 1, 0 is greedy), except with beams, where false (beam search; true: beam sampling), as HF's do_sample. */
+  doSample?: boolean;
+  /** Beam search with this many beams (HF's num_beams; default 1). */
+  numBeams?: number;
+  /** Sequences returned in `sequences`: the N best beams, or N samples (default 1). */
+  numReturnSequences?: number;
+  /** Beam score = log p / length^lengthPenalty (HF's length_penalty, default 1). */
+  lengthPenalty?: number;
+  /** HF's early_stopping for beams (default false). */
+  earlyStopping?: boolean | "never";
+  /** HF's repetition_penalty (default 1: off). */
+  repetitionPenalty?: number;
+  /** No n-gram of this size twice (HF's no_repeat_ngram_size; default 0: off). */
+  noRepeatNgramSize?: number;
+  /** Token id(s) that end a sequence (default: none; the length ends it). */
+  eosTokenId?: number | number[] | null;
+  /** No eos before this many new tokens (HF's min_new_tokens). */
+  minNewTokens?: number;
+  /** Seed of the sampling when no generator is given. */
+  seed?: number;
 }
 
 export interface GenerateResult {
-  /** The generated ids (without the prompt). */
+  /** The generated ids (without the prompt): the best sequence. */
   ids: number[];
+  /** Every returned sequence (numReturnSequences of them), best first for beams, without the prompt. */
+  sequences: number[][];
+  /** Beam search: each returned sequence's score, sum log p / length^lengthPenalty (HF's sequences_scores). */
+  scores?: number[];
   /** New tokens per second over the whole call (prefill included). */
   tokensPerSecond: number;
   elapsedMs: number;
@@ -181,50 +211,135 @@ export interface GenerateResult {
 }
 
 /**
- * Sample a continuation of `prompt` (B = 1), streaming each token through onToken. Contexts longer than
- * model.maxLength are cut to their last maxLength tokens; with the cache, a full cache is refilled from the last
- * ⌊3/4·maxLength⌋ tokens, so very long generations may differ slightly between the two modes.
+ * A decoding session (src/hf/types.ts HFDecodingSession) over a CachedDecoder for `rows` copies of `prompt`: the
+ * prompt's last maxLength tokens are encoded at the first step; with the cache, a full cache is refilled from the last
+ * ⌊3/4·maxLength⌋ tokens of each row; without it, every step re-runs each row's last maxLength tokens. reorder()
+ * follows the beams (cache rows and token histories).
+ */
+export function decoderSession(model: CachedDecoder, prompt: readonly number[], rows: number, useCache = true): HFDecodingSession & { dispose(): void } {
+  const L = model.maxLength;
+  let hist = Array.from({ length: rows }, () => [...prompt]);
+  const cache = useCache ? model.createCache(rows) : null;
+  const ids = (seqs: number[][], n: number) => Tensor.fromArray(Int32Array.from(seqs.flatMap((h) => h.slice(-n))), [rows, Math.min(n, seqs[0].length)]);
+  const lastRow = (logits: Tensor): Tensor => {
+    if (logits.ndim !== 3 || logits.shape[0] !== rows) throw new Error(`generate: expected logits (${rows}, T, V), got ${shapeStr(logits.shape)}`);
+    const t = logits.shape[1], V = logits.shape[2];
+    return Tensor.fromArray(Float32Array.from(contiguousData(logits.narrow(1, t - 1, 1)) as Float32Array), [rows, V]);
+  };
+  let first = true;
+  return {
+    batch: rows, prefix: hist.map((h) => [...h]),
+    step(tokens: Int32Array | null): Tensor {
+      if (tokens) hist.forEach((h, i) => h.push(tokens[i]));
+      return tidy(() => {
+        if (!cache) return lastRow(model.forward(ids(hist, L)));
+        if (first || cache.remaining === 0) {
+          // (re)fill: encode each row's context tail in one forward
+          const n = first ? Math.min(hist[0].length, L) : Math.max(1, Math.floor((3 * L) / 4));
+          first = false;
+          cache.reset();
+          return lastRow(model.forwardWithCache(ids(hist, n), cache));
+        }
+        return lastRow(model.forwardWithCache(ids(hist, 1), cache));
+      });
+    },
+    reorder(order: readonly number[]): void {
+      if (order.every((r, i) => r === i)) return;
+      cache?.reorder(order);
+      hist = order.map((r) => [...hist[r]]);
+    },
+    dispose(): void { cache?.dispose(); },
+  };
+}
+
+/**
+ * A continuation of `prompt` (B = 1) by the search of src/hf/generation.ts (shared with hf.generate): greedy
+ * (temperature 0), sampling with temperature / top-k / top-p, beam search and beam sampling (numBeams), with HF's
+ * repetition and n-gram penalties; banned ids never occur. Each token is streamed through onToken (beams: at the
+ * end). Contexts longer than model.maxLength are cut to their last maxLength tokens; with the cache, a full cache is
+ * refilled from the last ⌊3/4·maxLength⌋ tokens, so very long generations may differ slightly between the two modes.
  */
 export function generate(model: CachedDecoder, prompt: readonly number[], o: GenerateOptions = {}): GenerateResult {
   const maxNew = o.maxNewTokens ?? 100;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
   if (prompt.length === 0) throw new Error("generate: the prompt must contain at least one token");
-  const L = model.maxLength;
-  const useCache = o.useCache ?? true;
-  const ctx = [...prompt];
-  const out: number[] = [];
+  const temp = o.temperature ?? 1, topK = o.topK ?? 0, topP = o.topP ?? 1, beams = o.numBeams ?? 1;
+  if (!(temp >= 0) || temp === Infinity) throw new RangeError(`temperature must be a finite number >= 0, got ${temp}`);
+  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
+  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
+  const doSample = o.doSample ?? (beams > 1 ? false : temp > 0);
+  const banned = (o.banned ?? []).filter((b) => Number.isInteger(b) && b >= 0);
+  const r = withPromptLength(resolveGeneration({}, {}, {
+    maxNewTokens: maxNew, doSample, temperature: temp, topK, topP, numBeams: beams,
+    numReturnSequences: o.numReturnSequences, lengthPenalty: o.lengthPenalty, earlyStopping: o.earlyStopping,
+    repetitionPenalty: o.repetitionPenalty, noRepeatNgramSize: o.noRepeatNgramSize, eosTokenId: o.eosTokenId ?? null,
+    minNewTokens: o.minNewTokens, badWordsIds: banned.length ? banned.map((b) => [b]) : undefined, seed: o.seed,
+  }), prompt.length);
+  const rng = o.generator ?? (r.seed !== null ? new Generator(r.seed) : defaultGenerator);
+  const rows = beams > 1 ? beams : doSample ? r.numReturnSequences : 1;
   const t0 = performance.now();
   let prefillMs = 0, stoppedEarly = false;
-  const cache = useCache ? model.createCache(1) : null;
-  const last = (logits: Tensor): Float32Array => {
-    const t = logits.shape[1], V = logits.shape[2];
-    const row = Float32Array.from(contiguousData(logits.narrow(1, t - 1, 1)) as Float32Array);        // (1, 1, V) → (V)
-    if (row.length !== V) throw new Error(`generate: expected logits (1, T, V), got ${shapeStr(logits.shape)}`);
-    return row;
-  };
-  const ids = (a: readonly number[]) => Tensor.fromArray(Int32Array.from(a), [1, a.length]);
+  if (maxNew === 0) return { ids: [], sequences: Array.from({ length: r.numReturnSequences }, () => []), tokensPerSecond: 0, elapsedMs: 0, prefillMs: 0, stoppedEarly };
+  const session = decoderSession(model, prompt, rows, o.useCache ?? true);
+  let out;
   try {
-    noGrad(() => {
-      for (let step = 0; step < maxNew; step++) {
-        const logits = tidy(() => {
-          if (!cache) return last(model.forward(ids(ctx.slice(-L))));                       // (1, T, V) → (V)
-          if (step === 0 || cache.remaining === 0) {
-            // (re)fill: encode the context tail in one forward
-            const keepN = step === 0 ? Math.min(ctx.length, L) : Math.max(1, Math.floor((3 * L) / 4));
-            cache.reset();
-            return last(model.forwardWithCache(ids(ctx.slice(-keepN)), cache));
-          }
-          return last(model.forwardWithCache(ids([ctx[ctx.length - 1]]), cache));           // (1, 1, V)
-        });
-        const id = sampleNext(logits, o);
+    out = noGrad(() => runSearch(session, r, prompt.length, 1, rng, {
+      onStep: (step, tokens) => {
         if (step === 0) prefillMs = performance.now() - t0;
-        ctx.push(id); out.push(id);
-        if (o.onToken && o.onToken(id, step) === false) { stoppedEarly = true; break; }
-      }
-    });
+        if (beams === 1 && o.onToken && o.onToken(tokens[0], step) === false) { stoppedEarly = true; return false; }
+      },
+    }));
   } finally {
-    cache?.dispose();
+    session.dispose();
   }
-  const elapsedMs = performance.now() - t0;
-  return { ids: out, tokensPerSecond: elapsedMs > 0 ? (1000 * out.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly };
+  const seqs = (out.sequences.toArray() as number[][]).map((s) => s.slice(prompt.length));
+  // HF pads finished rows with the pad token: a sequence ends at its first eos
+  const eos = r.eosTokenId;
+  const trimmed = eos ? seqs.map((s) => { const i = s.findIndex((t) => eos.includes(t)); return i < 0 ? s : s.slice(0, i + 1); }) : seqs;
+  if (beams > 1 && o.onToken) trimmed[0].some((id, step) => o.onToken!(id, step) === false);
+  const elapsedMs = performance.now() - t0, ids = trimmed[0];
+  return {
+    ids, sequences: trimmed, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}),
+    tokensPerSecond: elapsedMs > 0 ? (1000 * ids.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly,
+  };
+}
+
+/** One source's outputs from searchWithStep: sequences without the start token, cut after eos (kept), best first. */
+export interface StepSearchResult { sequences: number[][]; scores?: number[] }
+
+/**
+ * The search of hf.generate (src/hf/generation.ts runSearch, the same options as generate() above) over an
+ * encoder–decoder's step function (src/models/beam-search.ts StepFunction, e.g. cachedSearchStep of the dates
+ * Transformer) for one source: every row starts with `bos`, and `parents` tells the step function how beams were
+ * reordered, so a cached step function keeps its keys/values. maxNewTokens counts the tokens after bos, eos included.
+ */
+export function searchWithStep<M>(step: StepFunction<M>, memory: M, o: Omit<GenerateOptions, "useCache" | "onToken"> & { bos: number; eos: number }): StepSearchResult {
+  const maxNew = o.maxNewTokens ?? 100, beams = o.numBeams ?? 1, temp = o.temperature ?? 1;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw new RangeError(`maxNewTokens must be an integer >= 1, got ${maxNew}`);
+  const doSample = o.doSample ?? (beams > 1 ? false : temp > 0);
+  const banned = (o.banned ?? []).filter((b) => Number.isInteger(b) && b >= 0);
+  const r = withPromptLength(resolveGeneration({}, {}, {
+    maxNewTokens: maxNew, doSample, temperature: temp, topK: o.topK ?? 0, topP: o.topP ?? 1, numBeams: beams,
+    numReturnSequences: o.numReturnSequences, lengthPenalty: o.lengthPenalty, earlyStopping: o.earlyStopping,
+    repetitionPenalty: o.repetitionPenalty, noRepeatNgramSize: o.noRepeatNgramSize, eosTokenId: o.eos, minNewTokens: o.minNewTokens,
+    badWordsIds: banned.length ? banned.map((b) => [b]) : undefined, seed: o.seed,
+  }), 1);
+  const rng = o.generator ?? (r.seed !== null ? new Generator(r.seed) : defaultGenerator);
+  const rows = beams > 1 ? beams : doSample ? r.numReturnSequences : 1;
+  let prefixes: number[][] = Array.from({ length: rows }, () => [o.bos]);
+  let parents: number[] | undefined;
+  const session: HFDecodingSession = {
+    batch: rows, prefix: prefixes.map((p) => [...p]),
+    step(tokens) {
+      if (tokens) prefixes = prefixes.map((p, i) => [...p, tokens[i]]);
+      const logits = step(memory, prefixes, new Array<number>(rows).fill(0), parents);
+      parents = prefixes.map((_, i) => i);                                      // no reorder unless beams say so
+      if (logits.length % rows !== 0) throw new Error(`searchWithStep: the step function returned ${logits.length} logits for ${rows} rows`);
+      return Tensor.fromArray(Float32Array.from(logits), [rows, logits.length / rows]);
+    },
+    reorder(order) { prefixes = order.map((i) => prefixes[i]); parents = [...order]; },
+  };
+  const out = noGrad(() => runSearch(session, r, 1, 1, rng));
+  const seqs = (out.sequences.toArray() as number[][]).map((s) => { const t = s.slice(1), i = t.indexOf(o.eos); return i < 0 ? t : t.slice(0, i + 1); });
+  return { sequences: seqs, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}) };
 }

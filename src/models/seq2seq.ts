@@ -228,6 +228,7 @@ export function cachedSearchStep(model: Seq2SeqTransformer, enc: EncoderState):
   const heads = (t: Tensor, T: number) => t.reshape([t.shape[0], T, H, hd]).permute([0, 2, 1, 3]).contiguous(); // (N, H, T, hd)
   const proj = (m: MultiheadAttention, x: Tensor, i: number) => {
     if (!m.inProjWeight && !m.inProjInt8) throw new Error("cachedSearchStep: attention with separate q/k/v projections is not supported");
+    if (m.prunedHeads.size) throw new Error("cachedSearchStep: cached decoding of a model with pruned heads (nn.pruneHeads) is not supported");
     return m.inProjection(x, i as 0 | 1 | 2);
   };
   // cross-attention keys/values of every source, per layer: (B, H, Ts, hd)

@@ -79,6 +79,12 @@ export interface MhaForwardOptions {
   positionIds?: Tensor | null;
   /** RoPE positions of the keys (B or 1, Tk); default positionIds when key is query, else 0..Tk−1. */
   keyPositionIds?: Tensor | null;
+  /**
+   * Multiplies each head's attention probabilities (so its output) before the output projection, like Hugging Face's
+   * `head_mask`: (H) or (B, H) float, H = the current numHeads (after pruning); 0 switches a head off, and its
+   * gradient is Michel et al.'s head importance. Default: the module's `headMask` field (nn.setHeadMask), else none.
+   */
+  headMask?: Tensor | null;
 }
 
 /** torch.nn.MultiheadAttention: same parameters, names, masks and outputs. */
@@ -99,10 +105,17 @@ export class MultiheadAttention extends Module {
   readonly position: "none" | "rope" | "alibi";
   rotaryEmb: RotaryEmbedding | null = null;
   readonly window: number | readonly [number, number] | null;
-  private readonly slopes: Float32Array | null = null;
+  private slopes: Float32Array | null = null;
+  /** Heads left (numHeads shrinks when heads are pruned; the projections are numHeads·headDim wide). */
+  numHeads: number;
+  /** Original indices of the heads removed by pruneHeads (Hugging Face's `pruned_heads`). */
+  readonly prunedHeads = new Set<number>();
+  /** Head mask used when forward is not given one (nn.setHeadMask sets it on every attention module). */
+  headMask: Tensor | null = null;
 
-  constructor(readonly embedDim: number, readonly numHeads: number, opts: MhaOptions = {}) {
+  constructor(readonly embedDim: number, numHeads: number, opts: MhaOptions = {}) {
     super();
+    this.numHeads = numHeads;
     checkPositiveInt("MultiheadAttention", "embedDim", embedDim); checkPositiveInt("MultiheadAttention", "numHeads", numHeads);
     if (opts.kdim !== undefined) checkPositiveInt("MultiheadAttention", "kdim", opts.kdim);
     if (opts.vdim !== undefined) checkPositiveInt("MultiheadAttention", "vdim", opts.vdim);
@@ -130,7 +143,7 @@ export class MultiheadAttention extends Module {
 
   /** Returns [attnOutput, attnWeights | null] with PyTorch's shapes. */
   forward(query: Tensor, key: Tensor, value: Tensor, opts: MhaForwardOptions = {}): [Tensor, Tensor | null] {
-    const E = this.embedDim, H = this.numHeads;
+    const E = this.embedDim, H = this.numHeads, I = H * this.headDim;
     let q = query, k = key, v = value;
     if (q.ndim !== 3 || k.ndim !== 3 || v.ndim !== 3) {
       throw new Error(`MultiheadAttention: expected 3-D query/key/value, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
@@ -141,11 +154,13 @@ export class MultiheadAttention extends Module {
       throw new Error(`MultiheadAttention: query ${shapeStr(query.shape)}, key ${shapeStr(key.shape)}, value ${shapeStr(value.shape)} ` +
         `do not fit embedDim=${E}, kdim=${this.kdim}, vdim=${this.vdim} (batchFirst=${this.batchFirst})`);
     }
+    const headMask = this.checkHeadMask(opts.headMask ?? this.headMask, B);                    // (B|1, 1, H, 1) | null
     const rec = activeRecorder();
     const recording = !!rec && rec.wants(this);
     const need = opts.needWeights ?? true;
     const avg = opts.averageAttnWeights ?? true;
-    const mode: "full" | "mean" | false = recording ? (rec!.mode === "mean" && (!need || avg) ? "mean" : "full") : need ? (avg ? "mean" : "full") : false;
+    let mode: "full" | "mean" | false = recording ? (rec!.mode === "mean" && (!need || avg) ? "mean" : "full") : need ? (avg ? "mean" : "full") : false;
+    if (headMask && mode === "mean") mode = "full";                                        // masked per head, then averaged
     const kpm = opts.keyPaddingMask ?? null;
     const floatKpm = !!kpm && kpm.dtype !== "bool";
     const core: HeadsOptions = {
@@ -175,17 +190,71 @@ export class MultiheadAttention extends Module {
       r = attentionHeads({ q: Q, k: Kp, v: Vp }, core);
       if (recording && rec!.withQK) qk = { queries: this.heads(Q), keys: this.heads(Kp) };
     }
-    const { out, weights } = r;                                                            // (B, Tq, E)
+    let { out, weights } = r;                                                              // (B, Tq, I = H·Dh)
+    if (headMask) {
+      out = out.reshape([B, Tq, H, this.headDim]).mul(headMask).reshape([B, Tq, I]);        // (B, Tq, I)
+      if (weights) weights = weights.mul(headMask.permute(0, 2, 1, 3));                    // (B, H, Tq, Tk)
+    }
     let y = this.outProj.forward(out);                                                      // (B, Tq, E)
     if (!this.batchFirst) y = y.transpose(0, 1);                                            // (Tq, B, E)
     if (recording && weights) {
-      rec!.add(this, { kind: query === key ? "self" : "cross", weights, headMean: mode === "mean",
+      const recMean = !!headMask && rec!.mode === "mean" && (!need || avg);
+      rec!.add(this, { kind: query === key ? "self" : "cross", weights: recMean ? weights.mean(1) : weights, headMean: mode === "mean" || recMean,
         keyPaddingMask: opts.keyPaddingMask ?? null, causal: !!opts.isCausal,
         ...(qk ? { ...qk, scale: 1 / Math.sqrt(this.headDim), scoreBias: this.slopes ? "ALiBi" : opts.attnMask ? "attention mask" : undefined } : {}) });
     }
     if (!need || !weights) return [y, null];
     if (mode === "full" && avg) return [y, weights.mean(1)];                               // (B, Tq, Tk)
     return [y, weights];
+  }
+
+  /** A head mask (H) or (B, H) → (B|1, 1, H, 1) to multiply the token-major (B, Tq, H, Dh) head outputs; errors name both shapes. */
+  private checkHeadMask(m: Tensor | null, B: number): Tensor | null {
+    if (!m) return null;
+    const H = this.numHeads;
+    const ok = (m.ndim === 1 && m.shape[0] === H) || (m.ndim === 2 && m.shape[1] === H && (m.shape[0] === B || m.shape[0] === 1));
+    if (!ok) throw new Error(`MultiheadAttention: headMask must be [${H}] or [${B}, ${H}] (numHeads ${H}${this.prunedHeads.size ? ` after pruning ${this.prunedHeads.size}` : ""}), got ${shapeStr(m.shape)}`);
+    if (m.dtype !== "float32") throw new Error(`MultiheadAttention: headMask must be float32, got ${m.dtype}`);
+    return m.ndim === 1 ? m.reshape([1, 1, H, 1]) : m.reshape([m.shape[0], 1, H, 1]);
+  }
+
+  /**
+   * Remove heads physically (Hugging Face's prune_heads): `heads` are original head indices (0..numHeads at
+   * construction − 1); heads already pruned are skipped. The in-projection loses those heads' q, k and v rows, the
+   * output projection their columns, numHeads shrinks; the kernels then do less work. Float weights only; at least
+   * one head must remain.
+   */
+  pruneHeads(heads: Iterable<number>): void {
+    const original = this.numHeads + this.prunedHeads.size;
+    const drop = new Set<number>();
+    for (const h of heads) {
+      if (!Number.isInteger(h) || h < 0 || h >= original) throw new RangeError(`MultiheadAttention.pruneHeads: head ${h} is not in [0, ${original})`);
+      if (!this.prunedHeads.has(h)) drop.add(h);
+    }
+    if (!drop.size) return;
+    if (drop.size >= this.numHeads) throw new RangeError(`MultiheadAttention.pruneHeads: pruning heads ${[...drop].join(", ")} would leave no head (${this.numHeads} left); keep at least one per layer`);
+    if (this.inProjInt8 || !(this.outProj instanceof Linear)) throw new Error("MultiheadAttention.pruneHeads: prune before quantizing (this module has int8 weights)");
+    // current position of each remaining original head
+    const current = [...Array(original).keys()].filter((h) => !this.prunedHeads.has(h));
+    const keepHeads = current.map((h, i) => [h, i] as const).filter(([h]) => !drop.has(h)).map(([, i]) => i);
+    const Dh = this.headDim, H = this.numHeads, I = H * Dh;
+    const rows = (blocks: number) => {                                                      // kept rows of `blocks` stacked (I, ·) blocks
+      const r: number[] = [];
+      for (let blk = 0; blk < blocks; blk++) for (const i of keepHeads) for (let d = 0; d < Dh; d++) r.push(blk * I + i * Dh + d);
+      return Tensor.fromArray(Int32Array.from(r), [r.length]);
+    };
+    const take = (t: Tensor, dim: number, idx: Tensor) => Parameter(t.detach().indexSelect(dim, idx).contiguous(), t.requiresGrad);
+    if (this.inProjWeight) this.inProjWeight = take(this.inProjWeight, 0, rows(3));       // (3·H'·Dh, E)
+    if (this.qProjWeight) this.qProjWeight = take(this.qProjWeight, 0, rows(1));          // (H'·Dh, E)
+    if (this.kProjWeight) this.kProjWeight = take(this.kProjWeight, 0, rows(1));          // (H'·Dh, kdim)
+    if (this.vProjWeight) this.vProjWeight = take(this.vProjWeight, 0, rows(1));          // (H'·Dh, vdim)
+    if (this.inProjBias) this.inProjBias = take(this.inProjBias, 0, rows(3));             // (3·H'·Dh)
+    const out = this.outProj;
+    out.weight = take(out.weight, 1, rows(1));                                              // (E, H'·Dh)
+    (out as { inFeatures: number }).inFeatures = keepHeads.length * Dh;
+    if (this.slopes) this.slopes = Float32Array.from(keepHeads, (i) => this.slopes![i]);    // ALiBi slopes stay with their heads
+    for (const h of drop) this.prunedHeads.add(h);
+    this.numHeads = keepHeads.length;
   }
 
   /** (B, T, E) → (B, H, T, Dh), contiguous. */
@@ -210,7 +279,7 @@ export class MultiheadAttention extends Module {
    * or int8 (after quantizeInProjection). Needs the packed in_proj_weight (kdim = vdim = embedDim).
    */
   inProjection(x: Tensor, part?: 0 | 1 | 2): Tensor {
-    const E = this.embedDim, b = this.inProjBias;
+    const E = this.numHeads * this.headDim, b = this.inProjBias;
     if (this.inProjInt8) return part === undefined ? this.inProjInt8.linear(x, b) : this.inProjInt8.linear(x, b, part * E, E);
     if (!this.inProjWeight) throw new Error("MultiheadAttention.inProjection: this module has separate q/k/v projections (kdim or vdim ≠ embedDim)");
     if (part === undefined) return F.linear(x, this.inProjWeight, b);
@@ -233,7 +302,7 @@ export class MultiheadAttention extends Module {
 
   /** Separate Q/K/V projections (cross-attention, or kdim/vdim ≠ embedDim); self-attention projects once in forward. */
   private project(q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor, Tensor] {
-    const E = this.embedDim, b = this.inProjBias;
+    const E = this.numHeads * this.headDim, b = this.inProjBias;
     const bias = (i: number) => (b ? b.narrow(0, i * E, E) : null);
     if (this.inProjInt8) return [this.inProjection(q, 0), this.inProjection(k, 1), this.inProjection(v, 2)];
     if (this.inProjWeight) {
@@ -267,7 +336,8 @@ export class MultiheadAttention extends Module {
     return add;
   }
   protected override extraRepr(): string {
-    return `embedDim=${this.embedDim}, numHeads=${this.numHeads}, batchFirst=${this.batchFirst}${this.window !== null ? `, window=${JSON.stringify(this.window)}` : ""}`;
+    return `embedDim=${this.embedDim}, numHeads=${this.numHeads}${this.prunedHeads.size ? ` (pruned ${[...this.prunedHeads].sort((a, b) => a - b).join(",")})` : ""}, batchFirst=${this.batchFirst}` +
+      (this.window !== null ? `, window=${JSON.stringify(this.window)}` : "");
   }
 }
 

@@ -5,6 +5,7 @@ import { Tensor } from "../tensor.js";
 import { keep } from "../scope.js";
 import { shapeStr } from "../shape.js";
 import { noGrad } from "../autograd.js";
+import type { DeviceName } from "../device.js";
 
 const parameters = new WeakSet<Tensor>();
 
@@ -112,6 +113,19 @@ export abstract class Module {
       }
     });
     return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * Move every parameter and buffer to `device` in place, like torch's module.to(device): the same tensor objects (so
+   * optimizers built before keep working), now holding device memory. CPU → device ("webgpu").
+   */
+  to(device: DeviceName): this {
+    const seen = new Set<Tensor>();
+    for (const m of this.modules()) {
+      for (const [, p] of m.ownParameters()) if (!seen.has(p)) { seen.add(p); p._moveTo(device); }
+      for (const [, b] of m.buffers) if (b && !seen.has(b)) { seen.add(b); b._moveTo(device); }
+    }
+    return this;
   }
 
   train(mode = true): this { for (const m of this.modules()) m.training = mode; return this; }

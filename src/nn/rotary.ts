@@ -50,6 +50,12 @@ export function rotateHalf(x: Tensor): Tensor {
 
 /** x·cos + rotate_half(x)·sin with cos/sin broadcastable to x (e.g. x (B, H, T, D), cos (B, 1, T, D)). Differentiable in x. */
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  if (x.device !== "cpu") {
+    // the tables are computed on the host from positions: they follow the activations to their device
+    if (cos.device !== x.device) cos = cos.to(x.device);
+    if (sin.device !== x.device) sin = sin.to(x.device);
+    return x.mul(cos).add(rotateHalf(x).mul(sin));
+  }
   const fast = rotaryNoGrad(x, cos, sin);
   if (fast) return fast;
   return x.mul(cos).add(rotateHalf(x).mul(sin));

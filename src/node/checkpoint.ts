@@ -4,7 +4,8 @@
 // a crash or kill at any moment leaves the previous complete checkpoint in place.
 import { readSafetensorsFile, writeFileAtomic } from "./safetensors-file.js";
 import { saveSafetensors } from "../io/state-dict.js";
-import { CHECKPOINT_FORMAT, OPT_PREFIX, asCheckpointError, loadCheckpointWeights, parseCheckpoint, type QuantizationInfo, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
+import { prunedHeadsOf } from "../nn/prune.js";
+import { CHECKPOINT_FORMAT, PRUNED_HEADS_KEY, OPT_PREFIX, asCheckpointError, loadCheckpointWeights, parseCheckpoint, type QuantizationInfo, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 import { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig, Task } from "../tasks/task.js";
@@ -26,6 +27,8 @@ export interface CheckpointContents {
   history?: unknown;
   /** Dynamic-int8 weights (attnflow quantize): which layers. */
   quantization?: QuantizationInfo;
+  /** Pruned heads; read from the model when it is a Module (nn.prunedHeadsOf), needed when it is a state dict. */
+  prunedHeads?: Record<number, number[]>;
 }
 
 export function serializeCheckpoint(c: CheckpointContents, o: { floatDType?: "F32" | "F16" | "BF16" } = {}): Uint8Array {
@@ -40,6 +43,8 @@ export function serializeCheckpoint(c: CheckpointContents, o: { floatDType?: "F3
   if (c.notes) metadata.notes = c.notes;
   if (c.history) metadata.history = JSON.stringify(c.history);
   if (c.quantization) metadata.quantization = JSON.stringify(c.quantization);
+  const pruned = c.model instanceof Map ? c.prunedHeads : prunedHeadsOf(c.model);
+  if (pruned && Object.keys(pruned).length) metadata[PRUNED_HEADS_KEY] = JSON.stringify(pruned);
   return saveSafetensors(tensors, { metadata, floatDType: o.floatDType, integrity: true });
 }
 
@@ -54,7 +59,7 @@ export async function saveCheckpoint(path: string, c: CheckpointContents, o: { f
 export async function exportCheckpoint(src: string, dst: string, o: { half?: boolean; notes?: string } = {}): Promise<{ bytes: number }> {
   const ck = await readCheckpoint(src);
   const bytes = serializeCheckpoint({ task: ck.task, config: ck.config, model: ck.weights, metrics: ck.metrics,
-    notes: o.notes ?? ck.notes, quantization: ck.quantization, history: ck.trainer ? { options: ck.trainer.options, seed: ck.trainer.seed, steps: ck.trainer.globalStep, epochs: ck.trainer.history } : ck.history },
+    notes: o.notes ?? ck.notes, quantization: ck.quantization, prunedHeads: ck.prunedHeads, history: ck.trainer ? { options: ck.trainer.options, seed: ck.trainer.seed, steps: ck.trainer.globalStep, epochs: ck.trainer.history } : ck.history },
   { floatDType: o.half ? "F16" : "F32" });
   await writeFileAtomic(dst, bytes);
   return { bytes: bytes.length };

@@ -89,7 +89,7 @@ export function attentionHeads(src: HeadsInput, opts: HeadsOptions): SdpaResult 
     throw new Error(`attentionHeads: q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} need the same batch and k/v the same length`);
   }
 
-  if (!hasLayoutAttention() || opts.impl === "math" || !readable(q) || !readable(k) || !readable(v)) {
+  if (!hasLayoutAttention() || opts.impl === "math" || q.device !== "cpu" || !readable(q) || !readable(k) || !readable(v)) {
     // portable path: heads as permuted views (B, H, T, ·), then back to token-major
     const heads = (t: Tensor, col: number, n: number, d: number) =>
       t.narrow(2, col, n * d).reshape([B, t.shape[1], n, d]).permute([0, 2, 1, 3]);

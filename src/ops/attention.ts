@@ -11,6 +11,7 @@ import type { AttnArgs, AttnTensorLayout } from "../backend/kernels.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
+import { commonDevice } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
 import { safeSoftmax } from "./nn.js";
@@ -84,6 +85,15 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 
 export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaResult {
   for (const [t, n] of [[q, "q"], [k, "k"], [v, "v"]] as const) assertFloat(t, `scaledDotProductAttention (${n})`);
+  if (q.storage.device !== "cpu" || k.storage.device !== "cpu" || v.storage.device !== "cpu") {
+    const dev = commonDevice("scaledDotProductAttention", q, k, v);
+    // masks may come from the CPU (models build them from host token data): uploaded here, the one exception to the
+    // same-device rule, like PyTorch's CPU scalars
+    const up = (m: Tensor | null | undefined) => (m && m.device !== dev ? m.to(dev) : m);
+    if (opts.maskedRows === "uniform") return uniformOnDevice(q, k, v, opts);
+    const o = { ...opts, attnMask: up(opts.attnMask ?? opts.mask), mask: undefined, keyPaddingMask: up(opts.keyPaddingMask) };
+    return q.storage.deviceImpl.fused.sdpa(q, k, v, o) as SdpaResult;
+  }
   if (q.ndim === 3 && k.ndim === 3 && v.ndim === 3) {
     const r = sdpa(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), { ...opts, attnMask: lift3(opts.attnMask ?? opts.mask ?? null) });
     return { out: r.out.squeeze(1), weights: r.weights && r.weights.ndim === 4 ? r.weights.squeeze(1) : r.weights };
@@ -423,4 +433,30 @@ function renormaliseRows(w: Float32Array, n: number): void {
     for (let j = 0; j < n; j++) s += w[o + j];
     if (s > 0) { const inv = 1 / s; for (let j = 0; j < n; j++) w[o + j] *= inv; }
   }
+}
+
+/**
+ * maskedRows "uniform" on a device: the rows and weights are worked out on the CPU from the masks (which must be CPU
+ * tensors here: they are host data), exactly as on the CPU path; the device runs the kernel with the resulting
+ * additive mask and adds the uniform rows' part (W·v) there.
+ */
+function uniformOnDevice(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaResult {
+  const dev = q.device;
+  for (const m of [opts.attnMask ?? opts.mask, opts.keyPaddingMask]) {
+    if (m && m.device !== "cpu") throw new Error(`scaledDotProductAttention: maskedRows "uniform" on ${dev} takes its masks as CPU tensors (host data), got one on ${m.device}`);
+  }
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new Error(`not yet supported on ${dev}: maskedRows "uniform" with 3-D q/k/v (use (B, H, T, D))`);
+  const [B, H, Tq, D] = q.shape, [, Hkv, Tk] = k.shape, Dv = v.shape[3];
+  const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, { ...opts, alibiSlopes: null });
+  const u = uniformRows(args, opts);
+  const mask = args.attnMask ? Tensor.fromArray(args.attnMask, [args.maskB, args.maskH, Tq, Tk]).to(dev) : null;
+  const pad = args.keyPad ? Tensor.fromArray(args.keyPad, [B, Tk], "bool").to(dev) : null;
+  const r = q.storage.deviceImpl.fused.sdpa(q, k, v, { ...opts, attnMask: mask, mask: undefined, keyPaddingMask: pad, maskedRows: "zero" }) as SdpaResult;
+  if (!u) return r;
+  const rep = H / Hkv;
+  const vv = rep === 1 ? v : v.unsqueeze(2).expand([B, Hkv, rep, Tk, Dv]).reshape([B, H, Tk, Dv]);
+  const w = Tensor.fromArray(u.w, u.shape).to(dev);
+  const mode = weightsMode(opts.returnWeights);
+  const cw = mode === "full" ? w : mode === "mean" ? w.mean(1) : null;
+  return { out: r.out.add(w.matmul(vv)), weights: r.weights && cw ? r.weights.add(cw) : r.weights };
 }

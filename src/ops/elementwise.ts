@@ -5,7 +5,8 @@ import { record } from "../autograd.js";
 import { K } from "../backend/registry.js";
 import type { BinaryOp, UnaryOp } from "../backend/kernels.js";
 import { Tensor, type TensorLike } from "../tensor.js";
-import { lift, scalarTensor, sumToShape, uninit, view } from "./util.js";
+import { devOps, lift, onDevice, scalarTensor, sumToShape, uninit, view } from "./util.js";
+import { commonDevice } from "../device.js";
 
 // ---------- unary ----------
 type UnaryGrad = (g: Tensor, x: Tensor, y: Tensor) => Tensor | null;
@@ -35,8 +36,9 @@ const zeroGrad = new Set<UnaryOp>(["sign", "floor", "ceil", "round"]);
 
 export function unaryOp(x: Tensor, op: UnaryOp): Tensor {
   const outDtype: DType = op === "not" ? "bool" : "float32";
-  const y = uninit(x.shape, outDtype);
-  K.unary(op, view(x), x.shape, y.storage.data as Float32Array);
+  const y = uninit(x.shape, outDtype, x);
+  if (onDevice(x)) devOps(x).unary(op, x, y);
+  else K.unary(op, view(x), x.shape, y.storage.data as Float32Array);
   if (x.dtype !== "float32" || op === "not") return y;
   const gf = unaryGrads[op];
   if (!gf) {
@@ -57,7 +59,9 @@ function resultDtype(op: BinaryOp, a: Tensor, b: Tensor): DType {
 
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(a.shape, b.shape, op);
-  const out = uninit(shape, resultDtype(op, a, b));
+  if (a.storage.device !== b.storage.device) commonDevice(op, a, b);
+  const out = uninit(shape, resultDtype(op, a, b), a);
+  if (onDevice(a)) { devOps(a).binary(op, a, broadcastStrides(a.shape, a.strides, shape), b, broadcastStrides(b.shape, b.strides, shape), out); return out; }
   K.binary(op, view(a, broadcastStrides(a.shape, a.strides, shape)), view(b, broadcastStrides(b.shape, b.strides, shape)),
     shape, out.storage.data);
   return out;
@@ -105,11 +109,14 @@ export function mulScalarLike(o: TensorLike, alpha: number): TensorLike {
 /** torch.where(cond, a, b) with broadcasting; cond must be bool. */
 export function where(cond: Tensor, ax: TensorLike, bx: TensorLike): Tensor {
   if (cond.dtype !== "bool") throw new Error(`where: condition must be a bool tensor, got ${cond.dtype}`);
-  const a = ax instanceof Tensor ? ax.float() : scalarTensor(ax);
-  const b = bx instanceof Tensor ? bx.float() : scalarTensor(bx);
+  const a = ax instanceof Tensor ? ax.float() : scalarTensor(ax, "float32", cond);
+  const b = bx instanceof Tensor ? bx.float() : scalarTensor(bx, "float32", cond);
   const shape = broadcastShapes(broadcastShapes(cond.shape, a.shape, "where"), b.shape, "where");
-  const out = uninit(shape);
-  K.where(view(cond, broadcastStrides(cond.shape, cond.strides, shape)), view(a, broadcastStrides(a.shape, a.strides, shape)),
+  const dev = commonDevice("where", cond, a, b);
+  const out = uninit(shape, "float32", cond);
+  if (dev !== "cpu") devOps(cond).where(cond, broadcastStrides(cond.shape, cond.strides, shape), a, broadcastStrides(a.shape, a.strides, shape),
+    b, broadcastStrides(b.shape, b.strides, shape), out);
+  else K.where(view(cond, broadcastStrides(cond.shape, cond.strides, shape)), view(a, broadcastStrides(a.shape, a.strides, shape)),
     view(b, broadcastStrides(b.shape, b.strides, shape)), shape, out.storage.data as Float32Array);
   return record(out, "where", [a, b], (g) => [
     a.requiresGrad ? sumToShape(where(cond, g, 0), a.shape) : null,
@@ -126,21 +133,22 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 
 export function clamp(x: Tensor, lo: number | null, hi: number | null): Tensor {
   let y = x;
-  if (lo !== null) y = binaryRaw("maximum", y, scalarTensor(lo));
-  if (hi !== null) y = binaryRaw("minimum", y, scalarTensor(hi));
+  if (lo !== null) y = binaryRaw("maximum", y, scalarTensor(lo, "float32", x));
+  if (hi !== null) y = binaryRaw("minimum", y, scalarTensor(hi, "float32", x));
   if (y === x) return x.clone();
   // gradient flows where lo ≤ x ≤ hi (inclusive, like torch.clamp)
   return record(y, "clamp", [x], (g) => {
     let m = g;
-    if (lo !== null) m = m.mul(binaryRaw("ge", x, scalarTensor(lo)).float());
-    if (hi !== null) m = m.mul(binaryRaw("le", x, scalarTensor(hi)).float());
+    if (lo !== null) m = m.mul(binaryRaw("ge", x, scalarTensor(lo, "float32", x)).float());
+    if (hi !== null) m = m.mul(binaryRaw("le", x, scalarTensor(hi, "float32", x)).float());
     return [m];
   }, [x]);
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.clone();
-  const out = uninit(x.shape, dtype);
+  const out = uninit(x.shape, dtype, x);
+  if (onDevice(x)) { devOps(x).copy(x, x.strides, out); return out; }
   if (dtype === "bool") K.binary("ne", view(x), { data: new Float32Array(1), offset: 0, strides: x.shape.map(() => 0) }, x.shape, out.storage.data);
   else if (dtype === "int32" && x.dtype === "float32") castTrunc(x, out);
   else K.copy(view(x), x.shape, out.storage.data);
@@ -157,7 +165,8 @@ function castTrunc(x: Tensor, out: Tensor): void {
 }
 
 export function fullLike(x: Tensor, v: number): Tensor {
-  const t = uninit(x.shape, "float32");
+  const t = uninit(x.shape, "float32", x);
+  if (onDevice(x)) { devOps(x).fill(t, v); return t; }
   (t.storage.data as Float32Array).fill(v);
   return t;
 }
@@ -167,6 +176,11 @@ export function addInPlace(t: Tensor, o: Tensor, alpha: number): void {
   if (!t.isContiguous()) throw new Error("addInPlace: target must be contiguous");
   const shape = broadcastShapes(t.shape, o.shape, "addInPlace");
   if (!sameShape(shape, t.shape)) throw new Error(`addInPlace: ${shapeStr(o.shape)} does not broadcast to ${shapeStr(t.shape)}`);
+  if (t.storage.device !== "cpu" || o.storage.device !== "cpu") {
+    commonDevice("addInPlace", t, o);
+    devOps(t).axpy(t, o, broadcastStrides(o.shape, o.strides, t.shape), alpha);
+    return;
+  }
   const d = t.storage.data, od = o.storage.data;
   if (o.isContiguous() && sameShape(o.shape, t.shape)) {
     const off = t.offset, oo = o.offset, n = t.numel();

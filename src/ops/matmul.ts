@@ -5,7 +5,8 @@ import { broadcastShapes, numel, shapeStr } from "../shape.js";
 import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
 import { Tensor } from "../tensor.js";
-import { assertFloat, sumToShape, uninit } from "./util.js";
+import { assertFloat, devOps, onDevice, sumToShape, uninit } from "./util.js";
+import { commonDevice } from "../device.js";
 
 interface MatOperand { t: Tensor; trans: boolean; ld: number }
 
@@ -43,9 +44,20 @@ function matmul2(a: Tensor, b: Tensor): Tensor {
   const M = a.shape[a.ndim - 2], Ka = a.shape[a.ndim - 1], Kb = b.shape[b.ndim - 2], N = b.shape[b.ndim - 1];
   if (Ka !== Kb) throw new Error(`matmul: shapes ${shapeStr(a.shape)} and ${shapeStr(b.shape)} are incompatible (inner dims ${Ka} vs ${Kb})`);
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2), "matmul (batch dims)");
-  const out = uninit([...batch, M, N]);
+  const dev = a.storage.device === b.storage.device ? a.storage.device : commonDevice("matmul", a, b);
+  const out = uninit([...batch, M, N], "float32", a);
   const A = operand(a), B = operand(b), nb = numel(batch);
   const sa = uniformBatchStride(A.t, batch), sb = uniformBatchStride(B.t, batch);
+  if (dev !== "cpu") {
+    const g = devOps(a);
+    if (sa !== null && sb !== null) g.gemm(A.trans, B.trans, M, N, Ka, 1, A.t, A.t.offset, A.ld, B.t, B.t.offset, B.ld, 0, out, 0, N, nb, sa, sb, M * N);
+    else for (let bi = 0; bi < nb; bi++) {
+      g.gemm(A.trans, B.trans, M, N, Ka, 1, A.t, batchOffset(A.t, batch, bi), A.ld, B.t, batchOffset(B.t, batch, bi), B.ld, 0, out, bi * M * N, N, 1, 0, 0, 0);
+    }
+    if (A.t !== a) A.t.dispose();
+    if (B.t !== b) B.t.dispose();
+    return out;
+  }
   const C = out.storage.data as Float32Array, Ad = A.t.storage.data as Float32Array, Bd = B.t.storage.data as Float32Array;
   if (sa !== null && sb !== null) {
     K.gemm(A.trans, B.trans, M, N, Ka, 1, Ad, A.t.offset, A.ld, Bd, B.t.offset, B.ld, 0, C, 0, N, nb, sa, sb, M * N);
@@ -137,6 +149,13 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
     throw new Error(`linear: input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (expected last dim ${inF})`);
   }
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias ${shapeStr(bias.shape)} does not match weight ${shapeStr(weight.shape)}`);
+  if (onDevice(x) || onDevice(weight)) {
+    // on a device: x·Wᵀ (W transposed by flag) + b, then the activation, each an op with its own gradient
+    commonDevice("linear", x, weight, bias);
+    let y = matmul(x, weight.mT);
+    if (bias) y = y.add(bias);
+    return act === null ? y : act === "relu" ? y.relu() : unaryOpFor(y, act);
+  }
   if (act !== null && act !== "relu" && act !== "gelu" && act !== "geluTanh") {
     throw new Error(`linear: activation must be "relu", "gelu" or "geluTanh", got ${String(act)}`);
   }
@@ -205,3 +224,6 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
     return bias ? [dx, dw, db] : [dx, dw];
   }, saved);
 }
+
+import { unaryOp } from "./elementwise.js";
+function unaryOpFor(y: Tensor, act: "gelu" | "geluTanh"): Tensor { return unaryOp(y, act); }

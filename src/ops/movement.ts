@@ -6,7 +6,8 @@ import { K } from "../backend/registry.js";
 import { forEachStrided } from "../backend/ref/elementwise.js";
 import type { AnyTypedArray } from "../dtype.js";
 import { Tensor, type NestedArray } from "../tensor.js";
-import { sumToShape, uninit, view as sview, zerosOf } from "./util.js";
+import { devOps, onDevice, sumToShape, uninit, view as sview, zerosOf } from "./util.js";
+import { commonDevice } from "../device.js";
 
 function makeView(x: Tensor, shape: number[], strides: number[], offset: number): Tensor {
   return new Tensor(x.storage, shape, strides, offset);
@@ -28,8 +29,9 @@ export function contiguous(x: Tensor): Tensor {
 }
 
 export function clone(x: Tensor): Tensor {
-  const out = uninit(x.shape, x.dtype);
-  K.copy(sview(x), x.shape, out.storage.data);
+  const out = uninit(x.shape, x.dtype, x);
+  if (onDevice(x)) devOps(x).copy(x, x.strides, out);
+  else K.copy(sview(x), x.shape, out.storage.data);
   return record(out, "clone", [x], (g) => [g]);
 }
 
@@ -92,13 +94,18 @@ export function expand(x: Tensor, shape: number[]): Tensor {
 
 /** Copy `src` into the (strided) region of `dst` described by shape/strides/offset. */
 function writeRegion(dst: Tensor, shape: number[], strides: number[], offset: number, src: Tensor): void {
+  if (dst.storage.device !== "cpu" || src.storage.device !== "cpu") {
+    commonDevice("cat/slice", dst, src);
+    devOps(dst).writeRegion(dst, shape, strides, offset, src);
+    return;
+  }
   const dd = dst.storage.data, sd = src.storage.data;
   forEachStrided(shape, [{ offset, strides }, sview(src)], (_o, a, b) => { dd[a] = sd[b]; });
 }
 
 /** Gradient of a strided sub-view: zeros of the input's shape with g written into the viewed region. */
 function padGrad(x: Tensor, g: Tensor, shape: number[], relStrides: number[], relOffset: number): Tensor {
-  const z = zerosOf(x.shape);
+  const z = zerosOf(x.shape, "float32", g);
   writeRegion(z, shape, relStrides, relOffset, g);
   return z;
 }
@@ -165,7 +172,7 @@ export function cat(xs: Tensor[], dim = 0): Tensor {
     if (t.dtype !== ref.dtype) throw new Error(`cat: dtypes ${ref.dtype} and ${t.dtype} differ`);
   }
   const shape = [...ref.shape]; shape[d] = xs.reduce((p, t) => p + t.shape[d], 0);
-  const out = uninit(shape, ref.dtype);
+  const out = uninit(shape, ref.dtype, ref);
   const cs = contiguousStrides(shape);
   let at = 0;
   for (const t of xs) { writeRegion(out, t.shape, cs, at * cs[d], t); at += t.shape[d]; }
@@ -273,7 +280,7 @@ export function triangle(x: Tensor, diagonal: number, part: "lower" | "upper"): 
   const R = x.shape[x.ndim - 2], C = x.shape[x.ndim - 1];
   const m = uninit([R, C], "bool"), md = m.storage.data;
   for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) md[i * C + j] = part === "lower" ? +(j > i + diagonal) : +(j < i + diagonal);
-  return x.maskedFill(m, 0);
+  return x.maskedFill(x.device === "cpu" ? m : m.to(x.device), 0);
 }
 
 export function toNested(x: Tensor): NestedArray {

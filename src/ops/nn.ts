@@ -5,7 +5,8 @@ import { record } from "../autograd.js";
 import { K } from "../backend/registry.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
-import { assertFloat, uninit, zerosOf } from "./util.js";
+import { assertFloat, devOps, onDevice, uninit, zerosOf } from "./util.js";
+import { commonDevice, unsupportedOn } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { unaryOp } from "./elementwise.js";
 import { linearOp, type LinearActivation } from "./matmul.js";
@@ -25,7 +26,15 @@ export function softmax(x: Tensor, dim = -1): Tensor {
   assertFloat(x, "softmax");
   return alongLastDim(x, dim, (xc) => {
     const n = xc.shape[xc.ndim - 1] ?? 1, rows = xc.numel() / Math.max(n, 1);
-    const y = uninit(xc.shape);
+    const y = uninit(xc.shape, "float32", xc);
+    if (onDevice(xc)) {
+      devOps(xc).softmax(xc, y, rows, n, false);
+      return record(y, "softmax", [xc], (g) => {
+        const gc = g.contiguous(), dx = uninit(xc.shape, "float32", xc);
+        devOps(xc).softmaxBackward(y, gc, dx, rows, n);
+        return [dx];
+      }, [y]);
+    }
     K.softmax(contiguousData(xc) as Float32Array, y.storage.data as Float32Array, rows, n);
     return record(y, "softmax", [xc], (g) => {
       const gc = g.contiguous(), dx = uninit(xc.shape);
@@ -65,8 +74,9 @@ export function logSoftmax(x: Tensor, dim = -1): Tensor {
   assertFloat(x, "logSoftmax");
   return alongLastDim(x, dim, (xc) => {
     const n = xc.shape[xc.ndim - 1] ?? 1, rows = xc.numel() / Math.max(n, 1);
-    const y = uninit(xc.shape);
-    K.logSoftmax(contiguousData(xc) as Float32Array, y.storage.data as Float32Array, rows, n);
+    const y = uninit(xc.shape, "float32", xc);
+    if (onDevice(xc)) devOps(xc).softmax(xc, y, rows, n, true);
+    else K.logSoftmax(contiguousData(xc) as Float32Array, y.storage.data as Float32Array, rows, n);
     // d/dx: g − softmax(x)·Σg  (softmax = exp(y))
     return record(y, "logSoftmax", [xc], (g) => [g.sub(y.exp().mul(g.sum(-1, true)))], [y]);
   });
@@ -84,6 +94,7 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor |
     if (p && p.numel() !== D) throw new Error(`layerNorm: ${name} has shape ${shapeStr(p.shape)}, expected ${shapeStr(normalizedShape)}`);
   }
   const xc = x.contiguous(), rows = xc.numel() / Math.max(D, 1);
+  if (onDevice(x) || (weight && onDevice(weight))) return layerNormDevice(xc, rows, D, weight, bias, eps);
   const y = uninit(x.shape), mean = uninit([rows]), rstd = uninit([rows]);
   const wd = weight ? contiguousData(weight) as Float32Array : null, bd = bias ? contiguousData(bias) as Float32Array : null;
   K.layerNormForward(contiguousData(xc) as Float32Array, wd, bd, y.storage.data as Float32Array,
@@ -111,6 +122,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, ac
 export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | null = null): Tensor {
   if (indices.dtype !== "int32") throw new Error(`embedding: indices must be int32, got ${indices.dtype}`);
   const [V, D] = weight.shape;
+  if (onDevice(weight) || onDevice(indices)) return embeddingDevice(indices, weight, paddingIdx);
   const idx = contiguousData(indices) as Int32Array;
   for (let i = 0; i < idx.length; i++) {
     if (idx[i] < 0 || idx[i] >= V) throw new Error(`embedding: index ${idx[i]} out of range for a table of ${V} rows`);
@@ -130,6 +142,7 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
 export function dropout(x: Tensor, p = 0.5, training = true, gen: Generator = defaultGenerator): Tensor {
   if (p < 0 || p > 1) throw new Error(`dropout: probability must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
+  if (onDevice(x)) throw unsupportedOn(x.device, "dropout (training mode)");
   const mask = uninit(x.shape), md = mask.storage.data as Float32Array, s = p === 1 ? 0 : 1 / (1 - p);
   for (let i = 0; i < md.length; i++) md[i] = gen.random() >= p ? s : 0;
   return x.mul(mask);
@@ -139,3 +152,39 @@ export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
   return unaryOp(x, approximate === "tanh" ? "geluTanh" : "gelu");
 }
 
+
+// ---------- device paths (WebGPU): the same contracts on device tensors ----------
+function layerNormDevice(xc: Tensor, rows: number, D: number, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
+  commonDevice("layerNorm", xc, weight, bias);
+  const g = devOps(xc);
+  const w = weight?.contiguous() ?? null, b = bias?.contiguous() ?? null;
+  const y = uninit(xc.shape, "float32", xc), mean = uninit([rows], "float32", xc), rstd = uninit([rows], "float32", xc);
+  g.layerNormForward(xc, w, b, y, mean, rstd, rows, D, eps);
+  const inputs = [xc, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record(y, "layerNorm", inputs, (gr) => {
+    const gc = gr.contiguous(), dx = uninit(xc.shape, "float32", xc);
+    const dw = weight?.requiresGrad ? zerosOf(weight.shape, "float32", xc) : null, db = bias?.requiresGrad ? zerosOf(bias.shape, "float32", xc) : null;
+    g.layerNormBackward(gc, xc, w, mean, rstd, dx, dw, db, rows, D);
+    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+  }, [xc, mean, rstd, ...(w ? [w] : [])]);
+}
+
+/** Indices on the CPU are checked and uploaded; indices already on the device are not checked (a bad one gives a NaN row). */
+function embeddingDevice(indices: Tensor, weight: Tensor, paddingIdx: number | null): Tensor {
+  const [V, D] = weight.shape;
+  let idx = indices;
+  if (!onDevice(indices)) {
+    const d = contiguousData(indices) as Int32Array;
+    for (let i = 0; i < d.length; i++) if (d[i] < 0 || d[i] >= V) throw new Error(`embedding: index ${d[i]} out of range for a table of ${V} rows`);
+    idx = indices.to(weight.device);
+  }
+  commonDevice("embedding", idx, weight);
+  const ic = idx.contiguous(), wc = weight.contiguous();
+  const y = uninit([...indices.shape, D], "float32", wc);
+  devOps(wc).gatherRows(wc, D, ic, y);
+  return record(y, "embedding", [weight], (g) => {
+    const dw = zerosOf(weight.shape, "float32", wc);
+    devOps(wc).scatterAddRows(g.contiguous(), D, ic, dw, paddingIdx ?? -1);
+    return [dw];
+  }, [ic]);
+}

@@ -4,7 +4,7 @@ import { record } from "../autograd.js";
 import { K } from "../backend/registry.js";
 import type { ReduceOp } from "../backend/kernels.js";
 import type { Tensor } from "../tensor.js";
-import { uninit } from "./util.js";
+import { devOps, onDevice, uninit } from "./util.js";
 
 function axesOf(x: Tensor, dim: number | number[] | undefined, op: string): number[] {
   if (dim === undefined) return x.shape.map((_, i) => i);
@@ -17,12 +17,13 @@ function reduceAxis(x: Tensor, axis: number, op: ReduceOp): Tensor {
   const c = x.contiguous();
   const outer = numel(x.shape.slice(0, axis)), n = x.shape[axis], inner = numel(x.shape.slice(axis + 1));
   const shape = x.shape.map((d, i) => (i === axis ? 1 : d));
-  const out = uninit(shape, op === "argmax" || op === "argmin" ? "int32" : x.dtype === "float32" ? "float32" : "int32");
+  const out = uninit(shape, op === "argmax" || op === "argmin" ? "int32" : x.dtype === "float32" ? "float32" : "int32", x);
   if (n === 0 && (op === "max" || op === "min" || op === "argmax" || op === "argmin")) {
     throw new Error(`${op}: cannot reduce over an empty dimension (axis ${axis} of shape [${x.shape}])`);
   }
   // the contiguous view may start at an offset into its storage (e.g. narrow(0, 1, 2)): pass its own elements
-  K.reduce(op, c.storage.data.subarray(c.offset, c.offset + c.numel()), outer, n, inner, out.storage.data as Float32Array | Int32Array);
+  if (onDevice(c)) devOps(c).reduce(op, c, outer, n, inner, out);
+  else K.reduce(op, c.storage.data.subarray(c.offset, c.offset + c.numel()), outer, n, inner, out.storage.data as Float32Array | Int32Array);
   if (c !== x) c.dispose();
   return out;
 }

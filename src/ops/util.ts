@@ -4,27 +4,37 @@ import { numel, shapeStr, type Shape } from "../shape.js";
 import { Storage } from "../storage.js";
 import { Tensor, type TensorLike } from "../tensor.js";
 import type { StridedView } from "../backend/kernels.js";
+import type { DeviceOps } from "../device.js";
 
-/** A fresh tensor whose contents the caller will overwrite completely. */
-export function uninit(shape: Shape, dtype: DType = "float32"): Tensor {
+/** A fresh tensor whose contents the caller will overwrite completely; on `like`'s device when given. */
+export function uninit(shape: Shape, dtype: DType = "float32", like?: Tensor | null): Tensor {
+  if (like && like.storage.device !== "cpu") return new Tensor(Storage.onDevice(like.storage.deviceImpl, dtype, numel(shape)), shape);
   return new Tensor(Storage.alloc(dtype, numel(shape), false), shape);
 }
 
-export function zerosOf(shape: Shape, dtype: DType = "float32"): Tensor {
+export function zerosOf(shape: Shape, dtype: DType = "float32", like?: Tensor | null): Tensor {
+  if (like && like.storage.device !== "cpu") { const t = uninit(shape, dtype, like); devOps(t).fill(t, 0); return t; }
   return new Tensor(Storage.alloc(dtype, numel(shape), true), shape);
 }
 
-export function scalarTensor(v: number, dtype: DType = "float32"): Tensor {
+export function scalarTensor(v: number, dtype: DType = "float32", like?: Tensor | null): Tensor {
+  if (like && like.storage.device !== "cpu") { const t = uninit([], dtype, like); devOps(t).fill(t, v); return t; }
   const t = uninit([], dtype);
   t.storage.data[0] = v;
   return t;
 }
 
+/** Whether t lives on a device (not the CPU). */
+export function onDevice(t: Tensor): boolean { return t.storage.device !== "cpu"; }
+
+/** The op table of t's device. */
+export function devOps(t: Tensor): DeviceOps { return t.storage.deviceImpl.ops; }
+
 /** Lift a JS number to a 0-d tensor (int32 when the partner is int32 and the value is an integer). */
 export function lift(x: TensorLike, like: Tensor): Tensor {
   if (x instanceof Tensor) return x;
   if (typeof x !== "number") throw new TypeError(`expected a Tensor or a number, got ${typeof x}`);
-  return scalarTensor(x, like.dtype === "int32" && Number.isInteger(x) ? "int32" : "float32");
+  return scalarTensor(x, like.dtype === "int32" && Number.isInteger(x) ? "int32" : "float32", like);
 }
 
 export function view(t: Tensor, strides?: readonly number[]): StridedView<any> {

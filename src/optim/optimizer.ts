@@ -2,6 +2,8 @@
 import type { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
 import { checkNumber } from "../nn/check.js";
+import { unsupportedOn, type DeviceOps } from "../device.js";
+import { zerosOf } from "../ops/util.js";
 
 export interface ParamGroup<H> { params: Tensor[]; hp: H }
 
@@ -40,12 +42,30 @@ export abstract class Optimizer<H extends { lr: number }> {
         if (!p.grad) continue;
         if (!p.isContiguous()) throw new Error("optimizer: parameters must be contiguous tensors");
         const grad = p.grad.isContiguous() ? p.grad : p.grad.contiguous();
+        if (p.device !== "cpu" || grad.device !== "cpu") { this.stepOnDevice(p, grad, g.hp); continue; }
         const pd = p.storage.data as Float32Array, gd = grad.storage.data as Float32Array;
         let st = this.state.get(p);
         if (!st) this.state.set(p, (st = {}));
         this.update(pd.subarray(p.offset, p.offset + p.numel()), gd.subarray(grad.offset, grad.offset + p.numel()), st, g.hp, p);
       }
     }
+  }
+
+  /** Per-parameter state of parameters on a device: device tensors (zero-initialised on first use). */
+  protected deviceState = new Map<Tensor, Record<string, Tensor>>();
+
+  private stepOnDevice(p: Tensor, grad: Tensor, hp: H): void {
+    if (p.device !== grad.device) throw new Error(`optimizer: parameter on ${p.device} (shape ${shapeStr(p.shape)}) but its gradient on ${grad.device}`);
+    let st = this.deviceState.get(p);
+    if (!st) this.deviceState.set(p, (st = {}));
+    const dops = p.storage.deviceImpl.ops;
+    const stateBuf = (name: string) => st![name] ?? (st![name] = zerosOf([p.numel()], "float32", p));
+    this.updateDevice(p, grad, st, stateBuf, hp, dops);
+  }
+
+  /** One parameter's step on its device (in place); subclasses that support devices override it. */
+  protected updateDevice(p: Tensor, _g: Tensor, _state: Record<string, Tensor>, _buf: (name: string) => Tensor, _hp: H, _ops: DeviceOps): void {
+    throw unsupportedOn(p.device, `${this.constructor.name} steps`);
   }
 
   /** Update one parameter in place. `state` arrays are created lazily by the subclass. */
@@ -57,6 +77,7 @@ export abstract class Optimizer<H extends { lr: number }> {
 
   /** Flat state for checkpoints: arrays named "<paramIndex>.<name>" plus scalar fields. */
   stateDict(): { tensors: Record<string, Float32Array>; scalars: Record<string, number> } {
+    if (this.deviceState.size) throw unsupportedOn([...this.deviceState.keys()][0].device, "optimizer stateDict() of parameters on the device (it reads synchronously)");
     const tensors: Record<string, Float32Array> = {};
     const scalars: Record<string, number> = { stepCount: this.stepCount };
     let i = 0;

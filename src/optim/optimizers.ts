@@ -3,6 +3,7 @@ import type { Tensor } from "../tensor.js";
 import { Optimizer } from "./optimizer.js";
 import { K } from "../backend/registry.js";
 import { checkNumber } from "../nn/check.js";
+import type { DeviceOps } from "../device.js";
 
 /** Parameters at least this large use the backend's fused Adam kernel when it has one (smaller: the loop below). */
 const FUSED_MIN = 4096;
@@ -19,6 +20,10 @@ export class SGD extends Optimizer<Required<SgdOptions>> {
     super.checkHp(hp, cls);
     checkNumber(cls, "momentum", hp.momentum, 0); checkNumber(cls, "dampening", hp.dampening, 0, 1);
     checkNumber(cls, "weightDecay", hp.weightDecay, 0);
+  }
+  protected override updateDevice(p: Tensor, g: Tensor, st: Record<string, Tensor>, buf: (n: string) => Tensor, hp: Required<SgdOptions>, ops: DeviceOps): void {
+    const first = !st.momentumBuffer;
+    ops.sgdUpdate(p, g, hp.momentum ? buf("momentumBuffer") : null, { ...hp, first });
   }
   protected update(p: Float32Array, g: Float32Array, st: Record<string, Float32Array>, hp: Required<SgdOptions>): void {
     const { lr, momentum: mu, dampening, weightDecay: wd, nesterov, maximize } = hp;
@@ -49,6 +54,15 @@ export class Adam extends Optimizer<AdamHp> {
     if (!Array.isArray(hp.betas) || hp.betas.length !== 2) throw new RangeError(`${cls}: betas must be a pair [beta1, beta2], got ${String(hp.betas)}`);
     checkNumber(cls, "betas[0]", hp.betas[0], 0, 1, { hiOpen: true }); checkNumber(cls, "betas[1]", hp.betas[1], 0, 1, { hiOpen: true });
     checkNumber(cls, "eps", hp.eps, 0, Infinity, { loOpen: true }); checkNumber(cls, "weightDecay", hp.weightDecay, 0);
+  }
+  private deviceSteps = new Map<Tensor, number>();
+  protected override updateDevice(p: Tensor, g: Tensor, _st: Record<string, Tensor>, buf: (n: string) => Tensor, hp: AdamHp, ops: DeviceOps): void {
+    const { lr, betas: [b1, b2], eps, weightDecay: wd, amsgrad, maximize, decoupled } = hp;
+    const t = (this.deviceSteps.get(p) ?? 0) + 1;   // the step count stays on the host (it picks the bias corrections)
+    this.deviceSteps.set(p, t);
+    const bc1 = 1 - Math.pow(b1, t), bc2sqrt = Math.sqrt(1 - Math.pow(b2, t));
+    ops.adamUpdate(p, g, buf("expAvg"), buf("expAvgSq"), amsgrad ? buf("maxExpAvgSq") : null,
+      { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, stepSize: lr / bc1, bc2sqrt, decoupled, maximize });
   }
   protected update(p: Float32Array, g: Float32Array, st: Record<string, Float32Array>, hp: AdamHp): void {
     const { lr, betas: [b1, b2], eps, weightDecay: wd, amsgrad, maximize, decoupled } = hp;

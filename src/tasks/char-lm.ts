@@ -198,6 +198,9 @@ function numFlag(o: Record<string, string | boolean>, name: string, def: number,
 export interface CharLMPredictOptions {
   maxTokens: number; temperature: number; topK: number; topP: number; seed: number;
   useCache: boolean; stopAtBlankLine: boolean; compare: boolean; stream: boolean;
+  /** The strategies of hf.generate (shared search, src/hf/generation.ts): beams (beam search; with sample: beam
+   *  sampling), sequences returned, penalties. */
+  beams?: number; sample?: boolean; numReturnSequences?: number; repetitionPenalty?: number; noRepeatNgramSize?: number; lengthPenalty?: number;
 }
 
 /** predict flags: --max-tokens N, --temperature T, --top-k K, --top-p P, --seed S, --no-cache, --no-stop, --no-compare, --quiet/--json. */
@@ -215,15 +218,25 @@ export function parsePredictFlags(o: Record<string, string | boolean> = {}): Cha
     seed: numFlag(o, "seed", 0, (v) => Number.isInteger(v), "an integer"),
     useCache: !off("cache"), stopAtBlankLine: !off("stop"), compare: !off("compare"),
     stream: !(flag(o, "quiet") === true || flag(o, "json") === true),
+    ...opt("beams", numFlag(o, "beams", 1, (v) => Number.isInteger(v) && v >= 1, "an integer >= 1"), 1),
+    ...(flag(o, "sample") === true ? { sample: true } : {}),
+    ...opt("numReturnSequences", numFlag(o, "num-return-sequences", 1, (v) => Number.isInteger(v) && v >= 1, "an integer >= 1"), 1),
+    ...opt("repetitionPenalty", numFlag(o, "repetition-penalty", 1, (v) => v > 0, "a number > 0 (1 = off)"), 1),
+    ...opt("noRepeatNgramSize", numFlag(o, "no-repeat-ngram-size", 0, (v) => Number.isInteger(v) && v >= 0, "an integer >= 0 (0 = off)"), 0),
+    ...opt("lengthPenalty", numFlag(o, "length-penalty", 1, Number.isFinite, "a number"), 1),
   };
 }
+const opt = <K extends string>(k: K, v: number, off: number): Partial<Record<K, number>> => (v === off ? {} : { [k]: v } as Record<K, number>);
 
 /** Sample a continuation of `prompt` (streamed to `write` when given), stopping at a blank line unless told not to. */
-export function continueText(model: CharGPT, tok: Tokenizer, prompt: string, p: CharLMPredictOptions, write?: (s: string) => void): { text: string; result: GenerateResult } {
+export function continueText(model: CharGPT, tok: Tokenizer, prompt: string, p: CharLMPredictOptions, write?: (s: string) => void): { text: string; texts: string[]; result: GenerateResult } {
   const ctx = tok.encode(SEPARATOR + prompt);
   let text = "", pending = "";                           // newlines are held back until a character follows them
   const result = generate(model, ctx, {
     maxNewTokens: p.maxTokens, temperature: p.temperature, topK: p.topK, topP: p.topP, useCache: p.useCache,
+    // beams: beam search unless --sample (beam sampling), as HF's num_beams / do_sample
+    ...(p.beams && p.beams > 1 ? { numBeams: p.beams, doSample: p.sample === true } : {}),
+    numReturnSequences: p.numReturnSequences, repetitionPenalty: p.repetitionPenalty, noRepeatNgramSize: p.noRepeatNgramSize, lengthPenalty: p.lengthPenalty,
     generator: new Generator(p.seed), banned: [0, 1, 2, 3, 4, 5],       // special tokens never occur in the training text
     onToken: (id) => {
       const ch = tok.decode([id]);
@@ -234,7 +247,16 @@ export function continueText(model: CharGPT, tok: Tokenizer, prompt: string, p: 
     },
   });
   if (!p.stopAtBlankLine) write?.(pending);
-  return { text: p.stopAtBlankLine ? text.replace(/\n+$/, "") : text, result };
+  // the other returned sequences (--num-return-sequences), cut at the blank line as the first
+  const cut = (t: string) => {
+    if (!p.stopAtBlankLine) return t;
+    const full = prompt + t;
+    for (let k = prompt.length + 1; k <= full.length; k++) if (full.slice(0, k).endsWith(SEPARATOR)) return full.slice(prompt.length, k).replace(/\n+$/, "");
+    return t.replace(/\n+$/, "");
+  };
+  const texts = result.sequences.map((q, i) => (i === 0 ? null : cut(tok.decode(q))));
+  const first = p.stopAtBlankLine ? text.replace(/\n+$/, "") : text;
+  return { text: first, texts: [first, ...texts.slice(1) as string[]], result };
 }
 
 function predictCharLM(model: CharGPT, config: ModelConfig, input: string, o: Record<string, string | boolean> = {}): Prediction {
@@ -248,6 +270,8 @@ function predictCharLM(model: CharGPT, config: ModelConfig, input: string, o: Re
   write?.("\n");
   const details: Record<string, unknown> = {
     newTokens: main.result.ids.length, seed: p.seed, temperature: p.temperature, topK: p.topK, topP: p.topP,
+    ...(p.beams ? { beams: p.beams } : {}), ...(main.result.scores ? { score: main.result.scores[0] } : {}),
+    ...(main.texts.length > 1 ? { sequences: main.texts.map((t, i) => ({ text: input + t, ...(main.result.scores ? { score: main.result.scores[i] } : {}) })) } : {}),
     [p.useCache ? "tokensPerSecondCached" : "tokensPerSecondUncached"]: round(main.result.tokensPerSecond),
   };
   if (p.compare) {
@@ -366,6 +390,13 @@ export const charLmTaskBase: Omit<Task<CharGPT, CharLMData>, "loadData"> = {
     { name: "no-cache", kind: "switch", help: "generate without the KV cache" },
     { name: "no-stop", kind: "switch", help: "do not stop at the end of the fortune (a blank line)" },
     { name: "no-compare", kind: "switch", help: "do not rerun in the other cache mode to compare speed and output" },
+    // the strategies of hf.generate, by the same search code (src/hf/generation.ts)
+    { name: "beams", kind: "value", type: "int", min: 1, help: "beam search with N beams (with --sample: beam sampling)" },
+    { name: "sample", kind: "switch", help: "with --beams: beam sampling (without --beams char-lm samples unless --temperature 0)" },
+    { name: "num-return-sequences", kind: "value", type: "int", min: 1, help: "continuations to print (beams: the N best; sampling: N samples)" },
+    { name: "repetition-penalty", kind: "value", type: "number", min: 0, minExclusive: true, help: "HF's repetition_penalty (1: off)" },
+    { name: "no-repeat-ngram-size", kind: "value", type: "int", min: 0, help: "no n-gram of this size twice (0: off)" },
+    { name: "length-penalty", kind: "value", type: "number", help: "beam score = log p / length^X (default 1)" },
   ],
   createModel(data, overrides, gen) {
     const cfg = resolveCharGPTConfig({ ...DEFAULT_MODEL, ...parseOverrides(overrides), vocabSize: data.tokenizer.vocabSize });

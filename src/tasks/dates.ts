@@ -23,6 +23,7 @@ import { Tokenizer, BOS_ID, EOS_ID, PAD_ID, UNK_ID, type TokenizerJSON } from ".
 import { generateDateDataset, dateSourceTokens, dateSourceTokenizer, dateTargetTokenizer, type DateExample } from "../data/dates.js";
 import { Seq2SeqTransformer, alignmentAgreement, cachedSearchStep, resolveSeq2SeqConfig, type Seq2SeqConfig, type EncoderState } from "../models/seq2seq.js";
 import { beamSearch, greedyDecode, type Hypothesis } from "../models/beam-search.js";
+import { searchWithStep } from "../models/generate.js";
 
 export type SourceUnit = "word" | "char";
 /** The stored config: the model's hyper-parameters at the top level (CLI overrides use these names), task knobs, tokenizers. */
@@ -190,6 +191,53 @@ function sourceIds(input: ExplainInput | string, srcTok: Tokenizer, maxLen: numb
   return { ids, labels: ids.map((id) => srcTok.idToToken(id)) };
 }
 
+/** predict flags that select the search of hf.generate (searchWithStep) instead of the task's greedy + GNMT beam. */
+const HF_SEARCH_FLAGS = ["beams", "sample", "temperature", "top-k", "top-p", "seed", "num-return-sequences", "repetition-penalty", "no-repeat-ngram-size", "length-penalty"];
+
+/** dates predict with hf.generate's strategies over the cached step function (src/models/generate.ts searchWithStep). */
+function predictWithSearch(model: Seq2SeqTransformer, srcTok: Tokenizer, tgtTok: Tokenizer, input: ExplainInput | string, o: Record<string, unknown>): Prediction {
+  const num = (k: string, ok: (v: number) => boolean, want: string): number | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    const x = typeof v === "string" && v.trim() !== "" ? Number(v) : typeof v === "number" ? v : NaN;
+    if (!Number.isFinite(x) || !ok(x)) throw new Error(`dates predict: --${k} must be ${want}, got ${JSON.stringify(v)}`);
+    return x;
+  };
+  const int = (v: number) => Number.isInteger(v);
+  const beams = num("beams", (v) => int(v) && v >= 1, "an integer >= 1") ?? 1;
+  const temperature = num("temperature", (v) => v >= 0, "a number >= 0");
+  const sample = o.sample === true || o.sample === "true" || (beams === 1 && temperature !== undefined && temperature > 0);
+  const { ids } = sourceIds(input, srcTok, model.config.maxSrcLen);
+  return noGrad(() => tidy(() => {
+    const enc = model.encode(Tensor.fromArray(Int32Array.from(ids), [1, ids.length]));
+    const r = searchWithStep(cachedSearchStep(model, enc), enc, {
+      bos: BOS_ID, eos: EOS_ID, maxNewTokens: model.config.maxTgtLen - 1, numBeams: beams, doSample: sample, temperature: temperature ?? 1,
+      topK: num("top-k", (v) => int(v) && v >= 0, "an integer >= 0"), topP: num("top-p", (v) => v > 0 && v <= 1, "in (0, 1]"),
+      seed: num("seed", int, "an integer") ?? 0, numReturnSequences: num("num-return-sequences", (v) => int(v) && v >= 1, "an integer >= 1"),
+      repetitionPenalty: num("repetition-penalty", (v) => v > 0, "a number > 0"), noRepeatNgramSize: num("no-repeat-ngram-size", (v) => int(v) && v >= 0, "an integer >= 0"),
+      lengthPenalty: num("length-penalty", Number.isFinite, "a number"), banned: [BOS_ID],
+    });
+    const text = (s: number[]) => tgtTok.decode(s.filter((t) => t !== EOS_ID));
+    // each output's log-probability under the model (teacher-forced; the search's warpers aside)
+    const logProb = (q: number[]) => {
+      const lg = model.decode(Tensor.fromArray(Int32Array.from([BOS_ID, ...q.slice(0, -1)]), [1, q.length]), enc).dataSync() as Float32Array;
+      const V = lg.length / q.length;
+      return q.reduce((acc, t, j) => {
+        let mx = -Infinity, z = 0;
+        for (let v = 0; v < V; v++) mx = Math.max(mx, lg[j * V + v]);
+        for (let v = 0; v < V; v++) z += Math.exp(lg[j * V + v] - mx);
+        return acc + lg[j * V + t] - mx - Math.log(z);
+      }, 0);
+    };
+    const details: Record<string, unknown> = { strategy: beams > 1 ? (sample ? "beam sampling" : "beam search") : sample ? "sampling" : "greedy", beams, ids: r.sequences[0] };
+    if (r.scores) details.beamScores = r.scores;
+    const pred: Prediction = { output: text(r.sequences[0]), details, scoreName: "log-probability" };
+    if (r.sequences.length > 1) pred.alternatives = r.sequences.map((q) => ({ output: text(q), score: logProb(q) }));
+    else details.logProb = logProb(r.sequences[0]);
+    return pred;
+  }));
+}
+
 export const task: Task<Seq2SeqTransformer, DatesData> = {
   name: "dates",
   description: "Human-written dates → ISO 8601: Transformer encoder–decoder with cross-attention, greedy and beam decoding",
@@ -225,7 +273,20 @@ export const task: Task<Seq2SeqTransformer, DatesData> = {
     beamWidth: { default: 4, help: "beam width of evaluation and predict; 1: greedy only" },
     lengthPenalty: { default: 0, help: "beam search length penalty exponent" },
   },
-  predictFlags: [{ name: "beam", kind: "value", type: "int", min: 1, help: "beam width (default: the model's beam-width)" }],
+  predictFlags: [
+    { name: "beam", kind: "value", type: "int", min: 1, help: "beam width (default: the model's beam-width; GNMT length penalty)" },
+    // the strategies of hf.generate, by the same search code (src/hf/generation.ts): any of these switches to it
+    { name: "beams", kind: "value", type: "int", min: 1, help: "HF-style beam search with N beams (length_penalty semantics; with --sample: beam sampling)" },
+    { name: "sample", kind: "switch", help: "sample the output (with --temperature, --top-k, --top-p, --seed)" },
+    { name: "temperature", kind: "value", type: "number", min: 0, help: "sampling temperature; 0: greedy" },
+    { name: "top-k", kind: "value", type: "int", min: 0, help: "sample from the K most likely tokens; 0: all" },
+    { name: "top-p", kind: "value", type: "number", min: 0, minExclusive: true, max: 1, help: "nucleus sampling" },
+    { name: "seed", kind: "value", type: "int", help: "seed of the sampling" },
+    { name: "num-return-sequences", kind: "value", type: "int", min: 1, help: "outputs to list (beams: the N best; sampling: N samples)" },
+    { name: "repetition-penalty", kind: "value", type: "number", min: 0, minExclusive: true, help: "HF's repetition_penalty (1: off)" },
+    { name: "no-repeat-ngram-size", kind: "value", type: "int", min: 0, help: "no n-gram of this size twice (0: off)" },
+    { name: "length-penalty", kind: "value", type: "number", help: "with --beams: score = log p / length^X (default 1)" },
+  ],
 
   createModel(data, overrides, gen: Generator) {
     const { model: mo, task: to } = parseOverrides(overrides);
@@ -323,6 +384,7 @@ export const task: Task<Seq2SeqTransformer, DatesData> = {
 
   predict(model, config, input, o = {}) {
     const { cfg, srcTok, tgtTok } = readConfig(config);
+    if (HF_SEARCH_FLAGS.some((k) => o[k] !== undefined)) return predictWithSearch(model, srcTok, tgtTok, input, o);
     const beamWidth = o.beam !== undefined ? Number(o.beam) : cfg.beamWidth;
     if (!Number.isInteger(beamWidth) || beamWidth < 1) throw new Error(`dates: --beam must be a positive integer, got ${String(o.beam)}`);
     const { ids, labels } = sourceIds(input, srcTok, model.config.maxSrcLen);

@@ -6,6 +6,7 @@
 // importance over the image. Matrices travel quantised to 8 bits per cell relative to their own maximum (base64).
 // Browser-safe (plain string building).
 
+import { rolloutHeadShift } from "../explain/head-importance.js";
 import type { Explanation } from "../explain/explain-run.js";
 import { decoderSectionHtml } from "./decoder-section.js";
 import type { AttentionViews } from "../explain/views.js";
@@ -89,6 +90,36 @@ function tableHeatmap(tokens: string[], m: number[][]): string {
   return `<div class="scroll"><table class="heatmap-table">${head}${rows.join("")}</table></div>`;
 }
 
+/**
+ * Per head, the share of this input's rollout explanation that the head relocates (rolloutHeadShift: ½·‖a − a^(−l,h)‖₁,
+ * docs/pruning.md) — what `attnflow prune --by rollout` averages over examples.
+ */
+function headShiftSection(e: Explanation): string {
+  const T = e.tokens.length, att = e.attention!;
+  // a pruned model's layers are padded to the most heads (TargetAttention.headsPerLayer): only the real heads count
+  const real = att.map((hs, l) => hs.slice(0, e.headsPerLayer?.[l] ?? hs.length));
+  const ex = { layers: real.map((hs) => Float64Array.from(hs.flatMap((m) => m.flat()))), heads: real.map((hs) => hs.length), tokens: T };
+  let query: number | Float64Array;
+  if (typeof e.query === "number") query = e.query;
+  else if (e.query === "readout" && e.readout) query = Float64Array.from(e.readout);
+  else {
+    const keep = e.tokens.map((_, i) => !e.special.includes(i)), n = keep.filter(Boolean).length || T;
+    query = Float64Array.from(keep, (k) => (k || n === T ? 1 / n : 0));
+  }
+  const s = rolloutHeadShift(ex, query);
+  let max = 0;
+  for (const r of s) for (const x of r) max = Math.max(max, x);
+  const H = Math.max(...ex.heads);
+  const head = `<tr><th></th>${Array.from({ length: H }, (_, h) => `<th class="col">head ${h}</th>`).join("")}</tr>`;
+  const rows = s.map((r, l) => `<tr><th>layer ${l}</th>${Array.from(r, (x) => {
+    const t = max > 0 ? x / max : 0;
+    return `<td style="background:${rampColor(t)};color:${t > 0.6 ? "#000" : "#fff"}">${(100 * x).toFixed(1)}%</td>`;
+  }).join("")}${"<td>pruned</td>".repeat(H - r.length)}</tr>`);
+  return `<h2>Head importance for this input</h2><p class="note">Share of the rollout explanation each head relocates: ` +
+    `½·‖a − a<sup>(−l,h)</sup>‖₁ with the head taken out of its layer's mean (docs/pruning.md; <code>attnflow prune --by rollout</code> averages it over examples).</p>` +
+    `<div class="scroll"><table class="heatmap-table">${head}${rows.join("")}</table></div>`;
+}
+
 /** A warning that the input was cut to the model's maximum positions (and which part was explained). */
 export function truncationBanner(t: NonNullable<Explanation["truncation"]>): string {
   return `<p class="warn" role="alert"><b>Input truncated:</b> ${t.total} tokens, the model reads at most ${t.kept}; ` +
@@ -155,6 +186,7 @@ export function renderHtmlReport(e: Explanation, o: { title?: string; views?: At
     parts.push(`<h2>Attention per layer and head</h2><p class="note">Row = query position, column = key position; colour 0 → each map's maximum; hover for values.</p>${rows.join("")}`);
     }
   }
+  if (e.attention && e.methods.rollout && H > 1) parts.push(headShiftSection(e));
   const ro = e.methods.rollout?.matrices;
   // with a start layer s the matrices are those of layers s..L-1 (the product from layer s on)
   const s0 = e.methods.rollout?.options?.startLayer ?? 0;

@@ -12,6 +12,7 @@ import { defaultGenerator, Generator } from "../../random.js";
 import { tidy } from "../../scope.js";
 import { noGrad } from "../../autograd.js";
 import type { Module } from "../../nn/module.js";
+import { pruneHeads } from "../../nn/prune.js";
 import type { Tensor } from "../../tensor.js";
 import type { ModelConfig, Task } from "../../tasks/task.js";
 import { readCheckpoint, saveCheckpoint, type TrainerState } from "../checkpoint.js";
@@ -30,6 +31,8 @@ export interface TrainRunOptions {
   stopAfterSteps?: number;        // stop (with a resumable checkpoint) once this many optimizer steps are done
   quiet?: boolean;
   log?: (line: string) => void;
+  /** Start from this model instead of a fresh one (fine-tuning, e.g. after attnflow prune); its config is stored. */
+  start?: { model: Module; config: ModelConfig };
   /** Called with the model and data once they exist (e.g. to print the parameter count). */
   onStart?: (info: { model: Module; config: ModelConfig; params: number; trainSize: number; state: TrainerState }) => void;
 }
@@ -82,6 +85,7 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
     }
     config = ck.config;
     model = task.modelFromConfig(config) as M;
+    if (ck.prunedHeads) pruneHeads(model, ck.prunedHeads);          // a pruned model being fine-tuned (attnflow prune)
     model.loadStateDict(ck.weights, { strict: true });
     resumeOptimizer = ck.optimizer;
     checkEpochSums(o.resume, state);
@@ -129,8 +133,8 @@ export async function train<M extends Module, D>(task: Task<M, D>, o: TrainRunOp
         if (!known.includes(k)) throw new Error(`train: unknown model option "${k}" for task "${task.name}" (options: ${known.join(", ")})`);
       }
     }
-    const built = task.createModel(data, over, new Generator(state.seed));
-    model = built.model; config = built.config;
+    const built = o.start ?? task.createModel(data, over, new Generator(state.seed));
+    model = built.model as M; config = built.config;
   } else {
     defaultGenerator.setState(state.rng);
   }
