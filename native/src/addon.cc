@@ -334,6 +334,9 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_value alibi;  // the attention kernels take ALiBi slopes (and their offset) after the layout argument
   napi_get_boolean(env, true, &alibi);
   napi_set_named_property(env, o, "attnAlibi", alibi);
+  napi_value window;  // ... and a sliding window (windowLo, windowHi) after the ALiBi arguments
+  napi_get_boolean(env, true, &window);
+  napi_set_named_property(env, o, "attnWindow", window);
   napi_value q8;  // which int8 kernel qlinear runs: avx512-vnni, avx512bw, avx2, generic
   napi_create_string_utf8(env, gTable->qlinearPath(), NAPI_AUTO_LENGTH, &q8);
   napi_set_named_property(env, o, "int8", q8);

@@ -73,6 +73,8 @@ struct AttnArgs {
   int64_t maskB, maskH;
   const float* alibi;              // ALiBi slopes (H) or null: score(i, j) −= alibi[h]·|i + alibiOffset − j|
   int64_t alibiOffset;
+  bool window;                     // sliding window: key j visible from query i only if i + winLo <= j <= i + winHi
+  int64_t winLo, winHi;            // with -Tq <= winLo, winHi <= Tk (so lane arithmetic stays in int32)
   double dropoutP;
   uint32_t seed;                   // ToUint32(seed), as the TypeScript hash does
   // attnWeights

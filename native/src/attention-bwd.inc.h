@@ -4,6 +4,7 @@
 //   S  = Q_blk · K^T                      P = 2^(S·scale·log2e + mask − lse·log2e)        (BQ × BKp)
 //   dP̃ = dO_blk · V^T                     dS = P ⊙ (dP̃ ⊙ z/(1−p) − Δ)·scale, Δ_i = dO_i · O_i
 //   dV^T += dO_blk^T · P̃                  dK^T += Q_blk^T · dS                dQ_blk += dS · K
+// With a sliding window a key block visits only the query blocks whose band reaches it.
 // dQ is accumulated per chunk (one buffer per chunk, summed in chunk order at the end, so results are bitwise
 // reproducible whatever thread ran what); with a single chunk it accumulates straight into dq.
 
@@ -27,8 +28,10 @@ struct BwdCtx {
 // Padded columns are replaced by −inf, not added to: a NaN key there must not show in the weights (the forward never
 // reads its score either).
 // ALiBi (slope2 = slope·log2e ≠ 0): minus slope2·|row + offset − j|.
+// Sliding window (window): −inf for keys j < row + winLo or j > row + winHi.
 AF_INLINE vf probVec(vf raw, float qscale, const float* colNeg, const float* mrow, int64_t v, int64_t nk, vi jv,
-                     bool causal, int64_t row, float L2, float slope2 = 0.0f, int64_t alibiOffset = 0) {
+                     bool causal, int64_t row, float L2, float slope2 = 0.0f, int64_t alibiOffset = 0,
+                     bool window = false, int64_t winLo = 0, int64_t winHi = 0) {
   vf neg = load(colNeg + v * VW);
   vf x = select(neg < 0.0f, neg, raw * qscale);
   if (slope2 != 0.0f) {
@@ -45,6 +48,7 @@ AF_INLINE vf probVec(vf raw, float qscale, const float* colNeg, const float* mro
     }
   }
   if (causal) x = select(jv > (int32_t)row, splat(-__builtin_inff()), x);
+  if (window) x = select((jv < (int32_t)(row + winLo)) | (jv > (int32_t)(row + winHi)), splat(-__builtin_inff()), x);
   return vexp2(x - L2);
 }
 
@@ -83,11 +87,16 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
   vi lane;
   for (int l = 0; l < VW; l++) lane[l] = l;
   const int64_t nv = BKp / VW;
-  int64_t iFirst = a.causal ? j0 : 0;  // causal: queries i < j0 see none of these keys
+  int64_t iFirst = a.causal ? j0 : 0, iEnd = Tq;  // causal: queries i < j0 see none of these keys
+  if (a.window) {  // sliding window: only queries i with i + winLo <= j0 + nk - 1 and i + winHi >= j0 see any of them
+    iFirst = imax(iFirst, j0 - a.winHi);
+    iEnd = imin(Tq, j0 + nk - a.winLo);
+  }
+  iFirst = imax(iFirst, 0);
   for (int64_t h = hk * G; h < hk * G + G; h++) {
     const int64_t bh = b * a.H + h;
     const float* M = maskBase(a, b, h);
-    for (int64_t i0 = iFirst / BWD_BQ * BWD_BQ; i0 < Tq; i0 += BWD_BQ) {
+    for (int64_t i0 = iFirst / BWD_BQ * BWD_BQ; i0 < iEnd; i0 += BWD_BQ) {
       int64_t nq = imin(BWD_BQ, Tq - i0);
       const float* Qb = a.q + b * a.sq.b + h * a.sq.h + i0 * a.sq.t;
       const float* dOb = a.dout + b * a.sdo.b + h * a.sdo.h + i0 * a.sdo.t;
@@ -104,7 +113,8 @@ void bwdKeyBlock(const BwdCtx& c, int64_t b, int64_t hk, int64_t kb, float* dqAc
           float* pd = PD + i * BKp + v * VW;
           float* dp = dP + i * BKp + v * VW;
           vi jv = lane + (int32_t)(j0 + v * VW);
-          vf p = probVec(load(s), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2, a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset);
+          vf p = probVec(load(s), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2, a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset,
+                         a.window, a.winLo, a.winHi);
           vf dpt = load(dp);
           vf pdrop = p, dpdrop = dpt;
           if (c.dropout) {

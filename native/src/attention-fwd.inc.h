@@ -6,6 +6,8 @@
 //   m' = max(m, colmax S^T);  P^T = 2^(S^T − m');  l = l·2^(m−m') + colsum P^T
 //   O^T = O^T·2^(m−m') + V_blk^T · P̃^T             (Dv × BQ)   A = V read transposed, B = P̃^T rows
 // Scores are kept in base-2 units (log2e folded into the scale and the additive mask), lse = (m + log2 l)·ln 2.
+// Sliding window (AttnArgs::window): key tiles wholly outside every query's band are never visited, tiles the band
+// cuts are masked per lane, so the cost is O(Tq·(window + tile)) rather than O(Tq·Tk).
 // q, k, v and out are addressed through their strides (AttnArgs::sq …). Only O^T, m, l live across key blocks:
 // O(BQ·(D+Dv)) scratch per thread, nothing of size Tq×Tk. ALiBi biases are computed per tile from the head's slope.
 
@@ -66,13 +68,20 @@ void fwdTask(void* vctx, int64_t t, int) {
   }
 
   int64_t kEnd = a.causal ? imin(Tk, q0 + nq) : Tk;  // causal: tiles entirely above the diagonal are never visited
-  for (int64_t j0 = 0; j0 < kEnd; j0 += FWD_BK) {
+  int64_t kBeg = 0;                                     // sliding window: nor tiles wholly outside the band
+  if (a.window) {
+    kBeg = imax(0, q0 + a.winLo);
+    kEnd = imin(kEnd, q0 + nq + a.winHi);
+  }
+  for (int64_t j0 = kBeg; j0 < kEnd; j0 += FWD_BK) {
     int64_t nk = imin(FWD_BK, kEnd - j0);
+    // the band cuts this tile: some key is left of the last query's window or right of the first query's
+    const bool winTile = a.window && (j0 < q0 + nq - 1 + a.winLo || j0 + nk - 1 > q0 + a.winHi);
     // Tiles with no mask to apply get their column maxima from the score registers; others in a separate pass.
     bool anyPad = false;
     if (pad)
       for (int64_t j = 0; j < nk; j++) anyPad |= pad[j0 + j] != 0;
-    const bool plain = !M && !a.alibi && !anyPad && !(a.causal && j0 + nk - 1 > q0);
+    const bool plain = !M && !a.alibi && !anyPad && !(a.causal && j0 + nk - 1 > q0) && !winTile;
     vf tileMax[ATT_NV];
     for (int v = 0; v < ATT_NV; v++) tileMax[v] = mv[v];
     if (plain) blockGemmMax(nk, D, K + j0 * a.sk.t, a.sk.t, 1, QT, FWD_BQ, ST, FWD_BQ, tileMax);
@@ -109,6 +118,16 @@ void fwdTask(void* vctx, int64_t t, int) {
         }
       }
     }
+    if (winTile) {  // mask key j < query i + winLo or j > i + winHi
+      for (int64_t j = 0; j < nk; j++) {
+        int32_t jj = (int32_t)(j0 + j);
+        for (int v = 0; v < ATT_NV; v++) {
+          vi qi = lane + (int32_t)(q0 + v * VW);
+          float* s = ST + j * FWD_BQ + v * VW;
+          store(s, select((qi + (int32_t)a.winLo > jj) | (qi + (int32_t)a.winHi < jj), splat(-__builtin_inff()), load(s)));
+        }
+      }
+    }
     // Online softmax, one vector of query lanes at a time.
     for (int v = 0; v < ATT_NV; v++) {
       vf mx = tileMax[v];
@@ -137,7 +156,7 @@ void fwdTask(void* vctx, int64_t t, int) {
       }
       lv[v] = lv[v] * alpha[v] + sum;
     }
-    if (j0 > 0)
+    if (j0 > kBeg)
       for (int64_t d = 0; d < Dv; d++)
         for (int v = 0; v < ATT_NV; v++) store(OT + d * FWD_BQ + v * VW, load(OT + d * FWD_BQ + v * VW) * alpha[v]);
     blockGemm(Dv, FWD_BQ, nk, V + j0 * a.sv.t, 1, a.sv.t, ST, FWD_BQ, OT, FWD_BQ, true);
@@ -182,9 +201,14 @@ void fwdRowsTask(void* vctx, int64_t bh, int) {
   for (int64_t i = 0; i < a.Tq; i++) {
     const float* q = a.q + b * a.sq.b + h * a.sq.h + i * a.sq.t;
     for (int64_t d = 0; d < D; d++) QS[d] = q[d] * c.qscale;
-    const int64_t kEnd = a.causal ? imin(Tk, i + 1) : Tk;
+    int64_t kEnd = a.causal ? imin(Tk, i + 1) : Tk, kBeg = 0;  // visible keys: [kBeg, kEnd), S indexed from kBeg
+    if (a.window) {
+      kBeg = imax(0, i + a.winLo);
+      kEnd = imax(kBeg, imin(kEnd, i + a.winHi + 1));
+    }
+    const int64_t nK = kEnd - kBeg;
     float m = -inf;
-    for (int64_t j = 0; j < kEnd; j++) {
+    for (int64_t j = kBeg; j < kEnd; j++) {
       const float* kr = K + j * a.sk.t;
       vf acc = splat(0.0f);
       int64_t d = 0;
@@ -194,11 +218,11 @@ void fwdRowsTask(void* vctx, int64_t bh, int) {
       if (M) s += M[i * Tk + j] * kLog2e;
       if (a.alibi) s -= a.alibi[h] * kLog2e * fabsf((float)(i + a.alibiOffset - j));
       if (pad && pad[j]) s = -inf;
-      S[j] = s;
+      S[j - kBeg] = s;
       m = s > m ? s : m;
     }
-    const int64_t kPad = roundUp(kEnd, VW);
-    for (int64_t j = kEnd; j < kPad; j++) S[j] = -inf;  // exp2 → 0
+    const int64_t kPad = roundUp(nK, VW);
+    for (int64_t j = nK; j < kPad; j++) S[j] = -inf;  // exp2 → 0
     const vf msafe = splat(m == -inf ? 0.0f : m);       // every key masked: P = 0, no NaN
     vf sum = splat(0.0f);
     for (int64_t j = 0; j < kPad; j += VW) {
@@ -208,8 +232,8 @@ void fwdRowsTask(void* vctx, int64_t bh, int) {
     }
     const float l = hsum(sum);
     for (int64_t d = 0; d < Dv; d++) O[d] = 0.0f;
-    for (int64_t j = 0; j < kEnd; j++) {
-      const float* vr = V + j * a.sv.t;
+    for (int64_t j = 0; j < nK; j++) {
+      const float* vr = V + (kBeg + j) * a.sv.t;
       const vf p = splat(S[j]);
       int64_t d = 0;
       for (; d < DvVec; d += VW) store(O + d, load(O + d) + p * load(vr + d));

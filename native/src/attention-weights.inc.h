@@ -54,7 +54,7 @@ void weightsTask(void* vctx, int64_t t, int) {
         for (int64_t v = 0; v * VW < nk; v++) {
           vi jv = lane + (int32_t)(j0 + v * VW);
           vf p = probVec(load(S + r * BKp + v * VW), c.qscale, colNeg, mrow, v, nk, jv, a.causal, row, L2,
-                         a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset);
+                         a.alibi ? a.alibi[h] * kLog2e : 0.0f, a.alibiOffset, a.window, a.winLo, a.winHi);
           int64_t cnt = imin(VW, nk - v * VW);
           float* dst = o + v * VW;
           if (mean) {

@@ -160,6 +160,17 @@ void parseAlibi(const Args& a, size_t i, AttnArgs& o, Buf<float>& slopes) {
   o.alibiOffset = a.has(i + 1) ? a.integer(i + 1, "alibiOffset", -kMaxSeq, kMaxSeq) : 0;
 }
 
+// Optional sliding window (winLo, winHi: key j visible from query i iff i + winLo <= j <= i + winHi) after the ALiBi
+// arguments; both null/undefined = no window.
+void parseWindow(const Args& a, size_t i, AttnArgs& o) {
+  o.window = false;
+  o.winLo = o.winHi = 0;
+  if (!a.has(i) && !a.has(i + 1)) return;
+  o.winLo = a.integer(i, "windowLo", -o.Tq, o.Tk);
+  o.winHi = a.integer(i + 1, "windowHi", -o.Tq, o.Tk);
+  o.window = true;
+}
+
 void parseDropout(const Args& a, size_t i, AttnArgs& o) {
   o.dropoutP = a.number(i, "dropoutP");
   if (!(o.dropoutP >= 0.0 && o.dropoutP < 1.0)) a.rangeErr("dropoutP must be in [0, 1), got " + Args::fmt(o.dropoutP));
@@ -180,6 +191,7 @@ napi_value AttnForward(napi_env env, napi_callback_info info) {
     napi_value layout = layoutArg(a, 20);
     Buf<float> alibi;
     parseAlibi(a, 21, o, alibi);
+    parseWindow(a, 23, o);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         v{"v", "B*Hkv*Tk*Dv", a.f32(2, "v"), o.B, o.Hkv, o.Tk, o.Dv, false}, out{"out", "B*H*Tq*Dv", a.f32(3, "out"), o.B, o.H, o.Tq, o.Dv, true},
         lse{"lse", "B*H*Tq", a.f32(4, "lse", true), o.B, o.H, o.Tq, 1, true};
@@ -209,6 +221,7 @@ napi_value AttnBackward(napi_env env, napi_callback_info info) {
     napi_value layout = layoutArg(a, 24);
     Buf<float> alibi;
     parseAlibi(a, 25, o, alibi);
+    parseWindow(a, 27, o);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         v{"v", "B*Hkv*Tk*Dv", a.f32(2, "v"), o.B, o.Hkv, o.Tk, o.Dv, false}, out{"out", "B*H*Tq*Dv", a.f32(3, "out"), o.B, o.H, o.Tq, o.Dv, false},
         dout{"dout", "B*H*Tq*Dv", a.f32(4, "dout"), o.B, o.H, o.Tq, o.Dv, false}, lse{"lse", "B*H*Tq", a.f32(5, "lse"), o.B, o.H, o.Tq, 1, false},
@@ -256,6 +269,7 @@ napi_value AttnWeights(napi_env env, napi_callback_info info) {
     napi_value layout = layoutArg(a, 19);
     Buf<float> alibi;
     parseAlibi(a, 20, o, alibi);
+    parseWindow(a, 22, o);
     Tensor q{"q", "B*H*Tq*D", a.f32(0, "q"), o.B, o.H, o.Tq, o.D, false}, k{"k", "B*Hkv*Tk*D", a.f32(1, "k"), o.B, o.Hkv, o.Tk, o.D, false},
         lse{"lse", "B*H*Tq", a.f32(2, "lse"), o.B, o.H, o.Tq, 1, false},
         w{"outW", o.mode == 0 ? "B*H*rowCount*Tk" : "B*rowCount*Tk", a.f32(3, "outW"), o.B, o.mode == 0 ? o.H : 1, o.rowCount, o.Tk, true};

@@ -33,6 +33,13 @@ export interface AttnArgs {
    * cached length). Only kernels that declare `attnAlibi` read it; ops/attention.ts folds it into attnMask otherwise.
    */
   alibi?: { slopes: Float32Array; offset: number } | null;
+  /**
+   * Sliding-window (banded) attention, computed in the kernel instead of stored as a mask: key j is visible from query
+   * i only if i + lo ≤ j ≤ i + hi (on top of causal, padding and attnMask). Kernels skip the key (forward) and query
+   * (backward) blocks outside the band. Integers with −Tq ≤ lo and hi ≤ Tk. Only kernels that declare `attnWindow`
+   * read it; ops/attention.ts folds it into attnMask otherwise.
+   */
+  window?: { lo: number; hi: number } | null;
 }
 
 /** Activation applied in a fused GEMM epilogue (exact erf GELU, or its tanh approximation). */
@@ -112,6 +119,8 @@ export interface Kernels {
    * Not a kernel: a capability flag.
    */
   attnAlibi?: boolean;
+  /** Set by a backend whose attention kernels read AttnArgs.window (a capability flag, like attnAlibi). */
+  attnWindow?: boolean;
   /**
    * gemm (same arguments and beta semantics), then C = act(C + bias[biasOff + col]) (bias may be null). `bKey`, when
    * given, names the storage B lives in (a Storage: unique id, version that changes on every possible write), so

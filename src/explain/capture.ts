@@ -25,6 +25,11 @@ export interface AttentionRecord {
   scale?: number;
   /** What else enters the scores besides scale · q·kᵀ (e.g. "ALiBi", "position bias"), when the module knows. */
   scoreBias?: string;
+  /**
+   * Low-rank attention (nn.LinformerAttention): the softmax over the k projected key slots, (B, H, Tq, k); `weights`
+   * then holds its map back to tokens (see linformer.ts).
+   */
+  slotWeights?: Tensor;
 }
 
 export interface CaptureOptions {
@@ -63,6 +68,7 @@ export class AttentionRecorder {
     const name = this.names.get(module) ?? `attention${this.records.length}`;
     if (this.withGrad) r.weights.retainGrad();
     const rec: AttentionRecord = { ...r, name, weights: keep(r.weights) };
+    if (r.slotWeights) rec.slotWeights = keep(r.slotWeights);
     if (this.withQK && r.queries && r.keys) { rec.queries = keep(r.queries); rec.keys = keep(r.keys); }
     else { delete rec.queries; delete rec.keys; delete rec.scale; }
     this.records.push(rec);

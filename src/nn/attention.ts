@@ -60,6 +60,12 @@ export interface MhaOptions {
    */
   position?: "none" | "rope" | "alibi";
   ropeBase?: number;
+  /**
+   * Sliding-window (local) attention, the key blocks outside the band skipped by the fused kernels (see
+   * F.scaledDotProductAttention's window): W = each query sees the keys within W − 1 positions — before it when
+   * forward's isCausal is set (HF's sliding_window: i − W < j ≤ i), on both sides otherwise; or [left, right].
+   */
+  window?: number | readonly [number, number] | null;
 }
 export interface MhaForwardOptions {
   /** (B, Tk) bool, true = padding (ignored); or float, added to the scores. */
@@ -98,6 +104,7 @@ export class MultiheadAttention extends Module {
   readonly dropout: number;
   readonly position: "none" | "rope" | "alibi";
   rotaryEmb: RotaryEmbedding | null = null;
+  readonly window: number | readonly [number, number] | null;
   private slopes: Float32Array | null = null;
   /** Heads left (numHeads shrinks when heads are pruned; the projections are numHeads·headDim wide). */
   numHeads: number;
@@ -121,6 +128,7 @@ export class MultiheadAttention extends Module {
     if (!["none", "rope", "alibi"].includes(this.position)) throw new RangeError(`MultiheadAttention: position must be "none", "rope" or "alibi", got ${JSON.stringify(opts.position)}`);
     if (this.position === "rope") this.rotaryEmb = new RotaryEmbedding(this.headDim, { base: opts.ropeBase });
     if (this.position === "alibi") this.slopes = alibiSlopes(numHeads);
+    this.window = checkWindow("MultiheadAttention", opts.window);
     const E = embedDim;
     if (this.kdim === E && this.vdim === E) this.inProjWeight = Parameter(xavierUniform_(zeros([3 * E, E])));
     else {
@@ -164,6 +172,7 @@ export class MultiheadAttention extends Module {
       returnWeights: mode,
       impl: recording && rec!.withGrad ? "math" : "fused",
       alibiSlopes: this.slopes,
+      window: windowPair(this.window, !!opts.isCausal),
     };
     // Projections stay token-major — (B, T, ·) views of (T, B, ·) storage when batchFirst is false — and the
     // attention reads its heads straight out of them: no transposes or copies anywhere in this module.
@@ -327,8 +336,23 @@ export class MultiheadAttention extends Module {
     return add;
   }
   protected override extraRepr(): string {
-    return `embedDim=${this.embedDim}, numHeads=${this.numHeads}${this.prunedHeads.size ? ` (pruned ${[...this.prunedHeads].sort((a, b) => a - b).join(",")})` : ""}, batchFirst=${this.batchFirst}`;
+    return `embedDim=${this.embedDim}, numHeads=${this.numHeads}${this.prunedHeads.size ? ` (pruned ${[...this.prunedHeads].sort((a, b) => a - b).join(",")})` : ""}, batchFirst=${this.batchFirst}` +
+      (this.window !== null ? `, window=${JSON.stringify(this.window)}` : "");
   }
+}
+
+/** A module's window option, validated (a positive integer or [left, right] of integers ≥ −1), or null. */
+export function checkWindow(who: string, w: number | readonly [number, number] | null | undefined): number | readonly [number, number] | null {
+  if (w === undefined || w === null) return null;
+  const ok = typeof w === "number" ? Number.isInteger(w) && w >= 1 : Array.isArray(w) && w.length === 2 && w.every((x) => Number.isInteger(x) && x >= -1);
+  if (!ok) throw new RangeError(`${who}: window must be a positive integer or [left, right] (integers ≥ −1, −1 = unbounded), got ${JSON.stringify(w)}`);
+  return w;
+}
+
+/** The window as explicit [left, right] for sdpa: W reaches W − 1 keys back, and forward too unless causal. */
+export function windowPair(w: number | readonly [number, number] | null, causal: boolean): [number, number] | null {
+  if (w === null) return null;
+  return typeof w === "number" ? [w - 1, causal ? 0 : w - 1] : [w[0], w[1]];
 }
 
 function boolToAdditive(attend: Tensor): Tensor {

@@ -13,6 +13,7 @@ import { Module } from "./module.js";
 import { Linear } from "./layers.js";
 import { RotaryEmbedding, alibiSlopes, applyRotary, type RopeScaling } from "./rotary.js";
 import { checkDropout, checkPositiveInt } from "./check.js";
+import { checkWindow, windowPair } from "./attention.js";
 
 export interface GqaOptions {
   /** Key/value heads; numHeads must be a multiple. Default numHeads (plain multi-head); 1 = multi-query. */
@@ -34,6 +35,11 @@ export interface GqaOptions {
    * eager attention computes with its finite minimum mask.
    */
   maskedRows?: "zero" | "uniform";
+  /**
+   * Sliding-window attention (Mistral's sliding_window): W = query i sees keys i − W < j ≤ i under isCausal (both
+   * sides, |i − j| < W, without); or [left, right]. Positions count cached keys, so decoding with a KVCache slides too.
+   */
+  window?: number | readonly [number, number] | null;
 }
 
 export interface GqaForwardOptions {
@@ -86,6 +92,7 @@ export class GroupedQueryAttention extends Module {
     this.oProj = new Linear(numHeads * Dh, embedDim, { bias });
     this.rotaryEmb = this.position === "rope" ? new RotaryEmbedding(Dh, { base: opts.ropeBase, scaling: opts.ropeScaling }) : null;
     this.slopes = this.position === "alibi" ? alibiSlopes(numHeads) : null;
+    checkWindow("GroupedQueryAttention", opts.window);
   }
 
   /** An empty cache for `layers` stacked modules like this one (keys/values of the Hkv heads only). */
@@ -116,6 +123,7 @@ export class GroupedQueryAttention extends Module {
     const r = sdpa(q, k, v, {
       ...vis.sdpa, scale: 1 / Math.sqrt(Dh), dropout: this.training ? this.opts.dropout ?? 0 : 0,
       alibiSlopes: this.slopes, alibiOffset: P, returnWeights: want ? "full" : false,
+      window: windowPair(this.opts.window ?? null, !!o.isCausal), windowOffset: P,
       impl: recording && rec!.withGrad ? "math" : "fused", maskedRows: this.opts.maskedRows ?? "zero",
     });
     const out = r.out, weights = r.weights;                                                             // (B, H, T, Dh), (B, H, T, Tk)

@@ -10,4 +10,6 @@ export { RotaryEmbedding, ropeInverseFrequencies, applyRotary, rotateHalf, alibi
 export { KVCache } from "../models/generate.js";
 export { QuantizedLinear, Int8Weight } from "./int8.js";
 export { quantizeDynamic, isQuantized, type QuantizeDynamicOptions, type QuantizeReport } from "./quantize.js";
+export { LinearAttention, eluFeatureMap, linearAttentionCore, linearAttentionWeights, type LinearAttentionOptions, type LinearAttentionForwardOptions } from "./linear-attention.js";
+export { LinformerAttention, linformerCore, linformerTokenWeights, type LinformerOptions, type LinformerForwardOptions } from "./linformer.js";
 export { pruneHeads, prunedHeadsOf, setHeadMask, headCounts, attentionLayers, pruneLinear, checkPruneSpec, type PrunableAttention } from "./prune.js";

@@ -15,6 +15,8 @@ export interface TransformerLayerOptions {
   batchFirst?: boolean;         // default false, like PyTorch
   normFirst?: boolean;          // pre-norm when true
   bias?: boolean;
+  /** Sliding-window self-attention (nn.MultiheadAttention's window option); cross-attention stays full. */
+  window?: number | readonly [number, number] | null;
 }
 
 function act(a: TransformerLayerOptions["activation"]): (x: Tensor) => Tensor {
@@ -42,7 +44,7 @@ export class TransformerEncoderLayer extends Module {
     super();
     const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
     checkLayerArgs(new.target.name, dModel, nhead, p, ff, eps);
-    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
+    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias, window: o.window });
     this.linear1 = new Linear(dModel, ff, { bias });
     this.dropout = new Dropout(p);
     this.linear2 = new Linear(ff, dModel, { bias });
@@ -119,7 +121,7 @@ export class TransformerDecoderLayer extends Module {
     super();
     const p = o.dropout ?? 0.1, ff = o.dimFeedforward ?? 2048, eps = o.layerNormEps ?? 1e-5, bias = o.bias !== false;
     checkLayerArgs(new.target.name, dModel, nhead, p, ff, eps);
-    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
+    this.selfAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias, window: o.window });
     this.multiheadAttn = new MultiheadAttention(dModel, nhead, { dropout: p, batchFirst: o.batchFirst ?? false, bias });
     this.linear1 = new Linear(dModel, ff, { bias });
     this.dropout = new Dropout(p);

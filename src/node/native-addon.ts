@@ -52,6 +52,8 @@ export interface NativeInfo {
   malloc: string;
   /** The attention kernels take ALiBi slopes and their offset after the layout argument (addons built before lack it). */
   attnAlibi?: boolean;
+  /** The attention kernels take a sliding window (windowLo, windowHi) after the ALiBi arguments (addons built before lack it). */
+  attnWindow?: boolean;
   /** The dynamic-int8 linear kernel in use: "avx512-vnni", "avx512bw", "avx2" or "generic" (addons built before lack it). */
   int8?: string;
 }
@@ -88,19 +90,21 @@ export interface NativeKernels {
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
-    dropoutP: number, seed: number, layout?: NativeAttnLayout, alibiSlopes?: Float32Array | null, alibiOffset?: number): void;
+    dropoutP: number, seed: number, layout?: NativeAttnLayout, alibiSlopes?: Float32Array | null, alibiOffset?: number,
+    windowLo?: number | null, windowHi?: number | null): void;
   /** Writes dq (B,H,Tq,D), dk (B,Hkv,Tk,D), dv (B,Hkv,Tk,Dv) from the forward's out and lse. */
   attnBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array,
     lse: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
-    dropoutP: number, seed: number, layout?: NativeAttnLayout, alibiSlopes?: Float32Array | null, alibiOffset?: number): void;
+    dropoutP: number, seed: number, layout?: NativeAttnLayout, alibiSlopes?: Float32Array | null, alibiOffset?: number,
+    windowLo?: number | null, windowHi?: number | null): void;
   /** Pre-dropout weights of rows [rowStart, rowStart+rowCount): mode 0/"full" → (B,H,rowCount,Tk), 1/"mean" → (B,rowCount,Tk). */
   attnWeights(q: Float32Array, k: Float32Array, lse: Float32Array, outW: Float32Array,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, scale: number,
     causal: boolean, keyPad: Uint8Array | null, attnMask: Float32Array | null, maskB: number, maskH: number,
     mode: 0 | 1 | "full" | "mean", rowStart: number, rowCount: number, layout?: Pick<NativeAttnLayout, "q" | "k">,
-    alibiSlopes?: Float32Array | null, alibiOffset?: number): void;
+    alibiSlopes?: Float32Array | null, alibiOffset?: number, windowLo?: number | null, windowHi?: number | null): void;
   /** y = (x−mean)·rstd·w + b per row of D; w, b, mean, rstd may be null; y may be x. */
   layerNormForward(x: Float32Array, w: Float32Array | null, b: Float32Array | null, y: Float32Array,
     mean: Float32Array | null, rstd: Float32Array | null, rows: number, D: number, eps: number): void;

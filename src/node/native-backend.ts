@@ -128,15 +128,17 @@ function fwdLayout(q: Float32Array, k: Float32Array, v: Float32Array, out: Float
 function attnKernels(n: NativeKernels): Partial<Kernels> {
   const fwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnForward(q, k, v, out, lse, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad, a.attnMask, a.maskB, a.maskH,
-      a.dropoutP, a.seed, layout && fwdLayout(q, k, v, out, a, layout), a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
+      a.dropoutP, a.seed, layout && fwdLayout(q, k, v, out, a, layout), a.alibi?.slopes ?? null, a.alibi?.offset ?? 0,
+      a.window?.lo ?? null, a.window?.hi ?? null);
   const bwd = (q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dout: Float32Array, lse: Float32Array,
     dq: Float32Array, dk: Float32Array, dv: Float32Array, a: AttnArgs, layout?: NativeAttnLayout) =>
     n.attnBackward(q, k, v, out, dout, lse, dq, dk, dv, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.Dv, a.scale, a.causal, a.keyPad,
-      a.attnMask, a.maskB, a.maskH, a.dropoutP, a.seed, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
+      a.attnMask, a.maskB, a.maskH, a.dropoutP, a.seed, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0,
+      a.window?.lo ?? null, a.window?.hi ?? null);
   const wts = (q: Float32Array, k: Float32Array, lse: Float32Array, out: Float32Array, a: AttnArgs, mode: "full" | "mean",
     rowStart: number, rowCount: number, layout?: NativeAttnLayout) =>
     n.attnWeights(q, k, lse, out, a.B, a.H, a.Hkv, a.Tq, a.Tk, a.D, a.scale, a.causal, a.keyPad, a.attnMask, a.maskB, a.maskH,
-      mode, rowStart, rowCount, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0);
+      mode, rowStart, rowCount, layout, a.alibi?.slopes ?? null, a.alibi?.offset ?? 0, a.window?.lo ?? null, a.window?.hi ?? null);
   return {
     attnForward: (q, k, v, out, lse, a) => fwd(q, k, v, out, lse, a),
     attnBackward: (q, k, v, out, dout, lse, dq, dk, dv, a) => bwd(q, k, v, out, dout, lse, dq, dk, dv, a),
@@ -196,6 +198,7 @@ export function registerNativeBackend(): boolean {
   };
   const info = n.info();
   if (info.attnAlibi) kernels.attnAlibi = true;
+  if (info.attnWindow) kernels.attnWindow = true;
   if (n.qlinear) {
     const q = n.qlinear.bind(n);
     kernels.qlinear = (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) =>

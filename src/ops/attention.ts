@@ -15,7 +15,7 @@ import { commonDevice } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
 import { safeSoftmax } from "./nn.js";
-import { attnBackward as refAttnBackward, attnForward as refAttnForward, attnWeights as refAttnWeights } from "../backend/ref/attention.js";
+import { attnBackward as refAttnBackward, attnForward as refAttnForward, attnWeights as refAttnWeights, outsideWindow } from "../backend/ref/attention.js";
 
 export interface SdpaOptions {
   /** torch.nn.functional.scaled_dot_product_attention semantics: bool → true = attend; float → added to the scores.
@@ -43,6 +43,16 @@ export interface SdpaOptions {
   alibiSlopes?: Float32Array | readonly number[] | null;
   /** Position of query row 0 relative to key 0 (e.g. the number of cached keys). Default 0. */
   alibiOffset?: number;
+  /**
+   * Sliding-window (local) attention. A number W: with causal, key j is visible from query i iff i − W < j ≤ i
+   * (Mistral's / Hugging Face's `sliding_window`: the query and the W − 1 keys before it); without causal, iff
+   * |i − j| < W (a symmetric band of 2W − 1 keys, for encoders). A pair [left, right]: iff i − left ≤ j ≤ i + right
+   * (FlashAttention's `window_size`; −1 = unbounded on that side), intersected with causal when set. Fast kernels
+   * skip the blocks outside the band, so the cost is O(T·W) instead of O(T²). Combines with every other option.
+   */
+  window?: number | readonly [number, number] | null;
+  /** Position of query row 0 relative to key 0 for the window (e.g. the number of cached keys). Default 0. */
+  windowOffset?: number;
   /**
    * A query row in which no key is visible: "zero" (default, PyTorch >= 2.5) gives output and weights 0; "uniform" is
    * Hugging Face's eager attention, whose masks are float32's lowest finite value (finfo.min) rather than −∞: such a
@@ -162,13 +172,14 @@ export function uniformRows(a: AttnArgs, opts: SdpaOptions): { w: Float32Array; 
     let visible = false, n = 0;
     for (let j = 0; j < Tk; j++) {
       const x = m ? m[mo + j] : 0;
-      if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j]) || x <= F32_LOWEST) { if (boolMask || x !== -Infinity) n++; }
+      if (outsideWindow(a, i, j)) n++;   // hidden like a causal key (HF's sliding-window mask is finfo.min too)
+      else if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j]) || x <= F32_LOWEST) { if (boolMask || x !== -Infinity) n++; }
       else { visible = true; break; }
     }
     if (visible || n === 0) continue;
     w ??= new Float32Array(Bw * Hw * Tq * Tk);
     const o = ((b * Hw + h) * Tq + i) * Tk;
-    for (let j = 0; j < Tk; j++) if (boolMask || !m || m[mo + j] !== -Infinity) w[o + j] = 1 / n;
+    for (let j = 0; j < Tk; j++) if (outsideWindow(a, i, j) || boolMask || !m || m[mo + j] !== -Infinity) w[o + j] = 1 / n;
   }
   if (m) for (let i = 0; i < m.length; i++) if (m[i] <= F32_LOWEST) m[i] = -Infinity;
   return w ? { w, shape: [Bw, Hw, Tq, Tk] } : null;
@@ -202,7 +213,54 @@ export function attnArgsFor(B: number, H: number, Hkv: number, Tq: number, Tk: n
     if (kernelsTakeAlibi()) args.alibi = alibi;
     else foldAlibi(args, alibi);
   }
+  const win = windowArgs(opts, Tq, Tk);
+  if (win) {
+    args.window = win;
+    if (!kernelsTakeWindow()) foldWindow(args);
+  }
   return args;
+}
+
+/**
+ * SdpaOptions.window as the kernels' band: key j visible from query i iff i + lo ≤ j ≤ i + hi; null when the band
+ * hides nothing (every key within reach of every query). lo and hi are clamped to [−Tq, Tk].
+ */
+export function windowArgs(opts: Pick<SdpaOptions, "window" | "windowOffset" | "causal">, Tq: number, Tk: number): { lo: number; hi: number } | null {
+  const w = opts.window;
+  if (w === undefined || w === null) return null;
+  const off = opts.windowOffset ?? 0;
+  if (!Number.isInteger(off)) throw new Error(`scaledDotProductAttention: windowOffset must be an integer, got ${off}`);
+  let left: number, right: number;
+  if (typeof w === "number") {
+    if (!Number.isInteger(w) || w < 1) throw new Error(`scaledDotProductAttention: window must be a positive integer (keys per query), got ${w}`);
+    left = w - 1; right = opts.causal ? 0 : w - 1;
+  } else {
+    if (!Array.isArray(w) || w.length !== 2 || !w.every((x) => Number.isInteger(x) && x >= -1)) {
+      throw new Error(`scaledDotProductAttention: window must be a positive integer or [left, right] with integers ≥ −1 (−1 = unbounded), got ${JSON.stringify(w)}`);
+    }
+    [left, right] = w;
+  }
+  const clamp = (x: number) => Math.max(-Tq, Math.min(Tk, x));
+  const lo = left < 0 ? -Tq : clamp(off - left), hi = right < 0 ? Tk : clamp(off + right);
+  if (lo <= -(Tq - 1) && hi >= Tk - 1) return null;
+  return { lo, hi };
+}
+
+/** Whether the active attention kernels compute AttnArgs.window themselves (see kernelsTakeAlibi). */
+function kernelsTakeWindow(): boolean {
+  if (K.attnWindow) return true;
+  return K.attnForward === refAttnForward && K.attnBackward === refAttnBackward && K.attnWeights === refAttnWeights && !hasLayoutAttention();
+}
+
+/** The fallback: −∞ outside the band in an additive (maskB, maskH, Tq, Tk) mask (the given one, or a new one). */
+function foldWindow(a: AttnArgs): void {
+  const { Tq, Tk } = a, w = a.window!;
+  if (!a.attnMask) { a.attnMask = new Float32Array(Tq * Tk); a.maskB = 1; a.maskH = 1; }
+  const m = a.attnMask;
+  for (let o = 0; o < m.length; o += Tq * Tk) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
+    if (j < i + w.lo || j > i + w.hi) m[o + i * Tk + j] = -Infinity;
+  }
+  // a.window stays: such kernels ignore it, and maskedRows "uniform" still tells window-hidden keys from −∞ ones
 }
 
 function alibiArgs(opts: SdpaOptions, H: number): { slopes: Float32Array; offset: number } | null {
@@ -318,7 +376,8 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
   const blocked = uninit([a.B, mH, a.Tq, a.Tk], "bool"), bd = blocked.storage.data;
   for (let b = 0; b < a.B; b++) for (let h = 0; h < mH; h++) for (let i = 0; i < a.Tq; i++) for (let j = 0; j < a.Tk; j++) {
     const mo = (((a.maskB > 1 ? b : 0) * a.maskH + h) * a.Tq + i) * a.Tk + j;
-    bd[((b * mH + h) * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1) || (gradMask && m![mo] === -Infinity));
+    bd[((b * mH + h) * a.Tq + i) * a.Tk + j] = +((a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * a.Tk + j] === 1) || outsideWindow(a, i, j) ||
+      (gradMask && m![mo] === -Infinity));
   }
   s = where(blocked, -Infinity, s);
   const w = safeSoftmax(s);                                               // (B, H, Tq, Tk); rows with no visible key: 0

@@ -1,6 +1,7 @@
 // Reference attention kernels: the plain definition the fused fast kernels are tested against.
 // q (B,H,Tq,D), k (B,Hkv,Tk,D), v (B,Hkv,Tk,Dv) contiguous; query head h reads kv head ⌊h / (H/Hkv)⌋.
 // ALiBi biases (AttnArgs.alibi) are computed per score from the head slopes: nothing of size Tq×Tk is stored.
+// A sliding window (AttnArgs.window) hides key j from query i unless i + lo ≤ j ≤ i + hi.
 import type { AttnArgs } from "../kernels.js";
 import { dropoutKeep } from "../dropout-hash.js";
 
@@ -10,7 +11,7 @@ function scoreRow(q: Float32Array, k: Float32Array, a: AttnArgs, b: number, h: n
   const hk = Math.floor(h / (H / Hkv));
   const qo = ((b * H + h) * Tq + i) * D;
   for (let j = 0; j < Tk; j++) {
-    if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j])) { s[j] = -Infinity; continue; }
+    if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j]) || outsideWindow(a, i, j)) { s[j] = -Infinity; continue; }
     const ko = ((b * Hkv + hk) * Tk + j) * D;
     let dot = 0;
     for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
@@ -22,6 +23,11 @@ function scoreRow(q: Float32Array, k: Float32Array, a: AttnArgs, b: number, h: n
     }
     s[j] = v;
   }
+}
+
+/** Whether key j lies outside query i's sliding window. */
+export function outsideWindow(a: AttnArgs, i: number, j: number): boolean {
+  return !!a.window && (j < i + a.window.lo || j > i + a.window.hi);
 }
 
 /**

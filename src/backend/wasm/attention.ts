@@ -8,6 +8,8 @@
 //            S = Q·Kᵀ, dP = dO·Vᵀ, P = 2^(S' − lse2), dS = P⊙(dP − Δ)·scale, dVᵀ += dOᵀ·P, dKᵀ += Qᵀ·dS, dQ += dS·K
 //            (the task owns its dK/dV and its heads' dQ: no two threads write the same output).
 //   weights: recomputed from lse per (query block × key block) tile on the calling thread.
+// A sliding window (AttnArgs.window) narrows each forward task to the key blocks its queries' bands reach and each
+// backward key block to the query blocks that reach it; tiles the band cuts are masked in the kernel (band_t, bwd_ds).
 import type { AttnArgs, AttnLayout, AttnTensorLayout } from "../kernels.js";
 import { dropoutHash } from "../dropout-hash.js";
 import type { WasmInstance } from "./module.js";
@@ -147,7 +149,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     if (B === 0 || H === 0 || Tq === 0) return;
     const lq = layout?.q ?? dense(H, Tq, D), lk = layout?.k ?? dense(Hkv, Tk, D), lv = layout?.v ?? dense(Hkv, Tk, Dv);
     const lo = layout?.out ?? dense(H, Tq, Dv);
-    const G = H / Hkv, drop = a.dropoutP > 0;
+    const G = H / Hkv, drop = a.dropoutP > 0, win = a.window ?? null;
     const ex = executor(2 * B * H * Tq * Tk * (D + Dv)), T = ex.threads;
     arena.reset();
     const scratch = Array.from({ length: T }, () => arena.allocF32(fwdScratchFloats(D, Dv)));
@@ -171,14 +173,16 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
         if (drop) rowKeys(arena.i32, rk >> 2, a.seed, b, h, 0, Math.ceil(Tq / BQ) * BQ);
         placed.push({ b, h, O, mOut, lOut });
         for (let q0 = 0; q0 < Tq; q0 += BQ) {
-          const nq = Math.min(BQ, Tq - q0), kEnd = a.causal ? Math.min(Tk, q0 + nq) : Tk;
+          const nq = Math.min(BQ, Tq - q0);
+          let kBeg = 0, kEnd = a.causal ? Math.min(Tk, q0 + nq) : Tk;
+          if (win) { kBeg = Math.max(0, q0 + win.lo); kEnd = Math.max(kBeg, Math.min(kEnd, q0 + nq + win.hi)); }
           const p = params(FWD.SIZE, {
             K: K!.addr, ldk: K!.ld, V: V!.addr, ldv: V!.ld, Q: Q.addr + q0 * Q.ld, ldq: Q.ld, O: O + 4 * q0 * Dv, ldo: 4 * Dv,
             Tk, D, Dv, nq, q0, causal: a.causal ? 1 : 0, M: M ? M + 4 * q0 * Tk : 0, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
             rk: rk ? rk + 4 * q0 : 0, thr: dropThr(a.dropoutP), invKeep: drop ? 1 / (1 - a.dropoutP) : 1, qscale: a.scale * LOG2E,
-            scratch: 0, mOut: mOut + 4 * q0, lOut: lOut + 4 * q0,
+            scratch: 0, mOut: mOut + 4 * q0, lOut: lOut + 4 * q0, kBeg, kEnd, band: win ? 1 : 0, lo: win?.lo ?? 0, hi: win?.hi ?? 0,
           }, FWD, ["invKeep", "qscale"]);
-          tasks.push({ cost: nq * (kEnd + 8) * (D + Dv + 16), p });
+          tasks.push({ cost: nq * (kEnd - kBeg + 8) * (D + Dv + 16), p });
         }
       }
       assign(tasks, T).forEach((list, t) => {
@@ -209,7 +213,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const lo = layout?.out ?? dense(H, Tq, Dv), ldo = layout?.dout ?? dense(H, Tq, Dv);
     const ldq = layout?.dq ?? dense(H, Tq, D), ldk = layout?.dk ?? dense(Hkv, Tk, D), ldv = layout?.dv ?? dense(Hkv, Tk, Dv);
     if (B === 0 || Hkv === 0) return;
-    const G = H / Hkv, drop = a.dropoutP > 0;
+    const G = H / Hkv, drop = a.dropoutP > 0, win = a.window ?? null;
     const Dp = Math.ceil(D / 8) * 8, nkb = Math.ceil(Tk / BK);
     const ex = executor(5 * B * H * Tq * Tk * (D + Dv)), T = ex.threads;
     arena.reset();
@@ -245,12 +249,18 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
           if (drop) rowKeys(arena.i32, rk >> 2, a.seed, b, h, 0, Tq);
           calls.push(["rows_dot", [dO.addr, O.addr, delta, Tq, Dv]]);
           for (let kb = 0; kb < nkb; kb++) {
-            const j0 = kb * BK;
+            const j0 = kb * BK, nk = Math.min(BK, Tk - j0);
+            // the query rows that can see keys [j0, j0 + nk): causal i ≥ j0, window j0 − hi ≤ i ≤ j0 + nk − 1 − lo
+            let iBeg = a.causal ? j0 : 0, iEnd = Tq;
+            if (win) { iBeg = Math.max(iBeg, j0 - win.hi); iEnd = Math.min(iEnd, j0 + nk - win.lo); }
+            iBeg = Math.floor(Math.max(0, iBeg) / BQ) * BQ;
+            if (iBeg >= iEnd) continue;   // dK, dV of this block stay 0
             const p = params(BWD.SIZE, {
               Q: Q.addr, ldq: Q.ld, dO: dO.addr, ldo: dO.ld, K: K.addr, ldk: K.ld, V: V.addr, ldv: V.ld, dQ, lddq: 4 * Dp,
-              Tq, D, Dv, Dp, j0, nk: Math.min(BK, Tk - j0), causal: a.causal ? 1 : 0, M, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
+              Tq, D, Dv, Dp, j0, nk, causal: a.causal ? 1 : 0, M, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
               rk, thr: dropThr(a.dropoutP), invKeep: drop ? 1 / (1 - a.dropoutP) : 1, qscale: a.scale * LOG2E, scale: a.scale,
               lse2, delta, dKT: dKT + 4 * kb * D * BK, dVT: dVT + 4 * kb * Dv * BK, scratch: 0,
+              iBeg, iEnd, band: win ? 1 : 0, lo: win?.lo ?? 0, hi: win?.hi ?? 0,
             }, BWD, ["invKeep", "qscale", "scale"]);
             calls.push(["attn_bwd_kblock", [p]]);
           }
@@ -324,7 +334,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
             x.tgemm_rows(Q.addr + i0 * Q.ld, Q.ld, 4, KT, 4 * BK, S, 4 * BK, nq, BK, D, 0, 0);
             if (M) x.copy_tile(M + 4 * (i0 * Tk + j0), 4 * Tk, nq, nk, MT, 4 * BK);
             x.bwd_ds(S, 0, PD, BK, nq, lse2 + 4 * i0, 0, qscale, a.scale, colNeg, a.causal ? 1 : 0, rowStart + i0, j0,
-              M ? MT : 0, 0, 0, 1, 1);
+              M ? MT : 0, 0, 0, 1, 1, a.window ? 1 : 0, a.window?.lo ?? 0, a.window?.hi ?? 0);
             x.copy_tile(PD, 4 * BK, nq, nk, P + 4 * (i0 * Tk + j0), 4 * Tk);
           }
         }

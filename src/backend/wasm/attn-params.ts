@@ -16,7 +16,9 @@ export const FWD = {
   qscale: 20,                // scale·log2e (f32)
   scratch: 21,               // per-thread scratch of FWD_SCRATCH floats
   mOut: 22, lOut: 23,        // running max (log2 units) and sum per row (nq floats each): lse = (m + log2 l)·ln2
-  SIZE: 24,
+  kBeg: 24, kEnd: 25,        // the keys this block visits (causal and the sliding window skip the rest)
+  band: 26, lo: 27, hi: 28,  // sliding window: key j visible from query i only if i + lo ≤ j ≤ i + hi (band ≠ 0)
+  SIZE: 29,
 } as const;
 
 /** Floats of per-thread scratch for the forward: QT (D·BQ), ST (BK·BQ), OT (Dv·BQ), m, l, alpha, cm (BQ each). */
@@ -33,7 +35,9 @@ export const BWD = {
   lse2: 25, delta: 26,       // lse·log2e (+inf where lse = −inf) and rowsum(dO ⊙ O), Tq each
   dKT: 27, dVT: 28,          // accumulators of this key block: (D, BK) and (Dv, BK)
   scratch: 29,
-  SIZE: 30,
+  iBeg: 30, iEnd: 31,        // the query rows this key block visits (iBeg a multiple of BQ)
+  band: 32, lo: 33, hi: 34,  // sliding window, as in FWD
+  SIZE: 35,
 } as const;
 
 /** Floats of per-thread scratch for the backward: KT (D·BK), VT (Dv·BK), S, dP, PD, MT (BQ·BK each), colNeg (BK). */

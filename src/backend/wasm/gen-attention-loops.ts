@@ -29,7 +29,7 @@ function emitFill(f: FuncBuilder, dst: Expr, n: Expr, v: number): void {
 export function addAttentionLoops(m: ModuleBuilder): void {
   const fn = (name: string) => m.indexOf(name);
   const [tgemmRows, tgemmCols, transposeScaled, copyTile] = ["tgemm_rows", "tgemm_cols", "transpose_scaled", "copy_tile"].map(fn);
-  const [fwdSoftmax, causalT, maskT, fwdFinalize, bwdDs] = ["fwd_softmax", "causal_t", "mask_t", "fwd_finalize", "bwd_ds"].map(fn);
+  const [fwdSoftmax, causalT, maskT, fwdFinalize, bwdDs, bandT] = ["fwd_softmax", "causal_t", "mask_t", "fwd_finalize", "bwd_ds", "band_t"].map(fn);
   const c = I32.const;
 
   m.func("attn_fwd_qblock", [i32], [], (f, p) => {
@@ -37,7 +37,7 @@ export function addAttentionLoops(m: ModuleBuilder): void {
     const QT = f.local(i32), ST = f.local(i32), OT = f.local(i32), mP = f.local(i32), lP = f.local(i32), aP = f.local(i32), cm = f.local(i32);
     const j0 = f.local(i32), nk = f.local(i32), kEnd = f.local(i32), j = f.local(i32), pad = f.local(i32), padded = f.local(i32);
     const plain = f.local(i32), diag = f.local(i32), D = f.local(i32), Dv = f.local(i32), nq = f.local(i32), q0 = f.local(i32);
-    const Tk = f.local(i32), M = f.local(i32);
+    const Tk = f.local(i32), M = f.local(i32), cut = f.local(i32);
     f.emit(set(D, P.i(FWD.D)), set(Dv, P.i(FWD.Dv)), set(nq, P.i(FWD.nq)), set(q0, P.i(FWD.q0)), set(Tk, P.i(FWD.Tk)));
     f.emit(set(M, P.i(FWD.M)), set(pad, P.i(FWD.pad)));
     f.emit(set(QT, P.i(FWD.scratch)));
@@ -49,17 +49,20 @@ export function addAttentionLoops(m: ModuleBuilder): void {
     emitFill(f, get(mP), c(BQ), -Infinity);
     emitFill(f, get(lP), c(BQ), 0);
     emitFill(f, get(OT), I32.mul(get(Dv), c(BQ)), 0);
-    // causal: key blocks wholly above the diagonal are never visited
-    f.emit(set(kEnd, get(Tk)));
-    f.if(P.i(FWD.causal), () => f.emit(set(kEnd, I32.min(get(Tk), I32.add(get(q0), get(nq))))));
-    f.for(j0, c(0), get(kEnd), BK, () => {
+    // causal and the sliding window: key blocks wholly outside every query's reach are never visited ([kBeg, kEnd))
+    f.emit(set(kEnd, P.i(FWD.kEnd)));
+    f.for(j0, P.i(FWD.kBeg), get(kEnd), BK, () => {
       f.emit(set(nk, I32.min(I32.sub(get(kEnd), get(j0)), c(BK))));
+      // the band cuts this tile: a key left of the last query's window or right of the first query's
+      f.emit(set(cut, I32.and(I32.ne(P.i(FWD.band), c(0)), I32.or(
+        I32.lt(get(j0), I32.add(I32.sub(I32.add(get(q0), get(nq)), c(1)), P.i(FWD.lo))),
+        I32.gt(I32.sub(I32.add(get(j0), get(nk)), c(1)), I32.add(get(q0), P.i(FWD.hi)))))));
       f.emit(set(padded, c(0)));
       f.if(get(pad), () => f.for(j, c(0), get(nk), 1, () =>
         f.emit(set(padded, I32.or(get(padded), I32.load8u(I32.add(get(pad), I32.add(get(j0), get(j)))))))));
       f.emit(set(diag, I32.and(I32.ne(P.i(FWD.causal), c(0)), I32.gt(I32.sub(I32.add(get(j0), get(nk)), c(1)), get(q0)))));
       // tiles with nothing to mask take the new running maxima from tgemm (mode 4) instead of a second pass
-      f.emit(set(plain, I32.and(I32.and(I32.eqz(get(M)), I32.eqz(get(padded))), I32.eqz(get(diag)))));
+      f.emit(set(plain, I32.and(I32.and(I32.and(I32.eqz(get(M)), I32.eqz(get(padded))), I32.eqz(get(diag))), I32.eqz(get(cut)))));
       f.if(get(plain), () => f.emit(memoryCopy(get(cm), get(mP), c(4 * BQ))));
       f.emit(call(tgemmRows, I32.add(P.i(FWD.K), I32.mul(get(j0), P.i(FWD.ldk))), P.i(FWD.ldk), c(4), get(QT), c(4 * BQ), get(ST), c(4 * BQ),
         get(nk), c(BQ), get(D), I32.shl(get(plain), c(2)), get(cm)));
@@ -67,6 +70,7 @@ export function addAttentionLoops(m: ModuleBuilder): void {
       f.if(get(padded), () => f.for(j, c(0), get(nk), 1, () =>
         f.if(I32.load8u(I32.add(get(pad), I32.add(get(j0), get(j)))), () => emitFill(f, I32.add(get(ST), I32.mul(get(j), c(4 * BQ))), c(BQ), -Infinity))));
       f.if(get(diag), () => f.emit(call(causalT, get(ST), c(BQ), get(nk), get(q0), get(j0))));
+      f.if(get(cut), () => f.emit(call(bandT, get(ST), c(BQ), get(nk), get(q0), get(j0), P.i(FWD.lo), P.i(FWD.hi))));
       f.emit(call(fwdSoftmax, get(ST), get(nk), c(BQ), get(mP), get(lP), get(aP), P.i(FWD.rk), get(j0), P.i(FWD.thr), P.f(FWD.invKeep),
         I32.mul(get(plain), get(cm))));
       f.emit(call(tgemmCols, I32.add(P.i(FWD.V), I32.mul(get(j0), P.i(FWD.ldv))), c(4), P.i(FWD.ldv), get(ST), c(4 * BQ), get(OT), c(4 * BQ),
@@ -81,7 +85,7 @@ export function addAttentionLoops(m: ModuleBuilder): void {
     const P = paramReader(p);
     const KT = f.local(i32), VT = f.local(i32), S = f.local(i32), dP = f.local(i32), PD = f.local(i32), MT = f.local(i32), colNeg = f.local(i32);
     const D = f.local(i32), Dv = f.local(i32), Dp = f.local(i32), j0 = f.local(i32), nk = f.local(i32), Tq = f.local(i32), M = f.local(i32);
-    const pad = f.local(i32), j = f.local(i32), i0 = f.local(i32), nq = f.local(i32), rk = f.local(i32), i = f.local(i32);
+    const pad = f.local(i32), j = f.local(i32), nq = f.local(i32), rk = f.local(i32), i = f.local(i32);
     const Q = f.local(i32), ldq = f.local(i32), dO = f.local(i32), ldo = f.local(i32);
     f.emit(set(D, P.i(BWD.D)), set(Dv, P.i(BWD.Dv)), set(Dp, P.i(BWD.Dp)), set(j0, P.i(BWD.j0)), set(nk, P.i(BWD.nk)), set(Tq, P.i(BWD.Tq)));
     f.emit(set(M, P.i(BWD.M)), set(pad, P.i(BWD.pad)), set(rk, P.i(BWD.rk)));
@@ -104,9 +108,8 @@ export function addAttentionLoops(m: ModuleBuilder): void {
     // mask tile columns past nk stay 0 (they meet −inf in colNeg; a stale +inf there would make NaN)
     f.if(I32.and(I32.ne(get(M), c(0)), I32.lt(get(nk), c(BK))), () => f.for(i, c(0), c(BQ), 1, () =>
       emitFill(f, I32.add(I32.add(get(MT), I32.mul(get(i), c(4 * BK))), I32.shl(get(nk), c(2))), I32.sub(c(BK), get(nk)), 0)));
-    f.emit(set(i0, c(0)));
-    f.if(P.i(BWD.causal), () => f.emit(set(i0, I32.mul(I32.divs(get(j0), c(BQ)), c(BQ)))));   // queries before j0 see none of these keys
-    f.for(i, get(i0), get(Tq), BQ, () => {
+    // causal / sliding window: only the query blocks [iBeg, iEnd) can see these keys
+    f.for(i, P.i(BWD.iBeg), P.i(BWD.iEnd), BQ, () => {
       f.emit(set(nq, I32.min(I32.sub(get(Tq), get(i)), c(BQ))));
       const qRow = I32.add(get(Q), I32.mul(get(i), get(ldq))), oRow = I32.add(get(dO), I32.mul(get(i), get(ldo)));
       f.emit(call(tgemmRows, qRow, get(ldq), c(4), get(KT), c(4 * BK), get(S), c(4 * BK), get(nq), c(BK), get(D), c(0), c(0)));
@@ -116,7 +119,7 @@ export function addAttentionLoops(m: ModuleBuilder): void {
       const i4 = I32.shl(get(i), c(2));
       f.emit(call(bwdDs, get(S), get(dP), get(PD), c(BK), get(nq), I32.add(P.i(BWD.lse2), i4), I32.add(P.i(BWD.delta), i4),
         P.f(BWD.qscale), P.f(BWD.scale), get(colNeg), P.i(BWD.causal), get(i), get(j0), I32.mul(I32.ne(get(M), c(0)), get(MT)),
-        I32.mul(I32.ne(get(rk), c(0)), I32.add(get(rk), i4)), P.i(BWD.thr), P.f(BWD.invKeep), c(0)));
+        I32.mul(I32.ne(get(rk), c(0)), I32.add(get(rk), i4)), P.i(BWD.thr), P.f(BWD.invKeep), c(0), P.i(BWD.band), P.i(BWD.lo), P.i(BWD.hi)));
       f.emit(call(tgemmCols, oRow, c(4), get(ldo), get(PD), c(4 * BK), P.i(BWD.dVT), c(4 * BK), get(Dv), c(BK), get(nq), c(1), c(0)));
       f.emit(call(tgemmCols, qRow, c(4), get(ldq), get(S), c(4 * BK), P.i(BWD.dKT), c(4 * BK), get(D), c(BK), get(nq), c(1), c(0)));
       f.emit(call(tgemmRows, get(S), c(4 * BK), c(4), kRow(P.i(BWD.K), P.i(BWD.ldk)), P.i(BWD.ldk),

@@ -6,6 +6,7 @@
 //       l = l·alpha + colsum P; rk ≠ 0: dropout with row keys rk[i] (P̃ = keep ? P/(1−p) : 0, l uses P);
 //       cm ≠ 0: m' was already found (by tgemm's column maxima) and is read from cm
 //   causal_t(ST, bq, nk, q0, j0)             Sᵀ[j, i] = −inf where key j0+j > query q0+i
+//   band_t(ST, bq, nk, q0, j0, lo, hi)       Sᵀ[j, i] = −inf where key j0+j < q0+i + lo or > q0+i + hi (sliding window)
 //   mask_t(ST, bq, M, ldm, nq, nk, factor)   Sᵀ[j, i] += factor·M[i, j]
 //   fwd_finalize(OT, bq, dv, nq, l, O, ldo)  O[i, d] = Oᵀ[d, i] / l[i] (0 where l = 0)
 //   bwd_ds(...)                              P, P̃ and dS of one (query block × key block) tile, see below
@@ -86,6 +87,22 @@ function addForward(m: ModuleBuilder): void {
     });
   });
 
+  // sliding window: Sᵀ[j, i] = −inf where key j0+j < query q0+i + lo or > q0+i + hi
+  m.func("band_t", [i32, i32, i32, i32, i32, i32, i32], [], (f, ST, bq, nk, q0, j0, lo, hi) => {
+    const j = f.local(i32), v = f.local(i32), ps = f.local(i32), jj = f.local(v128), s = f.local(v128), qi = f.local(v128);
+    f.emit(set(ps, get(ST)));
+    f.for(j, I32.const(0), get(nk), 1, () => {
+      f.emit(set(jj, I32x4.splat(I32.add(get(j0), get(j)))));
+      f.for(v, I32.const(0), get(bq), 4, () => {
+        f.emit(set(qi, I32x4.add(I32x4.splat(I32.add(get(q0), get(v))), lane())));
+        f.emit(set(s, V128.load(at(get(ps), get(v)))));
+        const out = V128.or(I32x4.lt(get(jj), I32x4.add(get(qi), I32x4.splat(get(lo)))), I32x4.gt(get(jj), I32x4.add(get(qi), I32x4.splat(get(hi)))));
+        f.emit(V128.store(at(get(ps), get(v)), V128.bitselect(negInf4(), get(s), out)));
+      });
+      f.emit(set(ps, at(get(ps), get(bq))));
+    });
+  });
+
   m.func("mask_t", [i32, i32, i32, i32, i32, i32, f32], [], (f, ST, bq, M, ldm, nq, nk, factor) => {
     const i = f.local(i32), j = f.local(i32), pm = f.local(i32), q = f.local(i32);
     f.for(i, I32.const(0), get(nq), 1, () => {
@@ -115,9 +132,10 @@ function addBackward(m: ModuleBuilder): void {
   // One (query block × key block) tile, key-major in lanes (row i = query i0+i, lane = key j0+j):
   //   x = S·qscale, or −inf where colNeg[j] is (+ MT·log2e) (causal: −inf for j0+j > i0+i),  P = 2^(x − lse2[i])
   //   probsOnly: PD = P.  Else with z = dropout keep·1/(1−p):  PD = P·z,  S = P·(dP·z − delta[i])·scale
-  // (S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly)
-  m.func("bwd_ds", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32, i32, i32, f32, i32], [],
-    (f, S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly) => {
+  //   band: −inf for keys outside the sliding window, j < i + lo or j > i + hi
+  // (S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly, band, lo, hi)
+  m.func("bwd_ds", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32, i32, i32, f32, i32, i32, i32, i32], [],
+    (f, S, dP, PD, bk, nq, lse2, delta, qscale, scale, colNeg, causal, i0, j0, MT, rk, thr, invKeep, probsOnly, band, lo, hi) => {
       const i = f.local(i32), v = f.local(i32), off = f.local(i32), row = f.local(i32);
       const L2 = f.local(v128), dl = f.local(v128), x = f.local(v128), keep = f.local(v128), dpv = f.local(v128);
       const qs = f.local(v128), sc = f.local(v128), ik = f.local(v128), rkv = f.local(v128), cn = f.local(v128);
@@ -135,6 +153,12 @@ function addBackward(m: ModuleBuilder): void {
           f.if(get(causal), () => {
             const jv = I32x4.add(I32x4.splat(I32.add(get(j0), get(v))), lane());
             f.emit(set(x, V128.bitselect(negInf4(), get(x), I32x4.gt(jv, I32x4.splat(I32.add(get(i0), get(i)))))));
+          });
+          f.if(get(band), () => {   // sliding window: −inf for keys j < i + lo or j > i + hi
+            const jv = I32x4.add(I32x4.splat(I32.add(get(j0), get(v))), lane());
+            const row = I32.add(get(i0), get(i));
+            f.emit(set(x, V128.bitselect(negInf4(), get(x), V128.or(I32x4.lt(jv, I32x4.splat(I32.add(row, get(lo)))),
+              I32x4.gt(jv, I32x4.splat(I32.add(row, get(hi))))))));
           });
           const p = vexp2(f, F32x4.sub(get(x), get(L2)));
           f.if(get(probsOnly), () => f.emit(V128.store(I32.add(get(PD), get(off)), get(p))), () => {

@@ -82,7 +82,7 @@ function lazyTable(): Partial<Kernels> {
   let q8: Kernels["qlinear"] | null = null;
   const qlinear: Kernels["qlinear"] = (...args) => (q8 ??= makeWasmQlinear() ?? refKernels.qlinear!)(...args);
   // every attention kernel here (and the reference ones it falls back to) reads AttnArgs.alibi
-  return { ...(table as Partial<Kernels>), qlinear, attnAlibi: true };
+  return { ...(table as Partial<Kernels>), qlinear, attnAlibi: true, attnWindow: true };
 }
 
 const isBrowserMainThread = (): boolean => {

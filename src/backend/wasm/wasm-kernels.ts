@@ -242,6 +242,7 @@ export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor): Par
     attnBackwardLayout: (q, k, v, out, dout, lse, dq, dk, dv, a, layout) => attn.backward(q, k, v, out, dout, lse, dq, dk, dv, a, layout),
     attnWeightsLayout: (q, k, lse, out, a, mode, rowStart, rowCount, layout) => attn.weights(q, k, lse, out, a, mode, rowStart, rowCount, layout),
     attnAlibi: true,   // each head's ALiBi bias is written into its mask slice in the arena (attention.ts maskSlice)
+    attnWindow: true,  // the sliding window narrows the tile loops and is masked in the kernels (band_t, bwd_ds)
   } satisfies Partial<Kernels>);
   return kernels;
 }
