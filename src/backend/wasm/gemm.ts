@@ -19,8 +19,11 @@ export type GemmFn = (transA: boolean, transB: boolean, M: number, N: number, K:
   beta: number, C: Float32Array, cOff: number, ldc: number,
   batch: number, strideA: number, strideB: number, strideC: number) => void;
 
-/** Hook run on the compact C (byte address, M × N) of each batch item before it is copied out. */
-export type Epilogue = (cAddr: number, M: number, N: number) => void;
+/**
+ * Fused epilogue of gemmBiasAct: C = act(C + bias[biasOff + col]) on the compact C of each batch item before it is
+ * copied out (bias_act; act codes of gen-elementwise.ts). With B cached it runs on each thread's own row blocks.
+ */
+export interface Epilogue { bias: Float32Array | null; biasOff: number; act: number }
 
 function checkDims(M: number, N: number, K: number, batch: number): void {
   for (const [n, v] of [["M", M], ["N", N], ["K", K], ["batch", batch]] as const) {
@@ -93,6 +96,11 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
       }
       return;
     }
+    let biasAddr = 0;
+    if (epilogue?.bias) {
+      biasAddr = arena.allocF32(N);
+      arena.f32.set(epilogue.bias.subarray(epilogue.biasOff, epilogue.biasOff + N), biasAddr >> 2);
+    }
     // broadcast operands (batch stride 0) are placed once, below the per-item mark
     const fixedA = strideA === 0 || batch === 1 ? placeMatrix(arena, A, aOff, aRows, aCols, lda) : null;
     const fixedB = cached ? null : strideB === 0 || batch === 1 ? placeMatrix(arena, B, bOff, bRows, bCols, ldb) : null;
@@ -116,6 +124,7 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
                 Math.min(NC, N - jc), kc, alpha, pc === 0 ? beta : 1, tmps[t]);
             }
           }
+          if (epilogue) ex.push(t, "bias_act", cAddr + ic * N * 4, mc, N, biasAddr, epilogue.act);
         }
         ex.run();
       } else {
@@ -144,7 +153,7 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
           }
         }
       }
-      if (epilogue) epilogue(cAddr, M, N);
+      if (epilogue && !(cached && K > 0 && alpha !== 0)) x.bias_act(cAddr, M, N, biasAddr, epilogue.act);
       takeMatrix(arena, cAddr, 4 * N, M, N, C, c0, ldc);
     }
   };

@@ -96,10 +96,7 @@ export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor, pack
       const code = ACT_CODES[act as GemmActivation];
       if (code === undefined) throw new RangeError(`gemmBiasAct (wasm): unknown activation "${String(act)}"`);
       if (bias) checkLen("gemmBiasAct (bias)", bias, biasOff + N);
-      gemmRun(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, (cAddr, m, n) => {
-        const pb = bias ? put(bias, biasOff, n) : 0;
-        x.bias_act(cAddr, m, n, pb, code);
-      }, bKey);
+      gemmRun(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, { bias, biasOff, act: code }, bKey);
     },
 
     activationBackward: (act, z, zOff, g, gOff, out, n) => {
