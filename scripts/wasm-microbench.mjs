@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { loadavg } from "node:os";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const root = process.env.ATTNFLOW_ROOT ?? resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const af = await import(pathToFileURL(join(root, "dist", "src", "node.js")).href);
 const reg = await import(pathToFileURL(join(root, "dist", "src", "backend", "registry.js")).href);
 const argv = process.argv.slice(2);

@@ -143,3 +143,30 @@ test("pack cache: the cached product split over a worker thread gives the single
     pool.terminate();
   }
 });
+
+test("nn.Linear on the wasm backend: the weight is served from the cache until it is written, then re-packed", { skip }, async () => {
+  const af = await import("../src/index.js");
+  const prev = af.getBackend();
+  af.setBackend("wasm");
+  try {
+    af.manualSeed(11);
+    const lin = new af.nn.Linear(96, 300), x = af.randn([5, 96]);
+    const ref = () => { af.setBackend("reference"); const y = af.noGrad(() => lin.forward(x)).dataSync() as Float32Array; af.setBackend("wasm"); return y; };
+    const run = () => af.noGrad(() => lin.forward(x)).dataSync() as Float32Array;
+    const before = af.wasmPackCacheInfo();
+    for (let i = 0; i < 3; i++) close(`forward ${i}`, run(), ref());
+    const mid = af.wasmPackCacheInfo();
+    assert.equal(mid.admitted - before.admitted, 1, "the weight was admitted");
+    assert.ok(mid.hits > before.hits, "and served from the cache");
+    // an in-place write through the storage (as an optimizer step does) changes its version: no stale packing
+    const w = lin.weight.storage.data as Float32Array;
+    for (let i = 0; i < w.length; i += 7) w[i] *= -2;
+    close("after an in-place update", run(), ref());
+    af.setWasmPackCacheLimit(0);
+    assert.equal(af.wasmPackCacheInfo().entries, 0);
+    close("cache off", run(), ref());
+  } finally {
+    af.setWasmPackCacheLimit(256 << 20);
+    af.setBackend(prev);
+  }
+});
