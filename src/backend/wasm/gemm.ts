@@ -9,10 +9,13 @@ import type { WasmInstance } from "./module.js";
 import type { Executor, ExecutorFor } from "./executor.js";
 import type { OperandKey } from "../kernels.js";
 import type { WasmPackCache } from "./pack-cache.js";
-import { GEMM_MR, GEMM_NR } from "./gen-gemm.js";
+import { gemmShape } from "./gen-gemm.js";
 import { checkSpan, gatherInto, placeMatrix, takeMatrix, type Placed } from "./copy.js";
 
-const KC = 256, MC = 128, NC = 2048;
+const KC = 256;
+/** Row and column blocks: about 128 rows and 2048 columns, multiples of the micro-kernel's rows and columns. */
+const mcFor = (mr: number) => Math.floor(128 / mr) * mr;
+const ncFor = (nr: number) => Math.floor(2048 / nr) * nr;
 
 export type GemmFn = (transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
   A: Float32Array, aOff: number, lda: number, B: Float32Array, bOff: number, ldb: number,
@@ -36,13 +39,17 @@ export type GemmRun = (transA: boolean, transB: boolean, M: number, N: number, K
   beta: number, C: Float32Array, cOff: number, ldc: number,
   batch: number, strideA: number, strideB: number, strideC: number, epilogue?: Epilogue, bKey?: OperandKey | null) => void;
 
-/** Float offset of block (jc, pc) in a whole packed op(B) (K × N): blocks NC columns wide, column blocks outer. */
-const blockOffset = (jc: number, pc: number, N: number, K: number) => jc * K + Math.ceil(Math.min(NC, N - jc) / GEMM_NR) * GEMM_NR * pc;
+/**
+ * Float offset of block (jc, pc) in a whole packed op(B) (K × N, nr-column panels): blocks ncFor(nr) columns wide (a
+ * multiple of nr, so the blocks before column jc hold exactly jc·K floats), column blocks outer.
+ */
+const blockOffset = (jc: number, pc: number, N: number, K: number, nr: number) => jc * K + Math.ceil(Math.min(ncFor(nr), N - jc) / nr) * nr * pc;
 /** Bytes of a whole packed op(B). */
-export const packedBytes = (N: number, K: number) => 4 * Math.ceil(N / GEMM_NR) * GEMM_NR * K;
+export const packedBytes = (N: number, K: number, nr: number) => 4 * Math.ceil(N / nr) * nr * K;
 
 export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmPackCache | null = null): GemmRun {
   const { exports: x, arena } = inst;
+  const { mr: GEMM_MR, nr: GEMM_NR } = gemmShape(inst.relaxed), MC = mcFor(GEMM_MR), NC = ncFor(GEMM_NR);
   /** Pack every (jc, pc) block of op(B) (placed at b) into dst, the panels split between the executor's threads. */
   const packAll = (ex: Executor, b: Placed, transB: boolean, N: number, K: number, dst: number) => {
     const T = ex.threads;
@@ -55,7 +62,7 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
           if (p0 >= p1) continue;
           const j = jc + p0 * GEMM_NR, w = Math.min(nc, p1 * GEMM_NR) - p0 * GEMM_NR;
           ex.push(t, "gemm_pack_b", b.addr + (transB ? j * b.ld + pc * 4 : pc * b.ld + j * 4), b.ld, transB ? 0 : 1, w, kc,
-            dst + 4 * (blockOffset(jc, pc, N, K) + p0 * kc * GEMM_NR));
+            dst + 4 * (blockOffset(jc, pc, N, K, GEMM_NR) + p0 * kc * GEMM_NR));
         }
       }
     }
@@ -75,7 +82,7 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
     const ex = executor(2 * M * N * K * batch), T = ex.threads;
     // a weight used again unchanged: op(B) stays packed in Wasm memory between calls (pack-cache.ts)
     const cached = bKey && cache && (batch === 1 || strideB === 0) && K > 0 && alpha !== 0
-      ? cache.lookup(bKey, B, bOff, ldb, N, K, transB, packedBytes(N, K)) : null;
+      ? cache.lookup(bKey, B, bOff, ldb, N, K, transB, packedBytes(N, K, GEMM_NR)) : null;
     if (cached?.fill) {
       try {
         packAll(ex, placeMatrix(arena, B, bOff, bRows, bCols, ldb), transB, N, K, cached.addr);
@@ -85,7 +92,8 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
     // row blocks: MC, or smaller so every thread gets one
     const mcEff = T > 1 ? Math.min(MC, Math.ceil(Math.ceil(M / T) / GEMM_MR) * GEMM_MR) : MC;
     const ncMax = Math.min(NC, N), kcMax = Math.min(KC, Math.max(K, 1)), mcMax = Math.min(mcEff, M);
-    const pAs = Array.from({ length: T }, () => arena.allocF32(Math.ceil(mcMax / GEMM_MR) * GEMM_MR * kcMax));
+    // (+4 floats: the 3-row packing stores whole vectors, one float past a panel)
+    const pAs = Array.from({ length: T }, () => arena.allocF32(Math.ceil(mcMax / GEMM_MR) * GEMM_MR * kcMax + 4));
     const pB = cached ? 0 : arena.allocF32(Math.ceil(ncMax / GEMM_NR) * GEMM_NR * kcMax);
     const tmps = Array.from({ length: T }, () => arena.allocF32(GEMM_MR * GEMM_NR));
     const cAddr = arena.allocF32(M * N);
@@ -120,7 +128,7 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
             const kc = Math.min(KC, K - pc);
             ex.push(t, "gemm_pack_a", a.addr + (transA ? pc * a.ld + ic * 4 : ic * a.ld + pc * 4), a.ld, transA ? 1 : 0, mc, kc, pAs[t]);
             for (let jc = 0; jc < N; jc += NC) {
-              ex.push(t, "gemm_macro", pAs[t], cached.addr + 4 * blockOffset(jc, pc, N, K), cAddr + (ic * N + jc) * 4, N * 4, mc,
+              ex.push(t, "gemm_macro", pAs[t], cached.addr + 4 * blockOffset(jc, pc, N, K, GEMM_NR), cAddr + (ic * N + jc) * 4, N * 4, mc,
                 Math.min(NC, N - jc), kc, alpha, pc === 0 ? beta : 1, tmps[t]);
             }
           }
