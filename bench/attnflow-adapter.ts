@@ -38,6 +38,9 @@ export interface AttnflowApi {
   nn: { MultiheadAttention: new (D: number, H: number, opts: { batchFirst: boolean }) => AfMha };
   functional: { scaledDotProductAttention(q: AfTensor, k: AfTensor, v: AfTensor, opts?: { causal?: boolean }): AfTensor };
   Tensor: { fromArray(a: Float32Array, shape: number[]): AfTensor };
+  /** Wasm backend: worker threads running kernels now, and the thread count the Node entry configures. */
+  wasmWorkerCount?(): number;
+  wasmThreadsFromEnv?(): number;
 }
 
 export type AttnflowLoad = { ok: true; api: AttnflowApi; entry: string } | { ok: false; reason: string };
@@ -177,6 +180,19 @@ export function attnflowCausalTrain(api: AttnflowApi, backend: string, dims: num
 }
 
 /** The timed step of any benchmark task on one backend. */
+/**
+ * The Wasm backend starts its worker threads asynchronously at its first kernel call, and calls made while they start
+ * run on fewer threads: run `step` once, then wait (up to 20 s) until every worker runs, so that a short warm-up
+ * (--quick) does not time single-threaded calls as the multi-threaded row. No-op for other backends.
+ */
+export async function awaitWasmWorkers(api: AttnflowApi, backend: string, step: () => unknown): Promise<void> {
+  if (backend !== "wasm" || !api.wasmWorkerCount || !api.wasmThreadsFromEnv) return;
+  const want = api.wasmThreadsFromEnv() - 1;
+  if (want <= 0) return;
+  step();
+  for (let i = 0; i < 400 && api.wasmWorkerCount() < want; i++) await new Promise((r) => setTimeout(r, 50));
+}
+
 export function attnflowStep(api: AttnflowApi, backend: string, task: Task): () => Float32Array {
   return task.kind === "mha" ? attnflowMha(api, backend, task)
     : task.kind === "sdpa" ? attnflowSdpa(api, backend, task) : attnflowTrain(api, backend, task);

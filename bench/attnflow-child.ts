@@ -5,7 +5,7 @@
 //   request: { id, op: "backends" } → { backends }
 //            { id, op: "mha" | "sdpa" | "train", backend, shape, causal?, files, out, policy } → { timesMs, note }
 import { writeFileSync } from "node:fs";
-import { attnflowBackends, attnflowStep, loadAttnflow } from "./attnflow-adapter.js";
+import { attnflowBackends, attnflowStep, awaitWasmWorkers, loadAttnflow } from "./attnflow-adapter.js";
 import { serveRequests } from "./lib/child-serve.js";
 import { measure, type MeasurePolicy } from "./lib/measure.js";
 import type { MhaWeights, Task } from "./lib/tasks.js";
@@ -38,7 +38,9 @@ async function handle(req: Request): Promise<Record<string, unknown>> {
   if (req.op === "backends") return { ok: true, backends: attnflowBackends(api) };
   if (!req.backend || !req.policy || !req.out) throw new Error("attnflow-child: backend, policy and out are required");
   const task = taskOf(req);
-  const m = await measure(attnflowStep(api, req.backend, task), req.policy);
+  const step = attnflowStep(api, req.backend, task);
+  await awaitWasmWorkers(api, req.backend, step);
+  const m = await measure(step, req.policy);
   writeFileSync(req.out, new Uint8Array(m.last.buffer, m.last.byteOffset, m.last.byteLength));
   return { ok: true, timesMs: m.timesMs, note: m.note };
 }

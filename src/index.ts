@@ -26,7 +26,7 @@ export { captureAttention, activeRecorder, type AttentionRecord, type CaptureOpt
 export * as data from "./data/index.js";
 export * as explain from "./explain/index.js";
 export { renderHtmlReport } from "./viz/html-report.js";
-export { wasmBackendReady, wasmWorkerCount } from "./backend/wasm/register.js";
+export { wasmBackendReady, wasmWorkerCount, wasmPackCacheInfo, setWasmPackCacheLimit } from "./backend/wasm/register.js";
 export { configureWasmThreads } from "./backend/wasm/threads.js";
 export { setWasmRelaxedSimd, wasmRelaxedSimdActive, wasmRelaxedSimdSupported } from "./backend/wasm/module.js";
 export { configureBrowserWasmThreads } from "./backend/wasm/web-workers.js";

@@ -1,7 +1,7 @@
 // Runs one workload on attnflow and every peer, then folds the samples into a BenchResult:
 // medians, GFLOP/s, max-abs-diff against attnflow's output, and attnflow-best / best-peer.
 import type { BenchResult, BenchRow } from "../types.js";
-import { attnflowBackends, attnflowStep, loadAttnflow } from "../attnflow-adapter.js";
+import { attnflowBackends, attnflowStep, awaitWasmWorkers, loadAttnflow } from "../attnflow-adapter.js";
 import { runJax } from "../peers/jax-peer.js";
 import { runOrt } from "../peers/ort-peer.js";
 import { runOrtWeb } from "../peers/ort-web-peer.js";
@@ -135,7 +135,9 @@ async function runAttnflow(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
   const loaded = await loadAttnflow();
   if (!loaded.ok) return [{ impl: "attnflow", note: `attnflow unavailable: ${loaded.reason}` }];
   return attnflowRows(attnflowBackends(loaded.api), ctx, async (backend, impl) => {
-    const m = await measure(attnflowStep(loaded.api, backend, task), ctx.policy);
+    const step = attnflowStep(loaded.api, backend, task);
+    await awaitWasmWorkers(loaded.api, backend, step);
+    const m = await measure(step, ctx.policy);
     return { impl, timesMs: m.timesMs, output: m.last, note: m.note };
   });
 }

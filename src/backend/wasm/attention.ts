@@ -85,6 +85,41 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     takeMatrix(arena, addr, srcLd, rows, cols, data, off, l[3]);
   }
   /**
+   * The heads a wave reads of some tensors, placed with one copy per array when that is cheap: every (b, h) head of
+   * each tensor (rows × cols through its layout) lies in one span of its array, and when the span of an array is at
+   * most twice what its heads hold (e.g. q, k and v as column blocks of one token-major projection (B, T, 3·H·D)),
+   * the whole span is copied at once — instead of one copy per row per head — and heads are addresses inside it.
+   * Returns the head addresses per tensor (`at(part, b, h)`) and `back()`, which copies the spans back into their
+   * arrays (for an output written in place), or null (place head by head).
+   */
+  function placeSpans(parts: { what: string; data: Float32Array; l: Layout4; heads: [number, number][]; rows: number; cols: number }[]):
+    { at: (i: number, b: number, h: number) => Placed; back: () => void } | null {
+    const spans = new Map<Float32Array, { lo: number; hi: number; need: number; base: number }>();
+    for (const p of parts) {
+      for (const [b, h] of p.heads) checkSpan(`attention (wasm, ${p.what})`, p.data.length, p.l[0] + b * p.l[1] + h * p.l[2], p.rows, p.cols, p.l[3]);
+      if (p.rows === 0 || p.cols === 0 || !p.heads.length) continue;
+      let sp = spans.get(p.data);
+      if (!sp) spans.set(p.data, sp = { lo: Infinity, hi: -Infinity, need: 0, base: 0 });
+      for (const [b, h] of p.heads) {
+        const off = p.l[0] + b * p.l[1] + h * p.l[2];
+        sp.lo = Math.min(sp.lo, off); sp.hi = Math.max(sp.hi, off + (p.rows - 1) * p.l[3] + p.cols);
+      }
+      sp.need += p.heads.length * p.rows * p.cols;
+    }
+    for (const sp of spans.values()) if (sp.hi - sp.lo > 2 * sp.need) return null;
+    for (const [data, sp] of spans) {
+      sp.base = arena.allocF32(sp.hi - sp.lo);
+      arena.f32.set(data.subarray(sp.lo, sp.hi), sp.base >> 2);
+    }
+    return {
+      at: (i, b, h) => {
+        const p = parts[i], sp = spans.get(p.data)!;
+        return { addr: sp.base + 4 * (p.l[0] + b * p.l[1] + h * p.l[2] - sp.lo), ld: 4 * p.l[3] };
+      },
+      back: () => { for (const [data, sp] of spans) data.set(arena.f32.subarray(sp.base >> 2, (sp.base >> 2) + sp.hi - sp.lo), sp.lo); },
+    };
+  }
+  /**
    * The additive (rows, Tk) mask of head (b, h) from query row0 on, in the arena. With ALiBi it is written here, head
    * by head, as the given mask (if any) − slope_h·|i + offset − j|: the (H, Tq, Tk) bias never exists as a whole.
    */
@@ -117,6 +152,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     return p;
   }
   const dropThr = (p: number) => Math.ceil(p * 16777216);
+  const FWD_FLOATS = ["invKeep", "qscale"] as const;
 
   /** Split items into waves whose placed bytes stay under WAVE_BYTES (but at least `min` items each: one per thread). */
   function waves<T>(items: T[], bytesOf: (t: T) => number, min: number): T[][] {
@@ -160,28 +196,43 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const headBytes = 4 * (Tq * (D + Dv + 2 + (drop ? 1 : 0) + (a.attnMask || a.alibi ? Tk : 0)) + Tk * (D + Dv) / G);
     for (const wave of waves(heads, () => headBytes, T)) {
       arena.release(mark);
-      const placed: { b: number; h: number; O: number; mOut: number; lOut: number }[] = [];
+      const placed: { b: number; h: number; O: number; ldo: number; mOut: number; lOut: number }[] = [];
       const tasks: { cost: number; p: number }[] = [];
+      // q, k, v of the whole wave in one copy per array where that is cheap (a fused projection), else head by head
+      const kvHeads: [number, number][] = [];
+      for (const [b, h] of wave) {
+        const hk = Math.floor(h / G);
+        if (!kvHeads.length || kvHeads[kvHeads.length - 1][0] !== b || kvHeads[kvHeads.length - 1][1] !== hk) kvHeads.push([b, hk]);
+      }
+      const spans = placeSpans([{ what: "q", data: q, l: lq, heads: wave, rows: Tq, cols: D },
+        { what: "k", data: k, l: lk, heads: kvHeads, rows: Tk, cols: D }, { what: "v", data: v, l: lv, heads: kvHeads, rows: Tk, cols: Dv }]);
+      // the output likewise: written in place into a copy of its span, copied back once
+      const outSpan = placeSpans([{ what: "out", data: out, l: lo, heads: wave, rows: Tq, cols: Dv }]);
       let kvKey = "", K: Placed | null = null, V: Placed | null = null;
       for (const [b, h] of wave) {
         const hk = Math.floor(h / G);
-        if (kvKey !== `${b},${hk}`) { kvKey = `${b},${hk}`; K = placeHead("k", k, lk, b, hk, 0, Tk, D); V = placeHead("v", v, lv, b, hk, 0, Tk, Dv); }
-        const Q = placeHead("q", q, lq, b, h, 0, Tq, D);
+        if (kvKey !== `${b},${hk}`) {
+          kvKey = `${b},${hk}`;
+          K = spans ? spans.at(1, b, hk) : placeHead("k", k, lk, b, hk, 0, Tk, D);
+          V = spans ? spans.at(2, b, hk) : placeHead("v", v, lv, b, hk, 0, Tk, Dv);
+        }
+        const Q = spans ? spans.at(0, b, h) : placeHead("q", q, lq, b, h, 0, Tq, D);
         const M = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq) : 0;
-        const O = arena.allocF32(Tq * Dv), mOut = arena.allocF32(Tq), lOut = arena.allocF32(Tq);
+        const Op = outSpan ? outSpan.at(0, b, h) : { addr: arena.allocF32(Tq * Dv), ld: 4 * Dv };
+        const O = Op.addr, mOut = arena.allocF32(Tq), lOut = arena.allocF32(Tq);
         const rk = drop ? arena.allocF32(Math.ceil(Tq / BQ) * BQ) : 0;
         if (drop) rowKeys(arena.i32, rk >> 2, a.seed, b, h, 0, Math.ceil(Tq / BQ) * BQ);
-        placed.push({ b, h, O, mOut, lOut });
+        placed.push({ b, h, O, ldo: Op.ld, mOut, lOut });
         for (let q0 = 0; q0 < Tq; q0 += BQ) {
           const nq = Math.min(BQ, Tq - q0);
           let kBeg = 0, kEnd = a.causal ? Math.min(Tk, q0 + nq) : Tk;
           if (win) { kBeg = Math.max(0, q0 + win.lo); kEnd = Math.max(kBeg, Math.min(kEnd, q0 + nq + win.hi)); }
           const p = params(FWD.SIZE, {
-            K: K!.addr, ldk: K!.ld, V: V!.addr, ldv: V!.ld, Q: Q.addr + q0 * Q.ld, ldq: Q.ld, O: O + 4 * q0 * Dv, ldo: 4 * Dv,
+            K: K!.addr, ldk: K!.ld, V: V!.addr, ldv: V!.ld, Q: Q.addr + q0 * Q.ld, ldq: Q.ld, O: O + q0 * Op.ld, ldo: Op.ld,
             Tk, D, Dv, nq, q0, causal: a.causal ? 1 : 0, M: M ? M + 4 * q0 * Tk : 0, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
             rk: rk ? rk + 4 * q0 : 0, thr: dropThr(a.dropoutP), invKeep: drop ? 1 / (1 - a.dropoutP) : 1, qscale: a.scale * LOG2E,
             scratch: 0, mOut: mOut + 4 * q0, lOut: lOut + 4 * q0, kBeg, kEnd, band: win ? 1 : 0, lo: win?.lo ?? 0, hi: win?.hi ?? 0,
-          }, FWD, ["invKeep", "qscale"]);
+          }, FWD, FWD_FLOATS);
           tasks.push({ cost: nq * (kEnd - kBeg + 8) * (D + Dv + 16), p });
         }
       }
@@ -192,9 +243,11 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
         }
       });
       ex.run();
-      for (const { b, h, O, mOut, lOut } of placed) {
-        takeHead("out", O, 4 * Dv, out, lo, b, h, Tq, Dv);
-        const f32 = arena.f32, row = (b * H + h) * Tq;
+      outSpan?.back();
+      const f32 = arena.f32;
+      for (const { b, h, O, ldo, mOut, lOut } of placed) {
+        if (!outSpan) takeHead("out", O, ldo, out, lo, b, h, Tq, Dv);
+        const row = (b * H + h) * Tq;
         for (let i = 0; i < Tq; i++) {
           const l = f32[(lOut >> 2) + i];
           // l = 0: the row sees no key (lse −inf: weights 0, no gradient); l NaN: a NaN score, lse NaN like the output

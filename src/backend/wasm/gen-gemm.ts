@@ -7,10 +7,17 @@
 import { F32, F32x4, I32, ModuleBuilder, V128, get, i32, f32, set, v128, select, type Expr, type FuncBuilder, type Local } from "./emit.js";
 import { emitKLoop, emitStoreC, emitZero, makeAcc } from "./tile.js";
 
-export const GEMM_MR = 4;
-export const GEMM_NV = 2;
 export const GEMM_UNROLL = 1;
-export const GEMM_NR = 4 * GEMM_NV;
+
+/** Register block of the micro-kernel: mr rows × nr = 4·nv columns of C in f32x4 accumulators. */
+export interface GemmShape { mr: number; nv: number; nr: number }
+/**
+ * Standard SIMD128 (a multiply and an add per product, one temporary): 4×8 — 8 accumulators, 2 B vectors, the A
+ * broadcasts and the temporary fit V8's 15 usable xmm registers; 3×12 spills an accumulator, 6×8 several. Relaxed SIMD
+ * (one FMA, no temporary): 3×12 — 9 independent FMA chains hide the FMA latency that 4×8's 8 chains only just cover
+ * (2 FMA ports × 4 cycles), and V8 keeps all 13 live vectors in registers (6×8 spills).
+ */
+export function gemmShape(relaxed: boolean): GemmShape { return relaxed ? { mr: 3, nv: 3, nr: 12 } : { mr: 4, nv: 2, nr: 8 }; }
 
 /** 4×4 transpose of the vectors at p0…p3 (+off) into the four vectors out[0..3] (locals). */
 export function emitTranspose4(f: FuncBuilder, rows: Expr[], out: Local[]): void {
@@ -43,21 +50,31 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
       // panel base = dst + (w0 / W)·kc·W·4 = dst + w0·kc·4
       f.emit(set(base, I32.add(get(dst), I32.mul(I32.mul(get(w0), get(kc)), I32.const(4)))));
       f.emit(set(ps, I32.add(get(src), I32.mul(get(w0), get(sw)))));
-      f.if(I32.and(I32.ge(I32.sub(get(nw), get(w0)), I32.const(W)), I32.const(W % 4 === 0 ? 1 : 0)), () => {
+      // full panels: vector paths (W a multiple of 4; W = 3 only when contiguous along k, see below), else element-wise
+      f.if(I32.and(I32.ge(I32.sub(get(nw), get(w0)), I32.const(W)), W % 4 === 0 ? I32.const(1) : W === 3 ? I32.eqz(get(kw)) : I32.const(0)), () => {
         f.if(get(kw), () => {
           // contiguous along w: each k is W/4 vector copies
           f.for(k, I32.const(0), get(kc), 1, () => {
             f.emit(set(p, I32.add(get(ps), I32.mul(get(k), get(sk)))));
-            for (let v = 0; v < W / 4; v++) f.emit(V128.store(get(base), V128.load(get(p), 16 * v), 16 * v));
+            for (let v = 0; v < Math.floor(W / 4); v++) f.emit(V128.store(get(base), V128.load(get(p), 16 * v), 16 * v));
             f.emit(set(base, I32.add(get(base), I32.const(4 * W))));
           });
         }, () => {
           // contiguous along k: 4×4 transposes of groups of 4 panel lines, then the k tail one by one
           f.for(k, I32.const(0), I32.and(get(kc), I32.const(-4)), 4, () => {
-            for (let g = 0; g < W / 4; g++) {
-              f.emit(set(p, I32.add(I32.add(get(ps), I32.mul(I32.const(4 * g), get(sw))), I32.mul(get(k), I32.const(4)))));
-              emitTranspose4(f, [0, 1, 2, 3].map((i) => V128.load(I32.add(get(p), I32.mul(I32.const(i), get(sw))))), vt);
-              for (let i = 0; i < 4; i++) f.emit(V128.store(get(base), get(vt[i]), 4 * W * i + 16 * g));
+            if (W === 3) {
+              // lines 0, 1, 2 (and 2 again) transposed; each k's 3 values stored as a 16-byte vector whose 4th lane
+              // lands on the next k's first value, written by the next store (the caller leaves 4 floats of slack
+              // after the last panel)
+              f.emit(set(p, I32.add(get(ps), I32.mul(get(k), I32.const(4)))));
+              emitTranspose4(f, [0, 1, 2, 2].map((i) => V128.load(I32.add(get(p), I32.mul(I32.const(i), get(sw))))), vt);
+              for (let i = 0; i < 4; i++) f.emit(V128.store(get(base), get(vt[i]), 4 * W * i));
+            } else {
+              for (let g = 0; g < W / 4; g++) {
+                f.emit(set(p, I32.add(I32.add(get(ps), I32.mul(I32.const(4 * g), get(sw))), I32.mul(get(k), I32.const(4)))));
+                emitTranspose4(f, [0, 1, 2, 3].map((i) => V128.load(I32.add(get(p), I32.mul(I32.const(i), get(sw))))), vt);
+                for (let i = 0; i < 4; i++) f.emit(V128.store(get(base), get(vt[i]), 4 * W * i + 16 * g));
+              }
             }
             f.emit(set(base, I32.add(get(base), I32.const(16 * W))));
           });
@@ -69,13 +86,14 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
           });
         });
       }, () => {
-        // partial panel: element by element, zero past nw
+        // partial panel: element by element, zero past nw (select evaluates both operands: lines past nw read line
+        // nw − 1 instead, never memory past the operand)
         f.for(k, I32.const(0), get(kc), 1, () => {
           f.for(w, I32.const(0), I32.const(W), 1, () => {
             f.emit(set(x, I32.add(get(w0), get(w))));
             f.emit(F32.store(I32.add(get(base), I32.shl(get(w), I32.const(2))),
-              select(F32.load(I32.add(I32.add(get(src), I32.mul(get(x), get(sw))), I32.mul(get(k), get(sk)))), F32.const(0),
-                I32.lt(get(x), get(nw)))));
+              select(F32.load(I32.add(I32.add(get(src), I32.mul(I32.min(get(x), I32.sub(get(nw), I32.const(1))), get(sw))), I32.mul(get(k), get(sk)))),
+                F32.const(0), I32.lt(get(x), get(nw)))));
           });
           f.emit(set(base, I32.add(get(base), I32.const(4 * W))));
         });
@@ -84,8 +102,8 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
   });
 }
 
-function addMacro(m: ModuleBuilder): void {
-  const MR = GEMM_MR, NV = GEMM_NV, NR = GEMM_NR;
+function addMacro(m: ModuleBuilder, shape: GemmShape): void {
+  const MR = shape.mr, NV = shape.nv, NR = shape.nr;
   // (pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp)
   m.func("gemm_macro", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32], [], (f, pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp) => {
     const jp = f.local(i32), ip = f.local(i32), pa = f.local(i32), pb = f.local(i32), pc = f.local(i32);
@@ -123,8 +141,10 @@ function addMacro(m: ModuleBuilder): void {
   });
 }
 
-export function addGemmKernels(m: ModuleBuilder): void {
-  addPack(m, "gemm_pack_a", GEMM_MR);
-  addPack(m, "gemm_pack_b", GEMM_NR);
-  addMacro(m);
+/** The GEMM kernels of a module built for standard SIMD128 or relaxed SIMD (their register block: gemmShape). */
+export function addGemmKernels(m: ModuleBuilder, relaxed = false): void {
+  const shape = gemmShape(relaxed);
+  addPack(m, "gemm_pack_a", shape.mr);
+  addPack(m, "gemm_pack_b", shape.nr);
+  addMacro(m, shape);
 }

@@ -63,7 +63,7 @@ export function wasmModuleBytes(shared = false, relaxed = wasmRelaxedSimdActive(
   m.importMemory({ module: "env", name: "memory", initialPages: 1, maxPages: MAX_PAGES, shared });
   setTileCodegen({ relaxedMadd: relaxed });
   try {
-    addGemmKernels(m);
+    addGemmKernels(m, relaxed);
     addTileKernels(m);
     addAttentionKernels(m);
     addAttentionLoops(m);

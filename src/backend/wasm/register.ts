@@ -8,6 +8,7 @@ import { refKernels } from "../ref/index.js";
 import { registerBackend } from "../registry.js";
 import { instantiateAsync, instantiateSync, wasmRelaxedSimdActive, wasmSharedMemorySupported, wasmSimdSupported, type WasmInstance } from "./module.js";
 import { makeWasmKernels } from "./wasm-kernels.js";
+import { WasmPackCache, type PackCacheInfo } from "./pack-cache.js";
 import { makeWasmQlinear } from "./qlinear.js";
 import { SerialExecutor } from "./executor.js";
 import { onWasmThreadConfig, startPool, wasmThreadConfig, type WorkerPool } from "./threads.js";
@@ -22,6 +23,8 @@ export const WASM_KERNEL_NAMES = [
 ] as const satisfies readonly (keyof Kernels)[];
 
 let instance: WasmInstance | null = null;
+let packCache: WasmPackCache | null = null;
+let packLimit: number | null = null;   // setWasmPackCacheLimit before the instance exists
 let pool: WorkerPool | null = null;
 let live: Partial<Kernels> | null = null;
 let pending: Promise<boolean> | null = null;
@@ -38,12 +41,14 @@ function activate(inst: WasmInstance): void {
   pool?.terminate();   // a previous instance's workers (the thread configuration changed)
   pool = null;
   instance = inst;
+  packCache = new WasmPackCache(inst.arena);   // a new memory: the previous instance's packings are gone with it
+  if (packLimit !== null) packCache.setLimit(packLimit);
   const c = wasmThreadConfig();
   if (inst.shared && c) {
     try {
       const started = startPool(inst, c.threads - 1, c.spawn, new SerialExecutor(inst.exports));
       pool = started.pool;
-      live = makeWasmKernels(inst, started.executorFor);
+      live = makeWasmKernels(inst, started.executorFor, packCache);
       return;
     } catch (e) {
       // workers could not start (platform refused): the kernels still run, on this thread only
@@ -51,7 +56,7 @@ function activate(inst: WasmInstance): void {
       (globalThis as { console?: { warn(m: string): void } }).console?.warn(`attnflow: Wasm worker threads unavailable (${why}); running single-threaded`);
     }
   }
-  live = makeWasmKernels(inst);
+  live = makeWasmKernels(inst, undefined, packCache);
 }
 
 /** The Wasm kernels, instantiating on first use; null if that failed (then the reference kernels run). */
@@ -149,6 +154,24 @@ export async function wasmBackendReady(): Promise<boolean> {
 
 /** The live instance (tests and benchmarks: arena size), or null before first use. */
 export function wasmInstance(): WasmInstance | null { return instance; }
+
+/**
+ * The Wasm backend's packed-weight cache (weights kept packed in Wasm memory between calls; pack-cache.ts): entries,
+ * bytes, limit and counters of the live instance (all zero before the first kernel call).
+ */
+export function wasmPackCacheInfo(): PackCacheInfo {
+  return packCache?.info() ?? { entries: 0, bytes: 0, limit: packLimit ?? 0, hits: 0, packs: 0, admitted: 0, evicted: 0 };
+}
+
+/**
+ * Cap the Wasm backend's packed-weight cache at `bytes` (default 256 MiB, or ATTNFLOW_PACK_CACHE_MB); 0 disables it
+ * and frees its blocks (Wasm memory itself never shrinks: freed blocks are reused by later calls).
+ */
+export function setWasmPackCacheLimit(bytes: number): void {
+  if (!(bytes >= 0)) throw new RangeError(`setWasmPackCacheLimit: bytes must be a non-negative number, got ${bytes}`);
+  packLimit = bytes;
+  packCache?.setLimit(bytes);
+}
 
 /** Worker threads now running kernels besides the caller (0 = single-threaded). */
 export function wasmWorkerCount(): number { return pool ? pool.ready().length : 0; }

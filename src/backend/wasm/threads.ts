@@ -90,6 +90,9 @@ export class WorkerPool {
     Atomics.notify(ctrl, b + GO);
   }
 
+  /** Whether this thread may block in Atomics.wait (a browser's main thread may not: it spins instead). */
+  private canWait = true;
+
   /** Wait for worker `slot` to finish its last list; throws if a call failed there. */
   wait(slot: number): void {
     const ctrl = ctrlView(this.inst.memory), b = base(slot), g = this.gens[slot];
@@ -97,8 +100,9 @@ export class WorkerPool {
     for (;;) {
       const d = Atomics.load(ctrl, b + DONE);
       if (d === g) break;
-      if (spins < 2000) { spins++; continue; }
-      try { Atomics.wait(ctrl, b + DONE, d, 50); } catch { /* a browser main thread cannot wait: keep spinning */ }
+      if (spins < 2000 || !this.canWait) { spins++; continue; }
+      // found out once: an exception per poll would allocate (and collect garbage) for as long as the worker runs
+      try { Atomics.wait(ctrl, b + DONE, d, 50); } catch { this.canWait = false; }
     }
     if (Atomics.load(ctrl, b + ERR) !== 0) throw new Error(`attnflow wasm backend: a kernel failed on worker ${slot}`);
   }

@@ -7,6 +7,7 @@ import type { WasmInstance } from "./module.js";
 import { makeGemm } from "./gemm.js";
 import { makeAttention } from "./attention.js";
 import { SerialExecutor, type ExecutorFor } from "./executor.js";
+import type { WasmPackCache } from "./pack-cache.js";
 import { ACT_CODES, BINARY_OPS, UNARY_OPS } from "./gen-elementwise.js";
 
 /** Floats per chunk of the row/elementwise kernels (1 MiB). */
@@ -53,13 +54,14 @@ function operandMode(shape: readonly number[], strides: readonly number[]): Mode
 
 /**
  * The kernel table over one instance. `executor` (default: the calling thread only) picks how a call of some work
- * is spread over threads (threads.ts).
+ * is spread over threads (threads.ts); `packCache` (pack-cache.ts, over the same instance's arena) keeps weights packed
+ * between gemmBiasAct calls that name them (bKey).
  */
-export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor): Partial<Kernels> {
+export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor, packCache: WasmPackCache | null = null): Partial<Kernels> {
   const { exports: x, arena } = inst;
   const serial = new SerialExecutor(x);
   const exec: ExecutorFor = executor ?? (() => serial);
-  const gemmRun = makeGemm(inst, exec);
+  const gemmRun = makeGemm(inst, exec, packCache);
   const attn = makeAttention(inst, exec);
 
   /** Run fn over row chunks [r0, r0 + nr) of at most CHUNK elements (≥ 1 row). */
@@ -90,14 +92,11 @@ export function makeWasmKernels(inst: WasmInstance, executor?: ExecutorFor): Par
     gemm: (tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC) =>
       gemmRun(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC),
 
-    gemmBiasAct: (tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff, act) => {
+    gemmBiasAct: (tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff, act, bKey) => {
       const code = ACT_CODES[act as GemmActivation];
       if (code === undefined) throw new RangeError(`gemmBiasAct (wasm): unknown activation "${String(act)}"`);
       if (bias) checkLen("gemmBiasAct (bias)", bias, biasOff + N);
-      gemmRun(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, (cAddr, m, n) => {
-        const pb = bias ? put(bias, biasOff, n) : 0;
-        x.bias_act(cAddr, m, n, pb, code);
-      });
+      gemmRun(tA, tB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, { bias, biasOff, act: code }, bKey);
     },
 
     activationBackward: (act, z, zOff, g, gOff, out, n) => {
