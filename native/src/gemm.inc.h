@@ -184,8 +184,10 @@ enum BSource { B_PACK, B_PREPACKED, B_DIRECT };
 bool useDirectA(const GemmArgs& g, int64_t rows) { return !g.transA && rows <= GEMM_MC; }
 
 // C[m0:m1, n0:n1] of batch entry bi, single-threaded.
+// pfAfter (B_PREPACKED only, may be null): the first full-depth panel of the work this thread will probably run
+// next (see gemmBlockTask), prefetched during the range's last panel.
 void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1, BSource src,
-               const float* Bpre, int64_t preCol0) {
+               const float* Bpre, int64_t preCol0, const float* pfAfter = nullptr) {
   const float* A = g.A + bi * g.strideA;
   const float* B = g.B + bi * g.strideB;
   float* C = g.C + bi * g.strideC;
@@ -236,12 +238,18 @@ void gemmRange(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
           // Pre-packed B comes from memory the first time (each weight of a forward pass is used once): while
           // the row tiles run over this panel, they prefetch the next panel of the range (kc·NR floats) into L2,
           // each tile a slice of kc/2 lines, so only a range's first panel is read cold.
-          const char* pfNext = nullptr;
-          const char* pfEnd = nullptr;
-          if (AF_GEMM_PREFETCH && src == B_PREPACKED && jr + GEMM_NR < nc) {
-            pfNext = reinterpret_cast<const char*>(Bpanel + K * GEMM_NR);
-            pfEnd = pfNext + kc * GEMM_NR * sizeof(float);
+          // After the range's last panel of this depth block come its first panel at the next depth block, or
+          // (last depth block) the panel of the next likely task, pfAfter.
+          const float* pfPanel = nullptr;
+          int64_t pfDepth = 0;
+          if (AF_GEMM_PREFETCH && src == B_PREPACKED) {
+            if (jr + GEMM_NR < nc) pfPanel = Bpanel + K * GEMM_NR, pfDepth = kc;
+            else if (pc + kc < K) pfPanel = Bpre + (jc - preCol0) * K + (pc + kc) * GEMM_NR, pfDepth = imin(GEMM_KC, K - pc - kc);
+            else if (jc + GEMM_NC < n1) pfPanel = Bpre + (jc + GEMM_NC - preCol0) * K, pfDepth = imin(GEMM_KC, K);
+            else if (pfAfter) pfPanel = pfAfter, pfDepth = imin(GEMM_KC, K);
           }
+          const char* pfNext = reinterpret_cast<const char*>(pfPanel);
+          const char* pfEnd = pfNext + pfDepth * GEMM_NR * sizeof(float);
           for (int64_t ir = 0; ir < mc; ir += GEMM_MR) {
             int mr = (int)imin(GEMM_MR, mc - ir);
             float* Ct = C + (ic + ir) * g.ldc + jc + jr;
@@ -404,7 +412,16 @@ void gemmBlockTask(void* ctx, int64_t t, int) {
     return;
   }
   const float* Bpre = s.Bp + (s.nB == 1 ? 0 : bi) * s.panels * g.K * GEMM_NR;
-  gemmRange(g, bi, m0, m1, n0, n1, B_PREPACKED, Bpre, s.col0);
+  // Tasks are handed out in order to whichever thread is free, so with equal tasks this thread's next one is
+  // usually t + threads: its first B panel is warmed into this core's L2 during our last panel.
+  const float* pfAfter = nullptr;
+  const int64_t tn = t + numThreads();
+  if (AF_GEMM_PREFETCH && tn < g.batch * s.mPieces * s.nPieces) {
+    const int64_t npn = tn % s.nPieces, bin = tn / (s.nPieces * s.mPieces);
+    const int64_t n0n = s.col0 + npn * s.colsPer;
+    if (n0n < s.col0 + s.cols) pfAfter = s.Bp + (s.nB == 1 ? 0 : bin) * s.panels * g.K * GEMM_NR + (n0n - s.col0) * g.K;
+  }
+  gemmRange(g, bi, m0, m1, n0, n1, B_PREPACKED, Bpre, s.col0, pfAfter);
 }
 
 // ---- few outputs, long depth (weight gradients dW = dYᵀ·X of small layers: M·N small, K = tokens) ----
