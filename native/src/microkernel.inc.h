@@ -6,7 +6,8 @@
 
 // pf (optional): every second depth step prefetches the next 64-byte line from pf into L2 (the GEMM warms the
 // B panel its next tiles will read while this one computes; see gemmRange).
-template <int R, int NV>
+// BPF > 0: each depth step also prefetches B's row BPF steps ahead into L1 (one prefetcht0 per 64-byte line).
+template <int R, int NV, int BPF = 0>
 AF_INLINE void mkAcc(vf (&acc)[R][NV], int64_t K, const float* __restrict A, int64_t sai, int64_t sak,
                      const float* __restrict B, int64_t ldb, const char* pf = nullptr) {
 #pragma GCC unroll 16
@@ -18,6 +19,9 @@ AF_INLINE void mkAcc(vf (&acc)[R][NV], int64_t K, const float* __restrict A, int
       __builtin_prefetch(pf, 0, 2);
       pf += 64;
     }
+    if (BPF > 0)
+#pragma GCC unroll 4
+      for (int l = 0; l < NV * VW * 4; l += 64) __builtin_prefetch(reinterpret_cast<const char*>(B + BPF * ldb) + l, 0, 3);
     vf b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) b[v] = load(B + v * VW);
