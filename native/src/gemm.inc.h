@@ -17,7 +17,7 @@
 #endif
 #define AF_GEMM_NC 2048
 #endif
-#ifndef AF_GEMM_COLS_TASKS
+#ifndef AF_GEMM_COLS_TASKS  // tasks per thread when every task covers all rows (see gemmImpl)
 #define AF_GEMM_COLS_TASKS 6
 #endif
 #ifndef AF_GEMM_BPF  // micro-kernel: prefetch B this many depth steps ahead into L1 (0: off)
