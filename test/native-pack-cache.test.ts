@@ -4,6 +4,7 @@
 // result; a freed weight's memory reused by another tensor must not be served the old packing; the cache stays
 // within its byte cap. Results are compared with the reference backend computed from the same values.
 import { test } from "node:test";
+import { totalmem } from "node:os";
 import assert from "node:assert/strict";
 import { availableBackends, getBackend, manualSeed, nn, noGrad, optim, randn, setBackend, Tensor, F } from "../src/node.js";
 import { loadNativeKernels } from "../src/node/native-addon.js";
@@ -201,4 +202,11 @@ test("pack cache: gemmBiasAct with a key equals the plain kernel on odd shapes, 
     }
   }
   assert.equal(n.packCacheInfo().entries, 0, "packCacheDrop removes a storage's packings");
+});
+
+test("pack cache: the default cap is 1/16 of physical memory within 256 MiB…2 GiB (ATTNFLOW_PACK_CACHE_MB unset)", { skip: skip || (process.env.ATTNFLOW_PACK_CACHE_MB !== undefined ? "ATTNFLOW_PACK_CACHE_MB is set" : false) }, () => {
+  // (the earlier tests of this file restore the cap they found)
+  const limit = native!.packCacheInfo().limit;
+  const expected = Math.min(2048 * 2 ** 20, Math.max(256 * 2 ** 20, totalmem() / 16));
+  assert.ok(Math.abs(limit - expected) <= 0.02 * expected, `default limit ${limit}, expected ≈ ${expected} (total memory ${totalmem()})`);
 });

@@ -4,18 +4,28 @@
 // matrix or a transposed one without copying; B rows are contiguous vectors (B(k, ·) = B + k·ldb).
 // R×NV accumulators stay in registers: AVX-512 6×4 (24 zmm), NEON 6×4 (24 of 32 q regs), AVX2/SSE 6×2 (12 regs).
 
-template <int R, int NV>
+// pf (optional): every second depth step prefetches the next 64-byte line from pf into L2 (the GEMM warms the
+// B panel its next tiles will read while this one computes; see gemmRange).
+// BPF > 0: each depth step also prefetches B's row BPF steps ahead into L1 (one prefetcht0 per 64-byte line).
+template <int R, int NV, int BPF = 0>
 AF_INLINE void mkAcc(vf (&acc)[R][NV], int64_t K, const float* __restrict A, int64_t sai, int64_t sak,
-                     const float* __restrict B, int64_t ldb) {
-#pragma GCC unroll 8
+                     const float* __restrict B, int64_t ldb, const char* pf = nullptr) {
+#pragma GCC unroll 16
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) acc[r][v] = splat(0.0f);
   for (int64_t k = 0; k < K; k++) {
+    if (pf && !(k & 1)) {
+      __builtin_prefetch(pf, 0, 2);
+      pf += 64;
+    }
+    if (BPF > 0)
+#pragma GCC unroll 4
+      for (int l = 0; l < NV * VW * 4; l += 64) __builtin_prefetch(reinterpret_cast<const char*>(B + BPF * ldb) + l, 0, 3);
     vf b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) b[v] = load(B + v * VW);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; r++) {
       vf a = splat(A[r * sai]);
 #pragma GCC unroll 4
@@ -32,7 +42,7 @@ void mkBlock(int64_t K, const float* A, int64_t sai, int64_t sak, const float* B
              int64_t ldc, bool accumulate) {
   vf acc[R][NV];
   mkAcc<R, NV>(acc, K, A, sai, sak, B, ldb);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) {
@@ -74,7 +84,7 @@ void mkBlockMax(int64_t K, const float* A, int64_t sai, int64_t sak, const float
 #pragma GCC unroll 4
   for (int v = 0; v < ATT_NV; v++) {
     vf m = colmax[v];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; r++) {
       store(C + r * ldc + v * VW, acc[r][v]);
       m = vmax(m, acc[r][v]);

@@ -10,7 +10,8 @@
 // A first sighting only goes into a ring of recent sightings, so weights that change before every use (training
 // steps) or tensors made fresh for each call never allocate cache memory (fresh memory costs ~4 ms/MB to touch).
 //
-// Bounds: the total size is capped (ATTNFLOW_PACK_CACHE_MB, default 256; setPackCacheLimit); least recently used
+// Bounds: the total size is capped (ATTNFLOW_PACK_CACHE_MB, default 1/16 of physical memory within 256 MiB…2 GiB;
+// setPackCacheLimit); least recently used
 // entries are evicted to make room, and a packing larger than the cap is never cached. The JS side drops the
 // entries of a storage when it is garbage-collected (packCacheDrop).
 #include "pack-cache.h"
@@ -22,6 +23,9 @@
 #include <vector>
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
 #endif
 
 #include "napi-args.h"
@@ -69,7 +73,15 @@ size_t defaultLimit() {
     double v = std::strtod(e, &end);
     if (end != e && *end == '\0' && v >= 0) return (size_t)(v * 1048576.0);
   }
-  return size_t(256) << 20;
+  // 1/16 of physical memory, at least 256 MiB and at most 2 GiB: a BERT-base (340 MB of linear weights) or a
+  // 12-layer 768-wide decoder keeps every packing on an 8 GB machine (512 MiB), and a cap below a model's weights
+  // costs every pass a re-pack (a transpose) of the weights that did not fit.
+  size_t lo = size_t(256) << 20, hi = size_t(2048) << 20, cap = lo;
+#if defined(__unix__) || defined(__APPLE__)
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) cap = (size_t)((double)pages * (double)page / 16.0);
+#endif
+  return cap < lo ? lo : cap > hi ? hi : cap;
 }
 
 struct Cache {
@@ -97,7 +109,7 @@ struct Cache {
   // Makes room for `extra` bytes by evicting least-recently-used entries — but only entries that have not been used
   // within the last 2 × (entries held) lookups. A model whose weights exceed the cap reads them in a cycle (every
   // forward pass the same order), and plain LRU would then evict each packing just before it is needed again: every
-  // lookup a miss (BERT-base: 340 MB of weights against the 256 MB default). Refusing to evict recently used entries
+  // lookup a miss (BERT-base: 340 MB of weights against a 256 MB cap). Refusing to evict recently used entries
   // keeps the part that fits and serves it every pass; entries of weights no longer in use age out and make room.
   // false: nothing evictable, so the new packing is not admitted (the caller runs the ordinary GEMM).
   bool evictUntilFits(size_t extra) {

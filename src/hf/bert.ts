@@ -21,7 +21,7 @@ import { shapeStr } from "../shape.js";
 import { pruneLinear, pruneableHeadsAndIndices } from "../nn/prune.js";
 import {
   HFModule, activation, linearActivation, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
-  numLabels, paddedKeys, paddingBias, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
+  numLabels, paddedKeys, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
 
@@ -199,7 +199,10 @@ export class BertModel extends HFModule implements HFModel {
     checkIds(positions, this.architecture, "positionIds", B, T, o.maxPositions);
 
     let h = this.embeddings.forward(ids, types, positions, opts.onEmbeddings);                           // (B, T, E)
-    const bias = mask ? paddingBias(mask) : null;                                          // (B, 1, 1, T)
+    // HF adds finfo.min to the scores of padded keys; the kernels take the same mask as key padding (those keys are
+    // never scored: exp underflows to 0 either way, and a row with every key padded is spread uniformly in both, see
+    // maskedRows), so no additive (B, 1, Tq, Tk) bias is built, copied and added per layer.
+    const bias: Tensor | null = null;
     const hidden: Tensor[] = [h], attentions: Tensor[] = [];
     for (const layer of this.encoder.layer) {
       const [y, w] = layer.forward(h, bias, mask, !!opts.outputAttentions);

@@ -140,7 +140,7 @@ export interface NativeKernels {
   setIsa(isa: NativeIsa): boolean;
   /** Packed-weight cache counters: entries and bytes held, the byte cap, and hits / packings / admissions / evictions. */
   packCacheInfo(): NativePackCacheInfo;
-  /** Cap on the cache's bytes (default 256 MiB, or $ATTNFLOW_PACK_CACHE_MB); 0 disables it and frees everything. */
+  /** Cap on the cache's bytes (default 1/16 of physical memory within 256 MiB…2 GiB, or $ATTNFLOW_PACK_CACHE_MB); 0 disables it and frees everything. */
   setPackCacheLimit(bytes: number): void;
   packCacheClear(): void;
   /** Forget every packing of storage `id` (called when that storage is garbage-collected). */
