@@ -9,7 +9,7 @@ import { attentionHeads } from "../ops/attention-heads.js";
 import { isGradEnabled } from "../autograd.js";
 import { activeRecorder } from "../explain/capture.js";
 import { Module, torchName } from "../nn/module.js";
-import { Linear, Embedding, LayerNorm } from "../nn/layers.js";
+import { Linear, Embedding, LayerNorm, Dropout } from "../nn/layers.js";
 import { normal_, truncNormal_, zeros_, ones_, withoutInit as nnWithoutInit } from "../nn/init.js";
 import { shapeStr } from "../shape.js";
 import { HFImportError, type HFConfig } from "./types.js";
@@ -156,6 +156,18 @@ export function linearActivation(name: HFActivation, dense: Linear | Module, x: 
     : name === "gelu_new" || name === "gelu_pytorch_tanh" || name === "gelu_fast" || name === "gelu_accurate" ? "geluTanh" : null;
   if (fused && dense instanceof Linear && dense.weight.dtype === "float32") return F.linear(x, dense.weight, dense.bias, fused);
   return activation(name, (dense as Linear).forward(x));
+}
+
+/**
+ * dropout(dense(h)) + residual, the residual connection after an attention or MLP output projection. A float Linear
+ * without active dropout is one GEMM that accumulates into the residual (F.linear's `residual`); anything else
+ * (training with dropout, a quantized layer) runs the modules as they are.
+ */
+export function linearResidual(dense: Linear | Module, dropout: Dropout, h: Tensor, residual: Tensor): Tensor {
+  if (dense instanceof Linear && dense.weight.dtype === "float32" && (!dropout.training || dropout.p === 0)) {
+    return F.linear(h, dense.weight, dense.bias, null, residual);
+  }
+  return dropout.forward((dense as Linear).forward(h)).add(residual);
 }
 
 // ---------------------------------------------------------------------------------------------- inputs and masks

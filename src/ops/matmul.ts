@@ -141,8 +141,21 @@ function activationBackward(act: LinearActivation, z: Float32Array, zOff: number
  * dz = dy ⊙ act'(z). x whose rows are dense in another order (a transposed (T, B, in) view) is used in place and y
  * keeps that row order (a view with the same dim order), so seq-first models need no transposing copies.
  */
-export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: LinearActivation | null): Tensor {
+export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: LinearActivation | null, residual: Tensor | null = null): Tensor {
   assertFloat(x, "linear"); assertFloat(weight, "linear");
+  if (residual) {
+    assertFloat(residual, "linear");
+    if (act !== null) throw new Error("linear: a residual is added to x·Wᵀ + b without an activation; got both");
+    const want = [...x.shape.slice(0, -1), weight.shape[0]];
+    if (residual.ndim !== want.length || residual.shape.some((d, i) => d !== want[i])) {
+      throw new Error(`linear: residual ${shapeStr(residual.shape)} does not match the output ${shapeStr(want)} of input ${shapeStr(x.shape)} and weight ${shapeStr(weight.shape)}`);
+    }
+  }
+  // with gradients the sum is an ordinary add node (its backward is the identity for r); the fused accumulate
+  // below is the inference path
+  if (residual && (onDevice(x) || onDevice(weight) || (isGradEnabled() && (x.requiresGrad || weight.requiresGrad || !!bias?.requiresGrad || residual.requiresGrad)))) {
+    return linearOp(x, weight, bias, null).add(residual);
+  }
   if (weight.ndim !== 2) throw new Error(`linear: weight must be 2-D (out, in), got ${shapeStr(weight.shape)}`);
   const inF = weight.shape[1], outF = weight.shape[0];
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== inF) {
@@ -177,17 +190,32 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
   const z = new Tensor(uninit([N * outF]).storage, yShape, ySt, 0);
   const zd = z.storage.data as Float32Array;
   const epilogue = keepZ || act === null ? "none" : act;
+  // a residual r is accumulated by the GEMM itself (C = r, beta 1): y = x·Wᵀ + b + r without a separate add
+  // pass; only when y's rows are in plain order (else it is added afterwards)
+  const fuseResidual = !!residual && isIdentity(order);
+  if (fuseResidual) {
+    const rc = residual!.contiguous();
+    zd.set((rc.storage.dataForRead() as Float32Array).subarray(rc.offset, rc.offset + N * outF));
+    if (rc !== residual) rc.dispose();
+  }
+  const beta0 = fuseResidual ? 1 : 0;
   if (K.gemmBiasAct) {
     // A copy made by contiguous() above is new on every call: no key (nothing to reuse).
-    K.gemmBiasAct(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, 0, zd, 0, outF, 1, 0, 0, 0, bData, bOff, epilogue,
+    K.gemmBiasAct(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, beta0, zd, 0, outF, 1, 0, 0, 0, bData, bOff, epilogue,
       wc === weight ? wc.storage : null);
   } else {
-    let beta = 0;
-    if (bData) { const row = bData.subarray(bOff, bOff + outF); for (let r = 0; r < N; r++) zd.set(row, r * outF); beta = 1; }
+    let beta = beta0;
+    if (bData) {
+      const row = bData.subarray(bOff, bOff + outF);
+      if (fuseResidual) { for (let r = 0; r < N; r++) for (let c = 0; c < outF; c++) zd[r * outF + c] += row[c]; }
+      else for (let r = 0; r < N; r++) zd.set(row, r * outF);
+      beta = 1;
+    }
     K.gemm(false, true, N, outF, inF, 1, xd, xc.offset, inF, wd, wc.offset, inF, beta, zd, 0, outF, 1, 0, 0, 0);
     if (epilogue !== "none") K.unary(epilogue, { data: zd, offset: 0, strides: [1] }, [N * outF], zd);
   }
-  let y = z;
+  let y: Tensor = z;
+  if (residual && !fuseResidual) y = z.add(residual);
   if (keepZ) {
     y = new Tensor(uninit([N * outF]).storage, yShape, ySt, 0);
     K.unary(act!, { data: zd, offset: 0, strides: [1] }, [N * outF], y.storage.data as Float32Array);

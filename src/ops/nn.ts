@@ -112,10 +112,13 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor |
 
 /**
  * y = x·Wᵀ + b, x (..., in), W (out, in), b (out); with `activation`, y = act(x·Wᵀ + b) fused into the GEMM epilogue
- * (relu, exact gelu or its tanh form). One GEMM forward, two backward (see linearOp in ops/matmul.ts).
+ * (relu, exact gelu or its tanh form). One GEMM forward, two backward (see linearOp in ops/matmul.ts). With
+ * `residual` (the output's shape, no activation), y = x·Wᵀ + b + residual: a transformer's residual connection, which
+ * the GEMM accumulates in place when no gradient is recorded.
  */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, activation: LinearActivation | null = null): Tensor {
-  return linearOp(x, weight, bias, activation);
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, activation: LinearActivation | null = null,
+  residual: Tensor | null = null): Tensor {
+  return linearOp(x, weight, bias, activation, residual);
 }
 
 /** Row lookup; the gradient skips paddingIdx (like nn.Embedding(padding_idx)), repeated indices accumulate. */
