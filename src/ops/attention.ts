@@ -123,11 +123,14 @@ function sdpaWithArgs(q: Tensor, k: Tensor, v: Tensor, args: AttnArgs, opts: Sdp
   // permuted out of a (B, T, H, D) projection): no contiguous() copies.
   const qL = layout4(q), kL = layout4(k), vL = layout4(v);
   if (hasLayoutAttention() && qL && kL && vL) {
-    // out is written token-major, (B, Tq, H, Dv) in memory, and returned as its (B, H, Tq, Dv) view: merging the
-    // heads back (permute + reshape to (B, Tq, H·Dv), what every attention module does next) is then free
-    const out = uninit([B, Tq, H, Dv]).permute(0, 2, 1, 3);
+    // When q is itself heads split out of a token-major projection (its T stride exceeds its head stride, as in
+    // every attention module), out is written the same way, (B, Tq, H, Dv) in memory, and returned as its
+    // (B, H, Tq, Dv) view: merging the heads back (permute + reshape to (B, Tq, H·Dv)) is then free. Head-major
+    // inputs keep a contiguous (B, H, Tq, Dv) output (the kernels are fastest on their default placement).
+    const tokenMajor = Tq > 1 && H > 1 && qL[3] > qL[2];
+    const out = tokenMajor ? uninit([B, Tq, H, Dv]).permute(0, 2, 1, 3) : uninit([B, H, Tq, Dv]);
     const weights = runFused(args, { t: q, layout: qL }, { t: k, layout: kL }, { t: v, layout: vL }, out,
-      [0, Tq * H * Dv, Dv, H * Dv], mode, [q, k, v], () => {
+      tokenMajor ? [0, Tq * H * Dv, Dv, H * Dv] : [0, H * Tq * Dv, Tq * Dv, Dv], mode, [q, k, v], () => {
         const dq = uninit(q.shape), dk = uninit(k.shape), dv = uninit(v.shape);
         return { grads: [dq, dk, dv], dq: contiguousLayout(dq), dk: contiguousLayout(dk), dv: contiguousLayout(dv) };
       });
