@@ -14,6 +14,7 @@
 // attention (nn.LinearAttention), Linformer (nn.LinformerAttention, maxLength = the input length, k slots).
 import * as af from "../src/node.js";
 import { Module } from "../src/nn/module.js";
+import { mulberry32 } from "./lib/prng.js";
 
 export type AttnKind = "full" | "window" | "linear" | "linformer";
 export const KINDS: AttnKind[] = ["full", "window", "linear", "linformer"];
@@ -93,17 +94,8 @@ export class NeedleModel extends Module {
   }
 }
 
-/** mulberry32: a small seeded PRNG, so every run draws the same haystacks. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the bench's seeded PRNG), so every run draws the same haystacks. */
+export const prng = mulberry32;
 
 /**
  * A batch of B problems of length T ≥ TYPES + 2 from `text` (char ids): ids (B, T), labels (B) = the asked needle's
