@@ -103,7 +103,19 @@ export async function predictCommand(a: Args): Promise<number> {
     const w = Math.max(...p.alternatives.map((x) => x.output.length));
     for (const alt of p.alternatives) console.log(`  ${alt.output.padEnd(w)}  ${p.scoreName ?? "score"} ${alt.score.toFixed(4)}`);
   }
-  if (p.details) for (const [k, v] of Object.entries(p.details)) console.log(`  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+  // the other returned sequences (--num-return-sequences) as text, each under a rule with its score
+  const seqs = p.details?.sequences as { text: string; score?: number }[] | undefined;
+  if (Array.isArray(seqs)) {
+    seqs.forEach((q, i) => {
+      if (i === 0) return;   // the output above
+      console.log(`── sequence ${i + 1} of ${seqs.length}${q.score === undefined ? "" : ` (score ${q.score.toFixed(4)})`} ──`);
+      console.log(q.text);
+    });
+  }
+  if (p.details) for (const [k, v] of Object.entries(p.details)) {
+    if (k === "sequences" && Array.isArray(seqs)) continue;
+    console.log(`  ${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
+  }
   return 0;
 }
 

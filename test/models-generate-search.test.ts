@@ -4,6 +4,8 @@
 // model as a brute-force enumeration of every continuation does. The char-lm predict flags reach it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { CharGPT } from "../src/models/char-gpt.js";
 import { generate, samplingDistribution } from "../src/models/generate.js";
 import { Generator } from "../src/random.js";
@@ -139,4 +141,16 @@ test("encoder–decoders: searchWithStep over a step function — greedy equals 
   const r = searchWithStep(step, null, { bos: B0, eos: E0, maxNewTokens: n, numBeams: 9, numReturnSequences: 4, banned: [B0, 1] });
   assert.deepEqual(r.sequences, all.slice(0, 4).map((x) => x.seq));
   r.scores!.forEach((s, i) => assert.ok(Math.abs(s - all[i].lp / n) < 1e-4, `${s} vs ${all[i].lp / n}`));
+});
+
+test("attnflow predict on the shipped char-lm: --beams with --num-return-sequences prints every returned sequence with its score", () => {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const out = execFileSync(process.execPath, ["dist/cli/attnflow.js", "predict", "--model", "models/char-lm.safetensors", "--text", "The cat ",
+    "--beams", "3", "--num-return-sequences", "2", "--max-tokens", "16"],
+  { cwd: root, encoding: "utf8", env: { ...process.env, ATTNFLOW_QUIET: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  const lines = out.split("\n");
+  const rule = lines.findIndex((l) => /^── sequence 2 of 2 \(score -?\d+\.\d{4}\) ──$/.test(l));
+  assert.ok(rule > 0, out);
+  assert.ok(lines[0].startsWith("The cat ") && lines[rule + 1].startsWith("The cat "), out);
+  assert.ok(!/^\s+sequences:/m.test(out), "the sequences are printed as text, not as a JSON detail");
 });
