@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { availableBackends, getBackend, manualSeed, nn, randn, setBackend, Tensor, optim, noGrad } from "../src/node.js";
+import { availableBackends, cat, F, getBackend, manualSeed, nn, randn, setBackend, Tensor, optim, noGrad } from "../src/node.js";
 import { Module } from "../src/nn/module.js";
 import { targetAttention } from "../src/explain/attribution.js";
 import { attentionRollout } from "../src/explain/rollout.js";
@@ -182,4 +182,66 @@ test("bench long-attention task: one needle of each type at distinct positions, 
     assert.equal(lab[b], (hit[0] - m.NEEDLE0) % m.VALUES);
   }
   assert.throws(() => m.needleBatch(text, 1, 600, m.prng(1)), /shorter than T = 600/);
+});
+
+test("LinformerAttention with E = F = I (k = T = maxLength) is full attention: = nn.MultiheadAttention with the same projections", () => {
+  for (const be of backends()) withBackend(be, () => {
+    manualSeed(21);
+    const T = 12, lf = new nn.LinformerAttention(16, 2, T, T), mha = new nn.MultiheadAttention(16, 2, { batchFirst: true });
+    const eye = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) eye[i * T + i] = 1;
+    const sd = lf.stateDict();
+    lf.loadStateDict({ proj_k: Tensor.fromArray(eye, [T, T]), proj_v: Tensor.fromArray(eye.slice(), [T, T]) }, { strict: false });
+    mha.loadStateDict({
+      in_proj_weight: cat([sd["q_proj.weight"], sd["k_proj.weight"], sd["v_proj.weight"]], 0),
+      in_proj_bias: cat([sd["q_proj.bias"], sd["k_proj.bias"], sd["v_proj.bias"]], 0),
+      "out_proj.weight": sd["out_proj.weight"], "out_proj.bias": sd["out_proj.bias"],
+    });
+    const x = randn([2, T, 16]);
+    const a = noGrad(() => lf.forward(x, { needWeights: true })), [b, w] = noGrad(() => mha.forward(x, x, x, { needWeights: true, averageAttnWeights: false }));
+    assert.ok(maxRel(a.out, b) < 1e-5, `${be}: out ${maxRel(a.out, b)}`);
+    assert.ok(maxRel(a.slotWeights!, w!) < 1e-5, `${be}: slot weights = softmax weights ${maxRel(a.slotWeights!, w!)}`);
+  });
+});
+
+/** One pre-norm Linformer layer over embedded tokens, read at the last position. */
+class Retriever extends Module {
+  emb: nn.Embedding; norm1: nn.LayerNorm; attn: nn.LinformerAttention; norm2: nn.LayerNorm; head: nn.Linear;
+  constructor(vocab: number, classes: number, T: number, k: number) {
+    super();
+    this.emb = new nn.Embedding(vocab, 16); this.norm1 = new nn.LayerNorm(16); this.attn = new nn.LinformerAttention(16, 2, T, k);
+    this.norm2 = new nn.LayerNorm(16); this.head = new nn.Linear(16, classes);
+  }
+  forward(ids: Tensor): Tensor {
+    const x = this.emb.forward(ids), T = ids.shape[1];
+    const h = x.add(this.attn.forward(this.norm1.forward(x)).out);
+    return this.head.forward(this.norm2.forward(h.narrow(1, T - 1, 1).squeeze(1)));
+  }
+}
+
+test("LinformerAttention learns: one layer, default init, retrieves the marked token at a random position (T = 16) in 150 Adam steps", () => {
+  // T − 1 random values 0..3, one of them replaced by its marked form 4 + v at a random position, the query token 8
+  // last; label v. Nothing but attention carries the marked token to the query (no position encoding, one layer),
+  // so a Linformer whose E/F or projections got no (or wrong) gradient stays at chance, ln 4 = 1.386.
+  manualSeed(4);
+  const V = 4, T = 16, B = 32, m = new Retriever(2 * V + 1, V, T, T);
+  let seed = 9;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  const opt = new optim.Adam(m.parameters(), { lr: 1e-2 });
+  const last: number[] = [];
+  for (let s = 0; s < 150; s++) {
+    const ids = new Int32Array(B * T), lab = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T - 1; t++) ids[b * T + t] = Math.floor(rnd() * V);
+      lab[b] = Math.floor(rnd() * V);
+      ids[b * T + Math.floor(rnd() * (T - 1))] = V + lab[b];
+      ids[b * T + T - 1] = 2 * V;
+    }
+    opt.zeroGrad();
+    const loss = F.crossEntropy(m.forward(Tensor.fromArray(ids, [B, T], "int32")), Tensor.fromArray(lab, [B], "int32"));
+    loss.backward(); opt.step();
+    if (s >= 140) last.push(loss.item());
+  }
+  const mean = last.reduce((a, b) => a + b, 0) / last.length;
+  assert.ok(mean < 0.2, `mean loss of the last 10 steps ${mean.toFixed(3)} (chance ${Math.log(V).toFixed(3)})`);
 });
