@@ -245,3 +245,30 @@ test("LinformerAttention learns: one layer, default init, retrieves the marked t
   const mean = last.reduce((a, b) => a + b, 0) / last.length;
   assert.ok(mean < 0.2, `mean loss of the last 10 steps ${mean.toFixed(3)} (chance ${Math.log(V).toFixed(3)})`);
 });
+
+test("LinformerAttention module gradients (q/k/v/out projections, E, F) = central differences, with padding and T < maxLength", () => {
+  withBackend("reference", () => {
+    manualSeed(3);
+    const m = new nn.LinformerAttention(8, 2, 10, 5);
+    const x = randn([2, 7, 8]), g = randn([2, 7, 8]);
+    const pad = Tensor.fromArray(Uint8Array.from([0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]), [2, 7], "bool");
+    for (const keyPaddingMask of [null, pad]) {
+      const loss = () => m.forward(x, { keyPaddingMask }).out.mul(g).sum();
+      m.zeroGrad();
+      loss().backward();
+      for (const [name, p] of Object.entries(m.stateDict())) {
+        const an = p.grad!.dataSync() as Float32Array, base = p.dataSync() as Float32Array;
+        for (let i = 0; i < base.length; i += Math.max(1, Math.floor(base.length / 7))) {
+          const at = (d: number) => {
+            const w = base.slice(); w[i] += d;
+            m.loadStateDict({ [name]: Tensor.fromArray(w, p.shape) }, { strict: false });
+            return noGrad(() => loss().item());
+          };
+          const fd = (at(1e-2) - at(-1e-2)) / 2e-2;
+          m.loadStateDict({ [name]: Tensor.fromArray(base, p.shape) }, { strict: false });
+          assert.ok(Math.abs(fd - an[i]) < 2e-3 * Math.max(1, Math.abs(fd)), `${name}[${i}] padding=${!!keyPaddingMask}: analytic ${an[i]}, finite difference ${fd}`);
+        }
+      }
+    }
+  });
+});
