@@ -9,6 +9,7 @@ import { rowKeyMatches } from "../src/backend/wasm/attention.js";
 import { refKernels } from "../src/backend/ref/index.js";
 import type { AttnArgs, AttnLayout, Kernels, UnaryOp, BinaryOp } from "../src/backend/kernels.js";
 import { mulberry32 } from "../bench/lib/prng.js";
+import { startOneWorkerPool } from "./helpers/wasm-pool.js";
 
 const skip = wasmSimdSupported() ? false : "this engine has no Wasm SIMD128";
 const INSTANCE = skip ? null : instantiateSync();
@@ -315,20 +316,9 @@ test("registration: the wasm backend sits between native and reference and runs 
 });
 
 test("threads: kernels split over a worker on shared memory give the single-thread results", { skip }, async () => {
-  const { Worker } = await import("node:worker_threads");
-  const { startPool, THREAD_MIN_FLOPS } = await import("../src/backend/wasm/threads.js");
-  const { SerialExecutor } = await import("../src/backend/wasm/executor.js");
-  const mainUrl = new URL("../src/backend/wasm/worker-main.js", import.meta.url).href;
-  const code = `const { parentPort } = require("node:worker_threads");
-    import(${JSON.stringify(mainUrl)}).then((m) => m.startWasmWorker({ onMessage: (cb) => parentPort.on("message", cb) }));`;
-  const inst = instantiateSync(true);
-  const { pool, executorFor } = startPool(inst, 1, () => { const w = new Worker(code, { eval: true }); w.unref(); return w; },
-    new SerialExecutor(inst.exports));
+  const { THREAD_MIN_FLOPS } = await import("../src/backend/wasm/threads.js");
+  const { inst, pool, executorFor } = await startOneWorkerPool();
   try {
-    // a worker starts in well under a second on an idle machine; the cap only guards against a hang (a loaded
-    // machine under `taskset -c 0` with a CPU hog beside it takes many times longer)
-    for (let i = 0; i < 2400 && pool.ready().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
-    assert.equal(pool.ready().length, 1, "the worker started");
     assert.equal(executorFor(THREAD_MIN_FLOPS * 2).threads, 2);
     const T2 = makeWasmKernels(inst, executorFor) as Kernels;
     const M = 130, N = 200, K = 170;

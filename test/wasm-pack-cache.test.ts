@@ -10,6 +10,7 @@ import { WasmPackCache } from "../src/backend/wasm/pack-cache.js";
 import { ARENA_BASE } from "../src/backend/wasm/arena.js";
 import { refKernels as R } from "../src/backend/ref/index.js";
 import type { Kernels, OperandKey } from "../src/backend/kernels.js";
+import { startOneWorkerPool } from "./helpers/wasm-pool.js";
 
 const skip = wasmSimdSupported() ? false : "this engine has no Wasm SIMD128";
 
@@ -120,18 +121,8 @@ test("pack cache: bounded by its limit (LRU eviction), 0 disables it and frees t
 });
 
 test("pack cache: the cached product split over a worker thread gives the single-thread bits", { skip: skip || (wasmSharedMemorySupported() ? false : "no shared Wasm memory") }, async () => {
-  const { Worker } = await import("node:worker_threads");
-  const { startPool } = await import("../src/backend/wasm/threads.js");
-  const { SerialExecutor } = await import("../src/backend/wasm/executor.js");
-  const mainUrl = new URL("../src/backend/wasm/worker-main.js", import.meta.url).href;
-  const code = `const { parentPort } = require("node:worker_threads");
-    import(${JSON.stringify(mainUrl)}).then((m) => m.startWasmWorker({ onMessage: (cb) => parentPort.on("message", cb) }));`;
-  const inst = instantiateSync(true);
-  const { pool, executorFor } = startPool(inst, 1, () => { const w = new Worker(code, { eval: true }); w.unref(); return w; },
-    new SerialExecutor(inst.exports));
+  const { inst, pool, executorFor } = await startOneWorkerPool();
   try {
-    for (let i = 0; i < 2400 && pool.ready().length < 1; i++) await new Promise((r) => setTimeout(r, 25));
-    assert.equal(pool.ready().length, 1, "the worker started");
     const cache = new WasmPackCache(inst.arena);
     const k2 = makeWasmKernels(inst, executorFor, cache) as Kernels;
     const single = makeWasmKernels(instantiateSync()) as Kernels;
