@@ -5,8 +5,9 @@
 // On x86 it cross-compiles with Debian's g++-aarch64-linux-gnu (`aarch64-linux-gnu-g++`, or $ATTNFLOW_CROSS_CXX)
 // into a static binary and runs it under qemu-user (`qemu-aarch64-static` or `qemu-aarch64`, or
 // $ATTNFLOW_QEMU); on an arm64 machine it builds with the native compiler and runs it directly.
-// Install: apt-get install g++-aarch64-linux-gnu qemu-user. The build goes to native/build/cross-aarch64/ and is
-// reused while the sources, the compiler and the flags are unchanged (a hash in its stamp file).
+// Install: apt-get install g++-aarch64-linux-gnu qemu-user. The build goes to native/cross-build/aarch64/, its own
+// ignored folder (a node-gyp rebuild empties native/build/; the two builds never clobber each other), and is reused
+// while the sources, the compiler and the flags are unchanged (a hash in its stamp file).
 // Exit status: the checker's (0: all passed), 77 when the cross compiler or qemu is missing (the reason is printed).
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -17,7 +18,7 @@ import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const src = join(root, "native", "src");
-const out = join(root, "native", "build", "cross-aarch64");
+const out = join(root, "native", "cross-build", "aarch64");
 const FLAGS = ["-std=gnu++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-pthread"];
 const UNITS = ["isa-neon.cc", "isa-generic.cc", "thread-pool.cc"];
 export const SKIP_STATUS = 77;
