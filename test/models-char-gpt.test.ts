@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { Tensor, Generator, noGrad, tidy, optim, captureAttention, manualSeed } from "../src/node.js";
 import { Tokenizer } from "../src/data/tokenizer.js";
 import { CharGPT, resolveCharGPTConfig } from "../src/models/char-gpt.js";
-import { KVCache, argmax, generate, sampleNext, samplingDistribution } from "../src/models/generate.js";
+import { KVCache, argmax, generate, type CachedDecoder } from "../src/models/generate.js";
+import { samplingDistribution } from "./helpers/sampling-reference.js";
 import { task, encodeChars, evaluateCharLM, parseOverrides, parsePredictFlags, parseTargetChar, windows, type CharLMData } from "../src/node/tasks/char-lm.js";
 import { hasFortunes } from "../src/node/datasets.js";
 
@@ -73,29 +74,43 @@ test("causal attention: captured weights are lower-triangular, one record per bl
   }
 });
 
+/** A decoder whose next-token logits are always `logits`: generate()'s sampling seen one step at a time. */
+function constantDecoder(logits: Float32Array): CachedDecoder {
+  const V = logits.length;
+  const out = (B: number, T: number) => Tensor.fromArray(Float32Array.from({ length: B * T * V }, (_, i) => logits[i % V]), [B, T, V]);
+  return {
+    maxLength: 8,
+    forward: (x) => out(x.shape[0], x.shape[1]),
+    forwardWithCache: (x, cache) => { cache.advance(x.shape[1]); return out(x.shape[0], x.shape[1]); },
+    createCache: (batch) => new KVCache(1, batch, 1, 1, 8),
+  };
+}
+
 test("sampling: temperature 0 is greedy, top-k and top-p keep only the allowed tokens, temperature sharpens", () => {
-  const logits = Float32Array.from([0.5, 2.0, -1.0, 1.9, 0.0, 1.5]);
-  const g = new Generator(11);
-  for (let i = 0; i < 50; i++) assert.equal(sampleNext(logits, { temperature: 0, generator: g }), 1);
-  const seen = new Set<number>();
-  for (let i = 0; i < 2000; i++) seen.add(sampleNext(logits, { topK: 3, generator: g }));
-  assert.deepEqual([...seen].sort(), [1, 3, 5]);
+  const logits = Float32Array.from([0.5, 2.0, -1.0, 1.9, 0.0, 1.5]), m = constantDecoder(logits);
+  const draw = (n: number, o: Parameters<typeof generate>[2]) => generate(m, [0], { maxNewTokens: n, ...o }).ids;
+  assert.deepEqual(draw(50, { temperature: 0 }), new Array(50).fill(1));
+  assert.deepEqual([...new Set(draw(2000, { topK: 3, seed: 11 }))].sort(), [1, 3, 5]);
   // top-p 0.5: p(1) ≈ 0.35, p(3) ≈ 0.32 → the nucleus is {1, 3}
   const pp = samplingDistribution(logits, { topP: 0.5 });
   assert.deepEqual([...pp].map((x) => x > 0), [false, true, false, true, false, false]);
   assert.ok(Math.abs(pp[1] + pp[3] - 1) < 1e-12);
+  assert.deepEqual([...new Set(draw(500, { topP: 0.5, seed: 3 }))].sort(), [1, 3]);
   // a near-zero temperature approaches greedy; a high one approaches uniform
   assert.ok(samplingDistribution(logits, { temperature: 1e-3 })[1] > 0.999);
   const hot = samplingDistribution(logits, { temperature: 1e3 });
   assert.ok(Math.max(...hot) - Math.min(...hot) < 1e-2);
-  // the empirical frequencies follow softmax(logits / T)
-  const p = samplingDistribution(logits, { temperature: 0.7 }), counts = new Float64Array(6), n = 20000;
-  for (let i = 0; i < n; i++) counts[sampleNext(logits, { temperature: 0.7, generator: g })]++;
-  for (let i = 0; i < 6; i++) assert.ok(Math.abs(counts[i] / n - p[i]) < 0.015, `token ${i}: ${counts[i] / n} vs ${p[i]}`);
-  assert.equal(sampleNext(logits, { temperature: 0, banned: [1] }), 3);
-  assert.throws(() => sampleNext(logits, { topK: -1 }), /topK must be an integer >= 0/);
-  assert.throws(() => sampleNext(logits, { temperature: -1 }), /temperature must be/);
-  assert.throws(() => sampleNext(logits, { topP: 0 }), /topP must be in \(0, 1\]/);
+  // the empirical frequencies follow softmax(logits / T), each within 4.5 standard deviations
+  const p = samplingDistribution(logits, { temperature: 0.7 }), counts = new Float64Array(6), n = 4000;
+  for (const id of draw(n, { temperature: 0.7, seed: 5 })) counts[id]++;
+  for (let i = 0; i < 6; i++) {
+    const sd = Math.sqrt((p[i] * (1 - p[i])) / n);
+    assert.ok(Math.abs(counts[i] / n - p[i]) <= 4.5 * sd + 1e-3, `token ${i}: ${counts[i] / n} vs ${p[i]}`);
+  }
+  assert.deepEqual(draw(3, { temperature: 0, banned: [1] }), [3, 3, 3]);
+  assert.throws(() => draw(1, { topK: -1 }), /topK must be an integer >= 0/);
+  assert.throws(() => draw(1, { temperature: -1 }), /temperature must be/);
+  assert.throws(() => draw(1, { topP: 0 }), /topP must be in \(0, 1\]/);
 });
 
 test("generate: cached and uncached decoding give the same tokens; onToken streams and can stop", () => {

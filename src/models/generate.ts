@@ -1,5 +1,5 @@
-// Autoregressive decoding for any decoder-only model: a preallocated key/value cache, next-token sampling
-// (greedy, temperature, top-k, top-p) and a streaming generate() loop that measures tokens/s.
+// Autoregressive decoding for any decoder-only model: a preallocated key/value cache and a streaming generate() loop
+// that measures tokens/s; its greedy / temperature / top-k / top-p / beam search is hf.generate's (src/hf/generation.ts).
 // Browser-safe: timing uses the global `performance`.
 import { Tensor } from "../tensor.js";
 import { zeros } from "../creation.js";
@@ -112,56 +112,6 @@ export function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
   return best;
-}
-
-/**
- * The distribution sampleNext draws from: softmax(logits / T) restricted to the top-k and then to the top-p
- * nucleus, renormalised (Float64Array, zeros outside the kept set). Temperature 0 puts all mass on the argmax.
- */
-export function samplingDistribution(logits: ArrayLike<number>, o: SamplingOptions = {}): Float64Array {
-  const V = logits.length;
-  if (V === 0) throw new Error("samplingDistribution: empty logits");
-  const temp = o.temperature ?? 1, topK = o.topK ?? 0, topP = o.topP ?? 1;
-  if (!(temp >= 0) || temp === Infinity) throw new RangeError(`temperature must be a finite number >= 0, got ${temp}`);
-  if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
-  if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${topP}`);
-  const x = Float64Array.from(logits as ArrayLike<number>);
-  for (const b of o.banned ?? []) if (b >= 0 && b < V) x[b] = -Infinity;
-  for (let i = 0; i < V; i++) if (Number.isNaN(x[i])) throw new Error(`samplingDistribution: logit ${i} is NaN`);
-  const p = new Float64Array(V);
-  const best = argmax(x);
-  if (x[best] === -Infinity) throw new Error("samplingDistribution: every token is banned or has logit -Infinity");
-  if (temp === 0) { p[best] = 1; return p; }
-  // order ids by logit, descending (stable on ties: lower id first)
-  const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => x[b] - x[a] || a - b);
-  let keepN = topK > 0 ? Math.min(topK, V) : V;
-  let z = 0;
-  for (let r = 0; r < keepN; r++) { const i = order[r]; p[i] = Math.exp((x[i] - x[best]) / temp); z += p[i]; }
-  if (topP < 1) {
-    // smallest prefix of the (already top-k) sorted tokens whose mass reaches topP
-    let acc = 0, r = 0;
-    while (r < keepN) { acc += p[order[r]] / z; r++; if (acc >= topP) break; }
-    for (let s = r; s < keepN; s++) p[order[s]] = 0;
-    keepN = r;
-    z = 0;
-    for (let s = 0; s < keepN; s++) z += p[order[s]];
-  }
-  for (let r = 0; r < keepN; r++) p[order[r]] /= z;
-  return p;
-}
-
-/** Draw one token id from logits (V) with the given temperature / top-k / top-p; temperature 0 = greedy. */
-export function sampleNext(logits: ArrayLike<number>, o: SamplingOptions = {}): number {
-  const p = samplingDistribution(logits, o);
-  if ((o.temperature ?? 1) === 0) return argmax(p);
-  const u = (o.generator ?? defaultGenerator).random();
-  let acc = 0, last = -1;
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === 0) continue;
-    acc += p[i]; last = i;
-    if (u < acc) return i;
-  }
-  return last; // u within rounding of 1
 }
 
 export interface GenerateOptions extends SamplingOptions {
