@@ -386,7 +386,7 @@ interface Options { lib: number; cli: number; seed: number; timeoutS: number; jo
 
 class LibPool {
   private procs: { child: ReturnType<typeof fork>; busy?: { c: Case; done: (r: { outcome: Outcome; detail?: string }) => void; timer: NodeJS.Timeout } }[] = [];
-  constructor(private n: number, private timeoutS: number) {}
+  constructor(private timeoutS: number) {}
   private async spawnOne(): Promise<(typeof this.procs)[number]> {
     const child = fork(SELF, ["--worker"], { serialization: "advanced", stdio: ["ignore", "ignore", "pipe", "ipc"], execArgv: ["--max-old-space-size=2048"] });
     child.stderr!.on("data", () => undefined);
@@ -464,7 +464,7 @@ async function main(o: Options): Promise<number> {
       return rng.pick(mix[mix.length - 1][1]);
     };
     const results: Result[] = [];
-    const pool = new LibPool(o.jobs, o.timeoutS);
+    const pool = new LibPool(o.timeoutS);
     let next = 0;
     const libWorker = async () => {
       while (next < o.lib) {

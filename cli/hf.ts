@@ -10,7 +10,7 @@ import type { Tensor } from "../src/tensor.js";
 import { fromPretrainedDir, folderReader } from "../src/hf/node-pretrained.js";
 import { readHeaders } from "../src/hf/pretrained.js";
 import { architectureFor } from "../src/hf/registry.js";
-import type { HFConfig, HFInputs, HFModel } from "../src/hf/types.js";
+import type { HFConfig } from "../src/hf/types.js";
 import { generate, type GenerationOptions } from "../src/hf/generation.js";
 import { ProgressBar } from "../src/node/progress.js";
 import type { HFTokenizer } from "../src/hf/tokenizer.js";
@@ -18,7 +18,7 @@ import { readImageFile } from "../src/node/image-file.js";
 import type { ExplainTarget } from "../src/tasks/task.js";
 import { UsageError } from "./args.js";
 import {
-  HFInputError, type HFLoaded, type TextInput, type TruncationOptions, decodeIds, truncationNotice, generateIds, hfImageTarget, hfInputs, hfTextTarget, kindOf, labelOf,
+  HFInputError, type HFLoaded, type TextInput, type TruncationOptions, decodeIds, truncationNotice, hfImageTarget, hfInputs, hfTextTarget, kindOf, labelOf,
   softmaxRow, textInputOf, tokenLabels, topK,
 } from "../src/hf/explain-target.js";
 export { type HFLoaded, type TextInput, generateIds, kindOf, occlusionToken, tokenLabels } from "../src/hf/explain-target.js";

@@ -24,7 +24,7 @@ import { encodePng } from "../src/node/image-file.js";
 import { hfExplainTarget } from "../cli/hf.js";
 
 /** Node's explanation of the picture, through the command line's ViT preprocessing (no resize: same size). */
-function explainImage(folder: string, m: HFLoaded): Promise<Explanation> {
+function explainImage(m: HFLoaded): Promise<Explanation> {
   return runExplanation(hfExplainTarget(m, { image: join(dir, "picture.png") }, undefined), m.model, { methods: [...EXPLAIN_METHODS] });
 }
 
@@ -138,7 +138,7 @@ async function nodeExplanation(folder: string, text: string): Promise<{ e: Expla
   p.model.eval();
   const m: HFLoaded = { model: p.model, config: p.config, tokenizer: p.tokenizer as HFTokenizer, generationConfig: p.generationConfig, dir: folder };
   if (p.model.architecture === "ViTForImageClassification") {
-    const e = explainImage(folder, m);
+    const e = explainImage(m);
     return { e: await e, probs: null };
   }
   const inp = textInputOf(m, { text });

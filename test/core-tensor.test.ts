@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { tensor, randn, zeros, arange, cat, stack, where, tidy, noGrad, Tensor, F, manualSeed, Generator, eye } from "../src/index.js";
+import { tensor, randn, zeros, arange, cat, stack, where, tidy, noGrad, Tensor, F, manualSeed } from "../src/index.js";
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
   assert.equal(a.length, b.length);

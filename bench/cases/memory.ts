@@ -40,7 +40,6 @@ function memoryCase(T: number): BenchCase {
     ...meta,
     async run({ quick }) {
       const log = harnessConfig().log;
-      const dims = [1, H, T, d];
       const n = H * T * d;
       const inputs = (["q", "k", "v", "g"] as const).map((k) => randnArray(n, `${name}:${k}`));
       const files = Object.fromEntries(["q", "k", "v", "g"].map((k, i) => [k, tensorFile(inputs[i], `mem-${k}`)]));

@@ -24,7 +24,6 @@ export class ProgressBar {
   private readonly start = performance.now();
   private last = 0;
   private drawnDone = -1;
-  private rateBase = { t: performance.now(), n: 0 };
   private fields: Record<string, string> = {};
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
