@@ -21,7 +21,7 @@ import { copyInto, Module, Parameter } from "../nn/module.js";
 import { Embedding, LayerNorm, Linear, ModuleList } from "../nn/layers.js";
 import { normal_, zeros_ } from "../nn/init.js";
 import * as F from "../functional.js";
-import { addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, pickArchitecture, type Activation } from "./common.js";
+import { activationFn, ACTIVATION_NAMES, addBasePrefix, applyCheckpointRules, attend, checkIds, paddingFromMask, pickArchitecture, type Activation, type ConfigReader } from "./common.js";
 import { EncoderDecoderLM, KVCache, type DecodeArgs, type DecoderOut, type EncoderMemory, type EncoderOut, type LayerCaches } from "./seq2seq-common.js";
 export type { EncoderOut } from "./seq2seq-common.js";
 import type { HFConfig, HFFamily, HFInputs, HFModel } from "./types.js";
@@ -59,6 +59,29 @@ export interface BartLikeSpec {
   dropout: number;
   attentionDropout: number;
   activationDropout: number;
+}
+
+/** The spec fields BART's and Marian's configs spell alike (same keys, same HF defaults); d_model must divide by
+ *  each head count. bart.ts and marian.ts add vocabulary, positions, embedding sharing and token ids. */
+export type BartLikeCommon = Pick<BartLikeSpec, "encoderLayers" | "decoderLayers" | "encoderHeads" | "decoderHeads" |
+  "encoderFfn" | "decoderFfn" | "maxPositions" | "act" | "scaleEmbedding" | "tieHead" | "initStd" | "dropout" |
+  "attentionDropout" | "activationDropout">;
+
+export function bartLikeCommon(c: ConfigReader, dModel: number): BartLikeCommon {
+  const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
+  c.divisible("d_model", dModel, "encoder_attention_heads", encoderHeads);
+  c.divisible("d_model", dModel, "decoder_attention_heads", decoderHeads);
+  return {
+    encoderLayers: c.int("encoder_layers", 12, 0), decoderLayers: c.int("decoder_layers", 12, 0),
+    encoderHeads, decoderHeads,
+    encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
+    maxPositions: c.int("max_position_embeddings", 1024),
+    act: activationFn(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
+    scaleEmbedding: c.bool("scale_embedding", false),
+    tieHead: c.bool("tie_word_embeddings", true),
+    initStd: c.num("init_std", 0.02),
+    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
+  };
 }
 
 // ---------------------------------------------------------------- attention and layers

@@ -8,8 +8,8 @@
 // encoder_attention_heads/decoder_attention_heads [16], encoder_ffn_dim/decoder_ffn_dim [4096],
 // max_position_embeddings [1024], activation_function ["gelu"], scale_embedding [false], tie_word_embeddings [true],
 // pad_token_id [1], decoder_start_token_id [2], init_std [0.02].
-import { bartLikeFamily, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
-import { activationFn, ACTIVATION_NAMES, ConfigReader } from "./common.js";
+import { bartLikeCommon, bartLikeFamily, LearnedPositions, type BartLikeSpec } from "./bart-like.js";
+import { ConfigReader } from "./common.js";
 import { type HFConfig, type HFFamily } from "./types.js";
 
 /** BART's position offset: HF keeps two extra rows at the start of the learned table. */
@@ -22,26 +22,14 @@ export function bartSpec(config: HFConfig, architecture: string): BartLikeSpec {
   // static_position_embeddings) are ignored by HF 4.44's BartConfig too: the architecture is the same whatever they say.
   const vocab = c.int("vocab_size", 50265);
   const dModel = c.int("d_model", 1024);
-  const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
-  c.divisible("d_model", dModel, "encoder_attention_heads", encoderHeads);
-  c.divisible("d_model", dModel, "decoder_attention_heads", decoderHeads);
-  const maxPositions = c.int("max_position_embeddings", 1024);
+  const common = bartLikeCommon(c, dModel);
   return {
-    modelType: "bart", architecture, vocab, dModel,
-    encoderLayers: c.int("encoder_layers", 12, 0), decoderLayers: c.int("decoder_layers", 12, 0),
-    encoderHeads, decoderHeads,
-    encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
-    maxPositions,
-    act: activationFn(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
-    scaleEmbedding: c.bool("scale_embedding", false),
+    modelType: "bart", architecture, vocab, dModel, ...common,
     layernormEmbedding: true,
-    positions: () => new LearnedPositions(maxPositions + BART_POSITION_OFFSET, dModel, BART_POSITION_OFFSET),
+    positions: () => new LearnedPositions(common.maxPositions + BART_POSITION_OFFSET, dModel, BART_POSITION_OFFSET),
     shareEmbeddings: true,
-    tieHead: c.bool("tie_word_embeddings", true),
     padId: c.tokenId("pad_token_id", vocab, 1),
     decoderStartId: c.tokenId("decoder_start_token_id", vocab, 2) ?? 2,
-    initStd: c.num("init_std", 0.02),
-    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
   };
 }
 

@@ -11,8 +11,8 @@
 // [true], dropout [0.1], attention_dropout [0], activation_dropout [0], pad_token_id [58100], decoder_start_token_id [58100], init_std [0.02].
 import { Tensor } from "../tensor.js";
 import { Module } from "../nn/module.js";
-import { bartLikeFamily, type BartLikeSpec, type PositionTable } from "./bart-like.js";
-import { activationFn, ACTIVATION_NAMES, ConfigReader } from "./common.js";
+import { bartLikeCommon, bartLikeFamily, type BartLikeSpec, type PositionTable } from "./bart-like.js";
+import { ConfigReader } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily } from "./types.js";
 
 /**
@@ -52,27 +52,15 @@ export function marianSpec(config: HFConfig, architecture: string): BartLikeSpec
     throw new HFImportError(`marian config.json: "decoder_vocab_size" (${decoderVocab}) different from "vocab_size" (${vocab}) is not supported`);
   }
   const dModel = c.int("d_model", 1024);
-  const encoderHeads = c.int("encoder_attention_heads", 16), decoderHeads = c.int("decoder_attention_heads", 16);
-  c.divisible("d_model", dModel, "encoder_attention_heads", encoderHeads);
-  c.divisible("d_model", dModel, "decoder_attention_heads", decoderHeads);
-  const maxPositions = c.int("max_position_embeddings", 1024);
+  const common = bartLikeCommon(c, dModel);
   const pad = c.tokenId("pad_token_id", vocab, 58100);
   return {
-    modelType: "marian", architecture, vocab, dModel,
-    encoderLayers: c.int("encoder_layers", 12, 0), decoderLayers: c.int("decoder_layers", 12, 0),
-    encoderHeads, decoderHeads,
-    encoderFfn: c.int("encoder_ffn_dim", 4096), decoderFfn: c.int("decoder_ffn_dim", 4096),
-    maxPositions,
-    act: activationFn(c.str("activation_function", "gelu", ACTIVATION_NAMES)),
-    scaleEmbedding: c.bool("scale_embedding", false),
+    modelType: "marian", architecture, vocab, dModel, ...common,
     layernormEmbedding: false,
-    positions: () => new MarianPositions(maxPositions, dModel),
+    positions: () => new MarianPositions(common.maxPositions, dModel),
     shareEmbeddings: share,
-    tieHead: c.bool("tie_word_embeddings", true),
     padId: pad,
     decoderStartId: c.tokenId("decoder_start_token_id", vocab, 58100) ?? pad ?? 0,
-    initStd: c.num("init_std", 0.02),
-    dropout: c.prob("dropout", 0.1), attentionDropout: c.prob("attention_dropout", 0), activationDropout: c.prob("activation_dropout", 0),
   };
 }
 
