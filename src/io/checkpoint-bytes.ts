@@ -73,7 +73,9 @@ export interface RawCheckpoint {
   optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
   trainer?: TrainerState;
   metrics?: Record<string, number>;
+  /** Free-form notes (how it was trained). */
   notes?: string;
+  /** Training summary kept in exported (inference-only) checkpoints. */
   history?: unknown;
   /** Present when the weights are dynamic-int8 (attnflow quantize). */
   quantization?: QuantizationInfo;

@@ -5,7 +5,7 @@
 import { readSafetensorsFile, writeFileAtomic } from "./safetensors-file.js";
 import { saveSafetensors } from "../io/state-dict.js";
 import { prunedHeadsOf } from "../nn/prune.js";
-import { CHECKPOINT_FORMAT, PRUNED_HEADS_KEY, OPT_PREFIX, asCheckpointError, loadCheckpointWeights, parseCheckpoint, type QuantizationInfo, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
+import { CHECKPOINT_FORMAT, PRUNED_HEADS_KEY, OPT_PREFIX, asCheckpointError, loadCheckpointWeights, parseCheckpoint, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 import { Tensor } from "../tensor.js";
 import type { Module } from "../nn/module.js";
 import type { ModelConfig, Task } from "../tasks/task.js";
@@ -13,20 +13,11 @@ import { findTask } from "./tasks/index.js";
 
 export { CHECKPOINT_FORMAT, CheckpointError, type RawCheckpoint, type TrainerState } from "../io/checkpoint-bytes.js";
 
-export interface CheckpointContents {
-  task: string;
-  config: ModelConfig;
+/** What a checkpoint holds (RawCheckpoint's fields: task, config, optimizer, trainer, metrics, notes, history,
+ *  quantization, prunedHeads), with the model in place of its weights. */
+export interface CheckpointContents extends Omit<RawCheckpoint, "path" | "weights"> {
   /** The model, or its state dict (name → tensor). */
   model: Module | Map<string, Tensor>;
-  optimizer?: { tensors: Record<string, Float32Array>; scalars: Record<string, number> };
-  trainer?: TrainerState;
-  metrics?: Record<string, number>;
-  /** Free-form notes (how it was trained). */
-  notes?: string;
-  /** Training summary kept in exported (inference-only) checkpoints. */
-  history?: unknown;
-  /** Dynamic-int8 weights (attnflow quantize): which layers. */
-  quantization?: QuantizationInfo;
   /** Pruned heads; read from the model when it is a Module (nn.prunedHeadsOf), needed when it is a state dict. */
   prunedHeads?: Record<number, number[]>;
 }
