@@ -73,10 +73,11 @@ test("flow work per row does not grow for shallower sources on real attention (w
   }
 });
 
-test("peaked synthetic attention: rows from layers 3-5 cost at most 6x one from layer 12", () => {
+test("peaked synthetic attention: rows from layer 3 cost at most 4x one from layer 12, from layers 4-5 at most 5x", () => {
   // seeded softmax attention (logits N(0, 1.5^2)), L 12, H 12, T 128, like the bench's synthetic case: the deep
   // source's rollout preflow solves most sinks at once, a shallow one's does not, so some gap remains by nature.
-  // Before commit 3b35d1b: L 3 6.9x, L 4 7.7x, L 5 3.9x; now 4.2x, 3.9x, 2.5x.
+  // Before commit 3b35d1b: L 3 6.9x, L 4 7.7x, L 5 3.9x; then 4.2x, 3.9x, 2.5x; with the layer-3 near-sink refresh
+  // at 1/2 of its BFS cost (maxflow.ts), L 3 3.3x (BFS work per row 5.1 M -> 2.8 M entries).
   const T = 128, L = 12, H = 12;
   const data = new Float32Array(L * H * T * T);
   const r = rng(16);
@@ -91,9 +92,9 @@ test("peaked synthetic attention: rows from layers 3-5 cost at most 6x one from 
   const full = prepareLayers({ data, layers: L, heads: H, tokens: T });
   const rows = [0, 64, 127];
   const w12 = rowWork(full, 12, rows);
-  for (const l of [3, 4, 5]) {
+  for (const [l, most] of [[3, 4], [4, 5], [5, 5]]) {
     const w = rowWork(full, l, rows);
-    assert.ok(w <= 6 * w12, `layer-${l} rows cost ${w} work units, ${(w / w12).toFixed(2)}x layer 12's ${w12}`);
+    assert.ok(w <= most * w12, `layer-${l} rows cost ${w} work units, ${(w / w12).toFixed(2)}x layer 12's ${w12} (at most ${most}x)`);
   }
 });
 

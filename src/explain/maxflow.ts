@@ -34,7 +34,11 @@
 //     L 4, 29 units of flow up and down per 7 delivered) before the nodes next to the sink delivered; on trained
 //     attention FIFO does 2.5x less work at every depth. And the near-sink refresh every 4 low relabels was, for a
 //     shallow source (L <= 4: distance 3 covers the whole graph), a full BFS every 4 relabels: 60-75% of all the
-//     work there. Both made a row from a shallow layer cost more than one from a deep layer.
+//     work there. Both made a row from a shallow layer cost more than one from a deep layer. For a source at
+//     layer 3 (two intermediate layers) the near-sink BFS is a full one, and refreshing it at 1/8 of its cost still
+//     made BFS half of all the work (5.0 of 9.4 M entries per row on peaked synthetic attention, T 128): there it
+//     waits for 1/2 of its cost, 16-25% less work on five workloads (peaked synthetic with three seeds, causal,
+//     the classifier's attention); at layer 4 and above 1/2 does more work than 1/8.
 // Capacities are float64; residuals <= eps = 1e-13 * (largest row sum) count as saturated, so values are exact to
 // about 1e-12 relative.
 // Every scan over a layer's tokens is limited to a window (maxflow-residual.ts): the tokens the source reaches and,
@@ -50,6 +54,8 @@ const NEAR = 3;
 const STALE_EVERY = 4;
 /** ... once the relabel work since the last refresh is at least this fraction of that BFS's cost, */
 const NEAR_REFRESH_WORK = 0.125;
+/** (for a source at layer 3 or below, where the near-sink BFS spans every layer: this fraction) */
+const NEAR_REFRESH_WORK_SHALLOW = 0.5;
 /** and every label is recomputed once the relabel work since the last global relabel is this multiple of its cost. */
 const GLOBAL_RELABEL_WORK = 2;
 /** Work charged per relabel on top of the residual entries it scans (as in Cherkassky & Goldberg's hi_pr). */
@@ -377,6 +383,7 @@ export class LayeredMaxFlow extends LayeredResidual {
     const T = this.tokens, end = 2 * T, INF = nNodes + 1, eps = this.eps, fifo = this.fifo, n = fifo.length;
     const label = this.level, excess = this.supply, cur = this.cur, inQ = this.inQ;
     let staleNear = false, lowRelabels = 0;
+    const nearRefresh = this.srcLayer - 1 < NEAR ? NEAR_REFRESH_WORK_SHALLOW : NEAR_REFRESH_WORK;
     for (;;) {
       if (this.fifoLen === 0) return;
       const v = fifo[this.fifoHead];
@@ -425,7 +432,7 @@ export class LayeredMaxFlow extends LayeredResidual {
         staleNear = false;
         if (!this.relabelFromSink(nNodes, INF, true)) return;
         this.rebuildQueue(nNodes);
-      } else if (staleNear && this.nearWork > NEAR_REFRESH_WORK * this.nearCost) {
+      } else if (staleNear && this.nearWork > nearRefresh * this.nearCost) {
         staleNear = false; this.nearWork = 0;
         if (!this.relabelFromSink(nNodes, NEAR, true)) return;
         this.rebuildQueue(nNodes);
