@@ -164,7 +164,7 @@ export async function pruneCommand(a: Args): Promise<number> {
     if (json) console.log(JSON.stringify(res));
     else {
       log(`pruned ${describe(spec)} → ${res.heads.after} of ${res.heads.before} heads left; wrote ${out}/ (config.json pruned_heads ${JSON.stringify(res.prunedHeads)})`);
-      if (evalBefore && evalAfter) for (const k of Object.keys(evalBefore)) log(`  ${k}: ${fmtMetric(evalBefore[k])} → ${fmtMetric(evalAfter[k])}`);
+      if (evalBefore && evalAfter) for (const k of Object.keys(evalBefore).filter((x) => x !== "labelled")) log(`  ${k}: ${fmtMetric(evalBefore[k])} → ${fmtMetric(evalAfter[k])}`);
     }
     return 0;
   }

@@ -13,7 +13,8 @@
 import "../src/node.js";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
+import { loadAvg1m, machineInfo } from "../bench/lib/machine.js";
 import { join } from "node:path";
 import { task as fortunes, hashOrder } from "../src/node/tasks/fortunes-classifier.js";
 import type { FortunesClsData } from "../src/node/tasks/fortunes-classifier.js";
@@ -191,7 +192,7 @@ async function accuracyPhase(): Promise<void> {
       accuracy[method] = cells;
     }
   } finally { rmSync(tmp, { recursive: true, force: true }); }
-  saveHF("accuracy", { model: DIR, label: "Hugging Face BERT folder (4 layers × 4 heads, BertForSequenceClassification)", heads: H, evalExamples: EVAL,
+  saveHF("accuracy", { model: DIR, label: "Hugging Face BERT folder (4 layers × 4 heads)", heads: H, evalExamples: EVAL,
     importanceExamples: IMPORTANCE, importanceSeconds, accuracy, prunedSets, date: new Date().toISOString() });
 }
 
@@ -204,25 +205,34 @@ async function speedPhase(): Promise<void> {
   const B = 32, T = 64;
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i % T === 0 ? 2 : i % T === T - 1 ? 3 : 5 + ((i * 40503) % 2000)));
   const inputs = { inputIds: Tensor.fromArray(ids, [B, T]) };
-  const time = (m: HFModel) => {
-    const fwd = () => noGrad(() => tidy(() => { m.forward(inputs).logits!.dataSync(); }));
-    fwd(); fwd();
-    const t: number[] = [];
-    for (let i = 0; i < reps; i++) { const s = performance.now(); fwd(); t.push(performance.now() - s); }
-    return t.sort((a, b) => a - b)[Math.floor(reps / 2)];
+  const fwd = (m: HFModel) => noGrad(() => tidy(() => { m.forward(inputs).logits!.dataSync(); }));
+  // pruned and unpruned alternate run by run (A/B interleaved): both see the same machine load
+  const timePair = (a: HFModel, b: HFModel) => {
+    fwd(a); fwd(b); fwd(a); fwd(b);
+    const ta: number[] = [], tb: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      let s = performance.now(); fwd(a); ta.push(performance.now() - s);
+      s = performance.now(); fwd(b); tb.push(performance.now() - s);
+    }
+    const med = (t: number[]) => t.sort((x, y) => x - y)[Math.floor(reps / 2)];
+    return [med(ta), med(tb)];
   };
   const base = (await fromPretrainedDir(DIR)).model;
   (base as unknown as Module).eval();
   const rows = [];
+  const load0 = loadAvg1m();
   for (const f of FRACTIONS) {
     const p = (await fromPretrainedDir(DIR)).model;
+    p.eval();
     if (f > 0) pruneHeads(p as unknown as Module, r.accuracy.prunedSets.gradient[String(f)]);
-    const ms = time(p), msBaseline = time(base);   // interleaved: both see the same machine load
+    const [ms, msBaseline] = timePair(p, base);
     rows.push({ model: DIR, fraction: f, heads: headCounts(p as unknown as Module).reduce((n, c) => n + c.left, 0), batch: [B, T], ms, msBaseline });
     log(`${Math.round(f * 100)}%: ${ms.toFixed(1)} ms (unpruned ${msBaseline.toFixed(1)} ms)`);
   }
-  saveHF("speed", { rows, date: new Date().toISOString(), cpu: `${cpus()[0]?.model ?? "?"} × ${cpus().length}`, backend: getBackend(), node: process.version,
-    note: `median of the forward time (no grad) over ${reps} runs after 2 warm-ups, under flock /tmp/attnflow-bench.lock; the machine (2 cores) was shared with other sessions` });
+  const mi = machineInfo(load0);
+  saveHF("speed", { rows, date: new Date().toISOString(), cpu: `${mi.cpu} × ${mi.cores} (${mi.cpuFlags.join(" ")})`, backend: getBackend(), node: process.version,
+    note: `median of ${reps} forward passes (no grad) each, pruned and unpruned alternating run by run after 2 warm-ups each, under flock /tmp/attnflow-bench.lock; ` +
+      `the machine (2 cores) was shared with other sessions (1-minute load ${mi.loadAvg!.start} at the start, ${mi.loadAvg!.end} at the end)` });
 }
 
 // ---------- Hugging Face's own from_pretrained on a pruned folder ----------

@@ -106,7 +106,7 @@ Array.prototype.forEach.call(document.querySelectorAll("canvas.curve"),function(
  function X(f){return L+f/x1*(W-L-R);}function Y(v){return T+(1-(v-lo)/(hi-lo))*(H-T-B);}
  c.fillStyle="#fff";c.fillRect(0,0,W,H);c.font="11px sans-serif";c.strokeStyle="#ddd";c.fillStyle="#333";c.lineWidth=1;
  for(var i=0;i<=4;i++){var v=lo+(hi-lo)*i/4,y=Y(v);c.beginPath();c.moveTo(L,y);c.lineTo(W-R,y);c.stroke();c.textAlign="right";c.fillText(v.toFixed(3),L-4,y+4);}
- var fr={};xs.forEach(function(f){fr[f]=1;});Object.keys(fr).forEach(function(f){f=+f;c.textAlign="center";c.fillText(Math.round(f*100)+"%",X(f),H-B+14);});
+ var fr={};xs.forEach(function(f){fr[f]=1;});Object.keys(fr).forEach(function(f){f=+f;c.textAlign="center";c.fillText(Math.round(f*1000)/10+"%",X(f),H-B+14);});
  c.fillText("heads pruned (of "+m.heads+")",(L+W-R)/2,H-8);
  c.save();c.translate(12,(T+H-B)/2);c.rotate(-Math.PI/2);c.fillText(m.metric,0,0);c.restore();
  m.curves.forEach(function(k,j){
