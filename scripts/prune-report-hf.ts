@@ -7,7 +7,7 @@
 // runs on it as on any downloaded BERT.
 //   node dist/scripts/prune-report-hf.js train [--epochs 4] [--limit-train N]
 //   node dist/scripts/prune-report-hf.js accuracy [--seeds 3]
-//   flock /tmp/attnflow-bench.lock node dist/scripts/prune-report-hf.js speed [--reps 15]
+//   flock /tmp/attnflow-bench.lock node dist/scripts/prune-report-hf.js speed [--reps 41] [--runs 3]
 //   node dist/scripts/prune-report-hf.js hf-check     (Hugging Face's own from_pretrained on a pruned folder, ../shared/hf-ref)
 // Results go to docs/pruning-results.json (key "hf"); `node dist/scripts/prune-report.js render` draws them.
 import "../src/node.js";
@@ -199,7 +199,7 @@ async function accuracyPhase(): Promise<void> {
 // ---------- forward time ----------
 
 async function speedPhase(): Promise<void> {
-  const reps = opt("reps", 15);
+  const reps = opt("reps", 41);
   const r = load().hf as { accuracy?: { prunedSets: Record<string, Record<string, Record<number, number[]>>> } } | undefined;
   if (!r?.accuracy) throw new Error(`${RESULTS} has no hf.accuracy part: run the accuracy phase first`);
   const B = 32, T = 64;
@@ -219,19 +219,29 @@ async function speedPhase(): Promise<void> {
   };
   const base = (await fromPretrainedDir(DIR)).model;
   (base as unknown as Module).eval();
-  const rows = [];
+  const rows: { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number; speedups: number[] }[] = [];
+  const runs = opt("runs", 3), sets = r.accuracy.prunedSets, each: { fraction: number; ms: number; msBaseline: number }[][] = [];
   const load0 = loadAvg1m();
-  for (const f of FRACTIONS) {
+  const pruned = await Promise.all(FRACTIONS.map(async (f) => {
     const p = (await fromPretrainedDir(DIR)).model;
     p.eval();
-    if (f > 0) pruneHeads(p as unknown as Module, r.accuracy.prunedSets.gradient[String(f)]);
-    const [ms, msBaseline] = timePair(p, base);
-    rows.push({ model: DIR, fraction: f, heads: headCounts(p as unknown as Module).reduce((n, c) => n + c.left, 0), batch: [B, T], ms, msBaseline });
-    log(`${Math.round(f * 100)}%: ${ms.toFixed(1)} ms (unpruned ${msBaseline.toFixed(1)} ms)`);
+    if (f > 0) pruneHeads(p as unknown as Module, sets.gradient[String(f)]);
+    return p;
+  }));
+  // the whole sweep `runs` times: a load spike on the shared machine hits one run, the median over runs discards it
+  for (let run = 0; run < runs; run++) {
+    each.push(FRACTIONS.map((f, k) => { const [ms, msBaseline] = timePair(pruned[k], base); return { fraction: f, ms, msBaseline }; }));
+    log(`run ${run + 1}: ${each[run].map((x) => `${Math.round(x.fraction * 100)}% ${x.ms.toFixed(1)}/${x.msBaseline.toFixed(1)} ms`).join(", ")}`);
   }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  FRACTIONS.forEach((f, k) => {
+    const ms = median(each.map((e) => e[k].ms)), msBaseline = median(each.map((e) => e[k].msBaseline));
+    rows.push({ model: DIR, fraction: f, heads: headCounts(pruned[k] as unknown as Module).reduce((n, c) => n + c.left, 0), batch: [B, T], ms, msBaseline,
+      speedups: each.map((e) => +(e[k].msBaseline / e[k].ms).toFixed(3)) });
+  });
   const mi = machineInfo(load0);
   saveHF("speed", { rows, date: new Date().toISOString(), cpu: `${mi.cpu} × ${mi.cores} (${mi.cpuFlags.join(" ")})`, backend: getBackend(), node: process.version,
-    note: `median of ${reps} forward passes (no grad) each, pruned and unpruned alternating run by run after 2 warm-ups each, under flock /tmp/attnflow-bench.lock; ` +
+    note: `median over ${runs} sweeps of the median of ${reps} forward passes (no grad), pruned and unpruned alternating pass by pass after 2 warm-ups each, under flock /tmp/attnflow-bench.lock; ` +
       `the machine (2 cores) was shared with other sessions (1-minute load ${mi.loadAvg!.start} at the start, ${mi.loadAvg!.end} at the end)` });
 }
 

@@ -36,7 +36,7 @@ interface ModelResult {
   model: string; label: string; heads: number; evalExamples: number; importanceExamples: number;
   importanceSeconds: Record<string, number>; accuracy: Record<string, Cell[]>; prunedSets: Record<string, Record<string, Record<number, number[]>>>;
 }
-interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number }
+interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number; speedups?: number[] }
 interface FinetuneRow { model: string; method: string; fraction: number; steps: number; batchSize: number; lr: number; pruned: number; tuned: number; unpruned: number; unprunedTuned: number; seconds: number }
 /** The Hugging Face BERT row (scripts/prune-report-hf.ts). */
 interface HFResults {
@@ -242,8 +242,8 @@ function render(): void {
   if (res.hf?.speed) {
     const sp = res.hf.speed;
     lines.push(`**Forward time, Hugging Face BERT folder** (gradient-pruned; ${sp.cpu}, backend ${sp.backend}, Node ${sp.node}; ${sp.note}; ${sp.date.slice(0, 10)})`, "");
-    lines.push("| input ids | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up |", "|---|---:|---:|---:|---:|---:|");
-    for (const r of sp.rows) lines.push(`| (${r.batch.join(", ")}) | ${Math.round(r.fraction * 100)}% | ${r.heads} | ${r.ms.toFixed(1)} | ${r.msBaseline.toFixed(1)} | ${(r.msBaseline / r.ms).toFixed(2)}× |`);
+    lines.push("| input ids | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up | speed-up of each sweep |", "|---|---:|---:|---:|---:|---:|---|");
+    for (const r of sp.rows) lines.push(`| (${r.batch.join(", ")}) | ${Math.round(r.fraction * 100)}% | ${r.heads} | ${r.ms.toFixed(1)} | ${r.msBaseline.toFixed(1)} | ${(r.msBaseline / r.ms).toFixed(2)}× | ${(r.speedups ?? []).map((x) => x.toFixed(2)).join(", ")} |`);
     lines.push("");
   }
   if (res.hf?.hfCheck) {
