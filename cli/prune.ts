@@ -119,7 +119,7 @@ export async function pruneCommand(a: Args): Promise<number> {
   const log = (s: string) => { if (!json) console.log(s); };
 
   if (isHFFolder(src)) {
-    if (steps > 0) throw new Error("prune: --finetune-steps fine-tunes attnflow checkpoints (tasks with training data); fine-tune a Hugging Face folder with `attnflow train hf-finetune` after pruning");
+    if (steps > 0) throw new Error("prune: --finetune-steps fine-tunes attnflow checkpoints (tasks with training data); a pruned Hugging Face folder fine-tunes in code: fromPretrained(out), model.train(), an optimizer (AdamW), then savePretrained — the written folder keeps its pruned_heads");
     const p = await fromPretrainedDir(src);
     const m = p.model as unknown as Module;
     const before = headCounts(m);
