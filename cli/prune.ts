@@ -11,6 +11,8 @@ import { writeFileAtomic } from "../src/node/safetensors-file.js";
 import { fromPretrainedDir } from "../src/hf/node-pretrained.js";
 import { savePretrained } from "../src/hf/pretrained.js";
 import type { HFModel } from "../src/hf/types.js";
+import type { HFTokenizer } from "../src/hf/tokenizer.js";
+import type { HFLoaded } from "../src/hf/explain-target.js";
 import { pruneHeads, prunedHeadsOf, headCounts, checkPruneSpec } from "../src/nn/prune.js";
 import {
   HEAD_IMPORTANCE_METHODS, attributionHeadImportance, gradientHeadImportance, headsToPrune, parseHeadCount, randomHeadImportance,
@@ -27,7 +29,13 @@ import * as F from "../src/functional.js";
 import { Generator } from "../src/random.js";
 import type { Module } from "../src/nn/module.js";
 import type { Args } from "./args.js";
-import { isHFFolder } from "./hf.js";
+import { isHFFolder, loadHF } from "./hf.js";
+import { hfEvalInputs, hfEvalLogits, hfEvalMetrics } from "./hf-quantize-eval.js";
+import { renderPruneReport, type PrunePoint } from "../src/viz/prune-report.js";
+import { writeFile } from "node:fs/promises";
+
+/** The fractions of heads the --html report's curve evaluates (with the requested one added). */
+export const CURVE_FRACTIONS = [0, 0.1, 0.25, 0.5, 0.75];
 
 function str(flags: Args["flags"], name: string): string | undefined {
   const v = flags[name];
@@ -54,21 +62,23 @@ const total = (m: Module) => headCounts(m).reduce((n, c) => n + c.left, 0);
 const describe = (spec: Record<number, number[]>) => Object.entries(spec).map(([l, hs]) => `${l}:${hs.join(",")}`).join(" ") || "(none)";
 
 /** Importance on a Hugging Face BERT folder: one text per line of --texts, "LABEL<TAB>text" lines carry a label. */
-async function hfImportance(model: HFModel, tokenizer: unknown, textsPath: string | undefined, method: HeadImportanceMethod, examples: number, seed: number, quiet: boolean): Promise<HeadScores> {
+export async function hfImportance(model: HFModel, tokenizer: unknown, textsPath: string | undefined, method: HeadImportanceMethod, examples: number, seed: number, quiet: boolean): Promise<HeadScores> {
   const m = model as unknown as Module;
   if (method === "random") { const g = new Generator(seed); return randomHeadImportance(m, () => g.random()); }
   if (!textsPath) throw new Error(`prune: --by ${method} on a Hugging Face folder needs --texts FILE (one text per line, optionally "LABEL<TAB>text"), or name the heads with --spec`);
-  const tok = tokenizer as { encode(t: string): number[] } | null;
+  const tok = tokenizer as { encode(t: string, o?: { maxLength?: number }): number[] } | null;
   if (!tok) throw new Error("prune: --texts needs the folder's tokenizer (tokenizer.json or vocab.txt)");
   const lines = (await readFile(textsPath, "utf8")).split("\n").map((l) => l.trim()).filter(Boolean).slice(0, examples);
   if (!lines.length) throw new Error(`prune: ${textsPath} has no text lines`);
   const labels = (model.config.label2id ?? {}) as Record<string, number>;
+  // texts longer than the model reads are cut to its positions (as predict and --eval cut them)
+  const maxLength = typeof model.config.max_position_embeddings === "number" ? model.config.max_position_embeddings : undefined;
   const items = lines.map((l) => {
     const tab = l.indexOf("\t");
     const lab = tab > 0 ? l.slice(0, tab) : null, text = tab > 0 ? l.slice(tab + 1) : l;
     const y = lab === null ? null : /^\d+$/.test(lab) ? Number(lab) : labels[lab];
     if (lab !== null && y === undefined) throw new Error(`prune: ${textsPath}: label "${lab}" is neither a class index nor in config.json's label2id`);
-    return { ids: tok.encode(text), y };
+    return { ids: tok.encode(text, { maxLength }), y };
   });
   m.eval();
   const logitsOf = (ids: number[]) => model.forward({ inputIds: Tensor.fromArray(Int32Array.from(ids), [1, ids.length]) }).logits!;
@@ -109,10 +119,21 @@ export async function pruneCommand(a: Args): Promise<number> {
   const log = (s: string) => { if (!json) console.log(s); };
 
   if (isHFFolder(src)) {
-    if (steps > 0) throw new Error("prune: --finetune-steps fine-tunes attnflow checkpoints (tasks with training data); fine-tune a Hugging Face folder with `attnflow train hf-finetune` after pruning");
+    if (steps > 0) throw new Error("prune: --finetune-steps fine-tunes attnflow checkpoints (tasks with training data); a pruned Hugging Face folder fine-tunes in code: fromPretrained(out), model.train(), an optimizer (AdamW), then savePretrained — the written folder keeps its pruned_heads");
     const p = await fromPretrainedDir(src);
     const m = p.model as unknown as Module;
     const before = headCounts(m);
+    const html = str(a.flags, "html");
+    // --eval / --html: held-out lines of --data ("LABEL<TAB>text" for classifiers) through the model before and after
+    const limit = a.flags.limit === undefined ? 400 : Number(a.flags.limit);
+    let inputs: ReturnType<typeof hfEvalInputs> | undefined;   // tokenized once, by the source folder's tokenizer
+    const evalOf = async (dir: string, mod?: HFModel) => {
+      const l: HFLoaded = mod ? { model: mod, config: p.config, tokenizer: p.tokenizer as HFTokenizer | null, generationConfig: p.generationConfig, dir } : await loadHF(dir);
+      l.model.eval();
+      inputs ??= hfEvalInputs(l, str(a.flags, "data"), limit);
+      return hfEvalMetrics(l, inputs, tidy(() => hfEvalLogits(l, inputs!)));
+    };
+    const evalBefore = a.flags.eval || html ? await evalOf(src) : undefined;
     let spec: Record<number, number[]>, scores: HeadScores | null = null;
     if (specText) spec = Object.fromEntries(checkPruneSpec(m, parsePruneSpec(specText), "prune --spec"));
     else {
@@ -126,9 +147,25 @@ export async function pruneCommand(a: Args): Promise<number> {
       await copyFile(join(src, f.name), join(out, f.name));
     }
     for (const [name, bytes] of savePretrained(p.model)) await writeFileAtomic(join(out, name), bytes);
-    const res = { model: src, out, by: specText ? "spec" : by, pruned: spec, prunedHeads: prunedHeadsOf(m), heads: { before: before.reduce((n, c) => n + c.left, 0), after: total(m) }, scores: scores?.scores.map((v) => [...v]) };
+    // the written folder read back, as a user's next command reads it
+    const evalAfter = evalBefore ? await evalOf(out) : undefined;
+    const headsBefore = before.reduce((n, c) => n + c.left, 0);
+    const res = { model: src, out, by: specText ? "spec" : by, pruned: spec, prunedHeads: prunedHeadsOf(m), heads: { before: headsBefore, after: total(m) }, scores: scores?.scores.map((v) => [...v]), before: evalBefore, after: evalAfter };
+    if (html) {
+      const metric = metricName(evalBefore!, src);
+      const curve = await pruneCurve(headsBefore, total(m), scores, evalBefore![metric], evalAfter![metric], async (sp) => {
+        const q = await fromPretrainedDir(src);
+        pruneHeads(q.model as unknown as Module, sp);
+        return (await evalOf(src, q.model))[metric];
+      }, quiet);
+      await writeHtml(html, src, metric, `${evalBefore!.labelled ?? limit} held-out lines of ${str(a.flags, "data") ?? "the fortunes"}`, headsBefore, by, specText, curve, scores, res.prunedHeads);
+      log(`wrote ${html}`);
+    }
     if (json) console.log(JSON.stringify(res));
-    else log(`pruned ${describe(spec)} → ${res.heads.after} of ${res.heads.before} heads left; wrote ${out}/ (config.json pruned_heads ${JSON.stringify(res.prunedHeads)})`);
+    else {
+      log(`pruned ${describe(spec)} → ${res.heads.after} of ${res.heads.before} heads left; wrote ${out}/ (config.json pruned_heads ${JSON.stringify(res.prunedHeads)})`);
+      if (evalBefore && evalAfter) for (const k of Object.keys(evalBefore).filter((x) => x !== "labelled")) log(`  ${k}: ${fmtMetric(evalBefore[k])} → ${fmtMetric(evalAfter[k])}`);
+    }
     return 0;
   }
 
@@ -141,7 +178,8 @@ export async function pruneCommand(a: Args): Promise<number> {
   let loaded: unknown;
   const data = () => (loaded ??= ck.task.loadData({ data: str(a.flags, "data"), limitTest: limit }));
   const evaluate = () => tidy(() => noGrad(() => { ck.model.eval(); return ck.task.evaluate(ck.model, data(), { limit }); }));
-  const before = a.flags.eval ? evaluate() : undefined;
+  const html = str(a.flags, "html");
+  const before = a.flags.eval || html ? evaluate() : undefined;
   const headsBefore = total(ck.model);
   let spec: Record<number, number[]>, scores: HeadScores | null = null;
   if (specText) spec = Object.fromEntries(checkPruneSpec(ck.model, parsePruneSpec(specText), "prune --spec"));
@@ -154,7 +192,17 @@ export async function pruneCommand(a: Args): Promise<number> {
   }
   pruneHeads(ck.model, spec);
   log(`pruned ${describe(spec)} (by ${specText ? "--spec" : by}) → ${total(ck.model)} of ${headsBefore} heads left`);
-  const pruned = a.flags.eval ? evaluate() : undefined;
+  const pruned = before ? evaluate() : undefined;
+  if (html) {
+    const metric = metricName(before!, src);
+    const curve = await pruneCurve(headsBefore, total(ck.model), scores, before![metric], pruned![metric], async (sp) => {
+      const c = await loadCheckpoint(src);
+      pruneHeads(c.model, sp);
+      return tidy(() => noGrad(() => { c.model.eval(); return c.task.evaluate(c.model, data(), { limit }); }))[metric];
+    }, quiet);
+    await writeHtml(html, src, metric, `the ${ck.task.name} task's held-out split${limit !== undefined ? ` (at most ${limit} examples)` : ""}`, headsBefore, by, specText, curve, scores, prunedHeadsOf(ck.model));
+    log(`wrote ${html}`);
+  }
   let tuned: Record<string, number> | undefined;
   if (steps > 0) {
     // a short fine-tune with the task's training loop (resumable: `attnflow train <task> --resume OUT`)
@@ -184,4 +232,43 @@ export async function pruneCommand(a: Args): Promise<number> {
     for (const k of keys) log(`  ${k.padEnd(w)}  ${fmtMetric(before[k]).padEnd(10)}  ${fmtMetric(pruned[k]).padEnd(10)}${tuned ? `  ${fmtMetric(tuned[k])}` : ""}`);
   }
   return 0;
+}
+
+/** The metric the --html curve plots: accuracy when the evaluation has it, else the first number. */
+function metricName(m: Record<string, number>, src: string): string {
+  if ("accuracy" in m) return "accuracy";
+  const k = Object.keys(m).find((x) => Number.isFinite(m[x]));
+  if (!k) throw new Error(`prune --html: the evaluation of ${src} gave no metric (a classifier folder needs labelled --data lines, "LABEL<TAB>text")`);
+  return k;
+}
+
+/**
+ * The metric at CURVE_FRACTIONS of the heads (and the requested count) pruned by the same scores, each from a fresh
+ * copy of the model; with --spec only the unpruned and the pruned point.
+ */
+async function pruneCurve(H: number, left: number, scores: HeadScores | null, v0: number, v1: number,
+  at: (spec: Record<number, number[]>) => Promise<number>, quiet: boolean): Promise<PrunePoint[]> {
+  const done = H - left;
+  const pts: PrunePoint[] = [{ fraction: 0, pruned: 0, value: v0 }, { fraction: done / H, pruned: done, value: v1 }];
+  if (scores) {
+    const most = scores.scores.reduce((n, v) => n + Math.max(0, v.length - 1), 0);   // a layer keeps one head
+    const counts = [...new Set(CURVE_FRACTIONS.map((f) => Math.round(f * H)))].filter((n) => n > 0 && n !== done && n <= most);
+    const bar = new ProgressBar({ total: counts.length, label: "curve", unit: "point", quiet });
+    for (const n of counts) {
+      const sp = headsToPrune(scores, n);
+      pts.push({ fraction: n / H, pruned: n, value: await at(sp) });
+      bar.update(1);
+    }
+    bar.finish();
+  }
+  return pts.sort((a, b) => a.fraction - b.fraction);
+}
+
+async function writeHtml(file: string, src: string, metric: string, note: string, H: number, by: string, specText: string | undefined,
+  curve: PrunePoint[], scores: HeadScores | null, pruned: Record<string, number[]>): Promise<void> {
+  const name = specText ? "spec" : by;
+  await writeFile(file, renderPruneReport([{
+    label: src, heads: H, metric, metricNote: note, curves: { [name]: curve }, pruned,
+    scores: scores ? { method: by, values: scores.scores.map((v) => [...v]) } : undefined,
+  }], { title: `attnflow prune — ${src}`, notes: `Heads pruned by ${specText ? `--spec "${specText}"` : `${by} importance (one-shot ranking over all layers)`}.` }));
 }

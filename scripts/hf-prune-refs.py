@@ -23,18 +23,11 @@ import sys
 
 sys.dont_write_bytecode = True
 HF_REF, OUT = sys.argv[1], sys.argv[2]
-sys.path[0:0] = [os.path.join(HF_REF, "vendor"), os.path.join(HF_REF, "stubs")]
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HOME", "/tmp/hf-ref-home")
+from hf_ref_env import setup  # noqa: E402  (scripts/hf_ref_env.py: vendored transformers first, offline, 1 thread)
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
+torch, transformers = setup(HF_REF)
 from transformers import BertForSequenceClassification  # noqa: E402
 from safetensors.torch import save_file, load_file  # noqa: E402
-
-assert transformers.__version__ == "4.44.2", transformers.__version__
-torch.set_num_threads(1)
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "hf", "bert-seqcls")
 
 ref = load_file(os.path.join(SRC, "reference.safetensors"))

@@ -19,8 +19,9 @@ import { noGrad } from "../src/autograd.js";
 import { Tensor } from "../src/tensor.js";
 import { getBackend } from "../src/backend/registry.js";
 import type { Module } from "../src/nn/module.js";
+import { renderPruneReport } from "../src/viz/prune-report.js";
 
-const RESULTS = "docs/pruning-results.json", DOC = "docs/pruning.md", SVG = "docs/pruning-accuracy.svg";
+const RESULTS = "docs/pruning-results.json", DOC = "docs/pruning.md", SVG = "docs/pruning-accuracy.svg", HTML = "docs/pruning-report.html";
 const FRACTIONS = [0, 0.1, 0.25, 0.5, 0.75];
 const METHODS: HeadImportanceMethod[] = ["gradient", "flow", "rollout", "random"];
 const MODELS = [
@@ -35,9 +36,16 @@ interface ModelResult {
   model: string; label: string; heads: number; evalExamples: number; importanceExamples: number;
   importanceSeconds: Record<string, number>; accuracy: Record<string, Cell[]>; prunedSets: Record<string, Record<string, Record<number, number[]>>>;
 }
-interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number }
+interface SpeedRow { model: string; fraction: number; heads: number; batch: number[]; ms: number; msBaseline: number; speedups?: number[] }
 interface FinetuneRow { model: string; method: string; fraction: number; steps: number; batchSize: number; lr: number; pruned: number; tuned: number; unpruned: number; unprunedTuned: number; seconds: number }
-interface Results { finetune?: { rows: FinetuneRow[]; date: string }; accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; node?: string; note: string } }
+/** The Hugging Face BERT row (scripts/prune-report-hf.ts). */
+interface HFResults {
+  train?: { examples: number; epochs: number; batchSize: number; lr: number; vocab: number; accuracy: number; evalExamples: number; seconds: number; config: Record<string, number> };
+  accuracy?: ModelResult;
+  speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; node?: string; note: string };
+  hfCheck?: { spec: Record<string, number[]>; rows: number; transformers: string; torch: string; pruned_heads: Record<string, number[]>; heads_left: number[]; max_abs_diff: number };
+}
+interface Results { hf?: HFResults; finetune?: { rows: FinetuneRow[]; date: string }; accuracy?: { models: ModelResult[]; date: string }; speed?: { rows: SpeedRow[]; date: string; cpu: string; backend: string; node?: string; note: string } }
 
 const load = (): Results => (existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : {});
 const save = (r: Results) => writeFileSync(RESULTS, JSON.stringify(r, null, 1) + "\n");
@@ -176,7 +184,8 @@ function render(): void {
   if (!res.accuracy) throw new Error(`${RESULTS} has no accuracy part`);
   const colors: Record<string, string> = { gradient: "#1f77b4", flow: "#d62728", rollout: "#2ca02c", random: "#7f7f7f" };
   const W = 360, Hh = 240, pad = { l: 48, r: 12, t: 28, b: 40 };
-  const panels = res.accuracy.models.map((m, k) => {
+  const models = [...res.accuracy.models, ...(res.hf?.accuracy ? [res.hf.accuracy] : [])];
+  const panels = models.map((m, k) => {
     const all = Object.values(m.accuracy).flatMap((c) => c.map((x) => x.accuracy));
     const lo = Math.max(0, Math.floor((Math.min(...all) - 0.02) * 20) / 20), hi = Math.min(1, Math.ceil((Math.max(...all) + 0.01) * 20) / 20);
     const x = (f: number) => pad.l + (f / 0.75) * (W - pad.l - pad.r), y = (a: number) => pad.t + (1 - (a - lo) / (hi - lo)) * (Hh - pad.t - pad.b);
@@ -200,7 +209,14 @@ function render(): void {
   writeFileSync(SVG, svg);
 
   const lines: string[] = [];
-  for (const m of res.accuracy.models) {
+  for (const m of models) {
+    if (m === res.hf?.accuracy && res.hf.train) {
+      const t = res.hf.train;
+      lines.push(`The Hugging Face folder \`${m.model}\` (\`scripts/prune-report-hf.ts train\`): BertForSequenceClassification, ${t.config.layers} layers, hidden ${t.config.hidden}, ` +
+        `${t.config.heads} heads, intermediate ${t.config.intermediate}, WordPiece tokenizer.json of ${t.vocab} tokens from the training split; trained from HF's initialisation in attnflow ` +
+        `on the fortunes topic task (${t.examples} training examples, ${t.epochs} epochs, batch ${t.batchSize}, AdamW lr ${t.lr}, ${Math.round(t.seconds / 60)} min on the shared machine), ` +
+        `held-out accuracy ${t.accuracy.toFixed(3)} (8 classes). Each pruned model is written with savePretrained and read back with fromPretrained before it is scored.`, "");
+    }
     lines.push(`**${m.label}** — test accuracy on ${m.evalExamples} held-out examples; importance from ${m.importanceExamples} training examples` +
       ` (random: mean of ${m.accuracy.random?.[1]?.seeds?.length ?? 1} seeds)`, "");
     lines.push(`| heads pruned | ${METHODS.join(" | ")} |`, `|---|${METHODS.map(() => "---:").join("|")}|`);
@@ -223,11 +239,32 @@ function render(): void {
     }
     lines.push("");
   }
+  if (res.hf?.speed) {
+    const sp = res.hf.speed;
+    lines.push(`**Forward time, Hugging Face BERT folder** (gradient-pruned; ${sp.cpu}, backend ${sp.backend}, Node ${sp.node}; ${sp.note}; ${sp.date.slice(0, 10)})`, "");
+    lines.push("| input ids | heads pruned | heads left | forward ms | unpruned ms (same run) | speed-up | speed-up of each sweep |", "|---|---:|---:|---:|---:|---:|---|");
+    for (const r of sp.rows) lines.push(`| (${r.batch.join(", ")}) | ${Math.round(r.fraction * 100)}% | ${r.heads} | ${r.ms.toFixed(1)} | ${r.msBaseline.toFixed(1)} | ${(r.msBaseline / r.ms).toFixed(2)}× | ${(r.speedups ?? []).map((x) => x.toFixed(2)).join(", ")} |`);
+    lines.push("");
+  }
+  if (res.hf?.hfCheck) {
+    const c = res.hf.hfCheck;
+    lines.push(`**Read back by Hugging Face**: the folder pruned by flow at 50% (\`pruned_heads\` ${JSON.stringify(c.pruned_heads)}, heads left per layer ${c.heads_left.join(", ")}) ` +
+      `loads with transformers ${c.transformers}'s own \`from_pretrained\` (\`scripts/hf-check-pruned.py\`), whose logits on ${c.rows} held-out lines are within ${c.max_abs_diff.toExponential(1)} of attnflow's.`, "");
+  }
+  writeFileSync(HTML, renderPruneReport(models.map((m) => {
+    const sp = m === res.hf?.accuracy ? res.hf.speed : res.speed;
+    return {
+      label: m.label, heads: m.heads, metric: "accuracy", metricNote: `${m.evalExamples} held-out examples; importance from ${m.importanceExamples} training examples; random: mean of ${m.accuracy.random?.[1]?.seeds?.length ?? 1} seeds`,
+      curves: Object.fromEntries(Object.entries(m.accuracy).map(([k, cells]) => [k, cells.map((c) => ({ fraction: c.fraction, pruned: c.pruned, value: c.accuracy }))])),
+      speed: sp?.rows.filter((r) => r.model === m.model).map((r) => ({ fraction: r.fraction, heads: r.heads, ms: r.ms, msBaseline: r.msBaseline })),
+      speedNote: sp ? `gradient-pruned models; ${sp.cpu}, backend ${sp.backend}; ${sp.note}` : undefined,
+    };
+  }), { title: "attnflow head pruning: accuracy vs heads pruned", notes: "Made by scripts/prune-report.ts render from docs/pruning-results.json (docs/pruning.md)." }));
   const doc = readFileSync(DOC, "utf8");
   const a = "<!-- prune-report:start -->", b = "<!-- prune-report:end -->";
   if (!doc.includes(a) || !doc.includes(b)) throw new Error(`${DOC} lacks the ${a} … ${b} markers`);
   writeFileSync(DOC, doc.slice(0, doc.indexOf(a) + a.length) + "\n" + lines.join("\n") + "\n" + doc.slice(doc.indexOf(b)));
-  log(`wrote ${SVG} and the tables of ${DOC}`);
+  log(`wrote ${SVG}, ${HTML} and the tables of ${DOC}`);
 }
 
 const phase = argv[0];

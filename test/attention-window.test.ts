@@ -191,3 +191,53 @@ test("nn.GroupedQueryAttention window: decoding token by token with a KVCache eq
     assert.ok(d > 1e-3, `${be}: windowed vs full ${d}`);
   });
 });
+
+test("wasm: window with an additive mask, key padding and ALiBi stores only the band (outputs, weights, gradients = reference; no Tq×Tk slice)", async () => {
+  if (!backends().includes("wasm")) return;
+  const { wasmInstance } = await import("../src/backend/wasm/register.js");
+  const shapes = [
+    { B: 2, H: 4, Hkv: 2, Tq: 197, Tk: 197, D: 8, causal: true, window: 29 as number | [number, number], offset: 0 },
+    { B: 1, H: 2, Hkv: 1, Tq: 150, Tk: 260, D: 6, causal: false, window: [40, 7] as [number, number], offset: 90 },
+    { B: 1, H: 3, Hkv: 3, Tq: 5, Tk: 300, D: 4, causal: false, window: [60, 0] as [number, number], offset: 295 },   // cached decode rows: band right of the diagonal
+    { B: 1, H: 1, Hkv: 1, Tq: 90, Tk: 90, D: 5, causal: true, window: 1, offset: 0 },                                  // Wb = 1: ldm 0
+  ];
+  for (const c of shapes) {
+    manualSeed(11);
+    const q0 = randn([c.B, c.H, c.Tq, c.D]), k0 = randn([c.B, c.Hkv, c.Tk, c.D]), v0 = randn([c.B, c.Hkv, c.Tk, c.D]), g = randn([c.B, c.H, c.Tq, c.D]);
+    // a float mask per batch item (finite values, a few −inf), key padding on the last item, ALiBi
+    const md = randn([c.B, 1, c.Tq, c.Tk]).contiguous().dataSync() as Float32Array;
+    for (let i = 0; i < md.length; i += 13) md[i] = -Infinity;
+    const mask = Tensor.fromArray(md, [c.B, 1, c.Tq, c.Tk]);
+    const p = new Uint8Array(c.B * c.Tk);
+    for (let j = 0; j < c.Tk; j++) p[(c.B - 1) * c.Tk + j] = +(j % 5 === 2);
+    const kp = Tensor.fromArray(p, [c.B, c.Tk], "bool");
+    const slopes = nn.alibiSlopes(c.H);
+    const [left, right] = typeof c.window === "number" ? [c.window - 1, c.causal ? 0 : c.window - 1] : c.window;
+    const run = (windowed: boolean) => {
+      const q = q0.clone().requiresGrad_(), k = k0.clone().requiresGrad_(), v = v0.clone().requiresGrad_();
+      const r = F.scaledDotProductAttention(q, k, v, {
+        causal: c.causal, keyPaddingMask: kp, returnWeights: true, alibiSlopes: slopes, alibiOffset: c.offset,
+        ...(windowed ? { attnMask: mask, window: c.window, windowOffset: c.offset } : { attnMask: mask.add(bandMask(c.Tq, c.Tk, left, right, c.offset)) }),
+      });
+      r.out.mul(g).sum().backward();
+      return [r.out, r.weights!, q.grad!, k.grad!, v.grad!];
+    };
+    const want = withBackend("reference", () => run(false));
+    const got = withBackend("wasm", () => run(true));
+    got.forEach((t, i) => assert.ok(maxDiff(t, want[i]) < 3e-5, `${JSON.stringify(c)} ${["out", "weights", "dq", "dk", "dv"][i]}: ${maxDiff(t, want[i])}`));
+  }
+  // T = 8192, window 16, ALiBi and key padding: a Tq×Tk mask slice of one head alone would be 256 MiB
+  const T = 8192, inst = wasmInstance()!;
+  manualSeed(3);
+  const q = randn([1, 1, T, 4]), k = randn([1, 1, T, 4]), v = randn([1, 1, T, 4]);
+  const pad = new Uint8Array(T); pad[5] = 1;
+  const opts = { causal: true, window: 16, alibiSlopes: Float32Array.of(0.25), keyPaddingMask: Tensor.fromArray(pad, [1, T], "bool") };
+  const before = inst.arena.bytes;
+  const got = withBackend("wasm", () => noGrad(() => F.scaledDotProductAttention(q, k, v, opts)));
+  const grown = inst.arena.bytes - before;
+  assert.ok(grown < 64 * 2 ** 20, `the Wasm memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB for a window of 16 at T ${T}`);
+  // rows 0..299 against the reference (the same rows see the same keys: band and causal)
+  const want = withBackend("reference", () => noGrad(() => F.scaledDotProductAttention(q.narrow(2, 0, 300), k.narrow(2, 0, 300), v.narrow(2, 0, 300),
+    { ...opts, keyPaddingMask: Tensor.fromArray(pad.slice(0, 300), [1, 300], "bool") })));
+  assert.ok(maxDiff(got.narrow(2, 0, 300), want) < 3e-5);
+});

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { runExplanation } from "../src/explain/explain-run.js";
 import { renderHtmlReport } from "../src/viz/html-report.js";
+import { renderPruneReport } from "../src/viz/prune-report.js";
 import { launchChromium, skipWithoutChromium as skip } from "./browser-helpers.js";
 import { tinyImageTarget, tinyModel, tinyTarget } from "./explain-tiny-task.js";
 
@@ -46,4 +47,22 @@ test("browser: HTML reports (text and image) draw every canvas in Chromium witho
   const img = tinyImageTarget();
   const image = renderHtmlReport(await runExplanation(img.target, img.model, { methods: ["rollout", "blankout"] }));
   checkDrawn(image, await openInChromium(image), "image report");
+});
+
+test("browser: the head-pruning report (attnflow prune --html) draws every model's accuracy-vs-heads-pruned plot without script errors", { skip, timeout: 120_000 }, async () => {
+  const pts = (vals: number[]) => vals.map((value, i) => ({ fraction: [0, 0.1, 0.25, 0.5, 0.75][i], pruned: i, value }));
+  const html = renderPruneReport([
+    { label: "a </script> model", heads: 16, metric: "accuracy", curves: { gradient: pts([0.74, 0.75, 0.73, 0.72, 0.66]), random: pts([0.74, 0.73, 0.73, 0.7, 0.68]) },
+      scores: { method: "gradient", values: [[0.1, 0.9], [0.5, 0.2]] }, pruned: { 0: [0] }, speed: [{ fraction: 0.5, heads: 8, ms: 20, msBaseline: 25 }] },
+    { label: "one point", heads: 4, metric: "accuracy", curves: { spec: [{ fraction: 0, pruned: 0, value: 0.5 }, { fraction: 0.25, pruned: 1, value: 0.5 }] } },
+  ]);
+  const canvases = html.match(/<canvas class="curve"/g)?.length ?? 0;
+  assert.equal(canvases, 2);
+  const r = await openInChromium(html);
+  assert.doesNotMatch(r.log, /Uncaught/, "script error in the browser");
+  const drawn = /<body[^>]*data-drawn="(\d+)"/.exec(r.dom);
+  assert.ok(drawn, "the report's script did not finish (no data-drawn on <body>)");
+  assert.equal(Number(drawn[1]), canvases);
+  // the label is escaped in the page and inside the embedded data
+  assert.doesNotMatch(html.slice(0, html.indexOf("<script")), /a <\/script> model/);
 });

@@ -271,7 +271,7 @@ test("HF folders: clear errors for a folder that is no model and for an unsuppor
   for (const cmd of ["info", "predict"]) {
     const r = cli(cmd, "--model", odd, ...(cmd === "info" ? [] : ["--input-ids", "1,2"]));
     assert.equal(r.code, 1);
-    assert.match(r.err, /"model_type" "roberta" is not supported \(supported: bart, bert, gpt2, llama, marian, t5, vit\)/, cmd);
+    assert.match(r.err, /"model_type" "roberta" is not supported \(supported: bart, bert, gpt2, llama, marian, mistral, t5, vit\)/, cmd);
   }
   const wrong = cli("predict", "--model", join(dir, "vit"), "--input-ids", "1,2");
   assert.equal(wrong.code, 2); assert.match(wrong.err, /ViTForImageClassification reads an image \(--image FILE\), not --input-ids/);

@@ -138,7 +138,7 @@ test("errors name the problem: missing and unexpected weights by name, shapes bo
   await assert.rejects(fromPretrained(extra), /unexpected weights \(1\): bert\.encoder\.layer\.7\.attention\.self\.query\.weight/);
   await assert.rejects(fromPretrained(withConfig(m, { intermediate_size: 48 })),
     /"bert\.encoder\.layer\.0\.intermediate\.dense\.weight" is \[64, 32\] in model\.safetensors but \[48, 32\] from config\.json/);
-  await assert.rejects(fromPretrained(withConfig(m, { model_type: "xlnet" })), /"model_type" "xlnet" is not supported \(supported: bart, bert, gpt2, llama, marian, t5, vit\)/);
+  await assert.rejects(fromPretrained(withConfig(m, { model_type: "xlnet" })), /"model_type" "xlnet" is not supported \(supported: bart, bert, gpt2, llama, marian, mistral, t5, vit\)/);
   await assert.rejects(fromPretrained(withConfig(m, { architectures: ["BertForQuestionAnswering"] })),
     /architecture "BertForQuestionAnswering" is not supported for model_type "bert" \(supported: BertModel, BertForSequenceClassification, BertForMaskedLM\)/);
   await assert.rejects(fromPretrained(withConfig(m, { position_embedding_type: "relative_key" })),

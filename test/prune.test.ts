@@ -335,3 +335,85 @@ test("explaining a pruned model: layers with fewer heads are padded so that roll
   ex.layers.forEach((a, l) => { for (let h = 0; h < ex.heads[l]; h++) for (let e = 0; e < TT; e++) meanStack.data[l * TT + e] += a[h * TT + e] / ex.heads[l]; });
   close(attentionFlow(ta.stack, { fromTokens: [0] }).flows, attentionFlow(meanStack, { fromTokens: [0] }).flows, 1e-6, "flow");
 });
+
+/** The --html report's embedded curve data: [{ metric, heads, curves: [{ name, pts: [[fraction, value]] }] }]. */
+function reportData(file: string): { metric: string; heads: number; curves: { name: string; pts: [number, number][] }[] }[] {
+  const page = readFileSync(file, "utf8");
+  const m = /<script type="application\/json" id="attnflow-prune-data">([\s\S]*?)<\/script>/.exec(page);
+  assert.ok(m, "the report embeds its curve data");
+  assert.equal((page.match(/<canvas class="curve"/g) ?? []).length, 1, "one plot");
+  return JSON.parse(m[1]);
+}
+
+test("CLI: prune --eval --html on a Hugging Face classifier folder: accuracy before/after of the written folder, the report's curve equals the pruned folders' accuracy", async () => {
+  const { writeFileSync, cpSync } = await import("node:fs");
+  const src = join(dir, "bert-cls");
+  cpSync(join(root, "test", "fixtures", "hf", "bert-seqcls"), src, { recursive: true });
+  const tj = JSON.parse(readFileSync(join(root, "test", "fixtures", "hf-tokenizer", "bert", "tokenizer.json"), "utf8"));
+  const words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far", "##s", "and", ".", "big", "red", "hat"];
+  tj.model.vocab = Object.fromEntries(words.map((w, i) => [w, i]));
+  writeFileSync(join(src, "tokenizer.json"), JSON.stringify(tj));
+  const g = new Generator(5);
+  const sentence = () => Array.from({ length: 3 + g.int(6) }, () => words[5 + g.int(words.length - 5)]).join(" ").replace(/ ##/g, "");
+  const lines = Array.from({ length: 40 }, (_, i) => `${i % 3}\t${sentence()}`);
+  const texts = join(dir, "cls-train.tsv"), test = join(dir, "cls-test.tsv");
+  writeFileSync(texts, lines.slice(0, 16).join("\n") + "\n");
+  writeFileSync(test, lines.slice(16).join("\n") + "\n");
+  const out = join(dir, "bert-cls-pruned"), html = join(dir, "prune.html");
+  const r = cli("prune", "--model", src, "--heads", "25%", "--by", "gradient", "--texts", texts, "--eval", "--data", test, "--html", html, "--out", out, "--json");
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out.trim().split("\n").pop()!);
+  assert.equal(res.heads.before, 8);
+  assert.equal(res.heads.after, 6);
+  // accuracy recomputed here from the written folder's logits on the same lines
+  const accOf = async (folder: string, spec?: Record<number, number[]>) => {
+    const p = await fromPretrainedDir(folder);
+    if (spec) pruneHeads(p.model as unknown as TextClassifier, spec);
+    p.model.eval();
+    const tok = p.tokenizer as { encode(t: string): number[] };
+    const rows = lines.slice(16).map((l) => l.split("\t"));
+    let ok = 0;
+    for (const [y, t] of rows) {
+      const ids = tok.encode(t);
+      const z = noGrad(() => p.model.forward({ inputIds: Tensor.fromArray(Int32Array.from(ids), [1, ids.length]) }).logits!.dataSync());
+      let a = 0;
+      for (let c = 1; c < z.length; c++) if (z[c] > z[a]) a = c;
+      ok += a === Number(y) ? 1 : 0;
+    }
+    return ok / rows.length;
+  };
+  assert.equal(res.before.accuracy, await accOf(src));
+  assert.equal(res.after.accuracy, await accOf(out));
+  assert.equal(res.before.labelled, 24);
+  const [d] = reportData(html);
+  assert.equal(d.metric, "accuracy");
+  assert.equal(d.heads, 8);
+  const pts = d.curves[0].pts;
+  assert.equal(d.curves[0].name, "gradient");
+  // 0, 1 (10%), 2 (25%, the written folder), 4 (50%), 6 (75%) of the 8 heads
+  assert.deepEqual(pts.map((p) => p[0]), [0, 1 / 8, 2 / 8, 4 / 8, 6 / 8]);
+  assert.equal(pts[0][1], res.before.accuracy);
+  assert.equal(pts[2][1], res.after.accuracy);
+  const scores = { scores: res.scores.map((v: number[]) => Float64Array.from(v)), heads: res.scores.map((v: number[]) => [...v.keys()]) };
+  assert.equal(pts[3][1], await accOf(src, headsToPrune(scores as never, 4)), "50% point: the folder pruned by the same scores");
+  const page = readFileSync(html, "utf8");
+  assert.match(page, /Head importance \(gradient\)/);
+  assert.equal((page.match(/<td class="pruned"/g) ?? []).length, 2, "the two pruned heads are marked");
+  // --html needs a metric: unlabelled lines give none
+  writeFileSync(test, "the cat sat\n");
+  const bad = cli("prune", "--model", src, "--heads", "1", "--by", "random", "--html", html, "--data", test, "--out", join(dir, "x"));
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /no metric.*LABEL<TAB>text/);
+});
+
+test("CLI: prune --html on a checkpoint: the curve's points are the task's held-out accuracy before and after", () => {
+  const out = join(dir, "fc-random.safetensors"), html = join(dir, "fc.html");
+  const r = cli("prune", "--model", "models/fortunes-classifier.safetensors", "--heads", "4", "--by", "random", "--limit", "40", "--html", html, "--out", out, "--json");
+  assert.equal(r.code, 0, r.err);
+  const res = JSON.parse(r.out.trim().split("\n").pop()!);
+  const [d] = reportData(html);
+  const pts = d.curves[0].pts;
+  assert.deepEqual(pts.map((p) => Math.round(p[0] * 16)), [0, 2, 4, 8, 12]);
+  assert.equal(pts[0][1], res.before.accuracy);
+  assert.equal(pts[2][1], res.after.accuracy);
+});

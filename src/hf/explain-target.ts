@@ -15,7 +15,7 @@ export class HFInputError extends RangeError { constructor(m: string) { super(m)
 /** A loaded folder: `dir` names it in messages. */
 export interface HFLoaded { model: HFModel; config: HFConfig; tokenizer: HFTokenizer | null; generationConfig: Record<string, unknown> | null; dir: string }
 
-const CAUSAL = new Set(["GPT2LMHeadModel", "LlamaForCausalLM"]);
+const CAUSAL = new Set(["GPT2LMHeadModel", "LlamaForCausalLM", "MistralForCausalLM"]);
 const SEQ2SEQ = new Set(["MarianMTModel", "BartForConditionalGeneration", "T5ForConditionalGeneration"]);
 export type Kind = "classify" | "mlm" | "causal" | "seq2seq" | "image" | "base";
 export function kindOf(arch: string): Kind {

@@ -6,6 +6,7 @@ export { BertModel, BertForSequenceClassification, BertForMaskedLM, bertFamily }
 export { GPT2LMHeadModel, gpt2Family } from "./gpt2.js";
 export { ViTForImageClassification, vitFamily } from "./vit.js";
 export { LlamaForCausalLM, llamaFamily } from "./llama.js";
+export { MistralForCausalLM, mistralFamily } from "./mistral.js";
 export { marianFamily } from "./marian.js";
 export { bartFamily } from "./bart.js";
 export { BartLikeForConditionalGeneration } from "./bart-like.js";   // MarianMTModel and BartForConditionalGeneration

@@ -30,6 +30,8 @@ export interface LlamaSettings {
   vocabSize: number; hiddenSize: number; intermediateSize: number; layers: number; heads: number; kvHeads: number;
   ropeTheta: number; ropeScaling: RopeScaling | null; eps: number; tied: boolean; attentionBias: boolean; mlpBias: boolean;
   attentionDropout: number; initializerRange: number; padTokenId: number | null;
+  /** Sliding-window attention (Mistral's sliding_window: query i sees keys i − W < j ≤ i); null for Llama (full causal). */
+  slidingWindow?: number | null;
 }
 
 const ROPE_TYPES = ["default", "linear", "llama3"];
@@ -117,7 +119,7 @@ export class LlamaDecoderLayer extends Module {
     super();
     this.selfAttn = new GroupedQueryAttention(s.hiddenSize, s.heads, {
       numKvHeads: s.kvHeads, bias: s.attentionBias, position: "rope", ropeBase: s.ropeTheta, ropeScaling: s.ropeScaling,
-      dropout: s.attentionDropout, maskedRows: "uniform",
+      dropout: s.attentionDropout, maskedRows: "uniform", window: s.slidingWindow ?? null,
     });
     this.mlp = new LlamaMLP(s);
     this.inputLayernorm = new RMSNorm(s.hiddenSize, { eps: s.eps });
@@ -145,14 +147,15 @@ export class LlamaModel extends Module {
 }
 
 export class LlamaForCausalLM extends Module implements HFModel {
-  readonly architecture = "LlamaForCausalLM";
+  readonly architecture: string = "LlamaForCausalLM";
   readonly settings: LlamaSettings;
   model: LlamaModel;
   lmHead: Linear | null;
 
-  constructor(readonly config: HFConfig) {
+  /** settings: a family built on Llama (Mistral) passes its own checked settings. */
+  constructor(readonly config: HFConfig, settings?: LlamaSettings) {
     super();
-    const s = (this.settings = llamaSettings(config));
+    const s = (this.settings = settings ?? llamaSettings(config));
     this.model = new LlamaModel(s);
     this.lmHead = s.tied ? null : new Linear(s.hiddenSize, s.vocabSize, { bias: false });
     this.initWeights();

@@ -4,6 +4,7 @@ import { bertFamily } from "./bert.js";
 import { gpt2Family } from "./gpt2.js";
 import { vitFamily } from "./vit.js";
 import { llamaFamily } from "./llama.js";
+import { mistralFamily } from "./mistral.js";
 import { marianFamily } from "./marian.js";
 import { bartFamily } from "./bart.js";
 import { t5Family } from "./t5.js";
@@ -13,6 +14,7 @@ const FAMILIES: HFFamily[] = [
   gpt2Family,
   vitFamily,
   llamaFamily,
+  mistralFamily,
   marianFamily,
   bartFamily,
   t5Family,

@@ -123,7 +123,7 @@ export class GroupedQueryAttention extends Module {
     const r = sdpa(q, k, v, {
       ...vis.sdpa, scale: 1 / Math.sqrt(Dh), dropout: this.training ? this.opts.dropout ?? 0 : 0,
       alibiSlopes: this.slopes, alibiOffset: P, returnWeights: want ? "full" : false,
-      window: windowPair(this.opts.window ?? null, !!o.isCausal), windowOffset: P,
+      window: windowPair(this.opts.window ?? null, !!o.isCausal) ?? (vis.causalBand ? [-1, 0] : null), windowOffset: P,
       impl: recording && rec!.withGrad ? "math" : "fused", maskedRows: this.opts.maskedRows ?? "zero",
     });
     const out = r.out, weights = r.weights;                                                             // (B, H, T, Dh), (B, H, T, Tk)
@@ -146,8 +146,8 @@ export class GroupedQueryAttention extends Module {
 
 /**
  * The kernel masks for queries at positions P..P+T−1 over keys 0..Tk−1: padding as a key padding mask and causality
- * as the kernel's causal flag when that is exact (P = 0, or a single query), else one bool (B, 1, T, Tk) mask; plus
- * the key padding (B, Tk) for the recorder. Rows that see no key are sdpa's maskedRows rule.
+ * as the kernel's causal flag when that is exact (P = 0, or a single query), else (causalBand) as the band j ≤ i + P
+ * of sdpa's window; plus the key padding (B, Tk) for the recorder. Rows that see no key are sdpa's maskedRows rule.
  */
 function visibility(mask: Tensor | null, B: number, T: number, Tk: number, P: number, causal: boolean) {
   let pad: Uint8Array | null = null;
@@ -161,10 +161,8 @@ function visibility(mask: Tensor | null, B: number, T: number, Tk: number, P: nu
     for (let i = 0; i < pad.length; i++) any |= pad[i] = m[i] ? 0 : 1;
     if (!any) pad = null;                 // an all-ones mask is no mask: keep the kernels on their unmasked tiles
   }
-  const sees = (b: number, i: number, j: number) => !(causal && j > P + i) && !(pad && pad[b * Tk + j]);
   const keyPad = pad ? Tensor.fromArray(pad, [B, Tk], "bool") : null;
-  if (!causal || T === 1 || P === 0) return { sdpa: { keyPaddingMask: keyPad, causal: causal && T > 1 }, keyPad };
-  const full = new Uint8Array(B * T * Tk);
-  for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < Tk; j++) full[(b * T + i) * Tk + j] = +sees(b, i, j);
-  return { sdpa: { attnMask: Tensor.fromArray(full, [B, 1, T, Tk], "bool") }, keyPad };
+  // T > 1 new queries after P cached keys: query i sees keys j ≤ P + i — the band [−1, 0] at window offset P (the
+  // kernels skip the blocks past it), never a (B, T, Tk) mask
+  return { sdpa: { keyPaddingMask: keyPad, causal: causal && T > 1 && P === 0 }, keyPad, causalBand: causal && T > 1 && P > 0 };
 }

@@ -120,19 +120,47 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     };
   }
   /**
-   * The additive (rows, Tk) mask of head (b, h) from query row0 on, in the arena. With ALiBi it is written here, head
-   * by head, as the given mask (if any) − slope_h·|i + offset − j|: the (H, Tq, Tk) bias never exists as a whole.
+   * The additive (rows, Tk) mask of head (b, h) from query row0 on, in the arena: its address for row0 and its row
+   * stride ldm (bytes), so that entry (row0 + r, j) is at addr + r·ldm + 4·j. With ALiBi it is written here, head by
+   * head, as the given mask (if any) − slope_h·|i + offset − j|: the (H, Tq, Tk) bias never exists as a whole.
+   * With a sliding window (band lo ≤ j − i ≤ hi narrower than Tk, `banded`) only the band is stored, row r's keys
+   * i + lo … i + hi at r·Wb + (j − i − lo) (Wb = hi − lo + 1): ldm = 4·(Wb − 1) makes the same addr + r·ldm + 4·j reach
+   * them, so the kernels read it unchanged and the slice is O(rows·W), not O(rows·Tk). Tiles the band cuts also read
+   * neighbouring entries for keys outside it, which band_t / bwd_ds then set to −inf; zeroed margins of BQ + BK
+   * floats on both sides (plus lo when the band starts right of the diagonal) keep those reads inside the slice.
    */
-  function maskSlice(a: AttnArgs, b: number, h: number, row0: number, rows: number): number {
+  function maskSlice(a: AttnArgs, b: number, h: number, row0: number, rows: number, banded = false): { addr: number; ldm: number } {
     const mb = a.maskB === 1 ? 0 : b, mh = a.maskH === 1 ? 0 : h;
-    const off = ((mb * a.maskH + mh) * a.Tq + row0) * a.Tk;
-    if (!a.alibi) return placeMatrix(arena, a.attnMask!, off, rows, a.Tk, a.Tk).addr;
-    const Tk = a.Tk, addr = arena.allocF32(rows * Tk), f = arena.f32, base = addr >> 2, m = a.attnMask;
-    const slope = a.alibi.slopes[h], shift = row0 + a.alibi.offset;
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < Tk; j++) f[base + r * Tk + j] = (m ? m[off + r * Tk + j] : 0) - slope * Math.abs(r + shift - j);
+    const Tk = a.Tk, off = ((mb * a.maskH + mh) * a.Tq + row0) * Tk, m = a.attnMask;
+    const slope = a.alibi ? a.alibi.slopes[h] : 0, shift = row0 + (a.alibi?.offset ?? 0);
+    const w = banded ? bandOf(a) : null;
+    if (!w) {
+      if (!a.alibi) return { addr: placeMatrix(arena, m!, off, rows, Tk, Tk).addr, ldm: 4 * Tk };
+      const addr = arena.allocF32(rows * Tk), f = arena.f32, base = addr >> 2;
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < Tk; j++) f[base + r * Tk + j] = (m ? m[off + r * Tk + j] : 0) - slope * Math.abs(r + shift - j);
+      }
+      return { addr, ldm: 4 * Tk };
     }
-    return addr;
+    const { lo, hi } = w, Wb = hi - lo + 1, before = BQ + BK + 2 + Math.max(0, lo - row0), n = before + rows * Wb + BQ + BK + 2;
+    const buf = arena.allocF32(n), f = arena.f32, base = (buf >> 2) + before;
+    f.fill(0, buf >> 2, (buf >> 2) + n);
+    for (let r = 0; r < rows; r++) {
+      const i = row0 + r, j0 = Math.max(0, i + lo), j1 = Math.min(Tk - 1, i + hi), at = base + r * Wb - i - lo;
+      for (let j = j0; j <= j1; j++) f[at + j] = (m ? m[off + r * Tk + j] : 0) - slope * Math.abs(r + shift - j);
+    }
+    return { addr: buf + 4 * (before - row0 - lo), ldm: 4 * (Wb - 1) };
+  }
+  /** The window's band when storing only it pays (narrower than the keys), else null. */
+  function bandOf(a: AttnArgs): { lo: number; hi: number } | null {
+    const w = a.window;
+    return w && w.hi - w.lo + 1 < a.Tk ? w : null;
+  }
+  /** Floats of one head's mask slice (rows × Tk, or the band with its margins). */
+  function maskFloats(a: AttnArgs, rows: number, banded: boolean): number {
+    if (!(a.attnMask || a.alibi)) return 0;
+    const w = banded ? bandOf(a) : null;
+    return w ? rows * (w.hi - w.lo + 1) + 2 * (BQ + BK + 2) + Math.max(0, w.lo) : rows * a.Tk;
   }
   /** Key padding of every batch item as bytes in the arena (0 = none). */
   function placePad(a: AttnArgs): number {
@@ -193,7 +221,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const mark = arena.mark();
     const heads: [number, number][] = [];
     for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) heads.push([b, h]);
-    const headBytes = 4 * (Tq * (D + Dv + 2 + (drop ? 1 : 0) + (a.attnMask || a.alibi ? Tk : 0)) + Tk * (D + Dv) / G);
+    const headBytes = 4 * (Tq * (D + Dv + 2 + (drop ? 1 : 0)) + maskFloats(a, Tq, true) + Tk * (D + Dv) / G);
     for (const wave of waves(heads, () => headBytes, T)) {
       arena.release(mark);
       const placed: { b: number; h: number; O: number; ldo: number; mOut: number; lOut: number }[] = [];
@@ -217,7 +245,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
           V = spans ? spans.at(2, b, hk) : placeHead("v", v, lv, b, hk, 0, Tk, Dv);
         }
         const Q = spans ? spans.at(0, b, h) : placeHead("q", q, lq, b, h, 0, Tq, D);
-        const M = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq) : 0;
+        const Ms = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq, true) : null;
         const Op = outSpan ? outSpan.at(0, b, h) : { addr: arena.allocF32(Tq * Dv), ld: 4 * Dv };
         const O = Op.addr, mOut = arena.allocF32(Tq), lOut = arena.allocF32(Tq);
         const rk = drop ? arena.allocF32(Math.ceil(Tq / BQ) * BQ) : 0;
@@ -229,7 +257,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
           if (win) { kBeg = Math.max(0, q0 + win.lo); kEnd = Math.max(kBeg, Math.min(kEnd, q0 + nq + win.hi)); }
           const p = params(FWD.SIZE, {
             K: K!.addr, ldk: K!.ld, V: V!.addr, ldv: V!.ld, Q: Q.addr + q0 * Q.ld, ldq: Q.ld, O: O + q0 * Op.ld, ldo: Op.ld,
-            Tk, D, Dv, nq, q0, causal: a.causal ? 1 : 0, M: M ? M + 4 * q0 * Tk : 0, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
+            Tk, D, Dv, nq, q0, causal: a.causal ? 1 : 0, M: Ms ? Ms.addr + q0 * Ms.ldm : 0, ldm: Ms?.ldm ?? 0, pad: pad ? pad + b * Tk : 0,
             rk: rk ? rk + 4 * q0 : 0, thr: dropThr(a.dropoutP), invKeep: drop ? 1 / (1 - a.dropoutP) : 1, qscale: a.scale * LOG2E,
             scratch: 0, mOut: mOut + 4 * q0, lOut: lOut + 4 * q0, kBeg, kEnd, band: win ? 1 : 0, lo: win?.lo ?? 0, hi: win?.hi ?? 0,
           }, FWD, FWD_FLOATS);
@@ -275,7 +303,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     const mark = arena.mark();
     const groups: [number, number][] = [];
     for (let b = 0; b < B; b++) for (let hk = 0; hk < Hkv; hk++) groups.push([b, hk]);
-    const groupBytes = 4 * (Tk * (Dp + Dv) + nkb * BK * (D + Dv) + G * Tq * (D + 2 * Dv + Dp + 3 + (a.attnMask || a.alibi ? Tk : 0)));
+    const groupBytes = 4 * (Tk * (Dp + Dv) + nkb * BK * (D + Dv) + G * (Tq * (D + 2 * Dv + Dp + 3) + maskFloats(a, Tq, true)));
     for (const wave of waves(groups, () => groupBytes, T)) {
       arena.release(mark);
       const done: { b: number; hk: number; dKT: number; dVT: number; heads: { h: number; dQ: number }[] }[] = [];
@@ -292,7 +320,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
           const O = placeHead("out", out, lo, b, h, 0, Tq, Dv, true);
           const delta = arena.allocF32(Tq), lse2 = arena.allocF32(Tq), dQ = arena.allocF32(Tq * Dp);
           const rk = drop ? arena.allocF32(Tq) : 0;
-          const M = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq) : 0;
+          const Ms = a.attnMask || a.alibi ? maskSlice(a, b, h, 0, Tq, true) : null;
           const f32 = arena.f32;
           for (let i = 0; i < Tq; i++) {
             const L = lse[(b * H + h) * Tq + i];
@@ -310,7 +338,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
             if (iBeg >= iEnd) continue;   // dK, dV of this block stay 0
             const p = params(BWD.SIZE, {
               Q: Q.addr, ldq: Q.ld, dO: dO.addr, ldo: dO.ld, K: K.addr, ldk: K.ld, V: V.addr, ldv: V.ld, dQ, lddq: 4 * Dp,
-              Tq, D, Dv, Dp, j0, nk, causal: a.causal ? 1 : 0, M, ldm: 4 * Tk, pad: pad ? pad + b * Tk : 0,
+              Tq, D, Dv, Dp, j0, nk, causal: a.causal ? 1 : 0, M: Ms?.addr ?? 0, ldm: Ms?.ldm ?? 0, pad: pad ? pad + b * Tk : 0,
               rk, thr: dropThr(a.dropoutP), invKeep: drop ? 1 / (1 - a.dropoutP) : 1, qscale: a.scale * LOG2E, scale: a.scale,
               lse2, delta, dKT: dKT + 4 * kb * D * BK, dVT: dVT + 4 * kb * Dv * BK, scratch: 0,
               iBeg, iEnd, band: win ? 1 : 0, lo: win?.lo ?? 0, hi: win?.hi ?? 0,
@@ -370,7 +398,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
       for (let h = 0; h < H; h++) {
         arena.release(mark);
         const K = placeHead("k", k, lk, b, Math.floor(h / G), 0, Tk, D), Q = placeHead("q", q, lq, b, h, rowStart, R, D);
-        const M = a.attnMask || a.alibi ? maskSlice(a, b, h, rowStart, R) : 0;
+        const M = a.attnMask || a.alibi ? maskSlice(a, b, h, rowStart, R).addr : 0;   // the weights are R × Tk anyway
         let f32 = arena.f32;
         for (let i = 0; i < R; i++) {
           const L = lse[(b * H + h) * Tq + rowStart + i];
