@@ -2,42 +2,16 @@
 // cross the GEMM tiles), autograd through device ops, and the device rules (async reads, errors naming both devices,
 // "not yet supported on webgpu: <op>"). Runs on whatever adapter Dawn finds; without a GPU on Linux, SwiftShader
 // (Chromium's software Vulkan). No adapter: skipped with the reason, or failed under CI=true (.ci/run installs it).
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-const ICD = "/usr/lib/chromium/vk_swiftshader_icd.json";
-if (!process.env.VK_ICD_FILENAMES && existsSync(ICD)) process.env.VK_ICD_FILENAMES = ICD; // before Dawn starts
+import { ICD, gpuTest, close } from "./helpers/webgpu.js";
 import * as af from "../src/index.js";
-import { initWebGPUNode } from "../src/node/webgpu.js";
 import type { Tensor } from "../src/tensor.js";
 
 af.setBackend("reference");   // the oracle
-let why = "";
-try { await initWebGPUNode(); } catch (e) { why = (e as Error).message; }
-const skip = why && process.env.CI !== "true" ? `no WebGPU here: ${why}` : false;
-const opts = { skip };
-const gpuTest = (name: string, fn: () => Promise<void>) => test(`webgpu: ${name}`, opts, async () => {
-  if (why) assert.fail(`CI=true and no WebGPU adapter: ${why}`);
-  await fn();
-});
 
 const gen = new af.Generator(1234);
 const rand = (shape: number[]) => af.randn(shape, { generator: gen } as never);
 const G = (t: Tensor) => t.to("webgpu");
-
-/** Device result against the reference, elementwise: |a − b| ≤ atol + rtol·|b|, NaN where the reference is NaN. */
-async function close(gpu: Tensor, cpu: Tensor, what: string, atol = 1e-5, rtol = 1e-5): Promise<void> {
-  assert.equal(gpu.device, "webgpu", `${what}: result is on ${gpu.device}`);
-  assert.deepEqual(gpu.shape, cpu.shape, `${what}: shape`);
-  assert.equal(gpu.dtype, cpu.dtype, `${what}: dtype`);
-  const a = await gpu.data(), b = cpu.dataSync();
-  for (let i = 0; i < b.length; i++) {
-    const x = a[i], y = b[i];
-    if (Number.isNaN(y)) { assert.ok(Number.isNaN(x), `${what}[${i}]: ${x}, reference NaN`); continue; }
-    if (!Number.isFinite(y)) { assert.equal(x, y, `${what}[${i}]`); continue; }
-    assert.ok(Math.abs(x - y) <= atol + rtol * Math.abs(y), `${what}[${i}]: ${x} vs reference ${y}`);
-  }
-}
 
 gpuTest("adapter is reported", async () => {
   const d = af.webgpuDevice()!;
@@ -102,7 +76,8 @@ gpuTest("reductions over one or more dims of permuted and narrowed views", async
 
 gpuTest("matmul: odd shapes across the 64×64 tiles, transposed operands, batched and broadcast batches, 1-D", async () => {
   const cases: [number[], number[], string][] = [[[5, 7], [7, 3], "small"], [[67, 33], [33, 70], "crosses tiles"], [[2, 3, 5, 17], [17, 9], "batch broadcast"],
-    [[3, 1, 4, 6], [2, 6, 5], "both batched"], [[7], [7, 4], "1-D × 2-D"], [[4, 7], [7], "2-D × 1-D"]];
+    [[3, 1, 4, 6], [2, 6, 5], "both batched"], [[7], [7, 4], "1-D × 2-D"], [[4, 7], [7], "2-D × 1-D"],
+    [[2, 131, 67], [67, 130], "the tiled kernel (> 2^20 multiply-adds; smaller products take the one-thread-per-output one)"]];
   for (const [sa, sb, what] of cases) {
     const a = rand(sa), b = rand(sb);
     await close(G(a).matmul(G(b)), a.matmul(b), what, 1e-4, 1e-4);
@@ -110,6 +85,8 @@ gpuTest("matmul: odd shapes across the 64×64 tiles, transposed operands, batche
   const a = rand([9, 70]), b = rand([13, 70]);
   await close(G(a).matmul(G(b).t()), a.matmul(b.t()), "A·Bᵀ (B transposed by flag)", 1e-4, 1e-4);
   await close(G(a).t().matmul(G(a)), a.t().matmul(a), "Aᵀ·A", 1e-4, 1e-4);
+  const A = rand([200, 90]), Bt = rand([110, 200]);
+  await close(G(A).t().matmul(G(Bt).t()), A.t().matmul(Bt.t()), "tiled: Aᵀ·Bᵀ", 1e-4, 1e-4);
   const w = rand([11, 70]), bias = rand([11]);
   await close(af.F.linear(G(a), G(w), G(bias)), af.F.linear(a, w, bias), "linear", 1e-4, 1e-4);
   await close(af.F.linear(G(a), G(w), G(bias), "gelu"), af.F.linear(a, w, bias, "gelu"), "linear + gelu", 1e-4, 1e-4);
@@ -120,6 +97,9 @@ gpuTest("softmax, log-softmax, layer norm, embedding (forward)", async () => {
   await close(G(x).softmax(-1), x.softmax(-1), "softmax last");
   await close(G(x).softmax(1), x.softmax(1), "softmax dim 1");
   await close(G(x).logSoftmax(-1), x.logSoftmax(-1), "logSoftmax");
+  const wide = rand([5, 131]);   // rows > 64: a workgroup per row with tree reductions (short rows: a thread per row)
+  await close(G(wide).softmax(-1), wide.softmax(-1), "softmax wide rows");
+  await close(af.F.layerNorm(G(wide), [131], null, null), af.F.layerNorm(wide, [131], null, null), "layerNorm wide rows", 1e-5, 1e-4);
   const masked = af.tensor([[-Infinity, -Infinity], [0, -Infinity]]);
   await close(G(masked).softmax(-1), masked.softmax(-1), "all −inf row is NaN like torch");
   const w = rand([67]), b = rand([67]);
@@ -181,6 +161,10 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   af.tidy(() => { G(rand([1000])).add(1).mul(2); });
   assert.equal(rt.liveBytes, live, "tidy() releases device temporaries");
   assert.throws(() => t.dataSync(), /disposed/);
+  // an op whose output shares its buffer with an input (WebGPU forbids binding it twice): the input is snapshotted
+  const y = G(af.tensor([1, 2, 3]));
+  y.addInPlace(y, 0.5);
+  assert.deepEqual(Array.from(await y.data()), [1.5, 3, 4.5]);
 });
 
 type Sdpa = Parameters<typeof af.F.scaledDotProductAttention>[3];

@@ -7,6 +7,8 @@ import { noGrad } from "../autograd.js";
 import { keep, tidy } from "../scope.js";
 import { shapeStr } from "../shape.js";
 import { contiguousData } from "../ops/movement.js";
+import { devOps } from "../ops/util.js";
+import { commonDevice, type DeviceName } from "../device.js";
 import { defaultGenerator, Generator } from "../random.js";
 import { runSearch, resolveGeneration } from "../hf/generation.js";
 import { withPromptLength } from "../hf/generation-config.js";
@@ -20,8 +22,8 @@ import type { StepFunction } from "./beam-search.js";
  * views (B, H, length + t, Dh), and calls advance(t) once all layers have appended.
  */
 export class KVCache {
-  private readonly keys: Tensor[];
-  private readonly values: Tensor[];
+  private keys: Tensor[];
+  private values: Tensor[];
   /** Positions already cached (identical for every layer between forwards). */
   length = 0;
 
@@ -32,6 +34,16 @@ export class KVCache {
     const mk = () => keep(zeros([batch, heads, maxLength, headDim]));
     this.keys = Array.from({ length: layers }, mk);
     this.values = Array.from({ length: layers }, mk);
+  }
+
+  /** Where the buffers live: they follow the keys of the first append (a model on WebGPU keeps its cache there). */
+  get device(): DeviceName { return this.keys[0].device; }
+
+  private moveTo(device: DeviceName): void {
+    if (this.length > 0) throw new Error(`KVCache.append: the cache holds ${this.length} positions on ${this.device}, got keys on ${device}`);
+    const mk = (t: Tensor) => { const d = keep(t.to(device)); t.dispose(); return d; };
+    this.keys = this.keys.map(mk);
+    this.values = this.values.map(mk);
   }
 
   /** Positions still free. */
@@ -51,6 +63,15 @@ export class KVCache {
       throw new RangeError(`KVCache.append: ${this.length} cached + ${t} new positions exceed maxLength ${this.maxLength}`);
     }
     const P = this.length, L = this.maxLength, Dh = this.headDim;
+    if (k.device !== this.device) this.moveTo(k.device);
+    if (k.device !== "cpu") {
+      // on the device: one strided region write per buffer, positions P..P+t of every (b, h) row, enqueued
+      commonDevice("KVCache.append", k, v);
+      for (const [src, dst] of [[k, this.keys[layer]], [v, this.values[layer]]] as const) {
+        devOps(dst).writeRegion(dst, src.shape, dst.strides, dst.offset + P * Dh, src);
+      }
+      return { k: this.keys[layer].narrow(2, 0, P + t), v: this.values[layer].narrow(2, 0, P + t) };
+    }
     for (const [src, dst] of [[k, this.keys[layer]], [v, this.values[layer]]] as const) {
       const s = contiguousData(src) as Float32Array, d = dst.storage.data as Float32Array;
       // row (b, h) of the new block is t·Dh contiguous floats; it lands at positions P..P+t of row (b, h)
@@ -70,6 +91,14 @@ export class KVCache {
     if (rows.length !== this.batch) throw new RangeError(`KVCache.reorder: got ${rows.length} rows for batch ${this.batch}`);
     for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new RangeError(`KVCache.reorder: row ${r} outside [0, ${this.batch})`);
     const per = this.heads * this.maxLength * this.headDim;
+    if (this.device !== "cpu") {
+      // on the device: gather the rows into new buffers (enqueued; nothing is read back)
+      const idx = Tensor.fromArray(Int32Array.from(rows), [rows.length], "int32");
+      const pick = (t: Tensor) => { const r = keep(t.indexSelect(0, idx)); t.dispose(); return r; };
+      this.keys = this.keys.map(pick);
+      this.values = this.values.map(pick);
+      return;
+    }
     for (const t of [...this.keys, ...this.values]) {
       const d = t.storage.data as Float32Array, old = d.slice(0, this.batch * per);
       rows.forEach((r, i) => { if (r !== i) d.set(old.subarray(r * per, (r + 1) * per), i * per); });
