@@ -366,3 +366,19 @@ gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity passes the PyTorch op fixtures (
     assert.match(r.stdout, /\d+ passed, 0 failed/);
   }
 });
+
+gpuTest("maskedRows \"uniform\" with an additive mask on the device (T5's position bias): fully masked rows spread evenly like the reference", async () => {
+  const q = rand([2, 2, 5, 4]), k = rand([2, 2, 6, 4]), v = rand([2, 2, 6, 3]);
+  const LOW = -3.4028234663852886e38;
+  const bias = rand([1, 2, 5, 6]).dataSync().slice();
+  for (let j = 0; j < 6; j++) { bias[6 * 1 + j] = LOW; bias[30 + 6 * 3 + j] = j === 2 ? -Infinity : LOW; }   // head 0 row 1, head 1 row 3 (one key at −∞)
+  const m = af.tensor(Array.from(bias)).reshape([1, 2, 5, 6]);
+  const pad = af.tensor([[false, false, false, false, true, true], [true, true, true, true, true, true]]);
+  for (const o of [{}, { causal: true }, { keyPaddingMask: pad }] as const) {
+    const opts = { ...o, maskedRows: "uniform" as const, returnWeights: "full" as const };
+    const rc = af.F.scaledDotProductAttention(q, k, v, { ...opts, attnMask: m });
+    const rg = af.F.scaledDotProductAttention(G(q), G(k), G(v), { ...opts, attnMask: G(m) });
+    await close(rg.out, rc.out, `uniform rows ${JSON.stringify(o)}: out`, 2e-5, 1e-4);
+    await close(rg.weights!, rc.weights!, `uniform rows ${JSON.stringify(o)}: weights`, 2e-6, 1e-4);
+  }
+});
