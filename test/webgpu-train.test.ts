@@ -64,3 +64,16 @@ gpuTest("training run: a char-lm CharGPT trains on the device (AdamW + schedule 
   assert.ok(losses.every(Number.isFinite), "finite losses");
   assert.ok(last < 0.5 * first, `loss goes down: first 10 steps ${first.toFixed(3)}, last 20 ${last.toFixed(3)}`);
 });
+
+gpuTest("generate() with the KV cache on the device: a CharGPT's greedy continuation (cache on the device) equals the reference's", async () => {
+  const { generate, generateAsync } = await import("../src/models/generate.js");
+  const model = new CharGPT({ vocabSize: chars.length, blockSize: T, dModel: 24, nHeads: 2, nLayers: 2, dropout: 0 }, new af.Generator(9));
+  model.eval();
+  const prompt = Array.from(ids.subarray(0, 5));
+  // 20 tokens from a prompt of 5 in a block of 16: the cache fills and is refilled once
+  const cpu = generate(model, prompt, { maxNewTokens: 20, temperature: 0 });
+  model.to("webgpu");
+  const gpu = await generateAsync(model, prompt, { maxNewTokens: 20, temperature: 0 });
+  assert.deepEqual(gpu.ids, cpu.ids);
+  assert.equal(gpu.ids.length, 20);
+});

@@ -382,3 +382,15 @@ gpuTest("maskedRows \"uniform\" with an additive mask on the device (T5's positi
     await close(rg.weights!, rc.weights!, `uniform rows ${JSON.stringify(o)}: weights`, 2e-6, 1e-4);
   }
 });
+
+gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity: HF generate() on the device — GPT-2 greedy/sampling/beam cases and Llama's greedy tokens and step logits identical to HF", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  for (const [dir, arch] of [["test/fixtures/hf-gen/gen-gpt2", "GPT2LMHeadModel"], ["test/fixtures/hf/llama-gqa4-linear", "LlamaForCausalLM"]]) {
+    const r = spawnSync(process.execPath, ["dist/cli/parity.js", dir], { cwd: root, encoding: "utf8",
+      env: { ...process.env, ATTNFLOW_BACKEND: "webgpu", ATTNFLOW_QUIET: "1" } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`PASS ${dir.replace(/[/-]/g, "\\$&")} \\[${arch}`));
+  }
+});
