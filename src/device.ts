@@ -40,6 +40,14 @@ export interface DeviceOps {
   /** out (n, cols) = table rows idx[i] (idx: int32 device tensor, checked on the device: out-of-range rows read 0). */
   gatherRows(table: Tensor, cols: number, idx: Tensor, out: Tensor): void;
   scatterAddRows(src: Tensor, cols: number, idx: Tensor, table: Tensor, skip: number): void;
+  /**
+   * out (contiguous) = x gathered along `dim`: coordinate `dim` of each out element replaced by the int32 index read
+   * through idxStrides over out.shape (torch.gather; indexSelect with a stride-0 broadcast index). Out-of-range → NaN
+   * (0 for ints), or 0 for −1 when negativeIsZero.
+   */
+  gatherAxis(x: Tensor, index: Tensor, idxStrides: readonly number[], dim: number, out: Tensor, negativeIsZero?: boolean): void;
+  /** Backward of gatherAxis: dx (contiguous float32, x's shape) = scatter-add of g (contiguous, the index's shape). */
+  scatterAxis(g: Tensor, index: Tensor, idxStrides: readonly number[], dim: number, dx: Tensor): void;
   /** t (contiguous) += alpha·o (o broadcast to t.shape through oStrides). */
   axpy(t: Tensor, o: Tensor, oStrides: readonly number[], alpha: number): void;
   /** Optimizer steps in place (contiguous p and g; state tensors contiguous, from offset 0, same length as p). */

@@ -17,7 +17,7 @@ export * as functional from "./functional.js";
 export * as F from "./functional.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./optim/index.js";
-export { clipGradNorm } from "./optim/clip.js";
+export { clipGradNorm, clipGradNormTensor } from "./optim/clip.js";
 export { parseSafetensors, serializeSafetensors, SafetensorsError, INTEGRITY_KEY, type ParseOptions, type StTensor, type StDType } from "./io/safetensors.js";
 export { CheckpointError } from "./io/checkpoint-bytes.js";
 export { ConfigError } from "./tasks/config-check.js";

@@ -104,6 +104,8 @@ export class Tensor {
     self.storage = moved.storage; self.strides = [...moved.strides]; self.offset = 0;
     moved.storage.users++;
     moved.dispose();
+    // a gradient freed by the tidy() of a training step is gone, not moved (the next backward makes a new one)
+    if (this.grad?.disposed) this.grad = null;
     if (this.grad) this.grad._moveTo(device);
   }
   /** A CPU copy of a tensor on any device (waits for the device); a CPU tensor is returned as it is. */

@@ -2,42 +2,16 @@
 // cross the GEMM tiles), autograd through device ops, and the device rules (async reads, errors naming both devices,
 // "not yet supported on webgpu: <op>"). Runs on whatever adapter Dawn finds; without a GPU on Linux, SwiftShader
 // (Chromium's software Vulkan). No adapter: skipped with the reason, or failed under CI=true (.ci/run installs it).
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-const ICD = "/usr/lib/chromium/vk_swiftshader_icd.json";
-if (!process.env.VK_ICD_FILENAMES && existsSync(ICD)) process.env.VK_ICD_FILENAMES = ICD; // before Dawn starts
+import { ICD, gpuTest, close } from "./helpers/webgpu.js";
 import * as af from "../src/index.js";
-import { initWebGPUNode } from "../src/node/webgpu.js";
 import type { Tensor } from "../src/tensor.js";
 
 af.setBackend("reference");   // the oracle
-let why = "";
-try { await initWebGPUNode(); } catch (e) { why = (e as Error).message; }
-const skip = why && process.env.CI !== "true" ? `no WebGPU here: ${why}` : false;
-const opts = { skip };
-const gpuTest = (name: string, fn: () => Promise<void>) => test(`webgpu: ${name}`, opts, async () => {
-  if (why) assert.fail(`CI=true and no WebGPU adapter: ${why}`);
-  await fn();
-});
 
 const gen = new af.Generator(1234);
 const rand = (shape: number[]) => af.randn(shape, { generator: gen } as never);
 const G = (t: Tensor) => t.to("webgpu");
-
-/** Device result against the reference, elementwise: |a − b| ≤ atol + rtol·|b|, NaN where the reference is NaN. */
-async function close(gpu: Tensor, cpu: Tensor, what: string, atol = 1e-5, rtol = 1e-5): Promise<void> {
-  assert.equal(gpu.device, "webgpu", `${what}: result is on ${gpu.device}`);
-  assert.deepEqual(gpu.shape, cpu.shape, `${what}: shape`);
-  assert.equal(gpu.dtype, cpu.dtype, `${what}: dtype`);
-  const a = await gpu.data(), b = cpu.dataSync();
-  for (let i = 0; i < b.length; i++) {
-    const x = a[i], y = b[i];
-    if (Number.isNaN(y)) { assert.ok(Number.isNaN(x), `${what}[${i}]: ${x}, reference NaN`); continue; }
-    if (!Number.isFinite(y)) { assert.equal(x, y, `${what}[${i}]`); continue; }
-    assert.ok(Math.abs(x - y) <= atol + rtol * Math.abs(y), `${what}[${i}]: ${x} vs reference ${y}`);
-  }
-}
 
 gpuTest("adapter is reported", async () => {
   const d = af.webgpuDevice()!;
@@ -102,7 +76,8 @@ gpuTest("reductions over one or more dims of permuted and narrowed views", async
 
 gpuTest("matmul: odd shapes across the 64×64 tiles, transposed operands, batched and broadcast batches, 1-D", async () => {
   const cases: [number[], number[], string][] = [[[5, 7], [7, 3], "small"], [[67, 33], [33, 70], "crosses tiles"], [[2, 3, 5, 17], [17, 9], "batch broadcast"],
-    [[3, 1, 4, 6], [2, 6, 5], "both batched"], [[7], [7, 4], "1-D × 2-D"], [[4, 7], [7], "2-D × 1-D"]];
+    [[3, 1, 4, 6], [2, 6, 5], "both batched"], [[7], [7, 4], "1-D × 2-D"], [[4, 7], [7], "2-D × 1-D"],
+    [[2, 131, 67], [67, 130], "the tiled kernel (> 2^20 multiply-adds; smaller products take the one-thread-per-output one)"]];
   for (const [sa, sb, what] of cases) {
     const a = rand(sa), b = rand(sb);
     await close(G(a).matmul(G(b)), a.matmul(b), what, 1e-4, 1e-4);
@@ -110,6 +85,8 @@ gpuTest("matmul: odd shapes across the 64×64 tiles, transposed operands, batche
   const a = rand([9, 70]), b = rand([13, 70]);
   await close(G(a).matmul(G(b).t()), a.matmul(b.t()), "A·Bᵀ (B transposed by flag)", 1e-4, 1e-4);
   await close(G(a).t().matmul(G(a)), a.t().matmul(a), "Aᵀ·A", 1e-4, 1e-4);
+  const A = rand([200, 90]), Bt = rand([110, 200]);
+  await close(G(A).t().matmul(G(Bt).t()), A.t().matmul(Bt.t()), "tiled: Aᵀ·Bᵀ", 1e-4, 1e-4);
   const w = rand([11, 70]), bias = rand([11]);
   await close(af.F.linear(G(a), G(w), G(bias)), af.F.linear(a, w, bias), "linear", 1e-4, 1e-4);
   await close(af.F.linear(G(a), G(w), G(bias), "gelu"), af.F.linear(a, w, bias, "gelu"), "linear + gelu", 1e-4, 1e-4);
@@ -120,6 +97,9 @@ gpuTest("softmax, log-softmax, layer norm, embedding (forward)", async () => {
   await close(G(x).softmax(-1), x.softmax(-1), "softmax last");
   await close(G(x).softmax(1), x.softmax(1), "softmax dim 1");
   await close(G(x).logSoftmax(-1), x.logSoftmax(-1), "logSoftmax");
+  const wide = rand([5, 131]);   // rows > 64: a workgroup per row with tree reductions (short rows: a thread per row)
+  await close(G(wide).softmax(-1), wide.softmax(-1), "softmax wide rows");
+  await close(af.F.layerNorm(G(wide), [131], null, null), af.F.layerNorm(wide, [131], null, null), "layerNorm wide rows", 1e-5, 1e-4);
   const masked = af.tensor([[-Infinity, -Infinity], [0, -Infinity]]);
   await close(G(masked).softmax(-1), masked.softmax(-1), "all −inf row is NaN like torch");
   const w = rand([67]), b = rand([67]);
@@ -168,9 +148,9 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   assert.throws(() => x.clone().requiresGrad_(true).mul(2).to("webgpu"), /inside an autograd graph on the CPU/);
   assert.throws(() => gx.add(x), /add: expected all tensors on the same device, found webgpu \(shape \[2,2\]\) and cpu \(shape \[2,2\]\)/);
   assert.throws(() => x.matmul(gx), /matmul: expected all tensors on the same device, found cpu .* and webgpu/);
-  assert.throws(() => af.F.dropout(gx, 0.5, true), /not yet supported on webgpu: dropout/);
   const q4 = gx.reshape([1, 1, 2, 2]);
-  assert.throws(() => af.F.scaledDotProductAttention(q4, q4, q4, { dropout: 0.1 }), /not yet supported on webgpu: scaledDotProductAttention with dropout/);
+  assert.throws(() => af.F.scaledDotProductAttention(q4, q4, q4, { alibiSlopes: [0.5] }), /not yet supported on webgpu: scaledDotProductAttention with alibiSlopes/);
+  assert.throws(() => af.F.crossEntropy(gx, G(af.tensor([0, 1], { dtype: "int32" }))), /crossEntropy: the target lives on webgpu/);
   assert.throws(() => af.F.scaledDotProductAttention(q4, q4, x.reshape([1, 1, 2, 2])), /scaledDotProductAttention: expected all tensors on the same device/);
   const rt = af.webgpuDevice()!.runtime;
   const live = rt.liveBytes;
@@ -181,6 +161,10 @@ gpuTest("device rules: async reads, sync reads throw saying what to call, mixing
   af.tidy(() => { G(rand([1000])).add(1).mul(2); });
   assert.equal(rt.liveBytes, live, "tidy() releases device temporaries");
   assert.throws(() => t.dataSync(), /disposed/);
+  // an op whose output shares its buffer with an input (WebGPU forbids binding it twice): the input is snapshotted
+  const y = G(af.tensor([1, 2, 3]));
+  y.addInPlace(y, 0.5);
+  assert.deepEqual(Array.from(await y.data()), [1.5, 3, 4.5]);
 });
 
 type Sdpa = Parameters<typeof af.F.scaledDotProductAttention>[3];
@@ -276,4 +260,137 @@ gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity prints the adapter and passes th
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout.split("\n")[0], /^backend: webgpu \(WebGPU: .+\) — from ATTNFLOW_BACKEND; CPU kernels: \w+$/);
   assert.match(r.stdout, /PASS test\/fixtures\/hf\/bert-leftpad \[BertModel, atol 0\.0001\] 5 checks/);
+});
+
+gpuTest("gather and indexSelect along each axis of strided views (CPU and device indices, repeated indices), with gradients", async () => {
+  const x = rand([5, 4, 6]).permute(2, 0, 1);                             // (6, 5, 4), not contiguous
+  const ix = af.tensor([3, 0, 3, 5, 1, 3, 2], { dtype: "int32" });
+  for (let d = 0; d < 3; d++) {
+    const n = x.shape[d], sel = af.tensor(Array.from(ix.dataSync()).map((v) => v % n), { dtype: "int32" });
+    const cx = x.clone().requiresGrad_(true), gx = G(x).requiresGrad_(true);
+    const yc = cx.indexSelect(d, sel), yg = gx.indexSelect(d, d === 1 ? G(sel) : sel);
+    await close(yg, yc, `indexSelect dim ${d}`);
+    const w = rand(yc.shape);
+    yc.mul(w).sum().backward(); yg.mul(G(w)).sum().backward();
+    await close(gx.grad!, cx.grad!, `indexSelect dim ${d}: grad (repeated rows accumulate)`, 1e-6, 1e-5);
+  }
+  const gi = af.tensor([[[1, 0], [2, 2]], [[0, 0], [1, 3]], [[3, 1], [0, 2]]], { dtype: "int32" });   // (3, 2, 2) into dim 2 of (6, 5, 4)
+  const cx = x.clone().requiresGrad_(true), gx = G(x).requiresGrad_(true);
+  const yc = cx.gather(2, gi), yg = gx.gather(2, G(gi));
+  await close(yg, yc, "gather dim 2 (index smaller than the input)");
+  yc.square().sum().backward(); yg.square().sum().backward();
+  await close(gx.grad!, cx.grad!, "gather grad", 1e-6, 1e-5);
+  const gi0 = af.tensor([[[5], [0]]], { dtype: "int32" });                 // dim 0
+  await close(G(x).gather(0, gi0), x.gather(0, gi0), "gather dim 0, CPU index");
+  const ints = af.tensor([[4, -1], [7, 9]], { dtype: "int32" });
+  const si = af.tensor([1, 1, 0], { dtype: "int32" });
+  await close(G(ints).indexSelect(1, si), ints.indexSelect(1, si), "int32 indexSelect");
+  assert.throws(() => G(x).gather(2, af.tensor([[[4]]], { dtype: "int32" })), /gather: index 4 out of range for size 4/);
+});
+
+gpuTest("conv2d (stride, padding, dilation, rectangular kernels, no bias) forward and gradients match the reference", async () => {
+  const cases: [number[], number[], { stride?: number | [number, number]; padding?: number | [number, number]; dilation?: number | [number, number] }, boolean][] = [
+    [[2, 3, 7, 9], [5, 3, 3, 3], { padding: 1 }, true],
+    [[1, 2, 9, 8], [4, 2, 2, 3], { stride: [2, 1], dilation: [2, 1], padding: [0, 1] }, false],
+    [[2, 1, 8, 8], [3, 1, 4, 4], { stride: 4 }, true],
+  ];
+  for (const [xs, ws, o, bias] of cases) {
+    const x = rand(xs), w = rand(ws).mul(0.3), b = rand([ws[0]]);
+    const cp = [x, w, b].map((t) => t.clone().requiresGrad_(true)), gp = [x, w, b].map((t) => G(t).requiresGrad_(true));
+    const yc = af.F.conv2d(cp[0], cp[1], bias ? cp[2] : null, o), yg = af.F.conv2d(gp[0], gp[1], bias ? gp[2] : null, o);
+    const what = `conv2d x ${JSON.stringify(xs)} w ${JSON.stringify(ws)} ${JSON.stringify(o)}`;
+    await close(yg, yc, what, 1e-5, 1e-4);
+    const g = rand(yc.shape);
+    yc.mul(g).sum().backward(); yg.mul(G(g)).sum().backward();
+    for (let i = 0; i < (bias ? 3 : 2); i++) await close(gp[i].grad!, cp[i].grad!, `${what}: grad ${["x", "w", "b"][i]}`, 1e-4, 1e-4);
+  }
+});
+
+gpuTest("crossEntropy (ignore index, label smoothing) on device logits with host targets; clipGradNormTensor", async () => {
+  const logits = rand([6, 5]), t = af.tensor([1, 4, -100, 0, 2, 4], { dtype: "int32" });
+  for (const o of [{}, { labelSmoothing: 0.2 }, { reduction: "sum" as const }, { reduction: "none" as const }]) {
+    const c = logits.clone().requiresGrad_(true), g = G(logits).requiresGrad_(true);
+    const lc = af.F.crossEntropy(c, t, o), lg = af.F.crossEntropy(g, t, o);
+    await close(lg, lc, `crossEntropy ${JSON.stringify(o)}`);
+    lc.sum().backward(); lg.sum().backward();
+    await close(g.grad!, c.grad!, `crossEntropy ${JSON.stringify(o)}: grad`, 1e-6, 1e-5);
+  }
+  for (const [maxNorm, p] of [[0.5, 2], [100, 2], [0.1, Infinity]] as const) {
+    const grads = [rand([3, 4]), rand([7])];
+    const cp = grads.map((g) => { const t = af.zeros(g.shape).requiresGrad_(true); t.grad = g.clone(); return t; });
+    const gp = grads.map((g) => { const t = G(af.zeros(g.shape)).requiresGrad_(true); t.grad = G(g); return t; });
+    const total = af.clipGradNorm(cp, maxNorm, p), tg = af.clipGradNormTensor(gp, maxNorm, p);
+    await close(tg, af.tensor(total), `clipGradNormTensor total (max ${maxNorm}, p ${p})`);
+    for (let i = 0; i < 2; i++) await close(gp[i].grad!, cp[i].grad!, `clipped grad ${i} (max ${maxNorm}, p ${p})`, 1e-6, 1e-5);
+  }
+});
+
+gpuTest("dropout: F.dropout and attention dropout drop the same elements as the reference for the same generator state, with gradients", async () => {
+  const x = rand([4, 33]);
+  const dc = af.F.dropout(x, 0.3, true, new af.Generator(99)), dg = af.F.dropout(G(x), 0.3, true, new af.Generator(99));
+  await close(dg, dc, "F.dropout");
+  const dcv = dc.dataSync();
+  assert.ok(dcv.some((v) => v === 0) && dcv.some((v) => v !== 0), "some dropped, some kept");
+  // attention dropout: the counter-based hash mask (backend/dropout-hash.ts) in WGSL, forward and backward
+  const q = rand([2, 3, 13, 8]), k = rand([2, 3, 17, 8]), v = rand([2, 3, 17, 5]), g = rand([2, 3, 13, 5]);
+  for (const o of [{ dropout: 0.25 }, { dropout: 0.5, causal: true }] as const) {
+    const cp = [q, k, v].map((t) => t.clone().requiresGrad_(true)), gp = [q, k, v].map((t) => G(t).requiresGrad_(true));
+    const rc = af.F.scaledDotProductAttention(cp[0], cp[1], cp[2], { ...o, generator: new af.Generator(5), returnWeights: true });
+    const rg = af.F.scaledDotProductAttention(gp[0], gp[1], gp[2], { ...o, generator: new af.Generator(5), returnWeights: true });
+    await close(rg.out, rc.out, `attention ${JSON.stringify(o)}: out`, 2e-5, 1e-4);
+    await close(rg.weights!, rc.weights!, `attention ${JSON.stringify(o)}: weights (before dropout, like the CPU)`, 2e-6, 1e-4);
+    rc.out.mul(g).sum().backward(); rg.out.mul(G(g)).sum().backward();
+    for (let i = 0; i < 3; i++) await close(gp[i].grad!, cp[i].grad!, `attention ${JSON.stringify(o)}: d${"qkv"[i]}`, 2e-5, 1e-3);
+  }
+  const nodrop = af.F.scaledDotProductAttention(G(q), G(k), G(v));
+  const drop = af.F.scaledDotProductAttention(G(q), G(k), G(v), { dropout: 0.25, generator: new af.Generator(5) });
+  const a = await nodrop.data(), b = await drop.data();
+  assert.ok(a.some((x, i) => Math.abs(x - b[i]) > 1e-3), "dropout changes the output");
+});
+
+gpuTest("fused attention: sliding windows (causal and symmetric, with an offset) match the reference", async () => {
+  await attnCase("window 4 causal", [1, 2, 19, 4], [1, 2, 19, 4], [1, 2, 19, 4], { causal: true, window: 4 });
+  await attnCase("window [2, 3] offset 5", [2, 2, 9, 4], [2, 1, 15, 4], [2, 1, 15, 4], { window: [2, 3], windowOffset: 5 });
+});
+
+gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity passes the PyTorch op fixtures (primitives incl. conv2d, cross entropy, clipping; sdpa) on the device", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  for (const dir of ["test/fixtures/pytorch/primitives", "test/fixtures/pytorch/sdpa"]) {
+    const r = spawnSync(process.execPath, ["dist/cli/parity.js", dir], { cwd: root, encoding: "utf8",
+      env: { ...process.env, ATTNFLOW_BACKEND: "webgpu", ATTNFLOW_QUIET: "1" } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout.split("\n")[0], /^backend: webgpu \(WebGPU: .+\)/);
+    assert.match(r.stdout, /PASS conv2d_3x3_pad1 \[conv2d\]|PASS additive_mask \[sdpa\]/);
+    assert.match(r.stdout, /\d+ passed, 0 failed/);
+  }
+});
+
+gpuTest("maskedRows \"uniform\" with an additive mask on the device (T5's position bias): fully masked rows spread evenly like the reference", async () => {
+  const q = rand([2, 2, 5, 4]), k = rand([2, 2, 6, 4]), v = rand([2, 2, 6, 3]);
+  const LOW = -3.4028234663852886e38;
+  const bias = rand([1, 2, 5, 6]).dataSync().slice();
+  for (let j = 0; j < 6; j++) { bias[6 * 1 + j] = LOW; bias[30 + 6 * 3 + j] = j === 2 ? -Infinity : LOW; }   // head 0 row 1, head 1 row 3 (one key at −∞)
+  const m = af.tensor(Array.from(bias)).reshape([1, 2, 5, 6]);
+  const pad = af.tensor([[false, false, false, false, true, true], [true, true, true, true, true, true]]);
+  for (const o of [{}, { causal: true }, { keyPaddingMask: pad }] as const) {
+    const opts = { ...o, maskedRows: "uniform" as const, returnWeights: "full" as const };
+    const rc = af.F.scaledDotProductAttention(q, k, v, { ...opts, attnMask: m });
+    const rg = af.F.scaledDotProductAttention(G(q), G(k), G(v), { ...opts, attnMask: G(m) });
+    await close(rg.out, rc.out, `uniform rows ${JSON.stringify(o)}: out`, 2e-5, 1e-4);
+    await close(rg.weights!, rc.weights!, `uniform rows ${JSON.stringify(o)}: weights`, 2e-6, 1e-4);
+  }
+});
+
+gpuTest("ATTNFLOW_BACKEND=webgpu npm run parity: HF generate() on the device — GPT-2 greedy/sampling/beam cases and Llama's greedy tokens and step logits identical to HF", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  for (const [dir, arch] of [["test/fixtures/hf-gen/gen-gpt2", "GPT2LMHeadModel"], ["test/fixtures/hf/llama-gqa4-linear", "LlamaForCausalLM"]]) {
+    const r = spawnSync(process.execPath, ["dist/cli/parity.js", dir], { cwd: root, encoding: "utf8",
+      env: { ...process.env, ATTNFLOW_BACKEND: "webgpu", ATTNFLOW_QUIET: "1" } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`PASS ${dir.replace(/[/-]/g, "\\$&")} \\[${arch}`));
+  }
 });

@@ -50,6 +50,28 @@ export interface GenerateCallOptions extends GenerationOptions {
  * (B, T) int32 and optionally attentionMask (1 = attend; without one, pad tokens in inputIds are masked as HF does).
  */
 export function generate(model: HFModel, inputs: HFInputs, options: GenerateCallOptions = {}): GenerateOutput {
+  const g = prepareGenerate(model, inputs, options);
+  return noGrad(() => {
+    const session = g.start();
+    try {
+      return runSearch(session, g.r, g.promptLen, g.batch, g.rng, g.o);
+    } finally { session.dispose?.(); }
+  });
+}
+
+/**
+ * generate() for a model on a device (WebGPU; works on the CPU too): the same search, the model's steps enqueued on
+ * the device and each step's logits read back asynchronously (greedy tokens identical to the CPU's).
+ */
+export async function generateAsync(model: HFModel, inputs: HFInputs, options: GenerateCallOptions = {}): Promise<GenerateOutput> {
+  const g = prepareGenerate(model, inputs, options);
+  const session = noGrad(() => g.start());
+  try {
+    return await runSearchAsync(session, g.r, g.promptLen, g.batch, g.rng, g.o);
+  } finally { session.dispose?.(); }
+}
+
+function prepareGenerate(model: HFModel, inputs: HFInputs, options: GenerateCallOptions) {
   if (!model.startDecoding) throw new HFImportError(`${model.architecture} cannot generate (supported: decoders and encoder–decoders)`);
   const { generationConfig = model.generationConfig ?? null, returnScores = false, generator, onStep, ...opts } = options;
   const r = resolveGeneration(model.config, generationConfig, opts);
@@ -65,17 +87,15 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
     throw new HFImportError(`generate: the prompt has ${promptLen} tokens but maxLength is ${r.maxLength}: set maxNewTokens (or a larger maxLength)`);
   }
   const rng = generator ?? (r.seed !== null ? new Generator(r.seed) : defaultGenerator);
-  return noGrad(() => {
+  const rr = withPromptLength(r, promptLen);
+  const start_ = () => {
     let inp = withGenerationMask(inputs, r.padTokenId, r.eosTokenId);
     const expand = r.numBeams > 1 ? r.numBeams : r.doSample ? r.numReturnSequences : 1;
     if (expand > 1) inp = repeatInterleave(inp, expand);
-    const rr = withPromptLength(r, promptLen);
     const maxNew = Math.max(0, rr.maxLength - promptLen);
-    const session = model.startDecoding!(inp, { maxNewTokens: maxNew, ...(start !== null ? { decoderStartTokenId: start } : {}) });
-    try {
-      return runSearch(session, rr, promptLen, ids.shape[0], rng, { returnScores, onStep });
-    } finally { session.dispose?.(); }
-  });
+    return model.startDecoding!(inp, { maxNewTokens: maxNew, ...(start !== null ? { decoderStartTokenId: start } : {}) });
+  };
+  return { r: rr, promptLen, batch: ids.shape[0], rng, o: { returnScores, onStep }, start: start_ };
 }
 
 /**
@@ -86,8 +106,32 @@ export function generate(model: HFModel, inputs: HFInputs, options: GenerateCall
  */
 export function runSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, batch: number, rng: Generator,
   o: { returnScores?: boolean; onStep?: OnStep } = {}): GenerateOutput {
+  const search = searchOf(session, r, promptLen, batch, rng, o);
+  let s = search.next();
+  while (!s.done) s = search.next(session.step(s.value));
+  return s.value;
+}
+
+function searchOf(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, batch: number, rng: Generator,
+  o: { returnScores?: boolean; onStep?: OnStep }): Search {
   const keep = o.returnScores ?? false;
   return r.numBeams > 1 ? beamSearch(session, r, promptLen, batch, rng, keep, o.onStep) : sampleOrGreedy(session, r, promptLen, rng, keep, o.onStep);
+}
+
+/**
+ * runSearch over a session whose logits live on a device (WebGPU): each step's (N, V) logits are read back with
+ * await (the one wait per token a search needs); the model's steps run without gradients. Works on the CPU too.
+ */
+export async function runSearchAsync(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, batch: number, rng: Generator,
+  o: { returnScores?: boolean; onStep?: OnStep } = {}): Promise<GenerateOutput> {
+  const search = searchOf(session, r, promptLen, batch, rng, o);
+  let s = search.next();
+  while (!s.done) {
+    const logits = noGrad(() => session.step(s.value as Int32Array | null));
+    s = search.next(logits.device === "cpu" ? logits : await logits.cpu());
+    if (logits.device !== "cpu") logits.dispose();
+  }
+  return s.value;
 }
 
 /**
@@ -162,7 +206,14 @@ function toSequences(seqs: number[][]): Tensor {
 /** HF's _sample: greedy (argmax of the processed scores) or multinomial sampling after the warpers. */
 type OnStep = GenerateCallOptions["onStep"];
 
-function sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, rng: Generator, keep: boolean, onStep: OnStep): GenerateOutput {
+/**
+ * A search is a JS generator: it yields the tokens to feed (null: the session's first step) and receives that step's
+ * logits (N, V) on the CPU, so the same search runs synchronously (runSearch) or reading a device's logits
+ * asynchronously (runSearchAsync) — nothing else in it waits for a device.
+ */
+type Search = globalThis.Generator<Int32Array | null, GenerateOutput, Tensor>;
+
+function* sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, rng: Generator, keep: boolean, onStep: OnStep): Search {
   const N = session.batch, seqs = session.prefix.map((s) => [...s]);
   const procs = logitsProcessors(r, promptLen), warps = r.doSample ? logitsWarpers(r) : [];
   const eos = r.eosTokenId, pad = r.padTokenId ?? 0;
@@ -170,7 +221,7 @@ function sampleOrGreedy(session: HFDecodingSession, r: ResolvedGeneration, promp
   const scores: Tensor[] = [], logits: Tensor[] = [];
   let tokens: Int32Array | null = null;
   while (seqs[0].length < r.maxLength) {
-    const rows = rowsOf(session.step(tokens), N);
+    const rows = rowsOf(yield tokens, N);
     if (keep) logits.push(stack2(rows.map((x) => Float32Array.from(x))));
     tokens = new Int32Array(N);
     for (let i = 0; i < N; i++) {
@@ -213,7 +264,7 @@ class Hypotheses {
 }
 
 /** HF's _beam_search with BeamSearchScorer (and beam sampling when doSample). Rows are batch-major: row b·W + j. */
-function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, B: number, rng: Generator, keep: boolean, onStep: OnStep): GenerateOutput {
+function* beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen: number, B: number, rng: Generator, keep: boolean, onStep: OnStep): Search {
   const W = r.numBeams, N = B * W;
   if (session.batch !== N) throw new Error(`generate: the decoding session has ${session.batch} rows, expected batch ${B} × ${W} beams`);
   let seqs = session.prefix.map((s) => [...s]);
@@ -227,7 +278,7 @@ function beamSearch(session: HFDecodingSession, r: ResolvedGeneration, promptLen
   const scores: Tensor[] = [], logits: Tensor[] = [];
   let tokens: Int32Array | null = null;
   for (;;) {
-    const raw = rowsOf(session.step(tokens), N);
+    const raw = rowsOf(yield tokens, N);
     if (keep) logits.push(stack2(raw));
     const rows = raw.map((x, i) => { const s = logSoftmax32(x); apply(procs, s, seqs[i]); apply(warps, s, seqs[i]); return s; });
     if (keep) scores.push(stack2(rows));

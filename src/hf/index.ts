@@ -11,4 +11,4 @@ export { marianFamily } from "./marian.js";
 export { bartFamily } from "./bart.js";
 export { BartLikeForConditionalGeneration } from "./bart-like.js";   // MarianMTModel and BartForConditionalGeneration
 export { T5ForConditionalGeneration, t5Family } from "./t5.js";
-export { generate, greedyGenerate, withGenerationMask, resolveGeneration, type GenerateOutput, type GenerateCallOptions, type GenerationOptions, type ResolvedGeneration } from "./generation.js";
+export { generate, generateAsync, greedyGenerate, withGenerationMask, resolveGeneration, type GenerateOutput, type GenerateCallOptions, type GenerationOptions, type ResolvedGeneration } from "./generation.js";

@@ -78,6 +78,7 @@ export class IncrementalDecoder implements HFDecodingSession {
 
 /** Rows of a tensor along dim 0, in the given order (any dtype; no gradient). */
 function selectRows(t: Tensor, rows: readonly number[]): Tensor {
+  if (t.device !== "cpu") return t.indexSelect(0, Tensor.fromArray(Int32Array.from(rows), [rows.length], "int32"));   // on the device, enqueued
   const per = t.numel() / t.shape[0], src = t.dataSync();
   const out = new (src.constructor as new (n: number) => typeof src)(rows.length * per);
   rows.forEach((r, i) => out.set(src.subarray(r * per, (r + 1) * per), i * per));

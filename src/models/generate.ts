@@ -7,8 +7,10 @@ import { noGrad } from "../autograd.js";
 import { keep, tidy } from "../scope.js";
 import { shapeStr } from "../shape.js";
 import { contiguousData } from "../ops/movement.js";
+import { devOps } from "../ops/util.js";
+import { commonDevice, type DeviceName } from "../device.js";
 import { defaultGenerator, Generator } from "../random.js";
-import { runSearch, resolveGeneration } from "../hf/generation.js";
+import { runSearch, runSearchAsync, resolveGeneration } from "../hf/generation.js";
 import { withPromptLength } from "../hf/generation-config.js";
 import type { HFDecodingSession } from "../hf/types.js";
 import type { StepFunction } from "./beam-search.js";
@@ -20,8 +22,8 @@ import type { StepFunction } from "./beam-search.js";
  * views (B, H, length + t, Dh), and calls advance(t) once all layers have appended.
  */
 export class KVCache {
-  private readonly keys: Tensor[];
-  private readonly values: Tensor[];
+  private keys: Tensor[];
+  private values: Tensor[];
   /** Positions already cached (identical for every layer between forwards). */
   length = 0;
 
@@ -32,6 +34,16 @@ export class KVCache {
     const mk = () => keep(zeros([batch, heads, maxLength, headDim]));
     this.keys = Array.from({ length: layers }, mk);
     this.values = Array.from({ length: layers }, mk);
+  }
+
+  /** Where the buffers live: they follow the keys of the first append (a model on WebGPU keeps its cache there). */
+  get device(): DeviceName { return this.keys[0].device; }
+
+  private moveTo(device: DeviceName): void {
+    if (this.length > 0) throw new Error(`KVCache.append: the cache holds ${this.length} positions on ${this.device}, got keys on ${device}`);
+    const mk = (t: Tensor) => { const d = keep(t.to(device)); t.dispose(); return d; };
+    this.keys = this.keys.map(mk);
+    this.values = this.values.map(mk);
   }
 
   /** Positions still free. */
@@ -51,6 +63,15 @@ export class KVCache {
       throw new RangeError(`KVCache.append: ${this.length} cached + ${t} new positions exceed maxLength ${this.maxLength}`);
     }
     const P = this.length, L = this.maxLength, Dh = this.headDim;
+    if (k.device !== this.device) this.moveTo(k.device);
+    if (k.device !== "cpu") {
+      // on the device: one strided region write per buffer, positions P..P+t of every (b, h) row, enqueued
+      commonDevice("KVCache.append", k, v);
+      for (const [src, dst] of [[k, this.keys[layer]], [v, this.values[layer]]] as const) {
+        devOps(dst).writeRegion(dst, src.shape, dst.strides, dst.offset + P * Dh, src);
+      }
+      return { k: this.keys[layer].narrow(2, 0, P + t), v: this.values[layer].narrow(2, 0, P + t) };
+    }
     for (const [src, dst] of [[k, this.keys[layer]], [v, this.values[layer]]] as const) {
       const s = contiguousData(src) as Float32Array, d = dst.storage.data as Float32Array;
       // row (b, h) of the new block is t·Dh contiguous floats; it lands at positions P..P+t of row (b, h)
@@ -70,6 +91,14 @@ export class KVCache {
     if (rows.length !== this.batch) throw new RangeError(`KVCache.reorder: got ${rows.length} rows for batch ${this.batch}`);
     for (const r of rows) if (!Number.isInteger(r) || r < 0 || r >= this.batch) throw new RangeError(`KVCache.reorder: row ${r} outside [0, ${this.batch})`);
     const per = this.heads * this.maxLength * this.headDim;
+    if (this.device !== "cpu") {
+      // on the device: gather the rows into new buffers (enqueued; nothing is read back)
+      const idx = Tensor.fromArray(Int32Array.from(rows), [rows.length], "int32");
+      const pick = (t: Tensor) => { const r = keep(t.indexSelect(0, idx)); t.dispose(); return r; };
+      this.keys = this.keys.map(pick);
+      this.values = this.values.map(pick);
+      return;
+    }
     for (const t of [...this.keys, ...this.values]) {
       const d = t.storage.data as Float32Array, old = d.slice(0, this.batch * per);
       rows.forEach((r, i) => { if (r !== i) d.set(old.subarray(r * per, (r + 1) * per), i * per); });
@@ -174,6 +203,7 @@ export function decoderSession(model: CachedDecoder, prompt: readonly number[], 
   const lastRow = (logits: Tensor): Tensor => {
     if (logits.ndim !== 3 || logits.shape[0] !== rows) throw new Error(`generate: expected logits (${rows}, T, V), got ${shapeStr(logits.shape)}`);
     const t = logits.shape[1], V = logits.shape[2];
+    if (logits.device !== "cpu") return logits.narrow(1, t - 1, 1).reshape([rows, V]).contiguous();   // stays on the device
     return Tensor.fromArray(Float32Array.from(contiguousData(logits.narrow(1, t - 1, 1)) as Float32Array), [rows, V]);
   };
   let first = true;
@@ -210,6 +240,30 @@ export function decoderSession(model: CachedDecoder, prompt: readonly number[], 
  * refilled from the last ⌊3/4·maxLength⌋ tokens, so very long generations may differ slightly between the two modes.
  */
 export function generate(model: CachedDecoder, prompt: readonly number[], o: GenerateOptions = {}): GenerateResult {
+  const g = prepare(model, prompt, o);
+  if (g.done) return g.done;
+  try {
+    return g.finish(noGrad(() => runSearch(g.session, g.r, prompt.length, 1, g.rng, { onStep: g.onStep })));
+  } finally {
+    g.session.dispose();
+  }
+}
+
+/**
+ * generate() for a model on a device (WebGPU; works on the CPU too): the same search and KV cache, each step's logits
+ * read back asynchronously — the same tokens as generate() on the CPU for greedy decoding.
+ */
+export async function generateAsync(model: CachedDecoder, prompt: readonly number[], o: GenerateOptions = {}): Promise<GenerateResult> {
+  const g = prepare(model, prompt, o);
+  if (g.done) return g.done;
+  try {
+    return g.finish(await runSearchAsync(g.session, g.r, prompt.length, 1, g.rng, { onStep: g.onStep }));
+  } finally {
+    g.session.dispose();
+  }
+}
+
+function prepare(model: CachedDecoder, prompt: readonly number[], o: GenerateOptions) {
   const maxNew = o.maxNewTokens ?? 100;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer >= 0, got ${maxNew}`);
   if (prompt.length === 0) throw new Error("generate: the prompt must contain at least one token");
@@ -229,29 +283,27 @@ export function generate(model: CachedDecoder, prompt: readonly number[], o: Gen
   const rows = beams > 1 ? beams : doSample ? r.numReturnSequences : 1;
   const t0 = performance.now();
   let prefillMs = 0, stoppedEarly = false;
-  if (maxNew === 0) return { ids: [], sequences: Array.from({ length: r.numReturnSequences }, () => []), tokensPerSecond: 0, elapsedMs: 0, prefillMs: 0, stoppedEarly };
-  const session = decoderSession(model, prompt, rows, o.useCache ?? true);
-  let out;
-  try {
-    out = noGrad(() => runSearch(session, r, prompt.length, 1, rng, {
-      onStep: (step, tokens) => {
-        if (step === 0) prefillMs = performance.now() - t0;
-        if (beams === 1 && o.onToken && o.onToken(tokens[0], step) === false) { stoppedEarly = true; return false; }
-      },
-    }));
-  } finally {
-    session.dispose();
-  }
-  const seqs = (out.sequences.toArray() as number[][]).map((s) => s.slice(prompt.length));
-  // HF pads finished rows with the pad token: a sequence ends at its first eos
-  const eos = r.eosTokenId;
-  const trimmed = eos ? seqs.map((s) => { const i = s.findIndex((t) => eos.includes(t)); return i < 0 ? s : s.slice(0, i + 1); }) : seqs;
-  if (beams > 1 && o.onToken) trimmed[0].some((id, step) => o.onToken!(id, step) === false);
-  const elapsedMs = performance.now() - t0, ids = trimmed[0];
-  return {
-    ids, sequences: trimmed, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}),
-    tokensPerSecond: elapsedMs > 0 ? (1000 * ids.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly,
+  const done: GenerateResult | null = maxNew === 0
+    ? { ids: [], sequences: Array.from({ length: r.numReturnSequences }, () => []), tokensPerSecond: 0, elapsedMs: 0, prefillMs: 0, stoppedEarly }
+    : null;
+  const session = done ? (null as unknown as ReturnType<typeof decoderSession>) : decoderSession(model, prompt, rows, o.useCache ?? true);
+  const onStep = (step: number, tokens: Int32Array) => {
+    if (step === 0) prefillMs = performance.now() - t0;
+    if (beams === 1 && o.onToken && o.onToken(tokens[0], step) === false) { stoppedEarly = true; return false; }
   };
+  const finish = (out: ReturnType<typeof runSearch>): GenerateResult => {
+    const seqs = (out.sequences.toArray() as number[][]).map((s) => s.slice(prompt.length));
+    // HF pads finished rows with the pad token: a sequence ends at its first eos
+    const eos = r.eosTokenId;
+    const trimmed = eos ? seqs.map((s) => { const i = s.findIndex((t) => eos.includes(t)); return i < 0 ? s : s.slice(0, i + 1); }) : seqs;
+    if (beams > 1 && o.onToken) trimmed[0].some((id, step) => o.onToken!(id, step) === false);
+    const elapsedMs = performance.now() - t0, ids = trimmed[0];
+    return {
+      ids, sequences: trimmed, ...(out.sequencesScores ? { scores: Array.from(out.sequencesScores.dataSync()) } : {}),
+      tokensPerSecond: elapsedMs > 0 ? (1000 * ids.length) / elapsedMs : 0, elapsedMs, prefillMs, stoppedEarly,
+    };
+  };
+  return { r, rng, session, onStep, finish, done };
 }
 
 /** One source's outputs from searchWithStep: sequences without the start token, cut after eos (kept), best first. */

@@ -441,14 +441,54 @@ function renormaliseRows(w: Float32Array, n: number): void {
 }
 
 /**
+ * maskedRows "uniform" with an additive float mask that lives on the device (T5's learned position bias plus its
+ * padding): uniformRows' rule as device tensor ops, nothing read back. A key is hidden by the window, causality, the
+ * key padding (host data) or a mask value ≤ finfo.min; a row with no visible key spreads 1/n over its n counted keys
+ * (window-hidden ones, and the others unless at −∞). Values ≤ finfo.min become −∞ for the kernel, and the uniform
+ * rows' part W·v is added — computed for every row, since which rows are uniform is known only on the device.
+ */
+function uniformDeviceMask(q: Tensor, k: Tensor, v: Tensor, am: Tensor, opts: SdpaOptions): SdpaResult {
+  const dev = q.device;
+  if (am.dtype === "bool") throw new Error(`not yet supported on ${dev}: maskedRows "uniform" with a bool attnMask on the device (pass it as a CPU tensor, or as an additive float mask)`);
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new Error(`not yet supported on ${dev}: maskedRows "uniform" with 3-D q/k/v (use (B, H, T, D))`);
+  const [B, H, Tq, D] = q.shape, [, Hkv, Tk] = k.shape, Dv = v.shape[3];
+  if (am.ndim > 4) throw new Error(`scaledDotProductAttention: attnMask has ${am.ndim} dims; expected ≤ 4 broadcastable to [${B}, ${H}, ${Tq}, ${Tk}]`);
+  const x = am.reshape([...new Array(4 - am.ndim).fill(1), ...am.shape]).float();               // (mB, mH, Tq, Tk)
+  // host-side hiding: causal, key padding (B, 1, 1, Tk) → (Bw, 1, Tq, Tk), and the window band
+  const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, { causal: opts.causal, keyPaddingMask: opts.keyPaddingMask, window: opts.window, windowOffset: opts.windowOffset });
+  const Bw = args.keyPad ? B : 1, cp = new Uint8Array(Bw * Tq * Tk), win = new Uint8Array(Tq * Tk);
+  for (let b = 0; b < Bw; b++) for (let i = 0; i < Tq; i++) for (let j = 0; j < Tk; j++) {
+    cp[(b * Tq + i) * Tk + j] = +((args.causal && j > i) || (!!args.keyPad && args.keyPad[b * Tk + j] === 1));
+    if (b === 0) win[i * Tk + j] = +outsideWindow(args, i, j);
+  }
+  const low = x.le(F32_LOWEST);
+  const other = low.logicalOr(Tensor.fromArray(cp, [Bw, 1, Tq, Tk], "bool").to(dev));
+  const w0 = Tensor.fromArray(win, [1, 1, Tq, Tk], "bool").to(dev);
+  const hidden = other.logicalOr(w0), counted = w0.logicalOr(other.logicalAnd(x.ne(-Infinity)));
+  const n = counted.float().sum(-1, true), visible = hidden.logicalNot().float().sum(-1, true);
+  const uniform = visible.eq(0).logicalAnd(n.gt(0));
+  const w = where(uniform.logicalAnd(counted), counted.float().div(n.clamp(1, null)), 0);             // (Bw|mB, mH, Tq, Tk)
+  const mask = where(low, -Infinity, x);
+  const pad = args.keyPad ? Tensor.fromArray(args.keyPad, [B, Tk], "bool").to(dev) : null;
+  const r = q.storage.deviceImpl.fused.sdpa(q, k, v, { ...opts, attnMask: mask, mask: undefined, keyPaddingMask: pad, maskedRows: "zero" }) as SdpaResult;
+  const rep = H / Hkv;
+  const vv = rep === 1 ? v : v.unsqueeze(2).expand([B, Hkv, rep, Tk, Dv]).reshape([B, H, Tk, Dv]);
+  const mode = weightsMode(opts.returnWeights);
+  const cw = mode === "full" ? w.expand([B, H, Tq, Tk]) : mode === "mean" ? w.expand([B, H, Tq, Tk]).mean(1) : null;
+  return { out: r.out.add(w.matmul(vv)), weights: r.weights && cw ? r.weights.add(cw) : r.weights };
+}
+
+/**
  * maskedRows "uniform" on a device: the rows and weights are worked out on the CPU from the masks (which must be CPU
  * tensors here: they are host data), exactly as on the CPU path; the device runs the kernel with the resulting
  * additive mask and adds the uniform rows' part (W·v) there.
  */
 function uniformOnDevice(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaResult {
   const dev = q.device;
-  for (const m of [opts.attnMask ?? opts.mask, opts.keyPaddingMask]) {
-    if (m && m.device !== "cpu") throw new Error(`scaledDotProductAttention: maskedRows "uniform" on ${dev} takes its masks as CPU tensors (host data), got one on ${m.device}`);
+  const am = opts.attnMask ?? opts.mask;
+  if (am && am.device !== "cpu") return uniformDeviceMask(q, k, v, am, opts);
+  if (opts.keyPaddingMask && opts.keyPaddingMask.device !== "cpu") {
+    throw new Error(`scaledDotProductAttention: maskedRows "uniform" on ${dev} takes its key padding mask as a CPU tensor (host data), got one on ${opts.keyPaddingMask.device}`);
   }
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new Error(`not yet supported on ${dev}: maskedRows "uniform" with 3-D q/k/v (use (B, H, T, D))`);
   const [B, H, Tq, D] = q.shape, [, Hkv, Tk] = k.shape, Dv = v.shape[3];

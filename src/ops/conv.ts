@@ -10,7 +10,7 @@ import { shapeStr } from "../shape.js";
 import { record } from "../autograd.js";
 import { contiguousData } from "./movement.js";
 import { linear } from "./nn.js";
-import { uninit, zerosOf } from "./util.js";
+import { devOps, onDevice, uninit, zerosOf } from "./util.js";
 import type { LinearActivation } from "./matmul.js";
 
 export interface Conv2dOptions {
@@ -81,7 +81,9 @@ function windowIndex(g: Geometry): Int32Array {
  */
 export function gatherRowsPadded(table: Tensor, idx: Int32Array): Tensor {
   if (table.ndim !== 2) throw new Error(`gatherRowsPadded: table must be 2-D (rows, cols), got ${shapeStr(table.shape)}`);
-  const C = table.shape[1], src = contiguousData(table) as Float32Array;
+  const C = table.shape[1];
+  if (onDevice(table)) return gatherRowsPaddedDevice(table, idx);
+  const src = contiguousData(table) as Float32Array;
   const out = uninit([idx.length, C]), dst = out.storage.data as Float32Array;
   for (let i = 0, o = 0; i < idx.length; i++, o += C) {
     const r = idx[i];
@@ -99,6 +101,19 @@ export function gatherRowsPadded(table: Tensor, idx: Int32Array): Tensor {
     }
     return [acc];
   });
+}
+
+/** gatherRowsPadded on a device: the (host-built) indices are uploaded; −1 taps read 0; the backward scatter-adds there. */
+function gatherRowsPaddedDevice(table: Tensor, idx: Int32Array): Tensor {
+  const C = table.shape[1], tc = table.contiguous();
+  const di = Tensor.fromArray(idx, [idx.length]).to(table.device);
+  const out = uninit([idx.length, C], "float32", tc);
+  devOps(tc).gatherAxis(tc, di, [1, 0], 0, out, true);   // row i of out reads table row idx[i]
+  return record(out, "gatherRowsPadded", [table], (g) => {
+    const dt = zerosOf(table.shape, "float32", tc);
+    devOps(tc).scatterAddRows(g.contiguous(), C, di, dt, -1);
+    return [dt];
+  }, [di]);
 }
 
 /**

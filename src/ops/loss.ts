@@ -25,6 +25,9 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
   if (t.ndim !== expect.length || t.shape.some((d, i) => d !== expect[i])) {
     throw new Error(`crossEntropy: target shape ${shapeStr(target.shape)} does not match input ${shapeStr(input.shape)} (expected ${shapeStr(input.ndim === 1 ? [] : expect)})`);
   }
+  if (t.device !== "cpu") {
+    throw new Error(`crossEntropy: the target lives on ${t.device}; class targets are host data checked on the CPU — pass them as a CPU tensor (the logits may stay on ${t.device})`);
+  }
   const flatT = contiguousData(t) as Int32Array;
   const keepMask = new Uint8Array(flatT.length), safeT = new Int32Array(flatT.length);
   let count = 0;
@@ -38,7 +41,8 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
   const picked = logp.gather(1, Tensor.fromArray(safeT, [safeT.length, 1])).squeeze(1); // (M)
   let per = picked.neg();
   if (eps > 0) per = per.mul(1 - eps).add(logp.mean(-1).neg().mul(eps));
-  const keep = Tensor.fromArray(keepMask, [keepMask.length], "bool");
+  const keepHost = Tensor.fromArray(keepMask, [keepMask.length], "bool");
+  const keep = x.device === "cpu" ? keepHost : keepHost.to(x.device);
   per = where(keep, per, 0);
   if (red === "none") return per.reshape(expect);
   const total = per.sum();

@@ -216,10 +216,34 @@ function checkIndex(index: Tensor, bound: number, op: string): Int32Array {
   return idx;
 }
 
+/**
+ * gather / indexSelect on a device: an index on the CPU is checked there and uploaded (host data, like embedding ids);
+ * one already on the device is not checked (an out-of-range entry gives NaN). idxStrides read the index over the
+ * output's shape; the backward scatter-adds on the device.
+ */
+function gatherOnDevice(op: string, x: Tensor, d: number, index: Tensor, outShape: number[], idxStrides: (i: Tensor) => number[]): Tensor {
+  if (index.dtype !== "int32") throw new Error(`${op}: index must be an int32 tensor, got ${index.dtype}`);
+  let idx = index;
+  if (!onDevice(index)) { checkIndex(index, x.shape[d], op); idx = index.to(x.device); }
+  commonDevice(op, x, idx);
+  const out = uninit(outShape, x.dtype, x), is = idxStrides(idx);
+  devOps(x).gatherAxis(x, idx, is, d, out);
+  return record(out, op, [x], (g) => {
+    const dx = uninit(x.shape, "float32", x);
+    devOps(x).scatterAxis(g.contiguous(), idx, is, d, dx);
+    return [dx];
+  }, [idx]);
+}
+
 /** Rows of `x` along `dim` picked by a 1-D int32 index. */
 export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const d = normAxis(dim, x.ndim, "indexSelect");
   if (index.ndim !== 1) throw new Error(`indexSelect: index must be 1-D, got shape ${shapeStr(index.shape)}`);
+  if (onDevice(x) || onDevice(index)) {
+    if (!onDevice(x)) commonDevice("indexSelect", x, index);
+    const shape = x.shape.map((s, k) => (k === d ? index.shape[0] : s));
+    return gatherOnDevice("indexSelect", x, d, index, shape, (i) => shape.map((_, k) => (k === d ? i.strides[0] : 0)));
+  }
   const idx = checkIndex(index, x.shape[d], "indexSelect");
   // move dim to the front so each selected slice is one contiguous row
   const front = d === 0 ? x.contiguous() : x.transpose(0, d).contiguous();
@@ -240,6 +264,13 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
 export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const d = normAxis(dim, x.ndim, "gather");
   if (index.ndim !== x.ndim) throw new Error(`gather: index rank ${index.ndim} must equal input rank ${x.ndim}`);
+  if (onDevice(x) || onDevice(index)) {
+    if (!onDevice(x)) commonDevice("gather", x, index);
+    index.shape.forEach((s, k) => {
+      if (k !== d && s > x.shape[k]) throw new Error(`gather: index ${shapeStr(index.shape)} is larger than input ${shapeStr(x.shape)} on dim ${k}`);
+    });
+    return gatherOnDevice("gather", x, d, index, [...index.shape], (i) => [...i.strides]);
+  }
   const idx = checkIndex(index, x.shape[d], "gather");
   const xs = x.strides, out = uninit(index.shape, x.dtype), od = out.storage.data, xd = x.storage.data;
   const ishape = index.shape, cs = contiguousStrides(ishape);

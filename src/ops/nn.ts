@@ -6,7 +6,7 @@ import { K } from "../backend/registry.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, devOps, onDevice, uninit, zerosOf } from "./util.js";
-import { commonDevice, unsupportedOn } from "../device.js";
+import { commonDevice } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { unaryOp } from "./elementwise.js";
 import { linearOp, type LinearActivation } from "./matmul.js";
@@ -145,10 +145,11 @@ export function embedding(indices: Tensor, weight: Tensor, paddingIdx: number | 
 export function dropout(x: Tensor, p = 0.5, training = true, gen: Generator = defaultGenerator): Tensor {
   if (p < 0 || p > 1) throw new Error(`dropout: probability must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
-  if (onDevice(x)) throw unsupportedOn(x.device, "dropout (training mode)");
   const mask = uninit(x.shape), md = mask.storage.data as Float32Array, s = p === 1 ? 0 : 1 / (1 - p);
   for (let i = 0; i < md.length; i++) md[i] = gen.random() >= p ? s : 0;
-  return x.mul(mask);
+  // on a device the mask is drawn here from the same generator and uploaded (one write, no read): the same generator
+  // state drops the same elements on every backend and device
+  return x.mul(onDevice(x) ? mask.to(x.device) : mask);
 }
 
 export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {

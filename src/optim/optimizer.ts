@@ -1,4 +1,5 @@
 // Optimizer base: parameter groups, per-parameter state (typed arrays, updated in place), state dicts for checkpoints.
+import { keep } from "../scope.js";
 import type { Tensor } from "../tensor.js";
 import { shapeStr } from "../shape.js";
 import { checkNumber } from "../nn/check.js";
@@ -59,7 +60,8 @@ export abstract class Optimizer<H extends { lr: number }> {
     let st = this.deviceState.get(p);
     if (!st) this.deviceState.set(p, (st = {}));
     const dops = p.storage.deviceImpl.ops;
-    const stateBuf = (name: string) => st![name] ?? (st![name] = zerosOf([p.numel()], "float32", p));
+    // keep(): state made inside a tidy() (a training step) outlives it
+    const stateBuf = (name: string) => st![name] ?? (st![name] = keep(zerosOf([p.numel()], "float32", p)));
     this.updateDevice(p, grad, st, stateBuf, hp, dops);
   }
 

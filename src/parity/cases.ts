@@ -4,17 +4,23 @@ import { Tensor } from "../tensor.js";
 import * as F from "../functional.js";
 import * as nn from "../nn/index.js";
 import { SGD, Adam, AdamW } from "../optim/optimizers.js";
-import { clipGradNorm } from "../optim/clip.js";
+import { clipGradNorm, clipGradNormTensor } from "../optim/clip.js";
 import { Parameter } from "../nn/module.js";
 import { compare, TOL, type Check } from "./compare.js";
+import type { DeviceName } from "../device.js";
 
-export interface FixtureCase { name: string; tensors: Map<string, Tensor>; config: Record<string, unknown> }
-export type CaseRunner = (c: FixtureCase) => Check[];
+/**
+ * One case. `device` (default "cpu"): where the case runs — float and bool inputs and the module's parameters move
+ * there (t.to / module.to), int32 inputs (token ids, class targets) stay host data like a model's inputs, expected
+ * outputs stay on the CPU, and results are read back asynchronously before comparing.
+ */
+export interface FixtureCase { name: string; tensors: Map<string, Tensor>; config: Record<string, unknown>; device?: DeviceName }
+export type CaseRunner = (c: FixtureCase) => Check[] | Promise<Check[]>;
 
 /** Extra ops can be plugged in (e.g. the explainability module registers attention_flow). */
 export const caseRunners: Record<string, CaseRunner> = {};
 
-export function runCase(c: FixtureCase): Check[] {
+export async function runCase(c: FixtureCase): Promise<Check[]> {
   const op = String(c.config.op ?? "");
   const runner = caseRunners[op];
   if (!runner) throw new Error(`unknown op "${op}" in config (known: ${Object.keys(caseRunners).sort().join(", ")})`);
@@ -22,14 +28,23 @@ export function runCase(c: FixtureCase): Check[] {
 }
 
 // ---------- helpers ----------
+const devOf = (c: FixtureCase): DeviceName => c.device ?? "cpu";
+/** An input placed where the case runs (int32 host data and expected outputs stay on the CPU). */
+function place(c: FixtureCase, name: string, t: Tensor): Tensor {
+  const d = devOf(c);
+  return d === "cpu" || t.dtype === "int32" || name.startsWith("output.") ? t : t.to(d);
+}
 function get(c: FixtureCase, name: string): Tensor {
   const t = c.tensors.get(name);
   if (!t) throw new Error(`missing tensor "${name}"`);
-  return t;
+  return place(c, name, t);
 }
-const opt = (c: FixtureCase, name: string) => c.tensors.get(name) ?? null;
+const opt = (c: FixtureCase, name: string) => { const t = c.tensors.get(name); return t ? place(c, name, t) : null; };
 const leaf = (t: Tensor) => t.clone().detach().requiresGrad_(true);
+/** A CPU copy of a result (device tensors are read back asynchronously). */
+export const host = async (t: Tensor): Promise<Tensor> => (t.device === "cpu" ? t : t.cpu());
 
+/** param.* as loaded from the file (CPU): modules load them, then move (module.to) where the case runs. */
 function params(c: FixtureCase): Map<string, Tensor> {
   const m = new Map<string, Tensor>();
   for (const [k, v] of c.tensors) if (k.startsWith("param.")) m.set(k.slice(6), v);
@@ -37,13 +52,13 @@ function params(c: FixtureCase): Map<string, Tensor> {
 }
 
 /** Compare every output.* produced, backprop grad_output from config.grad_from, compare every grad.* present. */
-function finish(c: FixtureCase, outputs: Record<string, Tensor | null>, gradSources: Record<string, Tensor | null>): Check[] {
+async function finish(c: FixtureCase, outputs: Record<string, Tensor | null>, gradSources: Record<string, Tensor | null>): Promise<Check[]> {
   const checks: Check[] = [];
   for (const [k, expected] of c.tensors) {
     if (!k.startsWith("output.")) continue;
     const got = outputs[k.slice(7)];
     if (got === undefined) { checks.push({ name: k, ok: false, maxErr: Infinity, detail: "attnflow produced no such output" }); continue; }
-    if (got) checks.push(compare(k, got, got.shape, expected, TOL.forward.atol, TOL.forward.rtol));
+    if (got) checks.push(compare(k, await host(got), got.shape, expected, TOL.forward.atol, TOL.forward.rtol));
   }
   const gradFrom = String(c.config.grad_from ?? "").split(" ")[0].replace(/^output\./, "");
   const go = opt(c, "input.grad_output");
@@ -56,7 +71,7 @@ function finish(c: FixtureCase, outputs: Record<string, Tensor | null>, gradSour
       const src = gradSources[k.slice(5)];
       if (!src) { checks.push({ name: k, ok: false, maxErr: Infinity, detail: "no attnflow tensor for this gradient" }); continue; }
       if (!src.grad) { checks.push({ name: k, ok: false, maxErr: Infinity, detail: "no gradient reached this tensor" }); continue; }
-      checks.push(compare(k, src.grad, src.grad.shape, expected, TOL.grad.atol, TOL.grad.rtol));
+      checks.push(compare(k, await host(src.grad), src.grad.shape, expected, TOL.grad.atol, TOL.grad.rtol));
     }
   }
   return checks;
@@ -65,6 +80,7 @@ function finish(c: FixtureCase, outputs: Record<string, Tensor | null>, gradSour
 /** Load param.* into a module by PyTorch name (strict) and map each to itself for gradient lookup. */
 function loadParams(m: nn.Module, c: FixtureCase): Record<string, Tensor> {
   m.loadStateDict(params(c), { strict: true });
+  if (devOf(c) !== "cpu") m.to(devOf(c));
   return Object.fromEntries(m.namedParameters());
 }
 
@@ -199,23 +215,28 @@ caseRunners.sinusoidal_positional_encoding = (c) => {
   return finish(c, { pe: nn.sinusoidalTable(pe.shape[0], (c.config.d_model as number) ?? pe.shape[1], (c.config.base as number) ?? 10000) }, {});
 };
 
-caseRunners.clip_grad_norm_ = (c) => {
+caseRunners.clip_grad_norm_ = async (c) => {
   const n = (c.config.num_params as number) ?? [...c.tensors.keys()].filter((k) => /^input\.p\d+\.grad$/.test(k)).length;
   const ps: Tensor[] = [];
   for (let i = 0; i < n; i++) {
     const g = get(c, `input.p${i}.grad`);
-    const p = Parameter(Tensor.empty(g.shape));
+    const p = Parameter(g.device === "cpu" ? Tensor.empty(g.shape) : Tensor.empty(g.shape).to(g.device));
     p.grad = g.clone();
     ps.push(p);
   }
   const nt = c.config.norm_type === "inf" ? Infinity : Number(c.config.norm_type ?? 2);
-  const total = clipGradNorm(ps, Number(c.config.max_norm), nt);
-  const checks = [compare("output.total_norm", [total], [], get(c, "output.total_norm"), TOL.forward.atol, TOL.forward.rtol)];
-  ps.forEach((p, i) => checks.push(compare(`output.p${i}.grad`, p.grad!, p.grad!.shape, get(c, `output.p${i}.grad`), TOL.forward.atol, TOL.forward.rtol)));
+  // on a device the total norm stays a device tensor (a number would need a synchronous read)
+  const total = devOf(c) === "cpu" ? Tensor.fromArray([clipGradNorm(ps, Number(c.config.max_norm), nt)], [])
+    : await host(clipGradNormTensor(ps, Number(c.config.max_norm), nt));
+  const checks = [compare("output.total_norm", total, [], get(c, "output.total_norm"), TOL.forward.atol, TOL.forward.rtol)];
+  for (let i = 0; i < ps.length; i++) {
+    const g = ps[i].grad!;
+    checks.push(compare(`output.p${i}.grad`, await host(g), g.shape, get(c, `output.p${i}.grad`), TOL.forward.atol, TOL.forward.rtol));
+  }
   return checks;
 };
 
-caseRunners.optimizer = (c) => {
+caseRunners.optimizer = async (c) => {
   const cfg = c.config as { optimizer: string; hyperparameters: Record<string, unknown>; param_order: string[]; steps?: number };
   const names = cfg.param_order;
   const ps = names.map((n) => Parameter(get(c, `param.${n}`).clone()));
@@ -231,7 +252,10 @@ caseRunners.optimizer = (c) => {
   for (let k = 1; k <= (cfg.steps ?? 3); k++) {
     names.forEach((n, i) => { ps[i].grad = get(c, `input.step${k}.grad.${n}`).clone(); });
     o.step();
-    names.forEach((n, i) => checks.push(compare(`output.step${k}.${n}`, ps[i], ps[i].shape, get(c, `output.step${k}.${n}`), TOL.optimizer.atol, TOL.optimizer.rtol)));
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i];
+      checks.push(compare(`output.step${k}.${n}`, await host(ps[i]), ps[i].shape, get(c, `output.step${k}.${n}`), TOL.optimizer.atol, TOL.optimizer.rtol));
+    }
   }
   return checks;
 };

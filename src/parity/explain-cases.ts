@@ -6,11 +6,14 @@ import { fuseHeads, prepareLayers, type AttentionStack } from "../explain/attent
 import { attentionRollout } from "../explain/rollout.js";
 import { attentionFlowMatrix, flowAdjacency, flowPerLayer } from "../explain/flow.js";
 
-caseRunners.attention_flow = (c) => {
+caseRunners.attention_flow = async (c) => {
   const att = c.tensors.get("input.attentions");
   if (!att || att.ndim !== 4) throw new Error("attention_flow: needs input.attentions (L, H, T, T)");
   const [L, H, T] = att.shape;
-  const stack: AttentionStack = { data: att.dataSync() as Float32Array, layers: L, heads: H, tokens: T };
+  // rollout and flow are CPU graph algorithms over the maps; on a device the maps come from there, read back
+  // asynchronously (as explanations of a model running on the device read them)
+  const data = c.device && c.device !== "cpu" ? await att.to(c.device).data() : att.dataSync();
+  const stack: AttentionStack = { data: data as Float32Array, layers: L, heads: H, tokens: T };
   const noRes = { residual: false };
   const produce: Record<string, () => { data: Float64Array; shape: number[] }> = {
     head_averaged: () => fuseHeads(stack, "mean"),

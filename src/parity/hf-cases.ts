@@ -8,7 +8,7 @@ import { noGrad } from "../autograd.js";
 import { loadSafetensors } from "../io/state-dict.js";
 import { loadPretrained, type HFFileReader } from "../hf/pretrained.js";
 import type { HFInputs, HFModel, HFOutputs } from "../hf/types.js";
-import { generate, type GenerateOutput, type GenerationOptions } from "../hf/generation.js";
+import { generate, generateAsync, type GenerateOutput, type GenerationOptions } from "../hf/generation.js";
 import { compare, type Check } from "./compare.js";
 import { defaultDevice, type DeviceName } from "../device.js";
 
@@ -44,7 +44,13 @@ export async function runHFCase(reader: HFFileReader, reference: Uint8Array): Pr
   const inputs = inputsOf(ref);
   const checks: Check[] = [], notes: string[] = [];
   const dev = defaultDevice();
-  if (dev !== "cpu") return { architecture: model.architecture, checks: await onDevice(dev, model, inputs, ref), notes };
+  if (dev !== "cpu") {
+    checks.push(...await onDevice(dev, model, inputs, ref));
+    // generate() on the device: the same search, each step's logits read back asynchronously (generateAsync)
+    if ([...ref.keys()].some((k) => k.startsWith("gen."))) checks.push(...await generationChecks(model, inputs, ref, dev));
+    if (metadata.generate) checks.push(...await generateCases(model, inputs, ref, metadata.generate, generationConfig, notes, dev));
+    return { architecture: model.architecture, checks, notes };
+  }
   noGrad(() => {
     if ([...ref.keys()].some((k) => k.startsWith("out."))) {
       const out = model.forward(inputs, { outputAttentions: true, outputHiddenStates: true });
@@ -54,15 +60,15 @@ export async function runHFCase(reader: HFFileReader, reference: Uint8Array): Pr
         checks.push(got ? compare(k, got, got.shape, expected, HF_ATOL, 0) : missing(k, "attnflow produced no such output"));
       }
     }
-    if ([...ref.keys()].some((k) => k.startsWith("gen."))) checks.push(...generationChecks(model, inputs, ref));
-    if (metadata.generate) checks.push(...generateCases(model, inputs, ref, metadata.generate, generationConfig, notes));
   });
+  if ([...ref.keys()].some((k) => k.startsWith("gen."))) checks.push(...await generationChecks(model, inputs, ref, "cpu"));
+  if (metadata.generate) checks.push(...await generateCases(model, inputs, ref, metadata.generate, generationConfig, notes, "cpu"));
   return { architecture: model.architecture, checks, notes };
 }
 
 /**
  * The case on a device (ATTNFLOW_BACKEND=webgpu): the model and the inputs move there, the forward runs there, outputs
- * are read back asynchronously. generate() reads a token on the CPU at every step: not run on a device yet.
+ * are read back asynchronously.
  */
 async function onDevice(dev: DeviceName, model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>): Promise<Check[]> {
   const checks: Check[] = [];
@@ -79,9 +85,6 @@ async function onDevice(dev: DeviceName, model: HFModel, inputs: HFInputs, ref: 
       checks.push(got ? compare(k, await got.data(), got.shape, expected, HF_ATOL, 0) : missing(k, "attnflow produced no such output"));
     }
   }
-  if ([...ref.keys()].some((k) => k.startsWith("gen.")) || [...ref.keys()].some((k) => k.startsWith("generate."))) {
-    checks.push(missing("generate", `not yet supported on ${dev}: generate() (it reads each step's token on the CPU)`));
-  }
   return checks;
 }
 
@@ -89,7 +92,8 @@ async function onDevice(dev: DeviceName, model: HFModel, inputs: HFInputs, ref: 
  * The generate() cases of scripts/hf-gen-refs.py: __metadata__.generate = {case: options (camelCase)}, HF's output in
  * generate.<case>.sequences (tokens: identical) and, for beam search, generate.<case>.sequences_scores (within 1e-4).
  */
-function generateCases(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>, spec: string, generationConfig: Record<string, unknown> | null, notes: string[]): Check[] {
+async function generateCases(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>, spec: string, generationConfig: Record<string, unknown> | null,
+  notes: string[], dev: DeviceName): Promise<Check[]> {
   let cases: Record<string, GenerationOptions>;
   try { cases = JSON.parse(spec) as Record<string, GenerationOptions>; } catch (e) { return [missing("generate", `__metadata__.generate is not JSON: ${(e as Error).message}`)]; }
   const checks: Check[] = [];
@@ -97,7 +101,10 @@ function generateCases(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor
     const seqRef = ref.get(`generate.${name}.sequences`);
     if (!seqRef) { checks.push(missing(`generate.${name}`, `the reference has no generate.${name}.sequences`)); continue; }
     let out: GenerateOutput;
-    try { out = generate(model, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, { ...options, generationConfig }); }
+    try {
+      const inp = { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, o = { ...options, generationConfig };
+      out = dev === "cpu" ? noGrad(() => generate(model, inp, o)) : await generateAsync(model, inp, o);
+    }
     catch (e) { checks.push(missing(`generate.${name}`, `generate() failed: ${(e as Error).message}`)); continue; }
     const got = out.sequences.toArray() as number[][], want = seqRef.toArray() as number[][];
     const same = JSON.stringify(got) === JSON.stringify(want);
@@ -112,13 +119,18 @@ function generateCases(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor
   return checks;
 }
 
-function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>): Check[] {
+async function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Tensor>, dev: DeviceName): Promise<Check[]> {
   const checks: Check[] = [];
   const seqRef = ref.get("gen.sequences"), stepRef = ref.get("gen.step_logits");
   if (!seqRef || !stepRef) return [missing("gen.*", "reference has gen.* but no gen.sequences / gen.step_logits")];
   if (!model.generate) return [missing("gen.sequences", `${model.architecture} has no generate()`)];
   const steps = stepRef.shape[1];
-  const g = model.generate({ inputIds: inputs.inputIds, attentionMask: inputs.attentionMask }, { maxNewTokens: steps, eosTokenId: null, returnStepLogits: true });
+  const inp = { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask };
+  // on a device: what model.generate (greedyGenerate) runs, through generateAsync
+  const pad = typeof model.config.pad_token_id === "number" ? model.config.pad_token_id : null;
+  const g = dev === "cpu" ? noGrad(() => model.generate!(inp, { maxNewTokens: steps, eosTokenId: null, returnStepLogits: true }))
+    : await generateAsync(model, inp, { generationConfig: {}, maxNewTokens: steps, eosTokenId: null, padTokenId: pad, returnScores: true })
+      .then((o) => ({ sequences: o.sequences, stepLogits: o.logits }));
   checks.push(compare("gen.sequences", g.sequences, g.sequences.shape, seqRef, 0, 0));
   checks.push(g.stepLogits?.length ? compare("gen.step_logits", stack(g.stepLogits, 1), null, stepRef, HF_ATOL, 0)
     : missing("gen.step_logits", "generate() returned no step logits"));
@@ -128,15 +140,16 @@ function generationChecks(model: HFModel, inputs: HFInputs, ref: Map<string, Ten
     let logits: Tensor | undefined;
     if (inputs.decoderInputIds) {
       // as make_refs.py scores them: the encoder inputs and the generated tokens, no decoder_attention_mask
-      const o = model.forward({ inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, decoderInputIds: seqRef.narrow(1, 0, seqRef.shape[1] - 1) });
+      const o = noGrad(() => model.forward({ inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, decoderInputIds: seqRef.narrow(1, 0, seqRef.shape[1] - 1) }));
       logits = o.logits?.narrow(1, o.logits.shape[1] - steps, steps);
     } else {
       const [B, T] = inputs.inputIds!.shape;
       const mask = cat([inputs.attentionMask ?? ones([B, T], { dtype: "int32" }), ones([B, seqRef.shape[1] - T], { dtype: "int32" })], 1);
-      const o = model.forward({ inputIds: seqRef, attentionMask: mask, positionIds: ref.get("gen.position_ids") ?? cumsumPositions(mask) });
+      const o = noGrad(() => model.forward({ inputIds: seqRef, attentionMask: mask, positionIds: ref.get("gen.position_ids") ?? cumsumPositions(mask) }));
       logits = o.logits?.narrow(1, o.logits.shape[1] - steps - 1, steps);
     }
-    checks.push(logits ? compare("gen.nocache_logits", logits, logits.shape, nc, HF_ATOL, 0) : missing("gen.nocache_logits", "forward() returned no logits"));
+    checks.push(logits ? compare("gen.nocache_logits", logits.device === "cpu" ? logits : await logits.cpu(), logits.shape, nc, HF_ATOL, 0)
+      : missing("gen.nocache_logits", "forward() returned no logits"));
   }
   return checks;
 }

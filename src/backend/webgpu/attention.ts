@@ -17,26 +17,54 @@ import { unsupportedOn } from "../../device.js";
 import { shapeStr } from "../../shape.js";
 import { where } from "../../ops/elementwise.js";
 import { Tensor as TensorClass } from "../../tensor.js";
+import { windowArgs } from "../../ops/attention.js";
+import { defaultGenerator, type Generator } from "../../random.js";
 
 interface Cfg { B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number; Dv: number; scale: number; causal: boolean;
-  mask: Tensor | null; maskB: number; maskH: number; pad: Tensor | null }
+  mask: Tensor | null; maskB: number; maskH: number; pad: Tensor | null;
+  /** sliding window: key j visible from query i iff i + lo ≤ j ≤ i + hi (ops/attention.ts windowArgs) */
+  window: { lo: number; hi: number } | null;
+  /** attention dropout: the counter-based mask of backend/dropout-hash.ts, so every backend drops the same weights */
+  dropout: { seed: number; threshold: number; scale: number } | null }
 
 const BR = 32;
 const UNI = /* wgsl */ `
 fn p(i: i32) -> i32 { return U[i / 4][i % 4]; }`;
 
-/** Parameter block (uniform, 32 × i32). */
+/**
+ * Parameter block (uniform, 32 × i32): 0–7 dims, scale, mask dims; 8–12 offsets of q, k, v, mask, padding; 13 rows
+ * B·H·Tq; 14–17 per-pass offsets (dO, O, lse; dV base); 24–25 window lo/hi; 26 dropout seed, 27 its keep
+ * threshold (keep iff hash >> 8 ≥ threshold), 28 its scale 1/(1 − p) (f32 bits).
+ */
 function params(c: Cfg, q: Tensor, k: Tensor, v: Tensor, extra: number[] = []): Int32Array {
   const a = new Int32Array(32);
   a.set([c.B, c.H, c.Hkv, c.Tq, c.Tk, f32bits(c.scale), c.maskB, c.maskH, q.offset, k.offset, v.offset, c.mask?.offset ?? 0, c.pad?.offset ?? 0,
     c.B * c.H * c.Tq, ...extra]);
+  if (c.window) { a[24] = c.window.lo; a[25] = c.window.hi; }
+  if (c.dropout) { a[26] = c.dropout.seed | 0; a[27] = c.dropout.threshold; a[28] = f32bits(c.dropout.scale); }
   return a;
 }
+
+/** keepScale(b, h, i, j): the dropout factor of one weight (0 or 1/(1 − p)), the hash of backend/dropout-hash.ts. */
+const DROPOUT = /* wgsl */ `
+fn mix_(x0: u32) -> u32 {
+  var x = x0;
+  x ^= x >> 16u; x *= 0x7feb352du;
+  x ^= x >> 15u; x *= 0x846ca68bu;
+  x ^= x >> 16u;
+  return x;
+}
+fn keepScale(b: i32, h: i32, i: i32, j: i32) -> f32 {
+  var x = mix_(bitcast<u32>(p(26)) ^ 0x9e3779b9u);
+  x = mix_(x ^ u32(b)); x = mix_(x ^ u32(h)); x = mix_(x ^ u32(i)); x = mix_(x ^ u32(j));
+  return select(0.0, bitcast<f32>(p(28)), (x >> 8u) >= u32(p(27)));
+}`;
 
 /** The score of (query i of head h, key j) into `s`, or `continue`/`skip` when the key is masked out. */
 function scoreCode(c: Cfg, qv: string, kAt: (d: string) => string, onMasked: string): string {
   return `
     ${c.causal ? `if (j > i) { ${onMasked} }` : ""}
+    ${c.window ? `if (j < i + p(24) || j > i + p(25)) { ${onMasked} }` : ""}
     ${c.pad ? `if (PAD[p(12) + b * p(4) + j] != 0u) { ${onMasked} }` : ""}
     var s = 0.0;
     for (var d = 0; d < ${c.D}; d++) { s = fma(${qv}[d], ${kAt("d")}, s); }
@@ -44,15 +72,24 @@ function scoreCode(c: Cfg, qv: string, kAt: (d: string) => string, onMasked: str
     ${c.mask ? `s = s + M[p(11) + (((select(b, 0, p(6) == 1) * p(7) + select(h, 0, p(7) == 1)) * p(3) + i) * p(4) + j)];` : ""}`;
 }
 
-const header = (c: Cfg, names: [string, boolean][]) => names.map(([n, rw], i) =>
+/** A kernel's storage bindings in order: name and whether it is written. The launcher binds buffers by these names. */
+type Names = readonly (readonly [string, boolean])[];
+
+const header = (c: Cfg, names: Names) => names.map(([n, rw], i) =>
   `@group(0) @binding(${i}) var<storage, ${rw ? "read_write" : "read"}> ${n}: array<${n === "PAD" ? "u32" : "f32"}>;`).join("\n") +
-  `\n@group(0) @binding(${names.length}) var<uniform> U: array<vec4<i32>, 8>;\n${MATH}\n${UNI}\n` +
+  `\n@group(0) @binding(${names.length}) var<uniform> U: array<vec4<i32>, 8>;\n${MATH}\n${UNI}\n${c.dropout ? DROPOUT : ""}\n` +
   // optional operands are bound (a dummy) even when unused: "auto" layouts would drop them
   `fn touch() { ${names.filter(([n]) => n === "M" || n === "PAD").map(([n]) => `_ = ${n}[0];`).join(" ")} }`;
 
+const FWD: Names = [["Q", false], ["Kt", false], ["V", false], ["M", false], ["PAD", false], ["O", true], ["L", true]];
+const WTS: Names = [["Q", false], ["Kt", false], ["L", false], ["M", false], ["PAD", false], ["W", true]];
+const DELTA: Names = [["O", false], ["G", false], ["L", false], ["LD", true]];
+const DKV: Names = [["Q", false], ["Kt", false], ["V", false], ["G_", false], ["LD", false], ["M", false], ["PAD", false], ["DKV", true]];
+const DQ: Names = [["Q", false], ["Kt", false], ["V", false], ["G_", false], ["LD", false], ["M", false], ["PAD", false], ["DQ", true]];
+
 function forwardCode(c: Cfg, BC: number): string {
   const { D, Dv } = c;
-  return `${header(c, [["Q", false], ["Kt", false], ["V", false], ["M", false], ["PAD", false], ["O", true], ["L", true]])}
+  return `${header(c, FWD)}
 var<workgroup> Ks: array<f32, ${BC * D}>;
 var<workgroup> Vs: array<f32, ${BC * Dv}>;
 @compute @workgroup_size(${BR}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -88,7 +125,8 @@ var<workgroup> Vs: array<f32, ${BC * Dv}>;
         }
         let pj = exp(s - m);
         l = l + pj;
-        for (var d = 0; d < ${Dv}; d++) { acc[d] = fma(pj, Vs[jj * ${Dv} + d], acc[d]); }
+        let pv = pj${c.dropout ? " * keepScale(b, h, i, j)" : ""};   // dropout scales the weights applied to V, not the normaliser
+        for (var d = 0; d < ${Dv}; d++) { acc[d] = fma(pv, Vs[jj * ${Dv} + d], acc[d]); }
       }
     }
     workgroupBarrier();
@@ -130,7 +168,7 @@ function weightsCode(c: Cfg, mean: boolean): string {
       ${mean ? "W[o + j] = W[o + j] + pj * invH;" : "W[o + j] = pj; sum = sum + pj;"}
     }
     ${mean ? "" : "if (sum > 0.0) { let inv = 1.0 / sum; for (var j = 0; j < Tk; j++) { W[o + j] = W[o + j] * inv; } }"}`;
-  return `${header(c, [["Q", false], ["Kt", false], ["L", false], ["M", false], ["PAD", false], ["W", true]])}
+  return `${header(c, WTS)}
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   touch();
   let H = p(1); let Hkv = p(2); let Tq = p(3); let Tk = p(4); let scale = bitcast<f32>(p(5));
@@ -145,7 +183,7 @@ function weightsCode(c: Cfg, mean: boolean): string {
 }
 
 function deltaCode(c: Cfg): string {
-  return `${header(c, [["O", false], ["G", false], ["L", false], ["LD", true]])}
+  return `${header(c, DELTA)}
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = i32(gid.y * nwg.x * 64u + gid.x); let R = p(13);
   if (row >= R) { return; }
@@ -167,12 +205,13 @@ function pdsCode(c: Cfg, qv: string, kAt: (d: string) => string, vAt: (d: string
       if (pj == 0.0) { ${onSkip} }
       var dp = 0.0;
       for (var d = 0; d < ${c.Dv}; d++) { dp = fma(${dov}[d], ${vAt("d")}, dp); }
-      let dS = pj * (dp - LD[p(13) + row]) * scale;`;
+      let ks = ${c.dropout ? "keepScale(b, h, i, j)" : "1.0"};
+      let dS = pj * (dp * ks - LD[p(13) + row]) * scale;`;
 }
 
 function dkvCode(c: Cfg): string {
   const { D, Dv } = c;
-  return `${header(c, [["Q", false], ["Kt", false], ["V", false], ["G_", false], ["LD", false], ["M", false], ["PAD", false], ["DKV", true]])}
+  return `${header(c, DKV)}
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   touch();
   let H = p(1); let Hkv = p(2); let Tq = p(3); let Tk = p(4); let scale = bitcast<f32>(p(5));
@@ -190,7 +229,7 @@ function dkvCode(c: Cfg): string {
       for (var d = 0; d < ${D}; d++) { qi[d] = Q[p(8) + row * ${D} + d]; }
       for (var d = 0; d < ${Dv}; d++) { gi[d] = G_[p(14) + row * ${Dv} + d]; }
       ${pdsCode(c, "qi", (d) => `kj[${d}]`, (d) => `vj[${d}]`, "gi", "continue;")}
-      for (var d = 0; d < ${Dv}; d++) { dv[d] = fma(pj, gi[d], dv[d]); }
+      for (var d = 0; d < ${Dv}; d++) { dv[d] = fma(pj * ks, gi[d], dv[d]); }
       for (var d = 0; d < ${D}; d++) { dk[d] = fma(dS, qi[d], dk[d]); }
     }
   }
@@ -202,7 +241,7 @@ function dkvCode(c: Cfg): string {
 
 function dqCode(c: Cfg): string {
   const { D, Dv } = c;
-  return `${header(c, [["Q", false], ["Kt", false], ["V", false], ["G_", false], ["LD", false], ["M", false], ["PAD", false], ["DQ", true]])}
+  return `${header(c, DQ)}
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3u) {
   touch();
   let H = p(1); let Hkv = p(2); let Tq = p(3); let Tk = p(4); let scale = bitcast<f32>(p(5));
@@ -224,13 +263,12 @@ function dqCode(c: Cfg): string {
 interface SdpaOpts {
   attnMask?: Tensor | null; mask?: Tensor | null; keyPaddingMask?: Tensor | null; causal?: boolean; dropout?: number; scale?: number;
   returnWeights?: boolean | "full" | "mean"; impl?: "fused" | "math"; alibiSlopes?: Float32Array | readonly number[] | null; alibiOffset?: number;
-  maskedRows?: "zero" | "uniform";
+  maskedRows?: "zero" | "uniform"; generator?: Generator; window?: number | readonly [number, number] | null; windowOffset?: number;
 }
 
 /** scaledDotProductAttention on WebGPU tensors (called by ops/attention.ts once q/k/v/masks are known to be on the device). */
 export function attentionFused(rt: GpuRuntime) {
   return (q0: Tensor, k0: Tensor, v0: Tensor, opts: SdpaOpts): { out: Tensor; weights: Tensor | null } => {
-    if ((opts.dropout ?? 0) > 0) throw unsupportedOn("webgpu", "scaledDotProductAttention with dropout");
     if (opts.impl === "math") throw unsupportedOn("webgpu", "scaledDotProductAttention impl \"math\"");
     if (opts.maskedRows === "uniform") throw unsupportedOn("webgpu", "scaledDotProductAttention maskedRows \"uniform\"");
     if (opts.alibiSlopes) throw unsupportedOn("webgpu", "scaledDotProductAttention with alibiSlopes (pass the bias as an additive attnMask)");
@@ -263,36 +301,42 @@ export function attentionFused(rt: GpuRuntime) {
       if (kp.ndim !== 2 || kp.shape[0] !== B || kp.shape[1] !== Tk) throw new Error(`keyPaddingMask has shape ${shapeStr(kp.shape)}, expected [${B}, ${Tk}] (batch, key length)`);
       pad = kp.contiguous();
     }
-    const c: Cfg = { B, H, Hkv, Tq, Tk, D, Dv, scale: opts.scale ?? 1 / Math.sqrt(D), causal: !!opts.causal, mask, maskB, maskH, pad };
+    const p = opts.dropout ?? 0;
+    if (!(p >= 0 && p < 1)) throw new Error(`scaledDotProductAttention: dropout must be in [0, 1), got ${p}`);
+    // the seed is drawn exactly as on the CPU (one nextU32 per call), so the same generator state drops the same weights
+    const dropout = p > 0 ? { seed: (opts.generator ?? defaultGenerator).nextU32(), threshold: Math.ceil(p * 16777216), scale: 1 / (1 - p) } : null;
+    const c: Cfg = { B, H, Hkv, Tq, Tk, D, Dv, scale: opts.scale ?? 1 / Math.sqrt(D), causal: !!opts.causal, mask, maskB, maskH, pad,
+      window: windowArgs(opts, Tq, Tk), dropout };
     const qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     const out = uninit([B, H, Tq, Dv], "float32", q), lse = uninit([B, H, Tq], "float32", q);
-    const mb = mask ? buf(mask) : rt.dummy(), pb = pad ? buf(pad) : rt.dummy();
+    // every pass binds by name from these (plus its own outputs) and reads the same parameter block
+    const shared: Record<string, GPUBuffer> = { Q: buf(qc), Kt: buf(kc), V: buf(vc), M: mask ? buf(mask) : rt.dummy(), PAD: pad ? buf(pad) : rt.dummy() };
+    const launch = (names: Names, code: string, own: Record<string, GPUBuffer>, groups: [number, number, number], extra: number[] = []) =>
+      rt.dispatch(code, names.map(([n]) => own[n] ?? shared[n]), params(c, qc, kc, vc, extra), groups, true);
     const BC = Math.max(1, Math.min(32, Math.floor(4096 / (D + Dv))));
-    rt.dispatch(forwardCode(c, BC), [buf(qc), buf(kc), buf(vc), mb, pb, buf(out), buf(lse)], params(c, qc, kc, vc), [Math.ceil(Tq / BR), H, B], true);
+    launch(FWD, forwardCode(c, BC), { O: buf(out), L: buf(lse) }, [Math.ceil(Tq / BR), H, B]);
     let weights: Tensor | null = null;
     const mode = opts.returnWeights ? (opts.returnWeights === "mean" ? "mean" : "full") : null;
     if (mode && Tk > 0) {
       weights = uninit(mode === "full" ? [B, H, Tq, Tk] : [B, Tq, Tk], "float32", q);
-      rt.dispatch(weightsCode(c, mode === "mean"), [buf(qc), buf(kc), buf(lse), mb, pb, buf(weights)], params(c, qc, kc, vc),
-        [Math.ceil(Tq / 64), mode === "full" ? H : 1, B], true);
+      launch(WTS, weightsCode(c, mode === "mean"), { L: buf(lse), W: buf(weights) }, [Math.ceil(Tq / 64), mode === "full" ? H : 1, B]);
     } else if (mode) weights = zerosOf(mode === "full" ? [B, H, Tq, Tk] : [B, Tq, Tk], "float32", q);
     if (isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) {
       record(out, "scaledDotProductAttention", [q, k, v], (g) => {
         const gc = g.contiguous();
         const R = B * H * Tq;
         const ld = uninit([2 * R], "float32", q);
-        rt.dispatch(deltaCode(c), [buf(out), buf(gc), buf(lse), buf(ld)], params(c, qc, kc, vc, [gc.offset, out.offset, lse.offset]),
-          [Math.min(Math.ceil(R / 64), 65535), Math.ceil(Math.ceil(R / 64) / 65535), 1], true);
+        launch(DELTA, deltaCode(c), { O: buf(out), G: buf(gc), L: buf(lse), LD: buf(ld) },
+          [Math.min(Math.ceil(R / 64), 65535), Math.ceil(Math.ceil(R / 64) / 65535), 1], [gc.offset, out.offset, lse.offset]);
         // dK and dV in one buffer (8 storage bindings per stage is the WebGPU minimum), handed out as two views
         const nK = B * Hkv * Tk * D, nV = B * Hkv * Tk * Dv;
         const dkv = uninit([nK + nV], "float32", q);
         const dk = new TensorClass(dkv.storage, k.shape, undefined, 0), dv = new TensorClass(dkv.storage, v.shape, undefined, nK);
         dkv.dispose();
-        rt.dispatch(dkvCode(c), [buf(qc), buf(kc), buf(vc), buf(gc), buf(ld), mb, pb, buf(dk)],
-          params(c, qc, kc, vc, [gc.offset, 0, 0, nK]), [Math.ceil(Tk / 64), Hkv, B], true);
+        const back = { G_: buf(gc), LD: buf(ld) };
+        launch(DKV, dkvCode(c), { ...back, DKV: buf(dk) }, [Math.ceil(Tk / 64), Hkv, B], [gc.offset, 0, 0, nK]);
         const dq = uninit(q.shape, "float32", q);
-        rt.dispatch(dqCode(c), [buf(qc), buf(kc), buf(vc), buf(gc), buf(ld), mb, pb, buf(dq)], params(c, qc, kc, vc, [gc.offset]),
-          [Math.ceil(Tq / 64), H, B], true);
+        launch(DQ, dqCode(c), { ...back, DQ: buf(dq) }, [Math.ceil(Tq / 64), H, B], [gc.offset]);
         ld.dispose();
         return [dq, dk, dv];
       }, [qc, kc, vc, lse, ...(mask ? [mask] : []), ...(pad ? [pad] : [])]);

@@ -70,11 +70,42 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }`;
 }
 
+/**
+ * Tiny products (≤ SMALL_MACS multiply-adds): one thread per output element walking K, no workgroup memory or
+ * barriers — a 64×64 tile would leave most of a workgroup idle there, and launch cost dominates anyway.
+ */
+const SMALL_MACS = 1 << 20;
+function smallCode(transA: boolean, transB: boolean, betaZero: boolean): string {
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<storage, read> P: array<i32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let M = P[0]; let N = P[1]; let K = P[2]; let lda = P[3]; let ldb = P[4]; let ldc = P[5];
+  let e = i32(gid.x); let bz = i32(gid.z);
+  if (e >= M * N) { return; }
+  let m = e / N; let n = e % N;
+  let aBase = P[6] + bz * P[9]; let bBase = P[7] + bz * P[10];
+  var acc = 0.0;
+  for (var k = 0; k < K; k++) {
+    acc = fma(${transA ? "X[aBase + k * lda + m]" : "X[aBase + m * lda + k]"}, ${transB ? "A[bBase + n * ldb + k]" : "A[bBase + k * ldb + n]"}, acc);
+  }
+  let o = P[8] + bz * P[11] + m * ldc + n;
+  ${betaZero ? "C[o] = bitcast<f32>(P[12]) * acc;" : "C[o] = bitcast<f32>(P[12]) * acc + bitcast<f32>(P[13]) * C[o];"}
+}`;
+}
+
 export function gemm(rt: GpuRuntime, transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
   A: Tensor, aOff: number, lda: number, B: Tensor, bOff: number, ldb: number, beta: number, C: Tensor, cOff: number, ldc: number,
   batch: number, strideA: number, strideB: number, strideC: number): void {
   if (batch > 65535) throw new Error(`not yet supported on webgpu: batched GEMM with more than 65535 matrices (${batch})`);
   if (M === 0 || N === 0 || batch === 0) return;
   const p = Int32Array.of(M, N, K, lda, ldb, ldc, aOff, bOff, cOff, strideA, strideB, strideC, f32bits(alpha), f32bits(beta));
+  if (M * N * K * batch <= SMALL_MACS && Math.ceil((M * N) / 64) <= 65535) {
+    rt.dispatch(smallCode(transA, transB, beta === 0), [buf(A), buf(B), buf(C)], p, [Math.ceil((M * N) / 64), 1, batch]);
+    return;
+  }
   rt.dispatch(code(transA, transB, beta === 0), [buf(A), buf(B), buf(C)], p, [Math.ceil(N / TN), Math.ceil(M / TM), batch]);
 }

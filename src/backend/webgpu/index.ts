@@ -7,6 +7,7 @@ import * as EW from "./elementwise.js";
 import * as MM from "./gemm.js";
 import * as RW from "./rows.js";
 import * as OP from "./optim.js";
+import * as IX from "./indexing.js";
 import { attentionFused } from "./attention.js";
 
 export interface WebGPUInfo { vendor: string; architecture: string; device: string; description: string; fallback: boolean; f16: boolean }
@@ -69,6 +70,8 @@ function makeDevice(rt: GpuRuntime, info: WebGPUInfo, describe: () => string): W
     layerNormBackward: (...a) => RW.layerNormBackward(rt, ...a),
     gatherRows: (table, cols, idx, out) => RW.gatherRows(rt, table, cols, idx, out),
     scatterAddRows: (src, cols, idx, table, skip) => RW.scatterAddRows(rt, src, cols, idx, table, skip),
+    gatherAxis: (x, i, is, d, out, z) => IX.gatherAxis(rt, x, i, is, d, out, z),
+    scatterAxis: (g, i, is, d, dx) => IX.scatterAxis(rt, g, i, is, d, dx),
     adamUpdate: (p, g, m, v, vmax, h) => OP.adamUpdate(rt, p, g, m, v, vmax, h),
     sgdUpdate: (p, g, b, h) => OP.sgdUpdate(rt, p, g, b, h),
   };

@@ -98,8 +98,34 @@ export class GpuRuntime {
       const module = this.device.createShaderModule({ code });
       p = this.device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
       this.pipelines.set(code, p);
+      this.writable.set(p, [...code.matchAll(/@binding\((\d+)\)\s*var<storage,\s*read_write>/g)].map((m) => Number(m[1])));
     }
     return p;
+  }
+
+  /** Per pipeline: the bindings its code writes (read_write storage). */
+  private writable = new Map<GPUComputePipeline, number[]>();
+
+  /**
+   * WebGPU forbids binding a buffer that a dispatch writes anywhere else in the same dispatch (an op whose output
+   * shares storage with an input: x.addInPlace(x), in-place views). Such other bindings read a snapshot copied in the
+   * command stream just before: what an in-place op over its old values means.
+   */
+  private unalias(pipe: GPUComputePipeline, buffers: GPUBuffer[]): GPUBuffer[] {
+    const w = this.writable.get(pipe)!;
+    let out = buffers;
+    for (const wi of w) {
+      for (let i = 0; i < buffers.length; i++) {
+        if (i === wi || buffers[i] !== buffers[wi]) continue;
+        if (out === buffers) out = buffers.slice();
+        const src = buffers[i], copy = this.device.createBuffer({ size: src.size, usage: STORAGE | COPY_DST });
+        this.endPass();
+        this.enc().copyBufferToBuffer(src, 0, copy, 0, src.size);
+        this.trash.push(copy);
+        out[i] = copy;
+      }
+    }
+    return out;
   }
 
   /**
@@ -110,6 +136,7 @@ export class GpuRuntime {
     this.check();
     if (groups[0] === 0 || groups[1] === 0 || groups[2] === 0) return;
     const pipe = this.pipeline(code);
+    buffers = this.unalias(pipe, buffers);
     const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
     if (params) {
       const pb = this.device.createBuffer({ size: Math.max(16, (params.byteLength + 15) & ~15), usage: uniform ? UNIFORM : STORAGE, mappedAtCreation: true });
