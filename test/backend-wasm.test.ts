@@ -263,6 +263,16 @@ test("attention layouts: q/k/v read from a fused token-major projection, out/dq/
     return o;
   };
   close("layout out", out, toTm(oref), 3e-5); close("layout lse", lse, lref, 3e-5);
+  // out in a wider buffer (offset 2, 5 spare floats per row): the elements between the heads' rows keep their values
+  // (the span is copied in before the heads are written in place; only an output the heads tile skips that copy)
+  const F = H * D + 5, wide = new Float32Array(2 + B * T * F + 3).fill(7);
+  W.attnForwardLayout!(qkv, qkv, qkv, wide, lse, a, { ...layout, out: [2, T * F, D, F] });
+  const ref = toTm(oref);
+  for (let i = 0; i < wide.length; i++) {
+    const r = i - 2, row = Math.floor(r / F), col = r - row * F;
+    if (r < 0 || row >= B * T || col >= H * D) assert.equal(wide[i], 7, `element ${i} outside the heads was overwritten`);
+    else assert.ok(Math.abs(wide[i] - ref[row * H * D + col]) <= 3e-5, `wide out element ${i}`);
+  }
   const doutTm = randn(out.length), dqkv = new Float32Array(qkv.length).fill(NaN);
   W.attnBackwardLayout!(qkv, qkv, qkv, out, doutTm, lse, dqkv, dqkv, dqkv, a, layout);
   const dout = new Float32Array(out.length);
