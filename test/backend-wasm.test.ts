@@ -100,6 +100,23 @@ test("gemmBiasAct and activationBackward match gemm + bias + activation", { skip
     if (act !== "none") R.unary(act, { data: Cr.slice(), offset: 0, strides: [1] }, [M * N], Cr);
     close(`gemmBiasAct ${act}`, Cw, Cr, 1e-5);
   }
+  // several depth blocks (the bias joins the last one), two column blocks, beta ≠ 0, and a keyed B (packed-weight
+  // cache: packed on the 2nd call, served on the 3rd) — the same result each time
+  for (const [M2, N2, K2] of [[7, 2100, 600], [33, 50, 513]] as const) {
+    const A2 = randn(M2 * K2), B2 = randn(N2 * K2), b2 = randn(N2), C0 = randn(M2 * N2);
+    const ref = C0.slice();   // 1.5·A·Bᵀ + 0.5·C0 + bias
+    R.gemm(false, true, M2, N2, K2, 1.5, A2, 0, K2, B2, 0, K2, 0.5, ref, 0, N2, 1, 0, 0, 0);
+    for (let i = 0; i < M2; i++) for (let j = 0; j < N2; j++) ref[i * N2 + j] += b2[j];
+    for (const act of ["none", "relu"] as const) {
+      const exp = act === "none" ? ref : ref.map((v) => Math.max(v, 0));
+      for (let call = 0; call < 3; call++) {
+        const Cw = C0.slice();
+        W.gemmBiasAct!(false, true, M2, N2, K2, 1.5, A2, 0, K2, B2, 0, K2, 0.5, Cw, 0, N2, 1, 0, 0, 0, b2, 0, act,
+          { id: 9000 + N2, version: 1 });
+        close(`gemmBiasAct ${M2}x${N2}x${K2} ${act} call ${call}`, Cw, exp, 1e-4);
+      }
+    }
+  }
   const n = 5003, z = randn(n, 4), g = randn(n);
   for (const act of ["relu", "gelu", "geluTanh"] as const) {
     const got = new Float32Array(n), want = new Float32Array(n);

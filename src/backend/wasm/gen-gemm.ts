@@ -1,8 +1,8 @@
 // Emitted kernels of the packed GEMM (Goto/BLIS scheme; the driver with the cache blocking is gemm.ts):
 //   gemm_pack_a: an (mc × kc) block of op(A) → MR-row panels, k-major: panel[k·MR + r]   (rows past mc zero)
 //   gemm_pack_b: a (kc × nc) block of op(B) → NR-column panels, k-major: panel[k·NR + c] (columns past nc zero)
-//   gemm_macro:  C(mc × nc) = alpha·Ã·B̃ + beta·C over all panel pairs with the MR × NR register-blocked micro-kernel
-//                (beta = 0: C is not read). Edge tiles go through a scratch tile.
+//   gemm_macro:  C(mc × nc) = alpha·Ã·B̃ + beta·C (+ bias[col]) over all panel pairs with the MR × NR register-blocked
+//                micro-kernel (beta = 0: C is not read). Edge tiles go through a scratch tile.
 // All addresses and leading dimensions are in bytes.
 import { F32, F32x4, I32, ModuleBuilder, V128, get, i32, f32, set, v128, select, type Expr, type FuncBuilder, type Local } from "./emit.js";
 import { emitKLoop, emitStoreC, emitZero, makeAcc } from "./tile.js";
@@ -114,10 +114,11 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
 
 function addMacro(m: ModuleBuilder, shape: GemmShape): void {
   const MR = shape.mr, NV = shape.nv, NR = shape.nr;
-  // (pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp)
-  m.func("gemm_macro", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32], [], (f, pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp) => {
+  // (pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp, bias): bias ≠ 0 adds bias[col] (column jp + c of this call) after
+  // alpha·A·B + beta·C — the last depth block of a product with a bias epilogue and no activation
+  m.func("gemm_macro", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32], [], (f, pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp, bias) => {
     const jp = f.local(i32), ip = f.local(i32), pa = f.local(i32), pb = f.local(i32), pc = f.local(i32);
-    const rows = f.local(i32), cols = f.local(i32), r = f.local(i32), c = f.local(i32), q = f.local(i32);
+    const rows = f.local(i32), cols = f.local(i32), r = f.local(i32), c = f.local(i32), q = f.local(i32), pz = f.local(i32);
     const av = f.local(v128), bv = f.local(v128);
     const acc = makeAcc(f, MR, NV);
     f.emit(set(av, F32x4.splat(get(alpha))), set(bv, F32x4.splat(get(beta))));
@@ -125,22 +126,26 @@ function addMacro(m: ModuleBuilder, shape: GemmShape): void {
     f.for(jp, I32.const(0), get(nc), NR, () => {
       f.emit(set(cols, I32.sub(get(nc), get(jp))));
       f.emit(set(pa, get(pA)));
+      f.emit(set(pz, I32.add(get(bias), I32.shl(get(jp), I32.const(2)))));
       f.for(ip, I32.const(0), get(mc), MR, () => {
         f.emit(set(rows, I32.sub(get(mc), get(ip))));
         emitZero(f, acc);
         emitKLoop(f, { mr: MR, nv: NV, unroll: shape.unroll ?? GEMM_UNROLL, aRs: 4, aCs: 4 * MR, bLd: 4 * NR }, get(pa), get(pb), get(kc), acc);
         f.emit(set(pc, I32.add(I32.add(get(C), I32.mul(get(ip), get(ldc))), I32.shl(get(jp), I32.const(2)))));
         f.if(I32.and(I32.ge(get(rows), I32.const(MR)), I32.ge(get(cols), I32.const(NR))), () => {
-          f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null), () => emitStoreC(f, acc, pc, ldc, av, bv));
+          f.if(get(bias), () => f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null, pz),
+            () => emitStoreC(f, acc, pc, ldc, av, bv, pz)), () =>
+            f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null), () => emitStoreC(f, acc, pc, ldc, av, bv)));
         }, () => {
           emitStoreC(f, acc, tmp, 4 * NR);
-          // C[r, c] = alpha·tmp[r, c] (+ beta·C[r, c]) for the valid part
+          // C[r, c] = alpha·tmp[r, c] (+ beta·C[r, c]) (+ bias[c]) for the valid part
           f.for(r, I32.const(0), I32.min(get(rows), I32.const(MR)), 1, () => {
             f.for(c, I32.const(0), I32.min(get(cols), I32.const(NR)), 1, () => {
               f.emit(set(q, I32.add(I32.add(get(pc), I32.mul(get(r), get(ldc))), I32.shl(get(c), I32.const(2)))));
               const t = F32.mul(get(alpha), F32.load(I32.add(get(tmp), I32.shl(I32.add(I32.mul(get(r), I32.const(NR)), get(c)), I32.const(2)))));
               f.if(F32.eq(get(beta), F32.const(0)), () => f.emit(F32.store(get(q), t)),
                 () => f.emit(F32.store(get(q), F32.add(t, F32.mul(get(beta), F32.load(get(q)))))));
+              f.if(get(bias), () => f.emit(F32.store(get(q), F32.add(F32.load(get(q)), F32.load(I32.add(get(pz), I32.shl(get(c), I32.const(2))))))));
             });
           });
         });
