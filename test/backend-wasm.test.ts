@@ -100,6 +100,23 @@ test("gemmBiasAct and activationBackward match gemm + bias + activation", { skip
     if (act !== "none") R.unary(act, { data: Cr.slice(), offset: 0, strides: [1] }, [M * N], Cr);
     close(`gemmBiasAct ${act}`, Cw, Cr, 1e-5);
   }
+  // several depth blocks (the bias joins the last one), two column blocks, beta ≠ 0, and a keyed B (packed-weight
+  // cache: packed on the 2nd call, served on the 3rd) — the same result each time
+  for (const [M2, N2, K2] of [[7, 2100, 600], [33, 50, 513]] as const) {
+    const A2 = randn(M2 * K2), B2 = randn(N2 * K2), b2 = randn(N2), C0 = randn(M2 * N2);
+    const ref = C0.slice();   // 1.5·A·Bᵀ + 0.5·C0 + bias
+    R.gemm(false, true, M2, N2, K2, 1.5, A2, 0, K2, B2, 0, K2, 0.5, ref, 0, N2, 1, 0, 0, 0);
+    for (let i = 0; i < M2; i++) for (let j = 0; j < N2; j++) ref[i * N2 + j] += b2[j];
+    for (const act of ["none", "relu"] as const) {
+      const exp = act === "none" ? ref : ref.map((v) => Math.max(v, 0));
+      for (let call = 0; call < 3; call++) {
+        const Cw = C0.slice();
+        W.gemmBiasAct!(false, true, M2, N2, K2, 1.5, A2, 0, K2, B2, 0, K2, 0.5, Cw, 0, N2, 1, 0, 0, 0, b2, 0, act,
+          { id: 9000 + N2, version: 1 });
+        close(`gemmBiasAct ${M2}x${N2}x${K2} ${act} call ${call}`, Cw, exp, 1e-4);
+      }
+    }
+  }
   const n = 5003, z = randn(n, 4), g = randn(n);
   for (const act of ["relu", "gelu", "geluTanh"] as const) {
     const got = new Float32Array(n), want = new Float32Array(n);
@@ -263,6 +280,16 @@ test("attention layouts: q/k/v read from a fused token-major projection, out/dq/
     return o;
   };
   close("layout out", out, toTm(oref), 3e-5); close("layout lse", lse, lref, 3e-5);
+  // out in a wider buffer (offset 2, 5 spare floats per row): the elements between the heads' rows keep their values
+  // (the span is copied in before the heads are written in place; only an output the heads tile skips that copy)
+  const F = H * D + 5, wide = new Float32Array(2 + B * T * F + 3).fill(7);
+  W.attnForwardLayout!(qkv, qkv, qkv, wide, lse, a, { ...layout, out: [2, T * F, D, F] });
+  const ref = toTm(oref);
+  for (let i = 0; i < wide.length; i++) {
+    const r = i - 2, row = Math.floor(r / F), col = r - row * F;
+    if (r < 0 || row >= B * T || col >= H * D) assert.equal(wide[i], 7, `element ${i} outside the heads was overwritten`);
+    else assert.ok(Math.abs(wide[i] - ref[row * H * D + col]) <= 3e-5, `wide out element ${i}`);
+  }
   const doutTm = randn(out.length), dqkv = new Float32Array(qkv.length).fill(NaN);
   W.attnBackwardLayout!(qkv, qkv, qkv, out, doutTm, lse, dqkv, dqkv, dqkv, a, layout);
   const dout = new Float32Array(out.length);

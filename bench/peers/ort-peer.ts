@@ -65,43 +65,59 @@ export function variantsFor(task: Task): Variant[] {
   return [];
 }
 
-export async function runOrt(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
-  const rows = ORT_THREADS.map((t) => `onnxruntime-node-${t}t`);
+/**
+ * The rows of one onnxruntime flavour (`prefix`-1t, -2t), shared by the node and web peers: per thread count (unless
+ * the harness skips it), every variant timed by `time` (samples and raw output; throws on failure), and the row is the
+ * variant with the lowest median, its note naming every variant's median or failure.
+ */
+export async function ortRows<V extends Variant>(prefix: string, task: Task, ctx: PeerContext, unavailable: () => string | null, variants: () => V[],
+  time: (v: V, threads: number) => Promise<{ timesMs: number[]; output: Float32Array }>, afterThreads?: (threads: number) => void): Promise<PeerRun[]> {
+  const rows = ORT_THREADS.map((t) => `${prefix}-${t}t`);
   if (task.kind === "train") return rows.map((impl) => ({ impl, note: "no training API" }));
-  let ort: OrtModule;
-  try {
-    ort = loadOrt();
-  } catch (e) {
-    return rows.map((impl) => ({ impl, note: `onnxruntime-node unavailable: ${errorText(e)}` }));
-  }
-  const variants = variantsFor(task);
+  const why = unavailable();
+  if (why) return rows.map((impl) => ({ impl, note: why }));
+  const vs = variants();
   const out: PeerRun[] = [];
   for (const threads of ORT_THREADS) {
-    const impl = `onnxruntime-node-${threads}t`;
+    const impl = `${prefix}-${threads}t`;
     const skip = ctx.skipReason(impl);
     if (skip) { out.push({ impl, note: skip }); continue; }
     let best: PeerRun | null = null;
     let bestMs = Infinity;
     const parts: string[] = [];
-    for (const v of variants) {
-      let session: OrtSession | null = null;
+    for (const v of vs) {
       try {
-        session = await ortSession(ort, v.model, threads);
-        const s = session;
-        const m = await measure(() => ortRunOnce(ort, s, v.model, v.data), ctx.policy);
-        const med = median(m.timesMs);
+        const r = await time(v, threads);
+        const med = median(r.timesMs);
         parts.push(`${v.model.variant} ${med.toFixed(med < 10 ? 2 : 1)} ms`);
-        if (med < bestMs) {
-          bestMs = med;
-          best = { impl, timesMs: m.timesMs, output: v.toCanonical(m.last), note: v.model.variant };
-        }
+        if (med < bestMs) { bestMs = med; best = { impl, timesMs: r.timesMs, output: v.toCanonical(r.output), note: v.model.variant }; }
       } catch (e) {
         parts.push(`${v.model.variant} failed: ${errorText(e)}`);
-      } finally {
-        await session?.release();
       }
     }
+    afterThreads?.(threads);
     out.push(best ? { ...best, note: `best: ${best.note} (${parts.join("; ")})` } : { impl, note: parts.join("; ") });
   }
   return out;
+}
+
+export function runOrt(task: Task, ctx: PeerContext): Promise<PeerRun[]> {
+  let ort: OrtModule | null = null;
+  const unavailable = () => {
+    try {
+      ort = loadOrt();
+      return null;
+    } catch (e) {
+      return `onnxruntime-node unavailable: ${errorText(e)}`;
+    }
+  };
+  return ortRows("onnxruntime-node", task, ctx, unavailable, () => variantsFor(task), async (v, threads) => {
+    const session = await ortSession(ort!, v.model, threads);
+    try {
+      const m = await measure(() => ortRunOnce(ort!, session, v.model, v.data), ctx.policy);
+      return { timesMs: m.timesMs, output: m.last };
+    } finally {
+      await session.release();
+    }
+  });
 }

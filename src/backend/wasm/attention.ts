@@ -92,14 +92,15 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
    * Returns the head addresses per tensor (`at(part, b, h)`) and `back()`, which copies the spans back into their
    * arrays (for an output written in place), or null (place head by head).
    */
-  function placeSpans(parts: { what: string; data: Float32Array; l: Layout4; heads: [number, number][]; rows: number; cols: number }[]):
+  function placeSpans(parts: { what: string; data: Float32Array; l: Layout4; heads: [number, number][]; rows: number; cols: number; writeOnly?: boolean }[]):
     { at: (i: number, b: number, h: number) => Placed; back: () => void } | null {
-    const spans = new Map<Float32Array, { lo: number; hi: number; need: number; base: number }>();
+    const spans = new Map<Float32Array, { lo: number; hi: number; need: number; base: number; fill: boolean }>();
     for (const p of parts) {
       for (const [b, h] of p.heads) checkSpan(`attention (wasm, ${p.what})`, p.data.length, p.l[0] + b * p.l[1] + h * p.l[2], p.rows, p.cols, p.l[3]);
       if (p.rows === 0 || p.cols === 0 || !p.heads.length) continue;
       let sp = spans.get(p.data);
-      if (!sp) spans.set(p.data, sp = { lo: Infinity, hi: -Infinity, need: 0, base: 0 });
+      if (!sp) spans.set(p.data, sp = { lo: Infinity, hi: -Infinity, need: 0, base: 0, fill: false });
+      if (!p.writeOnly || !tilesSpan(p)) sp.fill = true;
       for (const [b, h] of p.heads) {
         const off = p.l[0] + b * p.l[1] + h * p.l[2];
         sp.lo = Math.min(sp.lo, off); sp.hi = Math.max(sp.hi, off + (p.rows - 1) * p.l[3] + p.cols);
@@ -109,7 +110,9 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
     for (const sp of spans.values()) if (sp.hi - sp.lo > 2 * sp.need) return null;
     for (const [data, sp] of spans) {
       sp.base = arena.allocF32(sp.hi - sp.lo);
-      arena.f32.set(data.subarray(sp.lo, sp.hi), sp.base >> 2);
+      // an output whose heads write every element of its span is not copied in (parts of one array tile it only
+      // when it is a single write-only part: then need = span below)
+      if (sp.fill || sp.need !== sp.hi - sp.lo) arena.f32.set(data.subarray(sp.lo, sp.hi), sp.base >> 2);
     }
     return {
       at: (i, b, h) => {
@@ -119,6 +122,19 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
       back: () => { for (const [data, sp] of spans) data.set(arena.f32.subarray(sp.base >> 2, (sp.base >> 2) + sp.hi - sp.lo), sp.lo); },
     };
   }
+  /**
+   * Whether the heads of a part are pairwise disjoint blocks of one dense region: all heads 0 … hb−1 of each of its
+   * batch items, laid out token-major (row = every head's columns side by side) or head-major (heads one after the
+   * other), batch items not overlapping. With need = span this means the heads write every element of the span.
+   */
+  function tilesSpan(p: { l: Layout4; heads: [number, number][]; rows: number; cols: number }): boolean {
+    const [, l1, l2, l3] = p.l, { rows, cols, heads } = p;
+    const bs = [...new Set(heads.map(([b]) => b))], hb = heads.length / bs.length;
+    if (!Number.isInteger(hb) || heads.some(([b, h], i) => b !== bs[Math.floor(i / hb)] || h !== i % hb)) return false;
+    const tokenMajor = l2 === cols && l3 === hb * cols, headMajor = l3 === cols && l2 === rows * cols;
+    return (tokenMajor || headMajor) && (bs.length === 1 || l1 >= rows * hb * cols);
+  }
+
   /**
    * The additive (rows, Tk) mask of head (b, h) from query row0 on, in the arena: its address for row0 and its row
    * stride ldm (bytes), so that entry (row0 + r, j) is at addr + r·ldm + 4·j. With ALiBi it is written here, head by
@@ -235,7 +251,7 @@ export function makeAttention(inst: WasmInstance, executor: ExecutorFor) {
       const spans = placeSpans([{ what: "q", data: q, l: lq, heads: wave, rows: Tq, cols: D },
         { what: "k", data: k, l: lk, heads: kvHeads, rows: Tk, cols: D }, { what: "v", data: v, l: lv, heads: kvHeads, rows: Tk, cols: Dv }]);
       // the output likewise: written in place into a copy of its span, copied back once
-      const outSpan = placeSpans([{ what: "out", data: out, l: lo, heads: wave, rows: Tq, cols: Dv }]);
+      const outSpan = placeSpans([{ what: "out", data: out, l: lo, heads: wave, rows: Tq, cols: Dv, writeOnly: true }]);
       let kvKey = "", K: Placed | null = null, V: Placed | null = null;
       for (const [b, h] of wave) {
         const hk = Math.floor(h / G);

@@ -96,6 +96,10 @@ export const F64 = {
 
 export const V128 = {
   load: vmem(0x00), loadSplat32: vmem(0x09),
+  /** v128.load64_zero: 8 bytes into the low half, the high half zero. */
+  load64Zero: vmem(0x5d),
+  /** Store lane `lane` (64-bit) of value at addr. */
+  store64Lane: (addr: Expr, value: Expr, lane: number, offset = 0): Expr => [addr, value, simd(0x5b), 2, uleb(offset), lane],
   store: (addr: Expr, value: Expr, offset = 0): Expr => [addr, value, simd(0x0b), 2, uleb(offset)],
   /** Store lane `lane` (32-bit) of value at addr. */
   store32Lane: (addr: Expr, value: Expr, lane: number, offset = 0): Expr => [addr, value, simd(0x5a), 2, uleb(offset), lane],

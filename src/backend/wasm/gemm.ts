@@ -109,6 +109,9 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
       biasAddr = arena.allocF32(N);
       arena.f32.set(epilogue.bias.subarray(epilogue.biasOff, epilogue.biasOff + N), biasAddr >> 2);
     }
+    // no activation: the bias is added by the micro-kernel's store of the last depth block (no pass over C of its own)
+    const fuseBias = !!epilogue && epilogue.act === 0;
+    const biasArg = (pc: number, kc: number, jc: number) => (fuseBias && biasAddr && pc + kc >= K ? biasAddr + 4 * jc : 0);
     // broadcast operands (batch stride 0) are placed once, below the per-item mark
     const fixedA = strideA === 0 || batch === 1 ? placeMatrix(arena, A, aOff, aRows, aCols, lda) : null;
     const fixedB = cached ? null : strideB === 0 || batch === 1 ? placeMatrix(arena, B, bOff, bRows, bCols, ldb) : null;
@@ -129,10 +132,10 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
             ex.push(t, "gemm_pack_a", a.addr + (transA ? pc * a.ld + ic * 4 : ic * a.ld + pc * 4), a.ld, transA ? 1 : 0, mc, kc, pAs[t]);
             for (let jc = 0; jc < N; jc += NC) {
               ex.push(t, "gemm_macro", pAs[t], cached.addr + 4 * blockOffset(jc, pc, N, K, GEMM_NR), cAddr + (ic * N + jc) * 4, N * 4, mc,
-                Math.min(NC, N - jc), kc, alpha, pc === 0 ? beta : 1, tmps[t]);
+                Math.min(NC, N - jc), kc, alpha, pc === 0 ? beta : 1, tmps[t], biasArg(pc, kc, jc));
             }
           }
-          if (epilogue) ex.push(t, "bias_act", cAddr + ic * N * 4, mc, N, biasAddr, epilogue.act);
+          if (epilogue && !fuseBias) ex.push(t, "bias_act", cAddr + ic * N * 4, mc, N, biasAddr, epilogue.act);
         }
         ex.run();
       } else {
@@ -155,13 +158,15 @@ export function makeGemm(inst: WasmInstance, executor: ExecutorFor, cache: WasmP
             for (let ic = 0, blk = 0; ic < M; ic += mcEff, blk++) {
               const mc = Math.min(mcEff, M - ic), t = blk % T;
               ex.push(t, "gemm_pack_a", a.addr + (transA ? pc * a.ld + ic * 4 : ic * a.ld + pc * 4), a.ld, transA ? 1 : 0, mc, kc, pAs[t]);
-              ex.push(t, "gemm_macro", pAs[t], pB, cAddr + (ic * N + jc) * 4, N * 4, mc, nc, kc, alpha, pc === 0 ? beta : 1, tmps[t]);
+              ex.push(t, "gemm_macro", pAs[t], pB, cAddr + (ic * N + jc) * 4, N * 4, mc, nc, kc, alpha, pc === 0 ? beta : 1, tmps[t],
+                biasArg(pc, kc, jc));
             }
             ex.run();
           }
         }
       }
-      if (epilogue && !(cached && K > 0 && alpha !== 0)) x.bias_act(cAddr, M, N, biasAddr, epilogue.act);
+      // (the products above applied the epilogue already unless K = 0 or alpha = 0)
+      if (epilogue && (K === 0 || alpha === 0 || (!cached && !fuseBias))) x.bias_act(cAddr, M, N, biasAddr, epilogue.act);
       takeMatrix(arena, cAddr, 4 * N, M, N, C, c0, ldc);
     }
   };

@@ -12,7 +12,8 @@
 //   bwd_ds(...)                              P, P̃ and dS of one (query block × key block) tile, see below
 //   rows_dot(a, b, out, rows, n)             out[r] = Σ a[r, :]·b[r, :]
 //   axpy(x, y, n, s)                         y += s·x
-import { F32, F32x4, I32, I32x4, ModuleBuilder, V128, f32, get, i32, set, v128, type Expr, type FuncBuilder } from "./emit.js";
+import { F32, F32x4, I32, I32x4, ModuleBuilder, V128, f32, get, i32, select, set, v128, type Expr, type FuncBuilder } from "./emit.js";
+import { emitTranspose4 } from "./gen-gemm.js";
 import { hsum, splatConst as sp, vexp2 } from "./simd-math.js";
 import { madd } from "./tile.js";
 import { negInf4, rowLoop, setZero } from "./row-loop.js";
@@ -116,12 +117,29 @@ function addForward(m: ModuleBuilder): void {
 
   m.func("fwd_finalize", [i32, i32, i32, i32, i32, i32, i32], [], (f, OT, bq, dv, nq, lP, O, ldo) => {
     const i = f.local(i32), d = f.local(i32), po = f.local(i32), l = f.local(f32), inv = f.local(f32);
+    const i4 = f.local(i32), d4 = f.local(i32), pt = f.local(i32), lv = f.local(v128), iv = f.local(v128);
+    const ivs = [f.local(v128), f.local(v128), f.local(v128), f.local(v128)], vt = [f.local(v128), f.local(v128), f.local(v128), f.local(v128)];
+    f.emit(set(i4, I32.and(get(nq), I32.const(-4))), set(d4, I32.and(get(dv), I32.const(-4))));
+    // 4 rows at a time: 4×4 blocks of Oᵀ transposed, each row times its 1/l (0 where l ≤ 0, NaN stays NaN)
+    f.for(i, I32.const(0), get(i4), 4, () => {
+      f.emit(set(lv, V128.load(at(get(lP), get(i)))));
+      f.emit(set(iv, V128.andnot(F32x4.div(sp(1), get(lv)), F32x4.le(get(lv), sp(0)))));
+      for (let r = 0; r < 4; r++) f.emit(set(ivs[r], V128.shuffle32(get(iv), get(iv), [r, r, r, r])));
+      f.for(d, I32.const(0), get(d4), 4, () => {
+        f.emit(set(pt, at(get(OT), I32.add(I32.mul(get(d), get(bq)), get(i)))));
+        emitTranspose4(f, [0, 1, 2, 3].map((k) => V128.load(I32.add(get(pt), I32.shl(I32.mul(I32.const(k), get(bq)), I32.const(2))))), vt);
+        for (let r = 0; r < 4; r++) {
+          f.emit(V128.store(at(I32.add(get(O), I32.mul(I32.add(get(i), I32.const(r)), get(ldo))), get(d)), F32x4.mul(get(ivs[r]), get(vt[r]))));
+        }
+      });
+    });
+    // the rest element by element: columns past d4 of the first i4 rows, every column of the last rows
     f.for(i, I32.const(0), get(nq), 1, () => {
       f.emit(set(l, F32.load(at(get(lP), get(i)))));
       f.emit(set(inv, F32.div(F32.const(1), get(l))));
       f.if(F32.le(get(l), F32.const(0)), () => f.emit(set(inv, F32.const(0))));
       f.emit(set(po, I32.add(get(O), I32.mul(get(i), get(ldo)))));
-      f.for(d, I32.const(0), get(dv), 1, () => {
+      f.for(d, select(get(d4), I32.const(0), I32.lt(get(i), get(i4))), get(dv), 1, () => {
         f.emit(F32.store(at(get(po), get(d)), F32.mul(get(inv), F32.load(at(get(OT), I32.add(I32.mul(get(d), get(bq)), get(i)))))));
       });
     });

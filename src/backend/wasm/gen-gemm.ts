@@ -1,8 +1,8 @@
 // Emitted kernels of the packed GEMM (Goto/BLIS scheme; the driver with the cache blocking is gemm.ts):
 //   gemm_pack_a: an (mc × kc) block of op(A) → MR-row panels, k-major: panel[k·MR + r]   (rows past mc zero)
 //   gemm_pack_b: a (kc × nc) block of op(B) → NR-column panels, k-major: panel[k·NR + c] (columns past nc zero)
-//   gemm_macro:  C(mc × nc) = alpha·Ã·B̃ + beta·C over all panel pairs with the MR × NR register-blocked micro-kernel
-//                (beta = 0: C is not read). Edge tiles go through a scratch tile.
+//   gemm_macro:  C(mc × nc) = alpha·Ã·B̃ + beta·C (+ bias[col]) over all panel pairs with the MR × NR register-blocked
+//                micro-kernel (beta = 0: C is not read). Edge tiles go through a scratch tile.
 // All addresses and leading dimensions are in bytes.
 import { F32, F32x4, I32, ModuleBuilder, V128, get, i32, f32, set, v128, select, type Expr, type FuncBuilder, type Local } from "./emit.js";
 import { emitKLoop, emitStoreC, emitZero, makeAcc } from "./tile.js";
@@ -10,14 +10,17 @@ import { emitKLoop, emitStoreC, emitZero, makeAcc } from "./tile.js";
 export const GEMM_UNROLL = 1;
 
 /** Register block of the micro-kernel: mr rows × nr = 4·nv columns of C in f32x4 accumulators. */
-export interface GemmShape { mr: number; nv: number; nr: number }
+export interface GemmShape { mr: number; nv: number; nr: number; unroll?: number }
 /**
- * Standard SIMD128 (a multiply and an add per product, one temporary): 4×8 — 8 accumulators, 2 B vectors, the A
- * broadcasts and the temporary fit V8's 15 usable xmm registers; 3×12 spills an accumulator, 6×8 several. Relaxed SIMD
- * (one FMA, no temporary): 3×12 — 9 independent FMA chains hide the FMA latency that 4×8's 8 chains only just cover
- * (2 FMA ports × 4 cycles), and V8 keeps all 13 live vectors in registers (6×8 spills).
+ * 2×16 for standard SIMD128 and relaxed SIMD alike: 8 accumulators, 4 B vectors and one A broadcast (+ the product
+ * temporary without FMA) fit V8's 15 usable xmm registers; 8 FMA chains cover the FMA latency (2 ports × 4 cycles).
+ * Against 4×8 (same accumulator count, same 6 loads per step) each micro-tile reads half the A panel bytes: the B
+ * panel (16 KB at KC 256) stays in L1 while the macro kernel streams A panels past it from L2. gemm_macro on packed
+ * 128 × 2304 × 256 operands, best-of CPU time, Intel Xeon (AVX-512 class) under load: SIMD128 4×8 34–36 → 2×16
+ * 38–40.5 GFLOP/s; relaxed 3×12 45–46, 4×8 40–46 → 2×16 45–51. 3×12, 5×8, 6×8 and 4×12 spill or stall (28–34), and
+ * unrolling k twice was slower (V8 already unrolls the loop once).
  */
-export function gemmShape(relaxed: boolean): GemmShape { return relaxed ? { mr: 3, nv: 3, nr: 12 } : { mr: 4, nv: 2, nr: 8 }; }
+export function gemmShape(_relaxed: boolean): GemmShape { return { mr: 2, nv: 4, nr: 16 }; }
 
 /** 4×4 transpose of the vectors at p0…p3 (+off) into the four vectors out[0..3] (locals). */
 export function emitTranspose4(f: FuncBuilder, rows: Expr[], out: Local[]): void {
@@ -51,18 +54,25 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
       f.emit(set(base, I32.add(get(dst), I32.mul(I32.mul(get(w0), get(kc)), I32.const(4)))));
       f.emit(set(ps, I32.add(get(src), I32.mul(get(w0), get(sw)))));
       // full panels: vector paths (W a multiple of 4; W = 3 only when contiguous along k, see below), else element-wise
-      f.if(I32.and(I32.ge(I32.sub(get(nw), get(w0)), I32.const(W)), W % 4 === 0 ? I32.const(1) : W === 3 ? I32.eqz(get(kw)) : I32.const(0)), () => {
+      f.if(I32.and(I32.ge(I32.sub(get(nw), get(w0)), I32.const(W)), W % 4 === 0 || W === 2 ? I32.const(1) : W === 3 ? I32.eqz(get(kw)) : I32.const(0)), () => {
         f.if(get(kw), () => {
-          // contiguous along w: each k is W/4 vector copies
+          // contiguous along w: each k is W/4 vector copies (W = 2: one 8-byte copy)
           f.for(k, I32.const(0), get(kc), 1, () => {
             f.emit(set(p, I32.add(get(ps), I32.mul(get(k), get(sk)))));
             for (let v = 0; v < Math.floor(W / 4); v++) f.emit(V128.store(get(base), V128.load(get(p), 16 * v), 16 * v));
+            if (W === 2) f.emit(V128.store64Lane(get(base), V128.load64Zero(get(p)), 0));
             f.emit(set(base, I32.add(get(base), I32.const(4 * W))));
           });
         }, () => {
-          // contiguous along k: 4×4 transposes of groups of 4 panel lines, then the k tail one by one
+          // contiguous along k: 4×4 transposes of groups of 4 panel lines (W = 2: the two lines interleaved), then the
+          // k tail one by one
           f.for(k, I32.const(0), I32.and(get(kc), I32.const(-4)), 4, () => {
-            if (W === 3) {
+            if (W === 2) {
+              f.emit(set(p, I32.add(get(ps), I32.mul(get(k), I32.const(4)))));
+              f.emit(set(vt[0], V128.load(get(p))), set(vt[1], V128.load(I32.add(get(p), get(sw)))));
+              f.emit(V128.store(get(base), V128.shuffle32(get(vt[0]), get(vt[1]), [0, 4, 1, 5])));
+              f.emit(V128.store(get(base), V128.shuffle32(get(vt[0]), get(vt[1]), [2, 6, 3, 7]), 16));
+            } else if (W === 3) {
               // lines 0, 1, 2 (and 2 again) transposed; each k's 3 values stored as a 16-byte vector whose 4th lane
               // lands on the next k's first value, written by the next store (the caller leaves 4 floats of slack
               // after the last panel)
@@ -104,10 +114,11 @@ function addPack(m: ModuleBuilder, name: string, W: number): void {
 
 function addMacro(m: ModuleBuilder, shape: GemmShape): void {
   const MR = shape.mr, NV = shape.nv, NR = shape.nr;
-  // (pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp)
-  m.func("gemm_macro", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32], [], (f, pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp) => {
+  // (pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp, bias): bias ≠ 0 adds bias[col] (column jp + c of this call) after
+  // alpha·A·B + beta·C — the last depth block of a product with a bias epilogue and no activation
+  m.func("gemm_macro", [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32], [], (f, pA, pB, C, ldc, mc, nc, kc, alpha, beta, tmp, bias) => {
     const jp = f.local(i32), ip = f.local(i32), pa = f.local(i32), pb = f.local(i32), pc = f.local(i32);
-    const rows = f.local(i32), cols = f.local(i32), r = f.local(i32), c = f.local(i32), q = f.local(i32);
+    const rows = f.local(i32), cols = f.local(i32), r = f.local(i32), c = f.local(i32), q = f.local(i32), pz = f.local(i32);
     const av = f.local(v128), bv = f.local(v128);
     const acc = makeAcc(f, MR, NV);
     f.emit(set(av, F32x4.splat(get(alpha))), set(bv, F32x4.splat(get(beta))));
@@ -115,22 +126,26 @@ function addMacro(m: ModuleBuilder, shape: GemmShape): void {
     f.for(jp, I32.const(0), get(nc), NR, () => {
       f.emit(set(cols, I32.sub(get(nc), get(jp))));
       f.emit(set(pa, get(pA)));
+      f.emit(set(pz, I32.add(get(bias), I32.shl(get(jp), I32.const(2)))));
       f.for(ip, I32.const(0), get(mc), MR, () => {
         f.emit(set(rows, I32.sub(get(mc), get(ip))));
         emitZero(f, acc);
-        emitKLoop(f, { mr: MR, nv: NV, unroll: GEMM_UNROLL, aRs: 4, aCs: 4 * MR, bLd: 4 * NR }, get(pa), get(pb), get(kc), acc);
+        emitKLoop(f, { mr: MR, nv: NV, unroll: shape.unroll ?? GEMM_UNROLL, aRs: 4, aCs: 4 * MR, bLd: 4 * NR }, get(pa), get(pb), get(kc), acc);
         f.emit(set(pc, I32.add(I32.add(get(C), I32.mul(get(ip), get(ldc))), I32.shl(get(jp), I32.const(2)))));
         f.if(I32.and(I32.ge(get(rows), I32.const(MR)), I32.ge(get(cols), I32.const(NR))), () => {
-          f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null), () => emitStoreC(f, acc, pc, ldc, av, bv));
+          f.if(get(bias), () => f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null, pz),
+            () => emitStoreC(f, acc, pc, ldc, av, bv, pz)), () =>
+            f.if(F32.eq(get(beta), F32.const(0)), () => emitStoreC(f, acc, pc, ldc, av, null), () => emitStoreC(f, acc, pc, ldc, av, bv)));
         }, () => {
           emitStoreC(f, acc, tmp, 4 * NR);
-          // C[r, c] = alpha·tmp[r, c] (+ beta·C[r, c]) for the valid part
+          // C[r, c] = alpha·tmp[r, c] (+ beta·C[r, c]) (+ bias[c]) for the valid part
           f.for(r, I32.const(0), I32.min(get(rows), I32.const(MR)), 1, () => {
             f.for(c, I32.const(0), I32.min(get(cols), I32.const(NR)), 1, () => {
               f.emit(set(q, I32.add(I32.add(get(pc), I32.mul(get(r), get(ldc))), I32.shl(get(c), I32.const(2)))));
               const t = F32.mul(get(alpha), F32.load(I32.add(get(tmp), I32.shl(I32.add(I32.mul(get(r), I32.const(NR)), get(c)), I32.const(2)))));
               f.if(F32.eq(get(beta), F32.const(0)), () => f.emit(F32.store(get(q), t)),
                 () => f.emit(F32.store(get(q), F32.add(t, F32.mul(get(beta), F32.load(get(q)))))));
+              f.if(get(bias), () => f.emit(F32.store(get(q), F32.add(F32.load(get(q)), F32.load(I32.add(get(pz), I32.shl(get(c), I32.const(2))))))));
             });
           });
         });
@@ -142,8 +157,7 @@ function addMacro(m: ModuleBuilder, shape: GemmShape): void {
 }
 
 /** The GEMM kernels of a module built for standard SIMD128 or relaxed SIMD (their register block: gemmShape). */
-export function addGemmKernels(m: ModuleBuilder, relaxed = false): void {
-  const shape = gemmShape(relaxed);
+export function addGemmKernels(m: ModuleBuilder, relaxed = false, shape = gemmShape(relaxed)): void {
   addPack(m, "gemm_pack_a", shape.mr);
   addPack(m, "gemm_pack_b", shape.nr);
   addMacro(m, shape);

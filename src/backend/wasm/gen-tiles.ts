@@ -4,9 +4,11 @@
 //       also scale[col] = max(scale[col], max_r C[r, col]) — the column maxima of the online softmax; A element (r, k) at
 //       A + r·rsA + k·csA with rsA = 4 or csA = 4 (a row-major matrix or the transpose of one, read in place);
 //       B row-major (k × n, row stride ldb); n a multiple of 8.
-//   transpose_scaled(src, lds, rows, cols, dst, ldd, rowsPad, s)   dst[c, r] = s·src[r, c]; r ∈ [rows, rowsPad) → 0
+//   transpose_scaled(src, lds, rows, cols, dst, ldd, rowsPad, s)   dst[c, r] = s·src[r, c]; r ∈ [rows, rowsPad) → 0 (4×4
+//       blocks through shuffles, the edges element by element)
 //   copy_tile(src, lds, rows, cols, dst, ldd)                      dst[r, c] = src[r, c]
-import { F32, F32x4, I32, ModuleBuilder, V128, f32, get, i32, set, type FuncBuilder, type Local } from "./emit.js";
+import { F32, F32x4, I32, ModuleBuilder, V128, f32, get, i32, select, set, v128, type FuncBuilder, type Local } from "./emit.js";
+import { emitTranspose4 } from "./gen-gemm.js";
 import { emitKLoop, emitLoadC, emitStoreC, emitZero, makeAcc, type Stride } from "./tile.js";
 import { rowLoop } from "./row-loop.js";
 
@@ -53,10 +55,22 @@ export function addTileKernels(m: ModuleBuilder): void {
   m.func("tgemm_cols", [...sig], [], (f, ...p) => tgemmBody(f, false, p));
 
   m.func("transpose_scaled", [i32, i32, i32, i32, i32, i32, i32, f32], [], (f, src, lds, rows, cols, dst, ldd, rowsPad, s) => {
-    const r = f.local(i32), c = f.local(i32), pd = f.local(i32);
+    const r = f.local(i32), c = f.local(i32), pd = f.local(i32), ps = f.local(i32), r4 = f.local(i32), c4 = f.local(i32);
+    const sv = f.local(v128), vt = [f.local(v128), f.local(v128), f.local(v128), f.local(v128)];
+    f.emit(set(sv, F32x4.splat(get(s))), set(r4, I32.and(get(rows), I32.const(-4))), set(c4, I32.and(get(cols), I32.const(-4))));
+    // 4×4 blocks: four row vectors transposed into four column vectors
+    f.for(c, I32.const(0), get(c4), 4, () => {
+      f.for(r, I32.const(0), get(r4), 4, () => {
+        f.emit(set(ps, I32.add(I32.add(get(src), I32.mul(get(r), get(lds))), I32.shl(get(c), I32.const(2)))));
+        emitTranspose4(f, [0, 1, 2, 3].map((i) => V128.load(I32.add(get(ps), I32.mul(I32.const(i), get(lds))))), vt);
+        f.emit(set(pd, I32.add(I32.add(get(dst), I32.mul(get(c), get(ldd))), I32.shl(get(r), I32.const(2)))));
+        for (let i = 0; i < 4; i++) f.emit(V128.store(I32.add(get(pd), I32.mul(I32.const(i), get(ldd))), F32x4.mul(get(vt[i]), get(sv))));
+      });
+    });
+    // the rest element by element (rows past r4 of the first c4 columns, every row of the last columns), then the padding
     f.for(c, I32.const(0), get(cols), 1, () => {
       f.emit(set(pd, I32.add(get(dst), I32.mul(get(c), get(ldd)))));
-      f.for(r, I32.const(0), get(rows), 1, () => {
+      f.for(r, select(get(r4), I32.const(0), I32.lt(get(c), get(c4))), get(rows), 1, () => {
         f.emit(F32.store(I32.add(get(pd), I32.shl(get(r), I32.const(2))),
           F32.mul(get(s), F32.load(I32.add(I32.add(get(src), I32.mul(get(r), get(lds))), I32.shl(get(c), I32.const(2)))))));
       });

@@ -115,9 +115,15 @@ export function emitLoadC(f: FuncBuilder, acc: Local[][], c: Local, ldc: Stride,
   });
 }
 
-/** C[r, 4v…] = acc (optionally alpha·acc + beta·C: pass splatted v128 locals; beta null = not read). */
-export function emitStoreC(f: FuncBuilder, acc: Local[][], c: Local, ldc: Stride, alpha: Local | null = null, beta: Local | null = null): void {
+/**
+ * C[r, 4v…] = acc (optionally alpha·acc + beta·C: pass splatted v128 locals; beta null = not read; then + bias[4v…],
+ * the per-column values at byte address `bias`).
+ */
+export function emitStoreC(f: FuncBuilder, acc: Local[][], c: Local, ldc: Stride, alpha: Local | null = null, beta: Local | null = null,
+  bias: Local | null = null): void {
   const pc = f.local(i32);
+  const bv = bias ? acc[0].map(() => f.local(v128)) : [];
+  bv.forEach((b, v) => f.emit(set(b, V128.load(get(bias!), 16 * v))));
   f.emit(set(pc, get(c)));
   acc.forEach((row, r) => {
     if (r > 0) f.emit(set(pc, I32.add(get(pc), sx(ldc))));
@@ -125,6 +131,7 @@ export function emitStoreC(f: FuncBuilder, acc: Local[][], c: Local, ldc: Stride
       let x: Expr = get(a);
       if (alpha) x = F32x4.mul(x, get(alpha));
       if (beta) x = F32x4.add(x, F32x4.mul(get(beta), V128.load(get(pc), 16 * v)));
+      if (bias) x = F32x4.add(x, get(bv[v]));
       f.emit(V128.store(get(pc), x, 16 * v));
     });
   });
