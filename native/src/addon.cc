@@ -9,6 +9,7 @@
 #include <string>
 
 #include "af-common.h"
+#include "amx.h"
 #include "napi-args.h"
 #include "pack-cache.h"
 
@@ -337,9 +338,12 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_value window;  // ... and a sliding window (windowLo, windowHi) after the ALiBi arguments
   napi_get_boolean(env, true, &window);
   napi_set_named_property(env, o, "attnWindow", window);
-  napi_value q8;  // which int8 kernel qlinear runs: avx512-vnni, avx512bw, avx2, generic
+  napi_value q8;  // which int8 kernel qlinear runs: amx, avx512-vnni, avx512bw, avx2, generic
   napi_create_string_utf8(env, gTable->qlinearPath(), NAPI_AUTO_LENGTH, &q8);
   napi_set_named_property(env, o, "int8", q8);
+  napi_value amx;  // "" when AMX-INT8 tiles can run in this process, else why not
+  napi_create_string_utf8(env, amxInt8Why(), NAPI_AUTO_LENGTH, &amx);
+  napi_set_named_property(env, o, "int8AmxUnavailable", amx);
   return o;
 }
 
@@ -360,6 +364,21 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
     if (t) gTable = t;
     napi_value r;
     napi_get_boolean(env, t != nullptr, &r);
+    return r;
+  });
+}
+
+// setInt8("auto" | "amx" | "avx512-vnni" | "avx512bw") → whether this CPU/OS runs it (then the AVX-512 table's
+// qlinear uses it; "auto" = the fastest available). Tables below AVX-512 have one int8 kernel each and ignore it.
+napi_value SetInt8(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.setInt8", 1);
+    if (!a.isString(0)) a.typeErr("argument 'kernel' must be a string");
+    const std::string k = a.str(0);
+    if (k != "auto" && k != "amx" && k != "avx512-vnni" && k != "avx512bw")
+      a.rangeErr("argument 'kernel' must be \"auto\", \"amx\", \"avx512-vnni\" or \"avx512bw\"; got \"" + k + "\"");
+    napi_value r;
+    napi_get_boolean(env, setInt8Pref(k.c_str()), &r);
     return r;
   });
 }
@@ -388,6 +407,7 @@ NAPI_MODULE_INIT() {
       {"info", Info},
       {"setNumThreads", SetNumThreads},
       {"setIsa", SetIsa},
+      {"setInt8", SetInt8},
   };
   tuneMalloc();
   defineFunctions(env, exports, fns);

@@ -286,9 +286,53 @@ void qGemmTask(void* ctx, int64_t task, int) {
   }
 }
 
+#if defined(__AVX512BW__)
+// The kernel this table runs: AMX where the preference (amx.h) allows and the CPU/OS has it, else VNNI, else BW.
+int qPath() {
+  static const bool vnni = [] { __builtin_cpu_init(); return __builtin_cpu_supports("avx512vnni") != 0; }();
+  const int pref = int8Pref();
+  if ((pref == INT8_AUTO || pref == INT8_AMX) && amxInt8Available()) return INT8_AMX;
+  if (pref != INT8_BW && vnni) return INT8_VNNI;
+  return INT8_BW;
+}
+
+// AMX: rows quantized into xq with stride Kp64 (K rounded up to 64, zero columns) and zero rows up to a multiple
+// of 16, then amxQGemm (amx-int8.cc) runs the tiles and the epilogue.
+bool qlinearAmx(const QLinearArgs& a, int64_t Kp) {
+  const int64_t Kp64 = (Kp + 63) / 64 * 64, M16 = (a.M + 15) / 16 * 16, panels = (a.N + 15) / 16;
+  const bool tail = Kp64 != Kp;
+  const size_t xqBytes = (size_t)(M16 * Kp64), tailBytes = tail ? (size_t)panels * 1024 : 0;
+  const size_t xqFloats = (xqBytes + tailBytes + 63) / 64 * 16;
+  float* buf = sharedScratch(xqFloats + 2 * (size_t)a.M);
+  if (!buf) return false;
+  uint8_t* xq = reinterpret_cast<uint8_t*>(buf);
+  int8_t* wTail = tail ? reinterpret_cast<int8_t*>(xq + xqBytes) : nullptr;
+  float* sx = buf + xqFloats;
+  int32_t* zp = reinterpret_cast<int32_t*>(sx + a.M);
+  QRowJob rj{&a, Kp64, xq, sx, zp, 0};
+  rj.rowsPerTask = a.M * a.K >= 16384 ? (a.M + 7) / 8 : a.M;
+  parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
+  if (M16 > a.M) memset(xq + a.M * Kp64, 0, (size_t)((M16 - a.M) * Kp64));
+  if (tail) {
+    const int64_t full = Kp64 - 64, have = (Kp - full) / 4 * 64;  // bytes of the last (partial) tile in a panel
+    for (int64_t p = 0; p < panels; p++) {
+      memcpy(wTail + p * 1024, a.w + p * 16 * Kp + full / 4 * 64, (size_t)have);
+      memset(wTail + p * 1024 + have, 0, (size_t)(1024 - have));
+    }
+  }
+  AmxQGemmArgs g{xq, Kp64, sx, zp, a.w, Kp, wTail, a.M, a.N, a.colSum, a.wScale, a.bias, a.y, a.ldy, a.acc};
+  amxQGemm(g);
+  return true;
+}
+#endif
+
 bool qlinear(const QLinearArgs& a) {
   if (a.M <= 0 || a.N <= 0) return true;
   const int64_t Kp = (a.K + 3) / 4 * 4;
+#if defined(__AVX512BW__)
+  const int path = qPath();
+  if (path == INT8_AMX) return qlinearAmx(a, Kp);
+#endif
   // shared: xq (M·Kp bytes), sx (M floats), zp (M ints)
   const size_t xqFloats = (size_t)((a.M * Kp + 3) / 4);
   float* buf = sharedScratch(xqFloats + 2 * (size_t)a.M);
@@ -301,12 +345,7 @@ bool qlinear(const QLinearArgs& a) {
   parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
   QGemmJob gj{&a, Kp, Kp / 4, (a.M + Q_ROWS - 1) / Q_ROWS, (a.N + Q_COLS - 1) / Q_COLS, xq, sx, zp, false};
 #if defined(__AVX512BW__)
-  static const bool vnni = [] {
-    __builtin_cpu_init();
-    const char* e = getenv("ATTNFLOW_VNNI");
-    return __builtin_cpu_supports("avx512vnni") && !(e && e[0] == '0');
-  }();
-  gj.vnni = vnni;
+  gj.vnni = path == INT8_VNNI;
 #endif
   const int64_t tasks = gj.rowBlocks * gj.colBlocks;
   if (a.M * a.N * a.K < 65536) {
@@ -319,9 +358,11 @@ bool qlinear(const QLinearArgs& a) {
 
 const char* qlinearPath() {
 #if defined(__AVX512BW__)
-  __builtin_cpu_init();
-  const char* e = getenv("ATTNFLOW_VNNI");
-  return __builtin_cpu_supports("avx512vnni") && !(e && e[0] == '0') ? "avx512-vnni" : "avx512bw";
+  switch (qPath()) {
+    case INT8_AMX: return "amx";
+    case INT8_VNNI: return "avx512-vnni";
+    default: return "avx512bw";
+  }
 #elif defined(__AVX2__)
   return "avx2";
 #else
