@@ -116,6 +116,38 @@ test("native qlinear: exact int32 accumulators on every ISA variant (AMX tiles, 
   if (process.env.ATTNFLOW_VNNI === "0") assert.ok(!seen.includes("avx512-vnni") && !seen.includes("amx"), `ATTNFLOW_VNNI=0 still ran ${seen}`);
 });
 
+test("native qlinear: ReLU / GELU in the epilogue = the float path's unary kernel run after, on every int8 kernel", { skip: nativeSkip || (nk && !nk.info().qlinearAct ? "addon without fused activations" : false) }, () => {
+  const n = nk as NativeKernels;
+  const kernels = n.setInt8 ? (["amx", "avx512-vnni", "avx512bw"] as const).filter((k) => n.setInt8!(k)) : [];
+  n.setInt8?.("auto");
+  const ops = { relu: 2, gelu: 11, "gelu-tanh": 13 } as const;  // NativeUnaryOp codes of the float path
+  try {
+    for (const k of kernels.length ? kernels : [null]) {
+      if (k) n.setInt8!(k);
+      for (const [M, N, K] of [[3, 20, 9], [40, 70, 200], [130, 48, 64]] as const) {
+        const x = Float32Array.from({ length: M * K }, () => rand() * 4 - 2);
+        const w = packQuantizedWeights(randInt8(N * K), N, K, Float32Array.from({ length: N }, () => 0.002 + rand() * 0.01));
+        const bias = Float32Array.from({ length: N }, () => rand() - 0.5);
+        const plain = new Float32Array(M * N);
+        n.qlinear!(x, 0, M, K, K, w.packed, N, w.colSum, w.scale, bias, plain, 0, N, null);
+        for (const act of ["relu", "gelu", "gelu-tanh"] as const) {
+          const want = new Float32Array(M * N), got = new Float32Array(M * N);
+          n.unary(ops[act], plain, 0, want, 0, M * N);
+          n.qlinear!(x, 0, M, K, K, w.packed, N, w.colSum, w.scale, bias, got, 0, N, null, act);
+          let neg = 0;
+          for (let i = 0; i < want.length; i++) {
+            if (plain[i] < -0.5) neg++;
+            if (!(Math.abs(got[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])))) {
+              assert.fail(`${k ?? n.info().int8} ${act} M=${M} N=${N} K=${K}: y[${i}] = ${got[i]}, unfused ${want[i]}`);
+            }
+          }
+          assert.ok(neg > 0, "the activation was never exercised on negative inputs");
+        }
+      }
+    }
+  } finally { n.setInt8?.("auto"); }
+});
+
 test("native qlinear: AVX-512 without VNNI (vpmaddubsw on zmm), in a child process with ATTNFLOW_VNNI=0", {
   skip: nativeSkip || process.env.ATTNFLOW_VNNI === "0" || (nk && !["avx512-vnni", "amx"].includes(nk.info().int8 ?? "") ? "this CPU runs no VNNI path to switch off" : false),
 }, () => {

@@ -55,13 +55,21 @@ inline void epilogue(const AmxQGemmArgs& a, const int32_t* t, int64_t r0, int ro
     __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(d), s);
     if (a.bias) y = _mm512_add_ps(y, b);
     _mm512_mask_storeu_ps(a.y + r * a.ldy + n0, m, y);
+    if (a.act) a.act(a.actOp, a.y + r * a.ldy + n0, a.y + r * a.ldy + n0, cols);
     if (a.acc) _mm512_mask_storeu_epi32(a.acc + r * a.N + n0, m, acc);
   }
 }
 
 // One block: rows [r0, r0 + 16·MA) × panels [p0, p0 + NB).
+// Prefetch B tiles this many 64-k steps ahead when the block is the first to read its panels (they come from
+// memory: a model's weights do not stay in cache between layers); later row blocks find them in L1/L2.
+enum { PF_AHEAD = 2 };
+inline void prefetchTile(const int8_t* p) {
+  for (int i = 0; i < 16; i++) _mm_prefetch((const char*)p + i * 64, _MM_HINT_T0);
+}
+
 template <int MA, int NB>
-void block(const Job& j, int64_t r0, int64_t p0, int32_t* buf) {
+void block(const Job& j, int64_t r0, int64_t p0, int32_t* buf, bool cold) {
   const AmxQGemmArgs& a = *j.a;
   _tile_zero(0);
   if (NB == 2) _tile_zero(1);
@@ -71,7 +79,14 @@ void block(const Job& j, int64_t r0, int64_t p0, int32_t* buf) {
   const uint8_t* A1 = A0 + 16 * a.ldx;
   const int8_t* B0 = a.w + p0 * 16 * a.Kp;
   const int8_t* B1 = B0 + 16 * a.Kp;
+  if (cold) {
+    for (int64_t s = 0; s < PF_AHEAD && s < j.steps; s++) { prefetchTile(B0 + s * 1024); if (NB == 2) prefetchTile(B1 + s * 1024); }
+  }
   for (int64_t s = 0; s < j.steps; s++) {
+    if (cold && s + PF_AHEAD < j.steps) {
+      prefetchTile(B0 + (s + PF_AHEAD) * 1024);
+      if (NB == 2) prefetchTile(B1 + (s + PF_AHEAD) * 1024);
+    }
     _tile_loadd(6, B0 + s * 1024, 64);
     _tile_loadd(4, A0 + s * 64, a.ldx);
     if (NB == 2) _tile_loadd(7, B1 + s * 1024, 64);
@@ -127,8 +142,9 @@ void task(void* ctx, int64_t t, int) {
   for (int64_t rb = rb0; rb < rb1; rb++) {
     const int64_t r0 = rb * 32;
     const bool twoRows = a.M - r0 > 16;
-    if (twoRows) two ? block<2, 2>(j, r0, p0, buf) : block<2, 1>(j, r0, p0, buf);
-    else two ? block<1, 2>(j, r0, p0, buf) : block<1, 1>(j, r0, p0, buf);
+    const bool cold = rb == rb0;
+    if (twoRows) two ? block<2, 2>(j, r0, p0, buf, cold) : block<2, 1>(j, r0, p0, buf, cold);
+    else two ? block<1, 2>(j, r0, p0, buf, cold) : block<1, 1>(j, r0, p0, buf, cold);
   }
   _tile_release();  // back to the init state: no 8 KB of tile data to save on every context switch
 }

@@ -31,6 +31,8 @@ struct AmxQGemmArgs {
   const int32_t* colSum; const float* wScale; const float* bias;
   float* y; int64_t ldy;
   int32_t* acc;  // raw accumulators (M, N) or null
+  // activation of y, applied per 16-channel row piece by the calling table's unary kernel (null: none)
+  void (*act)(int op, const float* x, float* y, int64_t n); int actOp;
 };
 void amxQGemm(const AmxQGemmArgs& a);
 

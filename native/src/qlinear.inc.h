@@ -246,6 +246,9 @@ QTileFn qTileFor(int mr, int np, bool useVnni) {
   return nullptr;
 }
 
+// Act → the unary op the float path runs for it (so an int8 layer's fused activation equals the unfused one)
+int qActOp(int act) { return act == ACT_RELU ? UN_RELU : act == ACT_GELU_ERF ? UN_GELU : UN_GELU_TANH; }
+
 struct QGemmJob {
   const QLinearArgs* a;
   int64_t Kp, G, rowBlocks, colBlocks;
@@ -281,6 +284,7 @@ void qGemmTask(void* ctx, int64_t task, int) {
       } else {
         for (int64_t c = 0; c < cols; c++) y[c] = (float)(t[c] - zp * cs[c]) * (sx * ws[c]);
       }
+      if (a.act) unaryRange(qActOp(a.act), y, y, cols);
       if (a.acc) memcpy(a.acc + row * a.N + c0, t, (size_t)cols * 4);
     }
   }
@@ -320,7 +324,8 @@ bool qlinearAmx(const QLinearArgs& a, int64_t Kp) {
       memset(wTail + p * 1024 + have, 0, (size_t)(1024 - have));
     }
   }
-  AmxQGemmArgs g{xq, Kp64, sx, zp, a.w, Kp, wTail, a.M, a.N, a.colSum, a.wScale, a.bias, a.y, a.ldy, a.acc};
+  AmxQGemmArgs g{xq, Kp64, sx, zp, a.w, Kp, wTail, a.M, a.N, a.colSum, a.wScale, a.bias, a.y, a.ldy, a.acc,
+                 a.act ? unaryRange : nullptr, a.act ? qActOp(a.act) : 0};
   amxQGemm(g);
   return true;
 }
@@ -331,7 +336,9 @@ bool qlinear(const QLinearArgs& a) {
   const int64_t Kp = (a.K + 3) / 4 * 4;
 #if defined(__AVX512BW__)
   const int path = qPath();
-  if (path == INT8_AMX) return qlinearAmx(a, Kp);
+  // A few rows (token-by-token decoding) read the weights once either way, and a mostly empty 16-row A tile only
+  // adds work: VNNI streams them faster there (bench/int8-kernel.ts, M = 1).
+  if (path == INT8_AMX && a.M >= 8) return qlinearAmx(a, Kp);
 #endif
   // shared: xq (M·Kp bytes), sx (M floats), zp (M ints)
   const size_t xqFloats = (size_t)((a.M * Kp + 3) / 4);
@@ -345,7 +352,7 @@ bool qlinear(const QLinearArgs& a) {
   parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
   QGemmJob gj{&a, Kp, Kp / 4, (a.M + Q_ROWS - 1) / Q_ROWS, (a.N + Q_COLS - 1) / Q_COLS, xq, sx, zp, false};
 #if defined(__AVX512BW__)
-  gj.vnni = path == INT8_VNNI;
+  gj.vnni = path != INT8_BW;  // AMX's few-row calls take VNNI (every AMX CPU has it)
 #endif
   const int64_t tasks = gj.rowBlocks * gj.colBlocks;
   if (a.M * a.N * a.K < 65536) {

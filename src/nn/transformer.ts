@@ -5,6 +5,7 @@ import * as F from "../functional.js";
 import { Module } from "./module.js";
 import { Dropout, LayerNorm, Linear, ModuleList } from "./layers.js";
 import { MultiheadAttention } from "./attention.js";
+import { QuantizedLinear } from "./int8.js";
 import { checkDropout, checkNumber, checkPositiveInt } from "./check.js";
 import { isGradEnabled } from "../autograd.js";
 import { activeRecorder } from "../explain/capture.js";
@@ -56,7 +57,10 @@ export class TransformerEncoderLayer extends Module {
     this.dropout2 = new Dropout(p);
     this.normFirst = o.normFirst ?? false;
     this.activation = act(o.activation);
+    this.activationName = o.activation === "gelu" ? "gelu" : o.activation === undefined || o.activation === "relu" ? "relu" : null;
   }
+  /** The activation by name where it is a built-in one (an int8 linear1 can then run it in its kernel). */
+  private readonly activationName: "relu" | "gelu" | null;
 
   forward(src: Tensor, o: EncoderForwardOptions = {}): Tensor {
     const sa = (y: Tensor) => this.dropout1.forward(this.selfAttn.forward(y, y, y,
@@ -81,7 +85,9 @@ export class TransformerEncoderLayer extends Module {
   private forwardEager(src: Tensor, sa: (y: Tensor) => Tensor): Tensor {
     const free = (ts: Tensor[], ...live: Tensor[]) => { for (const t of new Set(ts)) if (!live.includes(t)) t.dispose(); };
     const ff = (y: Tensor) => {
-      const h = this.linear1.forward(y), g = this.activation(h), d = this.dropout.forward(g);
+      const l1 = this.linear1 as Linear | QuantizedLinear;
+      const fuse = l1 instanceof QuantizedLinear && this.activationName !== null;
+      const h = fuse ? l1.forwardAct(y, this.activationName!) : this.linear1.forward(y), g = fuse ? h : this.activation(h), d = this.dropout.forward(g);
       const o = this.linear2.forward(d), r = this.dropout2.forward(o);
       free([h, g, d, o], y, r);
       return r;

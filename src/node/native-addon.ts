@@ -58,6 +58,8 @@ export interface NativeInfo {
   int8?: string;
   /** "" when AMX-INT8 tiles can run in this process, else why not (no AMX-INT8, arch_prctl refused, …). */
   int8AmxUnavailable?: string;
+  /** qlinear takes an activation as its 15th argument (addons built before lack it). */
+  qlinearAct?: boolean;
 }
 
 /**
@@ -87,7 +89,8 @@ export interface NativeKernels {
    * Absent from addons built before it.
    */
   qlinear?(x: Float32Array, xOff: number, M: number, K: number, lda: number, w: Int8Array, N: number, colSum: Int32Array,
-    wScale: Float32Array, bias: Float32Array | null, y: Float32Array, yOff: number, ldy: number, acc: Int32Array | null): void;
+    wScale: Float32Array, bias: Float32Array | null, y: Float32Array, yOff: number, ldy: number, acc: Int32Array | null,
+    act?: "none" | "relu" | "gelu" | "gelu-tanh"): void;
   /** out (B,H,Tq,Dv); lse (B,H,Tq) natural-log log-sum-exp (−inf, with out = 0, for rows with no visible key). */
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
