@@ -288,7 +288,7 @@ bool qlinearAmx(const QLinearArgs& a, int64_t Kp) {
   float* sx = buf + xqFloats;
   int32_t* zp = reinterpret_cast<int32_t*>(sx + a.M);
   QRowJob rj{&a, Kp64, xq, sx, zp, 0};
-  rj.rowsPerTask = a.M * a.K >= 16384 ? (a.M + 7) / 8 : a.M;
+  rj.rowsPerTask = a.M * a.K >= 131072 ? (a.M + 7) / 8 : a.M;  // below: ~20 µs on one core, less than a parallel region costs a loaded machine
   parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
   if (M16 > a.M) memset(xq + a.M * Kp64, 0, (size_t)((M16 - a.M) * Kp64));
   if (tail) {
@@ -322,7 +322,7 @@ bool qlinear(const QLinearArgs& a) {
   float* sx = buf + xqFloats;
   int32_t* zp = reinterpret_cast<int32_t*>(sx + a.M);
   QRowJob rj{&a, Kp, xq, sx, zp, 0};
-  rj.rowsPerTask = a.M * a.K >= 16384 ? (a.M + 7) / 8 : a.M;
+  rj.rowsPerTask = a.M * a.K >= 131072 ? (a.M + 7) / 8 : a.M;  // below: ~20 µs on one core, less than a parallel region costs a loaded machine
   parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
   QGemmJob gj{&a, Kp, Kp / 4, (a.M + Q_ROWS - 1) / Q_ROWS, (a.N + Q_COLS - 1) / Q_COLS, xq, sx, zp, false};
 #if defined(__AVX512BW__)
