@@ -206,6 +206,6 @@ export function registerNativeBackend(): boolean {
       : (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) => q(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc ?? null);
     if (info.qlinearAct) kernels.qlinearAct = true;
   }
-  registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}, ${info.threads} threads)` });
+  registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}${info.int8 ? `, int8 ${info.int8}` : ""}, ${info.threads} threads)` });
   return true;
 }
