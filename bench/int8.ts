@@ -5,8 +5,12 @@
 // onnxruntime-node: com.microsoft.DynamicQuantizeMatMul for every projection (int8 weights per output column, u8
 // activations per tensor), attention in float ops. PyTorch: torch.ao.quantization.quantize_dynamic (qint8,
 // per-channel weights) of the same modules written with nn.Linear, on the engine this torch has (fbgemm if present,
-// else onednn), via bench/peers/int8_torch.py. Median of timed runs after warm-up, 2 threads everywhere.
+// else onednn), via bench/peers/int8_torch.py. attnflow and onnxruntime run round-robin in one process (median and minimum of
+// the timed runs after 3 warm-up rounds); 2 threads everywhere.
+// Where the addon runs AMX tiles, attnflow int8 is also timed with the AVX-512 VNNI kernel (native setInt8), right
+// after the AMX run on the same module: an A/B of the two kernels in one process.
 // Run under the shared lock: flock /tmp/attnflow-bench.lock node dist/bench/int8.js [--reps 20] [--json out.json]
+//   [--threads N] [--no-torch] (skip the PyTorch peer) [--cases mha-b1-t128,encoder-b1-t128] (only these)
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -20,20 +24,28 @@ const D = 768, H = 12, FF = 3072, LAYERS = 12;
 const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf("--reps") + 1]) || 20;
 const jsonOut = args.includes("--json") ? args[args.indexOf("--json") + 1] : null;
+const noTorch = args.includes("--no-torch");
+// --threads N: attnflow's pool and onnxruntime's intra-op threads (default 2 = this machine's cores); 1 is the
+// steadier comparison on a loaded machine (no thread waits for a preempted sibling)
+const threads = args.includes("--threads") ? Number(args[args.indexOf("--threads") + 1]) : 2;
+const only = args.includes("--cases") ? new Set(args[args.indexOf("--cases") + 1].split(",")) : null;
 
-function timeMs(fn: () => unknown, n = reps): number {
-  for (let i = 0; i < 3; i++) fn();
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); t.push(performance.now() - t0); }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
-}
-async function timeMsAsync(fn: () => Promise<unknown>, n = reps): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn();
-  const t: number[] = [];
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); await fn(); t.push(performance.now() - t0); }
-  t.sort((a, b) => a - b);
-  return t[Math.floor(t.length / 2)];
+/**
+ * The implementations of one case timed round-robin (one run of each in turn, after 3 warm-up rounds), so that a
+ * shared machine's load changes hit all of them alike: median and minimum ms of each.
+ */
+async function interleaved(impls: { impl: string; fn: () => unknown }[], n: number): Promise<{ impl: string; ms: number; minMs: number; cpuMs: number }[]> {
+  const t: number[][] = impls.map(() => []), c: number[][] = impls.map(() => []);
+  for (let i = 0; i < n + 3; i++) {
+    for (let j = 0; j < impls.length; j++) {
+      const c0 = process.cpuUsage(), t0 = performance.now();
+      await impls[j].fn();
+      const dt = performance.now() - t0, dc = process.cpuUsage(c0);
+      if (i >= 3) { t[j].push(dt); c[j].push((dc.user + dc.system) / 1000); }
+    }
+  }
+  const med = (a: number[]) => a.sort((x, y) => x - y)[a.length >> 1];
+  return impls.map((m, j) => { const s = t[j].sort((a, b) => a - b); return { impl: m.impl, ms: s[s.length >> 1], minMs: s[0], cpuMs: med(c[j]) }; });
 }
 
 /** Per-output-channel symmetric int8 of W (N, K) → Wqᵀ (K, N) int8 and scales (N), PyTorch's observer rule. */
@@ -104,37 +116,51 @@ function ortEncoder(B: number, T: number, layers: { w: LayerW; n1: [Float32Array
   return g.toModel();
 }
 
-interface Row { case: string; impl: string; ms: number; maxAbsDiffVsFloat?: number }
+// cpuMs: median CPU time of the process per run (all its threads): with --threads 1 the work itself, whatever the
+// machine's load (time spent preempted is not counted)
+interface Row { case: string; impl: string; ms: number; minMs?: number; cpuMs?: number; maxAbsDiffVsFloat?: number }
 const rows: Row[] = [];
-const log = (r: Row) => { rows.push(r); console.log(`${r.case.padEnd(22)} ${r.impl.padEnd(34)} ${r.ms.toFixed(2).padStart(9)} ms${r.maxAbsDiffVsFloat !== undefined ? `   max|Δ| vs float ${r.maxAbsDiffVsFloat.toExponential(2)}` : ""}`); };
+const log = (r: Row) => {
+  rows.push(r); console.log(`${r.case.padEnd(22)} ${r.impl.padEnd(34)} ${r.ms.toFixed(2).padStart(9)} ms (min ${r.minMs?.toFixed(2) ?? "?"}, cpu ${r.cpuMs?.toFixed(2) ?? "?"})${r.maxAbsDiffVsFloat !== undefined ? `   max|Δ| vs float ${r.maxAbsDiffVsFloat.toExponential(2)}` : ""}`); };
 const maxDiff = (a: Float32Array, b: Float32Array) => { let m = 0; for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i])); return m; };
 
 async function main(): Promise<void> {
   const native = loadNativeKernels().kernels;
-  console.log(`backend ${getBackend()}, int8 kernel ${native?.info().int8 ?? "?"}, ${cpus()[0].model}, ${cpus().length} cores, load ${loadavg()[0].toFixed(1)}; onnxruntime-node ${ortVersion()}`);
+  native?.setNumThreads(threads);
+  const int8Name = native?.info().int8 ?? "?";
+  const abVnni = int8Name === "amx" && !!native?.setInt8;
+  /** attnflow int8 with the VNNI kernel instead of AMX (the A/B), when this addon runs AMX. */
+  const withVnni = <T>(fn: () => T): T => { native!.setInt8!("avx512-vnni"); try { return fn(); } finally { native!.setInt8!("auto"); } };
+  console.log(`backend ${getBackend()}, int8 kernel ${native?.info().int8 ?? "?"}, ${cpus()[0].model}, ${cpus().length} cores, ${threads} threads, load ${loadavg()[0].toFixed(1)}; onnxruntime-node ${ortVersion()}`);
   const ort = loadOrt() as unknown as {
     InferenceSession: { create(b: Uint8Array, o: Record<string, unknown>): Promise<{ run(f: Record<string, unknown>): Promise<Record<string, { data: Float32Array }>> }> };
     Tensor: new (t: "float32", d: Float32Array, dims: number[]) => unknown;
   };
-  const sessionOpts = { executionProviders: ["cpu"], intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all" };
+  const sessionOpts = { executionProviders: ["cpu"], intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "all" };
   const torchCases: { name: string; kind: "mha" | "encoder"; B: number; T: number; file: string }[] = [];
 
   manualSeed(18);
   for (const [B, T] of [[1, 128], [8, 128], [1, 512]]) {
     const name = `mha-b${B}-t${T}`;
+    if (only && !only.has(name)) continue;
     const mha = new nn.MultiheadAttention(D, H, { batchFirst: true }); mha.eval();
     for (const p of [mha.inProjBias!, (mha.outProj as nn.Linear).bias!]) p.storage.data.set(Float32Array.from({ length: p.numel() }, (_, i) => Math.sin(i) * 0.02));
     const w = mhaWeights(mha);
     const x = Tensor.fromArray(Float32Array.from({ length: B * T * D }, (_, i) => Math.sin(i * 0.37) + 0.3 * Math.cos(i * 0.011)), [B, T, D]);
     const yF = noGrad(() => mha.forward(x, x, x, { needWeights: false })[0].dataSync() as Float32Array);
-    log({ case: name, impl: "attnflow float32", ms: timeMs(() => noGrad(() => mha.forward(x, x, x, { needWeights: false })[0].dispose())) });
     const q = new nn.MultiheadAttention(D, H, { batchFirst: true }); q.loadStateDict(mha.stateDict()); nn.quantizeDynamic(q);
     const yQ = noGrad(() => q.forward(x, x, x, { needWeights: false })[0].dataSync() as Float32Array);
-    log({ case: name, impl: "attnflow int8", ms: timeMs(() => noGrad(() => q.forward(x, x, x, { needWeights: false })[0].dispose())), maxAbsDiffVsFloat: maxDiff(yQ, yF) });
     const s = await ort.InferenceSession.create(ortMha(B, T, w), sessionOpts);
     const feed = { x: new ort.Tensor("float32", x.dataSync() as Float32Array, [B, T, D]) };
     const yO = (await s.run(feed)).out.data;
-    log({ case: name, impl: "onnxruntime-node int8 (DQMatMul)", ms: await timeMsAsync(() => s.run(feed)), maxAbsDiffVsFloat: maxDiff(yO, yF) });
+    const fwd = (m: nn.MultiheadAttention) => () => noGrad(() => m.forward(x, x, x, { needWeights: false })[0].dispose());
+    const res = await interleaved([
+      { impl: "attnflow float32", fn: fwd(mha) },
+      { impl: `attnflow int8 (${int8Name})`, fn: fwd(q) },
+      ...(abVnni ? [{ impl: "attnflow int8 (avx512-vnni)", fn: () => withVnni(fwd(q)) }] : []),
+      { impl: "onnxruntime-node int8 (DQMatMul)", fn: () => s.run(feed) },
+    ], reps);
+    for (const r of res) log({ case: name, ...r, ...(r.impl.startsWith("attnflow int8 (") && r.impl !== "attnflow int8 (avx512-vnni)" ? { maxAbsDiffVsFloat: maxDiff(yQ, yF) } : r.impl.startsWith("onnx") ? { maxAbsDiffVsFloat: maxDiff(yO, yF) } : {}) });
     const file = `/tmp/attnflow-int8-${name}.bin`;
     writeFileSync(file, Buffer.concat([w.inW, w.inB, w.outW, w.outB, x.dataSync() as Float32Array, yF].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))));
     torchCases.push({ name, kind: "mha", B, T, file });
@@ -142,11 +168,11 @@ async function main(): Promise<void> {
 
   for (const T of [128, 512]) {
     const B = 1, name = `encoder-b${B}-t${T}`;
+    if (only && !only.has(name)) continue;
     const enc = new nn.TransformerEncoder(() => new nn.TransformerEncoderLayer(D, H, { dimFeedforward: FF, dropout: 0, activation: "gelu", batchFirst: true }), LAYERS);
     enc.eval();
     const x = Tensor.fromArray(Float32Array.from({ length: B * T * D }, (_, i) => Math.sin(i * 0.37) + 0.3 * Math.cos(i * 0.011)), [B, T, D]);
     const yF = noGrad(() => enc.forward(x).dataSync() as Float32Array);
-    log({ case: name, impl: "attnflow float32", ms: timeMs(() => noGrad(() => enc.forward(x).dispose()), Math.max(5, reps >> 2)) });
     const sd = enc.stateDict();
     const layers = Array.from({ length: LAYERS }, (_, i) => {
       const k = (n: string) => data(sd[`layers.${i}.${n}`]);
@@ -154,13 +180,21 @@ async function main(): Promise<void> {
         f1W: k("linear1.weight"), f1B: k("linear1.bias"), f2W: k("linear2.weight"), f2B: k("linear2.bias") },
       n1: [k("norm1.weight"), k("norm1.bias")] as [Float32Array, Float32Array], n2: [k("norm2.weight"), k("norm2.bias")] as [Float32Array, Float32Array] };
     });
-    nn.quantizeDynamic(enc);
-    const yQ = noGrad(() => enc.forward(x).dataSync() as Float32Array);
-    log({ case: name, impl: "attnflow int8", ms: timeMs(() => noGrad(() => enc.forward(x).dispose()), Math.max(5, reps >> 2)), maxAbsDiffVsFloat: maxDiff(yQ, yF) });
+    const encQ = new nn.TransformerEncoder(() => new nn.TransformerEncoderLayer(D, H, { dimFeedforward: FF, dropout: 0, activation: "gelu", batchFirst: true }), LAYERS);
+    encQ.loadStateDict(sd);
+    nn.quantizeDynamic(encQ);
+    const yQ = noGrad(() => encQ.forward(x).dataSync() as Float32Array);
     const s = await ort.InferenceSession.create(ortEncoder(B, T, layers), sessionOpts);
     const feed = { x: new ort.Tensor("float32", x.dataSync() as Float32Array, [B, T, D]) };
     const yO = (await s.run(feed)).out.data;
-    log({ case: name, impl: "onnxruntime-node int8 (DQMatMul)", ms: await timeMsAsync(() => s.run(feed), Math.max(5, reps >> 2)), maxAbsDiffVsFloat: maxDiff(yO, yF) });
+    const fwd = (m: nn.TransformerEncoder) => () => noGrad(() => m.forward(x).dispose());
+    const res = await interleaved([
+      { impl: "attnflow float32", fn: fwd(enc) },
+      { impl: `attnflow int8 (${int8Name})`, fn: fwd(encQ) },
+      ...(abVnni ? [{ impl: "attnflow int8 (avx512-vnni)", fn: () => withVnni(fwd(encQ)) }] : []),
+      { impl: "onnxruntime-node int8 (DQMatMul)", fn: () => s.run(feed) },
+    ], Math.max(5, reps >> 2));
+    for (const r of res) log({ case: name, ...r, ...(r.impl.startsWith("attnflow int8 (") && r.impl !== "attnflow int8 (avx512-vnni)" ? { maxAbsDiffVsFloat: maxDiff(yQ, yF) } : r.impl.startsWith("onnx") ? { maxAbsDiffVsFloat: maxDiff(yO, yF) } : {}) });
     const file = `/tmp/attnflow-int8-${name}.bin`;
     const parts: Float32Array[] = [];
     for (const l of layers) parts.push(l.w.inW, l.w.inB, l.w.outW, l.w.outB, l.w.f1W!, l.w.f1B!, l.w.f2W!, l.w.f2B!, ...l.n1, ...l.n2);
@@ -169,11 +203,12 @@ async function main(): Promise<void> {
     torchCases.push({ name, kind: "encoder", B, T, file });
   }
 
-  const py = spawnSync("/usr/bin/python3", [fileURLToPath(new URL("../../bench/peers/int8_torch.py", import.meta.url)), JSON.stringify({ cases: torchCases, D, H, FF, layers: LAYERS, reps })],
+  const py = noTorch ? null : spawnSync("/usr/bin/python3", [fileURLToPath(new URL("../../bench/peers/int8_torch.py", import.meta.url)), JSON.stringify({ cases: torchCases, D, H, FF, layers: LAYERS, reps, threads })],
     { encoding: "utf8", timeout: 900_000 });
-  if (py.status !== 0) console.log(`PyTorch peer failed: ${py.stderr.slice(-800)}`);
+  if (!py) console.log("PyTorch peer skipped (--no-torch)");
+  else if (py.status !== 0) console.log(`PyTorch peer failed: ${py.stderr.slice(-800)}`);
   else for (const line of py.stdout.trim().split("\n")) { const r = JSON.parse(line) as Row; log(r); }
-  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ cpu: cpus()[0].model, cores: cpus().length, load: loadavg()[0], int8Kernel: native?.info().int8, rows }, null, 1));
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ cpu: cpus()[0].model, cores: cpus().length, threads, load: loadavg()[0], int8Kernel: native?.info().int8, rows }, null, 1));
 }
 
 main().catch((e) => { console.error(e); process.exitCode = 1; });

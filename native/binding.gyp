@@ -42,6 +42,17 @@
       ]
     },
     {
+      "target_name": "attnflow_kernels_amx",
+      "type": "static_library",
+      "sources": ["src/amx-int8.cc"],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "cflags": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma", "-mamx-tile", "-mamx-int8"],
+          "xcode_settings": {"OTHER_CFLAGS": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mfma", "-mamx-tile", "-mamx-int8"]}
+        }]
+      ]
+    },
+    {
       "target_name": "attnflow_kernels_neon",
       "type": "static_library",
       "sources": ["src/isa-neon.cc"],
@@ -54,8 +65,8 @@
     },
     {
       "target_name": "attnflow_native",
-      "sources": ["src/addon.cc", "src/napi-attention.cc", "src/napi-elementwise.cc", "src/thread-pool.cc", "src/pack-cache.cc", "src/malloc-tuning.cc"],
-      "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512", "attnflow_kernels_neon"],
+      "sources": ["src/addon.cc", "src/napi-attention.cc", "src/napi-elementwise.cc", "src/thread-pool.cc", "src/pack-cache.cc", "src/malloc-tuning.cc", "src/amx-detect.cc"],
+      "dependencies": ["attnflow_kernels_generic", "attnflow_kernels_avx2", "attnflow_kernels_avx512", "attnflow_kernels_amx", "attnflow_kernels_neon"],
       "defines": ["ATTNFLOW_VERSION=\"<!(node -p \"require('../package.json').version\")\""],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-fexceptions"],

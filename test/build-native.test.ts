@@ -82,7 +82,7 @@ test("currentInputs: the sources hash follows every native source, binding.gyp a
 
 test("progress lines come from make's quiet output; the count comes from binding.gyp", () => {
   const gyp = readFileSync(join(repo, "native", "binding.gyp"), "utf8");
-  assert.equal(bn.countSources(gyp), 10); // 4 ISA variants (avx512, avx2, neon, generic) + 6 addon sources
+  assert.equal(bn.countSources(gyp), 12); // 4 ISA variants (avx512, avx2, neon, generic) + the AMX kernel + 7 addon sources
   const state = { compiled: 0, total: 9 };
   assert.equal(bn.progressLine("  CXX(target) Release/obj.target/attnflow_kernels_avx2/src/isa-avx2.o", state), "compiling isa-avx2 [1/9]");
   assert.equal(bn.progressLine("  AR(target) Release/obj.target/attnflow_kernels_avx2.a", state), "archiving attnflow_kernels_avx2.a");
@@ -151,8 +151,8 @@ test("build-native.mjs: an up-to-date addon is left alone, a changed source rebu
     const { out, gypCalls } = run();
     assert.equal(gypCalls, 1, out);
     assert.match(out, /building the native backend \(the native sources .* changed\)/, out);
-    assert.match(out, /compiling isa-generic \[1\/10\]  \(\d+s\)/, out);
-    assert.match(out, /compiling addon\.cc \[2\/10\]/, out);
+    assert.match(out, /compiling isa-generic \[1\/12\]  \(\d+s\)/, out);
+    assert.match(out, /compiling addon\.cc \[2\/12\]/, out);
     assert.match(out, /not built \(.*fake compiler failure\); falling back to the portable backend/, out);
     // A failed build records nothing: the next run tries again.
     assert.equal(JSON.parse(readFileSync(stampPath, "utf8")).inputs.sources, now.sources);

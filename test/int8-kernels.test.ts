@@ -23,8 +23,11 @@ interface Case { M: number; N: number; K: number; lda: number; ldy: number; xOff
 
 function cases(): Case[] {
   const out: Case[] = [];
+  // odd M, N, K around the kernels' blocks: VNNI 4 rows × 64 channels, AMX 16/32 rows × 16/32 channels × 64 k
+  // (K tails of every size class, a lone last panel, a one-A-tile last row block)
   const shapes: [number, number, number][] = [[1, 1, 1], [1, 17, 3], [3, 15, 4], [5, 16, 5], [2, 33, 63], [7, 64, 64], [67, 65, 130],
-    [4, 100, 257], [130, 48, 7], [9, 129, 768], [2, 7, 4099]];
+    [4, 100, 257], [130, 48, 7], [9, 129, 768], [2, 7, 4099], [16, 32, 64], [17, 31, 65], [33, 47, 124], [48, 80, 192],
+    [31, 16, 1], [100, 200, 300], [45, 49, 1000]];
   for (const [M, N, K] of shapes) {
     const lda = K + (M % 3), ldy = N + (N % 2), xOff = M % 4, yOff = N % 3;
     const x = new Float32Array(xOff + (M - 1) * lda + K);
@@ -84,25 +87,69 @@ const load = loadNativeKernels();
 const nk = load.kernels;
 const nativeSkip = !nk ? `native addon not built: ${load.reason}` : !nk.qlinear ? "the native addon predates qlinear (rebuild it)" : false;
 
-test("native qlinear: exact int32 accumulators on every ISA variant (VNNI, AVX2 vpmaddubsw, generic)", { skip: nativeSkip }, () => {
+test("native qlinear: exact int32 accumulators on every ISA variant (AMX tiles, VNNI, AVX-512 BW, AVX2 vpmaddubsw, generic)", { skip: nativeSkip }, () => {
   const n = nk as NativeKernels;
   const best = n.info().isa;
   const seen: string[] = [];
+  const run = () => {
+    const path = n.info().int8!;
+    if (seen.includes(path)) return;
+    seen.push(path);
+    check(`native ${path}`, (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) =>
+      n.qlinear!(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc));
+  };
   try {
     for (const isa of ["avx512", "avx2", "generic"] as NativeIsa[]) {
       if (!n.setIsa(isa)) continue;
-      const path = n.info().int8!;
-      seen.push(path);
-      check(`native ${path}`, (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) =>
-        n.qlinear!(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc));
+      if (isa === "avx512" && n.setInt8 && !process.env.ATTNFLOW_VNNI && !process.env.ATTNFLOW_INT8) {
+        try {
+          for (const k of ["amx", "avx512-vnni", "avx512bw"] as const) if (n.setInt8(k)) run();
+        } finally { n.setInt8("auto"); }
+      } else run();
     }
   } finally { n.setIsa(best); }
   assert.ok(seen.includes("generic"));
-  if (process.env.ATTNFLOW_VNNI === "0") assert.ok(!seen.includes("avx512-vnni"), `ATTNFLOW_VNNI=0 still ran ${seen}`);
+  // what this CPU offers must have run: AMX where the addon says it is usable, VNNI where the CPU has it
+  if (n.setInt8 && n.info().int8AmxUnavailable === "" && !process.env.ATTNFLOW_VNNI && !process.env.ATTNFLOW_INT8) {
+    assert.ok(seen.includes("amx"), `AMX is available but did not run: ${seen}`);
+  }
+  if (process.env.ATTNFLOW_VNNI === "0") assert.ok(!seen.includes("avx512-vnni") && !seen.includes("amx"), `ATTNFLOW_VNNI=0 still ran ${seen}`);
+});
+
+test("native qlinear: ReLU / GELU in the epilogue = the float path's unary kernel run after, on every int8 kernel", { skip: nativeSkip || (nk && !nk.info().qlinearAct ? "addon without fused activations" : false) }, () => {
+  const n = nk as NativeKernels;
+  const kernels = n.setInt8 ? (["amx", "avx512-vnni", "avx512bw"] as const).filter((k) => n.setInt8!(k)) : [];
+  n.setInt8?.("auto");
+  const ops = { relu: 2, gelu: 11, "gelu-tanh": 13 } as const;  // NativeUnaryOp codes of the float path
+  try {
+    for (const k of kernels.length ? kernels : [null]) {
+      if (k) n.setInt8!(k);
+      for (const [M, N, K] of [[3, 20, 9], [40, 70, 200], [130, 48, 64]] as const) {
+        const x = Float32Array.from({ length: M * K }, () => rand() * 4 - 2);
+        const w = packQuantizedWeights(randInt8(N * K), N, K, Float32Array.from({ length: N }, () => 0.002 + rand() * 0.01));
+        const bias = Float32Array.from({ length: N }, () => rand() - 0.5);
+        const plain = new Float32Array(M * N);
+        n.qlinear!(x, 0, M, K, K, w.packed, N, w.colSum, w.scale, bias, plain, 0, N, null);
+        for (const act of ["relu", "gelu", "gelu-tanh"] as const) {
+          const want = new Float32Array(M * N), got = new Float32Array(M * N);
+          n.unary(ops[act], plain, 0, want, 0, M * N);
+          n.qlinear!(x, 0, M, K, K, w.packed, N, w.colSum, w.scale, bias, got, 0, N, null, act);
+          let neg = 0;
+          for (let i = 0; i < want.length; i++) {
+            if (plain[i] < -0.5) neg++;
+            if (!(Math.abs(got[i] - want[i]) <= 1e-6 * Math.max(1, Math.abs(want[i])))) {
+              assert.fail(`${k ?? n.info().int8} ${act} M=${M} N=${N} K=${K}: y[${i}] = ${got[i]}, unfused ${want[i]}`);
+            }
+          }
+          assert.ok(neg > 0, "the activation was never exercised on negative inputs");
+        }
+      }
+    }
+  } finally { n.setInt8?.("auto"); }
 });
 
 test("native qlinear: AVX-512 without VNNI (vpmaddubsw on zmm), in a child process with ATTNFLOW_VNNI=0", {
-  skip: nativeSkip || process.env.ATTNFLOW_VNNI === "0" || (nk && nk.info().int8 !== "avx512-vnni" ? "this CPU runs no VNNI path to switch off" : false),
+  skip: nativeSkip || process.env.ATTNFLOW_VNNI === "0" || (nk && !["avx512-vnni", "amx"].includes(nk.info().int8 ?? "") ? "this CPU runs no VNNI path to switch off" : false),
 }, () => {
   // the file itself, run directly (node:test prints its TAP summary); this test skips itself there
   const out = execFileSync(process.execPath, ["--test-name-pattern", "every ISA variant", fileURLToPath(import.meta.url)],
@@ -115,6 +162,7 @@ test("native qlinear: bad arguments are RangeErrors naming them", { skip: native
   const n = nk as NativeKernels;
   const w = packQuantizedWeights(new Int8Array(10 * 6), 10, 6, new Float32Array(10));
   const y = new Float32Array(20);
+  if (n.setInt8) assert.throws(() => n.setInt8!("sse" as "amx"), /attnflow\.setInt8: argument 'kernel' must be "auto", "amx", "avx512-vnni" or "avx512bw"; got "sse"/);
   assert.throws(() => n.qlinear!(new Float32Array(12), 0, 2, 6, 6, w.packed.subarray(1), 10, w.colSum, w.scale, null, y, 0, 10, null),
     /packed weights 'w' have 127 bytes, expected 128/);
   assert.throws(() => n.qlinear!(new Float32Array(11), 0, 2, 6, 6, w.packed, 10, w.colSum, w.scale, null, y, 0, 10, null), /'x' is too short/);

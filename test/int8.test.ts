@@ -206,3 +206,22 @@ test("attnflow quantize on a Hugging Face folder: int8 model.safetensors + quant
     assert.match(info, /int8|quantiz/i);
   } finally { rmSync(join(out, ".."), { recursive: true, force: true }); }
 });
+
+test("int8 TransformerEncoder: inference (activation fused into linear1's int8 kernel where the backend can, temporaries freed) = the recorded forward", () => {
+  manualSeed(181);
+  for (const [activation, normFirst] of [["gelu", false], ["relu", true]] as const) {
+    const enc = new nn.TransformerEncoder(() => new nn.TransformerEncoderLayer(32, 4, { dimFeedforward: 64, dropout: 0, activation, batchFirst: true, normFirst }), 2);
+    nn.quantizeDynamic(enc);
+    const x = randn([2, 5, 32]);
+    const xg = x.clone().requiresGrad_();
+    const inference = noGrad(() => enc.forward(x).dataSync().slice());
+    const again = noGrad(() => enc.forward(x).dataSync().slice());    // buffers given back by the first call reused
+    const recorded = enc.forward(xg);                                 // grad path: unfused activation, nothing freed
+    assert.ok(recorded.requiresGrad);
+    const r = recorded.dataSync();
+    for (let i = 0; i < r.length; i++) {
+      assert.equal(again[i], inference[i]);
+      assert.ok(Math.abs(inference[i] - r[i]) <= 1e-5 * Math.max(1, Math.abs(r[i])), `${activation}: y[${i}] = ${inference[i]}, recorded ${r[i]}`);
+    }
+  }
+});

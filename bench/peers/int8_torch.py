@@ -11,7 +11,7 @@ D, H, FF, L, reps = cfg["D"], cfg["H"], cfg["FF"], cfg["layers"], cfg["reps"]
 engines = torch.backends.quantized.supported_engines
 engine = "fbgemm" if "fbgemm" in engines else "onednn" if "onednn" in engines else "qnnpack"
 torch.backends.quantized.engine = engine
-torch.set_num_threads(2)
+torch.set_num_threads(cfg.get("threads", 2))
 
 class Attn(torch.nn.Module):
     def __init__(self):

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "af-common.h"
+#include "amx.h"
 #include "napi-args.h"
 #include "pack-cache.h"
 
@@ -145,7 +146,8 @@ napi_value gemmImpl(napi_env env, napi_callback_info info, bool withBias) {
 napi_value Gemm(napi_env env, napi_callback_info info) { return gemmImpl(env, info, false); }
 
 // ---- dynamic int8 linear ----
-// qlinear(x, xOff, M, K, lda, w: Int8Array (packed), N, colSum: Int32Array, wScale, bias|null, y, yOff, ldy, acc: Int32Array|null)
+// qlinear(x, xOff, M, K, lda, w: Int8Array (packed), N, colSum: Int32Array, wScale, bias|null, y, yOff, ldy, acc: Int32Array|null
+//         [, act: 0..3 | "none" | "relu" | "gelu" | "gelu-tanh"])
 napi_value QLinear(napi_env env, napi_callback_info info) {
   return guarded(env, [&]() -> napi_value {
     Args a(env, info, "attnflow.qlinear", 14);
@@ -179,6 +181,7 @@ napi_value QLinear(napi_env env, napi_callback_info info) {
     if (acc.p && (__int128)acc.len < (__int128)q.M * q.N) a.rangeErr("'acc' has " + std::to_string(acc.len) + " values, needs M·N = " + std::to_string(q.M * q.N));
     Span sY = spanOf(y.p, yOff, yOff + (q.M - 1) * q.ldy + q.N - 1, 4);
     if (overlaps(sY, spanOf(x.p, xOff, xOff + (q.M - 1) * q.lda + q.K - 1, 4))) a.rangeErr("y must not overlap x");
+    q.act = a.has(14) ? parseAct(a, 14) : ACT_NONE;
     q.x = x.p + xOff; q.w = w.p; q.colSum = cs.p; q.wScale = ws.p; q.bias = bias.p; q.y = y.p + yOff; q.acc = acc.p;
     if (!gTable->qlinear(q)) a.rangeErr("out of memory for the quantized rows of x");
     return undefinedValue(env);
@@ -337,9 +340,15 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_value window;  // ... and a sliding window (windowLo, windowHi) after the ALiBi arguments
   napi_get_boolean(env, true, &window);
   napi_set_named_property(env, o, "attnWindow", window);
-  napi_value q8;  // which int8 kernel qlinear runs: avx512-vnni, avx512bw, avx2, generic
+  napi_value q8;  // which int8 kernel qlinear runs: amx, avx512-vnni, avx512bw, avx2, generic
   napi_create_string_utf8(env, gTable->qlinearPath(), NAPI_AUTO_LENGTH, &q8);
   napi_set_named_property(env, o, "int8", q8);
+  napi_value qact;  // qlinear takes an activation (its 15th argument) applied in the epilogue
+  napi_get_boolean(env, true, &qact);
+  napi_set_named_property(env, o, "qlinearAct", qact);
+  napi_value amx;  // "" when AMX-INT8 tiles can run in this process, else why not
+  napi_create_string_utf8(env, amxInt8Why(), NAPI_AUTO_LENGTH, &amx);
+  napi_set_named_property(env, o, "int8AmxUnavailable", amx);
   return o;
 }
 
@@ -360,6 +369,21 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
     if (t) gTable = t;
     napi_value r;
     napi_get_boolean(env, t != nullptr, &r);
+    return r;
+  });
+}
+
+// setInt8("auto" | "amx" | "avx512-vnni" | "avx512bw") → whether this CPU/OS runs it (then the AVX-512 table's
+// qlinear uses it; "auto" = the fastest available). Tables below AVX-512 have one int8 kernel each and ignore it.
+napi_value SetInt8(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.setInt8", 1);
+    if (!a.isString(0)) a.typeErr("argument 'kernel' must be a string");
+    const std::string k = a.str(0);
+    if (k != "auto" && k != "amx" && k != "avx512-vnni" && k != "avx512bw")
+      a.rangeErr("argument 'kernel' must be \"auto\", \"amx\", \"avx512-vnni\" or \"avx512bw\"; got \"" + k + "\"");
+    napi_value r;
+    napi_get_boolean(env, setInt8Pref(k.c_str()), &r);
     return r;
   });
 }
@@ -388,6 +412,7 @@ NAPI_MODULE_INIT() {
       {"info", Info},
       {"setNumThreads", SetNumThreads},
       {"setIsa", SetIsa},
+      {"setInt8", SetInt8},
   };
   tuneMalloc();
   defineFunctions(env, exports, fns);

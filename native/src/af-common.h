@@ -92,6 +92,7 @@ struct QLinearArgs {
   const float* bias;                // (N) or null
   float* y; int64_t ldy;
   int32_t* acc;                     // raw accumulators (M, N) or null (tests)
+  int act;                          // Act applied to y in the epilogue (the table's own unary op, so fused = unfused)
 };
 
 struct KernelTable {

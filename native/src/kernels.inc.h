@@ -12,6 +12,7 @@
 #include <arm_neon.h>  // likewise
 #endif
 #include "af-common.h"
+#include "amx.h"
 
 namespace AF_NS {
 namespace {

@@ -1,13 +1,33 @@
 // Dynamic int8 linear (src/backend/ref/qlinear.ts defines the arithmetic and the packed weight layout; the tests
 // compare every path's int32 accumulators with it exactly). Included by kernels.inc.h once per ISA:
-//   AVX-512 TU: vpdpbusd (AVX-512 VNNI, a target attribute, used when the CPU has it) or vpmaddubsw+vpmaddwd (BW)
+//   AVX-512 TU: AMX-INT8 tiles (amx-int8.cc, its own TU with the AMX flags) where the CPU and OS allow them and the
+//               call has ≥ 8 rows; else vpdpbusd (AVX-512 VNNI, a target attribute) or vpmaddubsw+vpmaddwd (BW).
+//               amx.h's preference (ATTNFLOW_INT8, native setInt8) picks one for tests and benchmarks.
 //   AVX2 TU:    vpmaddubsw + vpmaddwd on ymm (xq ≤ 127, so the int16 pair sums never saturate)
 //   generic:    plain C++
-// Rows of x are quantized first (in parallel), to u8 with a per-row scale and zero point; then tasks of
-// (up to 64 rows) × (64 output channels) run the integer GEMM over the whole depth into an int32 tile, and the
-// epilogue writes y = (acc − zp·colSum)·(sx·sw) + bias (and the raw acc when asked).
+// Rows of x are quantized first (in parallel; one vector loop for every ISA), to u8 with a per-row scale and zero
+// point; then tasks of (up to 64 rows) × (64 output channels) run the integer GEMM over the whole depth into an
+// int32 tile (AMX: amxQGemm's 32 × 32 tile blocks), and the epilogue writes y = (acc − zp·colSum)·(sx·sw) + bias,
+// then the activation (the table's own unary kernel, so fused = unfused), and the raw acc when asked.
 
 struct QRowJob { const QLinearArgs* a; int64_t Kp; uint8_t* xq; float* sx; int32_t* zp; int64_t rowsPerTask; };
+
+// One loop for every ISA, in the vector extensions of simd.inc.h (AVX-512 16 lanes, AVX2 8, SSE/NEON 4).
+typedef uint8_t vb __attribute__((vector_size(AF_VW)));
+// round half to even of |t| < 2^22 (here |t| ≤ 128): adding and removing 1.5·2^23 leaves the rounded value, in the
+// default rounding mode, exactly nearbyintf's (no -ffast-math here, so the compiler cannot fold it away)
+AF_INLINE vf roundEven(vf t) { return (t + 12582912.0f) - 12582912.0f; }
+// x·inv rounded to float32 before the rounding above: the empty asm hides the product from the compiler, which
+// would otherwise contract it and the add into one FMA (GCC's default -ffp-contract=fast), skipping that rounding
+AF_INLINE vf product(vf x, vf inv) {
+  vf t = x * inv;
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+v"(t));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(t));
+#endif
+  return t;
+}
 
 void qQuantRows(void* ctx, int64_t task, int) {
   const QRowJob& j = *static_cast<const QRowJob*>(ctx);
@@ -16,41 +36,21 @@ void qQuantRows(void* ctx, int64_t task, int) {
   for (int64_t r = r0; r < r1; r++) {
     const float* x = a.x + r * a.lda;
     uint8_t* q = j.xq + r * j.Kp;
-    float lo = 0.f, hi = 0.f;
-    int bad = 0;
+    vf vlo = splat(0.f), vhi = splat(0.f), vbad = splat(0.f);
     int64_t k0 = 0;
-#if defined(__AVX512F__)
-    {
-      __m512 vlo = _mm512_setzero_ps(), vhi = _mm512_setzero_ps(), vbad = _mm512_setzero_ps();
-      for (; k0 + 16 <= a.K; k0 += 16) {
-        const __m512 v = _mm512_loadu_ps(x + k0);
-        vlo = _mm512_min_ps(vlo, v);
-        vhi = _mm512_max_ps(vhi, v);
-        vbad = _mm512_add_ps(vbad, _mm512_sub_ps(v, v));  // NaN once any element is NaN or ±Inf
-      }
-      lo = _mm512_reduce_min_ps(vlo);
-      hi = _mm512_reduce_max_ps(vhi);
-      bad = !(_mm512_reduce_add_ps(vbad) == 0.f);
+    for (; k0 + VW <= a.K; k0 += VW) {
+      const vf v = load(x + k0);
+      vlo = vmin(vlo, v);
+      vhi = vmax(vhi, v);
+      vbad += v - v;  // NaN once any element is NaN or ±Inf
     }
-#elif defined(__AVX2__)
-    {
-      __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps(), vbad = _mm256_setzero_ps();
-      for (; k0 + 8 <= a.K; k0 += 8) {
-        const __m256 v = _mm256_loadu_ps(x + k0);
-        vlo = _mm256_min_ps(vlo, v);
-        vhi = _mm256_max_ps(vhi, v);
-        vbad = _mm256_add_ps(vbad, _mm256_sub_ps(v, v));
-      }
-      alignas(32) float l8[8], h8[8], b8[8];
-      _mm256_store_ps(l8, vlo); _mm256_store_ps(h8, vhi); _mm256_store_ps(b8, vbad);
-      for (int i = 0; i < 8; i++) { lo = l8[i] < lo ? l8[i] : lo; hi = h8[i] > hi ? h8[i] : hi; bad |= !(b8[i] == 0.f); }
-    }
-#endif
+    float lo = -hmax(-vlo), hi = hmax(vhi);
+    int bad = !(hsum(vbad) == 0.f);
     for (int64_t k = k0; k < a.K; k++) {
       const float v = x[k];
       lo = v < lo ? v : lo;
       hi = v > hi ? v : hi;
-      bad |= !(v - v == 0.f);  // NaN or ±Inf
+      bad |= !(v - v == 0.f);
     }
     float scale = (hi - lo) / 127.0f;
     if (scale == 0.f) scale = 1.f;
@@ -64,31 +64,15 @@ void qQuantRows(void* ctx, int64_t task, int) {
     // nearbyintf: round half to even like the reference; a separate operation, so no FMA contraction changes x·inv
     int32_t zp = (int32_t)nearbyintf(-lo / scale);
     zp = zp < 0 ? 0 : zp > 127 ? 127 : zp;
+    const vf vinv = splat(inv);
+    const vi vzp = (vi)AF_LANES(zp), v0 = (vi)AF_LANES(0), v127 = (vi)AF_LANES(127);
     int64_t k1 = 0;
-#if defined(__AVX512F__)
-    {
-      const __m512 vinv = _mm512_set1_ps(inv);
-      const __m512i vzp = _mm512_set1_epi32(zp), v0 = _mm512_setzero_si512(), v127 = _mm512_set1_epi32(127);
-      for (; k1 + 16 <= a.K; k1 += 16) {
-        const __m512 t = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k1), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(t), vzp);
-        v = _mm512_min_epi32(_mm512_max_epi32(v, v0), v127);
-        _mm_storeu_si128((__m128i*)(q + k1), _mm512_cvtepi32_epi8(v));
-      }
+    for (; k1 + VW <= a.K; k1 += VW) {
+      vi v = __builtin_convertvector(roundEven(product(load(x + k1), vinv)), vi) + vzp;
+      v = v < v0 ? v0 : v > v127 ? v127 : v;
+      const vb b8 = __builtin_convertvector(v, vb);
+      memcpy(q + k1, &b8, VW);
     }
-#elif defined(__AVX2__)
-    {
-      const __m256 vinv = _mm256_set1_ps(inv);
-      const __m256i vzp = _mm256_set1_epi32(zp), v0 = _mm256_setzero_si256(), v127 = _mm256_set1_epi32(127);
-      for (; k1 + 8 <= a.K; k1 += 8) {
-        const __m256 t = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k1), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(t), vzp);
-        v = _mm256_min_epi32(_mm256_max_epi32(v, v0), v127);
-        const __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        _mm_storel_epi64((__m128i*)(q + k1), _mm_packus_epi16(p16, p16));
-      }
-    }
-#endif
     for (int64_t k = k1; k < a.K; k++) {
       int32_t v = (int32_t)nearbyintf(x[k] * inv) + zp;
       q[k] = (uint8_t)(v < 0 ? 0 : v > 127 ? 127 : v);
@@ -103,23 +87,33 @@ enum { Q_PANEL = 16, Q_COLS = 64, Q_ROWS = 64 };
 
 // tile[r·64 + c] (c < 16·NP) = Σ_g Σ_t xq[r][4g+t]·w[panel c/16][g][c%16][t], for MR rows.
 #if defined(__AVX512BW__)
+// MR rows × NP panels, one zmm accumulator each; Q_DOT is the only difference between the two kernels (VNNI's
+// vpdpbusd needs its target attribute, so the body is stamped twice rather than templated on the dot product).
+#define Q_TILE_BODY(Q_DOT)                                                                               \
+  __m512i acc[MR][NP];                                                                                   \
+  for (int r = 0; r < MR; r++)                                                                           \
+    for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_si512();                                     \
+  for (int64_t g = 0; g < G; g++) {                                                                      \
+    __m512i wv[NP];                                                                                      \
+    for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void*)(w + p * pstride + g * 64));   \
+    for (int r = 0; r < MR; r++) {                                                                       \
+      int32_t xv;                                                                                        \
+      memcpy(&xv, xq + r * ldx + g * 4, 4);                                                              \
+      const __m512i xb = _mm512_set1_epi32(xv);                                                          \
+      for (int p = 0; p < NP; p++) acc[r][p] = Q_DOT(acc[r][p], xb, wv[p]);                             \
+    }                                                                                                    \
+  }                                                                                                      \
+  for (int r = 0; r < MR; r++)                                                                           \
+    for (int p = 0; p < NP; p++) _mm512_storeu_si512((void*)(tile + r * Q_COLS + p * 16), acc[r][p]);
+#define Q_DOT_VNNI(acc, x, w) _mm512_dpbusd_epi32(acc, x, w)
+#define Q_DOT_BW(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(x, w), _mm512_set1_epi16(1)))
 template <int MR, int NP>
 __attribute__((target("avx512vnni"))) void qTileVnni(const uint8_t* xq, int64_t ldx, const int8_t* w, int64_t pstride, int64_t G, int32_t* tile) {
-  __m512i acc[MR][NP];
-  for (int r = 0; r < MR; r++)
-    for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_si512();
-  for (int64_t g = 0; g < G; g++) {
-    __m512i wv[NP];
-    for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void*)(w + p * pstride + g * 64));
-    for (int r = 0; r < MR; r++) {
-      int32_t xv;
-      memcpy(&xv, xq + r * ldx + g * 4, 4);
-      const __m512i xb = _mm512_set1_epi32(xv);
-      for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], xb, wv[p]);
-    }
-  }
-  for (int r = 0; r < MR; r++)
-    for (int p = 0; p < NP; p++) _mm512_storeu_si512((void*)(tile + r * Q_COLS + p * 16), acc[r][p]);
+  Q_TILE_BODY(Q_DOT_VNNI)
+}
+template <int MR, int NP>
+void qTileBw(const uint8_t* xq, int64_t ldx, const int8_t* w, int64_t pstride, int64_t G, int32_t* tile) {
+  Q_TILE_BODY(Q_DOT_BW)
 }
 // The hot shape (4 rows × 64 channels) with named accumulators: GCC keeps the array version's 16 accumulators
 // in registers but copies them around every iteration.
@@ -149,26 +143,6 @@ __attribute__((target("avx512vnni"))) void qTileVnni<4, 4>(const uint8_t* xq, in
   _mm512_storeu_si512((void*)(tile + r * Q_COLS + 32), a##r##2); _mm512_storeu_si512((void*)(tile + r * Q_COLS + 48), a##r##3);
   Q_S(0) Q_S(1) Q_S(2) Q_S(3)
 #undef Q_S
-}
-template <int MR, int NP>
-void qTileBw(const uint8_t* xq, int64_t ldx, const int8_t* w, int64_t pstride, int64_t G, int32_t* tile) {
-  const __m512i ones = _mm512_set1_epi16(1);
-  __m512i acc[MR][NP];
-  for (int r = 0; r < MR; r++)
-    for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_si512();
-  for (int64_t g = 0; g < G; g++) {
-    __m512i wv[NP];
-    for (int p = 0; p < NP; p++) wv[p] = _mm512_loadu_si512((const void*)(w + p * pstride + g * 64));
-    for (int r = 0; r < MR; r++) {
-      int32_t xv;
-      memcpy(&xv, xq + r * ldx + g * 4, 4);
-      const __m512i xb = _mm512_set1_epi32(xv);
-      for (int p = 0; p < NP; p++)
-        acc[r][p] = _mm512_add_epi32(acc[r][p], _mm512_madd_epi16(_mm512_maddubs_epi16(xb, wv[p]), ones));
-    }
-  }
-  for (int r = 0; r < MR; r++)
-    for (int p = 0; p < NP; p++) _mm512_storeu_si512((void*)(tile + r * Q_COLS + p * 16), acc[r][p]);
 }
 #define Q_MR 4
 #elif defined(__AVX2__)
@@ -246,6 +220,9 @@ QTileFn qTileFor(int mr, int np, bool useVnni) {
   return nullptr;
 }
 
+// Act → the unary op the float path runs for it (so an int8 layer's fused activation equals the unfused one)
+int qActOp(int act) { return act == ACT_RELU ? UN_RELU : act == ACT_GELU_ERF ? UN_GELU : UN_GELU_TANH; }
+
 struct QGemmJob {
   const QLinearArgs* a;
   int64_t Kp, G, rowBlocks, colBlocks;
@@ -281,14 +258,62 @@ void qGemmTask(void* ctx, int64_t task, int) {
       } else {
         for (int64_t c = 0; c < cols; c++) y[c] = (float)(t[c] - zp * cs[c]) * (sx * ws[c]);
       }
+      if (a.act) unaryRange(qActOp(a.act), y, y, cols);
       if (a.acc) memcpy(a.acc + row * a.N + c0, t, (size_t)cols * 4);
     }
   }
 }
 
+#if defined(__AVX512BW__)
+// The kernel this table runs: AMX where the preference (amx.h) allows and the CPU/OS has it, else VNNI, else BW.
+int qPath() {
+  static const bool vnni = [] { __builtin_cpu_init(); return __builtin_cpu_supports("avx512vnni") != 0; }();
+  const int pref = int8Pref();
+  if ((pref == INT8_AUTO || pref == INT8_AMX) && amxInt8Available()) return INT8_AMX;
+  if (pref != INT8_BW && vnni) return INT8_VNNI;
+  return INT8_BW;
+}
+
+// AMX: rows quantized into xq with stride Kp64 (K rounded up to 64, zero columns) and zero rows up to a multiple
+// of 16, then amxQGemm (amx-int8.cc) runs the tiles and the epilogue.
+bool qlinearAmx(const QLinearArgs& a, int64_t Kp) {
+  const int64_t Kp64 = (Kp + 63) / 64 * 64, M16 = (a.M + 15) / 16 * 16, panels = (a.N + 15) / 16;
+  const bool tail = Kp64 != Kp;
+  const size_t xqBytes = (size_t)(M16 * Kp64), tailBytes = tail ? (size_t)panels * 1024 : 0;
+  const size_t xqFloats = (xqBytes + tailBytes + 63) / 64 * 16;
+  float* buf = sharedScratch(xqFloats + 2 * (size_t)a.M);
+  if (!buf) return false;
+  uint8_t* xq = reinterpret_cast<uint8_t*>(buf);
+  int8_t* wTail = tail ? reinterpret_cast<int8_t*>(xq + xqBytes) : nullptr;
+  float* sx = buf + xqFloats;
+  int32_t* zp = reinterpret_cast<int32_t*>(sx + a.M);
+  QRowJob rj{&a, Kp64, xq, sx, zp, 0};
+  rj.rowsPerTask = a.M * a.K >= 131072 ? (a.M + 7) / 8 : a.M;  // below: ~20 µs on one core, less than a parallel region costs a loaded machine
+  parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
+  if (M16 > a.M) memset(xq + a.M * Kp64, 0, (size_t)((M16 - a.M) * Kp64));
+  if (tail) {
+    const int64_t full = Kp64 - 64, have = (Kp - full) / 4 * 64;  // bytes of the last (partial) tile in a panel
+    for (int64_t p = 0; p < panels; p++) {
+      memcpy(wTail + p * 1024, a.w + p * 16 * Kp + full / 4 * 64, (size_t)have);
+      memset(wTail + p * 1024 + have, 0, (size_t)(1024 - have));
+    }
+  }
+  AmxQGemmArgs g{xq, Kp64, sx, zp, a.w, Kp, wTail, a.M, a.N, a.colSum, a.wScale, a.bias, a.y, a.ldy, a.acc,
+                 a.act ? unaryRange : nullptr, a.act ? qActOp(a.act) : 0};
+  amxQGemm(g);
+  return true;
+}
+#endif
+
 bool qlinear(const QLinearArgs& a) {
   if (a.M <= 0 || a.N <= 0) return true;
   const int64_t Kp = (a.K + 3) / 4 * 4;
+#if defined(__AVX512BW__)
+  const int path = qPath();
+  // A few rows (token-by-token decoding) read the weights once either way, and a mostly empty 16-row A tile only
+  // adds work: VNNI streams them faster there (bench/int8-kernel.ts, M = 1).
+  if (path == INT8_AMX && a.M >= 8) return qlinearAmx(a, Kp);
+#endif
   // shared: xq (M·Kp bytes), sx (M floats), zp (M ints)
   const size_t xqFloats = (size_t)((a.M * Kp + 3) / 4);
   float* buf = sharedScratch(xqFloats + 2 * (size_t)a.M);
@@ -297,16 +322,11 @@ bool qlinear(const QLinearArgs& a) {
   float* sx = buf + xqFloats;
   int32_t* zp = reinterpret_cast<int32_t*>(sx + a.M);
   QRowJob rj{&a, Kp, xq, sx, zp, 0};
-  rj.rowsPerTask = a.M * a.K >= 16384 ? (a.M + 7) / 8 : a.M;
+  rj.rowsPerTask = a.M * a.K >= 131072 ? (a.M + 7) / 8 : a.M;  // below: ~20 µs on one core, less than a parallel region costs a loaded machine
   parallelFor((a.M + rj.rowsPerTask - 1) / rj.rowsPerTask, qQuantRows, &rj);
   QGemmJob gj{&a, Kp, Kp / 4, (a.M + Q_ROWS - 1) / Q_ROWS, (a.N + Q_COLS - 1) / Q_COLS, xq, sx, zp, false};
 #if defined(__AVX512BW__)
-  static const bool vnni = [] {
-    __builtin_cpu_init();
-    const char* e = getenv("ATTNFLOW_VNNI");
-    return __builtin_cpu_supports("avx512vnni") && !(e && e[0] == '0');
-  }();
-  gj.vnni = vnni;
+  gj.vnni = path != INT8_BW;  // AMX's few-row calls take VNNI (every AMX CPU has it)
 #endif
   const int64_t tasks = gj.rowBlocks * gj.colBlocks;
   if (a.M * a.N * a.K < 65536) {
@@ -319,9 +339,11 @@ bool qlinear(const QLinearArgs& a) {
 
 const char* qlinearPath() {
 #if defined(__AVX512BW__)
-  __builtin_cpu_init();
-  const char* e = getenv("ATTNFLOW_VNNI");
-  return __builtin_cpu_supports("avx512vnni") && !(e && e[0] == '0') ? "avx512-vnni" : "avx512bw";
+  switch (qPath()) {
+    case INT8_AMX: return "amx";
+    case INT8_VNNI: return "avx512-vnni";
+    default: return "avx512bw";
+  }
 #elif defined(__AVX2__)
   return "avx2";
 #else

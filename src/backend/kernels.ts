@@ -151,9 +151,14 @@ export interface Kernels {
    * has it; fast backends must match its accumulators exactly.
    */
   qlinear?(x: Float32Array, xOff: number, M: number, lda: number, w: QuantizedWeights, bias: Float32Array | null,
-    y: Float32Array, yOff: number, ldy: number, acc?: Int32Array | null): void;
+    y: Float32Array, yOff: number, ldy: number, acc?: Int32Array | null, act?: QlinearAct): void;
+  /** qlinear applies `act` in its epilogue (the same unary kernel the float path runs); others ignore it. */
+  qlinearAct?: boolean;
   /** One Adam/AdamW step in place over whole arrays (pass subarrays); vmax non-null with amsgrad. */
   adamUpdate?(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null, h: AdamStep): void;
 }
+
+/** Activations a qlinear epilogue can apply (where `qlinearAct`): ReLU, erf GELU, tanh GELU. */
+export type QlinearAct = "none" | "relu" | "gelu" | "gelu-tanh";
 
 export type KernelName = keyof Kernels;

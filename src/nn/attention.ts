@@ -6,6 +6,7 @@ import * as F from "../functional.js";
 import { sdpa, type SdpaResult } from "../ops/attention.js";
 import { attentionHeads, type HeadsOptions } from "../ops/attention-heads.js";
 import { activeRecorder } from "../explain/capture.js";
+import { isGradEnabled } from "../autograd.js";
 import { Module, Parameter } from "./module.js";
 import { Linear } from "./layers.js";
 import { Int8Weight, type QuantizedLinear } from "./int8.js";
@@ -157,6 +158,9 @@ export class MultiheadAttention extends Module {
     const headMask = this.checkHeadMask(opts.headMask ?? this.headMask, B);                    // (B|1, 1, H, 1) | null
     const rec = activeRecorder();
     const recording = !!rec && rec.wants(this);
+    // Inference with nothing recorded: the projections' temporaries go back to the buffer pool as soon as they are
+    // used (fresh buffers cost page faults and garbage collections; the next call reuses these)
+    const eager = !rec && !isGradEnabled();
     const need = opts.needWeights ?? true;
     const avg = opts.averageAttnWeights ?? true;
     let mode: "full" | "mean" | false = recording ? (rec!.mode === "mean" && (!need || avg) ? "mean" : "full") : need ? (avg ? "mean" : "full") : false;
@@ -180,7 +184,9 @@ export class MultiheadAttention extends Module {
     let r: SdpaResult;
     let qk: { queries: Tensor; keys: Tensor } | null = null;   // kept for the neuron view (CaptureOptions.withQK)
     if ((this.inProjWeight || this.inProjInt8) && self && !this.rotaryEmb && !(recording && rec!.withQK)) {
-      r = attentionHeads({ qkv: this.inProjection(q) }, core);                           // one (B, T, 3E) projection
+      const qkv = this.inProjection(q);
+      r = attentionHeads({ qkv }, core);                                                  // one (B, T, 3E) projection
+      if (eager) qkv.dispose();
     } else {
       let [Q, Kp, Vp] = this.project(q, k, v);                                            // (B, T, E) each
       if (this.rotaryEmb) {
@@ -196,6 +202,7 @@ export class MultiheadAttention extends Module {
       if (weights) weights = weights.mul(headMask.permute(0, 2, 1, 3));                    // (B, H, Tq, Tk)
     }
     let y = this.outProj.forward(out);                                                      // (B, Tq, E)
+    if (eager && out !== y) out.dispose();
     if (!this.batchFirst) y = y.transpose(0, 1);                                            // (Tq, B, E)
     if (recording && weights) {
       const recMean = !!headMask && rec!.mode === "mean" && (!need || avg);

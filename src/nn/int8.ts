@@ -11,6 +11,8 @@ import { zeros, ones } from "../creation.js";
 import { shapeStr } from "../shape.js";
 import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
+import type { QlinearAct } from "../backend/kernels.js";
+import * as F from "../functional.js";
 import { packQuantizedWeights, quantizeWeightsPerChannel, QLINEAR_MAX_K, type QuantizedWeights } from "../backend/ref/qlinear.js";
 import { uninit } from "../ops/util.js";
 import { Module } from "./module.js";
@@ -69,6 +71,15 @@ export class Int8Weight {
    * the dequantized linear map, the straight-through estimator), so gradient-based explanations run on int8 models.
    */
   linear(x: Tensor, bias: Tensor | null, start = 0, count = this.outFeatures): Tensor {
+    return this.linearAct(x, bias, "none", start, count);
+  }
+
+  /**
+   * act(linear(x, bias)) for ReLU / erf GELU / tanh GELU. In inference (no gradient wanted) on a backend whose
+   * qlinear takes the activation, it runs in the kernel's epilogue (the float path's own unary kernel, on the rows
+   * while they are in cache); otherwise the activation op runs after.
+   */
+  linearAct(x: Tensor, bias: Tensor | null, act: QlinearAct, start = 0, count = this.outFeatures): Tensor {
     const Kd = this.inFeatures;
     if (x.dtype !== "float32") throw new Error(`int8 linear: input must be float32, got ${x.dtype}`);
     if (x.ndim < 1 || x.shape[x.ndim - 1] !== Kd) {
@@ -82,10 +93,15 @@ export class Int8Weight {
     const y = uninit([...x.shape.slice(0, -1), count]);
     const bc = bias ? bias.contiguous() : null;
     const bd = bc ? (bc.storage.dataForRead() as Float32Array).subarray(bc.offset + start, bc.offset + start + count) : null;
-    if (M > 0) K.qlinear!(xc.storage.dataForRead() as Float32Array, xc.offset, M, Kd, w, bd, y.storage.data as Float32Array, 0, count);
+    const noGraph = !isGradEnabled() || !x.requiresGrad;
+    const fused = act !== "none" && noGraph && !!K.qlinearAct;
+    if (M > 0) K.qlinear!(xc.storage.dataForRead() as Float32Array, xc.offset, M, Kd, w, bd, y.storage.data as Float32Array, 0, count, null, fused ? act : "none");
     if (xc !== x) xc.dispose();
-    if (!isGradEnabled() || !x.requiresGrad) return y;
-    return record(y, "qlinear", [x], (g) => [g.matmul(this.dequantize(start, count))]);
+    const z = noGraph ? y : record(y, "qlinear", [x], (g) => [g.matmul(this.dequantize(start, count))]);
+    if (act === "none" || fused) return z;
+    const r = act === "relu" ? F.relu(z) : F.gelu(z, act === "gelu-tanh" ? "tanh" : "none");
+    if (noGraph) z.dispose();
+    return r;
   }
 }
 
@@ -117,6 +133,8 @@ export class QuantizedLinear extends Module {
   get weightScale(): Tensor { return this.int8.scale; }
   get bias(): Tensor | null { return this.getBuffer("bias"); }
   forward(x: Tensor): Tensor { return this.int8.linear(x, this.bias); }
+  /** act(forward(x)) with the activation fused into the int8 kernel where the backend can (Int8Weight.linearAct). */
+  forwardAct(x: Tensor, act: QlinearAct): Tensor { return this.int8.linearAct(x, this.bias, act); }
   protected override extraRepr(): string {
     return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}, bias=${this.bias !== null}, dtype=qint8, qscheme=per_channel_symmetric`;
   }

@@ -5,7 +5,10 @@ import * as F from "../functional.js";
 import { Module } from "./module.js";
 import { Dropout, LayerNorm, Linear, ModuleList } from "./layers.js";
 import { MultiheadAttention } from "./attention.js";
+import { QuantizedLinear } from "./int8.js";
 import { checkDropout, checkNumber, checkPositiveInt } from "./check.js";
+import { isGradEnabled } from "../autograd.js";
+import { activeRecorder } from "../explain/capture.js";
 
 export interface TransformerLayerOptions {
   dimFeedforward?: number;      // default 2048
@@ -54,13 +57,17 @@ export class TransformerEncoderLayer extends Module {
     this.dropout2 = new Dropout(p);
     this.normFirst = o.normFirst ?? false;
     this.activation = act(o.activation);
+    this.activationName = o.activation === "gelu" ? "gelu" : o.activation === undefined || o.activation === "relu" ? "relu" : null;
   }
+  /** The activation by name where it is a built-in one (an int8 linear1 can then run it in its kernel). */
+  private readonly activationName: "relu" | "gelu" | null;
 
   forward(src: Tensor, o: EncoderForwardOptions = {}): Tensor {
     const sa = (y: Tensor) => this.dropout1.forward(this.selfAttn.forward(y, y, y,
       { attnMask: o.srcMask ?? null, keyPaddingMask: o.srcKeyPaddingMask ?? null, needWeights: false, isCausal: o.isCausal })[0]);
     const ff = (y: Tensor) => this.dropout2.forward(this.linear2.forward(this.dropout.forward(this.activation(this.linear1.forward(y)))));
     let x = src;
+    if (!isGradEnabled() && !activeRecorder()) return this.forwardEager(src, sa);
     if (this.normFirst) {
       x = x.add(sa(this.norm1.forward(x)));
       x = x.add(ff(this.norm2.forward(x)));
@@ -69,6 +76,36 @@ export class TransformerEncoderLayer extends Module {
       x = this.norm2.forward(x.add(ff(x)));
     }
     return x;
+  }
+
+  /**
+   * The same forward for inference with nothing recorded: each temporary goes back to the buffer pool once used,
+   * so a stack of layers reuses a few buffers instead of allocating ~10 per layer (page faults, collections).
+   */
+  private forwardEager(src: Tensor, sa: (y: Tensor) => Tensor): Tensor {
+    const free = (ts: Tensor[], ...live: Tensor[]) => { for (const t of new Set(ts)) if (!live.includes(t)) t.dispose(); };
+    const ff = (y: Tensor) => {
+      const l1 = this.linear1 as Linear | QuantizedLinear;
+      const fuse = l1 instanceof QuantizedLinear && this.activationName !== null;
+      const h = fuse ? l1.forwardAct(y, this.activationName!) : this.linear1.forward(y), g = fuse ? h : this.activation(h), d = this.dropout.forward(g);
+      const o = this.linear2.forward(d), r = this.dropout2.forward(o);
+      free([h, g, d, o], y, r);
+      return r;
+    };
+    const step = (x: Tensor, f: (y: Tensor) => Tensor, norm: LayerNorm): Tensor => {
+      if (this.normFirst) {
+        const n = norm.forward(x), a = f(n), r = x.add(a);
+        free([n, a], x, r);
+        return r;
+      }
+      const a = f(x), s = x.add(a), r = norm.forward(s);
+      free([a, s], x, r);
+      return r;
+    };
+    const x1 = step(src, sa, this.norm1);
+    const x2 = step(x1, ff, this.norm2);
+    if (x1 !== src && x1 !== x2) x1.dispose();
+    return x2;
   }
 }
 
@@ -91,8 +128,16 @@ export class TransformerEncoder extends Module {
   }
   forward(src: Tensor, o: { mask?: Tensor | null; srcKeyPaddingMask?: Tensor | null; isCausal?: boolean } = {}): Tensor {
     let x = src;
-    for (const layer of this.layers) x = layer.forward(x, { srcMask: o.mask, srcKeyPaddingMask: o.srcKeyPaddingMask, isCausal: o.isCausal });
-    return this.norm ? this.norm.forward(x) : x;
+    const eager = !isGradEnabled() && !activeRecorder();  // inference: free each layer's input once the next is done
+    for (const layer of this.layers) {
+      const y = layer.forward(x, { srcMask: o.mask, srcKeyPaddingMask: o.srcKeyPaddingMask, isCausal: o.isCausal });
+      if (eager && x !== src && x !== y) x.dispose();
+      x = y;
+    }
+    if (!this.norm) return x;
+    const y = this.norm.forward(x);
+    if (eager && x !== src && x !== y) x.dispose();
+    return y;
   }
 }
 

@@ -54,8 +54,12 @@ export interface NativeInfo {
   attnAlibi?: boolean;
   /** The attention kernels take a sliding window (windowLo, windowHi) after the ALiBi arguments (addons built before lack it). */
   attnWindow?: boolean;
-  /** The dynamic-int8 linear kernel in use: "avx512-vnni", "avx512bw", "avx2" or "generic" (addons built before lack it). */
+  /** The dynamic-int8 linear kernel in use: "amx", "avx512-vnni", "avx512bw", "avx2" or "generic" (addons built before lack it). */
   int8?: string;
+  /** "" when AMX-INT8 tiles can run in this process, else why not (no AMX-INT8, arch_prctl refused, …). */
+  int8AmxUnavailable?: string;
+  /** qlinear takes an activation as its 15th argument (addons built before lack it). */
+  qlinearAct?: boolean;
 }
 
 /**
@@ -85,7 +89,8 @@ export interface NativeKernels {
    * Absent from addons built before it.
    */
   qlinear?(x: Float32Array, xOff: number, M: number, K: number, lda: number, w: Int8Array, N: number, colSum: Int32Array,
-    wScale: Float32Array, bias: Float32Array | null, y: Float32Array, yOff: number, ldy: number, acc: Int32Array | null): void;
+    wScale: Float32Array, bias: Float32Array | null, y: Float32Array, yOff: number, ldy: number, acc: Int32Array | null,
+    act?: "none" | "relu" | "gelu" | "gelu-tanh"): void;
   /** out (B,H,Tq,Dv); lse (B,H,Tq) natural-log log-sum-exp (−inf, with out = 0, for rows with no visible key). */
   attnForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, D: number, Dv: number, scale: number,
@@ -138,6 +143,11 @@ export interface NativeKernels {
   setNumThreads(n: number): void;
   /** Switches the kernel variant; returns false (and changes nothing) when this CPU lacks it. */
   setIsa(isa: NativeIsa): boolean;
+  /**
+   * Chooses the AVX-512 table's int8 kernel ("auto" = AMX where the CPU and OS allow it, else VNNI, else BW; also
+   * $ATTNFLOW_INT8); returns false (and changes nothing) when this CPU/OS cannot run it. Addons built before lack it.
+   */
+  setInt8?(kernel: "auto" | "amx" | "avx512-vnni" | "avx512bw"): boolean;
   /** Packed-weight cache counters: entries and bytes held, the byte cap, and hits / packings / admissions / evictions. */
   packCacheInfo(): NativePackCacheInfo;
   /** Cap on the cache's bytes (default 1/16 of physical memory within 256 MiB…2 GiB, or $ATTNFLOW_PACK_CACHE_MB); 0 disables it and frees everything. */

@@ -201,9 +201,11 @@ export function registerNativeBackend(): boolean {
   if (info.attnWindow) kernels.attnWindow = true;
   if (n.qlinear) {
     const q = n.qlinear.bind(n);
-    kernels.qlinear = (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) =>
-      q(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc ?? null);
+    kernels.qlinear = info.qlinearAct
+      ? (x, xOff, M, lda, w, bias, y, yOff, ldy, acc, act) => q(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc ?? null, act ?? "none")
+      : (x, xOff, M, lda, w, bias, y, yOff, ldy, acc) => q(x, xOff, M, w.K, lda, w.packed, w.N, w.colSum, w.scale, bias, y, yOff, ldy, acc ?? null);
+    if (info.qlinearAct) kernels.qlinearAct = true;
   }
-  registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}, ${info.threads} threads)` });
+  registerBackend({ name: "native", priority: 20, kernels, description: `C++ kernels (${info.isa}${info.int8 ? `, int8 ${info.int8}` : ""}, ${info.threads} threads)` });
   return true;
 }
