@@ -232,6 +232,72 @@ napi_value LinearGroup(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- post-norm residual block: y = LayerNorm(x·Wᵀ + bias + r) ----
+// linearAddNorm(x, xOff, M, K, W, wOff, N, bias|null, biasOff, r, rOff, gamma|null, gOff, beta|null, bOff, eps, y, yOff,
+// keyId|null, keyVersion): rows of x (M × K, contiguous), W (N × K), r and y (M × N, contiguous). Exactly what
+// gemmBiasAct(false, true, …, beta 1) into a copy of r followed by layerNormForward computes, in one call: the
+// GEMM accumulates into y and the normalization runs in place (BERT's attention and FFN outputs).
+napi_value LinearAddNorm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.linearAddNorm", 18);
+    Buf<float> x = a.f32(0, "x");
+    const int64_t xOff = a.integer(1, "xOff", 0, kMaxDim), M = a.integer(2, "M", 0, kMaxDim), K = a.integer(3, "K", 0, kMaxDim);
+    Buf<float> W = a.f32(4, "W");
+    const int64_t wOff = a.integer(5, "wOff", 0, kMaxDim), N = a.integer(6, "N", 1, kMaxDim);
+    Buf<float> bias = a.f32(7, "bias", true);
+    const int64_t biasOff = a.integer(8, "biasOff", 0, kMaxDim);
+    Buf<float> r = a.f32(9, "r");
+    const int64_t rOff = a.integer(10, "rOff", 0, kMaxDim);
+    Buf<float> gamma = a.f32(11, "gamma", true);
+    const int64_t gOff = a.integer(12, "gOff", 0, kMaxDim);
+    Buf<float> beta = a.f32(13, "beta", true);
+    const int64_t bOff = a.integer(14, "bOff", 0, kMaxDim);
+    const double eps = a.number(15, "eps");
+    if (eps < 0) a.rangeErr("eps must be >= 0");
+    Buf<float> y = a.f32(16, "y");
+    const int64_t yOff = a.integer(17, "yOff", 0, kMaxDim);
+    const __int128 MN = (__int128)M * N, MK = (__int128)M * K;
+    auto fits = [&](const char* name, size_t len, int64_t off, __int128 n, const std::string& what) {
+      if ((__int128)off + n > (__int128)len)
+        a.rangeErr(std::string("argument '") + name + "' is too short for " + what + " at its offset (length " + std::to_string(len) + ")");
+    };
+    fits("x", x.len, xOff, MK, "M × K = " + std::to_string(M) + " × " + std::to_string(K));
+    fits("W", W.len, wOff, (__int128)N * K, "N × K = " + std::to_string(N) + " × " + std::to_string(K));
+    fits("r", r.len, rOff, MN, "M × N = " + std::to_string(M) + " × " + std::to_string(N));
+    fits("y", y.len, yOff, MN, "M × N = " + std::to_string(M) + " × " + std::to_string(N));
+    if (bias.p) fits("bias", bias.len, biasOff, N, "N = " + std::to_string(N));
+    if (gamma.p) fits("gamma", gamma.len, gOff, N, "N = " + std::to_string(N));
+    if (beta.p) fits("beta", beta.len, bOff, N, "N = " + std::to_string(N));
+    if (M == 0) return undefinedValue(env);
+    const Span sY = spanOf(y.p, yOff, yOff + (int64_t)MN - 1, 4);
+    if (K > 0 && overlaps(sY, spanOf(x.p, xOff, xOff + (int64_t)MK - 1, 4))) a.rangeErr("y must not overlap x");
+    if (K > 0 && overlaps(sY, spanOf(W.p, wOff, wOff + N * K - 1, 4))) a.rangeErr("y must not overlap W");
+    if (overlaps(sY, spanOf(r.p, rOff, rOff + (int64_t)MN - 1, 4))) a.rangeErr("y must not overlap r");
+    if (bias.p && overlaps(sY, spanOf(bias.p, biasOff, biasOff + N - 1, 4))) a.rangeErr("y must not overlap bias");
+    if (gamma.p && overlaps(sY, spanOf(gamma.p, gOff, gOff + N - 1, 4))) a.rangeErr("y must not overlap gamma");
+    if (beta.p && overlaps(sY, spanOf(beta.p, bOff, bOff + N - 1, 4))) a.rangeErr("y must not overlap beta");
+    std::memcpy(y.p + yOff, r.p + rOff, (size_t)MN * sizeof(float));
+    GemmArgs g{};
+    g.transA = false; g.transB = true;
+    g.M = M; g.N = N; g.K = K;
+    g.alpha = 1.0f; g.beta = 1.0f;
+    g.A = x.p + xOff; g.lda = K > 0 ? K : 1;
+    g.B = W.p + wOff; g.ldb = K > 0 ? K : 1;
+    g.C = y.p + yOff; g.ldc = N;
+    g.batch = 1;
+    g.bias = bias.p ? bias.p + biasOff : nullptr;
+    g.act = ACT_NONE;
+    if (a.has(18)) {
+      PackKey key{a.number(18, "keyId"), a.has(19) ? a.number(19, "keyVersion") : 0.0};
+      g.Bpacked = packCacheLookup(env, gTable, g, key);
+    }
+    gTable->gemm(g);
+    gTable->layerNormForward(y.p + yOff, gamma.p ? gamma.p + gOff : nullptr, beta.p ? beta.p + bOff : nullptr, y.p + yOff, nullptr,
+                             nullptr, M, N, (float)eps);
+    return undefinedValue(env);
+  });
+}
+
 // ---- dynamic int8 linear ----
 // qlinear(x, xOff, M, K, lda, w: Int8Array (packed), N, colSum: Int32Array, wScale, bias|null, y, yOff, ldy, acc: Int32Array|null)
 napi_value QLinear(napi_env env, napi_callback_info info) {
@@ -464,6 +530,7 @@ NAPI_MODULE_INIT() {
       {"gemm", Gemm},
       {"gemmBiasAct", GemmBiasAct},
       {"linearGroup", LinearGroup},
+      {"linearAddNorm", LinearAddNorm},
       {"qlinear", QLinear},
       {"attnForward", AttnForward},
       {"attnBackward", AttnBackward},

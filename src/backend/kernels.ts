@@ -149,6 +149,14 @@ export interface Kernels {
    */
   linearGroup?(x: Float32Array, xOff: number, M: number, K: number, lda: number, C: Float32Array, cOff: number, ldc: number,
     act: GemmActivation, parts: readonly LinearPart[]): void;
+  /**
+   * y (M × N) = LayerNorm(x·Wᵀ + bias + r) over each row, with gamma/beta (each may be null): x (M × K), W (N × K), r and
+   * y (M × N), all contiguous at their offsets — a post-norm residual block in one call. Exactly gemmBiasAct(false, true,
+   * …, beta 1, key) into a copy of r, then layerNormForward in place.
+   */
+  linearAddLayerNorm?(x: Float32Array, xOff: number, M: number, K: number, w: Float32Array, wOff: number, N: number,
+    bias: Float32Array | null, biasOff: number, r: Float32Array, rOff: number, gamma: Float32Array | null, gOff: number,
+    beta: Float32Array | null, bOff: number, eps: number, y: Float32Array, yOff: number, wKey: OperandKey | null): void;
   /** out[i] = g[gOff+i]·act'(z[zOff+i]) for i < n (relu: z may be the activation's output instead, same sign). */
   activationBackward?(act: Exclude<GemmActivation, "none">, z: Float32Array, zOff: number, g: Float32Array, gOff: number,
     out: Float32Array, n: number): void;

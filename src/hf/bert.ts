@@ -20,7 +20,7 @@ import * as F from "../functional.js";
 import { shapeStr } from "../shape.js";
 import { pruneLinear, pruneableHeadsAndIndices } from "../nn/prune.js";
 import {
-  HFModule, activation, linearActivation, linearResidual, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit,
+  HFModule, activation, linearActivation, linearResidualNorm, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit,
   numLabels, paddedKeys, projections, requireInput, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
@@ -113,7 +113,7 @@ export class BertResidualNorm extends HFModule {
     this.dense = new Linear(inF, o.hidden); this.layerNorm = new LayerNorm(o.hidden, { eps: o.eps }); this.dropout = new Dropout(o.hiddenDropout);
   }
   protected override hfNames() { return { layerNorm: "LayerNorm" }; }
-  forward(h: Tensor, residual: Tensor): Tensor { return this.layerNorm.forward(linearResidual(this.dense, this.dropout, h, residual)); }
+  forward(h: Tensor, residual: Tensor): Tensor { return linearResidualNorm(this.dense, this.dropout, this.layerNorm, h, residual); }
 }
 
 export class BertAttention extends HFModule {

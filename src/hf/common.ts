@@ -6,6 +6,7 @@ import { contiguousData } from "../ops/movement.js";
 import * as F from "../functional.js";
 import { sdpa } from "../ops/attention.js";
 import { linearCat } from "../ops/matmul.js";
+import { linearAddLayerNorm } from "../ops/nn.js";
 import { attentionHeads } from "../ops/attention-heads.js";
 import { isGradEnabled } from "../autograd.js";
 import { activeRecorder } from "../explain/capture.js";
@@ -169,6 +170,19 @@ export function linearResidual(dense: Linear | Module, dropout: Dropout, h: Tens
     return F.linear(h, dense.weight, dense.bias, null, residual);
   }
   return dropout.forward((dense as Linear).forward(h)).add(residual);
+}
+
+/**
+ * norm(dropout(dense(h)) + residual) for a LayerNorm over the last dim (post-norm blocks): one linearAddLayerNorm call
+ * for a float Linear without active dropout (the GEMM accumulates the residual, the norm runs in place); anything
+ * else (training with dropout, a quantized layer, another norm) runs linearResidual, then the norm module.
+ */
+export function linearResidualNorm(dense: Linear | Module, dropout: Dropout, norm: LayerNorm | Module, h: Tensor, residual: Tensor): Tensor {
+  if (dense instanceof Linear && dense.weight.dtype === "float32" && (!dropout.training || dropout.p === 0) &&
+    norm instanceof LayerNorm && norm.normalizedShape.length === 1) {
+    return linearAddLayerNorm(h, dense.weight, dense.bias, residual, norm.weight, norm.bias, norm.opts.eps ?? 1e-5);
+  }
+  return (norm as LayerNorm).forward(linearResidual(dense, dropout, h, residual));
 }
 
 /**

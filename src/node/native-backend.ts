@@ -193,6 +193,13 @@ export function registerNativeBackend(): boolean {
         }));
       },
     } satisfies Partial<Kernels> : {}),
+    ...(n.linearAddNorm ? {
+      linearAddLayerNorm: (x, xOff, M, Kd, w, wOff, N, bias, biasOff, r, rOff, gamma, gOff, beta, bOff, eps, y, yOff, wKey) => {
+        if (wKey) watchKey(n, wKey);
+        n.linearAddNorm!(x, xOff, M, Kd, w, wOff, N, bias, biasOff, r, rOff, gamma, gOff, beta, bOff, eps, y, yOff,
+          wKey ? wKey.id : null, wKey ? wKey.version : 0);
+      },
+    } satisfies Partial<Kernels> : {}),
     softmax: n.softmaxLastDim,
     softmaxBackward: n.softmaxBackward,
     layerNormForward: n.layerNormForward,
