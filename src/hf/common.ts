@@ -192,7 +192,7 @@ export function linearResidualNorm(dense: Linear | Module, dropout: Dropout, nor
  */
 export function projections(x: Tensor, layers: readonly (Linear | Module)[]): Tensor[] {
   const lin = layers.every((l) => l instanceof Linear && l.weight.dtype === "float32") ? layers as Linear[] : null;
-  if (!lin || (isGradEnabled() && (x.requiresGrad || lin.some((l) => l.weight.requiresGrad || !!l.bias?.requiresGrad)))) {
+  if (!lin || x.device !== "cpu" || (isGradEnabled() && (x.requiresGrad || lin.some((l) => l.weight.requiresGrad || !!l.bias?.requiresGrad)))) {
     return layers.map((l) => (l as Linear).forward(x));
   }
   const y = linearCat(x, lin.map((l) => l.weight), lin.map((l) => l.bias));
