@@ -145,6 +145,160 @@ napi_value gemmImpl(napi_env env, napi_callback_info info, bool withBias) {
 }
 napi_value Gemm(napi_env env, napi_callback_info info) { return gemmImpl(env, info, false); }
 
+// ---- several linear layers of one input, one parallel region ----
+// linearGroup(x, xOff, M, K, lda, C, cOff, ldc, act, parts): for each part [W, wOff, N, bias|null, biasOff, col,
+// keyId|null, keyVersion], C[r, col + j] = act(x[r, :]·W[j, :] + bias[j]) for r < M, j < N — e.g. the Q, K and V
+// projections of one input written side by side into one (M, ldc) output. The parts' column ranges must not
+// overlap; a keyed W is served from the packed-weight cache exactly as gemmBiasAct serves it.
+napi_value LinearGroup(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.linearGroup", 10);
+    Buf<float> x = a.f32(0, "x");
+    const int64_t xOff = a.integer(1, "xOff", 0, kMaxDim);
+    const int64_t M = a.integer(2, "M", 0, kMaxDim), K = a.integer(3, "K", 0, kMaxDim);
+    const int64_t lda = a.integer(4, "lda", 1, kMaxDim);
+    Buf<float> C = a.f32(5, "C");
+    const int64_t cOff = a.integer(6, "cOff", 0, kMaxDim), ldc = a.integer(7, "ldc", 1, kMaxDim);
+    const int act = parseAct(a, 8);
+    bool isArr = false;
+    napi_is_array(env, a.at(9), &isArr);
+    uint32_t n = 0;
+    if (!isArr || napi_get_array_length(env, a.at(9), &n) != napi_ok) a.typeErr("argument 'parts' must be an array");
+    if (n < 1 || n > (uint32_t)GEMM_GROUP_MAX)
+      a.rangeErr("argument 'parts' must hold 1 to " + std::to_string(GEMM_GROUP_MAX) + " parts, got " + std::to_string(n));
+    if (lda < K) a.rangeErr("lda (" + std::to_string(lda) + ") must be >= K (" + std::to_string(K) + ")");
+    if (M > 0 && K > 0 && (__int128)xOff + (__int128)(M - 1) * lda + K > (__int128)x.len)
+      a.rangeErr("argument 'x' is too short for M = " + std::to_string(M) + " rows of K = " + std::to_string(K) +
+                 " at xOff with stride lda (length " + std::to_string(x.len) + ")");
+    const Span sX = M > 0 && K > 0 ? spanOf(x.p, xOff, xOff + (M - 1) * lda + K - 1, 4) : Span{nullptr, nullptr};
+    GemmArgs gs[GEMM_GROUP_MAX];
+    int64_t cols[GEMM_GROUP_MAX][2];
+    for (uint32_t i = 0; i < n; i++) {
+      const std::string at = "parts[" + std::to_string(i) + "]";
+      napi_value part;
+      bool pa = false;
+      uint32_t plen = 0;
+      napi_get_element(env, a.at(9), i, &part);
+      napi_is_array(env, part, &pa);
+      if (!pa || napi_get_array_length(env, part, &plen) != napi_ok || plen < 8)
+        a.typeErr(at + " must be an array [W, wOff, N, bias|null, biasOff, col, keyId|null, keyVersion]");
+      napi_value v[8];
+      for (uint32_t j = 0; j < 8; j++) napi_get_element(env, part, j, &v[j]);
+      const std::string pfn = std::string("attnflow.linearGroup: ") + at;
+      Args p(env, pfn.c_str(), v, 8);
+      Buf<float> W = p.f32(0, "W");
+      const int64_t wOff = p.integer(1, "wOff", 0, kMaxDim), N = p.integer(2, "N", 0, kMaxDim);
+      Buf<float> bias = p.f32(3, "bias", true);
+      const int64_t biasOff = p.integer(4, "biasOff", 0, kMaxDim), col = p.integer(5, "col", 0, kMaxDim);
+      if (N > 0 && K > 0 && (__int128)wOff + (__int128)N * K > (__int128)W.len)
+        a.rangeErr(at + ".W is too short for N × K = " + std::to_string(N) + " × " + std::to_string(K) + " at wOff (length " +
+                   std::to_string(W.len) + ")");
+      if (bias.p && (__int128)biasOff + N > (__int128)bias.len)
+        a.rangeErr(at + ".bias is too short: needs biasOff + N = " + std::to_string(biasOff + N) + " values, has " + std::to_string(bias.len));
+      if (col + N > ldc)
+        a.rangeErr(at + " writes columns " + std::to_string(col) + "…" + std::to_string(col + N - 1) + " but ldc is " + std::to_string(ldc));
+      for (uint32_t j = 0; j < i; j++)
+        if (N > 0 && cols[j][1] > cols[j][0] && col < cols[j][1] && cols[j][0] < col + N)
+          a.rangeErr(at + " columns " + std::to_string(col) + "…" + std::to_string(col + N - 1) + " overlap parts[" + std::to_string(j) + "]'s");
+      cols[i][0] = col;
+      cols[i][1] = col + N;
+      if (M > 0 && N > 0 && (__int128)cOff + (__int128)(M - 1) * ldc + col + N > (__int128)C.len)
+        a.rangeErr("argument 'C' is too short for M = " + std::to_string(M) + " rows of ldc = " + std::to_string(ldc) + " at cOff (length " +
+                   std::to_string(C.len) + ")");
+      const Span sC = M > 0 && N > 0 ? spanOf(C.p, cOff + col, cOff + (M - 1) * ldc + col + N - 1, 4) : Span{nullptr, nullptr};
+      if (overlaps(sC, sX)) a.rangeErr("C must not overlap x");
+      if (K > 0 && N > 0 && overlaps(sC, spanOf(W.p, wOff, wOff + N * K - 1, 4))) a.rangeErr("C must not overlap " + at + ".W");
+      if (bias.p && N > 0 && overlaps(sC, spanOf(bias.p, biasOff, biasOff + N - 1, 4))) a.rangeErr("C must not overlap " + at + ".bias");
+      GemmArgs& g = gs[i];
+      g = GemmArgs{};
+      g.transA = false;
+      g.transB = true;
+      g.M = M; g.N = N; g.K = K;
+      g.alpha = 1.0f; g.beta = 0.0f;
+      g.A = x.p + xOff; g.lda = lda;
+      g.B = W.p + wOff; g.ldb = K;
+      g.C = C.p + cOff + col; g.ldc = ldc;
+      g.batch = 1;
+      g.bias = bias.p ? bias.p + biasOff : nullptr;
+      g.act = act;
+      if (p.has(6)) {
+        PackKey key{p.number(6, "keyId"), p.has(7) ? p.number(7, "keyVersion") : 0.0};
+        // Entries looked up earlier in this loop stay valid: the cache never evicts an entry used within the last
+        // 2 × (entries held) lookups (pack-cache.cc), and these were used within the last GEMM_GROUP_MAX.
+        if (M > 0 && N > 0) g.Bpacked = packCacheLookup(env, gTable, g, key);
+      }
+    }
+    gTable->gemmGroup(gs, (int)n);
+    return undefinedValue(env);
+  });
+}
+
+// ---- post-norm residual block: y = LayerNorm(x·Wᵀ + bias + r) ----
+// linearAddNorm(x, xOff, M, K, W, wOff, N, bias|null, biasOff, r, rOff, gamma|null, gOff, beta|null, bOff, eps, y, yOff,
+// keyId|null, keyVersion): rows of x (M × K, contiguous), W (N × K), r and y (M × N, contiguous). Exactly what
+// gemmBiasAct(false, true, …, beta 1) into a copy of r followed by layerNormForward computes, in one call: the
+// GEMM accumulates into y and the normalization runs in place (BERT's attention and FFN outputs).
+napi_value LinearAddNorm(napi_env env, napi_callback_info info) {
+  return guarded(env, [&]() -> napi_value {
+    Args a(env, info, "attnflow.linearAddNorm", 18);
+    Buf<float> x = a.f32(0, "x");
+    const int64_t xOff = a.integer(1, "xOff", 0, kMaxDim), M = a.integer(2, "M", 0, kMaxDim), K = a.integer(3, "K", 0, kMaxDim);
+    Buf<float> W = a.f32(4, "W");
+    const int64_t wOff = a.integer(5, "wOff", 0, kMaxDim), N = a.integer(6, "N", 1, kMaxDim);
+    Buf<float> bias = a.f32(7, "bias", true);
+    const int64_t biasOff = a.integer(8, "biasOff", 0, kMaxDim);
+    Buf<float> r = a.f32(9, "r");
+    const int64_t rOff = a.integer(10, "rOff", 0, kMaxDim);
+    Buf<float> gamma = a.f32(11, "gamma", true);
+    const int64_t gOff = a.integer(12, "gOff", 0, kMaxDim);
+    Buf<float> beta = a.f32(13, "beta", true);
+    const int64_t bOff = a.integer(14, "bOff", 0, kMaxDim);
+    const double eps = a.number(15, "eps");
+    if (eps < 0) a.rangeErr("eps must be >= 0");
+    Buf<float> y = a.f32(16, "y");
+    const int64_t yOff = a.integer(17, "yOff", 0, kMaxDim);
+    const __int128 MN = (__int128)M * N, MK = (__int128)M * K;
+    auto fits = [&](const char* name, size_t len, int64_t off, __int128 n, const std::string& what) {
+      if ((__int128)off + n > (__int128)len)
+        a.rangeErr(std::string("argument '") + name + "' is too short for " + what + " at its offset (length " + std::to_string(len) + ")");
+    };
+    fits("x", x.len, xOff, MK, "M × K = " + std::to_string(M) + " × " + std::to_string(K));
+    fits("W", W.len, wOff, (__int128)N * K, "N × K = " + std::to_string(N) + " × " + std::to_string(K));
+    fits("r", r.len, rOff, MN, "M × N = " + std::to_string(M) + " × " + std::to_string(N));
+    fits("y", y.len, yOff, MN, "M × N = " + std::to_string(M) + " × " + std::to_string(N));
+    if (bias.p) fits("bias", bias.len, biasOff, N, "N = " + std::to_string(N));
+    if (gamma.p) fits("gamma", gamma.len, gOff, N, "N = " + std::to_string(N));
+    if (beta.p) fits("beta", beta.len, bOff, N, "N = " + std::to_string(N));
+    if (M == 0) return undefinedValue(env);
+    const Span sY = spanOf(y.p, yOff, yOff + (int64_t)MN - 1, 4);
+    if (K > 0 && overlaps(sY, spanOf(x.p, xOff, xOff + (int64_t)MK - 1, 4))) a.rangeErr("y must not overlap x");
+    if (K > 0 && overlaps(sY, spanOf(W.p, wOff, wOff + N * K - 1, 4))) a.rangeErr("y must not overlap W");
+    if (overlaps(sY, spanOf(r.p, rOff, rOff + (int64_t)MN - 1, 4))) a.rangeErr("y must not overlap r");
+    if (bias.p && overlaps(sY, spanOf(bias.p, biasOff, biasOff + N - 1, 4))) a.rangeErr("y must not overlap bias");
+    if (gamma.p && overlaps(sY, spanOf(gamma.p, gOff, gOff + N - 1, 4))) a.rangeErr("y must not overlap gamma");
+    if (beta.p && overlaps(sY, spanOf(beta.p, bOff, bOff + N - 1, 4))) a.rangeErr("y must not overlap beta");
+    std::memcpy(y.p + yOff, r.p + rOff, (size_t)MN * sizeof(float));
+    GemmArgs g{};
+    g.transA = false; g.transB = true;
+    g.M = M; g.N = N; g.K = K;
+    g.alpha = 1.0f; g.beta = 1.0f;
+    g.A = x.p + xOff; g.lda = K > 0 ? K : 1;
+    g.B = W.p + wOff; g.ldb = K > 0 ? K : 1;
+    g.C = y.p + yOff; g.ldc = N;
+    g.batch = 1;
+    g.bias = bias.p ? bias.p + biasOff : nullptr;
+    g.act = ACT_NONE;
+    if (a.has(18)) {
+      PackKey key{a.number(18, "keyId"), a.has(19) ? a.number(19, "keyVersion") : 0.0};
+      g.Bpacked = packCacheLookup(env, gTable, g, key);
+    }
+    gTable->gemm(g);
+    gTable->layerNormForward(y.p + yOff, gamma.p ? gamma.p + gOff : nullptr, beta.p ? beta.p + bOff : nullptr, y.p + yOff, nullptr,
+                             nullptr, M, N, (float)eps);
+    return undefinedValue(env);
+  });
+}
+
 // ---- dynamic int8 linear ----
 // qlinear(x, xOff, M, K, lda, w: Int8Array (packed), N, colSum: Int32Array, wScale, bias|null, y, yOff, ldy, acc: Int32Array|null
 //         [, act: 0..3 | "none" | "relu" | "gelu" | "gelu-tanh"])
@@ -399,6 +553,8 @@ NAPI_MODULE_INIT() {
   const NamedFunction fns[] = {
       {"gemm", Gemm},
       {"gemmBiasAct", GemmBiasAct},
+      {"linearGroup", LinearGroup},
+      {"linearAddNorm", LinearAddNorm},
       {"qlinear", QLinear},
       {"attnForward", AttnForward},
       {"attnBackward", AttnBackward},

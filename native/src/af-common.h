@@ -35,6 +35,8 @@ struct AdamHyper {
 };
 
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b] (+ bias[col], then act) for b < batch; row-major.
+constexpr int GEMM_GROUP_MAX = 8;  // products per gemmGroup call
+
 struct GemmArgs {
   bool transA, transB;
   int64_t M, N, K;
@@ -119,6 +121,9 @@ struct KernelTable {
   void (*packBFull)(const GemmArgs&, float* dst);
   bool (*qlinear)(const QLinearArgs&);  // false: scratch allocation failed
   const char* (*qlinearPath)();         // "avx512-vnni", "avx512bw", "avx2" or "generic"
+  // n ≤ GEMM_GROUP_MAX independent products (outputs must not overlap each other or any input), computed as gemm()
+  // computes each, in one parallel region where they read pre-packed B (the Q, K, V projections of one input).
+  void (*gemmGroup)(const GemmArgs* gs, int n);
 };
 
 // Per-ISA tables (defined in isa-*.cc); null when that variant was not compiled for this architecture.

@@ -3,18 +3,26 @@
 //     for jr (NR) for ir (MR): micro-kernel MR×NR on packed panels, C updated in place.
 // C[b] = alpha·op(A[b])·op(B[b]) + beta·C[b], then (+bias per column, activation) after the last depth block.
 
-#ifndef AF_GEMM_MR  // (overridable for tuning experiments)
+#ifndef AF_GEMM_MR  // (each overridable for tuning experiments)
 #if AF_VW == 16
 #define AF_GEMM_MR 6
 #define AF_GEMM_NV 4  // 6×64 tile: 24 zmm accumulators
-#define AF_GEMM_KC 768  // measured best on Zen 5 (2 threads) among KC ∈ {256,512,768} × MC ∈ {72,144,192,288}
-#define AF_GEMM_MC 288
 #else
 #define AF_GEMM_MR 6
 #define AF_GEMM_NV 2  // 6×16 (AVX2) / 6×8 (SSE) tiles: 12 accumulators
-#define AF_GEMM_KC 256
-#define AF_GEMM_MC 120
 #endif
+#endif
+#ifndef AF_GEMM_KC
+#if AF_VW == 16
+#define AF_GEMM_KC 768  // measured best on Zen 5 (2 threads) among KC ∈ {256,512,768} × MC ∈ {72,144,192,288}
+#else
+#define AF_GEMM_KC 256
+#endif
+#endif
+#ifndef AF_GEMM_MC
+#define AF_GEMM_MC (AF_VW == 16 ? 288 : 120)
+#endif
+#ifndef AF_GEMM_NC
 #define AF_GEMM_NC 2048
 #endif
 #ifndef AF_GEMM_COLS_TASKS  // tasks per thread when every task covers all rows (see gemmImpl)
@@ -504,6 +512,22 @@ uint64_t nextGemmCallId() {
 // layer over 128 tokens — give both threads the same big micro-tile loop with no ragged row blocks.
 constexpr int64_t GEMM_COLS_ONLY_MAX_M = GEMM_MC;
 
+// Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread; or, for few rows, one row block.
+void planRows(GemmShared& s, const GemmArgs& g, int64_t T) {
+  s.rowsPer = g.M <= GEMM_COLS_ONLY_MAX_M ? g.M : imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
+  s.mPieces = ceilDiv(g.M, s.rowsPer);
+}
+
+// Column blocks of the super-block s.col0 … + s.cols (s.panels set): about 4 tasks per thread when rows are split
+// too; with whole-M tasks (A packed once per thread, so extra tasks cost only a counter increment) about 6 per
+// thread, for an even finish.
+void planCols(GemmShared& s, const GemmArgs& g, int64_t T) {
+  const int64_t want = g.M <= GEMM_COLS_ONLY_MAX_M ? AF_GEMM_COLS_TASKS * T : 4 * T;
+  s.nPieces = imin(s.panels, imax(1, ceilDiv(want, g.batch * s.mPieces)));
+  s.colsPer = ceilDiv(s.panels, s.nPieces) * GEMM_NR;
+  s.nPieces = ceilDiv(s.cols, s.colsPer);
+}
+
 void gemmImpl(const GemmArgs& g) {
   if (g.batch <= 0 || g.M <= 0 || g.N <= 0) return;
   const bool packedB = g.Bpacked != nullptr;
@@ -547,20 +571,12 @@ void gemmImpl(const GemmArgs& g) {
       return;
     }
   }
-  const bool colsOnly = g.M <= GEMM_COLS_ONLY_MAX_M;
-  // Row blocks of ≤ MC rows (≥ 48 unless M is smaller), about 4 tasks per thread; or, for few rows, one row block.
-  s.rowsPer = colsOnly ? g.M : imin(GEMM_MC, imax(48, roundUp(ceilDiv(g.M, 4 * T), GEMM_MR)));
-  s.mPieces = ceilDiv(g.M, s.rowsPer);
+  planRows(s, g, T);
   for (s.col0 = 0; s.col0 < g.N; s.col0 += superCols) {
     s.cols = imin(superCols, g.N - s.col0);
     s.panels = ceilDiv(s.cols, GEMM_NR);
     if (!direct && !packedB) parallelFor(s.nB * s.panels, gemmPackTask, &s);
-    // Column blocks: about 4 tasks per thread when rows are split too; with whole-M tasks (A packed once per
-    // thread, so extra tasks cost only a counter increment) about 6 per thread, for an even finish.
-    const int64_t want = colsOnly ? AF_GEMM_COLS_TASKS * T : 4 * T;
-    s.nPieces = imin(s.panels, imax(1, ceilDiv(want, g.batch * s.mPieces)));
-    s.colsPer = ceilDiv(s.panels, s.nPieces) * GEMM_NR;
-    s.nPieces = ceilDiv(s.cols, s.colsPer);
+    planCols(s, g, T);
     parallelFor(g.batch * s.mPieces * s.nPieces, gemmBlockTask, &s);
   }
 }
@@ -569,6 +585,59 @@ void gemm(const GemmArgs& args) {
   GemmArgs g = args;
   g.callId = nextGemmCallId();
   gemmImpl(g);
+}
+
+// ---- several products in one parallel region ----
+// E.g. the query, key and value projections of one input: each product with a pre-packed B is planned as gemm()
+// plans it and all their tasks run as one task list, so the threads finish the group together (one wait instead of
+// one per product) and a thread that is done with one product's columns goes on with the next product's. Each
+// product computes exactly what gemm() would (same blocks, same order of the depth sums). Products without a
+// packed B, batched ones and tiny ones run through gemm() first, one after another.
+struct GemmGroupPlan {
+  GemmArgs g[GEMM_GROUP_MAX];
+  GemmShared s[GEMM_GROUP_MAX];
+  int64_t start[GEMM_GROUP_MAX + 1];
+  int n;
+};
+
+void gemmGroupTask(void* ctx, int64_t t, int tid) {
+  const GemmGroupPlan& p = *static_cast<const GemmGroupPlan*>(ctx);
+  int i = 0;
+  while (t >= p.start[i + 1]) i++;
+  gemmBlockTask(const_cast<GemmShared*>(&p.s[i]), t - p.start[i], tid);
+}
+
+void gemmGroup(const GemmArgs* gs, int n) {
+  const int64_t T = numThreads();
+  GemmGroupPlan p;
+  p.n = 0;
+  p.start[0] = 0;
+  for (int i = 0; i < n && i < GEMM_GROUP_MAX; i++) {
+    const GemmArgs& a = gs[i];
+    if (a.batch <= 0 || a.M <= 0 || a.N <= 0) continue;
+    const double flops = 2.0 * (double)a.M * (double)a.N * (double)a.K;
+    if (T == 1 || !a.Bpacked || a.batch != 1 || a.K == 0 || a.alpha == 0.0f || flops < 2e6) {
+      gemm(a);
+      continue;
+    }
+    GemmArgs& g = p.g[p.n];
+    GemmShared& s = p.s[p.n];
+    g = a;
+    g.callId = nextGemmCallId();
+    s = GemmShared{};
+    s.g = &g;
+    s.nB = 1;
+    s.Bp = const_cast<float*>(g.Bpacked);
+    s.col0 = 0;
+    s.cols = g.N;
+    s.panels = ceilDiv(g.N, GEMM_NR);
+    planRows(s, g, T);
+    planCols(s, g, T);
+    p.start[p.n + 1] = p.start[p.n] + s.mPieces * s.nPieces;
+    p.n++;
+  }
+  for (int i = GEMM_GROUP_MAX; i < n; i++) gemm(gs[i]);
+  if (p.n) parallelFor(p.start[p.n], gemmGroupTask, &p);
 }
 
 // ---- pre-packed B (the packed-weight cache of pack-cache.cc) ----

@@ -30,6 +30,6 @@ using namespace af;
 const KernelTable kTable = {AF_ISA_NAME,     gemm,      attnForward,    attnBackward, attnWeights,
                             layerNormForward, layerNormBackward, softmax, softmaxBackward, unary,
                             binary,          reduceSum, adamUpdate, gemmUsesPackedB, packedBFloats,
-                            packBFull,       qlinear,   qlinearPath};
+                            packBFull,       qlinear,   qlinearPath, gemmGroup};
 }  // namespace
 }  // namespace AF_NS

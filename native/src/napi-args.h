@@ -47,6 +47,12 @@ class Args {
                                 std::to_string(argc_)};
   }
 
+  // The values of a JS array (e.g. one entry of a list argument) read with the same checks; errors name `fn`.
+  Args(napi_env env, const char* fn, const napi_value* values, size_t n) : env_(env), fn_(fn) {
+    argc_ = n < kMax ? n : kMax;
+    for (size_t i = 0; i < argc_; i++) argv_[i] = values[i];
+  }
+
   [[noreturn]] void typeErr(const std::string& m) const { throw ArgError{false, std::string(fn_) + ": " + m}; }
   [[noreturn]] void rangeErr(const std::string& m) const { throw ArgError{true, std::string(fn_) + ": " + m}; }
 

@@ -48,6 +48,15 @@ export interface OperandKey { readonly id: number; readonly version: number }
 
 export type GemmActivation = "none" | "relu" | "gelu" | "geluTanh";
 
+/** One weight of a linearGroup call: w (N, K) rows at wOff, optional bias, output columns col … col + N − 1. */
+export interface LinearPart {
+  w: Float32Array; wOff: number; N: number;
+  bias: Float32Array | null; biasOff: number;
+  col: number;
+  /** The storage w lives in (see gemmBiasAct's bKey), or null. */
+  key: OperandKey | null;
+}
+
 /**
  * Where one attention tensor lives in its buffer: element (b, h, t, d) is data[offset + b·strideB + h·strideH +
  * t·strideT + d] (the feature axis contiguous). Lets q/k/v be read straight out of a token-major projection
@@ -132,6 +141,22 @@ export interface Kernels {
     beta: number, C: Float32Array, cOff: number, ldc: number,
     batch: number, strideA: number, strideB: number, strideC: number,
     bias: Float32Array | null, biasOff: number, act: GemmActivation, bKey?: OperandKey | null): void;
+  /**
+   * Several linear layers of one input in one call (e.g. the Q, K and V projections): for each part and r < M, j < N,
+   * C[cOff + r·ldc + col + j] = act(Σ_k x[xOff + r·lda + k]·w[wOff + j·K + k] + bias[biasOff + j]). The parts' column
+   * ranges must not overlap. Each part is what gemmBiasAct(false, true, …, key) computes for it, bit for bit; the
+   * backend may run the parts together (one parallel region, one wait).
+   */
+  linearGroup?(x: Float32Array, xOff: number, M: number, K: number, lda: number, C: Float32Array, cOff: number, ldc: number,
+    act: GemmActivation, parts: readonly LinearPart[]): void;
+  /**
+   * y (M × N) = LayerNorm(x·Wᵀ + bias + r) over each row, with gamma/beta (each may be null): x (M × K), W (N × K), r and
+   * y (M × N), all contiguous at their offsets — a post-norm residual block in one call. Exactly gemmBiasAct(false, true,
+   * …, beta 1, key) into a copy of r, then layerNormForward in place.
+   */
+  linearAddLayerNorm?(x: Float32Array, xOff: number, M: number, K: number, w: Float32Array, wOff: number, N: number,
+    bias: Float32Array | null, biasOff: number, r: Float32Array, rOff: number, gamma: Float32Array | null, gOff: number,
+    beta: Float32Array | null, bOff: number, eps: number, y: Float32Array, yOff: number, wKey: OperandKey | null): void;
   /** out[i] = g[gOff+i]·act'(z[zOff+i]) for i < n (relu: z may be the activation's output instead, same sign). */
   activationBackward?(act: Exclude<GemmActivation, "none">, z: Float32Array, zOff: number, g: Float32Array, gOff: number,
     out: Float32Array, n: number): void;

@@ -20,8 +20,8 @@ import * as F from "../functional.js";
 import { shapeStr } from "../shape.js";
 import { pruneLinear, pruneableHeadsAndIndices } from "../nn/prune.js";
 import {
-  HFModule, activation, linearActivation, linearResidual, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit, mergeHeads,
-  numLabels, paddedKeys, requireInput, splitHeads, HF_ACTIVATIONS, type HFActivation,
+  HFModule, activation, linearActivation, linearResidualNorm, attend, cfgChoice, cfgInt, cfgNum, cfgUnsupported, checkIds, hfInit,
+  numLabels, paddedKeys, projections, requireInput, HF_ACTIVATIONS, type HFActivation,
 } from "./common.js";
 import { HFImportError, type HFConfig, type HFFamily, type HFForwardOptions, type HFInputs, type HFModel, type HFOutputs } from "./types.js";
 
@@ -86,22 +86,22 @@ export class BertSelfAttention extends HFModule {
   }
   /** x (B, T, E), bias (B, 1, 1, T) → context (B, T, H·Dh) and weights (B, H, T, T) when asked. */
   forward(x: Tensor, bias: Tensor | null, mask: Tensor | null, needWeights: boolean): [Tensor, Tensor | null] {
-    const H = this.numHeads, B = x.shape[0];
-    const q = splitHeads(this.query.forward(x), H), k = splitHeads(this.key.forward(x), H), v = splitHeads(this.value.forward(x), H);
+    const H = this.numHeads, B = x.shape[0], T = x.shape[1];
+    const [q, k, v] = projections(x, [this.query, this.key, this.value]);                  // (B, T, H·Dh) each
     let { out, weights } = attend(this, {
-      q, k, v, bias, scale: 1 / Math.sqrt(this.headSize), needWeights,
+      q, k, v, heads: H, bias, scale: 1 / Math.sqrt(this.headSize), needWeights,
       keyPadding: paddedKeys(mask), causal: false, dropout: this.dropout,
-    });                                                                                      // (B, H, T, Dh), (B, H, T, T)
+    });                                                                                      // (B, T, H·Dh), (B, H, T, T)
     const hm = this.headMask;
     if (hm) {
       if (!((hm.ndim === 1 && hm.shape[0] === H) || (hm.ndim === 2 && hm.shape[1] === H && (hm.shape[0] === B || hm.shape[0] === 1)))) {
         throw new Error(`BertSelfAttention: head mask must be [${H}] or [${B}, ${H}], got ${shapeStr(hm.shape)}`);
       }
-      const m = hm.reshape([hm.ndim === 1 ? 1 : hm.shape[0], H, 1, 1]);                    // (B|1, H, 1, 1)
-      out = out.mul(m);
-      if (weights) weights = weights.mul(m);
+      const hb = hm.ndim === 1 ? 1 : hm.shape[0];
+      out = out.reshape([B, T, H, this.headSize]).mul(hm.reshape([hb, 1, H, 1])).reshape([B, T, H * this.headSize]);
+      if (weights) weights = weights.mul(hm.reshape([hb, H, 1, 1]));                       // (B|1, H, 1, 1)
     }
-    return [mergeHeads(out), weights];
+    return [out, weights];
   }
 }
 
@@ -113,7 +113,7 @@ export class BertResidualNorm extends HFModule {
     this.dense = new Linear(inF, o.hidden); this.layerNorm = new LayerNorm(o.hidden, { eps: o.eps }); this.dropout = new Dropout(o.hiddenDropout);
   }
   protected override hfNames() { return { layerNorm: "LayerNorm" }; }
-  forward(h: Tensor, residual: Tensor): Tensor { return this.layerNorm.forward(linearResidual(this.dense, this.dropout, h, residual)); }
+  forward(h: Tensor, residual: Tensor): Tensor { return linearResidualNorm(this.dense, this.dropout, this.layerNorm, h, residual); }
 }
 
 export class BertAttention extends HFModule {

@@ -5,6 +5,8 @@ import { Tensor } from "../tensor.js";
 import { contiguousData } from "../ops/movement.js";
 import * as F from "../functional.js";
 import { sdpa } from "../ops/attention.js";
+import { linearCat } from "../ops/matmul.js";
+import { linearAddLayerNorm } from "../ops/nn.js";
 import { attentionHeads } from "../ops/attention-heads.js";
 import { isGradEnabled } from "../autograd.js";
 import { activeRecorder } from "../explain/capture.js";
@@ -168,6 +170,34 @@ export function linearResidual(dense: Linear | Module, dropout: Dropout, h: Tens
     return F.linear(h, dense.weight, dense.bias, null, residual);
   }
   return dropout.forward((dense as Linear).forward(h)).add(residual);
+}
+
+/**
+ * norm(dropout(dense(h)) + residual) for a LayerNorm over the last dim (post-norm blocks): one linearAddLayerNorm call
+ * for a float Linear without active dropout (the GEMM accumulates the residual, the norm runs in place); anything
+ * else (training with dropout, a quantized layer, another norm) runs linearResidual, then the norm module.
+ */
+export function linearResidualNorm(dense: Linear | Module, dropout: Dropout, norm: LayerNorm | Module, h: Tensor, residual: Tensor): Tensor {
+  if (dense instanceof Linear && dense.weight.dtype === "float32" && (!dropout.training || dropout.p === 0) &&
+    norm instanceof LayerNorm && norm.normalizedShape.length === 1) {
+    return linearAddLayerNorm(h, dense.weight, dense.bias, residual, norm.weight, norm.bias, norm.opts.eps ?? 1e-5);
+  }
+  return (norm as LayerNorm).forward(linearResidual(dense, dropout, h, residual));
+}
+
+/**
+ * [l₀(x), l₁(x), …] for layers of one input (the query, key and value projections). When every layer is a float32
+ * Linear and no gradient is wanted, one linearCat: the GEMMs share a parallel region and the results are column
+ * views of one (…, ΣN) tensor (the attention kernels read them in place); values are exactly each layer's forward.
+ */
+export function projections(x: Tensor, layers: readonly (Linear | Module)[]): Tensor[] {
+  const lin = layers.every((l) => l instanceof Linear && l.weight.dtype === "float32") ? layers as Linear[] : null;
+  if (!lin || x.device !== "cpu" || (isGradEnabled() && (x.requiresGrad || lin.some((l) => l.weight.requiresGrad || !!l.bias?.requiresGrad)))) {
+    return layers.map((l) => (l as Linear).forward(x));
+  }
+  const y = linearCat(x, lin.map((l) => l.weight), lin.map((l) => l.bias));
+  let col = 0;
+  return lin.map((l) => { const n = l.weight.shape[0]; const v = y.narrow(y.ndim - 1, col, n); col += n; return v; });
 }
 
 // ---------------------------------------------------------------------------------------------- inputs and masks

@@ -84,6 +84,20 @@ export interface NativeKernels {
     batch: number, strideA: number, strideB: number, strideC: number,
     bias: Float32Array | null, biasOff: number, act: NativeActivation, bKeyId?: number, bKeyVersion?: number): void;
   /**
+   * Several linear layers of one input, one parallel region: each part [W, wOff, N, bias|null, biasOff, col,
+   * keyId|null, keyVersion] writes C columns col … col + N − 1 of M rows (stride ldc) = act(x·Wᵀ + bias), as
+   * gemmBiasAct(false, true, …) would. Absent from addons built before it.
+   */
+  linearGroup?(x: Float32Array, xOff: number, M: number, K: number, lda: number, C: Float32Array, cOff: number, ldc: number,
+    act: NativeActivation, parts: Array<[Float32Array, number, number, Float32Array | null, number, number, number | null, number]>): void;
+  /**
+   * y = LayerNorm(x·Wᵀ + bias + r) (rows of N; gamma/beta may be null), every array contiguous at its offset; W's
+   * packing cached under keyId/keyVersion like gemmBiasAct's. Absent from addons built before it.
+   */
+  linearAddNorm?(x: Float32Array, xOff: number, M: number, K: number, W: Float32Array, wOff: number, N: number,
+    bias: Float32Array | null, biasOff: number, r: Float32Array, rOff: number, gamma: Float32Array | null, gOff: number,
+    beta: Float32Array | null, bOff: number, eps: number, y: Float32Array, yOff: number, keyId?: number | null, keyVersion?: number): void;
+  /**
    * Dynamic-int8 linear (src/backend/ref/qlinear.ts): y rows = per-row u8 quantized x rows · packed int8 w, int32
    * accumulation, (acc − zp·colSum)·(sx·wScale) + bias; acc (M·N), when given, receives the raw accumulators.
    * Absent from addons built before it.

@@ -185,6 +185,21 @@ export function registerNativeBackend(): boolean {
       n.gemmBiasAct(transA, transB, M, N, K, alpha, A, aOff, lda, B, bOff, ldb, beta, C, cOff, ldc, batch, sA, sB, sC, bias, biasOff,
         ACT_CODES[act], bKey.id, bKey.version);
     },
+    ...(n.linearGroup ? {
+      linearGroup: (x, xOff, M, Kd, lda, C, cOff, ldc, act, parts) => {
+        n.linearGroup!(x, xOff, M, Kd, lda, C, cOff, ldc, ACT_CODES[act], parts.map((p) => {
+          if (p.key) watchKey(n, p.key);
+          return [p.w, p.wOff, p.N, p.bias, p.biasOff, p.col, p.key ? p.key.id : null, p.key ? p.key.version : 0];
+        }));
+      },
+    } satisfies Partial<Kernels> : {}),
+    ...(n.linearAddNorm ? {
+      linearAddLayerNorm: (x, xOff, M, Kd, w, wOff, N, bias, biasOff, r, rOff, gamma, gOff, beta, bOff, eps, y, yOff, wKey) => {
+        if (wKey) watchKey(n, wKey);
+        n.linearAddNorm!(x, xOff, M, Kd, w, wOff, N, bias, biasOff, r, rOff, gamma, gOff, beta, bOff, eps, y, yOff,
+          wKey ? wKey.id : null, wKey ? wKey.version : 0);
+      },
+    } satisfies Partial<Kernels> : {}),
     softmax: n.softmaxLastDim,
     softmaxBackward: n.softmaxBackward,
     layerNormForward: n.layerNormForward,

@@ -7,6 +7,8 @@ import { K } from "../backend/registry.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, devOps, onDevice, sumToShape, uninit } from "./util.js";
 import { commonDevice } from "../device.js";
+import type { LinearPart } from "../backend/kernels.js";
+import { cat } from "./movement.js";
 
 interface MatOperand { t: Tensor; trans: boolean; ld: number }
 
@@ -255,3 +257,47 @@ export function linearOp(x: Tensor, weight: Tensor, bias: Tensor | null, act: Li
 
 import { unaryOp } from "./elementwise.js";
 function unaryOpFor(y: Tensor, act: "gelu" | "geluTanh"): Tensor { return unaryOp(y, act); }
+
+/**
+ * cat([linear(x, W₀, b₀), linear(x, W₁, b₁), …], −1): several linear layers of one input (the query, key and value
+ * projections), (..., in) → (..., ΣN), the parts side by side in each row. Without gradients on the CPU, one
+ * linearGroup kernel call when the backend has it (the products share one parallel region); otherwise the linears
+ * and a cat, with their gradients. Either way each part's values are exactly linear()'s.
+ */
+export function linearCat(x: Tensor, weights: readonly Tensor[], biases: readonly (Tensor | null)[]): Tensor {
+  if (weights.length < 1 || biases.length !== weights.length) {
+    throw new Error(`linearCat: needs one or more weights and one bias (or null) per weight, got ${weights.length} weights and ${biases.length} biases`);
+  }
+  assertFloat(x, "linearCat");
+  const inF = x.shape[x.ndim - 1];
+  weights.forEach((w, i) => {
+    assertFloat(w, "linearCat");
+    if (w.ndim !== 2 || w.shape[1] !== inF) throw new Error(`linearCat: weight ${i} ${shapeStr(w.shape)} does not match input ${shapeStr(x.shape)} (expected (out, ${inF}))`);
+    const b = biases[i];
+    if (b && (b.ndim !== 1 || b.shape[0] !== w.shape[0])) throw new Error(`linearCat: bias ${i} ${shapeStr(b.shape)} does not match weight ${shapeStr(w.shape)}`);
+  });
+  const needGrad = isGradEnabled() && (x.requiresGrad || weights.some((w) => w.requiresGrad) || biases.some((b) => !!b?.requiresGrad));
+  const onDev = onDevice(x) || weights.some(onDevice) || biases.some((b) => !!b && onDevice(b));
+  if (!K.linearGroup || needGrad || onDev || weights.length > 8 || x.numel() === 0 || inF === 0) {
+    return cat(weights.map((w, i) => linearOp(x, w, biases[i], null)), -1);
+  }
+  const xc = x.contiguous();
+  const rows = xc.numel() / inF, total = weights.reduce((s, w) => s + w.shape[0], 0);
+  const y = uninit([...x.shape.slice(0, -1), total]);
+  const parts: LinearPart[] = [];
+  const copies: Tensor[] = [];
+  let col = 0;
+  weights.forEach((w, i) => {
+    const wc = w.contiguous(), b = biases[i], bc = b ? b.contiguous() : null;
+    if (wc !== w) copies.push(wc);
+    if (bc && bc !== b) copies.push(bc);
+    // the weight is only read: dataForRead() leaves its version alone, so the backend may keep it packed (key)
+    parts.push({ w: wc.storage.dataForRead() as Float32Array, wOff: wc.offset, N: w.shape[0], bias: bc ? bc.storage.data as Float32Array : null,
+      biasOff: bc ? bc.offset : 0, col, key: wc === w ? wc.storage : null });
+    col += w.shape[0];
+  });
+  K.linearGroup(xc.storage.data as Float32Array, xc.offset, rows, inF, inF, y.storage.data as Float32Array, 0, total, "none", parts);
+  for (const c of copies) c.dispose();
+  if (xc !== x) xc.dispose();
+  return y;
+}

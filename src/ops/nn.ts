@@ -1,7 +1,7 @@
 // Fused neural-network ops with hand-written gradients: softmax, logSoftmax, layerNorm, linear, embedding, dropout.
 // (Attention lives in ops/attention.ts; losses in ops/loss.ts.)
 import { normAxis, numel, shapeStr } from "../shape.js";
-import { record } from "../autograd.js";
+import { isGradEnabled, record } from "../autograd.js";
 import { K } from "../backend/registry.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
@@ -119,6 +119,35 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor |
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null, activation: LinearActivation | null = null,
   residual: Tensor | null = null): Tensor {
   return linearOp(x, weight, bias, activation, residual);
+}
+
+/**
+ * layerNorm(linear(x, W, b, null, residual), [N], lnWeight, lnBias, eps): a post-norm residual block (BERT's attention
+ * and FFN outputs). Without gradients on the CPU, with contiguous x and residual, one linearAddLayerNorm kernel call
+ * when the backend has it (no separate layer-norm pass over a materialised sum); otherwise the composition, with its
+ * gradients. The values are the composition's either way.
+ */
+export function linearAddLayerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, residual: Tensor, lnWeight: Tensor | null,
+  lnBias: Tensor | null, eps = 1e-5): Tensor {
+  const N = weight.shape[0];
+  const composed = () => layerNorm(linearOp(x, weight, bias, null, residual), [N], lnWeight, lnBias, eps);
+  const params = [weight, bias, residual, lnWeight, lnBias];
+  if (!K.linearAddLayerNorm || weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1] || N < 1 ||
+    (isGradEnabled() && (x.requiresGrad || params.some((p) => !!p?.requiresGrad))) ||
+    onDevice(x) || params.some((p) => !!p && onDevice(p)) || [x, ...params].some((p) => !!p && p.dtype !== "float32") ||
+    !x.isContiguous() || !residual.isContiguous() || !weight.isContiguous() ||
+    residual.ndim !== x.ndim || residual.shape.some((d, i) => d !== (i === x.ndim - 1 ? N : x.shape[i])) ||
+    (bias && (bias.numel() !== N || !bias.isContiguous())) || (lnWeight && (lnWeight.numel() !== N || !lnWeight.isContiguous())) ||
+    (lnBias && (lnBias.numel() !== N || !lnBias.isContiguous()))) {
+    return composed();
+  }
+  const inF = weight.shape[1], M = inF > 0 ? x.numel() / inF : numel(x.shape.slice(0, -1));
+  const y = uninit(residual.shape);
+  const f32 = (t: Tensor) => t.storage.dataForRead() as Float32Array;
+  K.linearAddLayerNorm(f32(x), x.offset, M, inF, f32(weight), weight.offset, N, bias ? f32(bias) : null, bias ? bias.offset : 0,
+    f32(residual), residual.offset, lnWeight ? f32(lnWeight) : null, lnWeight ? lnWeight.offset : 0,
+    lnBias ? f32(lnBias) : null, lnBias ? lnBias.offset : 0, eps, y.storage.data as Float32Array, 0, weight.storage);
+  return y;
 }
 
 /** Row lookup; the gradient skips paddingIdx (like nn.Embedding(padding_idx)), repeated indices accumulate. */
