@@ -21,7 +21,7 @@ import { installHFPicker } from "./hf-picker.js";
 import { IMAGE_SIDE } from "../../src/tasks/fashion-vit-model.js";
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
-const status = (s: string) => { $("status").textContent = s; console.log(`STATUS ${s}`); };
+const status = (s: string) => { $("status").textContent = s; };
 interface Loaded { kind: Kind; name: string; maxPositions?: number; hf: boolean; backend: string }
 interface Summary { backend: string; adapter?: string; workers: number; isolated: boolean; tokens: string[]; truncation?: { total: number; kept: number; dropped: number; from: string }; target: unknown; groups: string[]; importance: Record<string, number[]> }
 let current: Loaded | null = null;
@@ -282,7 +282,13 @@ async function main(): Promise<void> {
   const select = $("model") as HTMLSelectElement;
   select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
   if (model) select.value = model;
-  await loadUrl(model ?? select.value);
+  try {
+    await loadUrl(model ?? select.value);
+  } catch (e) {
+    // a model that does not load (e.g. no WebGPU adapter for ?backend=webgpu) is reported too, with ?autorun=1
+    if (params.get("autorun") === "1" && report) await fetch(report, { method: "POST", body: JSON.stringify({ error: e instanceof Error ? e.message : String(e) }) });
+    throw e;
+  }
   const imageUrl = image ?? (current?.kind === "image" ? "/models/fashion-mnist-test-0.png" : null);
   if (imageUrl) {
     const r = await fetch(imageUrl);
