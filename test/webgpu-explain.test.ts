@@ -62,3 +62,28 @@ gpuTest("on the device: a synchronous capture says what to call; an encoder–de
   assert.throws(() => targetAttention(target, gpu.model), /webgpu.*(await|data\(\))|(await|data\(\)).*webgpu/s);
   await assert.rejects(runExplanation({ ...target, decoder: {} as never }, gpu.model, { methods: ["rollout"] }), /encoder–decoder.*not yet supported on webgpu: use a CPU backend/);
 });
+
+gpuTest("sdpa impl \"math\" on the device (weights that carry gradients): GQA, causal, key padding, a row with no key, a float mask", async () => {
+  af.manualSeed(11);
+  const B = 2, H = 4, Hkv = 2, T = 7, D = 5;
+  const q = af.randn([B, H, T, D]), k = af.randn([B, Hkv, T, D]), v = af.randn([B, Hkv, T, D]), g = af.randn([B, H, T, D]), gw = af.randn([B, H, T, T]);
+  const pad = af.tensor([[0, 0, 0, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1, 1]]).bool();   // the second input: every key padded
+  const mask = af.randn([T, T]);
+  const run = (G: (t: af.Tensor) => af.Tensor, opts: { causal?: boolean; keyPaddingMask?: af.Tensor; attnMask?: af.Tensor }) => {
+    const qq = G(q.detach()).requiresGrad_(true), kk = G(k.detach()).requiresGrad_(true), vv = G(v.detach()).requiresGrad_(true);
+    const r = af.F.scaledDotProductAttention(qq, kk, vv, { ...opts, impl: "math", returnWeights: "full" });
+    r.weights!.retainGrad();
+    r.out.mul(G(g)).sum().add(r.weights!.mul(G(gw)).sum()).backward();
+    return [r.out, r.weights!, r.weights!.grad!, qq.grad!, kk.grad!, vv.grad!];
+  };
+  for (const opts of [{ causal: true }, { keyPaddingMask: pad }, { attnMask: mask, causal: true }]) {
+    const cpu = run((t) => t, opts), gpu = run((t) => t.to("webgpu"), opts);
+    for (let i = 0; i < cpu.length; i++) {
+      assert.equal(gpu[i].device, "webgpu");
+      const a = await gpu[i].data(), b = cpu[i].dataSync();
+      for (let j = 0; j < b.length; j++) assert.ok(Math.abs(a[j] - b[j]) <= 1e-4 * (1 + Math.abs(b[j])), `${JSON.stringify(Object.keys(opts))} tensor ${i}[${j}]: ${a[j]} vs ${b[j]}`);
+    }
+  }
+  // masks must be host tensors for the math path on the device
+  assert.throws(() => af.F.scaledDotProductAttention(q.to("webgpu"), k.to("webgpu"), v.to("webgpu"), { impl: "math", attnMask: mask.to("webgpu") }), /not yet supported on webgpu: scaledDotProductAttention impl "math" with a mask on the device/);
+});
