@@ -8,7 +8,7 @@
 // folder picked or dropped in the page (hf-picker.ts collects its File objects) is read by the worker too: its
 // picture, for a ViT, is sent as the file itself and decoded there at the model's size. Nothing leaves the page.
 // URL parameters: ?model=<path> picks the checkpoint, ?text=… prefills the text, ?image=<path> loads an image,
-// ?autorun=1 explains at once, ?report=<path> POSTs a JSON summary when done (automation, browser test). Paths must
+// ?backend=webgpu runs the model on the GPU through WebGPU (default: the CPU, WebAssembly), ?autorun=1 explains at once, ?report=<path> POSTs a JSON summary when done (automation, browser test). Paths must
 // name this server (start with /, same origin): anything else is ignored with a notice, because a crafted link could
 // otherwise send the summary of the user's input to another site, or load a model or image from one.
 import { escapeHtml, truncationBanner } from "../../src/viz/html-report.js";
@@ -23,7 +23,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const params = new URLSearchParams(location.search);
 const status = (s: string) => { $("status").textContent = s; };
 interface Loaded { kind: Kind; name: string; maxPositions?: number; hf: boolean; backend: string }
-interface Summary { backend: string; workers: number; isolated: boolean; tokens: string[]; truncation?: { total: number; kept: number; dropped: number; from: string }; target: unknown; groups: string[]; importance: Record<string, number[]> }
+interface Summary { backend: string; adapter?: string; workers: number; isolated: boolean; tokens: string[]; truncation?: { total: number; kept: number; dropped: number; from: string }; target: unknown; groups: string[]; importance: Record<string, number[]> }
 let current: Loaded | null = null;
 let pixels: Float32Array | null = null;    // the image input, 28×28 grey in [0, 1]
 let picture: Blob | null = null;           // the image input's file itself (a Hugging Face ViT decodes it at its own size)
@@ -50,6 +50,11 @@ function sameOriginParam(name: string): string | null {
 
 function showError(e: unknown): void {
   $("error").textContent = e instanceof Error ? e.message : String(e);
+}
+
+/** The backend chosen in the page: "cpu" (WebAssembly, the default) or "webgpu" (sent with every load). */
+function backendChoice(): "cpu" | "webgpu" {
+  return ($("backend") as HTMLSelectElement).value === "webgpu" ? "webgpu" : "cpu";
 }
 
 function textInput(): string {
@@ -125,6 +130,12 @@ function cancel(): void {
   else status(what);
 }
 
+/** The backend changed: the model loaded now is loaded again on it (a failure leaves none, and says why). */
+function reloadForBackend(): void {
+  if (pending) { showError(new Error("busy: the backend applies to the next load (wait for the current run, or cancel it)")); return; }
+  if (model) reload(model).then(() => status(`${current?.name ?? ""} loaded · ${current?.backend ?? ""}`)).catch((e) => { showError(e); status("no model loaded"); });
+}
+
 function reload(m: NonNullable<typeof model>): Promise<void> {
   return "files" in m ? loadFolder(m.files, m.name) : load(m.bytes, m.source);
 }
@@ -137,7 +148,7 @@ async function loadFolder(files: File[], name: string): Promise<void> {
   reading = { name, t0: performance.now() };
   status(`reading ${name} (${files.length} files) in a Web Worker…`);
   try {
-    const loaded = await request({ type: "load-hf", files, name }, "loaded") as unknown as Loaded;
+    const loaded = await request({ type: "load-hf", files, name, backend: backendChoice() }, "loaded") as unknown as Loaded;
     model = { files, name };   // what Cancel reloads from now on
     useExplainer(loaded);
   } finally {
@@ -148,7 +159,9 @@ async function loadFolder(files: File[], name: string): Promise<void> {
 
 async function load(bytes: Uint8Array, source: string): Promise<void> {
   model = { bytes, source };
-  const m = await request({ type: "load", bytes: bytes.slice(), source }, "loaded");
+  current = null;   // a failed load (e.g. no WebGPU adapter) leaves no model to explain
+  busy(false);
+  const m = await request({ type: "load", bytes: bytes.slice(), source, backend: backendChoice() }, "loaded");
   useExplainer(m as unknown as Loaded);
 }
 
@@ -258,10 +271,24 @@ async function main(): Promise<void> {
   });
   // a Hugging Face folder picked or dropped by the user: its files go to the worker (hf-picker.ts)
   installHFPicker($("hf-picker"), { files: (files, name) => { loadFolder(files, name).catch(showError); }, error: showError });
+  // the backend: WebGPU where the browser has navigator.gpu (a missing adapter is reported when the model loads)
+  const backend = $("backend") as HTMLSelectElement;
+  if (params.get("backend") === "webgpu") backend.value = "webgpu";
+  if (!("gpu" in navigator)) $("backend-note").textContent = "this browser has no WebGPU (navigator.gpu): use the CPU backend";
+  backend.addEventListener("change", () => {
+    $("error").textContent = "";
+    reloadForBackend();
+  });
   const select = $("model") as HTMLSelectElement;
   select.addEventListener("change", () => { loadUrl(select.value).catch(showError); });
   if (model) select.value = model;
-  await loadUrl(model ?? select.value);
+  try {
+    await loadUrl(model ?? select.value);
+  } catch (e) {
+    // a model that does not load (e.g. no WebGPU adapter for ?backend=webgpu) is reported too, with ?autorun=1
+    if (params.get("autorun") === "1" && report) await fetch(report, { method: "POST", body: JSON.stringify({ error: e instanceof Error ? e.message : String(e) }) });
+    throw e;
+  }
   const imageUrl = image ?? (current?.kind === "image" ? "/models/fashion-mnist-test-0.png" : null);
   if (imageUrl) {
     const r = await fetch(imageUrl);
@@ -273,7 +300,7 @@ async function main(): Promise<void> {
   try {
     const { prediction, summary: s } = await explain();
     Object.assign(summary, {
-      kind: current?.kind, input: current?.kind === "image" ? undefined : textInput(), isolated: s.isolated, backend: s.backend, workers: s.workers,
+      kind: current?.kind, input: current?.kind === "image" ? undefined : textInput(), isolated: s.isolated, backend: s.backend, adapter: s.adapter, workers: s.workers,
       prediction: prediction.output, alternatives: prediction.alternatives, tokens: s.tokens, pixels: pixels ? Array.from(pixels) : undefined,
       truncation: s.truncation, groups: s.groups, predictionText: $("prediction").textContent, notice: $("notice").textContent, limit: $("limit").textContent,
       layout: await layout(), importance: s.importance,

@@ -1,12 +1,14 @@
 // The in-browser explainer's Web Worker: loads the checkpoint, predicts, explains with every method, captures the
 // attention views and renders the report — all off the page's main thread, which only shows progress and the result
 // (and cancels by terminating this worker). Messages in: {type:"load", bytes, source} | {type:"load-hf", files, name}
-// (a Hugging Face folder's File objects, picked or dropped in the page) | {type:"explain", input, title};
+// (a Hugging Face folder's File objects, picked or dropped in the page) | {type:"explain", input, title}; "load" carries
+// backend "cpu" (WebAssembly, the default) or "webgpu" (the device is started here, the model moves there, forward and
+// backward passes run there and their results are read back with await; the methods run on the CPU over them);
 // out: {type:"loaded", kind, name, maxPositions, hf, backend} | {type:"status", text} | {type:"load-progress", done, total} | {type:"progress", stage, done, total} |
 // {type:"prediction", prediction} | {type:"done", summary, html, ms} | {type:"error", message}.
-import { configureBrowserWasmThreads, getBackend, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
+import { configureBrowserWasmThreads, getBackend, initWebGPU, renderHtmlReport, wasmBackendReady, wasmWorkerCount } from "../../src/index.js";
 import { runExplanation, flowRowsLocal, EXPLAIN_METHODS, type FlowRowsFn } from "../../src/explain/explain-run.js";
-import { explanationViews } from "../../src/explain/views.js";
+import { explanationViews, explanationViewsAsync } from "../../src/explain/views.js";
 import { explainerFor, hfExplainer, type Explainer, type PageInput } from "./explainers.js";
 
 interface Scope { postMessage(m: unknown): void; onmessage: ((ev: MessageEvent) => void) | null }
@@ -18,7 +20,20 @@ const ready = (async () => {
   // the kernels' own workers start asynchronously: give them a moment
   for (let i = 0; i < 50 && wasmWorkerCount() < Math.min(1, (navigator.hardwareConcurrency ?? 1) - 1); i++) await new Promise((r) => setTimeout(r, 100));
 })();
-const threads = () => `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s) in a Web Worker`;
+let adapter = "";   // the WebGPU adapter, once the device was started (backend "webgpu" chosen in the page)
+const threads = () => current?.device === "webgpu"
+  ? `backend webgpu (${adapter}) in a Web Worker; methods computed on ${getBackend()} from the device's maps`
+  : `backend ${getBackend()}, ${wasmWorkerCount() + 1} thread(s) in a Web Worker`;
+
+/** Starts the WebGPU device (navigator.gpu in this worker); no WebGPU or no adapter is an error that says so. */
+async function startWebGPU(): Promise<void> {
+  if (adapter) return;
+  try {
+    adapter = (await initWebGPU()).describe();
+  } catch (e) {
+    throw new Error(`the WebGPU backend is not available in this browser: ${e instanceof Error ? e.message : String(e)}. Choose the CPU backend (WebAssembly).`);
+  }
+}
 const post = (m: unknown) => self_.postMessage(m);
 
 /** Flow rows in chunks, so that the page sees the progress of the slowest method. */
@@ -32,7 +47,7 @@ const flowRows: FlowRowsFn = (res, rows) => {
 };
 
 self_.onmessage = (ev: MessageEvent) => {
-  const m = ev.data as { type: string; bytes?: Uint8Array; source?: string; files?: File[]; name?: string; input?: PageInput; title?: string };
+  const m = ev.data as { type: string; bytes?: Uint8Array; source?: string; files?: File[]; name?: string; input?: PageInput; title?: string; backend?: "cpu" | "webgpu" };
   (async () => {
     await ready;
     if (m.type === "load" || m.type === "load-hf") {
@@ -45,7 +60,13 @@ self_.onmessage = (ev: MessageEvent) => {
         last = now;
         post({ type: "load-progress", done, total });
       };
-      current = m.type === "load" ? explainerFor(m.bytes!, m.source!) : await hfExplainer(m.files!, m.name!, (text) => post({ type: "status", text }), onProgress);
+      const device = m.backend === "webgpu" ? "webgpu" : "cpu";
+      if (device === "webgpu") {
+        if (m.type === "load-hf") throw new Error("Hugging Face folders are not yet explained on the WebGPU backend in this page: choose the CPU backend");
+        post({ type: "status", text: "starting WebGPU…" });
+        await startWebGPU();
+      }
+      current = m.type === "load" ? explainerFor(m.bytes!, m.source!, device) : await hfExplainer(m.files!, m.name!, (text) => post({ type: "status", text }), onProgress);
       post({ type: "loaded", kind: current.kind, name: current.name, maxPositions: current.maxPositions, hf: current.hf === true, backend: threads() });
       return;
     }
@@ -54,20 +75,21 @@ self_.onmessage = (ev: MessageEvent) => {
     const t0 = performance.now();
     post({ type: "progress", stage: "predicting", done: 0, total: 1 });
     const input = current.prepare ? await current.prepare(m.input!) : m.input!;
-    const prediction = current.predict(input);
+    const prediction = await current.predict(input);
     post({ type: "prediction", prediction });
-    const target = current.target(input);
+    const target = await current.target(input);
     const explanation = await runExplanation(target, current.model, {
       methods: [...EXPLAIN_METHODS], flowRows,
       onProgress: (stage, done, total) => post({ type: "progress", stage, done, total }),
     });
     post({ type: "progress", stage: "attention views", done: 0, total: 1 });
-    const views = explanationViews(explanation, target, current.model, { maxPositions: current.maxPositions });
+    const vo = { maxPositions: current.maxPositions };
+    const views = current.device === "webgpu" ? await explanationViewsAsync(explanation, target, current.model, vo) : explanationViews(explanation, target, current.model, vo);
     // a generated continuation is long and shown beside the report: the title names only the explained step
     const title = current.kind === "generation" ? m.title ?? "next character" : m.title ? `${m.title} → ${prediction.output}` : prediction.output;
     const html = renderHtmlReport(explanation, { title: `attnflow — ${title}`, views });
     const summary = {
-      backend: getBackend(), workers: wasmWorkerCount(), isolated: globalThis.crossOriginIsolated === true,
+      backend: current.device === "webgpu" ? "webgpu" : getBackend(), adapter: current.device === "webgpu" ? adapter : undefined, workers: wasmWorkerCount(), isolated: globalThis.crossOriginIsolated === true,
       tokens: explanation.tokens, truncation: explanation.truncation, target: explanation.target, groups: views.groups.map((g) => g.title),
       importance: Object.fromEntries(Object.entries(explanation.methods).map(([k, v]) => [k, (v as { importance: number[] }).importance])),
     };

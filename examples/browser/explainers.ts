@@ -6,7 +6,7 @@
 // values and Blobs (no DOM), so this runs in a worker.
 import type { ExplainTarget, Prediction } from "../../src/tasks/task.js";
 import type { runExplanation } from "../../src/explain/explain-run.js";
-import { classifierFromConfig, explainText, predictText } from "../../src/tasks/fortunes-classifier-model.js";
+import { classifierFromConfig, explainText, explainTextAsync, predictText, predictTextAsync } from "../../src/tasks/fortunes-classifier-model.js";
 import { explainPixels, predictPixels, vitFromStoredConfig } from "../../src/tasks/fashion-vit-model.js";
 import { checkpointFromBytes, trainedModel } from "../../src/io/checkpoint-bytes.js";
 import { task as datesTask } from "../../src/tasks/dates.js";
@@ -31,8 +31,11 @@ export interface Explainer {
   hf?: boolean;
   /** Async preparation of the input before predict/target (a Hugging Face ViT decodes the picture file). */
   prepare?(input: PageInput): Promise<PageInput>;
-  predict(input: PageInput): Prediction;
-  target(input: PageInput): ExplainTarget;
+  /** Device models (the WebGPU backend) read their results asynchronously. */
+  predict(input: PageInput): Prediction | Promise<Prediction>;
+  target(input: PageInput): ExplainTarget | Promise<ExplainTarget>;
+  /** Where the model's tensors live: "cpu" (the CPU backends) or "webgpu". */
+  device: "cpu" | "webgpu";
   model: Parameters<typeof runExplanation>[1];
 }
 
@@ -47,22 +50,40 @@ function pixels(input: PageInput): Float32Array {
   return input.pixels;
 }
 
-/** The checkpoint's task decides the explainer (and which input the page shows). */
-export function explainerFor(bytes: Uint8Array, source: string): Explainer {
+/** The tasks the page explains on the WebGPU backend (the others read their results synchronously so far). */
+export const WEBGPU_TASKS = ["fortunes-classifier"];
+
+/**
+ * The checkpoint's task decides the explainer (and which input the page shows). device "webgpu": the model moves to
+ * the device (started by the caller), predicts and explains there; a task not yet supported there is an error that
+ * says so (never a silent run on the CPU).
+ */
+export function explainerFor(bytes: Uint8Array, source: string, device: "cpu" | "webgpu" = "cpu"): Explainer {
   const raw = checkpointFromBytes(bytes, source);   // parsed once; its task decides the explainer
   const num = (x: unknown) => (typeof x === "number" ? x : undefined);
+  if (device === "webgpu" && !WEBGPU_TASKS.includes(String(raw.task))) {
+    throw new Error(`${source}: explaining a '${raw.task}' model on the WebGPU backend is not yet supported in this page ` +
+      `(it is for ${WEBGPU_TASKS.join(", ")}); choose the CPU backend for it`);
+  }
   if (raw.task === "fortunes-classifier") {
     const { model, config } = trainedModel(raw, raw.task, (c) => classifierFromConfig(c));
-    return { kind: "text", name: source, model, maxPositions: num(config.maxLen), predict: (i) => predictText(model, config, text(i)), target: (i) => explainText(model, config, { text: text(i) }) };
+    if (device === "webgpu") {
+      model.to("webgpu");
+      return {
+        kind: "text", name: source, model, device, maxPositions: num(config.maxLen),
+        predict: (i) => predictTextAsync(model, config, text(i)), target: (i) => explainTextAsync(model, config, { text: text(i) }),
+      };
+    }
+    return { kind: "text", name: source, model, device, maxPositions: num(config.maxLen), predict: (i) => predictText(model, config, text(i)), target: (i) => explainText(model, config, { text: text(i) }) };
   }
   if (raw.task === "fashion-vit") {
     const { model, config } = trainedModel(raw, raw.task, vitFromStoredConfig);
-    return { kind: "image", name: source, model, predict: (i) => predictPixels(model, config, pixels(i)), target: (i) => explainPixels(model, config, pixels(i)) };
+    return { kind: "image", name: source, model, device: "cpu", predict: (i) => predictPixels(model, config, pixels(i)), target: (i) => explainPixels(model, config, pixels(i)) };
   }
   if (raw.task === "dates") {
     const { model, config } = trainedModel(raw, raw.task, (c) => datesTask.modelFromConfig(c));
     return {
-      kind: "translation", name: source, model, maxPositions: num(config.maxSrcLen),
+      kind: "translation", name: source, model, device: "cpu", maxPositions: num(config.maxSrcLen),
       predict: (i) => datesTask.predict(model, config, text(i)),
       target: (i) => datesTask.explain!(model, config, { text: text(i) }, (i.target ?? "").trim()),
     };
@@ -70,7 +91,7 @@ export function explainerFor(bytes: Uint8Array, source: string): Explainer {
   if (raw.task === "char-lm") {
     const { model, config } = trainedModel(raw, raw.task, (c) => charLm.modelFromConfig(c));
     return {
-      kind: "generation", name: source, model, maxPositions: num(config.blockSize),
+      kind: "generation", name: source, model, device: "cpu", maxPositions: num(config.blockSize),
       // a fixed seed: the same prompt gives the same continuation
       predict: (i) => charLm.predict(model, config, text(i), { "max-tokens": "160", seed: "0", quiet: true, "no-compare": true }),
       target: (i) => charLm.explain!(model, config, { text: text(i) }),
@@ -112,7 +133,7 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
     const pre = preBytes ? JSON.parse(new TextDecoder().decode(preBytes)) as Record<string, unknown> : {};
     const decoded = (i: PageInput): HFImage => { if (!i.decoded) throw new Error("choose an image"); return i.decoded; };
     return {
-      kind: "image", name: label, model: p.model, hf: true,
+      kind: "image", name: label, model: p.model, hf: true, device: "cpu",
       prepare: async (i) => {
         if (!i.image) throw new Error("choose an image");
         return { ...i, decoded: vitPixelsFromRgba(m, await rgbaAt(i.image, vitImageSize(m)), pre) };
@@ -127,7 +148,7 @@ export async function hfExplainer(files: File[], name: string, status: (s: strin
   const input = (i: PageInput) => textInputOf(m, { text: text(i) }, { reserve });
   const limit = inputLimit(m)?.limit;
   return {
-    kind: "text", name: label, model: p.model, hf: true, ...(limit !== undefined ? { maxPositions: limit - reserve } : {}),
+    kind: "text", name: label, model: p.model, hf: true, device: "cpu", ...(limit !== undefined ? { maxPositions: limit - reserve } : {}),
     predict: (i) => hfTextPrediction(m, input(i), 20),
     target: (i) => hfTextTarget(m, input(i), undefined, 1),
   };

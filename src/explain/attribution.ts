@@ -130,52 +130,104 @@ function isLowerTriangular(d: Float32Array, LH: number, T: number): boolean {
  * `model` names the attention modules (needed by layerFilter); null names them attention0, attention1, ...
  */
 export function targetAttention(target: ExplainTarget, model: Module | null, o: { withGrad?: boolean } = {}): TargetAttention {
-  const withGrad = !!o.withGrad;
+  const c = captureTarget(target, model, !!o.withGrad);
+  try {
+    const reads = new Map<Tensor, ArrayLike<number>>();
+    for (const t of c.toRead) reads.set(t, t.dataSync());
+    return assembleTarget(c, reads);
+  } finally {
+    c.release();
+  }
+}
+
+/**
+ * targetAttention for a model whose tensors live on a device (WebGPU): the forward (and backward) pass is enqueued
+ * there, then the score, the recorded maps, their gradients and the padding masks are read back with `await t.data()`.
+ * The same numbers as targetAttention for a CPU model (it works there too).
+ */
+export async function targetAttentionAsync(target: ExplainTarget, model: Module | null, o: { withGrad?: boolean } = {}): Promise<TargetAttention> {
+  const c = captureTarget(target, model, !!o.withGrad);
+  try {
+    const arrays = await Promise.all(c.toRead.map((t) => t.data()));
+    return assembleTarget(c, new Map(c.toRead.map((t, i) => [t, arrays[i]])));
+  } finally {
+    c.release();
+  }
+}
+
+interface CapturedTarget extends Picked {
+  score: Tensor;
+  withGrad: boolean;
+  /** Every tensor assembleTarget reads (the score first). */
+  toRead: Tensor[];
+  release(): void;
+}
+
+/** Runs score() with capture (and backward with withGrad) without reading anything back; parameter gradients restored. */
+function captureTarget(target: ExplainTarget, model: Module | null, withGrad: boolean): CapturedTarget {
   const params = model ? model.parameters() : [];
   const savedGrads = params.map((p) => p.grad);
-  const run = (): TargetAttention => {
-    const { result, records } = captureAttention(model, () => target.score(), { mode: "full", withGrad, filter: target.layerFilter });
-    try {
-      const score = scalarOf(result, "targetAttention");
-      const { recs, T, H, heads } = pickRecords(records, target);
-      if (withGrad) {
-        if (!result.requiresGrad) throw new Error("targetAttention: the score does not depend on anything that requires grad; cannot take gradients");
-        result.backward();
-      }
-      const L = recs.length, TT = T * T;
-      const data = new Float32Array(L * H * TT);
-      const grads = withGrad ? new Float32Array(L * H * TT) : null;
-      const padded = new Set<number>();
-      recs.forEach((r, l) => {
-        data.set(r.weights.dataSync() as Float32Array, l * H * TT);
-        if (grads) {
-          // no gradient at all means the recorded tensor is not the one the module computed with: refuse rather
-          // than report all-zero relevance
-          if (!r.weights.grad) throw new Error(`no gradient reached the recorded attention of ${r.name}: this module does not record the weights it uses, so gradient rollout is unavailable for it`);
-          grads.set(r.weights.grad.dataSync() as Float32Array, l * H * TT);
-        }
-        if (heads[l] < H) padPrunedLayer(data, grads, l, heads[l], H, TT);
-        if (r.keyPaddingMask) {
-          const m = r.keyPaddingMask.dataSync();
-          if (m.length === T) for (let j = 0; j < T; j++) if (m[j]) padded.add(j);
-        }
-      });
-      const causal = recs.some((r) => r.causal) || isLowerTriangular(data, L * H, T);
-      return {
-        stack: { data, layers: L, heads: H, tokens: T },
-        grads: grads ? { data: grads, layers: L, heads: H, tokens: T } : null,
-        names: recs.map((r) => r.name), causal, padded: [...padded].sort((a, b) => a - b), score,
-        ...(heads.some((h) => h !== H) ? { headsPerLayer: heads } : {}),
-      };
-    } finally {
-      for (const r of records) { r.weights.grad = null; r.weights.dispose(); }
+  let records: AttentionRecord[] = [];
+  const release = () => { for (const r of records) { r.weights.grad = null; r.weights.dispose(); } };
+  const run = (): CapturedTarget => {
+    const cap = captureAttention(model, () => target.score(), { mode: "full", withGrad, filter: target.layerFilter });
+    records = cap.records;
+    const result = cap.result as unknown as Tensor;
+    if (result === null || typeof result !== "object" || typeof result.numel !== "function") throw new TypeError("targetAttention: ExplainTarget.score() must return a Tensor");
+    if (result.numel() !== 1) throw new RangeError(`targetAttention: ExplainTarget.score() must return a scalar (the explained logit), got shape [${result.shape.join(", ")}]`);
+    const picked = pickRecords(records, target);
+    if (withGrad) {
+      if (!result.requiresGrad) throw new Error("targetAttention: the score does not depend on anything that requires grad; cannot take gradients");
+      result.backward();
     }
+    const toRead: Tensor[] = [result];
+    for (const r of picked.recs) {
+      toRead.push(r.weights);
+      if (withGrad) {
+        // no gradient at all means the recorded tensor is not the one the module computed with: refuse rather
+        // than report all-zero relevance
+        if (!r.weights.grad) throw new Error(`no gradient reached the recorded attention of ${r.name}: this module does not record the weights it uses, so gradient rollout is unavailable for it`);
+        toRead.push(r.weights.grad);
+      }
+      if (r.keyPaddingMask) toRead.push(r.keyPaddingMask);
+    }
+    return { ...picked, score: result, withGrad, toRead, release };
   };
   try {
     return withGrad ? setGradEnabled(true, run) : noGrad(run);
+  } catch (e) {
+    release();
+    throw e;
   } finally {
     params.forEach((p, i) => { p.grad = savedGrads[i]; });
   }
+}
+
+/** The TargetAttention from the captured tensors' values (`reads`: each tensor of c.toRead → its flat data). */
+function assembleTarget(c: CapturedTarget, reads: Map<Tensor, ArrayLike<number>>): TargetAttention {
+  const score = reads.get(c.score)![0];
+  if (!Number.isFinite(score)) throw new RangeError(`targetAttention: ExplainTarget.score() returned ${score}`);
+  const { recs, T, H, heads } = c;
+  const L = recs.length, TT = T * T;
+  const data = new Float32Array(L * H * TT);
+  const grads = c.withGrad ? new Float32Array(L * H * TT) : null;
+  const padded = new Set<number>();
+  recs.forEach((r, l) => {
+    data.set(reads.get(r.weights)!, l * H * TT);
+    if (grads) grads.set(reads.get(r.weights.grad!)!, l * H * TT);
+    if (heads[l] < H) padPrunedLayer(data, grads, l, heads[l], H, TT);
+    if (r.keyPaddingMask) {
+      const m = reads.get(r.keyPaddingMask)!;
+      if (m.length === T) for (let j = 0; j < T; j++) if (m[j]) padded.add(j);
+    }
+  });
+  const causal = recs.some((r) => r.causal) || isLowerTriangular(data, L * H, T);
+  return {
+    stack: { data, layers: L, heads: H, tokens: T },
+    grads: grads ? { data: grads, layers: L, heads: H, tokens: T } : null,
+    names: recs.map((r) => r.name), causal, padded: [...padded].sort((a, b) => a - b), score,
+    ...(heads.some((h) => h !== H) ? { headsPerLayer: heads } : {}),
+  };
 }
 
 export interface BlankOutResult {
@@ -228,6 +280,46 @@ export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly 
   });
 }
 
+/**
+ * blankOut for a model on a device (WebGPU): the same occlusions, each batch's scores read back with `await`
+ * (one read per forward pass, or per batch of occluded copies when the target has scoreBatch).
+ */
+export async function blankOutAsync(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void; batch?: number } = {}): Promise<BlankOutResult> {
+  if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
+  const batch = o.batch ?? 16;
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`blankOut: batch must be a positive integer, got ${String(o.batch)}`);
+  const skip = new Set(o.skip ?? []);
+  const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
+  for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
+  const base = await scoreOnceAsync(target, undefined, "blankOut");
+  const occluded = new Float64Array(T).fill(NaN), drop = new Float64Array(T);
+  for (let k0 = 0; k0 < positions.length; k0 += target.scoreBatch ? batch : 1) {
+    const chunk = target.scoreBatch ? positions.slice(k0, k0 + batch) : [positions[k0]];
+    let v: ArrayLike<number>;
+    if (target.scoreBatch) {
+      const s = noGrad(() => target.scoreBatch!(chunk.map((p) => [p])));
+      try { v = await s.data(); } finally { s.dispose(); }
+      if (v.length !== chunk.length) throw new Error(`blankOut: scoreBatch returned ${v.length} scores for ${chunk.length} occluded copies`);
+    } else v = [await scoreOnceAsync(target, chunk, "blankOut")];
+    chunk.forEach((p, k) => { occluded[p] = v[k]; drop[p] = base - v[k]; });
+    o.onProgress?.(k0 + chunk.length, positions.length);
+  }
+  return { base, occluded, drop, positions };
+}
+
+async function scoreOnceAsync(target: ExplainTarget, occlude: number[] | undefined, what: string): Promise<number> {
+  const s = noGrad(() => target.score(occlude ? { occlude } : undefined));
+  try {
+    if (s === null || typeof s !== "object" || typeof s.numel !== "function") throw new TypeError(`${what}: ExplainTarget.score() must return a Tensor`);
+    if (s.numel() !== 1) throw new RangeError(`${what}: ExplainTarget.score() must return a scalar (the explained logit), got shape [${s.shape.join(", ")}]`);
+    const v = (await s.data())[0];
+    if (!Number.isFinite(v)) throw new RangeError(`${what}: ExplainTarget.score() returned ${v}`);
+    return v;
+  } finally {
+    s?.dispose?.();
+  }
+}
+
 function scoreOnce(target: ExplainTarget, occlude: number[] | undefined, what: string): number {
   const s = target.score(occlude ? { occlude } : undefined);
   const v = scalarOf(s, what);
@@ -254,6 +346,18 @@ export interface InputGradResult {
  * prefix..T-1. Parameter gradients are restored afterwards.
  */
 export function inputGradient(target: ExplainTarget, T: number, model: Module | null = null): InputGradResult {
+  const c = inputGradCapture(target, T, model);
+  return c.finish(c.x.dataSync(), c.x.grad ? c.x.grad.dataSync() : null, c.score.item());
+}
+
+/** inputGradient for a model on a device (WebGPU): backward enqueued there, embeddings and gradients read with await. */
+export async function inputGradientAsync(target: ExplainTarget, T: number, model: Module | null = null): Promise<InputGradResult> {
+  const c = inputGradCapture(target, T, model);
+  const [xv, gv, sv] = await Promise.all([c.x.data(), c.x.grad ? c.x.grad.data() : Promise.resolve(null), c.score.data()]);
+  return c.finish(xv, gv, sv[0]);
+}
+
+function inputGradCapture(target: ExplainTarget, T: number, model: Module | null) {
   const params = model ? model.parameters() : [];
   const savedGrads = params.map((p) => p.grad);
   let leaf: Tensor | null = null, calls = 0;
@@ -267,7 +371,8 @@ export function inputGradient(target: ExplainTarget, T: number, model: Module | 
           return leaf;
         },
       });
-      const score = scalarOf(s, "inputGradient");
+      if (s === null || typeof s !== "object" || typeof s.numel !== "function") throw new TypeError("inputGradient: ExplainTarget.score() must return a Tensor");
+      if (s.numel() !== 1) throw new RangeError(`inputGradient: ExplainTarget.score() must return a scalar (the explained logit), got shape [${s.shape.join(", ")}]`);
       if (calls === 0 || leaf === null) throw new Error("inputGradient: ExplainTarget.score() never called onEmbeddings, so input × gradient is not available for this task");
       if (calls > 1) throw new Error(`inputGradient: onEmbeddings was called ${calls} times in one score() call; expected once`);
       const x: Tensor = leaf;
@@ -277,15 +382,19 @@ export function inputGradient(target: ExplainTarget, T: number, model: Module | 
       const prefix = target.image?.prefix ?? 0;
       const offset = Tp === T ? 0 : target.image && Tp === T - prefix ? prefix : -1;
       if (offset < 0) throw new RangeError(`inputGradient: embeddings cover ${Tp} positions but the explained attention has ${T}`);
-      const xv = x.dataSync(), gv = x.grad ? x.grad.dataSync() : new Float32Array(Tp * D);
-      const signed = new Float64Array(T), magnitude = new Float64Array(T);
-      for (let t = 0; t < Tp; t++) {
-        let acc = 0;
-        for (let d = 0; d < D; d++) acc += xv[t * D + d] * gv[t * D + d];
-        signed[offset + t] = acc; magnitude[offset + t] = Math.abs(acc);
-      }
-      x.grad = null;
-      return { score, signed, magnitude, dim: D, positions: Array.from({ length: Tp }, (_, t) => offset + t) };
+      const finish = (xv: ArrayLike<number>, g: ArrayLike<number> | null, score: number): InputGradResult => {
+        if (!Number.isFinite(score)) throw new RangeError(`inputGradient: ExplainTarget.score() returned ${score}`);
+        const gv = g ?? new Float32Array(Tp * D);
+        const signed = new Float64Array(T), magnitude = new Float64Array(T);
+        for (let t = 0; t < Tp; t++) {
+          let acc = 0;
+          for (let d = 0; d < D; d++) acc += xv[t * D + d] * gv[t * D + d];
+          signed[offset + t] = acc; magnitude[offset + t] = Math.abs(acc);
+        }
+        x.grad = null;
+        return { score, signed, magnitude, dim: D, positions: Array.from({ length: Tp }, (_, t) => offset + t) };
+      };
+      return { x, score: s, finish };
     });
   } finally {
     params.forEach((p, i) => { p.grad = savedGrads[i]; });

@@ -27,7 +27,13 @@ import { gradWeightedLayer } from "./grad-rollout.js";
 import { LayeredMaxFlow } from "./maxflow.js";
 import { type FlowSource, checkFlowWeights, normaliseRows } from "./flow.js";
 import { type DecoderExplanation, explainDecoder } from "./seq2seq.js";
-import { blankOut, inputGradient, positionLabels, specialPositions, targetAttention, type TargetAttention } from "./attribution.js";
+import { blankOut, blankOutAsync, inputGradient, inputGradientAsync, positionLabels, specialPositions, targetAttention, targetAttentionAsync, type TargetAttention } from "./attribution.js";
+
+/** The device a model's parameters live on ("cpu" for the CPU backends or no model). */
+export function modelDevice(model: Module | null): string {
+  const p = model?.parameters().find((t) => t.device !== "cpu");
+  return p ? p.device : "cpu";
+}
 
 export const EXPLAIN_METHODS = ["raw", "rollout", "flow", "grad", "blankout", "inputgrad"] as const;
 export type ExplainMethod = (typeof EXPLAIN_METHODS)[number];
@@ -218,7 +224,13 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
   const withGrad = methods.includes("grad");
   let t0 = performance.now();
   // the attention is captured even for blankout / inputgrad alone: it fixes T, the specials and padding
-  const ta: TargetAttention = targetAttention(target, model, { withGrad });
+  // a model on a device (WebGPU): forward/backward enqueued there, the maps, gradients and scores read with await;
+  // the methods themselves run on the CPU over those numbers
+  const device = modelDevice(model);
+  if (device !== "cpu" && target.decoder && methods.some((m) => m === "raw" || m === "rollout" || m === "grad")) {
+    throw new Error(`explaining an encoder–decoder's output (its decoder and cross-attention) is not yet supported on ${device}: use a CPU backend`);
+  }
+  const ta: TargetAttention = device === "cpu" ? targetAttention(target, model, { withGrad }) : await targetAttentionAsync(target, model, { withGrad });
   const { stack } = ta;
   const L = stack.layers, H = stack.heads, T = stack.tokens, TT = T * T;
   const tokens = positionLabels(target, T);
@@ -288,12 +300,13 @@ export async function runExplanation(target: ExplainTarget, model: Module | null
     lap("decoder");
   }
   if (methods.includes("blankout")) {
-    const b = blankOut(target, T, { skip: special, onProgress: (d, n) => progress("blankout", d, n) });
+    const bo = { skip: special, onProgress: (d: number, n: number) => progress("blankout", d, n) };
+    const b = device === "cpu" ? blankOut(target, T, bo) : await blankOutAsync(target, T, bo);
     out.methods.blankout = { importance: vec(b.drop), occludedScore: Array.from(b.occluded, (x) => (Number.isNaN(x) ? null : r6(x))) };
     lap("blankout");
   }
   if (methods.includes("inputgrad")) {
-    const g = inputGradient(target, T, model);
+    const g = device === "cpu" ? inputGradient(target, T, model) : await inputGradientAsync(target, T, model);
     const imp = g.magnitude.slice();
     for (const s of special) imp[s] = 0;
     out.methods.inputgrad = { importance: vec(imp), signed: vec(g.signed) };

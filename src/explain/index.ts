@@ -17,9 +17,12 @@ export {
 } from "./importance.js";
 export {
   EXPLAIN_METHODS, type ExplainMethod, type Explanation, type ExplainRunOptions, type FlowRowsFn,
-  runExplanation, parseMethods, resolveExplainLayer, flowRowsLocal,
+  runExplanation, parseMethods, resolveExplainLayer, flowRowsLocal, modelDevice,
 } from "./explain-run.js";
-export { type TargetAttention, type BlankOutResult, type InputGradResult, targetAttention, blankOut, inputGradient } from "./attribution.js";
+export {
+  type TargetAttention, type BlankOutResult, type InputGradResult, targetAttention, blankOut, inputGradient,
+  targetAttentionAsync, blankOutAsync, inputGradientAsync,
+} from "./attribution.js";
 export {
   FAITHFULNESS_METHODS, FAITHFULNESS_REFERENCES, type FaithfulnessSample, type FaithfulnessSummary,
   faithfulnessOf, summariseFaithfulness, formatFaithfulnessTable,

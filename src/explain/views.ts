@@ -91,6 +91,35 @@ export function captureViews(target: ExplainTarget, model: Module | null, o: Vie
   }
 }
 
+/** captureViews for a model on a device (WebGPU): the recorded maps, queries and keys are read back with await. */
+export async function captureViewsAsync(target: ExplainTarget, model: Module | null, o: ViewOptions = {}): Promise<AttentionViews> {
+  const { records } = noGrad(() => captureAttention(model, () => target.score(), { mode: "full", withQK: true }));
+  const host: AttentionRecord[] = [];
+  try {
+    for (const r of records) {
+      const h: AttentionRecord = { ...r, weights: await r.weights.cpu() };
+      if (r.queries) h.queries = await r.queries.cpu();
+      if (r.keys) h.keys = await r.keys.cpu();
+      if (r.slotWeights) h.slotWeights = await r.slotWeights.cpu();
+      if (r.keyPaddingMask && r.keyPaddingMask.device !== "cpu") h.keyPaddingMask = await r.keyPaddingMask.cpu();
+      host.push(h);
+    }
+    return viewsFromRecords(host, target, { ...o, decoderTokens: o.decoderTokens ?? target.decoderTokens ?? target.decoder?.tokens });
+  } finally {
+    for (const r of records) { r.weights.dispose(); r.queries?.dispose(); r.keys?.dispose(); }
+  }
+}
+
+/** explanationViews for a model on a device (captureViewsAsync; the method stacks come from the explanation). */
+export async function explanationViewsAsync(e: Explanation, target: ExplainTarget, model: Module | null, o: ViewOptions = {}): Promise<AttentionViews> {
+  const v = await captureViewsAsync(target, model, o);
+  addMethodStacks(v, e, o);
+  const fg = e.methods.flow ? flowGraph(e) : undefined;
+  if (fg) v.flow = fg;
+  else if (e.methods.flow) v.notes.push(`no flow graph: it is drawn for at most 256 positions and needs the attention matrices (${e.tokens.length} positions here)`);
+  return v;
+}
+
 function groupKey(r: AttentionRecord): string { return `${r.kind}:${r.name.replace(/\.\d+(\.|$)/, ".*$1")}`; }
 
 function groupTitle(key: string, kind: "self" | "cross", causal: boolean): string {

@@ -11,7 +11,7 @@ import type { AttnArgs, AttnTensorLayout } from "../backend/kernels.js";
 import { defaultGenerator, type Generator } from "../random.js";
 import { Tensor } from "../tensor.js";
 import { assertFloat, uninit } from "./util.js";
-import { commonDevice } from "../device.js";
+import { commonDevice, unsupportedOn, type DeviceName } from "../device.js";
 import { contiguousData } from "./movement.js";
 import { where } from "./elementwise.js";
 import { safeSoftmax } from "./nn.js";
@@ -90,6 +90,7 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     // masks may come from the CPU (models build them from host token data): uploaded here, the one exception to the
     // same-device rule, like PyTorch's CPU scalars
     const up = (m: Tensor | null | undefined) => (m && m.device !== dev ? m.to(dev) : m);
+    if (opts.impl === "math") return mathOnDevice(q, k, v, opts, dev);
     if (opts.maskedRows === "uniform") return uniformOnDevice(q, k, v, opts);
     const o = { ...opts, attnMask: up(opts.attnMask ?? opts.mask), mask: undefined, keyPaddingMask: up(opts.keyPaddingMask) };
     return q.storage.deviceImpl.fused.sdpa(q, k, v, o) as SdpaResult;
@@ -397,6 +398,56 @@ function mathPath(q: Tensor, k: Tensor, v: Tensor, a: AttnArgs, opts: SdpaOption
     wd = w.mul(m);
   }
   const out = wd.matmul(vv);                                              // (B, H, Tq, Dv)
+  const weights = opts.returnWeights === "mean" ? w.mean(1) : opts.returnWeights ? w : null;
+  return { out, weights };
+}
+
+/**
+ * The "math" path on a device (gradient-weighted attention: weights that carry gradients): composed from device ops
+ * (batched GEMM, softmax, elementwise) with the masks — which must be host tensors, as models build them — folded on
+ * the CPU into one additive (B, H, Tq, Tk) upload (causal, key padding, window, ALiBi, bool/float attnMask). A row
+ * that sees no key gets weights 0 (a 0/1 row factor), like mathPath's safeSoftmax. Dropout is not supported here.
+ */
+function mathOnDevice(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions, dev: DeviceName): SdpaResult {
+  if (q.ndim === 3 && k.ndim === 3 && v.ndim === 3) {
+    const r = mathOnDevice(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), { ...opts, attnMask: lift3(opts.attnMask ?? opts.mask ?? null), mask: undefined }, dev);
+    return { out: r.out.squeeze(1), weights: r.weights && r.weights.ndim === 4 ? r.weights.squeeze(1) : r.weights };
+  }
+  if (opts.maskedRows === "uniform") throw unsupportedOn(dev, 'scaledDotProductAttention impl "math" with maskedRows "uniform"');
+  for (const m of [opts.attnMask ?? opts.mask, opts.keyPaddingMask]) {
+    if (m && m.device !== "cpu") throw unsupportedOn(dev, `scaledDotProductAttention impl "math" with a mask on the device (shape ${shapeStr(m.shape)}; build masks on the CPU)`);
+  }
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
+    throw new Error(`scaledDotProductAttention: expects 4-D (B,H,T,D) or 3-D (B,T,D) q/k/v, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
+  }
+  const [B, H, Tq, D] = q.shape, [Bk, Hkv, Tk, Dk] = k.shape, [Bv, Hv, Tv, Dv] = v.shape;
+  if (Bk !== B || Bv !== B || Hv !== Hkv || Tv !== Tk || Dk !== D || H % Hkv !== 0) {
+    throw new Error(`scaledDotProductAttention: incompatible shapes q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} ` +
+      `(need matching batch, k/v with the same heads and length, q/k the same head dim, query heads a multiple of kv heads)`);
+  }
+  const a = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
+  if (a.dropoutP > 0) throw unsupportedOn(dev, 'scaledDotProductAttention impl "math" with dropout');
+  const add = new Float32Array(B * H * Tq * Tk), keep = new Float32Array(B * H * Tq).fill(1);
+  let dead = false;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < Tq; i++) {
+    const row = ((b * H + h) * Tq + i) * Tk;
+    let seen = false;
+    for (let j = 0; j < Tk; j++) {
+      const mv = a.attnMask ? a.attnMask[(((a.maskB > 1 ? b : 0) * a.maskH + (a.maskH > 1 ? h : 0)) * Tq + i) * Tk + j] : 0;
+      const blocked = (a.causal && j > i) || (a.keyPad !== null && a.keyPad[b * Tk + j] === 1) || outsideWindow(a, i, j) || mv === -Infinity;
+      const bias = a.alibi ? -a.alibi.slopes[h] * Math.abs(i + a.alibi.offset - j) : 0;
+      add[row + j] = blocked ? -Infinity : mv + bias;
+      seen ||= !blocked;
+    }
+    if (!seen) { add.fill(0, row, row + Tk); keep[(b * H + h) * Tq + i] = 0; dead = true; }
+  }
+  const rep = H / Hkv;
+  const kk = rep === 1 ? k : k.unsqueeze(2).expand([B, Hkv, rep, Tk, D]).reshape([B, H, Tk, D]);
+  const vv = rep === 1 ? v : v.unsqueeze(2).expand([B, Hkv, rep, Tk, Dv]).reshape([B, H, Tk, Dv]);
+  const s = q.matmul(kk.mT).mul(a.scale).add(Tensor.fromArray(add, [B, H, Tq, Tk]).to(dev));
+  let w = s.softmax(-1);                                                  // (B, H, Tq, Tk)
+  if (dead) w = w.mul(Tensor.fromArray(keep, [B, H, Tq, 1]).to(dev));
+  const out = w.matmul(vv);
   const weights = opts.returnWeights === "mean" ? w.mean(1) : opts.returnWeights ? w : null;
   return { out, weights };
 }

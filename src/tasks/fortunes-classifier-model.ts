@@ -162,10 +162,32 @@ function inputIds(tok: Tokenizer, maxLen: number, input: ExplainInput | string):
 
 /** Class probabilities of one text, best first, with its tokens and the words outside the vocabulary. */
 export function predictText(model: TextClassifier, config: ModelConfig, input: string): Prediction {
-  const cfg = config as ClassifierConfig;
+  const ids = encodeText(tokenizerFromConfig(config as ClassifierConfig), input, model.config.maxLen);
+  return predictionOf(model, config as ClassifierConfig, input, ids, classifyIds(model, [ids]));
+}
+
+/** The logits of one text, read back with await: for a model on a device (WebGPU); works on the CPU too. */
+async function logitsAsync(model: TextClassifier, ids: Int32Array): Promise<Float32Array> {
+  const logits = noGrad(() => model.forward(Tensor.fromArray(ids, [1, ids.length])));
+  try { return await logits.data() as Float32Array; } finally { logits.dispose(); }
+}
+
+/** predictText for a model on a device (`model.to("webgpu")`): the logits are read back with await. */
+export async function predictTextAsync(model: TextClassifier, config: ModelConfig, input: string): Promise<Prediction> {
+  const ids = encodeText(tokenizerFromConfig(config as ClassifierConfig), input, model.config.maxLen);
+  return predictionOf(model, config as ClassifierConfig, input, ids, await logitsAsync(model, ids));
+}
+
+/** explainText for a model on a device: the predicted class (the default target) is read back with await. */
+export async function explainTextAsync(model: TextClassifier, config: ModelConfig, input: ExplainInput | string, target?: string): Promise<ExplainTarget> {
+  if (target !== undefined && target !== "") return explainText(model, config, input, target);
+  const z = await logitsAsync(model, inputIds(tokenizerFromConfig(config as ClassifierConfig), model.config.maxLen, input));
+  return explainText(model, config, input, String(z.indexOf(Math.max(...z))));
+}
+
+function predictionOf(model: TextClassifier, cfg: ClassifierConfig, input: string, ids: Int32Array, logits: ArrayLike<number>): Prediction {
   const tok = tokenizerFromConfig(cfg);
-  const ids = encodeText(tok, input, model.config.maxLen);
-  const p = softmaxRow(classifyIds(model, [ids]));
+  const p = softmaxRow(logits);
   const ranked = cfg.labels.map((l, c) => ({ output: l, score: p[c] })).sort((a, b) => b.score - a.score);
   const words = tok.tokenize(input);
   const cut = textTruncation(tok, input, model.config.maxLen);
@@ -187,8 +209,8 @@ export function explainText(model: TextClassifier, config: ModelConfig, input: E
   const cfg = config as ClassifierConfig;
   const tok = tokenizerFromConfig(cfg);
   const ids = inputIds(tok, model.config.maxLen, input);
-  const predicted = (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })();
-  const targetIndex = resolveTarget(cfg, target, predicted);
+  // the prediction (a forward pass) only when no target is named
+  const targetIndex = target === undefined || target === "" ? (() => { const z = classifyIds(model, [ids]); return z.indexOf(Math.max(...z)); })() : resolveTarget(cfg, target, -1);
   const idList = Array.from(ids);
   const text = typeof input === "string" ? input : input.text;
   const truncation = text === undefined ? undefined : textTruncation(tok, text, model.config.maxLen);
