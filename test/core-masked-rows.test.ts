@@ -465,3 +465,29 @@ test("maskedRows uniform with key padding, causal and bool masks (GQA): uniform 
     }
   });
 });
+
+test("maskedRows uniform keeps only the rows that see no key: a left-padded T 512 prompt stores 3 rows of weights, not 512, with the same result", async () => {
+  const { attnArgsFor, uniformRows } = await import("../src/ops/attention.js");
+  const B = 2, H = 2, T = 512, D = 4;
+  // batch 1 left-padded by 3 (keys 0..2): with causality its query rows 0..2 see no key
+  const pad = Tensor.fromArray(Uint8Array.from({ length: B * T }, (_, n) => +(n >= T && n < T + 3)), [B, T], "bool");
+  const u = uniformRows(attnArgsFor(B, H, H, T, T, D, D, { keyPaddingMask: pad, causal: true }), { keyPaddingMask: pad, causal: true });
+  assert.ok(u, "uniform rows found");
+  assert.deepEqual(u.rows, [0, 1, 2]);
+  assert.deepEqual(u.shape, [B, 1, 3, T]);
+  assert.equal(u.w.length, B * 3 * T);
+  // as in HF, where causality and padding are both finfo.min, a dead row spreads evenly over all T keys; batch 0 has none
+  for (let r = 0; r < 3; r++) assert.ok(u.w.subarray((3 + r) * T, (4 + r) * T).every((x) => x === 1 / T), `batch 1 row ${r}`);
+  assert.ok(u.w.subarray(0, 3 * T).every((x) => x === 0));
+  // and the output follows: a dead row is the mean of all T values; its weights row is 1/T everywhere
+  manualSeed(33);
+  const q = randn([B, H, T, D]), k = randn([B, H, T, D]), v = randn([B, H, T, D]);
+  const r = F.scaledDotProductAttention(q, k, v, { keyPaddingMask: pad, causal: true, maskedRows: "uniform", returnWeights: "full" });
+  const o = r.out.toArray() as number[][][][], vv = v.toArray() as number[][][][];
+  for (let h = 0; h < H; h++) for (let i = 0; i < 3; i++) for (let d = 0; d < D; d++) {
+    const want = vv[1][h].reduce((a, row) => a + row[d], 0) / T;
+    assert.ok(Math.abs(o[1][h][i][d] - want) < 1e-5, `out[1][${h}][${i}][${d}] ${o[1][h][i][d]} vs ${want}`);
+  }
+  const w = r.weights!.toArray() as number[][][][];
+  assert.ok(w[1][1][2].every((x) => Math.abs(x - 1 / T) < 1e-9) && w[1][1][3][0] === 0 && Math.abs(w[1][1][3][3] - 1) < 1e-6 && w[1][1][3][5] === 0, "row 3 sees only key 3");
+});

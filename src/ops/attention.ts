@@ -165,14 +165,16 @@ const F32_LOWEST = -3.4028234663852886e38;
 
 /**
  * maskedRows "uniform" (see SdpaOptions): finds the query rows that see no key and, if there are any, returns their
- * weights (maskB, maskH, Tq, Tk) — 1/n on the n keys HF's softmax spreads over, 0 elsewhere and on every other row —
- * or null. It also turns args.attnMask's values ≤ finfo.min into −∞, so the kernels give such rows 0 (the correction
- * then adds the uniform part) and every other row the same result as with finfo.min (exp underflows to 0 either way).
+ * weights — 1/n on the n keys HF's softmax spreads over, 0 elsewhere — for those rows only: w is (Bw, Hw, R, Tk) for
+ * the R query rows `rows` that are uniform in some (b, h) (0 in the (b, h) where that row is not), so a left-padded
+ * long prompt costs O(R·Tk), not O(Tq·Tk); null when there are none. It also turns args.attnMask's values ≤ finfo.min
+ * into −∞, so the kernels give such rows 0 (the correction then adds the uniform part) and every other row the same
+ * result as with finfo.min (exp underflows to 0 either way).
  */
-export function uniformRows(a: AttnArgs, opts: SdpaOptions): { w: Float32Array; shape: number[] } | null {
+export function uniformRows(a: AttnArgs, opts: SdpaOptions): UniformRows | null {
   const m = a.attnMask, boolMask = (opts.attnMask ?? opts.mask)?.dtype === "bool";
   const Bw = a.keyPad || a.maskB > 1 ? a.B : 1, Hw = a.maskH, { Tq, Tk } = a;
-  let w: Float32Array | null = null;
+  const found: { b: number; h: number; i: number; n: number; mo: number }[] = [];
   for (let b = 0; b < Bw; b++) for (let h = 0; h < Hw; h++) for (let i = 0; i < Tq; i++) {
     const mo = m ? (((a.maskB > 1 ? b : 0) * a.maskH + h) * Tq + i) * Tk : 0;
     let visible = false, n = 0;
@@ -182,22 +184,49 @@ export function uniformRows(a: AttnArgs, opts: SdpaOptions): { w: Float32Array; 
       else if ((a.causal && j > i) || (a.keyPad && a.keyPad[b * Tk + j]) || x <= F32_LOWEST) { if (boolMask || x !== -Infinity) n++; }
       else { visible = true; break; }
     }
-    if (visible || n === 0) continue;
-    w ??= new Float32Array(Bw * Hw * Tq * Tk);
-    const o = ((b * Hw + h) * Tq + i) * Tk;
-    for (let j = 0; j < Tk; j++) if (outsideWindow(a, i, j) || boolMask || !m || m[mo + j] !== -Infinity) w[o + j] = 1 / n;
+    if (!visible && n > 0) found.push({ b, h, i, n, mo });
+  }
+  let u: UniformRows | null = null;
+  if (found.length) {
+    const rows = [...new Set(found.map((f) => f.i))].sort((x, y) => x - y), R = rows.length;
+    const at = new Map(rows.map((i, r) => [i, r]));
+    const w = new Float32Array(Bw * Hw * R * Tk);
+    for (const { b, h, i, n, mo } of found) {
+      const o = ((b * Hw + h) * R + at.get(i)!) * Tk;
+      for (let j = 0; j < Tk; j++) if (outsideWindow(a, i, j) || boolMask || !m || m[mo + j] !== -Infinity) w[o + j] = 1 / n;
+    }
+    u = { w, shape: [Bw, Hw, R, Tk], rows, Tq };
   }
   if (m) for (let i = 0; i < m.length; i++) if (m[i] <= F32_LOWEST) m[i] = -Infinity;
-  return w ? { w, shape: [Bw, Hw, Tq, Tk] } : null;
+  return u;
+}
+
+/** The uniform rows of uniformRows: weights (Bw, Hw, R, Tk) of the R query rows `rows` (of Tq). */
+export interface UniformRows { w: Float32Array; shape: number[]; rows: number[]; Tq: number }
+
+/**
+ * The uniform rows' part of the output and (if asked) of the weights, on v's device: W_R·v for the R rows, placed at
+ * their query positions by a one-hot (Tq, R) matrix (each output row is one exact term), and the weights as
+ * (Bw, Hw, Tq, Tk) only when they are returned. vv: (B, H, Tk, Dv) with the heads already repeated for GQA.
+ */
+export function uniformParts(u: UniformRows, vv: Tensor, mode: ReturnType<typeof weightsMode>): { out: Tensor; weights: Tensor | null } {
+  const dev = vv.device, R = u.rows.length;
+  const put = (t: Tensor) => (dev === "cpu" ? t : t.to(dev));
+  const wR = put(Tensor.fromArray(u.w, u.shape));
+  const sel = new Float32Array(u.Tq * R);
+  u.rows.forEach((i, r) => { sel[i * R + r] = 1; });
+  const S = put(Tensor.fromArray(sel, [u.Tq, R]));
+  const out = S.matmul(wR.matmul(vv));                                                 // (B, H, Tq, Dv)
+  if (mode !== "full" && mode !== "mean") return { out, weights: null };
+  const w = S.matmul(wR);                                                               // (Bw, Hw, Tq, Tk)
+  return { out, weights: mode === "full" ? w : w.mean(1) };
 }
 
 /** The uniform rows' contribution: out (B, H, Tq, Dv) = W·v (v (B, Hkv, Tk, Dv), heads repeated for GQA) and weights. */
-export function uniformCorrection(u: { w: Float32Array; shape: number[] }, v: Tensor, a: AttnArgs, opts: SdpaOptions): { out: Tensor; weights: Tensor | null } {
+export function uniformCorrection(u: UniformRows, v: Tensor, a: AttnArgs, opts: SdpaOptions): { out: Tensor; weights: Tensor | null } {
   const rep = a.H / a.Hkv;
   const vv = rep === 1 ? v : v.unsqueeze(2).expand([a.B, a.Hkv, rep, a.Tk, a.Dv]).reshape([a.B, a.H, a.Tk, a.Dv]);
-  const w = Tensor.fromArray(u.w, u.shape);
-  const mode = weightsMode(opts.returnWeights);
-  return { out: w.matmul(vv), weights: mode === "full" ? w : mode === "mean" ? w.mean(1) : null };
+  return uniformParts(u, vv, weightsMode(opts.returnWeights));
 }
 
 /** Whether the active backend has the layout-aware attention kernels runFused needs. */
@@ -551,8 +580,6 @@ function uniformOnDevice(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): Sd
   if (!u) return r;
   const rep = H / Hkv;
   const vv = rep === 1 ? v : v.unsqueeze(2).expand([B, Hkv, rep, Tk, Dv]).reshape([B, H, Tk, Dv]);
-  const w = Tensor.fromArray(u.w, u.shape).to(dev);
-  const mode = weightsMode(opts.returnWeights);
-  const cw = mode === "full" ? w : mode === "mean" ? w.mean(1) : null;
-  return { out: r.out.add(w.matmul(vv)), weights: r.weights && cw ? r.weights.add(cw) : r.weights };
+  const c = uniformParts(u, vv, weightsMode(opts.returnWeights));
+  return { out: r.out.add(c.out), weights: r.weights && c.weights ? r.weights.add(c.weights) : r.weights };
 }
