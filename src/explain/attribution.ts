@@ -241,6 +241,17 @@ export interface BlankOutResult {
   positions: number[];
 }
 
+/** blankOut's and blankOutAsync's checked options: the batch size and the positions to occlude. */
+function blankOutPlan(T: number, o: { skip?: readonly number[]; positions?: readonly number[]; batch?: number }): { batch: number; positions: number[] } {
+  if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
+  const batch = o.batch ?? 16;
+  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`blankOut: batch must be a positive integer, got ${String(o.batch)}`);
+  const skip = new Set(o.skip ?? []);
+  const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
+  for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
+  return { batch, positions };
+}
+
 /**
  * Blank-out (occlusion) importance: the score is recomputed with each position in turn replaced by the task's
  * neutral value (score({ occlude: [t] })); importance of t = base score - occluded score (signed: a negative drop
@@ -249,12 +260,7 @@ export interface BlankOutResult {
  * occluded copies per batched forward pass instead.
  */
 export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void; batch?: number } = {}): BlankOutResult {
-  if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
-  const batch = o.batch ?? 16;
-  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`blankOut: batch must be a positive integer, got ${String(o.batch)}`);
-  const skip = new Set(o.skip ?? []);
-  const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
-  for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
+  const { batch, positions } = blankOutPlan(T, o);
   return noGrad(() => {
     const base = scoreOnce(target, undefined, "blankOut");
     const occluded = new Float64Array(T).fill(NaN), drop = new Float64Array(T);
@@ -285,12 +291,7 @@ export function blankOut(target: ExplainTarget, T: number, o: { skip?: readonly 
  * (one read per forward pass, or per batch of occluded copies when the target has scoreBatch).
  */
 export async function blankOutAsync(target: ExplainTarget, T: number, o: { skip?: readonly number[]; positions?: readonly number[]; onProgress?: (done: number, total: number) => void; batch?: number } = {}): Promise<BlankOutResult> {
-  if (!Number.isInteger(T) || T < 1) throw new RangeError(`blankOut: T must be a positive integer, got ${String(T)}`);
-  const batch = o.batch ?? 16;
-  if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`blankOut: batch must be a positive integer, got ${String(o.batch)}`);
-  const skip = new Set(o.skip ?? []);
-  const positions = o.positions ? [...o.positions] : Array.from({ length: T }, (_, t) => t).filter((t) => !skip.has(t));
-  for (const p of positions) if (!Number.isInteger(p) || p < 0 || p >= T) throw new RangeError(`blankOut: position ${String(p)} is not in [0, ${T - 1}]`);
+  const { batch, positions } = blankOutPlan(T, o);
   const base = await scoreOnceAsync(target, undefined, "blankOut");
   const occluded = new Float64Array(T).fill(NaN), drop = new Float64Array(T);
   for (let k0 = 0; k0 < positions.length; k0 += target.scoreBatch ? batch : 1) {

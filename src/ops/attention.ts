@@ -99,6 +99,17 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     const r = sdpa(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), { ...opts, attnMask: lift3(opts.attnMask ?? opts.mask ?? null) });
     return { out: r.out.squeeze(1), weights: r.weights && r.weights.ndim === 4 ? r.weights.squeeze(1) : r.weights };
   }
+  const [B, H, Tq, D, Hkv, Tk, Dv] = qkvDims(q, k, v);
+  const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
+  const uniform = opts.maskedRows === "uniform" ? uniformRows(args, opts) : null;
+  const r = sdpaWithArgs(q, k, v, args, opts);
+  if (!uniform) return r;
+  const c = uniformCorrection(uniform, v, args, opts);                      // (B, H, Tq, Dv)
+  return { out: r.out.add(c.out), weights: r.weights && c.weights ? r.weights.add(c.weights) : r.weights };
+}
+
+/** The dims of 4-D q (B, H, Tq, D), k (B, Hkv, Tk, D), v (B, Hkv, Tk, Dv), or an error naming all three shapes. */
+function qkvDims(q: Tensor, k: Tensor, v: Tensor): [number, number, number, number, number, number, number] {
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
     throw new Error(`scaledDotProductAttention: expects 4-D (B,H,T,D) or 3-D (B,T,D) q/k/v, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
   }
@@ -107,12 +118,7 @@ export function sdpa(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions): SdpaRe
     throw new Error(`scaledDotProductAttention: incompatible shapes q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} ` +
       `(need matching batch, k/v with the same heads and length, q/k the same head dim, query heads a multiple of kv heads)`);
   }
-  const args = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
-  const uniform = opts.maskedRows === "uniform" ? uniformRows(args, opts) : null;
-  const r = sdpaWithArgs(q, k, v, args, opts);
-  if (!uniform) return r;
-  const c = uniformCorrection(uniform, v, args, opts);                      // (B, H, Tq, Dv)
-  return { out: r.out.add(c.out), weights: r.weights && c.weights ? r.weights.add(c.weights) : r.weights };
+  return [B, H, Tq, D, Hkv, Tk, Dv];
 }
 
 function sdpaWithArgs(q: Tensor, k: Tensor, v: Tensor, args: AttnArgs, opts: SdpaOptions): SdpaResult {
@@ -446,14 +452,7 @@ function mathOnDevice(q: Tensor, k: Tensor, v: Tensor, opts: SdpaOptions, dev: D
   for (const m of [opts.attnMask ?? opts.mask, opts.keyPaddingMask]) {
     if (m && m.device !== "cpu") throw unsupportedOn(dev, `scaledDotProductAttention impl "math" with a mask on the device (shape ${shapeStr(m.shape)}; build masks on the CPU)`);
   }
-  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) {
-    throw new Error(`scaledDotProductAttention: expects 4-D (B,H,T,D) or 3-D (B,T,D) q/k/v, got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`);
-  }
-  const [B, H, Tq, D] = q.shape, [Bk, Hkv, Tk, Dk] = k.shape, [Bv, Hv, Tv, Dv] = v.shape;
-  if (Bk !== B || Bv !== B || Hv !== Hkv || Tv !== Tk || Dk !== D || H % Hkv !== 0) {
-    throw new Error(`scaledDotProductAttention: incompatible shapes q ${shapeStr(q.shape)}, k ${shapeStr(k.shape)}, v ${shapeStr(v.shape)} ` +
-      `(need matching batch, k/v with the same heads and length, q/k the same head dim, query heads a multiple of kv heads)`);
-  }
+  const [B, H, Tq, D, Hkv, Tk, Dv] = qkvDims(q, k, v);
   const a = attnArgsFor(B, H, Hkv, Tq, Tk, D, Dv, opts);
   if (a.dropoutP > 0) throw unsupportedOn(dev, 'scaledDotProductAttention impl "math" with dropout');
   const add = new Float32Array(B * H * Tq * Tk), keep = new Float32Array(B * H * Tq).fill(1);
